@@ -1,0 +1,66 @@
+"""The model card: what a model is, what it can do and which parameter ranges it accepts.
+
+The export writes one ``model_card.json`` next to each pipeline model in the model repository; the API serves it
+and validates requests against it. One schema for both sides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+MODEL_CARD_FILENAME = "model_card.json"
+
+
+class ParameterRange(msgspec.Struct, frozen=True):
+    min: float | int
+    max: float | int
+    default: float | int
+    description: str
+    multiple_of: int | None = None
+
+
+class Capabilities(msgspec.Struct, frozen=True):
+    max_resolution: str
+    min_resolution: str
+    max_duration_seconds: float
+    min_duration_seconds: float
+    max_fps: int
+    min_fps: int
+    supported_formats: list[str]
+    supports_negative_prompt: bool = True
+    supports_style_transfer: bool = False
+
+
+class Requirements(msgspec.Struct, frozen=True):
+    gpu_memory_gb: float
+    vram_usage_gb: float
+    estimated_load_time_seconds: float
+
+
+class ModelCard(msgspec.Struct, frozen=True):
+    id: str  # public model id == Triton name of the pipeline model
+    family: str  # prefix of the component model names (see visualizr.names.component_model_name)
+    name: str
+    description: str
+    version: str
+    type: str  # "text-to-video"
+    capabilities: Capabilities
+    requirements: Requirements
+    # width, height, num_frames, fps, num_inference_steps, guidance_scale
+    parameters: dict[str, ParameterRange]
+    triton_models: list[str]  # every Triton model this pipeline needs, components first, pipeline last
+    weights: str  # "random-tiny" for the embedded demo, else the source folder's name
+    notes: str = ""
+
+    def parameter(self, name: str) -> ParameterRange:
+        return self.parameters[name]
+
+
+def write_model_card(card: ModelCard, path: Path) -> None:
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(card), indent=2))
+
+
+def read_model_card(path: Path) -> ModelCard:
+    return msgspec.json.decode(path.read_bytes(), type=ModelCard)

@@ -1,0 +1,74 @@
+"""Settings read from the environment, in one place, for the API, the Triton launcher and `make serve`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+class Settings(msgspec.Struct, frozen=True):
+    host: str = "0.0.0.0"
+    port: int = 8002
+    triton_host: str = "127.0.0.1"
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8003
+    data_dir: Path = REPO_ROOT / "data"
+    model_repository: Path = REPO_ROOT / "model_repository"
+    # Jobs waiting (not yet running) before POST answers QUEUE_FULL.
+    queue_size: int = 32
+    # Jobs streamed from Triton at once. >1 lets concurrent jobs' UNet steps share a dynamic batch.
+    workers: int = 2
+    # Comma-separated Bearer keys; empty means the API runs open (issue 3).
+    api_keys: tuple[str, ...] = ()
+    log_level: str = "info"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"{self.triton_host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        return f"{self.triton_host}:{self.triton_http_port}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "jobs.sqlite3"
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.data_dir / "assets" / "video"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        base = cls()
+        keys = tuple(k.strip() for k in env.get("VISUALIZR_API_KEYS", "").split(",") if k.strip())
+        return cls(
+            host=env.get("VISUALIZR_HOST", base.host),
+            port=_int(env, "VISUALIZR_PORT", base.port),
+            triton_host=env.get("VISUALIZR_TRITON_HOST", base.triton_host),
+            triton_http_port=_int(env, "VISUALIZR_TRITON_HTTP_PORT", base.triton_http_port),
+            triton_grpc_port=_int(env, "VISUALIZR_TRITON_GRPC_PORT", base.triton_grpc_port),
+            triton_metrics_port=_int(env, "VISUALIZR_TRITON_METRICS_PORT", base.triton_metrics_port),
+            data_dir=Path(env.get("VISUALIZR_DATA_DIR", base.data_dir)).resolve(),
+            model_repository=Path(env.get("VISUALIZR_MODEL_REPOSITORY", base.model_repository)).resolve(),
+            queue_size=_int(env, "VISUALIZR_QUEUE_SIZE", base.queue_size),
+            workers=_int(env, "VISUALIZR_WORKERS", base.workers),
+            api_keys=keys,
+            log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
+        )
