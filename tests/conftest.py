@@ -1,0 +1,53 @@
+"""Shared fixtures. Integration fixtures start the REAL tritonserver over the real model repository and the
+real API process; nothing here fakes Triton."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import ApiProcess, stack_settings, start_api
+from visualizr.launcher import TritonServer
+from visualizr.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_repository() -> Path:
+    """The demo model repository, built (or found up to date) by the same command `make serve` runs."""
+    repository = Settings.from_env().model_repository
+    subprocess.run([sys.executable, "-m", "export", "--repository", str(repository)], check=True, cwd=REPO_ROOT)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> tuple[Settings, dict[str, str]]:
+    data_dir = tmp_path_factory.mktemp("visualizr-data")
+    return stack_settings(data_dir, VISUALIZR_MODEL_REPOSITORY=str(model_repository), VISUALIZR_WORKERS="2")
+
+
+@pytest.fixture(scope="session")
+def triton(stack_env: tuple[Settings, dict[str, str]]) -> Iterator[TritonServer]:
+    settings, _ = stack_env
+    server = TritonServer(settings)
+    server.start()
+    try:
+        server.wait_ready(300)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def api(triton: TritonServer, stack_env: tuple[Settings, dict[str, str]]) -> Iterator[ApiProcess]:
+    settings, env = stack_env
+    process = start_api(settings, env)
+    try:
+        yield process
+    finally:
+        process.stop()
