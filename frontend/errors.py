@@ -1,0 +1,141 @@
+"""The one error tree of the API and the one exception handler that renders it.
+
+Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes.
+Litestar's own exceptions (body validation, unknown route, wrong method, malformed JSON, oversized body) are
+mapped onto the same body so that nothing a client can send produces a bare 500:
+
+* unknown route -> HTTP 404, ``REQUEST_NOT_FOUND``; wrong method -> HTTP 405 (with ``Allow``),
+  ``INVALID_PARAMETERS``;
+* any other 4xx raised by Litestar -> its own status, ``INVALID_PARAMETERS``;
+* an unexpected exception -> HTTP 500, ``GENERATION_FAILED`` (logged with its traceback; no internals leak).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+
+logger = logging.getLogger("frontend.errors")
+
+INVALID_PROMPT = "INVALID_PROMPT"
+INVALID_PARAMETERS = "INVALID_PARAMETERS"
+MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+REQUEST_NOT_FOUND = "REQUEST_NOT_FOUND"
+INSUFFICIENT_GPU_MEMORY = "INSUFFICIENT_GPU_MEMORY"
+MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
+GENERATION_FAILED = "GENERATION_FAILED"
+QUEUE_FULL = "QUEUE_FULL"
+
+
+class VisualizrError(Exception):
+    """Base of every error the API answers with. Subclasses fix ``code`` and ``http_status``."""
+
+    code: ClassVar[str] = GENERATION_FAILED
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, details: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
+
+class InvalidPromptError(VisualizrError):
+    code = INVALID_PROMPT
+    http_status = 400
+
+
+class InvalidParametersError(VisualizrError):
+    code = INVALID_PARAMETERS
+    http_status = 400
+
+
+class ModelNotFoundError(VisualizrError):
+    code = MODEL_NOT_FOUND
+    http_status = 404
+
+
+class RequestNotFoundError(VisualizrError):
+    code = REQUEST_NOT_FOUND
+    http_status = 404
+
+
+class InsufficientGpuMemoryError(VisualizrError):
+    code = INSUFFICIENT_GPU_MEMORY
+    http_status = 507
+
+
+class ModelLoadFailedError(VisualizrError):
+    code = MODEL_LOAD_FAILED
+    http_status = 500
+
+
+class GenerationFailedError(VisualizrError):
+    code = GENERATION_FAILED
+    http_status = 500
+
+
+class QueueFullError(VisualizrError):
+    code = QUEUE_FULL
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_seconds: int, details: Any = None) -> None:
+        super().__init__(message, details, headers={"Retry-After": str(max(1, int(retry_after_seconds)))})
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _response(
+    status: int, code: str, message: str, details: Any, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        content=error_body(code, message, details),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers or None,
+    )
+
+
+def to_visualizr_error(exc: Exception) -> tuple[int, str, str, Any, dict[str, str]]:
+    """(status, code, message, details, headers) for any exception."""
+    if isinstance(exc, VisualizrError):
+        return exc.http_status, exc.code, exc.message, exc.details, exc.headers
+    if isinstance(exc, ValidationException):
+        extra = exc.extra if isinstance(exc.extra, list) else None
+        return 400, INVALID_PARAMETERS, "Request validation failed", {"errors": extra} if extra else None, {}
+    if isinstance(exc, NotFoundException):
+        return 404, REQUEST_NOT_FOUND, "Resource not found", None, {}
+    if isinstance(exc, MethodNotAllowedException):
+        return 405, INVALID_PARAMETERS, "Method not allowed", None, dict(exc.headers or {})
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return exc.status_code, INVALID_PARAMETERS, str(exc.detail), None, dict(exc.headers or {})
+    return 500, GENERATION_FAILED, "Internal server error", None, {}
+
+
+def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response:
+    status, code, message, details, headers = to_visualizr_error(exc)
+    if status >= 500 and not isinstance(exc, VisualizrError):
+        logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _response(status, code, message, details, headers)
+
+
+# Litestar looks handlers up by exception class (MRO) and status code; Exception catches everything else.
+EXCEPTION_HANDLERS = {
+    VisualizrError: exception_handler,
+    HTTPException: exception_handler,
+    Exception: exception_handler,
+}

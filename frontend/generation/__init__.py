@@ -1,0 +1,3 @@
+"""Text-to-video generation: request validation, job queue and workers, Triton streaming, encoding, WebSocket
+hub.
+"""

@@ -1,0 +1,193 @@
+"""Wire types of the generation API (msgspec Structs), shaped exactly as the API reference shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# Job states. `queued` and `cancelled` extend the reference's processing/completed/failed.
+QUEUED = "queued"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED})
+ALL_STATES = (QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
+
+# current_step while waiting for a worker (the other values are visualizr.names phases).
+STEP_QUEUED = "queued"
+
+DEFAULT_MODEL = "animatediff"
+MAX_PROMPT_CHARS = 2000
+MAX_STYLE_CHARS = 100
+MAX_SEED = 2**63 - 1
+
+
+class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /api/v1/generate/video body. Absent (or null) fields take the model card's defaults.
+
+    ``style`` is accepted and stored with the job, but no model uses it yet.
+    """
+
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    num_frames: int | None = None
+    fps: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+    model: str | None = None
+    style: str | None = None
+
+
+class GenerationParameters(msgspec.Struct, frozen=True):
+    """The resolved parameters of a job (defaults filled in, seed chosen); stored as JSON with the job."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+
+    @property
+    def work_units(self) -> float:
+        """Denoising work of a job: steps x frames x pixels (what generation time scales with)."""
+        return float(self.num_inference_steps) * self.num_frames * self.width * self.height
+
+
+class GenerateVideoResponse(msgspec.Struct):
+    request_id: str
+    status: str
+    estimated_time_seconds: int
+    queue_position: int
+    created_at: str
+
+
+class VideoMetadata(msgspec.Struct):
+    duration_seconds: float
+    fps: int | float
+    resolution: str
+    file_size_bytes: int
+    format: str
+    codec: str
+    num_frames: int = 0  # read back from the file too; not part of the reference's metadata but handy
+
+
+class VideoResult(msgspec.Struct):
+    video_url: str
+    thumbnail_url: str
+    preview_gif_url: str
+    metadata: VideoMetadata
+
+
+class ErrorInfo(msgspec.Struct):
+    code: str
+    message: str
+    details: Any = None
+
+
+class QueuedStatus(msgspec.Struct):
+    request_id: str
+    status: str
+    progress: int
+    current_step: str
+    queue_position: int
+    estimated_remaining_seconds: int
+    created_at: str
+
+
+class ProcessingStatus(msgspec.Struct):
+    request_id: str
+    status: str
+    progress: int
+    current_step: str
+    estimated_remaining_seconds: int
+    created_at: str
+    started_at: str
+
+
+class CompletedStatus(msgspec.Struct):
+    request_id: str
+    status: str
+    progress: int
+    result: VideoResult
+    created_at: str
+    completed_at: str
+    processing_time_seconds: float
+
+
+class FailedStatus(msgspec.Struct):
+    request_id: str
+    status: str
+    error: ErrorInfo
+    created_at: str
+    failed_at: str
+
+
+class CancelledStatus(msgspec.Struct, omit_defaults=True):
+    request_id: str
+    status: str
+    progress: int
+    created_at: str
+    cancelled_at: str
+    started_at: str | None = None
+
+
+JobStatus = QueuedStatus | ProcessingStatus | CompletedStatus | FailedStatus | CancelledStatus
+
+
+class CancelResponse(msgspec.Struct):
+    request_id: str
+    status: str
+    cancelled_at: str
+    message: str
+
+
+# --- WebSocket messages (server -> client) ---------------------------------------------------------------
+
+
+class WsProgress(msgspec.Struct, omit_defaults=True):
+    type: str
+    request_id: str
+    status: str
+    progress: int
+    current_step: str
+    estimated_remaining_seconds: int
+    queue_position: int | None = None  # only while queued
+
+
+class WsCompleted(msgspec.Struct):
+    type: str
+    request_id: str
+    result: VideoResult
+
+
+class WsFailed(msgspec.Struct):
+    type: str
+    request_id: str
+    error: ErrorInfo
+
+
+class WsCancelled(msgspec.Struct):
+    type: str
+    request_id: str
+    status: str
+    cancelled_at: str
+
+
+class WsError(msgspec.Struct, omit_defaults=True):
+    type: str
+    error: ErrorInfo
+    request_id: str | None = None
+
+
+class WsClientMessage(msgspec.Struct):
+    """What a client sends: {"type": "subscribe" | "unsubscribe", "request_id": "..."}."""
+
+    type: str
+    request_id: str | None = None

@@ -1,0 +1,688 @@
+"""Job lifecycle: bounded queue, workers streaming from the backend, progress, cancellation, persistence.
+
+State: every non-terminal job lives in memory (``_live``) and is authoritative there; SQLite holds the durable
+copy (progress writes throttled). A job leaves ``_live`` once its terminal state is written.
+
+* ``queued``: waiting in ``_waiting`` (FIFO). An idle worker takes a job the moment it is submitted, so a
+  POST answers ``processing`` when a worker was free and ``queued`` otherwise. ``queue_position`` is 1 for
+  the next job to start, 0 for a job that is running.
+* Bound: at most ``Settings.queue_size`` jobs waiting (not counting ones that start at once) -> QUEUE_FULL
+  with Retry-After (estimated seconds until a running job finishes).
+* Cancel: a queued job leaves the queue; a running one is marked cancelled at once and its stream cancelled
+  (Triton stops within one step; a job already in video encoding finishes that and its files are deleted).
+  Cancelling a cancelled job answers the same cancelled state again; a completed or failed job cannot be
+  cancelled (400 INVALID_PARAMETERS naming its status).
+* Startup: jobs left ``processing`` (the server died under them) -> failed, GENERATION_FAILED "interrupted
+  by a server restart"; jobs left ``queued`` are queued again in their original order. Graceful shutdown
+  puts running jobs back to ``queued`` (their seed is stored, so the rerun reproduces them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from frontend import clock
+from frontend.errors import (
+    GENERATION_FAILED,
+    InvalidParametersError,
+    QueueFullError,
+    RequestNotFoundError,
+)
+from frontend.generation.backend import BackendError, GenerationBackend, GenerationInput, GenerationStream
+from frontend.generation.encoding import VideoAssets, asset_names, encode_assets, remove_assets
+from frontend.generation.estimator import Estimator
+from frontend.generation.schemas import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    STEP_QUEUED,
+    TERMINAL_STATES,
+    CancelledStatus,
+    CancelResponse,
+    CompletedStatus,
+    ErrorInfo,
+    FailedStatus,
+    GenerateVideoResponse,
+    JobStatus,
+    ProcessingStatus,
+    QueuedStatus,
+    VideoMetadata,
+    VideoResult,
+    WsCancelled,
+    WsCompleted,
+    WsFailed,
+    WsProgress,
+)
+from frontend.generation.store import JobRecord, JobStore
+from frontend.generation.validation import ValidatedRequest
+from frontend.generation.websocket import GenerationHub, Subscriber
+from frontend.models_catalog import ModelCatalog
+from visualizr import names
+from visualizr.settings import Settings
+
+logger = logging.getLogger("frontend.generation")
+
+REQUEST_ID_PREFIX = "video_req_"
+ASSETS_URL_PREFIX = "/assets/video"
+FAILED_MESSAGE = "Video generation failed"
+INTERRUPTED_DETAILS = "interrupted by a server restart"
+# Progress bands of the phases (percent).
+TEXT_ENCODING_DONE = 5
+FRAME_GENERATION_DONE = 90
+DECODING_DONE = 95
+PROGRESS_WRITE_INTERVAL = 0.1  # seconds between DB writes of one job's progress (phase changes always write)
+
+Encoder = Callable[[np.ndarray, int, Path, str], tuple[VideoAssets, VideoMetadata]]
+
+
+def video_id_of(request_id: str) -> str:
+    """``video_req_<hex>`` -> ``video_<hex>`` (the asset file stem)."""
+    return "video_" + request_id.removeprefix(REQUEST_ID_PREFIX)
+
+
+def progress_of(phase: str, step: int, total_steps: int) -> tuple[int, str]:
+    """(progress percent, current_step) after a pipeline response of ``phase``."""
+    if phase == names.PHASE_TEXT_ENCODING:
+        return TEXT_ENCODING_DONE, names.PHASE_TEXT_ENCODING
+    if phase == names.PHASE_FRAME_GENERATION:
+        fraction = min(max(step / total_steps, 0.0), 1.0) if total_steps > 0 else 0.0
+        span = FRAME_GENERATION_DONE - TEXT_ENCODING_DONE
+        return TEXT_ENCODING_DONE + int(span * fraction), names.PHASE_FRAME_GENERATION
+    if phase == names.PHASE_DECODING:
+        return FRAME_GENERATION_DONE, names.PHASE_DECODING
+    if phase == names.PHASE_DONE:
+        return DECODING_DONE, names.PHASE_ENCODING
+    return 0, phase
+
+
+@dataclass(eq=False)
+class LiveJob:
+    record: JobRecord
+    estimate_seconds: float
+    stream: GenerationStream | None = None
+    cancel_requested: bool = False
+    last_write: float = 0.0
+    written_step: str = ""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def request_id(self) -> str:
+        return self.record.request_id
+
+    @property
+    def terminal(self) -> bool:
+        return self.record.status in TERMINAL_STATES
+
+
+class GenerationService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        catalog: ModelCatalog,
+        backend: GenerationBackend,
+        hub: GenerationHub | None = None,
+        *,
+        encoder: Encoder = encode_assets,
+        now: Callable[[], float] = clock.now,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.backend = backend
+        self.hub = hub or GenerationHub()
+        self.estimator = Estimator()
+        self._encoder = encoder
+        self._now = now
+        self._live: dict[str, LiveJob] = {}
+        self._waiting: OrderedDict[str, LiveJob] = OrderedDict()
+        self._idle: deque[asyncio.Future[LiveJob]] = deque()
+        self._reserved = 0
+        self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        now = self._now()
+        interrupted = await self.store.fail_interrupted(
+            now, GENERATION_FAILED, FAILED_MESSAGE, INTERRUPTED_DETAILS
+        )
+        if interrupted:
+            logger.warning(
+                "marked %d interrupted job(s) failed: %s", len(interrupted), ", ".join(interrupted)
+            )
+        requeued = await self.store.list_by_status([QUEUED])
+        for model in {r.model for r in requeued} | set(self.catalog.ids()):
+            self.estimator.load(model, await self.store.history(model))
+        for record in requeued:
+            live = LiveJob(record, self.estimator.estimate(record.model, record.parameters.work_units))
+            self._live[record.request_id] = live
+            self._waiting[record.request_id] = live
+        if requeued:
+            logger.info("re-queued %d job(s) from the previous run", len(requeued))
+        self._stopping = False
+        self._workers = [
+            asyncio.create_task(self._worker(i), name=f"generation-worker-{i}")
+            for i in range(self.settings.workers)
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._workers = []
+        for fut in self._idle:
+            fut.cancel()
+        self._idle.clear()
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for j in self._live.values() if j.record.status == PROCESSING)
+
+    def queue_position(self, request_id: str) -> int:
+        for index, rid in enumerate(self._waiting, start=1):
+            if rid == request_id:
+                return index
+        return 0
+
+    def _remaining(self, live: LiveJob, now: float) -> float:
+        """Estimated seconds until a running job is done."""
+        rec = live.record
+        elapsed = max(0.0, now - (rec.started_at or now))
+        if rec.progress >= 10:
+            return max(0.0, elapsed * (100 - rec.progress) / rec.progress)
+        return max(0.0, live.estimate_seconds - elapsed)
+
+    def _wait_seconds(self, upto: str | None = None) -> float:
+        """Seconds until a worker is free for the waiting job ``upto`` (or a new job at the queue's end).
+
+        List scheduling of the jobs ahead over the workers, starting from the running jobs' remaining times.
+        """
+        now = self._now()
+        running = sorted(
+            self._remaining(j, now) for j in self._live.values() if j.record.status == PROCESSING
+        )
+        slots = [0.0] * max(0, self.settings.workers - len(running)) + running
+        slots = sorted(slots)[: max(1, self.settings.workers)] or [0.0]
+        for rid, job in self._waiting.items():
+            if rid == upto:
+                break
+            slots[0] += job.estimate_seconds
+            slots.sort()
+        return slots[0]
+
+    def _queued_remaining(self, live: LiveJob) -> float:
+        return self._wait_seconds(live.request_id) + live.estimate_seconds
+
+    def _status_of(self, rec: JobRecord, live: LiveJob | None) -> JobStatus:
+        created = clock.iso(rec.created_at) or ""
+        if rec.status == QUEUED:
+            remaining = (
+                self._queued_remaining(live)
+                if live
+                else self.estimator.estimate(rec.model, rec.parameters.work_units)
+            )
+            return QueuedStatus(
+                request_id=rec.request_id,
+                status=QUEUED,
+                progress=0,
+                current_step=STEP_QUEUED,
+                queue_position=self.queue_position(rec.request_id),
+                estimated_remaining_seconds=math.ceil(remaining),
+                created_at=created,
+            )
+        if rec.status == PROCESSING:
+            remaining = self._remaining(live, self._now()) if live else 0.0
+            return ProcessingStatus(
+                request_id=rec.request_id,
+                status=PROCESSING,
+                progress=rec.progress,
+                current_step=rec.current_step,
+                estimated_remaining_seconds=math.ceil(remaining),
+                created_at=created,
+                started_at=clock.iso(rec.started_at or rec.created_at) or "",
+            )
+        if rec.status == COMPLETED:
+            return CompletedStatus(
+                request_id=rec.request_id,
+                status=COMPLETED,
+                progress=100,
+                result=self._result_of(rec),
+                created_at=created,
+                completed_at=clock.iso(rec.completed_at) or "",
+                processing_time_seconds=round(rec.processing_time_seconds or 0.0, 3),
+            )
+        if rec.status == FAILED:
+            return FailedStatus(
+                request_id=rec.request_id,
+                status=FAILED,
+                error=self._error_of(rec),
+                created_at=created,
+                failed_at=clock.iso(rec.failed_at) or "",
+            )
+        return CancelledStatus(
+            request_id=rec.request_id,
+            status=CANCELLED,
+            progress=rec.progress,
+            created_at=created,
+            cancelled_at=clock.iso(rec.cancelled_at) or "",
+            started_at=clock.iso(rec.started_at),
+        )
+
+    @staticmethod
+    def _result_of(rec: JobRecord) -> VideoResult:
+        video, thumb, preview = asset_names(video_id_of(rec.request_id))
+        metadata = rec.metadata or VideoMetadata(0.0, 0, "0x0", 0, "mp4", "h264")
+        return VideoResult(
+            video_url=f"{ASSETS_URL_PREFIX}/{rec.video_path or video}",
+            thumbnail_url=f"{ASSETS_URL_PREFIX}/{rec.thumbnail_path or thumb}",
+            preview_gif_url=f"{ASSETS_URL_PREFIX}/{rec.preview_path or preview}",
+            metadata=metadata,
+        )
+
+    @staticmethod
+    def _error_of(rec: JobRecord) -> ErrorInfo:
+        return ErrorInfo(
+            code=rec.error_code or GENERATION_FAILED,
+            message=rec.error_message or FAILED_MESSAGE,
+            details=rec.error_details or "",
+        )
+
+    async def _record(self, request_id: str) -> tuple[JobRecord, LiveJob | None]:
+        live = self._live.get(request_id)
+        if live is not None:
+            return live.record, live
+        rec = await self.store.get(request_id)
+        live = self._live.get(request_id)  # it may have gone live while we read
+        if live is not None:
+            return live.record, live
+        if rec is None:
+            shown = request_id[:120]  # never echo an unbounded path segment
+            raise RequestNotFoundError(f"Generation request {shown!r} not found", {"request_id": shown})
+        return rec, None
+
+    async def get_status(self, request_id: str) -> JobStatus:
+        rec, live = await self._record(request_id)
+        return self._status_of(rec, live)
+
+    # ------------------------------------------------------------------ WebSocket messages
+
+    def _progress_message(self, live: LiveJob) -> WsProgress:
+        rec = live.record
+        if rec.status == QUEUED:
+            return WsProgress(
+                type="progress",
+                request_id=rec.request_id,
+                status=QUEUED,
+                progress=0,
+                current_step=STEP_QUEUED,
+                estimated_remaining_seconds=math.ceil(self._queued_remaining(live)),
+                queue_position=self.queue_position(rec.request_id),
+            )
+        return WsProgress(
+            type="progress",
+            request_id=rec.request_id,
+            status=rec.status,
+            progress=rec.progress,
+            current_step=rec.current_step,
+            estimated_remaining_seconds=math.ceil(self._remaining(live, self._now())),
+        )
+
+    def _terminal_message(self, rec: JobRecord) -> WsCompleted | WsFailed | WsCancelled:
+        if rec.status == COMPLETED:
+            return WsCompleted(type="completed", request_id=rec.request_id, result=self._result_of(rec))
+        if rec.status == FAILED:
+            return WsFailed(type="failed", request_id=rec.request_id, error=self._error_of(rec))
+        return WsCancelled(
+            type="cancelled",
+            request_id=rec.request_id,
+            status=CANCELLED,
+            cancelled_at=clock.iso(rec.cancelled_at) or "",
+        )
+
+    def _publish_progress(self, live: LiveJob) -> None:
+        if self.hub.has_subscribers(live.request_id):
+            self.hub.publish(live.request_id, self._progress_message(live))
+
+    def _publish_queue_positions(self) -> None:
+        for live in self._waiting.values():
+            self._publish_progress(live)
+
+    async def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
+        """Subscribe and send the current state at once (atomically: no update can slip in between)."""
+        live = self._live.get(request_id)
+        if live is None:
+            rec, live = await self._record(request_id)
+            if live is None:
+                if rec.status in TERMINAL_STATES:
+                    self.hub.publish_to(subscriber, request_id, self._terminal_message(rec), terminal=True)
+                    return
+                # Non-terminal in SQLite yet not live: only while a POST is between insert and enqueue.
+                live = LiveJob(rec, self.estimator.estimate(rec.model, rec.parameters.work_units))
+                self.hub.subscribe(request_id, subscriber)
+                self.hub.publish_to(subscriber, request_id, self._progress_message(live))
+                return
+        if live.terminal:
+            self.hub.publish_to(subscriber, request_id, self._terminal_message(live.record), terminal=True)
+            return
+        self.hub.subscribe(request_id, subscriber)
+        self.hub.publish_to(subscriber, request_id, self._progress_message(live))
+
+    async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
+        if request_id not in self._live:
+            await self._record(request_id)  # REQUEST_NOT_FOUND for ids that never existed
+        self.hub.unsubscribe(request_id, subscriber)
+
+    # ------------------------------------------------------------------ submit / cancel
+
+    def _retry_after(self) -> int:
+        now = self._now()
+        running = [self._remaining(j, now) for j in self._live.values() if j.record.status == PROCESSING]
+        return int(min(600, max(1, math.ceil(min(running)) if running else 5)))
+
+    async def submit(self, request: ValidatedRequest) -> GenerateVideoResponse:
+        idle = sum(1 for f in self._idle if not f.done())
+        if len(self._waiting) + self._reserved + 1 - idle > self.settings.queue_size:
+            retry = self._retry_after()
+            raise QueueFullError(
+                f"The generation queue is full ({self.settings.queue_size} waiting); retry in {retry} s",
+                retry_after_seconds=retry,
+                details={"queue_size": self.settings.queue_size, "retry_after_seconds": retry},
+            )
+        params = request.parameters
+        record = JobRecord(
+            request_id=f"{REQUEST_ID_PREFIX}{uuid.uuid4().hex}",
+            model=request.card.id,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            style=request.style,
+            parameters=params,
+            status=QUEUED,
+            progress=0,
+            current_step=STEP_QUEUED,
+            created_at=self._now(),
+        )
+        self._reserved += 1
+        try:
+            await self.store.insert(record)
+        finally:
+            self._reserved -= 1
+        live = LiveJob(record, self.estimator.estimate(record.model, params.work_units))
+        self._live[record.request_id] = live
+        self._waiting[record.request_id] = live
+        self._dispatch()
+        queued = record.status == QUEUED
+        estimated = self._queued_remaining(live) if queued else live.estimate_seconds
+        return GenerateVideoResponse(
+            request_id=record.request_id,
+            status=record.status,
+            estimated_time_seconds=math.ceil(estimated),
+            queue_position=self.queue_position(record.request_id),
+            created_at=clock.iso(record.created_at) or "",
+        )
+
+    async def cancel(self, request_id: str) -> CancelResponse:
+        rec, live = await self._record(request_id)
+        if rec.status == CANCELLED:
+            return CancelResponse(
+                request_id=request_id,
+                status=CANCELLED,
+                cancelled_at=clock.iso(rec.cancelled_at) or "",
+                message="Generation request was already cancelled",
+            )
+        if rec.status in (COMPLETED, FAILED):
+            raise InvalidParametersError(
+                f"Generation request {request_id!r} is already {rec.status} and cannot be cancelled",
+                {"request_id": request_id, "status": rec.status},
+            )
+        now = self._now()
+        was_waiting = self._waiting.pop(request_id, None) is not None
+        rec.status = CANCELLED
+        rec.cancelled_at = now
+        if live is not None:
+            live.cancel_requested = True
+            if live.stream is not None:
+                live.stream.cancel()
+        self.hub.publish(request_id, self._terminal_message(rec), terminal=True)
+        await self.store.update(request_id, status=CANCELLED, cancelled_at=now, progress=rec.progress)
+        self._retire(live)
+        if was_waiting:
+            self._publish_queue_positions()
+        return CancelResponse(
+            request_id=request_id,
+            status=CANCELLED,
+            cancelled_at=clock.iso(now) or "",
+            message="Generation request cancelled successfully",
+        )
+
+    def _retire(self, live: LiveJob | None) -> None:
+        if live is not None:
+            if self._live.get(live.request_id) is live:
+                del self._live[live.request_id]
+            live.done.set()
+
+    # ------------------------------------------------------------------ workers
+
+    def _dispatch(self) -> None:
+        started = False
+        while self._waiting and self._idle:
+            fut = self._idle.popleft()
+            if fut.done():
+                continue
+            _, live = self._waiting.popitem(last=False)
+            rec = live.record
+            rec.status = PROCESSING
+            rec.started_at = self._now()
+            rec.progress = 0
+            rec.current_step = names.PHASE_TEXT_ENCODING
+            fut.set_result(live)
+            started = True
+        if started:
+            self._publish_queue_positions()
+
+    async def _worker(self, index: int) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            fut: asyncio.Future[LiveJob] = loop.create_future()
+            self._idle.append(fut)
+            self._dispatch()
+            try:
+                live = await fut
+            except asyncio.CancelledError:
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(fut)
+                if fut.done() and not fut.cancelled():
+                    await self._requeue_on_shutdown(fut.result())
+                raise
+            try:
+                await self._run(live)
+            except asyncio.CancelledError:
+                await self._requeue_on_shutdown(live)
+                raise
+            except Exception as exc:  # never let one job kill a worker
+                logger.exception("worker %d: unexpected error in %s", index, live.request_id)
+                await self._fail(live, FAILED_MESSAGE, f"internal error: {exc}")
+
+    async def _requeue_on_shutdown(self, live: LiveJob) -> None:
+        if live.terminal:
+            return
+        if live.stream is not None:
+            live.stream.cancel()
+        rec = live.record
+        rec.status, rec.progress, rec.current_step, rec.started_at = QUEUED, 0, STEP_QUEUED, None
+        with contextlib.suppress(Exception):
+            await self.store.update(
+                rec.request_id, status=QUEUED, progress=0, current_step=STEP_QUEUED, started_at=None
+            )
+
+    async def _write_progress(self, live: LiveJob, force: bool = False) -> None:
+        rec = live.record
+        now = self._now()
+        if (
+            not force
+            and rec.current_step == live.written_step
+            and now - live.last_write < PROGRESS_WRITE_INTERVAL
+        ):
+            return
+        live.last_write = now
+        live.written_step = rec.current_step
+        await self.store.update(rec.request_id, progress=rec.progress, current_step=rec.current_step)
+
+    async def _run(self, live: LiveJob) -> None:
+        rec = live.record
+        params = rec.parameters
+        if live.terminal:  # cancelled between dispatch and now
+            return
+        await self.store.update(
+            rec.request_id,
+            status=PROCESSING,
+            started_at=rec.started_at,
+            progress=0,
+            current_step=rec.current_step,
+        )
+        if live.terminal:
+            return
+        self._publish_progress(live)
+        stream = self.backend.stream(
+            GenerationInput(
+                request_id=rec.request_id,
+                model=rec.model,
+                prompt=rec.prompt,
+                negative_prompt=rec.negative_prompt,
+                width=params.width,
+                height=params.height,
+                num_frames=params.num_frames,
+                num_inference_steps=params.num_inference_steps,
+                guidance_scale=params.guidance_scale,
+                seed=params.seed,
+            )
+        )
+        live.stream = stream
+        if live.cancel_requested:
+            stream.cancel()
+        frames: np.ndarray | None = None
+        try:
+            async for event in stream:
+                if live.terminal:
+                    stream.cancel()
+                    break
+                if event.frames is not None:
+                    frames = event.frames
+                progress, step = progress_of(event.phase, event.step, event.total_steps)
+                if progress > rec.progress or step != rec.current_step:
+                    rec.progress = max(rec.progress, progress)
+                    rec.current_step = step
+                    self._publish_progress(live)
+                    await self._write_progress(live)
+        except BackendError as exc:
+            if not live.terminal:
+                await self._fail(live, exc.message or FAILED_MESSAGE, exc.details)
+            return
+        if live.terminal:
+            return
+        if frames is None:
+            await self._fail(live, FAILED_MESSAGE, "the pipeline finished without returning frames")
+            return
+        expected = (params.num_frames, params.height, params.width, 3)
+        if tuple(frames.shape) != expected or frames.dtype != np.uint8:
+            await self._fail(
+                live,
+                FAILED_MESSAGE,
+                f"the pipeline returned frames {frames.dtype} {list(frames.shape)}, "
+                f"expected uint8 {list(expected)}",
+            )
+            return
+
+        rec.progress = max(rec.progress, DECODING_DONE)
+        rec.current_step = names.PHASE_ENCODING
+        self._publish_progress(live)
+        await self._write_progress(live, force=True)
+        try:
+            assets, metadata = await asyncio.to_thread(
+                self._encoder, frames, params.fps, self.settings.assets_dir, video_id_of(rec.request_id)
+            )
+        except Exception as exc:
+            logger.exception("encoding %s failed", rec.request_id)
+            if not live.terminal:
+                await self._fail(live, FAILED_MESSAGE, f"video encoding failed: {exc}")
+            return
+        if live.terminal:  # cancelled while encoding
+            await asyncio.to_thread(remove_assets, assets)
+            return
+        await self._complete(live, assets, metadata)
+
+    async def _complete(self, live: LiveJob, assets: VideoAssets, metadata: VideoMetadata) -> None:
+        rec = live.record
+        now = self._now()
+        rec.status = COMPLETED
+        rec.progress = 100
+        rec.current_step = names.PHASE_DONE
+        rec.completed_at = now
+        rec.processing_time_seconds = max(0.0, now - (rec.started_at or now))
+        rec.video_path, rec.thumbnail_path, rec.preview_path = (
+            assets.video.name,
+            assets.thumbnail.name,
+            assets.preview.name,
+        )
+        rec.metadata = metadata
+        self.estimator.observe(rec.model, rec.processing_time_seconds, rec.parameters.work_units)
+        self.hub.publish(rec.request_id, self._terminal_message(rec), terminal=True)
+        await self.store.update(
+            rec.request_id,
+            status=COMPLETED,
+            progress=100,
+            current_step=rec.current_step,
+            completed_at=now,
+            processing_time_seconds=rec.processing_time_seconds,
+            video_path=rec.video_path,
+            thumbnail_path=rec.thumbnail_path,
+            preview_path=rec.preview_path,
+            metadata=metadata,
+        )
+        self._retire(live)
+
+    async def _fail(self, live: LiveJob, message: str, details: str) -> None:
+        if live.terminal:
+            return
+        rec = live.record
+        now = self._now()
+        rec.status = FAILED
+        rec.failed_at = now
+        rec.error_code = GENERATION_FAILED
+        rec.error_message = message
+        rec.error_details = details
+        logger.warning("job %s failed: %s (%s)", rec.request_id, message, details)
+        self.hub.publish(rec.request_id, self._terminal_message(rec), terminal=True)
+        await self.store.update(
+            rec.request_id,
+            status=FAILED,
+            failed_at=now,
+            error_code=GENERATION_FAILED,
+            error_message=message,
+            error_details=details,
+            progress=rec.progress,
+            current_step=rec.current_step,
+        )
+        self._retire(live)

@@ -1,0 +1,211 @@
+"""The job table: stdlib sqlite3 on one dedicated thread, so the event loop never blocks on disk.
+
+All timestamps are epoch seconds (REAL); the API renders them as ISO 8601. ``parameters`` and ``metadata`` are
+JSON documents (GenerationParameters / VideoMetadata).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from frontend.generation.schemas import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    GenerationParameters,
+    VideoMetadata,
+)
+
+T = TypeVar("T")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS jobs (
+    request_id      TEXT PRIMARY KEY,
+    model           TEXT NOT NULL,
+    prompt          TEXT NOT NULL,
+    negative_prompt TEXT NOT NULL DEFAULT '',
+    style           TEXT,
+    parameters      TEXT NOT NULL,
+    status          TEXT NOT NULL
+                    CHECK (status IN ('{QUEUED}', '{PROCESSING}', '{COMPLETED}', '{FAILED}', '{CANCELLED}')),
+    progress        INTEGER NOT NULL DEFAULT 0,
+    current_step    TEXT NOT NULL DEFAULT 'queued',
+    error_code      TEXT,
+    error_message   TEXT,
+    error_details   TEXT,
+    created_at      REAL NOT NULL,
+    started_at      REAL,
+    completed_at    REAL,
+    failed_at       REAL,
+    cancelled_at    REAL,
+    video_path      TEXT,
+    thumbnail_path  TEXT,
+    preview_path    TEXT,
+    metadata        TEXT,
+    processing_time_seconds REAL,
+    work_units      REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_model_history ON jobs (model, status, completed_at);
+"""
+
+
+class JobRecord(msgspec.Struct):
+    request_id: str
+    model: str
+    prompt: str
+    negative_prompt: str
+    style: str | None
+    parameters: GenerationParameters
+    status: str
+    progress: int
+    current_step: str
+    created_at: float
+    error_code: str | None = None
+    error_message: str | None = None
+    error_details: str | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    failed_at: float | None = None
+    cancelled_at: float | None = None
+    video_path: str | None = None
+    thumbnail_path: str | None = None
+    preview_path: str | None = None
+    metadata: VideoMetadata | None = None
+    processing_time_seconds: float | None = None
+
+
+_COLUMNS = tuple(JobRecord.__struct_fields__) + ("work_units",)
+_JSON_COLUMNS = {"parameters": GenerationParameters, "metadata": VideoMetadata}
+
+
+def _to_row(job: JobRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(job, name) for name in JobRecord.__struct_fields__}
+    for name in _JSON_COLUMNS:
+        if row[name] is not None:
+            row[name] = msgspec.json.encode(row[name]).decode()
+    row["work_units"] = job.parameters.work_units
+    return row
+
+
+def _from_row(row: sqlite3.Row) -> JobRecord:
+    data = {name: row[name] for name in JobRecord.__struct_fields__}
+    for name, typ in _JSON_COLUMNS.items():
+        if data[name] is not None:
+            data[name] = msgspec.json.decode(data[name], type=typ)
+    return JobRecord(**data)
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._executor is None or self._conn is None:
+            raise RuntimeError("JobStore is not open")
+        conn = self._conn
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
+
+        def connect() -> sqlite3.Connection:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            return conn
+
+        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def insert(self, job: JobRecord) -> None:
+        row = _to_row(job)
+        sql = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+        await self._run(lambda conn: conn.execute(sql, row))
+
+    async def update(self, request_id: str, **fields: Any) -> None:
+        """Set some columns of one job. JSON columns take their Struct."""
+        if not fields:
+            return
+        for name, value in list(fields.items()):
+            if name not in _COLUMNS or name == "request_id":
+                raise ValueError(f"unknown job column {name!r}")
+            if name in _JSON_COLUMNS and value is not None:
+                fields[name] = msgspec.json.encode(value).decode()
+        sql = f"UPDATE jobs SET {', '.join(f'{n} = :{n}' for n in fields)} WHERE request_id = :request_id"
+        params = {**fields, "request_id": request_id}
+        await self._run(lambda conn: conn.execute(sql, params))
+
+    async def get(self, request_id: str) -> JobRecord | None:
+        def query(conn: sqlite3.Connection) -> JobRecord | None:
+            row = conn.execute("SELECT * FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
+            return None if row is None else _from_row(row)
+
+        return await self._run(query)
+
+    async def list_by_status(self, statuses: Iterable[str]) -> list[JobRecord]:
+        wanted = tuple(statuses)
+        marks = ", ".join("?" for _ in wanted)
+
+        def query(conn: sqlite3.Connection) -> list[JobRecord]:
+            rows = conn.execute(
+                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at, rowid", wanted
+            ).fetchall()
+            return [_from_row(r) for r in rows]
+
+        return await self._run(query)
+
+    async def fail_interrupted(self, now: float, code: str, message: str, details: str) -> list[str]:
+        """Mark every `processing` job failed (the server died under it); returns their ids."""
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT request_id FROM jobs WHERE status = ?", (PROCESSING,))
+            ids = [r[0] for r in rows]
+            conn.execute(
+                "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, error_details = ?, "
+                "failed_at = ? WHERE status = ?",
+                (FAILED, code, message, details, now, PROCESSING),
+            )
+            return ids
+
+        return await self._run(work)
+
+    async def history(self, model: str, limit: int = 50) -> list[tuple[float, float]]:
+        """(processing_time_seconds, work_units) of the model's latest completed jobs, newest first."""
+
+        def query(conn: sqlite3.Connection) -> list[tuple[float, float]]:
+            rows = conn.execute(
+                "SELECT processing_time_seconds, work_units FROM jobs WHERE model = ? AND status = ? "
+                "AND processing_time_seconds IS NOT NULL AND work_units > 0 "
+                "ORDER BY completed_at DESC LIMIT ?",
+                (model, COMPLETED, limit),
+            ).fetchall()
+            return [(float(r[0]), float(r[1])) for r in rows]
+
+        return await self._run(query)

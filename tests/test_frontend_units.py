@@ -1,0 +1,173 @@
+"""Pure-logic units of the frontend: encoding, estimates, progress mapping, the job store, Triton messages."""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from test_frontend_fakes import gradient_frames, write_repository
+from tritonclient.grpc import service_pb2
+from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+
+from frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
+from frontend.generation.backend import GenerationInput
+from frontend.generation.encoding import encode_assets, probe_video
+from frontend.generation.estimator import PRIOR_SECONDS_PER_UNIT, Estimator
+from frontend.generation.schemas import GenerateVideoRequest, GenerationParameters
+from frontend.generation.service import progress_of, video_id_of
+from frontend.generation.store import JobRecord, JobStore
+from frontend.generation.triton_backend import build_request, parse_response
+from frontend.generation.validation import decode_request, validate_request
+from frontend.models_catalog import ModelCatalog
+from visualizr import names
+
+
+@pytest.mark.parametrize(
+    ("frames", "fps", "width", "height"), [(16, 8, 64, 48), (5, 24, 128, 96), (1, 1, 8, 8)]
+)
+def test_mp4_has_exactly_the_frames(tmp_path: Path, frames: int, fps: int, width: int, height: int) -> None:
+    assets, meta = encode_assets(gradient_frames(frames, height, width), fps, tmp_path, "video_x")
+    with av.open(str(assets.video)) as container:
+        stream = container.streams.video[0]
+        decoded = list(container.decode(stream))
+        assert stream.average_rate == Fraction(fps) and stream.codec_context.name == "h264"
+    assert len(decoded) == frames
+    assert {(f.width, f.height) for f in decoded} == {(width, height)}
+    assert meta.num_frames == frames and meta.fps == fps and meta.resolution == f"{width}x{height}"
+    assert meta.duration_seconds == pytest.approx(frames / fps, abs=1e-3)
+    assert (
+        meta.file_size_bytes == assets.video.stat().st_size and meta.codec == "h264" and meta.format == "mp4"
+    )
+    data = assets.video.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # +faststart
+    assert assets.thumbnail.read_bytes()[:2] == b"\xff\xd8"
+    assert assets.preview.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "video_x.mp4",
+        "video_x_preview.gif",
+        "video_x_thumb.jpg",
+    ]
+    assert probe_video(assets.video) == meta
+
+
+def test_decoded_content_matches_roughly(tmp_path: Path) -> None:
+    source = gradient_frames(4, 64, 64)
+    assets, _ = encode_assets(source, 8, tmp_path, "video_y")
+    with av.open(str(assets.video)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert np.abs(first.astype(int) - source[0].astype(int)).mean() < 8
+
+
+def test_progress_mapping() -> None:
+    assert progress_of(names.PHASE_TEXT_ENCODING, 0, 10) == (5, "text_encoding")
+    assert progress_of(names.PHASE_FRAME_GENERATION, 5, 10) == (47, "frame_generation")
+    assert progress_of(names.PHASE_FRAME_GENERATION, 10, 10) == (90, "frame_generation")
+    assert progress_of(names.PHASE_DECODING, 10, 10) == (90, "decoding")
+    assert progress_of(names.PHASE_DONE, 10, 10) == (95, "encoding")
+    assert video_id_of("video_req_abc") == "video_abc"
+
+
+def test_estimator() -> None:
+    est = Estimator()
+    assert est.estimate("m", 1e8) == pytest.approx(1.0 + 1e8 * PRIOR_SECONDS_PER_UNIT)
+    est.observe("m", 2.0, 1e6)
+    assert est.estimate("m", 2e6) == pytest.approx(4.0)
+    for units in (1e6, 2e6, 4e6):
+        est.observe("m", 1.0 + units * 1e-6, units)
+    overhead, rate = est.coefficients("m")
+    assert rate > 0 and overhead >= 0
+    assert est.estimate("other", 1e8) == pytest.approx(1.0 + 1e8 * PRIOR_SECONDS_PER_UNIT)
+
+
+def test_validation_defaults_and_errors(tmp_path: Path) -> None:
+    catalog = ModelCatalog(write_repository(tmp_path))
+    valid = validate_request(
+        decode_request(b'{"prompt": " hi ", "width": 128}'), catalog, random_seed=lambda: 9
+    )
+    assert valid.prompt == "hi" and valid.card.id == "animatediff"
+    assert valid.parameters == GenerationParameters(
+        width=128, height=48, num_frames=6, fps=8, num_inference_steps=4, guidance_scale=7.5, seed=9
+    )
+    with pytest.raises(InvalidPromptError):
+        validate_request(GenerateVideoRequest(prompt=" "), catalog)
+    with pytest.raises(ModelNotFoundError):
+        validate_request(GenerateVideoRequest(prompt="x", model="nope"), catalog)
+    with pytest.raises(InvalidParametersError) as info:
+        decode_request(b'{"prompt": "x", "fps": 1.5}')
+    assert info.value.details == {"field": "fps", "reason": "Expected `int`, got `float`"}
+
+
+def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = JobStore(tmp_path / "jobs.sqlite3")
+        await store.open()
+        params = GenerationParameters(64, 64, 4, 8, 2, 7.5, 1)
+        for rid, status in (("video_req_a", "processing"), ("video_req_b", "queued")):
+            await store.insert(JobRecord(rid, "animatediff", "p", "", None, params, status, 0, "queued", 1.0))
+        assert (await store.get("video_req_b")).parameters == params
+        assert await store.fail_interrupted(2.0, "GENERATION_FAILED", "m", "interrupted") == ["video_req_a"]
+        failed = await store.get("video_req_a")
+        assert (failed.status, failed.failed_at, failed.error_details) == ("failed", 2.0, "interrupted")
+        assert [r.request_id for r in await store.list_by_status(["queued"])] == ["video_req_b"]
+        await store.update("video_req_b", status="completed", processing_time_seconds=3.0, completed_at=4.0)
+        assert await store.history("animatediff") == [(3.0, params.work_units)]
+        assert await store.get("nope") is None
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_triton_request_and_response_messages() -> None:
+    job = GenerationInput("video_req_1", "animatediff", "a cat", "", 64, 48, 6, 4, 7.5, 42)
+    request = build_request(job)
+    assert request.model_name == "animatediff" and request.id == "video_req_1"
+    assert request.parameters["triton_enable_empty_final_response"].bool_param
+    tensors = {
+        t.name: (t.datatype, list(t.shape), raw)
+        for t, raw in zip(request.inputs, request.raw_input_contents, strict=True)
+    }
+    assert set(tensors) == {
+        names.IN_PROMPT,
+        names.IN_NEGATIVE_PROMPT,
+        names.IN_WIDTH,
+        names.IN_HEIGHT,
+        names.IN_NUM_FRAMES,
+        names.IN_NUM_INFERENCE_STEPS,
+        names.IN_GUIDANCE_SCALE,
+        names.IN_SEED,
+    }
+    assert all(shape == [1] for _, shape, _ in tensors.values())
+    assert deserialize_bytes_tensor(tensors[names.IN_PROMPT][2])[0] == b"a cat"
+    assert (
+        np.frombuffer(tensors[names.IN_HEIGHT][2], np.int32)[0] == 48
+        and tensors[names.IN_HEIGHT][0] == "INT32"
+    )
+    assert (
+        np.frombuffer(tensors[names.IN_SEED][2], np.int64)[0] == 42 and tensors[names.IN_SEED][0] == "INT64"
+    )
+    assert np.frombuffer(tensors[names.IN_GUIDANCE_SCALE][2], np.float32)[0] == 7.5
+
+    response = service_pb2.ModelInferResponse(model_name="animatediff", id="video_req_1")
+    frames = gradient_frames(2, 8, 8)
+    for name, dtype, shape, raw in (
+        (names.OUT_STEP, "INT32", [1], np.array([4], np.int32).tobytes()),
+        (names.OUT_TOTAL_STEPS, "INT32", [1], np.array([4], np.int32).tobytes()),
+        (names.OUT_PHASE, "BYTES", [1], serialize_byte_tensor(np.array([b"done"], np.object_)).item()),
+        (names.OUT_FRAMES, "UINT8", list(frames.shape), frames.tobytes()),
+    ):
+        response.outputs.append(
+            service_pb2.ModelInferResponse.InferOutputTensor(name=name, datatype=dtype, shape=shape)
+        )
+        response.raw_output_contents.append(raw)
+    event, final = parse_response(response)
+    assert not final and event is not None
+    assert (event.phase, event.step, event.total_steps) == ("done", 4, 4)
+    assert np.array_equal(event.frames, frames)
+
+    empty_final = service_pb2.ModelInferResponse()
+    empty_final.parameters["triton_final_response"].bool_param = True
+    assert parse_response(empty_final) == (None, True)
