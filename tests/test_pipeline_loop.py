@@ -1,0 +1,261 @@
+"""The denoising loop against fake components: pure logic, no ONNX, no Triton."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import msgspec
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, EulerDiscreteScheduler
+
+from visualizr.names import PHASE_DECODING, PHASE_DONE, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
+from visualizr.pipeline import Cancelled, GenerationRequest, InvalidRequest
+from visualizr.pipeline.loop import TextToVideoPipeline, to_uint8_frames
+from visualizr.pipeline_config import PipelineConfig
+
+CONFIG = PipelineConfig(
+    model_id="tiny",
+    family="tiny",
+    text_max_length=8,
+    text_hidden_size=6,
+    latent_channels=4,
+    vae_scale_factor=8,
+    vae_scaling_factor=0.5,
+    decode_chunk_size=2,
+)
+
+
+class FakeTokenizer:
+    def __call__(self, texts, padding, max_length, truncation, return_tensors):
+        assert padding == "max_length" and truncation and return_tensors == "np"
+        ids = np.zeros((len(texts), max_length), dtype=np.int64)
+        for row, text in enumerate(texts):
+            codes = [ord(c) % 97 + 1 for c in text][:max_length]
+            ids[row, : len(codes)] = codes
+        return SimpleNamespace(input_ids=ids)
+
+
+class FakeComponents:
+    """Deterministic stand-ins that record every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[int, ...]]] = []
+        self.unet_timesteps: list[np.ndarray] = []
+        self.text_ids: list[np.ndarray] = []
+        self.decoded: list[np.ndarray] = []
+
+    async def encode_text(self, input_ids: np.ndarray) -> np.ndarray:
+        self.calls.append(("text", input_ids.shape))
+        self.text_ids.append(input_ids)
+        base = input_ids.astype(np.float32)[:, :, None] / 100.0
+        return np.repeat(base, CONFIG.text_hidden_size, axis=2)
+
+    async def unet(self, sample: np.ndarray, timestep: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        assert sample.dtype == np.float32 and timestep.dtype == np.float32 and hidden.dtype == np.float32
+        assert timestep.shape == (sample.shape[0],) and hidden.shape[0] == sample.shape[0]
+        self.calls.append(("unet", sample.shape))
+        self.unet_timesteps.append(timestep)
+        return 0.1 * sample + hidden.mean(axis=(1, 2)).reshape(-1, 1, 1, 1, 1)
+
+    async def decode(self, latents: np.ndarray) -> np.ndarray:
+        self.calls.append(("decode", latents.shape))
+        self.decoded.append(latents)
+        image = np.tanh(latents[:, :3])
+        return image.repeat(8, axis=2).repeat(8, axis=3)
+
+
+def make_pipeline(scheduler_class=DDIMScheduler, **config) -> TextToVideoPipeline:
+    scheduler_config = scheduler_class().config
+    return TextToVideoPipeline(
+        msgspec.structs.replace(CONFIG, **config),
+        FakeTokenizer(),
+        lambda: scheduler_class.from_config(scheduler_config),
+    )
+
+
+def make_request(**overrides) -> GenerationRequest:
+    values = dict(
+        prompt="a cat",
+        negative_prompt="blurry",
+        width=32,
+        height=16,
+        num_frames=3,
+        num_inference_steps=4,
+        guidance_scale=7.5,
+        seed=42,
+    )
+    return GenerationRequest(**{**values, **overrides})
+
+
+async def collect(pipeline, request, components, is_cancelled=None):
+    return [event async for event in pipeline.generate(request, components, is_cancelled)]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_guidance_batches_text_and_unet_calls_at_two() -> None:
+    components = FakeComponents()
+    run(collect(make_pipeline(), make_request(), components))
+    kinds = [kind for kind, _ in components.calls]
+    assert kinds == ["text"] + ["unet"] * 4 + ["decode"] * 2  # 3 frames in chunks of 2
+    assert components.calls[0][1] == (2, CONFIG.text_max_length)
+    assert all(shape == (2, 4, 3, 2, 4) for kind, shape in components.calls if kind == "unet")
+    uncond, cond = components.text_ids[0]
+    tokenizer = FakeTokenizer()
+    np.testing.assert_array_equal(uncond, tokenizer(["blurry"], "max_length", 8, True, "np").input_ids[0])
+    np.testing.assert_array_equal(cond, tokenizer(["a cat"], "max_length", 8, True, "np").input_ids[0])
+    assert all(t.shape == (2,) and t[0] == t[1] for t in components.unet_timesteps)
+    assert [float(t[0]) for t in components.unet_timesteps] == sorted(
+        (float(t[0]) for t in components.unet_timesteps), reverse=True
+    )
+
+
+@pytest.mark.parametrize("guidance_scale", [0.0, 1.0])
+def test_no_guidance_runs_at_batch_one(guidance_scale: float) -> None:
+    components = FakeComponents()
+    run(collect(make_pipeline(), make_request(guidance_scale=guidance_scale), components))
+    assert components.calls[0] == ("text", (1, CONFIG.text_max_length))
+    assert all(shape[0] == 1 for kind, shape in components.calls if kind == "unet")
+
+
+def test_progress_events_in_order_with_frames_last() -> None:
+    events = run(collect(make_pipeline(), make_request(num_inference_steps=3), FakeComponents()))
+    assert [(e.phase, e.step, e.total_steps) for e in events] == [
+        (PHASE_TEXT_ENCODING, 0, 3),
+        (PHASE_FRAME_GENERATION, 1, 3),
+        (PHASE_FRAME_GENERATION, 2, 3),
+        (PHASE_FRAME_GENERATION, 3, 3),
+        (PHASE_DECODING, 3, 3),
+        (PHASE_DONE, 3, 3),
+    ]
+    assert all(e.frames is None for e in events[:-1]) and events[-1].is_final
+    frames = events[-1].frames
+    assert frames.dtype == np.uint8 and frames.shape == (3, 16, 32, 3)
+
+
+@pytest.mark.parametrize("scheduler_class", [DDIMScheduler, EulerDiscreteScheduler])
+def test_same_seed_same_frames_other_seed_other_frames(scheduler_class) -> None:
+    pipeline = make_pipeline(scheduler_class)
+    first = run(pipeline(make_request(seed=7), FakeComponents()))
+    again = run(pipeline(make_request(seed=7), FakeComponents()))
+    other = run(pipeline(make_request(seed=8), FakeComponents()))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_latents_are_seeded_and_scaled_by_init_noise_sigma() -> None:
+    pipeline = make_pipeline(EulerDiscreteScheduler)
+    scheduler = pipeline.scheduler_factory()
+    scheduler.set_timesteps(4)
+    request = make_request()
+    latents = pipeline.prepare_latents(request, scheduler, torch.Generator().manual_seed(3))
+    expected = (
+        torch.randn((1, 4, 3, 2, 4), generator=torch.Generator().manual_seed(3)) * scheduler.init_noise_sigma
+    )
+    assert latents.shape == (1, 4, 3, 2, 4)
+    torch.testing.assert_close(latents, expected)
+
+
+@pytest.mark.parametrize("cancel_after", [0, 1, 3])
+def test_cancel_stops_before_the_next_unet_call(cancel_after: int) -> None:
+    components = FakeComponents()
+
+    def is_cancelled() -> bool:
+        return sum(kind == "unet" for kind, _ in components.calls) >= cancel_after
+
+    with pytest.raises(Cancelled) as info:
+        run(collect(make_pipeline(), make_request(num_inference_steps=10), components, is_cancelled))
+    assert sum(kind == "unet" for kind, _ in components.calls) == cancel_after
+    assert info.value.step == cancel_after and info.value.total_steps == 10
+    assert not any(kind == "decode" for kind, _ in components.calls)
+
+
+def test_cancel_before_start_calls_nothing() -> None:
+    components = FakeComponents()
+    with pytest.raises(Cancelled):
+        run(collect(make_pipeline(), make_request(), components, lambda: True))
+    assert components.calls == []
+
+
+def test_decode_chunks_and_unscales_latents() -> None:
+    components = FakeComponents()
+    pipeline = make_pipeline(decode_chunk_size=2)
+    latents = torch.arange(1 * 4 * 5 * 2 * 3, dtype=torch.float32).reshape(1, 4, 5, 2, 3) / 100
+    frames = run(pipeline.decode_latents(components, latents))
+    assert [shape for _, shape in components.calls] == [(2, 4, 2, 3), (2, 4, 2, 3), (1, 4, 2, 3)]
+    decoded = np.concatenate(components.decoded)
+    np.testing.assert_allclose(decoded[3], latents[0, :, 3].numpy() / CONFIG.vae_scaling_factor)
+    assert frames.shape == (5, 16, 24, 3) and frames.dtype == np.uint8
+
+
+def test_to_uint8_frames_maps_minus_one_to_zero_and_one_to_255() -> None:
+    images = np.stack([np.full((3, 2, 2), v, dtype=np.float32) for v in (-2.0, -1.0, 0.0, 1.0)])
+    frames = to_uint8_frames(images)
+    assert frames.shape == (4, 2, 2, 3)
+    assert frames[:, 0, 0, 0].tolist() == [0, 0, 128, 255]
+
+
+class IdentityScheduler:
+    def scale_model_input(self, sample, t):
+        return sample
+
+    def step(self, model_output, t, sample):
+        return SimpleNamespace(prev_sample=model_output)
+
+
+class SplitUnet(FakeComponents):
+    async def unet(self, sample, timestep, hidden):
+        self.calls.append(("unet", sample.shape))
+        return np.stack([np.full(sample.shape[1:], 1.0), np.full(sample.shape[1:], 3.0)]).astype(np.float32)
+
+
+def test_classifier_free_guidance_arithmetic() -> None:
+    pipeline = make_pipeline()
+    latents = torch.zeros((1, 4, 1, 2, 2))
+    hidden = np.zeros((2, 8, 6), dtype=np.float32)
+    out = run(
+        pipeline.denoise_step(SplitUnet(), IdentityScheduler(), latents, torch.tensor(10), hidden, 2.5, None)
+    )
+    torch.testing.assert_close(out, torch.full((1, 4, 1, 2, 2), 1.0 + 2.5 * (3.0 - 1.0)))
+
+
+def test_progress_callback_may_be_async() -> None:
+    seen: list[str] = []
+
+    async def on_progress(event) -> None:
+        seen.append(event.phase)
+
+    frames = run(make_pipeline()(make_request(num_inference_steps=2), FakeComponents(), on_progress))
+    assert seen == [
+        PHASE_TEXT_ENCODING,
+        PHASE_FRAME_GENERATION,
+        PHASE_FRAME_GENERATION,
+        PHASE_DECODING,
+        PHASE_DONE,
+    ]
+    assert frames.shape == (3, 16, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"prompt": "  "}, "prompt"),
+        ({"width": 30}, "width"),
+        ({"height": 0}, "height"),
+        ({"num_frames": 0}, "num_frames"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"guidance_scale": float("nan")}, "guidance_scale"),
+        ({"guidance_scale": -1.0}, "guidance_scale"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_check_inputs_rejects(overrides: dict, message: str) -> None:
+    components = FakeComponents()
+    with pytest.raises(InvalidRequest, match=message):
+        run(collect(make_pipeline(), make_request(**overrides), components))
+    assert components.calls == []

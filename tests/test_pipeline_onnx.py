@@ -1,0 +1,28 @@
+"""The denoising loop in-process over the exported ONNX files of the demo model repository."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+
+from visualizr.names import PHASE_DONE
+from visualizr.pipeline import GenerationRequest
+from visualizr.pipeline.assets import assets_dir
+from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.onnx_components import OnnxComponents
+
+MODEL_ID = "animatediff"
+
+
+def test_onnx_loop_makes_deterministic_frames(model_repository: Path) -> None:
+    pipeline = TextToVideoPipeline.from_assets(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, pipeline.config.family, intra_op_num_threads=2)
+    request = GenerationRequest("a lighthouse at dusk", 64, 64, 3, 2, 7.5, 5)
+    events = []
+    first = asyncio.run(pipeline(request, components, on_progress=events.append))
+    again = asyncio.run(pipeline(request, components))
+    assert first.dtype == np.uint8 and first.shape == (3, 64, 64, 3)
+    np.testing.assert_array_equal(first, again)
+    assert events[-1].phase == PHASE_DONE and len(events) == 2 + 2 + 1

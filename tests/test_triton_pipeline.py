@@ -1,0 +1,124 @@
+"""The pipeline on the real tritonserver (launched by visualizr.launcher on free ports, see conftest.triton):
+streamed progress, frames, determinism, equality with the in-process ONNX loop, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from visualizr import names
+from visualizr.launcher import TritonServer
+from visualizr.pipeline import GenerationRequest, ProgressEvent
+from visualizr.pipeline.assets import assets_dir
+from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.onnx_components import OnnxComponents
+from visualizr.triton.client import stream_generation
+
+pytestmark = pytest.mark.integration
+
+MODEL_ID = "animatediff"
+SMALL = GenerationRequest("a red fox in the snow", 64, 64, 4, 2, 7.5, 1234, negative_prompt="blurry")
+
+
+async def _collect(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
+    client = grpcclient.InferenceServerClient(server.settings.triton_grpc_url)
+    try:
+        return [event async for event in stream_generation(client, MODEL_ID, request)]
+    finally:
+        await client.close()
+
+
+def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
+    return asyncio.run(_collect(server, request))
+
+
+def unet_executions(server: TritonServer) -> int:
+    name = names.component_model_name(MODEL_ID, "unet")
+    url = f"http://{server.settings.triton_http_url}/v2/models/{name}/stats"
+    return int(httpx.get(url, timeout=10).json()["model_stats"][0]["inference_stats"]["success"]["count"])
+
+
+def test_streams_progress_then_frames(triton: TritonServer) -> None:
+    events = generate(triton, SMALL)
+    assert [(e.phase, e.step, e.total_steps) for e in events] == [
+        (names.PHASE_TEXT_ENCODING, 0, 2),
+        (names.PHASE_FRAME_GENERATION, 1, 2),
+        (names.PHASE_FRAME_GENERATION, 2, 2),
+        (names.PHASE_DECODING, 2, 2),
+        (names.PHASE_DONE, 2, 2),
+    ]
+    assert all(e.frames is None for e in events[:-1])
+    frames = events[-1].frames
+    assert frames is not None and frames.dtype == np.uint8 and frames.shape == (4, 64, 64, 3)
+    assert frames.std() > 0
+
+
+def test_same_seed_same_frames_and_equal_to_the_in_process_loop(
+    triton: TritonServer, model_repository: Path
+) -> None:
+    first = generate(triton, SMALL)[-1].frames
+    again = generate(triton, SMALL)[-1].frames
+    other = generate(triton, GenerationRequest(**{**SMALL.__dict__, "seed": 99}))[-1].frames
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+    pipeline = TextToVideoPipeline.from_assets(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(
+        model_repository, pipeline.config.family, intra_op_num_threads=2
+    )
+    local = asyncio.run(pipeline(SMALL, components))
+    difference = np.abs(local.astype(np.int16) - first.astype(np.int16))
+    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+
+
+def test_bad_request_gets_an_error_response(triton: TritonServer) -> None:
+    with pytest.raises(InferenceServerException, match="width"):
+        generate(triton, GenerationRequest(**{**SMALL.__dict__, "width": 60}))
+
+
+def test_concurrent_requests_both_finish(triton: TritonServer) -> None:
+    async def both() -> list[list[ProgressEvent]]:
+        return await asyncio.gather(_collect(triton, SMALL), _collect(triton, SMALL))
+
+    first, second = asyncio.run(both())
+    np.testing.assert_array_equal(first[-1].frames, second[-1].frames)
+
+
+def test_cancel_stops_within_one_step(triton: TritonServer) -> None:
+    steps, cancel_at = 40, 3
+    request_id = f"cancel-test-{time.time_ns()}"
+    cancelled_line = f"request {request_id}: cancelled after"
+
+    async def run_and_cancel() -> int:
+        client = grpcclient.InferenceServerClient(triton.settings.triton_grpc_url)
+        try:
+            request = GenerationRequest(**{**SMALL.__dict__, "num_inference_steps": steps})
+            events = stream_generation(client, MODEL_ID, request, request_id=request_id)
+            async for event in events:
+                if event.step == cancel_at:
+                    break  # leaving the loop cancels the gRPC stream (stream_generation's finally)
+            await events.aclose()
+            return unet_executions(triton)
+        finally:
+            await client.close()
+
+    before = unet_executions(triton)
+    at_cancel = asyncio.run(run_and_cancel()) - before
+    assert at_cancel >= cancel_at
+    deadline = time.monotonic() + 10
+    while cancelled_line not in triton.log_tail(200) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # any step that was going to run has run by now
+    total = unet_executions(triton) - before
+    assert total <= at_cancel + 1, (
+        f"{total} unet calls after cancelling at step {cancel_at} ({at_cancel} then)"
+    )
+    assert total < steps
+    assert cancelled_line in triton.log_tail(200)

@@ -1,0 +1,198 @@
+"""The AnimateDiff text-to-video denoising loop, shaped like a diffusers pipeline but calling its networks
+through an async ``Components`` object (in-process onnxruntime or Triton BLS), reporting progress.
+
+    pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir))
+    async for event in pipeline.generate(request, components, is_cancelled=...):
+        ...  # ProgressEvent(phase, step, total_steps); the last (phase "done") carries uint8 frames [F,H,W,3]
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import SchedulerMixin
+
+from visualizr.names import PHASE_DECODING, PHASE_DONE, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
+from visualizr.pipeline.assets import PipelineAssets
+from visualizr.pipeline.components import Components
+from visualizr.pipeline.errors import Cancelled
+from visualizr.pipeline.progress import ProgressEvent
+from visualizr.pipeline.request import GenerationRequest, check_inputs
+from visualizr.pipeline_config import PipelineConfig
+
+CancelCheck = Callable[[], bool]
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None] | None]
+
+
+def _never_cancelled() -> bool:
+    return False
+
+
+class TextToVideoPipeline:
+    def __init__(
+        self, config: PipelineConfig, tokenizer: Any, scheduler_factory: Callable[[], SchedulerMixin]
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer  # a transformers CLIPTokenizer (anything with its __call__ signature)
+        self.scheduler_factory = scheduler_factory
+
+    @classmethod
+    def from_assets(cls, directory: Path) -> TextToVideoPipeline:
+        assets = PipelineAssets.load(directory)
+        return cls(assets.config, assets.tokenizer, assets.scheduler_factory)
+
+    # -- the steps of one generation ------------------------------------------------------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        check_inputs(request, self.config)
+
+    def tokenize(self, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool) -> np.ndarray:
+        """int64 [B, text_max_length]: [negative, prompt] with guidance, else [prompt]."""
+        texts = [negative_prompt, prompt] if do_classifier_free_guidance else [prompt]
+        encoded = self.tokenizer(
+            texts,
+            padding="max_length",
+            max_length=self.config.text_max_length,
+            truncation=True,
+            return_tensors="np",
+        )
+        return np.ascontiguousarray(encoded.input_ids, dtype=np.int64)
+
+    async def encode_prompt(
+        self, components: Components, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool
+    ) -> np.ndarray:
+        """One text-encoder call (batch 2 with guidance: [uncond, cond]) -> float32 [B, L, D]."""
+        hidden = await components.encode_text(
+            self.tokenize(prompt, negative_prompt, do_classifier_free_guidance)
+        )
+        return np.ascontiguousarray(hidden, dtype=np.float32)
+
+    def latent_shape(self, request: GenerationRequest) -> tuple[int, int, int, int, int]:
+        factor = self.config.vae_scale_factor
+        return (
+            1,
+            self.config.latent_channels,
+            request.num_frames,
+            request.height // factor,
+            request.width // factor,
+        )
+
+    def prepare_latents(
+        self, request: GenerationRequest, scheduler: SchedulerMixin, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Seeded Gaussian noise [1, C, F, h, w] scaled by the scheduler's init_noise_sigma."""
+        latents = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        return latents * scheduler.init_noise_sigma
+
+    async def denoise_step(
+        self,
+        components: Components,
+        scheduler: SchedulerMixin,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        hidden: np.ndarray,
+        guidance_scale: float,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """One scheduler step; with guidance ONE unet call at batch 2 ([uncond, cond])."""
+        do_cfg = hidden.shape[0] == 2
+        model_input = torch.cat([latents, latents]) if do_cfg else latents
+        model_input = scheduler.scale_model_input(model_input, t)
+        timestep = np.full((model_input.shape[0],), float(t), dtype=np.float32)
+        noise_pred = torch.from_numpy(
+            np.ascontiguousarray(
+                await components.unet(
+                    np.ascontiguousarray(model_input.numpy(), dtype=np.float32), timestep, hidden
+                ),
+                dtype=np.float32,
+            )
+        )
+        if do_cfg:
+            noise_uncond, noise_text = noise_pred.chunk(2)
+            noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
+        kwargs = {"generator": generator} if _accepts_generator(scheduler) else {}
+        return scheduler.step(noise_pred, t, latents, **kwargs).prev_sample
+
+    async def decode_latents(self, components: Components, latents: torch.Tensor | np.ndarray) -> np.ndarray:
+        """[B, C, F, h, w] latents -> uint8 frames [B*F, H, W, 3]; decode_chunk_size frames per vae call."""
+        latents = torch.as_tensor(latents, dtype=torch.float32) / self.config.vae_scaling_factor
+        batch, channels, frames, height, width = latents.shape
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width).numpy()
+        chunk = max(1, self.config.decode_chunk_size)
+        images = [
+            np.asarray(await components.decode(np.ascontiguousarray(flat[i : i + chunk])), dtype=np.float32)
+            for i in range(0, flat.shape[0], chunk)
+        ]
+        return to_uint8_frames(np.concatenate(images))
+
+    # -- the whole generation -------------------------------------------------------------------------------
+
+    async def generate(
+        self, request: GenerationRequest, components: Components, is_cancelled: CancelCheck | None = None
+    ) -> AsyncIterator[ProgressEvent]:
+        """Yield progress after text encoding, every denoising step and decoding, then ``done`` with frames.
+
+        ``is_cancelled`` is checked before every component call; when it answers True the generator raises
+        Cancelled, so at most the step already in flight finishes.
+        """
+        is_cancelled = is_cancelled or _never_cancelled
+        self.check_inputs(request)
+        total = request.num_inference_steps
+
+        def checkpoint(step: int) -> None:
+            if is_cancelled():
+                raise Cancelled(step, total)
+
+        do_cfg = request.do_classifier_free_guidance
+        checkpoint(0)
+        hidden = await self.encode_prompt(components, request.prompt, request.negative_prompt, do_cfg)
+        yield ProgressEvent(PHASE_TEXT_ENCODING, 0, total)
+
+        scheduler = self.scheduler_factory()
+        scheduler.set_timesteps(total, device="cpu")
+        generator = torch.Generator(device="cpu").manual_seed(request.seed)
+        latents = self.prepare_latents(request, scheduler, generator)
+        for index, t in enumerate(scheduler.timesteps):
+            checkpoint(index)
+            latents = await self.denoise_step(
+                components, scheduler, latents, t, hidden, request.guidance_scale, generator
+            )
+            yield ProgressEvent(PHASE_FRAME_GENERATION, index + 1, total)
+
+        checkpoint(total)
+        frames = await self.decode_latents(components, latents)
+        yield ProgressEvent(PHASE_DECODING, total, total)
+        yield ProgressEvent(PHASE_DONE, total, total, frames)
+
+    async def __call__(
+        self,
+        request: GenerationRequest,
+        components: Components,
+        on_progress: ProgressCallback | None = None,
+        is_cancelled: CancelCheck | None = None,
+    ) -> np.ndarray:
+        """Run ``generate`` to the end and return the frames; ``on_progress`` (sync or async) sees events."""
+        frames: np.ndarray | None = None
+        async for event in self.generate(request, components, is_cancelled):
+            if on_progress is not None:
+                result = on_progress(event)
+                if inspect.isawaitable(result):
+                    await result
+            frames = event.frames if event.frames is not None else frames
+        assert frames is not None
+        return frames
+
+
+def to_uint8_frames(images: np.ndarray) -> np.ndarray:
+    """float [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3], rounded like diffusers' numpy_to_pil."""
+    images = np.clip(images / 2.0 + 0.5, 0.0, 1.0)
+    return np.ascontiguousarray((images.transpose(0, 2, 3, 1) * 255.0).round().astype(np.uint8))
+
+
+def _accepts_generator(scheduler: SchedulerMixin) -> bool:
+    return "generator" in inspect.signature(scheduler.step).parameters

@@ -1,0 +1,23 @@
+"""Progress events the denoising loop yields, one per milestone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from visualizr.names import PHASE_DONE
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``step`` counts denoising steps completed so far; the last (phase ``done``) carries ``frames``."""
+
+    phase: str
+    step: int
+    total_steps: int
+    frames: np.ndarray | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.phase == PHASE_DONE

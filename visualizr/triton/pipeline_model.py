@@ -1,0 +1,98 @@
+"""The decoupled pipeline model (``model_repository/<model_id>/1/model.py``): a thin adapter that runs
+``visualizr.pipeline.loop.TextToVideoPipeline`` over BLS components and streams its progress.
+
+Responses per request: one after text encoding, one after every denoising step, one after decoding, then
+the last one (phase ``done``) with ``frames``, sent with TRITONSERVER_RESPONSE_COMPLETE_FINAL. A failed
+request gets one error response with the final flag instead. ``execute`` is async: requests run
+concurrently in one instance, so their unet calls can meet in the unet's dynamic batcher.
+
+Cancellation: when the client cancels the gRPC stream (tritonclient.grpc.aio: ``responses.cancel()`` on the
+iterator ``stream_infer`` returned), ``request.is_cancelled()`` turns True; the loop checks it before every
+component call and stops within one denoising step, answering an error ``cancelled`` with the final flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import triton_python_backend_utils as pb_utils
+
+from visualizr.pipeline.assets import assets_dir
+from visualizr.pipeline.errors import Cancelled, InvalidRequest
+from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.progress import ProgressEvent
+from visualizr.triton.bls import BlsComponents
+from visualizr.triton.model_config import ModelConfig, ModelConfigError
+from visualizr.triton.pipeline_io import parse_generation_request, progress_arrays
+
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+def log() -> Any:
+    """The stub's logger; the stub adds it to pb_utils after model.py is imported, so look it up late."""
+    return pb_utils.Logger
+
+
+def _input(request: Any, name: str) -> Any:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
+def _progress_response(event: ProgressEvent) -> Any:
+    tensors = [pb_utils.Tensor(name, array) for name, array in progress_arrays(event).items()]
+    return pb_utils.InferenceResponse(output_tensors=tensors)
+
+
+def _error_response(message: str, code: Any = None) -> Any:
+    error = pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
+    return pb_utils.InferenceResponse(error=error)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, Any]) -> None:
+        config = ModelConfig.parse(args["model_config"])
+        if not config.decoupled:
+            raise ModelConfigError(
+                f"{config.name}: the pipeline model must be decoupled (model_transaction_policy)"
+            )
+        model_dir = Path(args["model_repository"])
+        self.pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir, args["model_version"]))
+        self.components = BlsComponents(self.pipeline.config.family)
+        self.name = config.name
+
+    async def execute(self, requests: list[Any]) -> None:
+        await asyncio.gather(*(self._serve(request) for request in requests))
+        return None
+
+    async def _serve(self, request: Any) -> None:
+        sender = request.get_response_sender()
+        request_id = request.request_id() or "-"
+        try:
+            generation = parse_generation_request(lambda name: _input(request, name))
+            log().log_info(f"{self.name} request {request_id}: {generation}")
+            async for event in self.pipeline.generate(generation, self.components, request.is_cancelled):
+                log().log_verbose(
+                    f"{self.name} request {request_id}: {event.phase} {event.step}/{event.total_steps}"
+                )
+                sender.send(_progress_response(event), flags=FINAL if event.is_final else 0)
+            log().log_info(f"{self.name} request {request_id}: done")
+        except Cancelled as exc:
+            log().log_info(f"{self.name} request {request_id}: {exc}")
+            _send_final_error(sender, "cancelled", pb_utils.TritonError.CANCELLED)
+        except InvalidRequest as exc:
+            _send_final_error(sender, f"invalid request: {exc}", pb_utils.TritonError.INVALID_ARG)
+        except Exception as exc:  # never let one request take down the stub
+            log().log_error(f"{self.name} request {request_id} failed: {type(exc).__name__}: {exc}")
+            _send_final_error(sender, f"{type(exc).__name__}: {exc}")
+
+    def finalize(self) -> None:
+        self.pipeline = None
+
+
+def _send_final_error(sender: Any, message: str, code: Any = None) -> None:
+    try:
+        sender.send(_error_response(message, code), flags=FINAL)
+    except Exception as exc:  # the client may be gone (cancelled stream): nothing left to tell it
+        log().log_warn(f"could not send the final response ({message}): {exc}")
