@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 from test_frontend_fakes import gradient_frames, write_repository
-from tritonclient.grpc import service_pb2
+from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
@@ -20,10 +20,11 @@ from frontend.generation.estimator import PRIOR_SECONDS_PER_UNIT, Estimator
 from frontend.generation.schemas import GenerateVideoRequest, GenerationParameters
 from frontend.generation.service import progress_of, video_id_of
 from frontend.generation.store import JobRecord, JobStore
-from frontend.generation.triton_backend import build_request, parse_response
+from frontend.generation.triton_backend import generation_request
 from frontend.generation.validation import decode_request, validate_request
 from frontend.models_catalog import ModelCatalog
 from visualizr import names
+from visualizr.triton.client import infer_inputs, is_final_response, progress_event
 
 
 @pytest.mark.parametrize(
@@ -122,14 +123,8 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
 
 
 def test_triton_request_and_response_messages() -> None:
-    job = GenerationInput("video_req_1", "animatediff", "a cat", "", 64, 48, 6, 4, 7.5, 42)
-    request = build_request(job)
-    assert request.model_name == "animatediff" and request.id == "video_req_1"
-    assert request.parameters["triton_enable_empty_final_response"].bool_param
-    tensors = {
-        t.name: (t.datatype, list(t.shape), raw)
-        for t, raw in zip(request.inputs, request.raw_input_contents, strict=True)
-    }
+    job = GenerationInput("video_req_1", "animatediff", "a cat", "blurry", 64, 48, 6, 4, 7.5, 42)
+    tensors = {t.name(): t for t in infer_inputs(generation_request(job))}
     assert set(tensors) == {
         names.IN_PROMPT,
         names.IN_NEGATIVE_PROMPT,
@@ -140,16 +135,13 @@ def test_triton_request_and_response_messages() -> None:
         names.IN_GUIDANCE_SCALE,
         names.IN_SEED,
     }
-    assert all(shape == [1] for _, shape, _ in tensors.values())
-    assert deserialize_bytes_tensor(tensors[names.IN_PROMPT][2])[0] == b"a cat"
-    assert (
-        np.frombuffer(tensors[names.IN_HEIGHT][2], np.int32)[0] == 48
-        and tensors[names.IN_HEIGHT][0] == "INT32"
-    )
-    assert (
-        np.frombuffer(tensors[names.IN_SEED][2], np.int64)[0] == 42 and tensors[names.IN_SEED][0] == "INT64"
-    )
-    assert np.frombuffer(tensors[names.IN_GUIDANCE_SCALE][2], np.float32)[0] == 7.5
+    assert all(t.shape() == [1] for t in tensors.values())
+    assert deserialize_bytes_tensor(tensors[names.IN_PROMPT]._get_content())[0] == b"a cat"
+    assert tensors[names.IN_HEIGHT].datatype() == "INT32"
+    assert np.frombuffer(tensors[names.IN_HEIGHT]._get_content(), np.int32)[0] == 48
+    assert tensors[names.IN_SEED].datatype() == "INT64"
+    assert np.frombuffer(tensors[names.IN_SEED]._get_content(), np.int64)[0] == 42
+    assert np.frombuffer(tensors[names.IN_GUIDANCE_SCALE]._get_content(), np.float32)[0] == 7.5
 
     response = service_pb2.ModelInferResponse(model_name="animatediff", id="video_req_1")
     frames = gradient_frames(2, 8, 8)
@@ -163,11 +155,9 @@ def test_triton_request_and_response_messages() -> None:
             service_pb2.ModelInferResponse.InferOutputTensor(name=name, datatype=dtype, shape=shape)
         )
         response.raw_output_contents.append(raw)
-    event, final = parse_response(response)
-    assert not final and event is not None
+    response.parameters["triton_final_response"].bool_param = True
+    result = InferResult(response)
+    event = progress_event(result)
+    assert is_final_response(result)
     assert (event.phase, event.step, event.total_steps) == ("done", 4, 4)
     assert np.array_equal(event.frames, frames)
-
-    empty_final = service_pb2.ModelInferResponse()
-    empty_final.parameters["triton_final_response"].bool_param = True
-    assert parse_response(empty_final) == (None, True)

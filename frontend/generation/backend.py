@@ -9,11 +9,11 @@ pipeline error raises ``BackendError`` from the iterator.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import msgspec
-import numpy as np
+
+from visualizr.pipeline.progress import ProgressEvent
 
 
 class GenerationInput(msgspec.Struct, frozen=True):
@@ -29,12 +29,8 @@ class GenerationInput(msgspec.Struct, frozen=True):
     seed: int
 
 
-@dataclass(frozen=True)
-class GenerationEvent:
-    phase: str  # visualizr.names.PHASES
-    step: int
-    total_steps: int
-    frames: np.ndarray | None = None  # uint8 [F, H, W, 3], on the last event only
+# phase (visualizr.names.PHASES), step, total_steps; the last event (phase done) carries uint8 frames [F,H,W,3]
+GenerationEvent = ProgressEvent
 
 
 class BackendError(Exception):

@@ -14,8 +14,11 @@ cancellation).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import grpc
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
@@ -53,32 +56,81 @@ def is_final_response(result: InferResult) -> bool:
     return parameter is not None and parameter.bool_param
 
 
-async def stream_generation(
+class PipelineStream:
+    """One generation streamed from the pipeline model. Iterate it once; ``cancel()`` may be called from any
+    task of the same event loop (the API's DELETE handler while a worker iterates): the request is cancelled
+    on the server and the iteration ends quietly. Errors raise InferenceServerException."""
+
+    def __init__(
+        self,
+        client: grpcclient.InferenceServerClient,
+        model_id: str,
+        request: GenerationRequest,
+        request_id: str = "",
+    ) -> None:
+        self._client = client
+        self._model_id = model_id
+        self._request = request
+        self._request_id = request_id
+        self._responses: Any = None
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._responses is not None:
+            self._responses.cancel()
+
+    def __aiter__(self) -> AsyncIterator[ProgressEvent]:
+        return self._events()
+
+    async def _one_request(self) -> AsyncIterator[dict[str, Any]]:
+        yield {"model_name": self._model_id, "inputs": infer_inputs(self._request), "request_id": self._request_id}
+
+    async def _events(self) -> AsyncIterator[ProgressEvent]:
+        if self._cancelled:
+            return
+        self._responses = self._client.stream_infer(self._one_request())
+        finished = False
+        try:
+            async for result, error in self._responses:
+                if error is not None:
+                    finished = True
+                    if self._cancelled:
+                        return
+                    raise error
+                event = progress_event(result)
+                finished = is_final_response(result) or event.is_final
+                yield event
+                if finished:
+                    return
+            if not finished and not self._cancelled:
+                raise InferenceServerException(msg=f"stream of {self._model_id!r} ended without a final response")
+        except asyncio.CancelledError:
+            # our own cancel() surfaces as a CancelledError from the gRPC call: a clean end, unless the task
+            # running this loop is itself being cancelled
+            task = asyncio.current_task()
+            if self._cancelled and not (task is not None and task.cancelling()):
+                return
+            raise
+        except grpc.aio.AioRpcError as exc:
+            if self._cancelled:
+                return
+            raise InferenceServerException(msg=exc.details() or str(exc), status=exc.code().name) from None
+        finally:
+            if not finished:
+                self._responses.cancel()
+
+
+def stream_generation(
     client: grpcclient.InferenceServerClient, model_id: str, request: GenerationRequest, request_id: str = ""
 ) -> AsyncIterator[ProgressEvent]:
-    """Stream one generation; raises InferenceServerException on an error response. Leaving the loop early
-    cancels the request on the server."""
-
-    async def one_request() -> AsyncIterator[dict]:
-        yield {"model_name": model_id, "inputs": infer_inputs(request), "request_id": request_id}
-
-    responses = client.stream_infer(one_request())
-    finished = False
-    try:
-        async for result, error in responses:
-            if error is not None:
-                finished = True
-                raise error
-            event = progress_event(result)
-            finished = is_final_response(result) or event.is_final
-            yield event
-            if finished:
-                return
-        if not finished:
-            raise InferenceServerException(msg=f"stream of {model_id!r} ended without a final response")
-    finally:
-        if not finished:
-            responses.cancel()
+    """Stream one generation; leaving the loop early (break, aclose(), task cancellation) cancels the request
+    on the server. Raises InferenceServerException on an error response."""
+    return aiter(PipelineStream(client, model_id, request, request_id))
 
 
-__all__ = ["infer_inputs", "is_final_response", "progress_event", "stream_generation"]
+__all__ = ["PipelineStream", "infer_inputs", "is_final_response", "progress_event", "stream_generation"]
