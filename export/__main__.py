@@ -1,0 +1,86 @@
+"""``python -m export``: build (or confirm up to date) the model repository.
+
+With no arguments it exports the embedded tiny demo AnimateDiff into the repository named by
+``VISUALIZR_MODEL_REPOSITORY`` (default ``model_repository/``). When the build stamp matches it returns at
+once, without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from export.build_stamp import TINY_WEIGHTS, ExportOptions, is_up_to_date
+from export.triton_config import BACKENDS
+from visualizr.settings import Settings
+
+
+def _model_id(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: use lower-case letters, digits, '_' and '-'")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> ExportOptions:
+    parser = argparse.ArgumentParser(
+        prog="python -m export", description="Build the Triton model repository (skipped when up to date)."
+    )
+    parser.add_argument(
+        "--weights",
+        default=TINY_WEIGHTS,
+        help="'tiny' (embedded random demo) or a local diffusers SD1.5 / AnimateDiffPipeline folder",
+    )
+    parser.add_argument("--motion-adapter", type=Path, help="local MotionAdapter folder or AnimateDiff checkpoint")
+    parser.add_argument("--model-id", type=_model_id, default="animatediff", help="public model id == Triton name")
+    parser.add_argument("--model-name", help="display name in the model card")
+    parser.add_argument("--repository", type=Path, help="model repository (default: VISUALIZR_MODEL_REPOSITORY)")
+    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
+    parser.add_argument("--force", action="store_true", help="re-export even when the build stamp matches")
+    args = parser.parse_args(argv)
+    if args.weights != TINY_WEIGHTS and not (Path(args.weights) / "unet").is_dir():
+        parser.error(f"--weights {args.weights}: not a local diffusers folder (no unet/ inside)")
+    if args.motion_adapter is not None and not args.motion_adapter.exists():
+        parser.error(f"--motion-adapter {args.motion_adapter}: not found")
+    repository = args.repository or Settings.from_env().model_repository
+    weights = args.weights if args.weights == TINY_WEIGHTS else str(Path(args.weights).resolve())
+    return ExportOptions(
+        repository=repository.resolve(),
+        weights=weights,
+        motion_adapter=args.motion_adapter.resolve() if args.motion_adapter else None,
+        model_id=args.model_id,
+        model_name=args.model_name,
+        backend=args.backend,
+        force=args.force,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    options = parse_args(argv)
+    if not options.force and is_up_to_date(options):
+        elapsed = time.perf_counter() - started
+        print(f"export: {options.model_id} in {options.repository} is up to date ({elapsed:.2f} s)")
+        return 0
+    from export.repository import build_repository
+
+    print(f"export: building {options.model_id} ({options.weights}, {options.backend}) in {options.repository}")
+    try:
+        report = build_repository(options)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"export: error: {exc}", file=sys.stderr)
+        return 1
+    for model_name in report.exported:
+        errors = ", ".join(f"{e:.1e}" for e in report.verification[model_name])
+        seconds = report.seconds[model_name]
+        print(f"  exported {model_name} in {seconds:.1f} s (onnxruntime vs torch: rel. error {errors})")
+    for model_name in report.reused:
+        print(f"  reused cached ONNX of {model_name}")
+    print(f"  wrote {len(report.written)} file(s); done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Loads a local diffusers AnimateDiff into the components the exporter needs.
+
+Accepted layouts (all local, nothing is downloaded):
+
+* a Stable Diffusion 1.5 diffusers folder (``text_encoder/ tokenizer/ unet/ vae/ scheduler/``) plus a motion
+  adapter given separately: a diffusers ``MotionAdapter`` folder or an original AnimateDiff checkpoint file
+  (``mm_sd_v15_v2.safetensors``/``.ckpt``); without one, ``<weights>/motion_adapter`` is used when present;
+* a saved ``AnimateDiffPipeline`` folder, whose ``unet/`` already is a ``UNetMotionModel``.
+
+The tiny demo model is saved in the first layout and loaded back through this module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Schedulers the pipeline's denoising loop supports as they are; anything else (SD1.5 ships PNDM) is converted
+# to DDIM with the settings AnimateDiff recommends.
+SUPPORTED_SCHEDULERS = ("DDIMScheduler", "EulerDiscreteScheduler")
+ANIMATEDIFF_DDIM_OVERRIDES = {
+    "beta_schedule": "linear",
+    "clip_sample": False,
+    "steps_offset": 1,
+    "timestep_spacing": "linspace",
+}
+MOTION_ADAPTER_SUBFOLDERS = ("motion_adapter", "motion-adapter")
+
+
+@dataclass
+class AnimateDiffComponents:
+    tokenizer: Any  # transformers.CLIPTokenizer
+    text_encoder: Any  # transformers.CLIPTextModel
+    unet: Any  # diffusers.UNetMotionModel
+    vae: Any  # diffusers.AutoencoderKL
+    scheduler: Any  # diffusers.DDIMScheduler | diffusers.EulerDiscreteScheduler
+    source_name: str  # the weights folder's name, for the model card
+
+    @property
+    def text_hidden_size(self) -> int:
+        return int(self.text_encoder.config.hidden_size)
+
+    @property
+    def text_max_length(self) -> int:
+        return int(self.tokenizer.model_max_length)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def vae_scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def unet_downsample_factor(self) -> int:
+        """2 ** (UNet blocks - 1): the UNet halves the latent once per block but the last."""
+        return 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.unet.config.motion_max_seq_length)
+
+
+def quiet_libraries() -> None:
+    """Silence progress bars, load-time advice and tracer warnings of the libraries during an export."""
+    import warnings
+
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for logging in (diffusers_logging, transformers_logging):
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+
+
+def _class_name(config_dir: Path) -> str | None:
+    for filename in ("config.json", "scheduler_config.json"):
+        if (config_dir / filename).is_file():
+            return json.loads((config_dir / filename).read_text()).get("_class_name")
+    return None
+
+
+def _load_motion_adapter(path: Path):
+    from diffusers import MotionAdapter
+
+    if path.is_file():
+        return MotionAdapter.from_single_file(str(path))
+    return MotionAdapter.from_pretrained(str(path))
+
+
+def _load_unet(weights: Path, motion_adapter: Path | None):
+    from diffusers import UNet2DConditionModel, UNetMotionModel
+
+    unet_dir = weights / "unet"
+    if _class_name(unet_dir) == UNetMotionModel.__name__:
+        return UNetMotionModel.from_pretrained(str(unet_dir))
+    if motion_adapter is None:
+        motion_adapter = next((weights / n for n in MOTION_ADAPTER_SUBFOLDERS if (weights / n).is_dir()), None)
+    if motion_adapter is None:
+        raise FileNotFoundError(
+            f"{unet_dir} is a plain UNet2DConditionModel: pass a motion adapter (--motion-adapter PATH)"
+        )
+    unet = UNet2DConditionModel.from_pretrained(str(unet_dir))
+    return UNetMotionModel.from_unet2d(unet, _load_motion_adapter(Path(motion_adapter)))
+
+
+def load_scheduler(scheduler_dir: Path):
+    import diffusers
+
+    name = _class_name(scheduler_dir)
+    if name in SUPPORTED_SCHEDULERS:
+        return getattr(diffusers, name).from_pretrained(str(scheduler_dir))
+    config = diffusers.DDIMScheduler.load_config(str(scheduler_dir))
+    return diffusers.DDIMScheduler.from_config({**config, **ANIMATEDIFF_DDIM_OVERRIDES})
+
+
+def load_animatediff(weights: Path, motion_adapter: Path | None = None) -> AnimateDiffComponents:
+    """Load a local AnimateDiff (layouts: see the module docstring) in float32 and eval mode."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    quiet_libraries()
+    weights = Path(weights).resolve()
+    if not (weights / "unet").is_dir():
+        raise FileNotFoundError(f"{weights} is not a diffusers folder (no unet/)")
+    components = AnimateDiffComponents(
+        tokenizer=CLIPTokenizer.from_pretrained(str(weights / "tokenizer")),
+        text_encoder=CLIPTextModel.from_pretrained(str(weights / "text_encoder")),
+        unet=_load_unet(weights, motion_adapter),
+        vae=AutoencoderKL.from_pretrained(str(weights / "vae")),
+        scheduler=load_scheduler(weights / "scheduler"),
+        source_name=weights.name,
+    )
+    for network in (components.text_encoder, components.unet, components.vae):
+        network.float().eval().requires_grad_(False)
+    return components

@@ -1,0 +1,205 @@
+"""Writes one pipeline (its component networks and the pipeline model) into the Triton model repository.
+
+Layout (see docs/ARCHITECTURE.md)::
+
+    <repository>/<id>/              config.pbtxt, model_card.json, 1/model.py,
+                                    1/assets/{pipeline.json,tokenizer/,scheduler/}
+    <repository>/<id>_<component>/  config.pbtxt, 1/model.py, 1/model.onnx (+ 1/model.plan with TensorRT)
+
+Every write is idempotent (unchanged files keep their mtime) and the ONNX exports are cached by key.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
+from export.files import copy_tree_if_changed, write_if_changed
+from export.loader import AnimateDiffComponents, load_animatediff
+from export.model_cards import shape_limits, tiny_model_card, weights_model_card
+from export.onnx_export import onnx_cache_key, trace_case, verification_cases, verify_onnx
+from export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
+from export.specs import NETWORK_SPECS, NetworkDims, NetworkSpec, ShapeLimits
+from export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
+from visualizr import names
+from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard
+from visualizr.pipeline_config import (
+    PIPELINE_ASSETS_DIRNAME,
+    PIPELINE_CONFIG_FILENAME,
+    SCHEDULER_DIRNAME,
+    TOKENIZER_DIRNAME,
+    PipelineConfig,
+)
+
+VERSION_DIR = "1"
+ONNX_FILENAME = "model.onnx"
+PLAN_FILENAME = "model.plan"
+CONFIG_FILENAME = "config.pbtxt"
+MODEL_PY_FILENAME = "model.py"
+
+
+@dataclass
+class BuildReport:
+    model_id: str
+    written: list[Path] = field(default_factory=list)
+    exported: list[str] = field(default_factory=list)  # Triton model names whose ONNX was (re)exported
+    reused: list[str] = field(default_factory=list)  # ... whose cached ONNX matched
+    verification: dict[str, list[float]] = field(default_factory=dict)  # relative errors per export
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def load_components(options: ExportOptions) -> AnimateDiffComponents:
+    if options.is_tiny:
+        from export.tiny import ensure_tiny_weights
+
+        sd_dir, adapter_dir = ensure_tiny_weights()
+        return load_animatediff(sd_dir, adapter_dir)
+    return load_animatediff(Path(options.weights), options.motion_adapter)
+
+
+def make_pipeline_config(options: ExportOptions, components: AnimateDiffComponents) -> PipelineConfig:
+    return PipelineConfig(
+        model_id=options.model_id,
+        family=options.model_id,
+        text_max_length=components.text_max_length,
+        text_hidden_size=components.text_hidden_size,
+        latent_channels=components.latent_channels,
+        vae_scale_factor=components.vae_scale_factor,
+        vae_scaling_factor=components.vae_scaling_factor,
+    )
+
+
+def make_model_card(options: ExportOptions, components: AnimateDiffComponents) -> ModelCard:
+    triton_models = [names.component_model_name(options.model_id, c) for c in names.COMPONENTS]
+    triton_models.append(options.model_id)
+    multiple_of = components.vae_scale_factor  # the UNet export accepts every latent size (see trace_case)
+    if options.is_tiny:
+        return tiny_model_card(options.model_id, triton_models, multiple_of, components.max_frames)
+    name = options.model_name or f"AnimateDiff ({components.source_name})"
+    return weights_model_card(
+        options.model_id, name, components.source_name, triton_models, multiple_of, components.max_frames
+    )
+
+
+class RepositoryWriter:
+    """Writes files under the repository and remembers them for the build stamp."""
+
+    def __init__(self, repository: Path, report: BuildReport) -> None:
+        self.repository = repository
+        self.report = report
+        self.files: list[str] = []
+
+    def track(self, path: Path, written: bool = True) -> None:
+        self.files.append(str(path.relative_to(self.repository)))
+        if written:
+            self.report.written.append(path)
+
+    def write(self, path: Path, data: bytes | str) -> None:
+        self.track(path, write_if_changed(path, data))
+
+    def mirror(self, source: Path, destination: Path) -> None:
+        written = set(copy_tree_if_changed(source, destination))
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            target = destination / file.relative_to(source)
+            self.track(target, target in written)
+
+
+def network_of(components: AnimateDiffComponents, spec: NetworkSpec):
+    """The torch network a spec exports."""
+    return {"text_encoder": components.text_encoder, "unet": components.unet, "vae_decoder": components.vae}[
+        spec.component
+    ]
+
+
+def _export_component(
+    writer: RepositoryWriter,
+    options: ExportOptions,
+    components: AnimateDiffComponents,
+    spec: NetworkSpec,
+    limits: ShapeLimits,
+    previous: ModelStamp,
+    onnx_keys: dict[str, str],
+    unet_max_batch: int,
+) -> None:
+    from export.onnx_export import export_onnx
+
+    model_name = names.component_model_name(options.model_id, spec.component)
+    model_dir = options.repository / model_name
+    onnx_path = model_dir / VERSION_DIR / ONNX_FILENAME
+    network = network_of(components, spec)
+    key = onnx_cache_key(spec, network)
+    onnx_keys[model_name] = key
+    started = time.perf_counter()
+    if options.force or previous.onnx_keys.get(model_name) != key or not onnx_path.is_file():
+        factor = components.unet_downsample_factor
+        changed = export_onnx(spec, network, onnx_path, trace_case(factor))
+        writer.report.verification[model_name] = verify_onnx(spec, network, onnx_path, verification_cases(factor))
+        writer.report.exported.append(model_name)
+        writer.track(onnx_path, changed)
+        if options.backend == BACKEND_TENSORRT:
+            from export.tensorrt_build import build_engine
+
+            writer.track(build_engine(onnx_path, model_dir / VERSION_DIR / PLAN_FILENAME, spec, limits))
+    else:
+        writer.report.reused.append(model_name)
+        writer.track(onnx_path, written=False)
+        if options.backend == BACKEND_TENSORRT:
+            writer.track(model_dir / VERSION_DIR / PLAN_FILENAME, written=False)
+    writer.report.seconds[model_name] = time.perf_counter() - started
+    config = component_config(model_name, spec, options.backend, unet_max_batch)
+    writer.write(model_dir / CONFIG_FILENAME, config.render())
+    writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, COMPONENT_MODEL_PY)
+
+
+def _write_pipeline_model(
+    writer: RepositoryWriter,
+    options: ExportOptions,
+    components: AnimateDiffComponents,
+    card: ModelCard,
+    config: PipelineConfig,
+) -> None:
+    import msgspec
+
+    model_dir = options.repository / options.model_id
+    assets = model_dir / VERSION_DIR / PIPELINE_ASSETS_DIRNAME
+    writer.write(model_dir / CONFIG_FILENAME, pipeline_config(options.model_id).render())
+    writer.write(model_dir / MODEL_CARD_FILENAME, msgspec.json.format(msgspec.json.encode(card), indent=2))
+    writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, PIPELINE_MODEL_PY)
+    writer.write(assets / PIPELINE_CONFIG_FILENAME, msgspec.json.format(msgspec.json.encode(config), indent=2))
+    with tempfile.TemporaryDirectory() as tmp:
+        components.tokenizer.save_pretrained(str(Path(tmp) / TOKENIZER_DIRNAME))
+        components.scheduler.save_pretrained(str(Path(tmp) / SCHEDULER_DIRNAME))
+        for dirname in (TOKENIZER_DIRNAME, SCHEDULER_DIRNAME):
+            writer.mirror(Path(tmp) / dirname, assets / dirname)
+
+
+def build_repository(options: ExportOptions) -> BuildReport:
+    """Export one pipeline into the repository and stamp it."""
+    if options.backend == BACKEND_TENSORRT:
+        from export.tensorrt_build import require_tensorrt
+
+        require_tensorrt()  # fail before spending minutes on the ONNX export
+    report = BuildReport(model_id=options.model_id)
+    started = time.perf_counter()
+    components = load_components(options)
+    report.seconds["load"] = time.perf_counter() - started
+    config = make_pipeline_config(options, components)
+    card = make_model_card(options, components)
+    limits = shape_limits(card, config)
+    dims = NetworkDims(config.text_max_length, config.text_hidden_size, config.latent_channels)
+
+    options.repository.mkdir(parents=True, exist_ok=True)
+    previous = read_stamps(options.repository).get(options.model_id, ModelStamp())
+    writer = RepositoryWriter(options.repository, report)
+    onnx_keys: dict[str, str] = {}
+    for spec_class in NETWORK_SPECS:
+        _export_component(
+            writer, options, components, spec_class(dims), limits, previous, onnx_keys, config.unet_max_batch
+        )
+    _write_pipeline_model(writer, options, components, card, config)
+    write_stamp(options.repository, options.model_id, ModelStamp(options.build_key(), writer.files, onnx_keys))
+    report.seconds["total"] = time.perf_counter() - started
+    return report

@@ -1,0 +1,209 @@
+"""The embedded demo model: a tiny, randomly initialised AnimateDiff with a fixed seed.
+
+It is saved the way a user's local weights look (a Stable Diffusion 1.5 diffusers folder plus a separate
+motion adapter folder) and loaded back through :mod:`export.loader`, so the demo exercises the same code
+path as real weights. The build is cached under ``build/tiny-animatediff/``, keyed on the sources and corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from export.fingerprint import hash_files, hash_json
+from export.tokenizer_training import CORPUS_PATH, TEXT_MAX_LENGTH, train_clip_tokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+TINY_SEED: Final = 20240611
+TEXT_HIDDEN_SIZE: Final = 32
+UNET_BLOCK_OUT_CHANNELS: Final = (32, 64)
+VAE_BLOCK_OUT_CHANNELS: Final = (8, 16, 32, 32)  # four blocks: 2**3 = 8 pixels per latent cell, as in SD1.5
+LATENT_CHANNELS: Final = 4
+MOTION_MAX_FRAMES: Final = 32
+VAE_SCALING_FACTOR: Final = 0.18215
+TOKENIZER_VOCAB_SIZE: Final = 1024
+
+SD_DIRNAME: Final = "stable-diffusion"
+MOTION_ADAPTER_DIRNAME: Final = "motion-adapter"
+_STAMP_FILENAME: Final = ".tiny-stamp.json"
+DEFAULT_BUILD_DIR: Final = Path(__file__).resolve().parent.parent / "build" / "tiny-animatediff"
+
+# AnimateDiff's recommended scheduler settings on top of the SD1.5 noise schedule.
+SCHEDULER_CONFIG: Final = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "timestep_spacing": "linspace",
+    "prediction_type": "epsilon",
+}
+
+
+def tiny_build_key() -> str:
+    """Changes whenever the tiny weights could change: this module, the tokenizer trainer or the corpus."""
+    here = Path(__file__).resolve().parent
+    return hash_json(
+        {
+            "seed": TINY_SEED,
+            "sources": hash_files([Path(__file__), here / "tokenizer_training.py", CORPUS_PATH]),
+        }
+    )
+
+
+def _build_text_encoder(tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_HIDDEN_SIZE,
+        intermediate_size=2 * TEXT_HIDDEN_SIZE,
+        projection_dim=TEXT_HIDDEN_SIZE,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=TEXT_MAX_LENGTH,
+        hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return CLIPTextModel(config).eval()
+
+
+def _build_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=32,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=UNET_BLOCK_OUT_CHANNELS,
+        layers_per_block=1,
+        attention_head_dim=4,
+        norm_num_groups=16,
+        cross_attention_dim=TEXT_HIDDEN_SIZE,
+    ).eval()
+
+
+def _build_motion_adapter():
+    from diffusers import MotionAdapter
+
+    return MotionAdapter(
+        block_out_channels=UNET_BLOCK_OUT_CHANNELS,
+        motion_layers_per_block=1,
+        motion_num_attention_heads=4,
+        motion_norm_num_groups=16,
+        motion_max_seq_length=MOTION_MAX_FRAMES,
+        use_motion_mid_block=True,
+    ).eval()
+
+
+def _build_vae():
+    from diffusers import AutoencoderKL
+
+    blocks = len(VAE_BLOCK_OUT_CHANNELS)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        block_out_channels=VAE_BLOCK_OUT_CHANNELS,
+        layers_per_block=1,
+        latent_channels=LATENT_CHANNELS,
+        norm_num_groups=8,
+        sample_size=256,
+        scaling_factor=VAE_SCALING_FACTOR,
+    ).eval()
+
+
+def _randomise_zero_weights(module: torch.nn.Module, std: float = 0.02) -> None:
+    """Diffusers zero-initialises output projections (e.g. of the motion modules) so that an untrained
+    adapter is an identity; a random demo would then never exercise them. Give such weights small random
+    values instead."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in module.parameters():
+            if parameter.dim() >= 2 and not parameter.any():
+                parameter.normal_(0.0, std)
+
+
+def build_tiny_components(tokenizer_dir: Path) -> dict[str, object]:
+    """Build every network with a fixed seed (same seed -> identical weights). ``tokenizer_dir`` must hold the
+    trained tokenizer; its vocabulary size and special ids shape the text encoder."""
+    import torch
+    from diffusers import DDIMScheduler
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir))
+    builders = {
+        "text_encoder": lambda: _build_text_encoder(tokenizer),
+        "unet": _build_unet,
+        "motion_adapter": _build_motion_adapter,
+        "vae": _build_vae,
+    }
+    networks = {}
+    for offset, (name, build) in enumerate(builders.items()):
+        torch.manual_seed(TINY_SEED + offset)  # one seed per network: changing one leaves the others alone
+        networks[name] = build()
+    _randomise_zero_weights(networks["motion_adapter"])
+    return {"tokenizer": tokenizer, **networks, "scheduler": DDIMScheduler.from_config(SCHEDULER_CONFIG)}
+
+
+def _model_index() -> dict[str, object]:
+    import diffusers
+
+    return {
+        "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "feature_extractor": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+
+
+def save_tiny_weights(output_dir: Path) -> tuple[Path, Path]:
+    """Train the tokenizer, build the networks and save them as ``stable-diffusion/`` (SD1.5 diffusers
+    layout) and ``motion-adapter/``. Returns both folders."""
+    from export.loader import quiet_libraries
+
+    quiet_libraries()
+    sd_dir, adapter_dir = output_dir / SD_DIRNAME, output_dir / MOTION_ADAPTER_DIRNAME
+    train_clip_tokenizer(sd_dir / "tokenizer", vocab_size=TOKENIZER_VOCAB_SIZE)
+    components = build_tiny_components(sd_dir / "tokenizer")
+    for name in ("text_encoder", "unet", "vae", "scheduler"):
+        components[name].save_pretrained(str(sd_dir / name))
+    components["motion_adapter"].save_pretrained(str(adapter_dir))
+    (sd_dir / "model_index.json").write_text(json.dumps(_model_index(), indent=2) + "\n")
+    return sd_dir, adapter_dir
+
+
+def ensure_tiny_weights(build_dir: Path = DEFAULT_BUILD_DIR, force: bool = False) -> tuple[Path, Path]:
+    """The cached tiny weights folders, (re)built when missing or stale."""
+    key = tiny_build_key()
+    stamp = build_dir / _STAMP_FILENAME
+    sd_dir, adapter_dir = build_dir / SD_DIRNAME, build_dir / MOTION_ADAPTER_DIRNAME
+    if not force and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+        return sd_dir, adapter_dir
+    # Build next to the cache and swap it in, so that an interrupted build never leaves a half-written cache.
+    staging = build_dir.with_name(f".{build_dir.name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_tiny_weights(staging)
+    (staging / _STAMP_FILENAME).write_text(json.dumps({"key": key}) + "\n")
+    shutil.rmtree(build_dir, ignore_errors=True)
+    staging.rename(build_dir)
+    return sd_dir, adapter_dir

@@ -1,0 +1,105 @@
+"""TensorRT support that can be checked without a GPU: optimisation profiles and the rendered configs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from export.__main__ import main
+from export.model_cards import shape_limits, tiny_model_card
+from export.specs import NetworkDims, TextEncoderSpec, UNetSpec, VAEDecoderSpec
+from export.tensorrt_build import build_engine, engine_profiles
+from export.triton_config import BACKEND_TENSORRT, component_config
+from visualizr import names
+from visualizr.pipeline_config import PipelineConfig
+
+DIMS = NetworkDims(text_max_length=77, text_hidden_size=32, latent_channels=4)
+CONFIG = PipelineConfig(
+    model_id="animatediff",
+    family="animatediff",
+    text_max_length=77,
+    text_hidden_size=32,
+    latent_channels=4,
+    vae_scale_factor=8,
+    vae_scaling_factor=0.18215,
+)
+CARD = tiny_model_card("animatediff", [], multiple_of=8, max_frames=32)
+LIMITS = shape_limits(CARD, CONFIG)
+
+
+def test_shape_limits_follow_the_model_card() -> None:
+    width, frames = CARD.parameter("width"), CARD.parameter("num_frames")
+    assert (LIMITS.latent_width.min, LIMITS.latent_width.opt, LIMITS.latent_width.max) == (
+        width.min // 8,
+        width.default // 8,
+        width.max // 8,
+    )
+    assert (LIMITS.frames.min, LIMITS.frames.opt, LIMITS.frames.max) == (
+        frames.min,
+        frames.default,
+        frames.max,
+    )
+    unet_batch = LIMITS.unet_batch
+    assert (unet_batch.min, unet_batch.opt, unet_batch.max) == (1, 2, CONFIG.unet_max_batch)
+    assert LIMITS.decode_batch.max == CONFIG.decode_chunk_size
+
+
+def test_unet_profile() -> None:
+    f, h, w = LIMITS.frames, LIMITS.latent_height, LIMITS.latent_width
+    profiles = engine_profiles(UNetSpec(DIMS), LIMITS)
+    assert profiles[names.UNET_SAMPLE] == (
+        (1, 4, f.min, h.min, w.min),
+        (2, 4, f.opt, h.opt, w.opt),
+        (4, 4, f.max, h.max, w.max),
+    )
+    assert profiles[names.UNET_TIMESTEP] == ((1,), (2,), (4,))
+    assert profiles[names.UNET_ENCODER_HIDDEN_STATES] == ((1, 77, 32), (2, 77, 32), (4, 77, 32))
+
+
+def test_text_encoder_and_vae_decoder_profiles() -> None:
+    text_profile = engine_profiles(TextEncoderSpec(DIMS), LIMITS)
+    assert text_profile == {names.TEXT_INPUT_IDS: ((1, 77), (2, 77), (2, 77))}
+    h, w = LIMITS.latent_height, LIMITS.latent_width
+    assert engine_profiles(VAEDecoderSpec(DIMS), LIMITS) == {
+        names.VAE_LATENT: ((1, 4, h.min, w.min), (8, 4, h.opt, w.opt), (8, 4, h.max, w.max))
+    }
+
+
+@pytest.mark.parametrize("spec_class", [TextEncoderSpec, UNetSpec, VAEDecoderSpec], ids=lambda c: c.component)
+def test_tensorrt_component_config(spec_class) -> None:
+    spec = spec_class(DIMS)
+    model_name = names.component_model_name("animatediff", spec.component)
+    text = component_config(model_name, spec, BACKEND_TENSORRT, CONFIG.unet_max_batch).render()
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert config.platform == "tensorrt_plan" and not config.backend
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert [i.name for i in config.input] == spec.input_names
+    assert "intra_op_num_threads" not in config.parameters
+    batched = spec_class is UNetSpec
+    assert config.max_batch_size == (CONFIG.unet_max_batch if batched else 0)
+    assert config.HasField("dynamic_batching") == batched
+
+
+def test_unknown_backend_is_rejected() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        component_config("x", UNetSpec(DIMS), "openvino", 4)
+
+
+without_tensorrt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")
+
+
+@without_tensorrt
+def test_build_engine_without_tensorrt_explains_how_to_install(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="pip install"):
+        build_engine(tmp_path / "model.onnx", tmp_path / "model.plan", UNetSpec(DIMS), LIMITS)
+
+
+@without_tensorrt
+def test_tensorrt_export_fails_before_exporting_anything(tmp_path, capsys) -> None:
+    repository = tmp_path / "repository"
+    assert main(["--backend", "tensorrt", "--repository", str(repository)]) == 1
+    assert "tensorrt" in capsys.readouterr().err
+    assert not repository.exists()
