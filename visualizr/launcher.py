@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import importlib.util
 import logging
 import os
@@ -118,6 +119,14 @@ def models_to_load(model_repository: Path) -> list[str]:
     return list(dict.fromkeys(models)) or ["*"]
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM tritonserver if the process that started it dies (even by SIGKILL),
+    so a crashed `make serve` or test run never leaves a server holding the ports."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class TritonServer:
     def __init__(
         self,
@@ -172,7 +181,12 @@ class TritonServer:
         logger.info("starting %s (log: %s)", " ".join(command), self.log_path)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=server_env(install), start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=server_env(install),
+                start_new_session=True,
+                preexec_fn=_terminate_with_parent,
             )
         return self
 
