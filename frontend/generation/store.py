@@ -115,7 +115,8 @@ class JobStore:
     def path(self) -> Path:
         return self._path
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(connection) on the store's single database thread; domain modules keep their own queries."""
         if self._executor is None or self._conn is None:
             raise RuntimeError("JobStore is not open")
         conn = self._conn
@@ -147,7 +148,7 @@ class JobStore:
     async def insert(self, job: JobRecord) -> None:
         row = _to_row(job)
         sql = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
-        await self._run(lambda conn: conn.execute(sql, row))
+        await self.run(lambda conn: conn.execute(sql, row))
 
     async def update(self, request_id: str, **fields: Any) -> None:
         """Set some columns of one job. JSON columns take their Struct."""
@@ -160,14 +161,14 @@ class JobStore:
                 fields[name] = msgspec.json.encode(value).decode()
         sql = f"UPDATE jobs SET {', '.join(f'{n} = :{n}' for n in fields)} WHERE request_id = :request_id"
         params = {**fields, "request_id": request_id}
-        await self._run(lambda conn: conn.execute(sql, params))
+        await self.run(lambda conn: conn.execute(sql, params))
 
     async def get(self, request_id: str) -> JobRecord | None:
         def query(conn: sqlite3.Connection) -> JobRecord | None:
             row = conn.execute("SELECT * FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
             return None if row is None else _from_row(row)
 
-        return await self._run(query)
+        return await self.run(query)
 
     async def list_by_status(self, statuses: Iterable[str]) -> list[JobRecord]:
         wanted = tuple(statuses)
@@ -179,7 +180,7 @@ class JobStore:
             ).fetchall()
             return [_from_row(r) for r in rows]
 
-        return await self._run(query)
+        return await self.run(query)
 
     async def fail_interrupted(self, now: float, code: str, message: str, details: str) -> list[str]:
         """Mark every `processing` job failed (the server died under it); returns their ids."""
@@ -194,7 +195,7 @@ class JobStore:
             )
             return ids
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def history(self, model: str, limit: int = 50) -> list[tuple[float, float]]:
         """(processing_time_seconds, work_units) of the model's latest completed jobs, newest first."""
@@ -208,4 +209,4 @@ class JobStore:
             ).fetchall()
             return [(float(r[0]), float(r[1])) for r in rows]
 
-        return await self._run(query)
+        return await self.run(query)
