@@ -73,18 +73,44 @@ class Logger:
     log_verbose = log_warn = log_error = log_info
 
 
+class Metric:
+    def __init__(self, labels: dict[str, str], buckets: list[float] | None = None) -> None:
+        self.labels, self.buckets, self.value, self.observations = labels, buckets, 0.0, []
+
+    def increment(self, value: float) -> None:
+        self.value += value
+
+    def observe(self, value: float) -> None:
+        self.observations.append(value)
+
+
+class MetricFamily:
+    COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
+
+    def __init__(self, name: str, description: str, kind: str) -> None:
+        self.name, self.kind, self.metrics = name, kind, []
+
+    def Metric(self, labels: dict[str, str], buckets: list[float] | None = None) -> Metric:  # noqa: N802
+        assert (buckets is not None) == (self.kind == self.HISTOGRAM), "Triton requires buckets for histograms only"
+        metric = Metric(labels, buckets)
+        self.metrics.append(metric)
+        return metric
+
+
 def _get_tensor(holder: Any, name: str) -> Tensor | None:
     return next((t for t in holder.tensors() if t.name() == name), None)
 
 
 pb = types.ModuleType("triton_python_backend_utils")
 pb.Tensor, pb.TritonError, pb.InferenceResponse, pb.Logger = Tensor, TritonError, InferenceResponse, Logger
+pb.MetricFamily = MetricFamily
 pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
 pb.TRITONSERVER_MEMORY_CPU = 0
 pb.get_input_tensor_by_name = _get_tensor
 sys.modules.setdefault("triton_python_backend_utils", pb)
 
 from visualizr.triton import onnx_component, pipeline_model  # noqa: E402
+from visualizr.triton.metrics import PipelineMetrics  # noqa: E402
 from visualizr.triton.onnx_component import OnnxComponentModel, match_rank  # noqa: E402
 
 
@@ -276,6 +302,7 @@ def pipeline_triton_model() -> pipeline_model.TritonPythonModel:
 
     model = pipeline_model.TritonPythonModel()
     model.pipeline, model.components, model.name = make_pipeline(), FakeComponents(), "tiny"
+    model.metrics = PipelineMetrics(pb, "tiny")
     return model
 
 
@@ -295,6 +322,9 @@ def test_pipeline_streams_progress_then_frames_with_the_final_flag(pipeline_trit
     assert [flags for _, flags in sent] == [0, 0, 0, 0, 1]
     assert sent[-1][0].outputs()[names.OUT_FRAMES].shape == (3, 16, 32, 3)
     assert names.OUT_FRAMES not in sent[-2][0].outputs()
+    metrics = pipeline_triton_model.metrics
+    assert len(metrics.step_seconds.observations) == 2 and len(metrics.generation_seconds.observations) == 1
+    assert metrics.outcomes["success"].value == 1 and metrics.active.value == 0
 
 
 def test_pipeline_cancel_sends_a_final_cancelled_error(pipeline_triton_model) -> None:
@@ -306,6 +336,7 @@ def test_pipeline_cancel_sends_a_final_cancelled_error(pipeline_triton_model) ->
         sent[-1][0].error().message() == "cancelled" and sent[-1][0].error().code() == TritonError.CANCELLED
     )
     assert sum(kind == "unet" for kind, _ in pipeline_triton_model.components.calls) == 2
+    assert pipeline_triton_model.metrics.outcomes["cancelled"].value == 1
 
 
 def test_pipeline_bad_request_gets_an_error_and_others_still_run(pipeline_triton_model) -> None:
@@ -318,6 +349,8 @@ def test_pipeline_bad_request_gets_an_error_and_others_still_run(pipeline_triton
         and "width" in response.error().message()
     )
     assert good.sender.sent[-1][1] == 1 and not good.sender.sent[-1][0].has_error()
+    outcomes = pipeline_triton_model.metrics.outcomes
+    assert (outcomes["invalid"].value, outcomes["success"].value) == (1, 1)
 
 
 def test_pipeline_component_failure_is_an_error_response(pipeline_triton_model) -> None:
@@ -329,6 +362,8 @@ def test_pipeline_component_failure_is_an_error_response(pipeline_triton_model) 
     asyncio.run(pipeline_triton_model.execute([request]))
     response, flags = request.sender.sent[-1]
     assert flags == 1 and "unet exploded" in response.error().message()
+    assert pipeline_triton_model.metrics.outcomes["failed"].value == 1
+    assert pipeline_triton_model.metrics.active.value == 0
 
 
 def test_pipeline_model_requires_decoupled() -> None:

@@ -122,3 +122,25 @@ def test_cancel_stops_within_one_step(triton: TritonServer) -> None:
     )
     assert total < steps
     assert cancelled_line in triton.log_tail(200)
+
+
+def test_custom_metrics_on_the_triton_metrics_port(triton: TritonServer) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        text = httpx.get(f"http://{triton.settings.triton_host}:{triton.settings.triton_metrics_port}/metrics").text
+        return {
+            family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
+            for family in text_string_to_metric_families(text)
+        }
+
+    before = scrape()
+    generate(triton, SMALL)
+    after = scrape()
+    model = (("model", MODEL_ID),)
+    success = (("model", MODEL_ID), ("outcome", "success"))
+    assert after["visualizr_pipeline_generations"][success] == before["visualizr_pipeline_generations"][success] + 1
+    steps = after["visualizr_pipeline_step_duration_seconds"]
+    assert any(value >= SMALL.num_inference_steps for labels, value in steps.items() if ("le", "+Inf") in labels)
+    assert after["visualizr_pipeline_active_generations"][model] == 0
+    assert "nv_inference_request_success" in after  # Triton's own metrics on the same port

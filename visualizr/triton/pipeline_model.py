@@ -24,6 +24,7 @@ from visualizr.pipeline.errors import Cancelled, InvalidRequest
 from visualizr.pipeline.loop import TextToVideoPipeline
 from visualizr.pipeline.progress import ProgressEvent
 from visualizr.triton.bls import BlsComponents
+from visualizr.triton.metrics import PipelineMetrics
 from visualizr.triton.model_config import ModelConfig, ModelConfigError
 from visualizr.triton.pipeline_io import parse_generation_request, progress_arrays
 
@@ -61,6 +62,7 @@ class TritonPythonModel:
         self.pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir, args["model_version"]))
         self.components = BlsComponents(self.pipeline.config.family)
         self.name = config.name
+        self.metrics = PipelineMetrics(pb_utils, config.name)
 
     async def execute(self, requests: list[Any]) -> None:
         await asyncio.gather(*(self._serve(request) for request in requests))
@@ -69,21 +71,27 @@ class TritonPythonModel:
     async def _serve(self, request: Any) -> None:
         sender = request.get_response_sender()
         request_id = request.request_id() or "-"
+        timer = self.metrics.track()
         try:
             generation = parse_generation_request(lambda name: _input(request, name))
             log().log_info(f"{self.name} request {request_id}: {generation}")
             async for event in self.pipeline.generate(generation, self.components, request.is_cancelled):
+                timer.on_event(event)
                 log().log_verbose(
                     f"{self.name} request {request_id}: {event.phase} {event.step}/{event.total_steps}"
                 )
                 sender.send(_progress_response(event), flags=FINAL if event.is_final else 0)
+            timer.finish("success")
             log().log_info(f"{self.name} request {request_id}: done")
         except Cancelled as exc:
+            timer.finish("cancelled")
             log().log_info(f"{self.name} request {request_id}: {exc}")
             _send_final_error(sender, "cancelled", pb_utils.TritonError.CANCELLED)
         except InvalidRequest as exc:
+            timer.finish("invalid")
             _send_final_error(sender, f"invalid request: {exc}", pb_utils.TritonError.INVALID_ARG)
         except Exception as exc:  # never let one request take down the stub
+            timer.finish("failed")
             log().log_error(f"{self.name} request {request_id} failed: {type(exc).__name__}: {exc}")
             _send_final_error(sender, f"{type(exc).__name__}: {exc}")
 
