@@ -164,6 +164,21 @@ def encode_assets(
         raise
 
 
-def remove_assets(assets: VideoAssets) -> None:
+def remove_assets(assets: VideoAssets) -> int:
+    """Delete the three files (missing ones are skipped); returns the bytes freed by the files actually removed."""
+    freed = 0
     for path in (assets.video, assets.thumbnail, assets.preview):
-        path.unlink(missing_ok=True)
+        try:
+            size = path.lstat().st_size  # a link's own size: unlink removes the link, not its target
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    return freed
+
+
+def bitrate_kbps(metadata: VideoMetadata) -> int:
+    """Average bitrate of a probed file: its bits over its duration, in kilobits (1000 bits) per second."""
+    if metadata.duration_seconds <= 0:
+        return 0
+    return round(metadata.file_size_bytes * 8 / metadata.duration_seconds / 1000)

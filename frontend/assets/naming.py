@@ -1,0 +1,42 @@
+"""Video ids, file names and URLs of assets, all derived from the generation service's own helpers
+(``video_id_of``, ``asset_names``, ``ASSETS_URL_PREFIX``) so the two packages can never disagree."""
+
+from __future__ import annotations
+
+import re
+
+from frontend.generation.encoding import asset_names
+from frontend.generation.service import ASSETS_URL_PREFIX, REQUEST_ID_PREFIX, video_id_of
+
+VIDEO_ID_PREFIX = video_id_of(REQUEST_ID_PREFIX)  # "video_"
+MAX_HEX_CHARS = 64  # request ids carry a 32-hex uuid4; anything much longer is not one of ours
+
+_STEM = "X"
+VIDEO_SUFFIX, THUMBNAIL_SUFFIX, PREVIEW_SUFFIX = (name.removeprefix(_STEM) for name in asset_names(_STEM))
+MEDIA_TYPES = {VIDEO_SUFFIX: "video/mp4", THUMBNAIL_SUFFIX: "image/jpeg", PREVIEW_SUFFIX: "image/gif"}
+
+_ID = f"{re.escape(VIDEO_ID_PREFIX)}[0-9a-f]{{1,{MAX_HEX_CHARS}}}"
+VIDEO_ID_RE = re.compile(_ID)
+ASSET_FILE_RE = re.compile(f"({_ID})({'|'.join(re.escape(s) for s in MEDIA_TYPES)})")
+
+
+def request_id_of(video_id: str) -> str | None:
+    """``video_<hex>`` -> ``video_req_<hex>`` (inverse of ``video_id_of``); None for anything else."""
+    if not VIDEO_ID_RE.fullmatch(video_id):
+        return None
+    return REQUEST_ID_PREFIX + video_id.removeprefix(VIDEO_ID_PREFIX)
+
+
+def media_type_of(file_name: str) -> str | None:
+    """The content type of one of the service's asset files; None for any other name (never served)."""
+    match = ASSET_FILE_RE.fullmatch(file_name)
+    return MEDIA_TYPES[match.group(2)] if match else None
+
+
+def asset_url(file_name: str) -> str:
+    return f"{ASSETS_URL_PREFIX}/{file_name}"
+
+
+def shown(value: str, limit: int = 120) -> str:
+    """A client-supplied value cut short enough to echo in an error message."""
+    return value[:limit]

@@ -1,0 +1,173 @@
+"""List, describe and delete video assets: completed jobs (SQLite) whose MP4 is on disk (assets_dir).
+
+* The list reads the stored metadata (cheap); the details read the file back with PyAV (what is on disk).
+* A job that is queued, running, failed or cancelled is not an asset: 404 here, like an unknown id.
+* Delete removes the job's row first (atomically: of two concurrent deletes one wins, the other gets 404), then
+  its three files; ``freed_space_bytes`` counts only the files actually removed. A completed job whose files
+  are already gone can still be deleted (its row is cleaned up; 0 bytes freed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from frontend import clock
+from frontend.assets.filters import ListQuery
+from frontend.assets.naming import asset_url, request_id_of, shown
+from frontend.assets.queries import ListedRow, completed_ids, delete_completed, listed_rows
+from frontend.assets.schemas import (
+    DeleteVideoResponse,
+    GenerationInfo,
+    ListedVideo,
+    ListedVideoMetadata,
+    VideoDetails,
+    VideoFileMetadata,
+    VideoList,
+)
+from frontend.errors import RequestNotFoundError
+from frontend.generation.encoding import VideoAssets, asset_names, bitrate_kbps, probe_video, remove_assets
+from frontend.generation.schemas import COMPLETED, VideoMetadata
+from frontend.generation.service import GenerationService, video_id_of
+from frontend.generation.store import JobRecord, JobStore
+
+logger = logging.getLogger("frontend.assets")
+
+DELETED = "deleted"
+
+
+def video_not_found(video_id: str) -> RequestNotFoundError:
+    # The reference has no asset-specific error code; REQUEST_NOT_FOUND is the closest of its eight.
+    return RequestNotFoundError(
+        f"Video {shown(video_id)!r} not found: no completed generation with this id has its video on disk",
+        {"video_id": shown(video_id)},
+    )
+
+
+def _listed_metadata(metadata: VideoMetadata | None) -> ListedVideoMetadata:
+    if metadata is None:
+        return ListedVideoMetadata(duration_seconds=0.0, resolution="0x0", fps=0, file_size_bytes=0)
+    return ListedVideoMetadata(
+        duration_seconds=metadata.duration_seconds,
+        resolution=metadata.resolution,
+        fps=metadata.fps,
+        file_size_bytes=metadata.file_size_bytes,
+    )
+
+
+class AssetService:
+    def __init__(self, store: JobStore, assets_dir: Path, *, now: Callable[[], float] = clock.now) -> None:
+        self.store = store
+        self.assets_dir = Path(assets_dir)
+        self._now = now
+
+    @classmethod
+    def of(cls, service: GenerationService) -> AssetService:
+        return cls(service.store, service.settings.assets_dir)
+
+    def files_of(self, video_id: str) -> VideoAssets:
+        video, thumbnail, preview = (self.assets_dir / name for name in asset_names(video_id))
+        return VideoAssets(video=video, thumbnail=thumbnail, preview=preview)
+
+    def _with_video_on_disk(self, request_ids: list[str]) -> list[str]:
+        """The ids whose MP4 exists (one directory read, not one stat per job)."""
+        try:
+            names = set(os.listdir(self.assets_dir))
+        except FileNotFoundError:
+            return []
+        return [rid for rid in request_ids if asset_names(video_id_of(rid))[0] in names]
+
+    # ------------------------------------------------------------------ list
+
+    async def list_videos(self, query: ListQuery) -> VideoList:
+        candidates = await self.store.run(lambda conn: completed_ids(conn, query))
+        present = await asyncio.to_thread(self._with_video_on_disk, candidates)
+        page = present[query.offset : query.offset + query.limit]
+        rows = await self.store.run(lambda conn: listed_rows(conn, page))
+        videos = [self._listed(rows[rid]) for rid in page if rid in rows]  # a row may go between the reads
+        return VideoList(
+            videos=videos, total_count=len(present), has_more=query.offset + len(page) < len(present)
+        )
+
+    @staticmethod
+    def _listed(row: ListedRow) -> ListedVideo:
+        video_id = video_id_of(row.request_id)
+        video, thumbnail, _ = asset_names(video_id)
+        return ListedVideo(
+            id=video_id,
+            url=asset_url(video),
+            thumbnail_url=asset_url(thumbnail),
+            prompt=row.prompt,
+            model=row.model,
+            metadata=_listed_metadata(row.metadata),
+            created_at=clock.iso(row.completed_at) or "",
+        )
+
+    # ------------------------------------------------------------------ details
+
+    async def _completed_record(self, video_id: str) -> JobRecord:
+        request_id = request_id_of(video_id)
+        record = None if request_id is None else await self.store.get(request_id)
+        if record is None or record.status != COMPLETED:
+            raise video_not_found(video_id)
+        return record
+
+    def _probe(self, record: JobRecord, path: Path) -> VideoMetadata | None:
+        """The file's own metadata; None when it is gone. A file PyAV cannot read falls back to the stored
+        metadata (logged), so one damaged file does not turn its details into a 500."""
+        if not path.is_file():
+            return None
+        try:
+            return probe_video(path)
+        except FileNotFoundError:
+            return None
+        except Exception:
+            logger.warning("could not probe %s; answering its stored metadata", path, exc_info=True)
+            return record.metadata or VideoMetadata(0.0, 0, "0x0", path.stat().st_size, "mp4", "h264")
+
+    async def get_video(self, video_id: str) -> VideoDetails:
+        record = await self._completed_record(video_id)
+        files = self.files_of(video_id)
+        metadata = await asyncio.to_thread(self._probe, record, files.video)
+        if metadata is None:
+            raise video_not_found(video_id)
+        return VideoDetails(
+            id=video_id,
+            url=asset_url(files.video.name),
+            thumbnail_url=asset_url(files.thumbnail.name),
+            preview_gif_url=asset_url(files.preview.name),
+            prompt=record.prompt,
+            negative_prompt=record.negative_prompt,
+            model=record.model,
+            parameters=record.parameters,
+            metadata=VideoFileMetadata(
+                duration_seconds=metadata.duration_seconds,
+                resolution=metadata.resolution,
+                fps=metadata.fps,
+                file_size_bytes=metadata.file_size_bytes,
+                format=metadata.format,
+                codec=metadata.codec,
+                bitrate_kbps=bitrate_kbps(metadata),
+            ),
+            generation_info=GenerationInfo(
+                request_id=record.request_id,
+                processing_time_seconds=round(record.processing_time_seconds or 0.0, 3),
+                gpu_memory_used_gb=None,
+            ),
+            created_at=clock.iso(record.completed_at) or "",
+        )
+
+    # ------------------------------------------------------------------ delete
+
+    async def delete_video(self, video_id: str) -> DeleteVideoResponse:
+        request_id = request_id_of(video_id)
+        if request_id is None or not await self.store.run(lambda conn: delete_completed(conn, request_id)):
+            raise video_not_found(video_id)
+        freed = await asyncio.to_thread(remove_assets, self.files_of(video_id))
+        logger.info("deleted %s (%d bytes freed)", video_id, freed)
+        return DeleteVideoResponse(
+            video_id=video_id, status=DELETED, freed_space_bytes=freed, deleted_at=clock.iso(self._now()) or ""
+        )
