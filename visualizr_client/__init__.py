@@ -1,0 +1,67 @@
+"""Python SDK and command line of Visualizr (``visualizr-api.md``).
+
+Sync: ``VisualizrClient``; asyncio: ``AsyncVisualizrClient``; results are msgspec Structs from
+``visualizr_client.models``; errors derive from ``VisualizrError`` (``visualizr_client.errors``).
+"""
+
+from visualizr_client.async_client import AsyncVisualizrClient
+from visualizr_client.client import VisualizrClient
+from visualizr_client.errors import (
+    AuthenticationError,
+    BadRequestError,
+    GenerationCancelledError,
+    GenerationFailedError,
+    GenerationTimeoutError,
+    InsufficientGpuMemoryError,
+    InvalidParametersError,
+    InvalidPromptError,
+    ModelLoadFailedError,
+    ModelNotFoundError,
+    NotFoundError,
+    QueueFullError,
+    RequestNotFoundError,
+    UnexpectedResponseError,
+    VisualizrAPIError,
+    VisualizrConnectionError,
+    VisualizrError,
+)
+from visualizr_client.models import (
+    CancelledMessage,
+    CompletedMessage,
+    FailedMessage,
+    GenerationAccepted,
+    GenerationStatus,
+    ProgressMessage,
+    StreamMessage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncVisualizrClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "CancelledMessage",
+    "CompletedMessage",
+    "FailedMessage",
+    "GenerationAccepted",
+    "GenerationCancelledError",
+    "GenerationFailedError",
+    "GenerationStatus",
+    "GenerationTimeoutError",
+    "InsufficientGpuMemoryError",
+    "InvalidParametersError",
+    "InvalidPromptError",
+    "ModelLoadFailedError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "ProgressMessage",
+    "QueueFullError",
+    "RequestNotFoundError",
+    "StreamMessage",
+    "UnexpectedResponseError",
+    "VisualizrAPIError",
+    "VisualizrClient",
+    "VisualizrConnectionError",
+    "VisualizrError",
+]

@@ -1,0 +1,7 @@
+"""``python -m visualizr_client``: the ``visualizr`` command line."""
+
+import sys
+
+from visualizr_client.cli import main
+
+sys.exit(main())

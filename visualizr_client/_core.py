@@ -1,0 +1,328 @@
+"""Transport-agnostic core shared by the sync and the async client.
+
+Every endpoint is a ``Call``: method, path, query, JSON body and the result type that parses its answer.
+The clients only send a ``Call`` over their own httpx client and hand the answer back to ``Call.parse``;
+waiting, streaming and downloading reuse the helpers below, so the two clients hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Generic, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+import msgspec
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from visualizr_client import models as m
+from visualizr_client.errors import (
+    AuthenticationError,
+    GenerationCancelledError,
+    GenerationTimeoutError,
+    UnexpectedResponseError,
+    VisualizrConnectionError,
+    VisualizrError,
+    api_error,
+    error_from_response,
+    job_error,
+)
+
+DEFAULT_BASE_URL = "http://localhost:8002"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_POLL_INTERVAL = 1.0
+WS_PATH = "/api/v1/ws/generation"
+USER_AGENT = "visualizr-client/0.1"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One HTTP request of the API and the type its 2xx answer decodes to."""
+
+    method: str
+    path: str
+    result: type[T]
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+
+    def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> T:
+        if not 200 <= status < 300:
+            raise error_from_response(status, headers, content)
+        try:
+            return msgspec.json.decode(content, type=self.result)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UnexpectedResponseError(
+                status,
+                UnexpectedResponseError.spec_code,
+                f"{self.method} {self.path}: answer is not a {self.result.__name__}: {exc}",
+                {"body": content[:500].decode("utf-8", errors="replace")},
+            ) from None
+
+
+def _segment(value: str) -> str:
+    """One path segment: ids can never add path levels or a query."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"an id must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# --- the endpoint table -----------------------------------------------------------------------------------
+
+
+def generate_video(prompt: str, params: Mapping[str, Any]) -> Call[m.GenerationAccepted]:
+    """Body fields as the reference names them (negative_prompt, width, height, num_frames, fps,
+    num_inference_steps, guidance_scale, seed, model, style); None values are left out (server defaults)."""
+    return Call("POST", "/api/v1/generate/video", m.GenerationAccepted, json=_compact({"prompt": prompt, **params}))
+
+
+def get_status(request_id: str) -> Call[m.GenerationStatus]:
+    return Call("GET", f"/api/v1/generate/status/{_segment(request_id)}", m.GenerationStatus)
+
+
+def cancel(request_id: str) -> Call[m.CancelResult]:
+    return Call("DELETE", f"/api/v1/generate/{_segment(request_id)}", m.CancelResult)
+
+
+def list_models() -> Call[m.ModelList]:
+    return Call("GET", "/api/v1/models", m.ModelList)
+
+
+def get_model(model_id: str) -> Call[m.ModelDetail]:
+    return Call("GET", f"/api/v1/models/{_segment(model_id)}", m.ModelDetail)
+
+
+def load_model(model_id: str) -> Call[m.ModelLoadResult]:
+    return Call("POST", f"/api/v1/models/{_segment(model_id)}/load", m.ModelLoadResult)
+
+
+def unload_model(model_id: str) -> Call[m.ModelUnloadResult]:
+    return Call("POST", f"/api/v1/models/{_segment(model_id)}/unload", m.ModelUnloadResult)
+
+
+def list_videos(
+    limit: int | None, offset: int | None, model: str | None, start_date: str | None, end_date: str | None
+) -> Call[m.VideoList]:
+    query = {"limit": limit, "offset": offset, "model": model, "start_date": start_date, "end_date": end_date}
+    return Call("GET", "/api/v1/assets/videos", m.VideoList, params=_compact(query))
+
+
+def get_video(video_id: str) -> Call[m.VideoDetail]:
+    return Call("GET", f"/api/v1/assets/videos/{_segment(video_id)}", m.VideoDetail)
+
+
+def delete_video(video_id: str) -> Call[m.VideoDeleteResult]:
+    return Call("DELETE", f"/api/v1/assets/videos/{_segment(video_id)}", m.VideoDeleteResult)
+
+
+def health() -> Call[m.HealthStatus]:
+    return Call("GET", "/api/v1/health", m.HealthStatus)
+
+
+def metrics() -> Call[m.Metrics]:
+    return Call("GET", "/api/v1/metrics", m.Metrics)
+
+
+# --- connection settings ----------------------------------------------------------------------------------
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <key>``, sent only to the configured server (never to another origin a
+    download URL may point at)."""
+
+    def __init__(self, api_key: str, origin: tuple[str, str, int | None]) -> None:
+        self._header = f"Bearer {api_key}"
+        self._origin = origin
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        if (request.url.scheme, request.url.host, request.url.port) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments shared by httpx.Client and httpx.AsyncClient."""
+        url = httpx.URL(self.base_url)
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json", **self.headers},
+            "auth": BearerAuth(self.api_key, (url.scheme, url.host, url.port)) if self.api_key else None,
+        }
+
+    @property
+    def ws_url(self) -> str:
+        parts = urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path}{WS_PATH}"
+
+    @property
+    def ws_headers(self) -> dict[str, str]:
+        return {**self.headers, **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
+
+    def absolute(self, url_or_path: str) -> str:
+        """A result URL (``/assets/video/x.mp4``) or a full URL, as a full URL."""
+        if urlsplit(url_or_path).scheme:
+            return url_or_path
+        return urljoin(self.base_url + "/", url_or_path.lstrip("/"))
+
+
+@contextlib.contextmanager
+def connection_errors(what: str) -> Iterator[None]:
+    """Transport failures (refused, reset, timed out) as VisualizrConnectionError / GenerationTimeoutError."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise GenerationTimeoutError(f"{what}: timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise VisualizrConnectionError(f"{what}: {exc or type(exc).__name__}") from exc
+
+
+# --- waiting ----------------------------------------------------------------------------------------------
+
+
+class Deadline:
+    def __init__(self, timeout: float | None) -> None:
+        self._end = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+
+    def remaining(self) -> float | None:
+        return None if self._end is None else max(0.0, self._end - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return self._end is not None and time.monotonic() >= self._end
+
+    def sleep_for(self, interval: float) -> float:
+        remaining = self.remaining()
+        return interval if remaining is None else min(interval, remaining)
+
+    def error(self, request_id: str, last: object = None) -> GenerationTimeoutError:
+        state = f" (last state: {last})" if last is not None else ""
+        return GenerationTimeoutError(f"Generation {request_id!r} not finished after {self.timeout} s{state}")
+
+
+def finished(job: m.GenerationStatus) -> m.GenerationStatus | None:
+    """The job if it completed, None while it runs; failed / cancelled raise."""
+    if job.status == m.COMPLETED:
+        return job
+    if job.status == m.FAILED:
+        raise job_error(job)
+    if job.status == m.CANCELLED:
+        raise GenerationCancelledError(job.request_id, job)
+    return None
+
+
+# --- WebSocket --------------------------------------------------------------------------------------------
+
+_WS_TYPES = {
+    "progress": m.ProgressMessage,
+    "completed": m.CompletedMessage,
+    "failed": m.FailedMessage,
+    "cancelled": m.CancelledMessage,
+    "error": m.ErrorMessage,
+}
+
+
+def subscribe_frame(request_id: str) -> str:
+    return msgspec.json.encode({"type": "subscribe", "request_id": request_id}).decode()
+
+
+def parse_ws_message(raw: str | bytes, request_id: str) -> m.StreamMessage | None:
+    """A message about ``request_id`` (None for anything else); an ``error`` message raises its API error."""
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("type") not in _WS_TYPES:
+        return None
+    if data.get("request_id") not in (request_id, None):
+        return None
+    try:
+        message = msgspec.convert(data, type=_WS_TYPES[data["type"]])
+    except msgspec.ValidationError as exc:
+        raise UnexpectedResponseError(
+            None, UnexpectedResponseError.spec_code, f"bad WebSocket message: {exc}", data
+        ) from None
+    if isinstance(message, m.ErrorMessage):
+        raise api_error(None, message.error.code, message.error.message, message.error.details)
+    return message
+
+
+def is_terminal(message: m.StreamMessage) -> bool:
+    return isinstance(message, m.TERMINAL_MESSAGES)
+
+
+WS_UNAUTHORIZED_CLOSE_CODE = 4401  # the server closes an unauthenticated socket with it (no HTTP 401 possible)
+
+
+def ws_failure(request_id: str, exc: BaseException) -> VisualizrError:
+    """What a failed WebSocket means: the handshake's HTTP error answer (e.g. 401 UNAUTHORIZED) as its API error,
+    close code 4401 as AuthenticationError, anything else as VisualizrConnectionError."""
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        return error_from_response(response.status_code, response.headers, response.body or b"")
+    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == WS_UNAUTHORIZED_CLOSE_CODE:
+        return AuthenticationError(None, AuthenticationError.spec_code, exc.rcvd.reason or "Unauthorized")
+    return stream_closed(request_id, exc)
+
+
+def stream_closed(request_id: str, exc: BaseException | None = None) -> VisualizrConnectionError:
+    reason = f": {exc}" if exc else ""
+    return VisualizrConnectionError(f"WebSocket closed before {request_id!r} finished{reason}")
+
+
+# --- downloads --------------------------------------------------------------------------------------------
+
+
+def download_target(url: str, dest: str | os.PathLike[str]) -> Path:
+    """``dest`` itself, or ``dest/<file name of the URL>`` when ``dest`` is a directory."""
+    path = Path(dest)
+    if path.is_dir():
+        name = Path(urlsplit(url).path).name
+        if not name:
+            raise ValueError(f"cannot name a file after {url!r}: pass a file path as dest")
+        path = path / name
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A temporary file beside ``path``, renamed onto it only when the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+CHUNK_SIZE = 1 << 16

@@ -1,0 +1,200 @@
+"""``visualizr``: the command line of the Visualizr API.
+
+    visualizr generate "a red balloon" --out clip.mp4 --frames 8 --fps 8 --seed 42
+    visualizr status video_req_...        visualizr cancel video_req_...
+    visualizr models [MODEL_ID]           visualizr videos --limit 10
+    visualizr health
+
+Global options: ``--url`` (env VISUALIZR_URL, default http://localhost:8002), ``--api-key`` (env
+VISUALIZR_API_KEY). Results print as JSON on stdout; progress and errors go to stderr.
+Exit codes: 0 ok, 1 API / connection error, 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import msgspec
+
+from visualizr_client import _core
+from visualizr_client import models as m
+from visualizr_client.client import VisualizrClient
+from visualizr_client.errors import VisualizrAPIError, VisualizrConnectionError, VisualizrError
+from visualizr_client.progress import ProgressBar
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# CLI flag -> request body field of POST /api/v1/generate/video
+GENERATE_FLAGS: dict[str, tuple[str, type]] = {
+    "width": ("width", int),
+    "height": ("height", int),
+    "frames": ("num_frames", int),
+    "fps": ("fps", int),
+    "steps": ("num_inference_steps", int),
+    "guidance": ("guidance_scale", float),
+    "seed": ("seed", int),
+    "negative": ("negative_prompt", str),
+    "model": ("model", str),
+    "style": ("style", str),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visualizr", description="Command line of the Visualizr video API.")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("VISUALIZR_URL", _core.DEFAULT_BASE_URL),
+        help="API base URL (env VISUALIZR_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--api-key", default=os.environ.get("VISUALIZR_API_KEY"), help="API key (env VISUALIZR_API_KEY)"
+    )
+    parser.add_argument("--http-timeout", type=float, default=_core.DEFAULT_TIMEOUT, help="seconds per HTTP call")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser("generate", help="generate a video, follow its progress and download the MP4")
+    gen.add_argument("prompt")
+    gen.add_argument("--out", "-o", help="where to write the MP4 (default: <request_id>.mp4)")
+    for flag, (field, kind) in GENERATE_FLAGS.items():
+        gen.add_argument(f"--{flag}", type=kind, help=f"request field {field}")
+    gen.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
+    gen.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls without WebSocket")
+    gen.add_argument("--no-websocket", action="store_true", help="poll the status instead of the WebSocket")
+    gen.set_defaults(handler=cmd_generate)
+
+    status = commands.add_parser("status", help="status of a generation request")
+    status.add_argument("request_id")
+    status.set_defaults(handler=lambda client, args, out, err: show(client.get_status(args.request_id), out))
+
+    cancel = commands.add_parser("cancel", help="cancel a generation request")
+    cancel.add_argument("request_id")
+    cancel.set_defaults(handler=lambda client, args, out, err: show(client.cancel(args.request_id), out))
+
+    models = commands.add_parser("models", help="list the models, or show one")
+    models.add_argument("model_id", nargs="?")
+    models.set_defaults(handler=cmd_models)
+
+    videos = commands.add_parser("videos", help="list generated videos")
+    videos.add_argument("--limit", type=int)
+    videos.add_argument("--offset", type=int)
+    videos.add_argument("--model")
+    videos.add_argument("--start-date", help="ISO 8601")
+    videos.add_argument("--end-date", help="ISO 8601")
+    videos.set_defaults(handler=cmd_videos)
+
+    health = commands.add_parser("health", help="service health")
+    health.set_defaults(handler=lambda client, args, out, err: show(client.health(), out))
+    return parser
+
+
+def show(value: Any, out: TextIO) -> int:
+    out.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+    out.flush()
+    return EXIT_OK
+
+
+def cmd_models(client: VisualizrClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.model_id:
+        return show(client.get_model(args.model_id), out)
+    return show({"models": client.list_models()}, out)
+
+
+def cmd_videos(client: VisualizrClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return show(client.list_videos(args.limit, args.offset, args.model, args.start_date, args.end_date), out)
+
+
+def follow(
+    client: VisualizrClient, request_id: str, bar: ProgressBar, timeout: float, poll_interval: float, websocket: bool
+) -> m.GenerationStatus:
+    """Drive the bar until the job ends (WebSocket first, polling if the socket fails); the final status, or
+    GenerationFailedError / GenerationCancelledError / GenerationTimeoutError."""
+    deadline = _core.Deadline(timeout)
+    if websocket:
+        try:
+            for message in client.stream_progress(request_id, timeout=deadline.remaining()):
+                if isinstance(message, m.ProgressMessage):
+                    bar.update(message.progress, message.current_step, message.estimated_remaining_seconds)
+                else:
+                    break
+        except VisualizrConnectionError as exc:
+            bar.note(f"WebSocket unavailable ({exc}); polling instead")
+    while True:
+        job = client.get_status(request_id)
+        bar.update(job.progress, job.current_step or job.status, job.estimated_remaining_seconds)
+        if _core.finished(job) is not None:
+            return job
+        if deadline.expired:
+            raise deadline.error(request_id, job.status)
+        time.sleep(deadline.sleep_for(poll_interval))
+
+
+def cmd_generate(client: VisualizrClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    params = {field: getattr(args, flag) for flag, (field, _) in GENERATE_FLAGS.items()}
+    job = client.generate_video(args.prompt, **params)
+    out.write(f"request_id: {job.request_id}\n")
+    out.flush()
+    bar = ProgressBar(err)
+    try:
+        final = follow(client, job.request_id, bar, args.timeout, args.poll_interval, not args.no_websocket)
+    except KeyboardInterrupt:
+        bar.close()
+        with contextlib.suppress(VisualizrError):
+            client.cancel(job.request_id)
+        err.write(f"interrupted: cancelled {job.request_id}\n")
+        return EXIT_INTERRUPTED
+    finally:
+        bar.close()
+    if final.result is None:
+        raise VisualizrError(f"{job.request_id} completed without a result")
+    path = client.download(final.result.video_url, args.out or f"{job.request_id}.mp4")
+    return show(
+        {
+            "request_id": final.request_id,
+            "status": final.status,
+            "output": str(path),
+            "bytes": path.stat().st_size,
+            "video_url": final.result.video_url,
+            "processing_time_seconds": final.processing_time_seconds,
+            "metadata": final.result.metadata,
+        },
+        out,
+    )
+
+
+Handler = Callable[[VisualizrClient, argparse.Namespace, TextIO, TextIO], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
+    try:
+        with VisualizrClient(args.url, api_key=args.api_key, timeout=args.http_timeout) as client:
+            return handler(client, args, out, err)
+    except VisualizrAPIError as exc:
+        err.write(f"error: {exc}\n")
+        if exc.details is not None:
+            err.write(f"details: {msgspec.json.encode(exc.details).decode()}\n")
+        return EXIT_ERROR
+    except (VisualizrError, OSError) as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except ValueError as exc:  # a malformed --url or id
+        err.write(f"usage error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
