@@ -15,33 +15,58 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.static_files import create_static_files_router
 
+from frontend.assets.controllers import ASSET_ROUTES
 from frontend.errors import EXCEPTION_HANDLERS
 from frontend.generation.backend import GenerationBackend
 from frontend.generation.controllers import GenerationController, generation_updates
-from frontend.generation.service import ASSETS_URL_PREFIX, GenerationService
+from frontend.generation.service import GenerationService
 from frontend.generation.store import JobStore
 from frontend.generation.triton_backend import TritonBackend
 from frontend.generation.websocket import GenerationHub
+from frontend.models.controllers import ModelsController
+from frontend.models.service import ModelService
+from frontend.models.triton_control import BackendReadiness, ModelControl, TritonModelControl
 from frontend.models_catalog import ModelCatalog
+from frontend.security import ApiKeyMiddleware, warn_if_open
+from frontend.system.gpu import GpuReader, NvmlReader
 from frontend.system.health import Uptime, health
+from frontend.system.metrics import QueueWatermark, prometheus_metrics, system_metrics
+from frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
 from visualizr import __version__
 from visualizr.settings import Settings
 
 logger = logging.getLogger("frontend")
 
 
-def create_app(settings: Settings | None = None, generator: GenerationBackend | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    generator: GenerationBackend | None = None,
+    *,
+    model_control: ModelControl | None = None,
+    gpu: GpuReader | None = None,
+) -> Litestar:
+    """``model_control`` defaults to Triton's repository API, except with an injected ``generator`` and no
+    control: then models are as ready as the generator says (BackendReadiness). ``gpu`` defaults to NVML."""
     settings = settings or Settings.from_env()
     backend: GenerationBackend = (
         generator if generator is not None else TritonBackend(settings.triton_grpc_url)
     )
     store = JobStore(settings.database_path)
-    service = GenerationService(
-        settings, store, ModelCatalog(settings.model_repository), backend, GenerationHub()
-    )
+    catalog = ModelCatalog(settings.model_repository)
+    service = GenerationService(settings, store, catalog, backend, GenerationHub())
+    if model_control is None:
+        model_control = (
+            TritonModelControl(settings.triton_grpc_url)
+            if generator is None
+            else BackendReadiness(backend.ready, lambda: {i: catalog.get(i).triton_models for i in catalog.ids()})
+        )
+    models = ModelService(catalog, model_control, gpu or NvmlReader(), store)
+    service.gate = models
+    watermark = QueueWatermark(store.run)
+    http_metrics = HttpMetrics()
     uptime = Uptime()
     settings.assets_dir.mkdir(parents=True, exist_ok=True)
 
@@ -50,12 +75,16 @@ def create_app(settings: Settings | None = None, generator: GenerationBackend | 
         await store.open()
         try:
             await service.start()
+            await watermark.restore()
+            watermark.observe(service.waiting_count)
+            warn_if_open(settings.api_keys)
             logger.info(
                 "visualizr API up: %d worker(s), triton at %s", settings.workers, settings.triton_grpc_url
             )
             yield
         finally:
             await service.stop()
+            await models.aclose()
             await store.close()
             await backend.aclose()
 
@@ -64,14 +93,25 @@ def create_app(settings: Settings | None = None, generator: GenerationBackend | 
             GenerationController,
             generation_updates,
             health,
-            create_static_files_router(
-                path=ASSETS_URL_PREFIX, directories=[settings.assets_dir], name="video_assets"
-            ),
+            ModelsController,
+            system_metrics,
+            prometheus_metrics,
+            *ASSET_ROUTES,
         ],
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "uptime": Provide(lambda: uptime, use_cache=True, sync_to_thread=False),
+            "models": Provide(lambda: models, use_cache=True, sync_to_thread=False),
+            "watermark": Provide(lambda: watermark, use_cache=True, sync_to_thread=False),
+            "http_metrics": Provide(lambda: http_metrics, use_cache=True, sync_to_thread=False),
         },
+        middleware=[
+            # outermost first: the request metrics see the 401s of the key check too
+            DefineMiddleware(
+                RequestMetricsMiddleware, metrics=http_metrics, after=lambda: watermark.observe(service.waiting_count)
+            ),
+            DefineMiddleware(ApiKeyMiddleware, keys=settings.api_keys),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="Visualizr API", version=__version__),
@@ -79,4 +119,5 @@ def create_app(settings: Settings | None = None, generator: GenerationBackend | 
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.models = models
     return app

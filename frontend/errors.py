@@ -1,6 +1,7 @@
 """The one error tree of the API and the one exception handler that renders it.
 
-Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes.
+Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes, or
+``UNAUTHORIZED`` (HTTP 401, a missing or wrong API key: the reference has no code for it; same body shape).
 Litestar's own exceptions (body validation, unknown route, wrong method, malformed JSON, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
@@ -33,6 +34,7 @@ INSUFFICIENT_GPU_MEMORY = "INSUFFICIENT_GPU_MEMORY"
 MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
 GENERATION_FAILED = "GENERATION_FAILED"
 QUEUE_FULL = "QUEUE_FULL"
+UNAUTHORIZED = "UNAUTHORIZED"
 
 
 class VisualizrError(Exception):
@@ -93,6 +95,14 @@ class QueueFullError(VisualizrError):
     def __init__(self, message: str, retry_after_seconds: int, details: Any = None) -> None:
         super().__init__(message, details, headers={"Retry-After": str(max(1, int(retry_after_seconds)))})
         self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
+class UnauthorizedError(VisualizrError):
+    code = UNAUTHORIZED
+    http_status = 401
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message, details, headers={"WWW-Authenticate": 'Bearer realm="visualizr"'})
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -59,7 +59,7 @@ class ModelCatalog:
         return card
 
     def ids(self) -> list[str]:
-        """Ids of every folder holding a model card (for the later /models endpoints)."""
+        """Ids of every folder holding a model card (the /api/v1/models list)."""
         if not self._repository.is_dir():
             return []
         return sorted(

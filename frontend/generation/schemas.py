@@ -17,6 +17,7 @@ ALL_STATES = (QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
 
 # current_step while waiting for a worker (the other values are visualizr.names phases).
 STEP_QUEUED = "queued"
+STEP_LOADING_MODEL = "loading_model"  # the worker is loading the model through Triton (load on demand)
 
 DEFAULT_MODEL = "animatediff"
 MAX_PROMPT_CHARS = 2000

@@ -12,6 +12,11 @@ copy (progress writes throttled). A job leaves ``_live`` once its terminal state
   (Triton stops within one step; a job already in video encoding finishes that and its files are deleted).
   Cancelling a cancelled job answers the same cancelled state again; a completed or failed job cannot be
   cancelled (400 INVALID_PARAMETERS naming its status).
+* Models (``gate``, the model service when the app wires one): ``submit`` asks ``check_capacity`` first
+  (INSUFFICIENT_GPU_MEMORY 507 when the request cannot fit the GPU); a worker calls ``ensure_loaded`` before
+  streaming, which loads an unloaded model on demand (``current_step`` ``loading_model`` meanwhile) and fails
+  the job with MODEL_LOAD_FAILED when that load fails. A pipeline error that says the GPU ran out of memory
+  fails the job with INSUFFICIENT_GPU_MEMORY instead of GENERATION_FAILED.
 * Startup: jobs left ``processing`` (the server died under them) -> failed, GENERATION_FAILED "interrupted
   by a server restart"; jobs left ``queued`` are queued again in their original order. Graceful shutdown
   puts running jobs back to ``queued`` (their seed is stored, so the rerun reproduces them).
@@ -25,18 +30,21 @@ import logging
 import math
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from frontend import clock
 from frontend.errors import (
     GENERATION_FAILED,
+    INSUFFICIENT_GPU_MEMORY,
     InvalidParametersError,
     QueueFullError,
     RequestNotFoundError,
+    VisualizrError,
 )
 from frontend.generation.backend import BackendError, GenerationBackend, GenerationInput, GenerationStream
 from frontend.generation.encoding import VideoAssets, asset_names, encode_assets, remove_assets
@@ -47,6 +55,7 @@ from frontend.generation.schemas import (
     FAILED,
     PROCESSING,
     QUEUED,
+    STEP_LOADING_MODEL,
     STEP_QUEUED,
     TERMINAL_STATES,
     CancelledStatus,
@@ -55,6 +64,7 @@ from frontend.generation.schemas import (
     ErrorInfo,
     FailedStatus,
     GenerateVideoResponse,
+    GenerationParameters,
     JobStatus,
     ProcessingStatus,
     QueuedStatus,
@@ -69,7 +79,9 @@ from frontend.generation.store import JobRecord, JobStore
 from frontend.generation.validation import ValidatedRequest
 from frontend.generation.websocket import GenerationHub, Subscriber
 from frontend.models_catalog import ModelCatalog
+from frontend.system.gpu import is_out_of_memory
 from visualizr import names
+from visualizr.model_card import ModelCard
 from visualizr.settings import Settings
 
 logger = logging.getLogger("frontend.generation")
@@ -77,6 +89,7 @@ logger = logging.getLogger("frontend.generation")
 REQUEST_ID_PREFIX = "video_req_"
 ASSETS_URL_PREFIX = "/assets/video"
 FAILED_MESSAGE = "Video generation failed"
+OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
 INTERRUPTED_DETAILS = "interrupted by a server restart"
 # Progress bands of the phases (percent).
 TEXT_ENCODING_DONE = 5
@@ -105,6 +118,14 @@ def progress_of(phase: str, step: int, total_steps: int) -> tuple[int, str]:
     if phase == names.PHASE_DONE:
         return DECODING_DONE, names.PHASE_ENCODING
     return 0, phase
+
+
+class ModelGate(Protocol):
+    """What the workers need of model management (``frontend.models.service.ModelService``)."""
+
+    async def check_capacity(self, card: ModelCard, parameters: GenerationParameters) -> None: ...
+
+    async def ensure_loaded(self, model_id: str, on_loading: Callable[[], Awaitable[None]]) -> None: ...
 
 
 @dataclass(eq=False)
@@ -152,6 +173,7 @@ class GenerationService:
         self._reserved = 0
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.gate: ModelGate | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -411,6 +433,8 @@ class GenerationService:
                 retry_after_seconds=retry,
                 details={"queue_size": self.settings.queue_size, "retry_after_seconds": retry},
             )
+        if self.gate is not None:
+            await self.gate.check_capacity(request.card, request.parameters)
         params = request.parameters
         record = JobRecord(
             request_id=f"{REQUEST_ID_PREFIX}{uuid.uuid4().hex}",
@@ -562,7 +586,7 @@ class GenerationService:
             progress=0,
             current_step=rec.current_step,
         )
-        if live.terminal:
+        if live.terminal or not await self._prepare_model(live):
             return
         self._publish_progress(live)
         stream = self.backend.stream(
@@ -598,7 +622,10 @@ class GenerationService:
                     await self._write_progress(live)
         except BackendError as exc:
             if not live.terminal:
-                await self._fail(live, exc.message or FAILED_MESSAGE, exc.details)
+                if is_out_of_memory(exc.details) or is_out_of_memory(exc.message):
+                    await self._fail(live, OUT_OF_MEMORY_MESSAGE, exc.details, INSUFFICIENT_GPU_MEMORY)
+                else:
+                    await self._fail(live, exc.message or FAILED_MESSAGE, exc.details)
             return
         if live.terminal:
             return
@@ -633,6 +660,28 @@ class GenerationService:
             return
         await self._complete(live, assets, metadata)
 
+    async def _prepare_model(self, live: LiveJob) -> bool:
+        """Load the job's model if it is not loaded; False when the job must not stream (failed, cancelled)."""
+        if self.gate is None:
+            return True
+        rec = live.record
+
+        async def on_loading() -> None:
+            rec.current_step = STEP_LOADING_MODEL
+            self._publish_progress(live)
+            await self._write_progress(live, force=True)
+
+        try:
+            await self.gate.ensure_loaded(rec.model, on_loading)
+        except VisualizrError as exc:
+            if not live.terminal:
+                reason = exc.details.get("reason", "") if isinstance(exc.details, dict) else exc.details
+                await self._fail(live, exc.message, str(reason or ""), exc.code)
+            return False
+        if rec.current_step == STEP_LOADING_MODEL:
+            rec.current_step = names.PHASE_TEXT_ENCODING
+        return not live.terminal
+
     async def _complete(self, live: LiveJob, assets: VideoAssets, metadata: VideoMetadata) -> None:
         rec = live.record
         now = self._now()
@@ -663,14 +712,14 @@ class GenerationService:
         )
         self._retire(live)
 
-    async def _fail(self, live: LiveJob, message: str, details: str) -> None:
+    async def _fail(self, live: LiveJob, message: str, details: str, code: str = GENERATION_FAILED) -> None:
         if live.terminal:
             return
         rec = live.record
         now = self._now()
         rec.status = FAILED
         rec.failed_at = now
-        rec.error_code = GENERATION_FAILED
+        rec.error_code = code
         rec.error_message = message
         rec.error_details = details
         logger.warning("job %s failed: %s (%s)", rec.request_id, message, details)
@@ -679,7 +728,7 @@ class GenerationService:
             rec.request_id,
             status=FAILED,
             failed_at=now,
-            error_code=GENERATION_FAILED,
+            error_code=code,
             error_message=message,
             error_details=details,
             progress=rec.progress,

@@ -1,1 +1,1 @@
-"""Service-level endpoints (health now; metrics, models, assets and API keys slot in here later)."""
+"""Service-level endpoints: health, JSON and Prometheus metrics, NVML GPU facts, job-history aggregates."""

@@ -1,0 +1,1 @@
+"""Model management: the catalog's cards merged with Triton's live repository state; load / unload."""

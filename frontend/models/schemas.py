@@ -1,0 +1,80 @@
+"""Wire types of /api/v1/models (msgspec Structs): the API reference's fields plus the live Triton state.
+
+Added to the reference: ``status`` (loaded | loading | unloading | unloaded | failed | unknown) and ``loaded``
+on list items and details; ``loaded_at`` and ``load_error`` (the last failed load: MODEL_LOAD_FAILED with
+Triton's reason) on details. Times and rates not measured yet are null.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from frontend.generation.schemas import ErrorInfo
+from visualizr.model_card import Capabilities, ParameterRange, Requirements
+
+LOADED = "loaded"
+LOADING = "loading"
+UNLOADING = "unloading"
+UNLOADED = "unloaded"
+LOAD_FAILED = "failed"
+UNKNOWN = "unknown"  # Triton unreachable
+
+
+class ModelSummary(msgspec.Struct):
+    id: str
+    name: str
+    description: str
+    type: str
+    max_resolution: str
+    max_duration_seconds: float
+    supported_formats: list[str]
+    gpu_memory_required_gb: float
+    average_generation_time_seconds: float | None
+    status: str
+    loaded: bool
+
+
+class ModelList(msgspec.Struct):
+    models: list[ModelSummary]
+
+
+class Performance(msgspec.Struct):
+    average_generation_time_seconds: float | None
+    success_rate_percent: float | None
+    total_generations: int
+
+
+class ModelDetail(msgspec.Struct):
+    id: str
+    name: str
+    description: str
+    version: str
+    type: str
+    capabilities: Capabilities
+    requirements: Requirements
+    parameters: dict[str, ParameterRange]
+    performance: Performance
+    status: str
+    loaded: bool
+    loaded_at: str | None
+    load_error: ErrorInfo | None
+
+
+class LoadResponse(msgspec.Struct):
+    model_id: str
+    status: str  # loading | loaded
+    estimated_load_time_seconds: float
+    started_at: str
+
+
+class UnloadResponse(msgspec.Struct):
+    model_id: str
+    status: str  # unloaded
+    freed_memory_gb: float
+    unloaded_at: str
+
+
+class LoadedModel(msgspec.Struct):
+    id: str
+    memory_usage_gb: float | None
+    loaded_at: str | None

@@ -1,0 +1,144 @@
+"""Triton's model repository API (explicit model-control mode) over the gRPC aio client, never blocking the loop.
+
+``ModelControl`` is what the model service needs: server readiness, the repository index (every model of the
+repository with its state: READY, LOADING, UNLOADING, UNAVAILABLE + reason), load and unload of one Triton
+model. ``load`` returns when Triton has finished loading (or raises with Triton's reason); ``unload`` returns
+when Triton accepted the request (the model leaves READY once its in-flight requests are done).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import grpc
+import msgspec
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+logger = logging.getLogger("frontend.triton.control")
+
+READY = "READY"
+LOADING = "LOADING"
+UNLOADING = "UNLOADING"
+UNAVAILABLE = "UNAVAILABLE"
+INDEX_TIMEOUT_SECONDS = 5.0
+# Loading runs the model's initialisation (the Python backend starts a stub process): give it time.
+LOAD_TIMEOUT_SECONDS = 600.0
+
+
+class ModelState(msgspec.Struct, frozen=True):
+    state: str  # READY | LOADING | UNLOADING | UNAVAILABLE ("" when Triton never tried it)
+    reason: str = ""
+
+
+class ModelControlError(Exception):
+    """Triton refused a repository request or could not be reached; ``reason`` is Triton's own message."""
+
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unreachable = unreachable
+
+
+class ModelControl(Protocol):
+    async def server_ready(self) -> bool: ...
+
+    async def index(self) -> dict[str, ModelState]: ...
+
+    async def load(self, name: str) -> None: ...
+
+    async def unload(self, name: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_RPC_ERRORS = (InferenceServerException, grpc.aio.AioRpcError, OSError)
+
+
+def _reason(exc: BaseException) -> ModelControlError:
+    if isinstance(exc, InferenceServerException):
+        message = exc.message() or str(exc)
+        status = str(exc.status() or "")
+        return ModelControlError(message, unreachable="UNAVAILABLE" in status or "DEADLINE" in status)
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return ModelControlError(exc.details() or str(exc), unreachable=exc.code() == grpc.StatusCode.UNAVAILABLE)
+    return ModelControlError(str(exc), unreachable=True)
+
+
+class TritonModelControl:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client: InferenceServerClient | None = None
+
+    def _ensure(self) -> InferenceServerClient:
+        if self._client is None:
+            self._client = InferenceServerClient(url=self._url)
+        return self._client
+
+    async def server_ready(self) -> bool:
+        try:
+            return bool(await self._ensure().is_server_ready(client_timeout=2.0))
+        except _RPC_ERRORS as exc:
+            logger.debug("triton readiness check failed: %s", exc)
+            return False
+
+    async def index(self) -> dict[str, ModelState]:
+        try:
+            body = await self._ensure().get_model_repository_index(as_json=True, client_timeout=INDEX_TIMEOUT_SECONDS)
+        except _RPC_ERRORS as exc:
+            raise _reason(exc) from None
+        return {
+            str(m["name"]): ModelState(str(m.get("state", "")), str(m.get("reason", "")))
+            for m in body.get("models", [])
+        }
+
+    async def _call(self, action: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await action()
+        except _RPC_ERRORS as exc:
+            raise _reason(exc) from None
+
+    async def load(self, name: str) -> None:
+        client = self._ensure()
+        await self._call(lambda: client.load_model(name, client_timeout=LOAD_TIMEOUT_SECONDS))
+
+    async def unload(self, name: str) -> None:
+        client = self._ensure()
+        await self._call(lambda: client.unload_model(name, client_timeout=INDEX_TIMEOUT_SECONDS))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            self._client = None
+
+
+class BackendReadiness:
+    """ModelControl for an injected GenerationBackend that has no repository API: every Triton model of a card
+    is READY exactly when ``backend.ready(card.id)``; load and unload are refused (MODEL_LOAD_FAILED)."""
+
+    def __init__(self, ready: Callable[[str], Awaitable[bool]], cards: Callable[[], dict[str, list[str]]]) -> None:
+        self._ready = ready
+        self._cards = cards  # card id -> its triton_models
+
+    async def server_ready(self) -> bool:
+        return any([await self._ready(model_id) for model_id in self._cards()])
+
+    async def index(self) -> dict[str, ModelState]:
+        states: dict[str, ModelState] = {}
+        for model_id, names in self._cards().items():
+            state = ModelState(READY) if await self._ready(model_id) else ModelState(UNAVAILABLE, "not ready")
+            states.update(dict.fromkeys(names, state))
+        return states
+
+    async def load(self, name: str) -> None:
+        raise ModelControlError("this generation backend has no model-control API")
+
+    async def unload(self, name: str) -> None:
+        raise ModelControlError("this generation backend has no model-control API")
+
+    async def aclose(self) -> None:
+        return None

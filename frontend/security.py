@@ -1,0 +1,117 @@
+"""API keys: ``Authorization: Bearer <key>`` on every route except the exempt ones below.
+
+Keys come from ``Settings.api_keys`` (``VISUALIZR_API_KEYS``, comma-separated). With no keys the API is open
+and says so with a WARNING at startup. A missing or wrong key answers HTTP 401 with the usual error body,
+code ``UNAUTHORIZED`` (a ninth code: the reference has none for authentication) and ``WWW-Authenticate``.
+
+* Exempt: ``/api/v1/health`` (probes) and ``/schema`` (the OpenAPI document and its viewers: they describe
+  the API and hold no data).
+* Protected: everything else, including ``/metrics`` (Prometheus sends ``authorization: {credentials: ...}``)
+  and the generated files under ``/assets/``.
+* ``?api_key=<key>`` is accepted instead of the header only where a browser cannot set headers: WebSocket
+  connections and GETs under ``/assets/`` (``<video src>``, ``<img src>``).
+* WebSocket: checked before the handshake is accepted. With the ASGI "websocket.http.response" extension
+  (uvicorn) the client gets a plain HTTP 401 with the error body; otherwise the socket is closed with code
+  4401.
+
+Keys are compared with ``hmac.compare_digest`` against every configured key (no early exit).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterable
+from urllib.parse import parse_qs
+
+import msgspec
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from frontend.errors import UnauthorizedError
+
+logger = logging.getLogger("frontend.security")
+
+EXEMPT_PATHS = ("/api/v1/health",)
+EXEMPT_PREFIXES = ("/schema",)
+QUERY_KEY_PREFIXES = ("/assets/",)
+QUERY_PARAMETER = "api_key"
+WS_UNAUTHORIZED_CLOSE_CODE = 4401
+
+
+def _under(path: str, prefixes: Iterable[str]) -> bool:
+    return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def is_exempt(path: str) -> bool:
+    return path in EXEMPT_PATHS or _under(path, EXEMPT_PREFIXES)
+
+
+def key_matches(candidate: str, keys: Iterable[str]) -> bool:
+    """Constant-time over every key: no early exit on a match."""
+    given = candidate.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, key.encode())
+    return matched
+
+
+def presented_key(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    if scope["type"] == "websocket" or _under(scope.get("path", ""), QUERY_KEY_PREFIXES):
+        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(QUERY_PARAMETER)
+        if values:
+            return values[0]
+    return None
+
+
+def warn_if_open(keys: tuple[str, ...]) -> None:
+    if not keys:
+        logger.warning(
+            "!!! VISUALIZR_API_KEYS is empty: the API is OPEN to anyone who can reach it. "
+            "Set VISUALIZR_API_KEYS=key1,key2 to require 'Authorization: Bearer <key>'. !!!"
+        )
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.keys or scope["type"] not in ("http", "websocket") or is_exempt(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        key = presented_key(scope)
+        if key is not None and key_matches(key, self.keys):
+            await self.app(scope, receive, send)
+            return
+        error = UnauthorizedError(
+            "A valid API key is required: send 'Authorization: Bearer <key>'"
+            if key is None
+            else "The API key is not valid",
+            {"reason": "missing api key" if key is None else "invalid api key"},
+        )
+        await _deny(scope, receive, send, error)
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, error: UnauthorizedError) -> None:
+    body = msgspec.json.encode(error.to_body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+    ]
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await receive()  # websocket.connect: the handshake request, answered below without accepting it
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send({"type": "websocket.http.response.start", "status": error.http_status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": WS_UNAUTHORIZED_CLOSE_CODE, "reason": error.message[:120]})
