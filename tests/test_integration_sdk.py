@@ -1,8 +1,5 @@
 """The SDK and the CLI (visualizr_client) against the REAL stack: tritonserver + the API process (the session
 fixture ``api`` of tests/conftest.py). Small jobs (64x64, 4 frames, 2 steps) keep each to a few seconds.
-
-The tests of the last section use endpoints of the spec that the server does not implement yet (models,
-assets, metrics): written against the spec, they skip themselves while the route is missing and run once it lands.
 """
 
 from __future__ import annotations
@@ -40,23 +37,6 @@ from visualizr_client import models as m
 pytestmark = pytest.mark.integration
 
 SMALL: dict[str, Any] = {"width": 64, "height": 64, "num_frames": 4, "fps": 4, "num_inference_steps": 2}
-
-# Endpoints the spec defines that the server does not serve yet: the tests of the last section skip themselves
-# while the route table answers 404 "Resource not found" / 405 for them, and run once the endpoints land.
-
-
-def route_missing(api: ApiProcess, method: str, path: str) -> bool:
-    response = requests.request(method, f"{api.base_url}{path}", timeout=30)
-    return response.status_code in (404, 405) and response.json().get("error", {}).get("message") in (
-        "Resource not found",
-        "Method not allowed",
-    )
-
-
-def skip_unless_served(api: ApiProcess, method: str, path: str) -> None:
-    if route_missing(api, method, path):
-        pytest.skip(f"server does not implement {method} {path} yet")
-
 
 def decode(path: Path) -> tuple[int, tuple[int, int], float]:
     """(frames, (width, height), fps) of an MP4 decoded with PyAV."""
@@ -265,8 +245,7 @@ def secured_api(
     }
     process = start_api(Settings.from_env({**os.environ, **env}), env)
     try:
-        if requests.get(f"{process.base_url}/api/v1/generate/status/video_req_x", timeout=30).status_code != 401:
-            pytest.skip("the server does not enforce VISUALIZR_API_KEYS yet")
+        assert requests.get(f"{process.base_url}/api/v1/generate/status/video_req_x", timeout=30).status_code == 401
         yield process
     finally:
         process.stop()
@@ -323,11 +302,10 @@ def test_spec_sdk_example_with_its_api_key(secured_api: ApiProcess, capsys: pyte
     assert anonymous.get_status(final["request_id"])["error"]["code"] == "UNAUTHORIZED"
 
 
-# --- endpoints the server does not implement yet (written against the spec) ------------------------------
+# --- models, assets, metrics, health ------------------------------------------------------------------------
 
 
 def test_models_endpoints(api: ApiProcess, client: VisualizrClient) -> None:
-    skip_unless_served(api, "GET", "/api/v1/models")
     models = client.list_models()
     assert "animatediff" in {x.id for x in models}
     detail = client.get_model("animatediff")
@@ -345,7 +323,6 @@ def test_models_endpoints(api: ApiProcess, client: VisualizrClient) -> None:
 
 
 def test_unload_then_generation_still_works(api: ApiProcess, client: VisualizrClient) -> None:
-    skip_unless_served(api, "POST", "/api/v1/models/animatediff/unload")
     unloaded = client.unload_model("animatediff")
     assert unloaded.model_id == "animatediff" and unloaded.status
     assert client.load_model("animatediff").model_id == "animatediff"
@@ -354,7 +331,6 @@ def test_unload_then_generation_still_works(api: ApiProcess, client: VisualizrCl
 
 
 def test_assets_endpoints(api: ApiProcess, client: VisualizrClient, tmp_path: Path) -> None:
-    skip_unless_served(api, "GET", "/api/v1/assets/videos")
     final = client.wait_for_completion(client.generate_video("asset me", seed=11, **SMALL).request_id, timeout=120)
     assert final.result is not None
     listing = client.list_videos(limit=100)
@@ -380,7 +356,6 @@ def test_assets_endpoints(api: ApiProcess, client: VisualizrClient, tmp_path: Pa
 
 
 def test_metrics_endpoint(api: ApiProcess, client: VisualizrClient) -> None:
-    skip_unless_served(api, "GET", "/api/v1/metrics")
     metrics = client.metrics()
     assert metrics.requests is not None and (metrics.requests.total or 0) >= 1
     assert metrics.queue is not None and metrics.storage is not None
@@ -388,8 +363,7 @@ def test_metrics_endpoint(api: ApiProcess, client: VisualizrClient) -> None:
 
 def test_health_reports_gpu_and_loaded_models(api: ApiProcess, client: VisualizrClient) -> None:
     health = client.health()
-    if health.gpu_info is None:
-        pytest.skip("server health has no gpu_info yet")
+    assert health.gpu_info is not None
     assert health.gpu_info.count == len(health.gpu_info.devices)
     assert isinstance(health.loaded_models, list)
 
