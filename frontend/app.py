@@ -35,6 +35,7 @@ from frontend.system.gpu import GpuReader, NvmlReader
 from frontend.system.health import Uptime, health
 from frontend.system.metrics import QueueWatermark, prometheus_metrics, system_metrics
 from frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
+from frontend.triton_connection import TritonConnection
 from visualizr import __version__
 from visualizr.settings import Settings
 
@@ -51,15 +52,14 @@ def create_app(
     """``model_control`` defaults to Triton's repository API, except with an injected ``generator`` and no
     control: then models are as ready as the generator says (BackendReadiness). ``gpu`` defaults to NVML."""
     settings = settings or Settings.from_env()
-    backend: GenerationBackend = (
-        generator if generator is not None else TritonBackend(settings.triton_grpc_url)
-    )
+    triton = TritonConnection(settings.triton_grpc_url)
+    backend: GenerationBackend = generator if generator is not None else TritonBackend(triton)
     store = JobStore(settings.database_path)
     catalog = ModelCatalog(settings.model_repository)
     service = GenerationService(settings, store, catalog, backend, GenerationHub())
     if model_control is None:
         model_control = (
-            TritonModelControl(settings.triton_grpc_url)
+            TritonModelControl(triton)
             if generator is None
             else BackendReadiness(backend.ready, lambda: {i: catalog.get(i).triton_models for i in catalog.ids()})
         )
@@ -87,6 +87,7 @@ def create_app(
             await models.aclose()
             await store.close()
             await backend.aclose()
+            await triton.aclose()
 
     app = Litestar(
         route_handlers=[

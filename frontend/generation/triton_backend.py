@@ -8,19 +8,14 @@ Cancelling the stream makes Triton mark the request cancelled; the pipeline loop
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import AsyncIterator
 
-import grpc
-from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from frontend.generation.backend import BackendError, GenerationEvent, GenerationInput
+from frontend.triton_connection import TritonConnection
 from visualizr.pipeline import GenerationRequest
 from visualizr.triton.client import PipelineStream
-
-logger = logging.getLogger("frontend.triton")
 
 
 def generation_request(job: GenerationInput) -> GenerationRequest:
@@ -39,9 +34,9 @@ def generation_request(job: GenerationInput) -> GenerationRequest:
 class TritonStream:
     """One job's stream. Iterate once; ``cancel()`` may be called from any task of the same loop."""
 
-    def __init__(self, client: InferenceServerClient, job: GenerationInput, url: str) -> None:
-        self._stream = PipelineStream(client, job.model, generation_request(job), job.request_id)
-        self._url = url
+    def __init__(self, connection: TritonConnection, job: GenerationInput) -> None:
+        self._stream = PipelineStream(connection.client, job.model, generation_request(job), job.request_id)
+        self._url = connection.url
 
     def cancel(self) -> None:
         self._stream.cancel()
@@ -58,31 +53,14 @@ class TritonStream:
 
 
 class TritonBackend:
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client: InferenceServerClient | None = None
-
-    def _ensure(self) -> InferenceServerClient:
-        if self._client is None:
-            self._client = InferenceServerClient(url=self._url)
-        return self._client
+    def __init__(self, connection: TritonConnection) -> None:
+        self._connection = connection
 
     def stream(self, request: GenerationInput) -> TritonStream:
-        return TritonStream(self._ensure(), request, self._url)
+        return TritonStream(self._connection, request)
 
     async def ready(self, model: str) -> bool:
-        client = self._ensure()
-        try:
-            return bool(
-                await client.is_server_ready(client_timeout=2.0)
-                and await client.is_model_ready(model, client_timeout=2.0)
-            )
-        except (InferenceServerException, grpc.aio.AioRpcError, OSError) as exc:
-            logger.debug("triton readiness check failed: %s", exc)
-            return False
+        return await self._connection.server_ready() and await self._connection.model_ready(model)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-            self._client = None
+        await self._connection.aclose()

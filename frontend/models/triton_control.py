@@ -8,17 +8,14 @@ when Triton accepted the request (the model leaves READY once its in-flight requ
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import grpc
 import msgspec
-from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-logger = logging.getLogger("frontend.triton.control")
+from frontend.triton_connection import RPC_ERRORS, TritonConnection
 
 READY = "READY"
 LOADING = "LOADING"
@@ -55,9 +52,6 @@ class ModelControl(Protocol):
     async def aclose(self) -> None: ...
 
 
-_RPC_ERRORS = (InferenceServerException, grpc.aio.AioRpcError, OSError)
-
-
 def _reason(exc: BaseException) -> ModelControlError:
     if isinstance(exc, InferenceServerException):
         message = exc.message() or str(exc)
@@ -69,26 +63,18 @@ def _reason(exc: BaseException) -> ModelControlError:
 
 
 class TritonModelControl:
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client: InferenceServerClient | None = None
-
-    def _ensure(self) -> InferenceServerClient:
-        if self._client is None:
-            self._client = InferenceServerClient(url=self._url)
-        return self._client
+    def __init__(self, connection: TritonConnection) -> None:
+        self._connection = connection
 
     async def server_ready(self) -> bool:
-        try:
-            return bool(await self._ensure().is_server_ready(client_timeout=2.0))
-        except _RPC_ERRORS as exc:
-            logger.debug("triton readiness check failed: %s", exc)
-            return False
+        return await self._connection.server_ready()
 
     async def index(self) -> dict[str, ModelState]:
         try:
-            body = await self._ensure().get_model_repository_index(as_json=True, client_timeout=INDEX_TIMEOUT_SECONDS)
-        except _RPC_ERRORS as exc:
+            body = await self._connection.client.get_model_repository_index(
+                as_json=True, client_timeout=INDEX_TIMEOUT_SECONDS
+            )
+        except RPC_ERRORS as exc:
             raise _reason(exc) from None
         return {
             str(m["name"]): ModelState(str(m.get("state", "")), str(m.get("reason", "")))
@@ -98,22 +84,19 @@ class TritonModelControl:
     async def _call(self, action: Callable[[], Awaitable[None]]) -> None:
         try:
             await action()
-        except _RPC_ERRORS as exc:
+        except RPC_ERRORS as exc:
             raise _reason(exc) from None
 
     async def load(self, name: str) -> None:
-        client = self._ensure()
+        client = self._connection.client
         await self._call(lambda: client.load_model(name, client_timeout=LOAD_TIMEOUT_SECONDS))
 
     async def unload(self, name: str) -> None:
-        client = self._ensure()
+        client = self._connection.client
         await self._call(lambda: client.unload_model(name, client_timeout=INDEX_TIMEOUT_SECONDS))
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.close()
-            self._client = None
+        await self._connection.aclose()
 
 
 class BackendReadiness:
