@@ -27,6 +27,11 @@ UNET_NOISE_PRED: Final = "noise_pred"
 VAE_LATENT: Final = "latent_sample"
 VAE_IMAGE: Final = "image"
 
+# vae_encoder (image-to-video): pixel_values float32 [N, 3, H, W] in [-1, 1]
+# -> latent float32 [N, 4, H/8, W/8]: the mean of the latent distribution, NOT yet multiplied by the scaling factor
+VAE_ENCODER_PIXELS: Final = "pixel_values"
+VAE_ENCODER_LATENT: Final = "latent"
+
 COMPONENTS: Final = ("text_encoder", "unet", "vae_decoder")
 
 
@@ -50,6 +55,10 @@ IN_NUM_FRAMES: Final = "num_frames"  # INT32
 IN_NUM_INFERENCE_STEPS: Final = "num_inference_steps"  # INT32
 IN_GUIDANCE_SCALE: Final = "guidance_scale"  # FP32
 IN_SEED: Final = "seed"  # INT64
+# Image-to-video (optional): the source image, already resized by the API to [height, width, 3], and how far the
+# video may depart from it (diffusers' img2img "strength": 0 keeps the image, 1 ignores it).
+IN_IMAGE: Final = "image"  # UINT8 [H, W, 3]
+IN_STRENGTH: Final = "strength"  # FP32 [1]
 
 # Outputs. Every response carries STEP, TOTAL_STEPS and PHASE; the last one also carries FRAMES.
 OUT_STEP: Final = "step"  # INT32 [1]: denoising steps completed so far
