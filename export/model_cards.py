@@ -58,6 +58,7 @@ def _capabilities(parameters: dict[str, ParameterRange]) -> Capabilities:
         min_fps=int(fps.min),
         supported_formats=list(SUPPORTED_FORMATS),
         supports_negative_prompt=True,
+        supports_image_to_video=True,
     )
 
 

@@ -109,9 +109,13 @@ class RepositoryWriter:
 
 def network_of(components: AnimateDiffComponents, spec: NetworkSpec):
     """The torch network a spec exports."""
-    return {"text_encoder": components.text_encoder, "unet": components.unet, "vae_decoder": components.vae}[
-        spec.component
-    ]
+    networks = {
+        "text_encoder": components.text_encoder,
+        "unet": components.unet,
+        "vae_decoder": components.vae,
+        "vae_encoder": components.vae,
+    }
+    return networks[spec.component]
 
 
 def _export_component(
@@ -189,7 +193,9 @@ def build_repository(options: ExportOptions) -> BuildReport:
     config = make_pipeline_config(options, components)
     card = make_model_card(options, components)
     limits = shape_limits(card, config)
-    dims = NetworkDims(config.text_max_length, config.text_hidden_size, config.latent_channels)
+    dims = NetworkDims(
+        config.text_max_length, config.text_hidden_size, config.latent_channels, config.vae_scale_factor
+    )
 
     options.repository.mkdir(parents=True, exist_ok=True)
     previous = read_stamps(options.repository).get(options.model_id, ModelStamp())

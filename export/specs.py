@@ -16,6 +16,9 @@ BATCH = "batch"
 FRAMES = "frames"
 LATENT_HEIGHT = "latent_height"
 LATENT_WIDTH = "latent_width"
+# Pixel height and width: vae_scale_factor times the latent ones (the VAE's input or output).
+PIXEL_HEIGHT = "height"
+PIXEL_WIDTH = "width"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class TensorSpec:
         return {i: a for i, a in enumerate(self.axes) if isinstance(a, str)}
 
 
+_LEVELS = ("min", "opt", "max")
+
+
 @dataclass(frozen=True)
 class AxisRange:
     min: int
@@ -40,6 +46,9 @@ class AxisRange:
     def __post_init__(self) -> None:
         if not 0 < self.min <= self.opt <= self.max:
             raise ValueError(f"invalid axis range {self}")
+
+    def scaled(self, factor: int) -> AxisRange:
+        return AxisRange(self.min * factor, self.opt * factor, self.max * factor)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class ShapeLimits:
     unet_batch: AxisRange  # 2 samples (classifier-free guidance) per job, up to unet_max_batch
     text_batch: AxisRange = AxisRange(1, 2, 2)  # prompt + negative prompt
     decode_batch: AxisRange = AxisRange(1, 8, 8)  # frames per vae_decoder call (decode_chunk_size)
+    encode_batch: AxisRange = AxisRange(1, 1, 1)  # images per vae_encoder call: one source image per request
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class NetworkDims:
     text_max_length: int = 77
     text_hidden_size: int = 768
     latent_channels: int = 4
+    vae_scale_factor: int = 8  # pixels per latent cell
 
 
 @dataclass(frozen=True)
@@ -99,18 +110,21 @@ class NetworkSpec:
         return {t.name: t.dynamic_axes() for t in (*self.inputs, *self.outputs) if t.dynamic_axes()}
 
     def axis_ranges(self, limits: ShapeLimits) -> dict[str, AxisRange]:
+        scale = self.dims.vae_scale_factor
         return {
             BATCH: self.batch_range(limits),
             FRAMES: limits.frames,
             LATENT_HEIGHT: limits.latent_height,
             LATENT_WIDTH: limits.latent_width,
+            PIXEL_HEIGHT: limits.latent_height.scaled(scale),
+            PIXEL_WIDTH: limits.latent_width.scaled(scale),
         }
 
     def profiles(self, limits: ShapeLimits) -> dict[str, tuple[tuple[int, ...], ...]]:
         """TensorRT optimisation profile: input name -> (min shape, opt shape, max shape)."""
         ranges = self.axis_ranges(limits)
         return {
-            t.name: tuple(t.shape({a: getattr(r, level) for a, r in ranges.items()}) for level in ("min", "opt", "max"))
+            t.name: tuple(t.shape({a: getattr(r, level) for a, r in ranges.items()}) for level in _LEVELS)
             for t in self.inputs
         }
 
@@ -119,7 +133,15 @@ class NetworkSpec:
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        sizes = {BATCH: batch, FRAMES: frames, LATENT_HEIGHT: latent_height, LATENT_WIDTH: latent_width}
+        scale = self.dims.vae_scale_factor
+        sizes = {
+            BATCH: batch,
+            FRAMES: frames,
+            LATENT_HEIGHT: latent_height,
+            LATENT_WIDTH: latent_width,
+            PIXEL_HEIGHT: scale * latent_height,
+            PIXEL_WIDTH: scale * latent_width,
+        }
         return tuple(self._sample_input(t, t.shape(sizes), generator) for t in self.inputs)
 
     def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator):
@@ -210,7 +232,7 @@ class VAEDecoderSpec(NetworkSpec):
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
         # Pixel height/width (8x the latent ones) are dynamic output axes of their own; no profile needs them.
-        return (TensorSpec(names.VAE_IMAGE, "float32", (BATCH, 3, "height", "width")),)
+        return (TensorSpec(names.VAE_IMAGE, "float32", (BATCH, 3, PIXEL_HEIGHT, PIXEL_WIDTH)),)
 
     def batch_range(self, limits: ShapeLimits) -> AxisRange:
         return limits.decode_batch
@@ -221,4 +243,33 @@ class VAEDecoderSpec(NetworkSpec):
         return VAEDecoderWrapper(network)
 
 
-NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (TextEncoderSpec, UNetSpec, VAEDecoderSpec)
+class VAEEncoderSpec(NetworkSpec):
+    """Image-to-video: the source image's latent (the latent distribution's mean, not yet scaled)."""
+
+    component = names.COMPONENTS[3]
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec(names.VAE_ENCODER_PIXELS, "float32", (BATCH, 3, PIXEL_HEIGHT, PIXEL_WIDTH)),)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        shape = (BATCH, self.dims.latent_channels, LATENT_HEIGHT, LATENT_WIDTH)
+        return (TensorSpec(names.VAE_ENCODER_LATENT, "float32", shape),)
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.encode_batch
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator):
+        import torch
+
+        return torch.rand(shape, generator=generator) * 2 - 1  # pixels in [-1, 1]
+
+    def wrapper(self, network: Any) -> Any:
+        from export.wrappers import VAEEncoderWrapper
+
+        return VAEEncoderWrapper(network)
+
+
+# In the order of visualizr.names.COMPONENTS.
+NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec)

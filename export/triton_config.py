@@ -135,6 +135,9 @@ PIPELINE_INPUTS: Final = (
     TritonTensor(names.IN_NUM_INFERENCE_STEPS, "int32", (1,)),
     TritonTensor(names.IN_GUIDANCE_SCALE, "float32", (1,)),
     TritonTensor(names.IN_SEED, "int64", (1,), optional=True),
+    # Image-to-video: the source image, already resized to [height, width, 3], and the strength (0, 1].
+    TritonTensor(names.IN_IMAGE, "uint8", (-1, -1, 3), optional=True),
+    TritonTensor(names.IN_STRENGTH, "float32", (1,), optional=True),
 )
 PIPELINE_OUTPUTS: Final = (
     TritonTensor(names.OUT_STEP, "int32", (1,)),

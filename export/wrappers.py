@@ -36,3 +36,14 @@ class VAEDecoderWrapper(torch.nn.Module):
 
     def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latent_sample, return_dict=True).sample
+
+
+class VAEEncoderWrapper(torch.nn.Module):
+    """The mean of the latent distribution; the pipeline multiplies it by the VAE scaling factor."""
+
+    def __init__(self, vae: torch.nn.Module) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(pixel_values, return_dict=True).latent_dist.mean

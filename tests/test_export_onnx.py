@@ -20,7 +20,7 @@ from export.onnx_export import (
     verify_onnx,
 )
 from export.repository import network_of
-from export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec
+from export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, VAEEncoderSpec
 from export.tiny import ensure_tiny_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
@@ -77,3 +77,14 @@ def test_relative_error_is_max_abs_difference_over_max_abs_reference() -> None:
     expected = np.array([1.0, -4.0, 2.0])
     assert relative_error(expected + np.array([0.0, 0.0, 0.4]), expected) == pytest.approx(0.1)
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_vae_encoder_gives_the_unscaled_mean_of_the_latent_distribution(components: AnimateDiffComponents) -> None:
+    spec = VAEEncoderSpec(_dims(components))
+    (pixels,) = spec.sample_inputs(batch=2, frames=1, latent_height=3, latent_width=5)
+    assert pixels.shape == (2, 3, 24, 40) and float(pixels.min()) >= -1 and float(pixels.max()) <= 1
+    with torch.no_grad():
+        latent = spec.wrapper(components.vae).eval()(pixels)
+        distribution = components.vae.encode(pixels).latent_dist
+    assert latent.shape == (2, components.latent_channels, 3, 5)
+    torch.testing.assert_close(latent, distribution.mean)  # neither sampled nor multiplied by scaling_factor

@@ -70,8 +70,8 @@ def test_tracked_shims_are_the_rendered_text() -> None:
 
 
 def test_component_configs(repository: Path) -> None:
-    text_encoder, unet, vae = (_config(repository, c) for c in COMPONENT_DIRS)
-    for config, name in zip((text_encoder, unet, vae), COMPONENT_DIRS, strict=True):
+    text_encoder, unet, vae, vae_encoder = (_config(repository, c) for c in COMPONENT_DIRS)
+    for config, name in zip((text_encoder, unet, vae, vae_encoder), COMPONENT_DIRS, strict=True):
         assert config.name == name and config.backend == "python"
         assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
         assert config.parameters["intra_op_num_threads"].string_value == "2"
@@ -95,6 +95,11 @@ def test_component_configs(repository: Path) -> None:
         (names.VAE_LATENT, [-1, 4, -1, -1]),
         (names.VAE_IMAGE, [-1, 3, -1, -1]),
     ]
+    assert vae_encoder.max_batch_size == 0 and not vae_encoder.HasField("dynamic_batching")
+    assert [(t.name, t.data_type, list(t.dims)) for t in (*vae_encoder.input, *vae_encoder.output)] == [
+        (names.VAE_ENCODER_PIXELS, FP32, [-1, 3, -1, -1]),
+        (names.VAE_ENCODER_LATENT, FP32, [-1, 4, -1, -1]),
+    ]
 
 
 def test_pipeline_config(repository: Path) -> None:
@@ -111,11 +116,17 @@ def test_pipeline_config(repository: Path) -> None:
         names.IN_NUM_INFERENCE_STEPS,
         names.IN_GUIDANCE_SCALE,
         names.IN_SEED,
+        names.IN_IMAGE,
+        names.IN_STRENGTH,
     ]
-    assert inputs[names.IN_NEGATIVE_PROMPT].optional and not inputs[names.IN_PROMPT].optional
+    optional = {names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_IMAGE, names.IN_STRENGTH}
+    assert {name for name, i in inputs.items() if i.optional} == optional
     assert inputs[names.IN_PROMPT].data_type == model_config_pb2.DataType.TYPE_STRING
     assert inputs[names.IN_SEED].data_type == model_config_pb2.DataType.TYPE_INT64
-    assert all(list(i.dims) == [1] for i in config.input)
+    image, strength = inputs.pop(names.IN_IMAGE), inputs[names.IN_STRENGTH]
+    assert (image.data_type, list(image.dims)) == (model_config_pb2.DataType.TYPE_UINT8, [-1, -1, 3])
+    assert strength.data_type == FP32
+    assert all(list(i.dims) == [1] for i in inputs.values())
     outputs = {o.name: o for o in config.output}
     assert list(outputs) == [names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES]
     assert list(outputs[names.OUT_FRAMES].dims) == [-1, -1, -1, 3]
@@ -127,7 +138,7 @@ def test_pipeline_config(repository: Path) -> None:
 def test_model_card(repository: Path) -> None:
     card = read_model_card(repository / MODEL_ID / "model_card.json")
     assert (card.id, card.family, card.weights) == (MODEL_ID, MODEL_ID, "random-tiny")
-    assert card.type == "text-to-video"
+    assert card.type == "text-to-video" and card.capabilities.supports_image_to_video
     assert "random" in card.description.lower()
     assert card.triton_models == [*COMPONENT_DIRS, MODEL_ID]
     assert set(card.parameters) == {

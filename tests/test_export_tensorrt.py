@@ -10,7 +10,7 @@ from tritonclient.grpc import model_config_pb2
 
 from export.__main__ import main
 from export.model_cards import shape_limits, tiny_model_card
-from export.specs import NetworkDims, TextEncoderSpec, UNetSpec, VAEDecoderSpec
+from export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec
 from export.tensorrt_build import build_engine, engine_profiles
 from export.triton_config import BACKEND_TENSORRT, component_config
 from visualizr import names
@@ -59,16 +59,24 @@ def test_unet_profile() -> None:
     assert profiles[names.UNET_ENCODER_HIDDEN_STATES] == ((1, 77, 32), (2, 77, 32), (4, 77, 32))
 
 
-def test_text_encoder_and_vae_decoder_profiles() -> None:
+def test_text_encoder_and_vae_profiles() -> None:
     text_profile = engine_profiles(TextEncoderSpec(DIMS), LIMITS)
     assert text_profile == {names.TEXT_INPUT_IDS: ((1, 77), (2, 77), (2, 77))}
     h, w = LIMITS.latent_height, LIMITS.latent_width
     assert engine_profiles(VAEDecoderSpec(DIMS), LIMITS) == {
         names.VAE_LATENT: ((1, 4, h.min, w.min), (8, 4, h.opt, w.opt), (8, 4, h.max, w.max))
     }
+    s = CONFIG.vae_scale_factor
+    assert engine_profiles(VAEEncoderSpec(DIMS), LIMITS) == {
+        names.VAE_ENCODER_PIXELS: (
+            (1, 3, s * h.min, s * w.min),
+            (1, 3, s * h.opt, s * w.opt),
+            (1, 3, s * h.max, s * w.max),
+        )
+    }
 
 
-@pytest.mark.parametrize("spec_class", [TextEncoderSpec, UNetSpec, VAEDecoderSpec], ids=lambda c: c.component)
+@pytest.mark.parametrize("spec_class", NETWORK_SPECS, ids=lambda c: c.component)
 def test_tensorrt_component_config(spec_class) -> None:
     spec = spec_class(DIMS)
     model_name = names.component_model_name("animatediff", spec.component)

@@ -13,7 +13,7 @@ from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
 from visualizr.names import PHASE_DECODING, PHASE_DONE, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
 from visualizr.pipeline import Cancelled, GenerationRequest, InvalidRequest
-from visualizr.pipeline.loop import TextToVideoPipeline, to_uint8_frames
+from visualizr.pipeline.loop import TextToVideoPipeline, denoising_steps, to_uint8_frames
 from visualizr.pipeline_config import PipelineConfig
 
 CONFIG = PipelineConfig(
@@ -46,6 +46,7 @@ class FakeComponents:
         self.unet_timesteps: list[np.ndarray] = []
         self.text_ids: list[np.ndarray] = []
         self.decoded: list[np.ndarray] = []
+        self.encoded: list[np.ndarray] = []
 
     async def encode_text(self, input_ids: np.ndarray) -> np.ndarray:
         self.calls.append(("text", input_ids.shape))
@@ -65,6 +66,14 @@ class FakeComponents:
         self.decoded.append(latents)
         image = np.tanh(latents[:, :3])
         return image.repeat(8, axis=2).repeat(8, axis=3)
+
+    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        assert pixels.dtype == np.float32 and pixels.ndim == 4 and pixels.shape[1] == 3
+        self.calls.append(("encode_image", pixels.shape))
+        self.encoded.append(pixels)
+        n, _, height, width = pixels.shape
+        cells = pixels.reshape(n, 3, height // 8, 8, width // 8, 8).mean(axis=(3, 5))  # 8x8 average pooling
+        return np.concatenate([cells, cells.mean(axis=1, keepdims=True)], axis=1)  # 4 latent channels
 
 
 def make_pipeline(scheduler_class=DDIMScheduler, **config) -> TextToVideoPipeline:
@@ -154,9 +163,7 @@ def test_latents_are_seeded_and_scaled_by_init_noise_sigma() -> None:
     scheduler.set_timesteps(4)
     request = make_request()
     latents = pipeline.prepare_latents(request, scheduler, torch.Generator().manual_seed(3))
-    expected = (
-        torch.randn((1, 4, 3, 2, 4), generator=torch.Generator().manual_seed(3)) * scheduler.init_noise_sigma
-    )
+    expected = torch.randn((1, 4, 3, 2, 4), generator=torch.Generator().manual_seed(3)) * scheduler.init_noise_sigma
     assert latents.shape == (1, 4, 3, 2, 4)
     torch.testing.assert_close(latents, expected)
 
@@ -218,9 +225,7 @@ def test_classifier_free_guidance_arithmetic() -> None:
     pipeline = make_pipeline()
     latents = torch.zeros((1, 4, 1, 2, 2))
     hidden = np.zeros((2, 8, 6), dtype=np.float32)
-    out = run(
-        pipeline.denoise_step(SplitUnet(), IdentityScheduler(), latents, torch.tensor(10), hidden, 2.5, None)
-    )
+    out = run(pipeline.denoise_step(SplitUnet(), IdentityScheduler(), latents, torch.tensor(10), hidden, 2.5, None))
     torch.testing.assert_close(out, torch.full((1, 4, 1, 2, 2), 1.0 + 2.5 * (3.0 - 1.0)))
 
 
@@ -258,4 +263,119 @@ def test_check_inputs_rejects(overrides: dict, message: str) -> None:
     components = FakeComponents()
     with pytest.raises(InvalidRequest, match=message):
         run(collect(make_pipeline(), make_request(**overrides), components))
+    assert components.calls == []
+
+
+# -- image-to-video --
+IMAGE = (np.arange(16 * 32 * 3) % 251).astype(np.uint8).reshape(16, 32, 3)  # [height, width, 3] of make_request
+
+
+def unet_calls(components: FakeComponents) -> int:
+    return sum(kind == "unet" for kind, _ in components.calls)
+
+
+@pytest.mark.parametrize("scheduler_class", [DDIMScheduler, EulerDiscreteScheduler])
+@pytest.mark.parametrize("steps, strength", [(4, 0.5), (4, 1.0), (10, 0.3), (10, 0.75), (7, 0.6)])
+def test_image_runs_the_last_strength_fraction_of_the_timesteps(scheduler_class, steps: int, strength: float) -> None:
+    components = FakeComponents()
+    pipeline = make_pipeline(scheduler_class)
+    request = make_request(num_inference_steps=steps, image=IMAGE, strength=strength)
+    events = run(collect(pipeline, request, components))
+    expected = int(steps * strength)
+    assert unet_calls(components) == expected
+    assert [kind for kind, _ in components.calls].count("encode_image") == 1
+    assert components.calls[:2] == [("text", (2, CONFIG.text_max_length)), ("encode_image", (1, 3, 16, 32))]
+    full = pipeline.scheduler_factory()
+    full.set_timesteps(steps)
+    ran = [float(t[0]) for t in components.unet_timesteps]
+    assert ran == [float(t) for t in full.timesteps[steps - expected :]]
+    # progress counts the steps actually run
+    assert [(e.phase, e.step, e.total_steps) for e in events] == [
+        (PHASE_TEXT_ENCODING, 0, expected),
+        *((PHASE_FRAME_GENERATION, i, expected) for i in range(1, expected + 1)),
+        (PHASE_DECODING, expected, expected),
+        (PHASE_DONE, expected, expected),
+    ]
+    assert events[-1].frames.shape == (3, 16, 32, 3)
+
+
+def test_image_pixels_go_to_the_encoder_in_minus_one_to_one() -> None:
+    components = FakeComponents()
+    run(make_pipeline()(make_request(image=IMAGE, strength=0.5), components))
+    (pixels,) = components.encoded
+    np.testing.assert_allclose(pixels[0], IMAGE.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0, atol=1e-6)
+
+
+def test_image_latents_are_the_scaled_image_latent_noised_to_the_first_timestep() -> None:
+    pipeline = make_pipeline()
+    components = FakeComponents()
+    latent = run(pipeline.encode_image(components, IMAGE))
+    expected_latent = run(components.encode_image(IMAGE.transpose(2, 0, 1)[None] / np.float32(127.5) - 1))
+    torch.testing.assert_close(latent, torch.from_numpy(expected_latent) * CONFIG.vae_scaling_factor)
+    scheduler = pipeline.scheduler_factory()
+    scheduler.set_timesteps(10)
+    timesteps = pipeline.strength_timesteps(scheduler, 10, 0.3)
+    request = make_request()
+    latents = pipeline.prepare_image_latents(request, latent, scheduler, timesteps[0], torch.Generator().manual_seed(3))
+    noise = torch.randn((1, 4, 3, 2, 4), generator=torch.Generator().manual_seed(3))
+    alpha = scheduler.alphas_cumprod[int(timesteps[0])]
+    torch.testing.assert_close(
+        latents, alpha.sqrt() * latent[:, :, None].expand(-1, -1, 3, -1, -1) + (1 - alpha).sqrt() * noise
+    )
+
+
+@pytest.mark.parametrize("scheduler_class", [DDIMScheduler, EulerDiscreteScheduler])
+def test_image_to_video_is_deterministic_by_seed_and_follows_the_image(scheduler_class) -> None:
+    pipeline = make_pipeline(scheduler_class)
+    request = make_request(image=IMAGE, strength=0.5)
+    first = run(pipeline(request, FakeComponents()))
+    again = run(pipeline(request, FakeComponents()))
+    other_seed = run(pipeline(make_request(image=IMAGE, strength=0.5, seed=43), FakeComponents()))
+    other_image = run(pipeline(make_request(image=255 - IMAGE, strength=0.5), FakeComponents()))
+    text_only = run(pipeline(make_request(), FakeComponents()))
+    np.testing.assert_array_equal(first, again)
+    for different in (other_seed, other_image, text_only):
+        assert not np.array_equal(first, different)
+
+
+def test_strength_is_ignored_without_an_image() -> None:
+    components = FakeComponents()
+    frames = run(make_pipeline()(make_request(strength=0.5), components))
+    assert unet_calls(components) == 4 and not components.encoded
+    np.testing.assert_array_equal(frames, run(make_pipeline()(make_request(), FakeComponents())))
+
+
+def test_denoising_steps() -> None:
+    assert [denoising_steps(10, s) for s in (0.05, 0.1, 0.29, 0.5, 0.99, 1.0)] == [1, 1, 2, 5, 9, 10]
+    assert denoising_steps(4, 0.01) == 1  # at least one step
+    # a strength that went through float32 counts as the decimal it was written as
+    assert denoising_steps(10, float(np.float32(0.7))) == 7 == denoising_steps(10, 0.7)
+
+
+def test_image_request_equality_compares_pixels() -> None:
+    request = make_request(image=IMAGE)
+    assert request == make_request(image=IMAGE.copy())
+    assert request != make_request(image=255 - IMAGE) and request != make_request()
+    assert hash(request) == hash(make_request(image=IMAGE.copy()))
+    assert "image" not in repr(request) and "strength=1.0" in repr(request)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"strength": 0.0}, "strength"),
+        ({"strength": -0.1}, "strength"),
+        ({"strength": 1.5}, "strength"),
+        ({"strength": float("nan")}, "strength"),
+        ({"image": IMAGE[:8]}, "image"),
+        ({"image": IMAGE.transpose(1, 0, 2)}, "image"),
+        ({"image": IMAGE[..., :1]}, "image"),
+        ({"image": IMAGE.astype(np.float32)}, "image"),
+        ({"image": IMAGE.tolist()}, "image"),
+    ],
+)
+def test_check_inputs_rejects_bad_image_or_strength(overrides: dict, message: str) -> None:
+    components = FakeComponents()
+    with pytest.raises(InvalidRequest, match=message):
+        run(collect(make_pipeline(), make_request(**{"image": IMAGE, "strength": 0.5, **overrides}), components))
     assert components.calls == []

@@ -151,6 +151,42 @@ def test_request_arrays_round_trip() -> None:
     assert parse_generation_request(arrays.get) == REQUEST
 
 
+IMAGE_REQUEST = GenerationRequest(
+    **{**REQUEST.__dict__, "image": np.arange(32 * 64 * 3, dtype=np.uint8).reshape(32, 64, 3), "strength": 0.5}
+)
+
+
+def test_request_arrays_round_trip_with_an_image() -> None:
+    arrays = request_arrays(IMAGE_REQUEST)
+    assert arrays[names.IN_IMAGE].dtype == np.uint8 and arrays[names.IN_IMAGE].shape == (32, 64, 3)
+    assert arrays[names.IN_STRENGTH].dtype == np.float32 and arrays[names.IN_STRENGTH].shape == (1,)
+    assert parse_generation_request(arrays.get) == IMAGE_REQUEST
+    assert names.IN_IMAGE not in request_arrays(REQUEST) and names.IN_STRENGTH not in request_arrays(REQUEST)
+
+
+def test_strength_defaults_to_one() -> None:
+    arrays = request_arrays(IMAGE_REQUEST)
+    del arrays[names.IN_STRENGTH]
+    assert parse_generation_request(arrays.get).strength == 1.0
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        (names.IN_IMAGE, np.zeros((32, 64, 3), dtype=np.float32), "UINT8"),
+        (names.IN_IMAGE, np.zeros((32, 64), dtype=np.uint8), "UINT8"),
+        (names.IN_IMAGE, np.zeros((32, 64, 4), dtype=np.uint8), "UINT8"),
+        (names.IN_STRENGTH, np.array([0.5, 0.5], dtype=np.float32), "exactly one element"),
+        (names.IN_STRENGTH, np.array([b"x"], dtype=np.object_), "number"),
+    ],
+)
+def test_bad_image_inputs_raise_invalid_request(name: str, value: np.ndarray, message: str) -> None:
+    arrays: dict[str, Any] = request_arrays(IMAGE_REQUEST)
+    arrays[name] = value
+    with pytest.raises(InvalidRequest, match=message):
+        parse_generation_request(arrays.get)
+
+
 def test_negative_prompt_is_optional() -> None:
     arrays = request_arrays(REQUEST)
     del arrays[names.IN_NEGATIVE_PROMPT]
@@ -307,9 +343,7 @@ def pipeline_triton_model() -> pipeline_model.TritonPythonModel:
 
 
 def _small(**overrides: Any) -> dict[str, np.ndarray]:
-    values = dict(
-        prompt="a cat", width=32, height=16, num_frames=3, num_inference_steps=2, guidance_scale=7.5, seed=1
-    )
+    values = dict(prompt="a cat", width=32, height=16, num_frames=3, num_inference_steps=2, guidance_scale=7.5, seed=1)
     return request_arrays(GenerationRequest(**{**values, **overrides}))
 
 
@@ -327,14 +361,28 @@ def test_pipeline_streams_progress_then_frames_with_the_final_flag(pipeline_trit
     assert metrics.outcomes["success"].value == 1 and metrics.active.value == 0
 
 
+def test_pipeline_image_to_video_runs_the_strength_steps(pipeline_triton_model) -> None:
+    image = np.full((16, 32, 3), 200, dtype=np.uint8)
+    request = Request(_small(num_inference_steps=4, image=image, strength=0.5))
+    asyncio.run(pipeline_triton_model.execute([request]))
+    sent = request.sender.sent
+    steps = [(int(r.outputs()[names.OUT_STEP][0]), int(r.outputs()[names.OUT_TOTAL_STEPS][0])) for r, _ in sent]
+    assert steps == [(0, 2), (1, 2), (2, 2), (2, 2), (2, 2)] and sent[-1][1] == 1
+    kinds = [kind for kind, _ in pipeline_triton_model.components.calls]
+    assert kinds.count("encode_image") == 1 and kinds.count("unet") == 2
+    wrong_size = Request(_small(image=image[:8], strength=0.5))
+    asyncio.run(pipeline_triton_model.execute([wrong_size]))
+    ((response, flags),) = wrong_size.sender.sent
+    assert flags == 1 and response.error().code() == TritonError.INVALID_ARG
+    assert "image" in response.error().message()
+
+
 def test_pipeline_cancel_sends_a_final_cancelled_error(pipeline_triton_model) -> None:
     request = Request(_small(num_inference_steps=10), cancel_after_sends=3)
     asyncio.run(pipeline_triton_model.execute([request]))
     sent = request.sender.sent
     assert len(sent) == 4 and sent[-1][1] == 1
-    assert (
-        sent[-1][0].error().message() == "cancelled" and sent[-1][0].error().code() == TritonError.CANCELLED
-    )
+    assert sent[-1][0].error().message() == "cancelled" and sent[-1][0].error().code() == TritonError.CANCELLED
     assert sum(kind == "unet" for kind, _ in pipeline_triton_model.components.calls) == 2
     assert pipeline_triton_model.metrics.outcomes["cancelled"].value == 1
 
@@ -343,11 +391,7 @@ def test_pipeline_bad_request_gets_an_error_and_others_still_run(pipeline_triton
     bad, good = Request(_small(width=30)), Request(_small())
     asyncio.run(pipeline_triton_model.execute([bad, good]))
     ((response, flags),) = bad.sender.sent
-    assert (
-        flags == 1
-        and response.error().code() == TritonError.INVALID_ARG
-        and "width" in response.error().message()
-    )
+    assert flags == 1 and response.error().code() == TritonError.INVALID_ARG and "width" in response.error().message()
     assert good.sender.sent[-1][1] == 1 and not good.sender.sent[-1][0].has_error()
     outcomes = pipeline_triton_model.metrics.outcomes
     assert (outcomes["invalid"].value, outcomes["success"].value) == (1, 1)

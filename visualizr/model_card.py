@@ -31,6 +31,8 @@ class Capabilities(msgspec.Struct, frozen=True):
     supported_formats: list[str]
     supports_negative_prompt: bool = True
     supports_style_transfer: bool = False
+    # The pipeline model accepts the optional `image` and `strength` inputs (cards written before: False).
+    supports_image_to_video: bool = False
 
 
 class Requirements(msgspec.Struct, frozen=True):
@@ -45,7 +47,7 @@ class ModelCard(msgspec.Struct, frozen=True):
     name: str
     description: str
     version: str
-    type: str  # "text-to-video"
+    type: str  # "text-to-video" (image-to-video too when capabilities.supports_image_to_video)
     capabilities: Capabilities
     requirements: Requirements
     # width, height, num_frames, fps, num_inference_steps, guidance_scale

@@ -32,7 +32,8 @@ VAE_IMAGE: Final = "image"
 VAE_ENCODER_PIXELS: Final = "pixel_values"
 VAE_ENCODER_LATENT: Final = "latent"
 
-COMPONENTS: Final = ("text_encoder", "unet", "vae_decoder")
+# Every component network of a model family, in the order their Triton models are loaded.
+COMPONENTS: Final = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 
 
 def component_model_name(family: str, component: str) -> str:

@@ -1,4 +1,4 @@
-"""The three networks the loop calls, behind one async protocol (in-process onnxruntime or Triton BLS)."""
+"""The networks the loop calls, behind one async protocol (in-process onnxruntime or Triton BLS)."""
 
 from __future__ import annotations
 
@@ -20,4 +20,8 @@ class Components(Protocol):
 
     async def decode(self, latents: np.ndarray) -> np.ndarray:
         """float32 [N, 4, h, w] (divided by the scaling factor) -> image float32 [N, 3, 8h, 8w] in [-1, 1]."""
+        ...
+
+    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """float32 [N, 3, H, W] in [-1, 1] -> latent float32 [N, 4, H/8, W/8] (mean, not yet scaled)."""
         ...

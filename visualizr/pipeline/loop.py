@@ -4,11 +4,16 @@ through an async ``Components`` object (in-process onnxruntime or Triton BLS), r
     pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir))
     async for event in pipeline.generate(request, components, is_cancelled=...):
         ...  # ProgressEvent(phase, step, total_steps); the last (phase "done") carries uint8 frames [F,H,W,3]
+
+Image-to-video (``request.image`` set), like diffusers' img2img / AnimateDiffVideoToVideo: the image's latent,
+repeated over the frames, is noised to the first of the last ``denoising_steps(steps, strength)`` timesteps and
+only those steps run; ``total_steps`` in the progress events is that number of steps actually run.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -89,6 +94,34 @@ class TextToVideoPipeline:
         latents = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
         return latents * scheduler.init_noise_sigma
 
+    def strength_timesteps(self, scheduler: SchedulerMixin, steps: int, strength: float) -> torch.Tensor:
+        """The last ``denoising_steps(steps, strength)`` of the timesteps ``set_timesteps(steps)`` made, and
+        the scheduler told to begin there (diffusers img2img ``get_timesteps``)."""
+        start = (steps - denoising_steps(steps, strength)) * scheduler.order
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
+        return scheduler.timesteps[start:]
+
+    async def encode_image(self, components: Components, image: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> latent [1, C, h, w], multiplied by the VAE scaling factor (one vae_encoder call)."""
+        pixels = image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
+        latent = await components.encode_image(np.ascontiguousarray(pixels, dtype=np.float32))
+        return torch.from_numpy(np.asarray(latent, dtype=np.float32)) * self.config.vae_scaling_factor
+
+    def prepare_image_latents(
+        self,
+        request: GenerationRequest,
+        image_latent: torch.Tensor,
+        scheduler: SchedulerMixin,
+        first_timestep: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """The image latent repeated over the frames [1, C, F, h, w], noised to ``first_timestep`` with seeded
+        Gaussian noise."""
+        init_latents = image_latent[:, :, None].repeat(1, 1, request.num_frames, 1, 1)
+        noise = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        return scheduler.add_noise(init_latents, noise, first_timestep.reshape(1))
+
     async def denoise_step(
         self,
         components: Components,
@@ -142,7 +175,9 @@ class TextToVideoPipeline:
         """
         is_cancelled = is_cancelled or _never_cancelled
         self.check_inputs(request)
-        total = request.num_inference_steps
+        steps = request.num_inference_steps
+        image = request.image
+        total = steps if image is None else denoising_steps(steps, request.strength)
 
         def checkpoint(step: int) -> None:
             if is_cancelled():
@@ -154,10 +189,17 @@ class TextToVideoPipeline:
         yield ProgressEvent(PHASE_TEXT_ENCODING, 0, total)
 
         scheduler = self.scheduler_factory()
-        scheduler.set_timesteps(total, device="cpu")
+        scheduler.set_timesteps(steps, device="cpu")
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
-        latents = self.prepare_latents(request, scheduler, generator)
-        for index, t in enumerate(scheduler.timesteps):
+        if image is None:
+            timesteps = scheduler.timesteps
+            latents = self.prepare_latents(request, scheduler, generator)
+        else:
+            timesteps = self.strength_timesteps(scheduler, steps, request.strength)
+            checkpoint(0)
+            image_latent = await self.encode_image(components, image)
+            latents = self.prepare_image_latents(request, image_latent, scheduler, timesteps[0], generator)
+        for index, t in enumerate(timesteps):
             checkpoint(index)
             latents = await self.denoise_step(
                 components, scheduler, latents, t, hidden, request.guidance_scale, generator
@@ -186,6 +228,13 @@ class TextToVideoPipeline:
             frames = event.frames if event.frames is not None else frames
         assert frames is not None
         return frames
+
+
+def denoising_steps(num_inference_steps: int, strength: float) -> int:
+    """Steps an image-to-video request runs: int(num_inference_steps * strength) (diffusers' init_timestep),
+    at least 1 and at most num_inference_steps. The product is nudged by 1e-6 before flooring so that a strength
+    that went through float32 (Triton's FP32 input: 0.7 arrives as 0.69999999) counts as the decimal it was."""
+    return min(num_inference_steps, max(1, math.floor(num_inference_steps * strength + 1e-6)))
 
 
 def to_uint8_frames(images: np.ndarray) -> np.ndarray:

@@ -13,12 +13,15 @@ import numpy as np
 import onnxruntime as ort
 
 from visualizr.names import (
+    COMPONENTS,
     TEXT_HIDDEN_STATES,
     TEXT_INPUT_IDS,
     UNET_ENCODER_HIDDEN_STATES,
     UNET_NOISE_PRED,
     UNET_SAMPLE,
     UNET_TIMESTEP,
+    VAE_ENCODER_LATENT,
+    VAE_ENCODER_PIXELS,
     VAE_IMAGE,
     VAE_LATENT,
     component_model_name,
@@ -43,12 +46,13 @@ def open_session(path: Path, intra_op_num_threads: int = 0) -> ort.InferenceSess
 
 
 class OnnxComponents:
-    """The Components protocol over three onnxruntime sessions (runs each call in a worker thread)."""
+    """The Components protocol over one onnxruntime session per component (runs each call in a worker thread)."""
 
     def __init__(self, sessions: Mapping[str, ort.InferenceSession]) -> None:
         self._text_encoder = sessions["text_encoder"]
         self._unet = sessions["unet"]
         self._vae_decoder = sessions["vae_decoder"]
+        self._vae_encoder = sessions["vae_encoder"]
 
     @classmethod
     def from_repository(
@@ -59,7 +63,7 @@ class OnnxComponents:
                 component: open_session(
                     component_onnx_path(model_repository, family, component), intra_op_num_threads
                 )
-                for component in ("text_encoder", "unet", "vae_decoder")
+                for component in COMPONENTS
             }
         )
 
@@ -83,3 +87,6 @@ class OnnxComponents:
 
     async def decode(self, latents: np.ndarray) -> np.ndarray:
         return await self._run(self._vae_decoder, VAE_IMAGE, {VAE_LATENT: latents})
+
+    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        return await self._run(self._vae_encoder, VAE_ENCODER_LATENT, {VAE_ENCODER_PIXELS: pixels})

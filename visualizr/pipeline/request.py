@@ -1,9 +1,11 @@
-"""One text-to-video generation request as the denoising loop sees it, and its validation."""
+"""One text-to-video (or image-to-video) generation request as the denoising loop sees it, and its validation."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 from visualizr.pipeline.errors import InvalidRequest
 from visualizr.pipeline_config import PipelineConfig
@@ -21,6 +23,22 @@ class GenerationRequest:
     guidance_scale: float
     seed: int
     negative_prompt: str = ""
+    # Image-to-video: the source image, uint8 [height, width, 3] (None: text-to-video). Left out of repr (the
+    # logs would hold the pixels); equality compares its pixels, hashing ignores it.
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # How far the video may depart from the image: the last int(num_inference_steps * strength) of the
+    # scheduler's timesteps run (diffusers img2img); 1.0 runs them all. Ignored without an image.
+    strength: float = 1.0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GenerationRequest):
+            return NotImplemented
+        compared = [f.name for f in fields(self) if f.compare]
+        if any(getattr(self, name) != getattr(other, name) for name in compared):
+            return False
+        if self.image is None or other.image is None:
+            return self.image is other.image
+        return self.image.dtype == other.image.dtype and np.array_equal(self.image, other.image)
 
     @property
     def do_classifier_free_guidance(self) -> bool:
@@ -47,3 +65,11 @@ def check_inputs(request: GenerationRequest, config: PipelineConfig) -> None:
         raise InvalidRequest(f"guidance_scale must be a finite number >= 0, got {request.guidance_scale}")
     if not 0 <= request.seed <= MAX_SEED:
         raise InvalidRequest(f"seed must be in [0, {MAX_SEED}], got {request.seed}")
+    if not math.isfinite(request.strength) or not 0 < request.strength <= 1:
+        raise InvalidRequest(f"strength must be in (0, 1], got {request.strength}")
+    image = request.image
+    if image is not None:
+        expected = (request.height, request.width, 3)
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != expected:
+            got = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise InvalidRequest(f"image must be uint8 [height, width, 3] = {list(expected)}, got {got}")

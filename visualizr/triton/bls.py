@@ -14,6 +14,8 @@ from visualizr.names import (
     UNET_NOISE_PRED,
     UNET_SAMPLE,
     UNET_TIMESTEP,
+    VAE_ENCODER_LATENT,
+    VAE_ENCODER_PIXELS,
     VAE_IMAGE,
     VAE_LATENT,
     component_model_name,
@@ -59,12 +61,13 @@ async def infer(
 
 
 class BlsComponents:
-    """The pipeline's Components protocol over BLS calls to ``<family>_text_encoder|unet|vae_decoder``."""
+    """The pipeline's Components protocol over BLS calls to ``<family>_text_encoder|unet|vae_decoder|vae_encoder``."""
 
     def __init__(self, family: str) -> None:
         self.text_encoder = component_model_name(family, "text_encoder")
         self.unet_model = component_model_name(family, "unet")
         self.vae_decoder = component_model_name(family, "vae_decoder")
+        self.vae_encoder = component_model_name(family, "vae_encoder")
 
     async def encode_text(self, input_ids: np.ndarray) -> np.ndarray:
         outputs = await infer(self.text_encoder, {TEXT_INPUT_IDS: input_ids}, [TEXT_HIDDEN_STATES])
@@ -83,3 +86,7 @@ class BlsComponents:
 
     async def decode(self, latents: np.ndarray) -> np.ndarray:
         return (await infer(self.vae_decoder, {VAE_LATENT: latents}, [VAE_IMAGE]))[VAE_IMAGE]
+
+    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        outputs = await infer(self.vae_encoder, {VAE_ENCODER_PIXELS: pixels}, [VAE_ENCODER_LATENT])
+        return outputs[VAE_ENCODER_LATENT]

@@ -55,19 +55,35 @@ def _integer(get: GetInput, name: str, required: bool = True) -> int | None:
     return int(value)
 
 
-def _float(get: GetInput, name: str) -> float:
-    value = _scalar(get, name)
+def _float(get: GetInput, name: str, required: bool = True) -> float | None:
+    value = _scalar(get, name, required)
+    if value is None:
+        return None
     if not isinstance(value, np.floating | np.integer | float | int):
         raise InvalidRequest(f"input {name!r} must be a number")
     return float(value)
 
 
+def _image(get: GetInput) -> np.ndarray | None:
+    """The optional source image: UINT8 [H, W, 3] (its size is checked against width/height by the loop)."""
+    array = get(names.IN_IMAGE)
+    if array is None:
+        return None
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        got = f"{array.dtype} {list(array.shape)}"
+        raise InvalidRequest(f"input {names.IN_IMAGE!r} must be UINT8 [H, W, 3], got {got}")
+    return np.ascontiguousarray(array)
+
+
 def parse_generation_request(get: GetInput) -> GenerationRequest:
     """Read the pipeline inputs (each of shape [1]); ``get(name)`` returns None for an absent input.
 
-    ``negative_prompt`` and ``seed`` are optional (absent seed: a random one, in the logged request)."""
+    ``negative_prompt`` and ``seed`` are optional (absent seed: a random one, in the logged request), and so are
+    ``image`` (UINT8 [H, W, 3]: image-to-video) and ``strength`` (FP32 [1], absent: 1.0)."""
     ints = {name: _integer(get, name) for name in _REQUIRED_INTS}
     seed = _integer(get, names.IN_SEED, required=False)  # optional: absent means a fresh random seed
+    strength = _float(get, names.IN_STRENGTH, required=False)
     return GenerationRequest(
         prompt=_text(get, names.IN_PROMPT),
         negative_prompt=_text(get, names.IN_NEGATIVE_PROMPT, required=False),
@@ -77,11 +93,14 @@ def parse_generation_request(get: GetInput) -> GenerationRequest:
         num_inference_steps=ints[names.IN_NUM_INFERENCE_STEPS],
         guidance_scale=_float(get, names.IN_GUIDANCE_SCALE),
         seed=seed if seed is not None else secrets.randbelow(MAX_SEED + 1),
+        image=_image(get),
+        strength=strength if strength is not None else 1.0,
     )
 
 
 def request_arrays(request: GenerationRequest) -> dict[str, np.ndarray]:
-    """The inverse of parse_generation_request: the input arrays a client sends (negative prompt when set)."""
+    """The inverse of parse_generation_request: the input arrays a client sends (negative prompt when set;
+    image and strength when an image is set)."""
     arrays = {
         names.IN_PROMPT: np.array([request.prompt.encode("utf-8")], dtype=np.object_),
         names.IN_WIDTH: np.array([request.width], dtype=np.int32),
@@ -92,9 +111,10 @@ def request_arrays(request: GenerationRequest) -> dict[str, np.ndarray]:
         names.IN_SEED: np.array([request.seed], dtype=np.int64),
     }
     if request.negative_prompt:
-        arrays[names.IN_NEGATIVE_PROMPT] = np.array(
-            [request.negative_prompt.encode("utf-8")], dtype=np.object_
-        )
+        arrays[names.IN_NEGATIVE_PROMPT] = np.array([request.negative_prompt.encode("utf-8")], dtype=np.object_)
+    if request.image is not None:
+        arrays[names.IN_IMAGE] = np.ascontiguousarray(request.image, dtype=np.uint8)
+        arrays[names.IN_STRENGTH] = np.array([request.strength], dtype=np.float32)
     return arrays
 
 
