@@ -6,25 +6,28 @@ from __future__ import annotations
 import re
 
 from frontend.generation.encoding import asset_names
-from frontend.generation.service import ASSETS_URL_PREFIX, REQUEST_ID_PREFIX, video_id_of
+from frontend.generation.service import ASSETS_URL_PREFIX, VIDEO_ID_PREFIXES
 
-VIDEO_ID_PREFIX = video_id_of(REQUEST_ID_PREFIX)  # "video_"
+# asset id prefix -> request id prefix: "video_" -> "video_req_" (videos), "anim_" -> "anim_req_" (animations)
+REQUEST_ID_PREFIXES = {video: request for request, video in VIDEO_ID_PREFIXES.items()}
 MAX_HEX_CHARS = 64  # request ids carry a 32-hex uuid4; anything much longer is not one of ours
 
 _STEM = "X"
 VIDEO_SUFFIX, THUMBNAIL_SUFFIX, PREVIEW_SUFFIX = (name.removeprefix(_STEM) for name in asset_names(_STEM))
 MEDIA_TYPES = {VIDEO_SUFFIX: "video/mp4", THUMBNAIL_SUFFIX: "image/jpeg", PREVIEW_SUFFIX: "image/gif"}
 
-_ID = f"{re.escape(VIDEO_ID_PREFIX)}[0-9a-f]{{1,{MAX_HEX_CHARS}}}"
+_ID = f"(?:{'|'.join(map(re.escape, REQUEST_ID_PREFIXES))})[0-9a-f]{{1,{MAX_HEX_CHARS}}}"
 VIDEO_ID_RE = re.compile(_ID)
 ASSET_FILE_RE = re.compile(f"({_ID})({'|'.join(re.escape(s) for s in MEDIA_TYPES)})")
 
 
 def request_id_of(video_id: str) -> str | None:
-    """``video_<hex>`` -> ``video_req_<hex>`` (inverse of ``video_id_of``); None for anything else."""
+    """``video_<hex>`` -> ``video_req_<hex>``, ``anim_<hex>`` -> ``anim_req_<hex>`` (inverse of ``video_id_of``);
+    None for anything else."""
     if not VIDEO_ID_RE.fullmatch(video_id):
         return None
-    return REQUEST_ID_PREFIX + video_id.removeprefix(VIDEO_ID_PREFIX)
+    prefix = next(p for p in REQUEST_ID_PREFIXES if video_id.startswith(p))
+    return REQUEST_ID_PREFIXES[prefix] + video_id.removeprefix(prefix)
 
 
 def media_type_of(file_name: str) -> str | None:

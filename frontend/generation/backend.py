@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 import msgspec
+import numpy as np
 
 from visualizr.pipeline.progress import ProgressEvent
 
@@ -27,6 +28,9 @@ class GenerationInput(msgspec.Struct, frozen=True):
     num_inference_steps: int
     guidance_scale: float
     seed: int
+    # image-to-video: the source image, uint8 [height, width, 3], and how far the video may depart from it
+    image: np.ndarray | None = None
+    strength: float = 1.0
 
 
 # phase (visualizr.names.PHASES), step, total_steps; the last event (phase done) carries uint8 frames [F,H,W,3]

@@ -1,4 +1,4 @@
-"""HTTP and WebSocket routes of text-to-video generation."""
+"""HTTP and WebSocket routes of generation: text-to-video, image-to-video, character animation; status, cancel."""
 
 from __future__ import annotations
 
@@ -7,15 +7,49 @@ import contextlib
 from typing import Any
 
 from litestar import Controller, Request, WebSocket, delete, get, post, websocket
-from litestar.exceptions import WebSocketDisconnect
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException, WebSocketDisconnect
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus
+from frontend.errors import InvalidParametersError
+from frontend.generation.character import validate_character_request
+from frontend.generation.from_image import split_form, validate_image_request
+from frontend.generation.image_input import MAX_IMAGE_BYTES
+from frontend.generation.schemas import (
+    CancelResponse,
+    CharacterAnimationRequest,
+    CharacterAnimationResponse,
+    GenerateVideoResponse,
+    JobStatus,
+)
 from frontend.generation.service import GenerationService
-from frontend.generation.validation import decode_request, validate_request
+from frontend.generation.validation import decode_request, decode_struct, validate_request
 from frontend.generation.websocket import GenerationHub, Subscriber, handle_client_message, run_sender
 
 WS_PATH = "/api/v1/ws/generation"
+MULTIPART = "multipart/form-data"
+FORM_TYPES = (MULTIPART, "application/x-www-form-urlencoded")  # the latter cannot carry the image: 400 naming it
+FORM_OVERHEAD_BYTES = 1024 * 1024  # the text fields and part headers around the image
+
+
+async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[Any]]:
+    """The multipart form as ``{name: [values]}``; every way it can be malformed is INVALID_PARAMETERS."""
+    if request.content_type[0] not in FORM_TYPES:
+        raise InvalidParametersError(
+            f"Send the request as {MULTIPART}", {"field": None, "content_type": request.content_type[0]}
+        )
+    try:
+        form = await request.form()
+    except RequestEntityTooLarge:
+        raise InvalidParametersError(
+            f"Request body too large: the image may be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB",
+            {"field": "image", "max_bytes": MAX_IMAGE_BYTES},
+        ) from None
+    except (ClientException, UnicodeDecodeError) as exc:
+        reason = exc.detail if isinstance(exc, ClientException) else "a text field is not UTF-8"
+        raise InvalidParametersError(f"Malformed multipart body: {reason}", {"field": None, "reason": reason}) from None
+    return form.dict()
 
 
 class GenerationController(Controller):
@@ -32,6 +66,44 @@ class GenerationController(Controller):
         """
         validated = validate_request(decode_request(await request.body()), service.catalog)
         return await service.submit(validated)
+
+    @post(
+        "/video/from-image",
+        status_code=HTTP_202_ACCEPTED,
+        request_max_body_size=MAX_IMAGE_BYTES + FORM_OVERHEAD_BYTES,
+    )
+    async def generate_video_from_image(
+        self, request: Request[Any, Any, Any], service: GenerationService
+    ) -> GenerateVideoResponse:
+        """Queue an image-to-video job. Body: multipart/form-data with the ``image`` file and the text fields
+        of ImageToVideoForm (``motion_prompt``, ``duration_seconds``, ``fps``, ``motion_strength``, ...)."""
+        form = await read_form(request)
+        try:
+            image_part, fields = split_form(form)
+            validated = await validate_image_request(image_part, fields, service.catalog)
+        finally:
+            for values in form.values():
+                for value in values:
+                    if isinstance(value, UploadFile):
+                        await value.close()
+        return await service.submit(validated)
+
+    @post("/character-animation", status_code=HTTP_202_ACCEPTED)
+    async def generate_character_animation(
+        self, request: Request[Any, Any, Any], service: GenerationService
+    ) -> CharacterAnimationResponse:
+        """Queue a character animation. Body: CharacterAnimationRequest (JSON); the prompt is composed from the
+        character catalogue (``frontend.characters``)."""
+        body = decode_struct(await request.body(), CharacterAnimationRequest)
+        validated = validate_character_request(body, service.catalog)
+        accepted = await service.submit(validated)
+        return CharacterAnimationResponse(
+            request_id=accepted.request_id,
+            status=accepted.status,
+            character_id=body.character_id or "",
+            estimated_time_seconds=accepted.estimated_time_seconds,
+            created_at=accepted.created_at,
+        )
 
     @get("/status/{request_id:str}")
     async def get_status(self, request_id: str, service: GenerationService) -> JobStatus:

@@ -19,6 +19,11 @@ ALL_STATES = (QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
 STEP_QUEUED = "queued"
 STEP_LOADING_MODEL = "loading_model"  # the worker is loading the model through Triton (load on demand)
 
+# Job kinds (stored with the job): all three run the same pipeline; image-to-video adds a source image.
+KIND_TEXT = "text-to-video"
+KIND_IMAGE = "image-to-video"
+KIND_CHARACTER = "character-animation"
+
 DEFAULT_MODEL = "animatediff"
 MAX_PROMPT_CHARS = 2000
 MAX_STYLE_CHARS = 100
@@ -44,8 +49,12 @@ class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
     style: str | None = None
 
 
-class GenerationParameters(msgspec.Struct, frozen=True):
-    """The resolved parameters of a job (defaults filled in, seed chosen); stored as JSON with the job."""
+class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The resolved parameters of a job (defaults filled in, seed chosen); stored as JSON with the job.
+
+    ``strength`` (image-to-video only, the request's ``motion_strength``): how far the video may depart from
+    the source image, in (0, 1]. Absent for the other kinds, so their JSON is unchanged.
+    """
 
     width: int
     height: int
@@ -54,6 +63,7 @@ class GenerationParameters(msgspec.Struct, frozen=True):
     num_inference_steps: int
     guidance_scale: float
     seed: int
+    strength: float | None = None
 
     @property
     def work_units(self) -> float:
@@ -66,6 +76,46 @@ class GenerateVideoResponse(msgspec.Struct):
     status: str
     estimated_time_seconds: int
     queue_position: int
+    created_at: str
+
+
+class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True):
+    """The text fields of POST /api/v1/generate/video/from-image (multipart/form-data; the ``image`` file part
+    is taken out first). Numbers arrive as text and are converted (``msgspec.convert(strict=False)``)."""
+
+    motion_prompt: str | None = None
+    duration_seconds: float | None = None
+    fps: int | None = None
+    motion_strength: float | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+
+
+class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /api/v1/generate/character-animation body. Only ``character_id`` is required; ``model`` and
+    ``seed`` extend the reference (as in the text-to-video body)."""
+
+    character_id: str | None = None
+    action: str | None = None
+    emotion: str | None = None
+    background: str | None = None
+    duration_seconds: float | None = None
+    resolution: str | None = None
+    animation_style: str | None = None
+    model: str | None = None
+    seed: int | None = None
+
+
+class CharacterAnimationResponse(msgspec.Struct):
+    request_id: str
+    status: str
+    character_id: str
+    estimated_time_seconds: int
     created_at: str
 
 

@@ -20,6 +20,11 @@ copy (progress writes throttled). A job leaves ``_live`` once its terminal state
 * Startup: jobs left ``processing`` (the server died under them) -> failed, GENERATION_FAILED "interrupted
   by a server restart"; jobs left ``queued`` are queued again in their original order. Graceful shutdown
   puts running jobs back to ``queued`` (their seed is stored, so the rerun reproduces them).
+* Kinds: text-to-video, image-to-video and character-animation jobs share this one path; they differ in the
+  request id prefix (``anim_req_`` for character animations, ``video_req_`` otherwise) and in the source image
+  of image-to-video jobs, written under the data folder before the job row (``image_input``), loaded by the
+  worker into ``GenerationInput.image`` and deleted when the job ends (kept while it is queued, so a restart
+  runs it again).
 """
 
 from __future__ import annotations
@@ -49,10 +54,12 @@ from frontend.errors import (
 from frontend.generation.backend import BackendError, GenerationBackend, GenerationInput, GenerationStream
 from frontend.generation.encoding import VideoAssets, asset_names, encode_assets, remove_assets
 from frontend.generation.estimator import Estimator
+from frontend.generation.image_input import input_path, load_input, remove_input, write_input
 from frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    KIND_CHARACTER,
     PROCESSING,
     QUEUED,
     STEP_LOADING_MODEL,
@@ -87,6 +94,10 @@ from visualizr.settings import Settings
 logger = logging.getLogger("frontend.generation")
 
 REQUEST_ID_PREFIX = "video_req_"
+ANIMATION_REQUEST_ID_PREFIX = "anim_req_"
+REQUEST_ID_PREFIXES = {KIND_CHARACTER: ANIMATION_REQUEST_ID_PREFIX}  # any other kind: REQUEST_ID_PREFIX
+# request id prefix -> asset (video id) prefix: ``video_req_<hex>`` -> ``video_<hex>``, ``anim_req_`` -> ``anim_``
+VIDEO_ID_PREFIXES = {REQUEST_ID_PREFIX: "video_", ANIMATION_REQUEST_ID_PREFIX: "anim_"}
 ASSETS_URL_PREFIX = "/assets/video"
 FAILED_MESSAGE = "Video generation failed"
 OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
@@ -101,8 +112,11 @@ Encoder = Callable[[np.ndarray, int, Path, str], tuple[VideoAssets, VideoMetadat
 
 
 def video_id_of(request_id: str) -> str:
-    """``video_req_<hex>`` -> ``video_<hex>`` (the asset file stem)."""
-    return "video_" + request_id.removeprefix(REQUEST_ID_PREFIX)
+    """``video_req_<hex>`` -> ``video_<hex>``, ``anim_req_<hex>`` -> ``anim_<hex>`` (the asset file stem)."""
+    for request_prefix, video_prefix in VIDEO_ID_PREFIXES.items():
+        if request_id.startswith(request_prefix):
+            return video_prefix + request_id.removeprefix(request_prefix)
+    return "video_" + request_id
 
 
 def progress_of(phase: str, step: int, total_steps: int) -> tuple[int, str]:
@@ -186,6 +200,8 @@ class GenerationService:
             logger.warning(
                 "marked %d interrupted job(s) failed: %s", len(interrupted), ", ".join(interrupted)
             )
+            for request_id in interrupted:
+                await asyncio.to_thread(remove_input, self.settings.data_dir, input_path(request_id))
         requeued = await self.store.list_by_status([QUEUED])
         for model in {r.model for r in requeued} | set(self.catalog.ids()):
             self.estimator.load(model, await self.store.history(model))
@@ -436,8 +452,9 @@ class GenerationService:
         if self.gate is not None:
             await self.gate.check_capacity(request.card, request.parameters)
         params = request.parameters
+        request_id = f"{REQUEST_ID_PREFIXES.get(request.kind, REQUEST_ID_PREFIX)}{uuid.uuid4().hex}"
         record = JobRecord(
-            request_id=f"{REQUEST_ID_PREFIX}{uuid.uuid4().hex}",
+            request_id=request_id,
             model=request.card.id,
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -447,10 +464,12 @@ class GenerationService:
             progress=0,
             current_step=STEP_QUEUED,
             created_at=self._now(),
+            kind=request.kind,
+            source_image=input_path(request_id) if request.source_png is not None else None,
         )
         self._reserved += 1
         try:
-            await self.store.insert(record)
+            await self._store_new(record, request.source_png)
         finally:
             self._reserved -= 1
         live = LiveJob(record, self.estimator.estimate(record.model, params.work_units))
@@ -466,6 +485,19 @@ class GenerationService:
             queue_position=self.queue_position(record.request_id),
             created_at=clock.iso(record.created_at) or "",
         )
+
+    async def _store_new(self, record: JobRecord, source_png: bytes | None) -> None:
+        """Write a new job: its source image first (a stored job always finds its image), then its row."""
+        data_dir, image = self.settings.data_dir, record.source_image
+        if image is None or source_png is None:
+            await self.store.insert(record)
+            return
+        await asyncio.to_thread(write_input, data_dir, image, source_png)
+        try:
+            await self.store.insert(record)
+        except BaseException:
+            await asyncio.to_thread(remove_input, data_dir, image)
+            raise
 
     async def cancel(self, request_id: str) -> CancelResponse:
         rec, live = await self._record(request_id)
@@ -505,6 +537,9 @@ class GenerationService:
         if live is not None:
             if self._live.get(live.request_id) is live:
                 del self._live[live.request_id]
+            if live.record.source_image is not None:  # a small file: unlinked inline
+                with contextlib.suppress(OSError):
+                    remove_input(self.settings.data_dir, live.record.source_image)
             live.done.set()
 
     # ------------------------------------------------------------------ workers
@@ -588,6 +623,11 @@ class GenerationService:
         )
         if live.terminal or not await self._prepare_model(live):
             return
+        try:
+            image = await self._source_image(rec)
+        except ValueError as exc:
+            await self._fail(live, FAILED_MESSAGE, str(exc))
+            return
         self._publish_progress(live)
         stream = self.backend.stream(
             GenerationInput(
@@ -601,6 +641,8 @@ class GenerationService:
                 num_inference_steps=params.num_inference_steps,
                 guidance_scale=params.guidance_scale,
                 seed=params.seed,
+                image=image,
+                strength=params.strength if params.strength is not None else 1.0,
             )
         )
         live.stream = stream
@@ -659,6 +701,15 @@ class GenerationService:
             await asyncio.to_thread(remove_assets, assets)
             return
         await self._complete(live, assets, metadata)
+
+    async def _source_image(self, rec: JobRecord) -> np.ndarray | None:
+        """The job's source image (image-to-video), uint8 [H, W, 3]; ValueError when it cannot be read."""
+        if rec.source_image is None:
+            return None
+        params = rec.parameters
+        return await asyncio.to_thread(
+            load_input, self.settings.data_dir, rec.source_image, params.width, params.height
+        )
 
     async def _prepare_model(self, live: LiveJob) -> bool:
         """Load the job's model if it is not loaded; False when the job must not stream (failed, cancelled)."""

@@ -1,7 +1,10 @@
 """The job table: stdlib sqlite3 on one dedicated thread, so the event loop never blocks on disk.
 
 All timestamps are epoch seconds (REAL); the API renders them as ISO 8601. ``parameters`` and ``metadata`` are
-JSON documents (GenerationParameters / VideoMetadata).
+JSON documents (GenerationParameters / VideoMetadata). ``kind`` is the request's kind (text-to-video,
+image-to-video, character-animation); ``source_image`` the stored source image of an image-to-video job
+(relative to the data folder). Both were added later: ``open`` adds them to an older database
+(``ADDED_COLUMNS``), and a NULL kind reads as text-to-video.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    KIND_TEXT,
     PROCESSING,
     QUEUED,
     GenerationParameters,
@@ -52,11 +56,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     preview_path    TEXT,
     metadata        TEXT,
     processing_time_seconds REAL,
-    work_units      REAL NOT NULL DEFAULT 0
+    work_units      REAL NOT NULL DEFAULT 0,
+    kind            TEXT,
+    source_image    TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_model_history ON jobs (model, status, completed_at);
 """
+# Columns added after the first schema: (name, declaration), added by ALTER TABLE when a database lacks them.
+ADDED_COLUMNS = (("kind", "TEXT"), ("source_image", "TEXT"))
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an older version up to SCHEMA (new columns only; existing rows keep NULL)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, declaration in ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
 
 class JobRecord(msgspec.Struct):
@@ -82,6 +98,8 @@ class JobRecord(msgspec.Struct):
     preview_path: str | None = None
     metadata: VideoMetadata | None = None
     processing_time_seconds: float | None = None
+    kind: str = KIND_TEXT
+    source_image: str | None = None  # image-to-video: path of the source image, relative to the data folder
 
 
 _COLUMNS = tuple(JobRecord.__struct_fields__) + ("work_units",)
@@ -102,6 +120,7 @@ def _from_row(row: sqlite3.Row) -> JobRecord:
     for name, typ in _JSON_COLUMNS.items():
         if data[name] is not None:
             data[name] = msgspec.json.decode(data[name], type=typ)
+    data["kind"] = data["kind"] or KIND_TEXT
     return JobRecord(**data)
 
 
@@ -132,6 +151,7 @@ class JobStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
+            migrate(conn)
             return conn
 
         self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)

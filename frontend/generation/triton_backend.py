@@ -28,6 +28,8 @@ def generation_request(job: GenerationInput) -> GenerationRequest:
         num_inference_steps=job.num_inference_steps,
         guidance_scale=job.guidance_scale,
         seed=job.seed,
+        image=job.image,
+        strength=job.strength,
     )
 
 

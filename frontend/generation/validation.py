@@ -4,6 +4,10 @@ Order of checks: JSON syntax, field types and presence (INVALID_PARAMETERS, also
 non-string prompt), the prompt's content: empty after strip or too long (INVALID_PROMPT), the model
 (MODEL_NOT_FOUND), then every numeric parameter against the card's range and step (INVALID_PARAMETERS).
 Error details always name the offending ``field``.
+
+The helpers below (``decode_struct``, ``check_prompt``, ``resolve_card``, ``resolve_parameters``,
+``frames_for_duration``, ``check_resolution``, ``resolve_seed``) are shared by the three kinds of request
+(text-to-video here, ``from_image`` and ``character`` next to this module).
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 
-from frontend.errors import InvalidParametersError, InvalidPromptError
+from frontend.errors import InvalidParametersError, InvalidPromptError, VisualizrError
 from frontend.generation.schemas import (
     DEFAULT_MODEL,
+    KIND_IMAGE,
+    KIND_TEXT,
     MAX_PROMPT_CHARS,
     MAX_SEED,
     MAX_STYLE_CHARS,
@@ -44,8 +51,14 @@ FALLBACK_RANGES: dict[str, ParameterRange] = {
     "guidance_scale": ParameterRange(min=1.0, max=20.0, default=7.5, description="Classifier-free guidance"),
 }
 _INT_PARAMETERS = ("width", "height", "num_frames", "fps", "num_inference_steps")
+PARAMETER_NAMES = (*_INT_PARAMETERS, "guidance_scale")
 # Pixels per latent cell: width/height must be multiples of it whatever the card says.
 _PIXEL_MULTIPLE = 8
+
+
+
+T = TypeVar("T")
+RandomSeed = Callable[[], int] | None
 
 
 class ValidatedRequest(msgspec.Struct, frozen=True):
@@ -54,115 +67,216 @@ class ValidatedRequest(msgspec.Struct, frozen=True):
     negative_prompt: str
     style: str | None
     parameters: GenerationParameters
+    kind: str = KIND_TEXT
+    source_png: bytes | None = None  # image-to-video: the source image, resized to width x height, as PNG
+
+
+def _field_error(exc: msgspec.ValidationError) -> InvalidParametersError:
+    """A msgspec validation error as INVALID_PARAMETERS naming its field."""
+    text = str(exc)
+    match = _AT_FIELD_RE.match(text)
+    if match:
+        field = match.group("field")
+        reason = match.group("reason").replace(" | null", "")
+        return InvalidParametersError(f"Invalid value for {field!r}: {reason}", {"field": field, "reason": reason})
+    match = _UNKNOWN_FIELD_RE.match(text)
+    if match:
+        field = match.group("field")
+        return InvalidParametersError(f"Unknown field {field!r}", {"field": field, "reason": "unknown field"})
+    return InvalidParametersError(f"Invalid request body: {text}", {"field": None, "reason": text})
+
+
+def decode_struct(body: bytes, typ: type[T]) -> T:
+    """A JSON body as ``typ``; INVALID_PARAMETERS naming the field for anything else."""
+    if not body.strip():
+        raise InvalidParametersError("Request body must be a JSON object", {"field": None, "reason": "empty body"})
+    try:
+        return msgspec.json.decode(body, type=typ)
+    except msgspec.ValidationError as exc:
+        raise _field_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidParametersError("Malformed JSON body", {"field": None, "reason": str(exc)}) from None
+
+
+def convert_fields(fields: Mapping[str, Any], typ: type[T]) -> T:
+    """Text fields (a form) as ``typ``, numbers parsed from their text; errors as in ``decode_struct``."""
+    try:
+        return msgspec.convert(dict(fields), type=typ, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _field_error(exc) from None
 
 
 def decode_request(body: bytes) -> GenerateVideoRequest:
-    if not body.strip():
-        raise InvalidParametersError(
-            "Request body must be a JSON object", {"field": None, "reason": "empty body"}
-        )
-    try:
-        return msgspec.json.decode(body, type=GenerateVideoRequest)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _AT_FIELD_RE.match(text)
-        if match:
-            field = match.group("field")
-            reason = match.group("reason").replace(" | null", "")
-            raise InvalidParametersError(
-                f"Invalid value for {field!r}: {reason}", {"field": field, "reason": reason}
-            ) from None
-        match = _UNKNOWN_FIELD_RE.match(text)
-        if match:
-            field = match.group("field")
-            raise InvalidParametersError(
-                f"Unknown field {field!r}", {"field": field, "reason": "unknown field"}
-            ) from None
-        raise InvalidParametersError(
-            f"Invalid request body: {text}", {"field": None, "reason": text}
-        ) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidParametersError("Malformed JSON body", {"field": None, "reason": str(exc)}) from None
+    return decode_struct(body, GenerateVideoRequest)
 
 
 def _range(card: ModelCard, name: str) -> ParameterRange:
     return card.parameters.get(name) or FALLBACK_RANGES[name]
 
 
-def _check_range(name: str, value: float, rng: ParameterRange, multiple_of: int | None) -> None:
-    if value < rng.min or value > rng.max:
+def _pixel_multiple(card: ModelCard, name: str) -> int:
+    return math.lcm(_range(card, name).multiple_of or 1, _PIXEL_MULTIPLE)
+
+
+def _check_range(name: str, value: float, rng: ParameterRange, multiple_of: int | None, field: str) -> None:
+    if not math.isfinite(value) or value < rng.min or value > rng.max:
         raise InvalidParametersError(
-            f"{name} must be between {rng.min} and {rng.max}, got {value}",
-            {"field": name, "value": value, "min": rng.min, "max": rng.max},
+            f"{field} must be between {rng.min} and {rng.max}, got {value}",
+            {"field": field, "value": value, "min": rng.min, "max": rng.max},
         )
     if multiple_of and int(value) % multiple_of != 0:
         raise InvalidParametersError(
-            f"{name} must be a multiple of {multiple_of}, got {value}",
-            {"field": name, "value": value, "multiple_of": multiple_of},
+            f"{field} must be a multiple of {multiple_of}, got {value}",
+            {"field": field, "value": value, "multiple_of": multiple_of},
         )
 
 
-def validate_request(
-    req: GenerateVideoRequest, catalog: ModelCatalog, *, random_seed: Any = None
-) -> ValidatedRequest:
-    if req.prompt is None:
-        raise InvalidParametersError("prompt is required", {"field": "prompt", "reason": "required"})
-    prompt = req.prompt.strip()
+def check_prompt(
+    text: str | None, field: str = "prompt", *, required_error: type[VisualizrError] = InvalidParametersError
+) -> str:
+    """The stripped prompt; INVALID_PROMPT when empty or too long (``required_error`` when absent)."""
+    if text is None:
+        raise required_error(f"{field} is required", {"field": field, "reason": "required"})
+    prompt = text.strip()
     if not prompt:
-        raise InvalidPromptError("Prompt must not be empty", {"field": "prompt"})
+        raise InvalidPromptError(f"{field} must not be empty", {"field": field})
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidPromptError(
-            f"Prompt is longer than {MAX_PROMPT_CHARS} characters",
-            {"field": "prompt", "max_length": MAX_PROMPT_CHARS},
+            f"{field} is longer than {MAX_PROMPT_CHARS} characters", {"field": field, "max_length": MAX_PROMPT_CHARS}
         )
-    negative = (req.negative_prompt or "").strip()
-    if len(negative) > MAX_PROMPT_CHARS:
-        raise InvalidParametersError(
-            f"negative_prompt is longer than {MAX_PROMPT_CHARS} characters",
-            {"field": "negative_prompt", "max_length": MAX_PROMPT_CHARS},
-        )
-    if req.style is not None and len(req.style) > MAX_STYLE_CHARS:
-        raise InvalidParametersError(
-            f"style is longer than {MAX_STYLE_CHARS} characters",
-            {"field": "style", "max_length": MAX_STYLE_CHARS},
-        )
+    return prompt
 
-    card = catalog.get(req.model if req.model is not None else DEFAULT_MODEL)
-    if card.type != "text-to-video":
+
+def check_text(value: str | None, field: str, max_chars: int = MAX_STYLE_CHARS) -> str | None:
+    """An optional short text field, stripped; None when absent."""
+    if value is None:
+        return None
+    if len(value) > max_chars:
         raise InvalidParametersError(
-            f"Model {card.id!r} does not generate video from text (type {card.type!r})",
+            f"{field} is longer than {max_chars} characters", {"field": field, "max_length": max_chars}
+        )
+    return value.strip()
+
+
+def serves(card: ModelCard, kind: str) -> bool:
+    """Whether a model serves a kind of request. Every kind runs the same pipeline model; image-to-video needs
+    its optional ``image``/``strength`` inputs (``capabilities.supports_image_to_video``)."""
+    if kind == KIND_IMAGE:
+        return card.type == KIND_IMAGE or card.capabilities.supports_image_to_video
+    return card.type == KIND_TEXT
+
+
+def resolve_card(catalog: ModelCatalog, model: str | None, kind: str = KIND_TEXT) -> ModelCard:
+    """The model's card (MODEL_NOT_FOUND), checked to serve ``kind`` (INVALID_PARAMETERS naming ``model``)."""
+    card = catalog.get(model if model is not None else DEFAULT_MODEL)
+    if not serves(card, kind):
+        raise InvalidParametersError(
+            f"Model {card.id!r} does not serve {kind} requests (type {card.type!r})",
             {"field": "model", "value": card.id, "type": card.type},
         )
-    if negative and not card.capabilities.supports_negative_prompt:
+    return card
+
+
+def check_negative_prompt(text: str | None, card: ModelCard | None = None) -> str:
+    """The stripped negative prompt: its length, then (given the card) whether the model supports one."""
+    negative = check_text(text, "negative_prompt", MAX_PROMPT_CHARS) or ""
+    if negative and card is not None and not card.capabilities.supports_negative_prompt:
         raise InvalidParametersError(
             f"Model {card.id!r} does not support a negative prompt", {"field": "negative_prompt"}
         )
+    return negative
 
+
+def default_of(card: ModelCard, name: str) -> int | float:
+    return _range(card, name).default
+
+
+def resolve_parameters(
+    card: ModelCard, given: Mapping[str, float | None], fields: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Every pipeline parameter: ``given[name]`` or the card's default, checked against the card's range and
+    step. ``fields`` names the request field to blame for a parameter derived from another one."""
     values: dict[str, Any] = {}
-    for name in (*_INT_PARAMETERS, "guidance_scale"):
+    for name in PARAMETER_NAMES:
         rng = _range(card, name)
-        given = getattr(req, name)
-        value = rng.default if given is None else given
+        value = given.get(name)
+        value = rng.default if value is None else value
         value = float(value) if name == "guidance_scale" else int(value)
-        multiple = rng.multiple_of
-        if name in ("width", "height"):
-            multiple = math.lcm(multiple or 1, _PIXEL_MULTIPLE)
-        _check_range(name, value, rng, multiple if name in _INT_PARAMETERS else None)
+        multiple = _pixel_multiple(card, name) if name in ("width", "height") else rng.multiple_of
+        field = (fields or {}).get(name, name)
+        _check_range(name, value, rng, multiple if name in _INT_PARAMETERS else None, field)
         values[name] = value
+    return values
 
-    if req.seed is None:
-        seed = int(random_seed()) if random_seed is not None else secrets.randbelow(2**32)
-    else:
-        seed = req.seed
-        if seed < 0 or seed > MAX_SEED:
-            raise InvalidParametersError(
-                f"seed must be between 0 and {MAX_SEED}, got {seed}",
-                {"field": "seed", "value": seed, "min": 0, "max": MAX_SEED},
-            )
+
+def frames_for_duration(card: ModelCard, duration: float | None, fps: int, field: str = "duration_seconds") -> int:
+    """``round(duration x fps)`` frames, the duration checked against the card (capabilities and num_frames);
+    the card's default frame count when ``duration`` is absent."""
+    frames = _range(card, "num_frames")
+    if duration is None:
+        return int(frames.default)
+    caps = card.capabilities
+    low = max(float(caps.min_duration_seconds), frames.min / fps)
+    high = min(float(caps.max_duration_seconds), frames.max / fps)
+    count = round(duration * fps) if math.isfinite(duration) else 0
+    in_range = math.isfinite(duration) and low - 1e-9 <= duration <= high + 1e-9
+    if not in_range or not frames.min <= count <= frames.max:
+        raise InvalidParametersError(
+            f"{field} must be between {low:g} and {high:g} seconds at {fps} fps, got {duration}",
+            {"field": field, "value": duration, "min": round(low, 3), "max": round(high, 3), "fps": fps},
+        )
+    return count
+
+
+def check_resolution(card: ModelCard, width: int, height: int, field: str = "resolution") -> None:
+    """Both sides within the card's range and multiples of its pixel step, blamed on one ``WxH`` field."""
+    w, h = _range(card, "width"), _range(card, "height")
+    multiple = math.lcm(_pixel_multiple(card, "width"), _pixel_multiple(card, "height"))
+    inside = w.min <= width <= w.max and h.min <= height <= h.max
+    if not inside or width % multiple or height % multiple:
+        raise InvalidParametersError(
+            f"{field} must be between {w.min}x{h.min} and {w.max}x{h.max} in multiples of {multiple}, "
+            f"got {width}x{height}",
+            {
+                "field": field,
+                "value": f"{width}x{height}",
+                "min_resolution": f"{w.min}x{h.min}",
+                "max_resolution": f"{w.max}x{h.max}",
+                "multiple_of": multiple,
+            },
+        )
+
+
+def size_limits(card: ModelCard, name: str) -> tuple[int, int, int]:
+    """(lowest, highest, step) of the sizes ``name`` (width or height) may take."""
+    rng, step = _range(card, name), _pixel_multiple(card, name)
+    return math.ceil(rng.min / step) * step, int(rng.max) // step * step, step
+
+
+def resolve_seed(seed: int | None, random_seed: RandomSeed = None) -> int:
+    if seed is None:
+        return int(random_seed()) if random_seed is not None else secrets.randbelow(2**32)
+    if seed < 0 or seed > MAX_SEED:
+        raise InvalidParametersError(
+            f"seed must be between 0 and {MAX_SEED}, got {seed}",
+            {"field": "seed", "value": seed, "min": 0, "max": MAX_SEED},
+        )
+    return seed
+
+
+def validate_request(
+    req: GenerateVideoRequest, catalog: ModelCatalog, *, random_seed: RandomSeed = None
+) -> ValidatedRequest:
+    prompt = check_prompt(req.prompt)
+    negative = check_negative_prompt(req.negative_prompt)
+    check_text(req.style, "style")
+    card = resolve_card(catalog, req.model)
+    negative = check_negative_prompt(negative, card)
+    values = resolve_parameters(card, {name: getattr(req, name) for name in PARAMETER_NAMES})
     return ValidatedRequest(
         card=card,
         prompt=prompt,
         negative_prompt=negative,
         style=req.style,
-        parameters=GenerationParameters(seed=seed, **values),
+        parameters=GenerationParameters(seed=resolve_seed(req.seed, random_seed), **values),
     )

@@ -1,0 +1,106 @@
+"""The character catalogue of ``POST /api/v1/generate/character-animation``.
+
+A character is a description, not a trained identity: its appearance is written into the prompt, followed by
+the request's action, emotion, background and animation style, e.g.::
+
+    assistant, a friendly humanoid AI assistant with a sleek white body and soft glowing blue eyes, greeting,
+    waving hello, happy expression, smiling, in a bright modern office, natural animation style, smooth
+    lifelike motion
+
+Known words of each field get a richer phrase (``ACTIONS``, ``EMOTIONS``, ``BACKGROUNDS``, ``STYLES``); any
+other word is used as given (short free text: ``MAX_WORD_CHARS``). The same character, action and seed give the
+same prompt and so, with the same model, the same video.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+MAX_WORD_CHARS: Final = 100
+
+
+class Character(msgspec.Struct, frozen=True):
+    appearance: str
+    negative_prompt: str = ""
+
+
+COMMON_NEGATIVE: Final = "blurry, low quality, distorted face, deformed body, extra limbs, text, watermark"
+
+CHARACTERS: Final[dict[str, Character]] = {
+    "assistant": Character(
+        "a friendly humanoid AI assistant with a sleek white body and soft glowing blue eyes", COMMON_NEGATIVE
+    ),
+    "robot": Character("a small round service robot with a brushed metal shell and two antenna", COMMON_NEGATIVE),
+    "narrator": Character(
+        "a middle-aged storyteller with a warm face, a short grey beard and a tweed jacket", COMMON_NEGATIVE
+    ),
+    "teacher": Character("a cheerful young teacher with glasses, a green cardigan and a notebook", COMMON_NEGATIVE),
+    "mascot": Character("a cartoon fox mascot with bright orange fur and a striped scarf", COMMON_NEGATIVE),
+}
+
+# Defaults of the optional fields (the reference's example values).
+DEFAULT_ACTION: Final = "idle"
+DEFAULT_EMOTION: Final = "neutral"
+DEFAULT_BACKGROUND: Final = "studio"
+DEFAULT_STYLE: Final = "natural"
+
+ACTIONS: Final = {
+    "idle": "standing still, breathing gently",
+    "greeting": "greeting, waving hello",
+    "talking": "talking to the camera",
+    "nodding": "nodding in agreement",
+    "thinking": "thinking, hand on chin",
+    "pointing": "pointing to the side",
+    "walking": "walking forward",
+    "dancing": "dancing",
+    "celebrating": "celebrating with raised arms",
+}
+EMOTIONS: Final = {
+    "neutral": "neutral expression",
+    "happy": "happy expression, smiling",
+    "sad": "sad expression",
+    "surprised": "surprised expression, wide eyes",
+    "angry": "angry expression, frowning",
+    "excited": "excited expression, big smile",
+    "calm": "calm, relaxed expression",
+}
+BACKGROUNDS: Final = {
+    "studio": "in front of a plain studio backdrop",
+    "office": "in a bright modern office",
+    "classroom": "in a classroom",
+    "outdoors": "outdoors in a sunny park",
+    "city": "on a busy city street",
+    "space": "in outer space among the stars",
+    "home": "in a cozy living room",
+}
+STYLES: Final = {
+    "natural": "natural animation style, smooth lifelike motion",
+    "cartoon": "cartoon animation style, bold outlines",
+    "anime": "anime animation style",
+    "3d": "3d animation style, soft lighting",
+    "cinematic": "cinematic animation style, shallow depth of field",
+}
+
+
+class CharacterPrompt(msgspec.Struct, frozen=True):
+    prompt: str
+    negative_prompt: str
+
+
+def _phrase(word: str, known: dict[str, str], fallback: str) -> str:
+    return known.get(word.lower(), fallback.format(word))
+
+
+def compose_prompt(character_id: str, action: str, emotion: str, background: str, style: str) -> CharacterPrompt:
+    """The prompt of one animation. ``character_id`` must be a key of ``CHARACTERS``."""
+    character = CHARACTERS[character_id]
+    parts = (
+        f"{character_id}, {character.appearance}",
+        _phrase(action, ACTIONS, "{}"),
+        _phrase(emotion, EMOTIONS, "{} expression"),
+        _phrase(background, BACKGROUNDS, "{} background"),
+        _phrase(style, STYLES, "{} animation style"),
+    )
+    return CharacterPrompt(prompt=", ".join(parts), negative_prompt=character.negative_prompt)

@@ -1,0 +1,121 @@
+"""Validate ``POST /api/v1/generate/video/from-image`` (multipart/form-data) into an ordinary generation job.
+
+Fields: ``image`` (file, required), ``motion_prompt`` (the prompt: missing or empty -> INVALID_PROMPT),
+``duration_seconds`` (-> ``round(duration x fps)`` frames; absent: the card's default frame count), ``fps``,
+``motion_strength`` (0 < x <= 1, default ``DEFAULT_MOTION_STRENGTH``: the pipeline's ``strength``) and, beyond
+the reference, ``model``, ``width``, ``height``, ``negative_prompt``, ``seed``, ``num_inference_steps``,
+``guidance_scale``. Empty text fields count as absent (HTML forms send them). Unknown fields, repeated fields
+and non-numbers are INVALID_PARAMETERS naming the field, as in the JSON endpoint.
+
+Order of checks: form syntax and field types, the prompt, the model, motion_strength, the parameters, then the
+image (decoded in a thread), whose aspect ratio sets a missing width/height (``image_input.output_size``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+from litestar.datastructures import UploadFile
+from PIL.Image import Image
+
+from frontend.errors import InvalidParametersError, InvalidPromptError
+from frontend.generation import image_input
+from frontend.generation.schemas import KIND_IMAGE, GenerationParameters, ImageToVideoForm
+from frontend.generation.validation import (
+    RandomSeed,
+    ValidatedRequest,
+    check_negative_prompt,
+    check_prompt,
+    convert_fields,
+    frames_for_duration,
+    resolve_card,
+    resolve_parameters,
+    resolve_seed,
+)
+from frontend.models_catalog import ModelCatalog
+from visualizr.model_card import ModelCard
+
+DEFAULT_MOTION_STRENGTH: Final = 0.7
+PROMPT_FIELD: Final = "motion_prompt"
+
+
+def split_form(form: Mapping[str, list[Any]]) -> tuple[Any, ImageToVideoForm]:
+    """(the ``image`` part, the typed text fields) of a parsed form: ``{name: [values]}``."""
+    image_parts = form.get(image_input.FIELD) or []
+    if len(image_parts) > 1:
+        raise InvalidParametersError("Send exactly one image", {"field": image_input.FIELD, "reason": "repeated"})
+    fields: dict[str, Any] = {}
+    for name, values in form.items():
+        if name == image_input.FIELD:
+            continue
+        if any(isinstance(v, UploadFile) for v in values):
+            raise InvalidParametersError(f"{name} must be a text field, not a file", {"field": name})
+        texts = [v.strip() for v in values if v.strip() or name == PROMPT_FIELD]
+        if texts:
+            fields[name] = texts[0] if len(texts) == 1 else texts
+    return (image_parts[0] if image_parts else None), convert_fields(fields, ImageToVideoForm)
+
+
+def _strength(value: float | None) -> float:
+    strength = DEFAULT_MOTION_STRENGTH if value is None else value
+    if not math.isfinite(strength) or not 0 < strength <= 1:
+        raise InvalidParametersError(
+            f"motion_strength must be greater than 0 and at most 1, got {strength}",
+            {"field": "motion_strength", "value": strength, "min_exclusive": 0, "max": 1},
+        )
+    return strength
+
+
+async def read_upload(part: Any) -> bytes:
+    """The bytes of the ``image`` file part (at most MAX_IMAGE_BYTES + 1 are read)."""
+    if part is None:
+        raise InvalidParametersError("image is required", {"field": image_input.FIELD, "reason": "required"})
+    if not isinstance(part, UploadFile):
+        raise InvalidParametersError(
+            "image must be a file part (with a filename)", {"field": image_input.FIELD, "reason": "not a file"}
+        )
+    data = await part.read(image_input.MAX_IMAGE_BYTES + 1)
+    image_input.check_size(len(data))
+    return data
+
+
+def _prepare_image(data: bytes, card: ModelCard, width: int | None, height: int | None) -> tuple[int, int, Image]:
+    image = image_input.decode_image(data)
+    out_w, out_h = image_input.output_size(card, image.size, width, height)
+    return out_w, out_h, image
+
+
+def _fitted_png(image: Image, width: int, height: int) -> bytes:
+    return image_input.png_bytes(image_input.fit_image(image, width, height))
+
+
+async def validate_image_request(
+    image_part: Any, form: ImageToVideoForm, catalog: ModelCatalog, *, random_seed: RandomSeed = None
+) -> ValidatedRequest:
+    prompt = check_prompt(form.motion_prompt, PROMPT_FIELD, required_error=InvalidPromptError)
+    negative = check_negative_prompt(form.negative_prompt)
+    card = resolve_card(catalog, form.model, KIND_IMAGE)
+    negative = check_negative_prompt(negative, card)
+    strength = _strength(form.motion_strength)
+    given: dict[str, float | None] = {
+        name: getattr(form, name) for name in ("width", "height", "fps", "num_inference_steps", "guidance_scale")
+    }
+    fps = int(resolve_parameters(card, given)["fps"])  # everything but the duration, before decoding the image
+    num_frames = frames_for_duration(card, form.duration_seconds, fps)
+    seed = resolve_seed(form.seed, random_seed)
+    data = await read_upload(image_part)
+    width, height, image = await asyncio.to_thread(_prepare_image, data, card, form.width, form.height)
+    values = resolve_parameters(card, {**given, "width": width, "height": height, "num_frames": num_frames})
+    png = await asyncio.to_thread(_fitted_png, image, width, height)
+    return ValidatedRequest(
+        card=card,
+        prompt=prompt,
+        negative_prompt=negative,
+        style=None,
+        parameters=GenerationParameters(seed=seed, strength=strength, **values),
+        kind=KIND_IMAGE,
+        source_png=png,
+    )
