@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 
 SMALL: dict[str, Any] = {"width": 64, "height": 64, "num_frames": 4, "fps": 4, "num_inference_steps": 2}
 
+
 def decode(path: Path) -> tuple[int, tuple[int, int], float]:
     """(frames, (width, height), fps) of an MP4 decoded with PyAV."""
     with av.open(str(path)) as container:
@@ -374,3 +375,32 @@ def test_stream_of_a_finished_job_is_its_terminal_message(client: VisualizrClien
     assert len(messages) == 1 and isinstance(messages[0], m.CompletedMessage)
     assert messages[0].result is not None and final.result is not None
     assert messages[0].result.video_url == final.result.video_url
+
+
+def test_image_to_video_and_character_animation(client: VisualizrClient, tmp_path: Path) -> None:
+    from tests.test_integration_image_character import gradient_png
+
+    source = tmp_path / "source.png"
+    source.write_bytes(gradient_png())
+    job = client.generate_video_from_image(
+        source,
+        "gentle swaying",
+        duration_seconds=1,
+        fps=4,
+        motion_strength=0.6,
+        width=64,
+        height=64,
+        num_inference_steps=2,
+    )
+    assert job.request_id.startswith("video_req_")
+    assert_small_completed(client.wait_for_completion(job.request_id, timeout=120))
+
+    animation = client.generate_character_animation(
+        "assistant", action="greeting", emotion="happy", duration_seconds=1, resolution="64x64"
+    )
+    assert animation.request_id.startswith("anim_req_") and animation.character_id == "assistant"
+    final = client.wait_for_completion(animation.request_id, timeout=120)
+    assert final.status == "completed" and final.result is not None
+    assert decode(client.download(final.result.video_url, tmp_path / "anim.mp4"))[1] == (64, 64)
+    with pytest.raises(InvalidParametersError):
+        client.generate_character_animation("assistant", resolution="1024x1024")

@@ -52,6 +52,8 @@ class Call(Generic[T]):
     result: type[T]
     params: dict[str, Any] | None = None
     json: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None  # multipart form fields (with ``files``)
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
     def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> T:
         if not 200 <= status < 300:
@@ -85,6 +87,29 @@ def generate_video(prompt: str, params: Mapping[str, Any]) -> Call[m.GenerationA
     """Body fields as the reference names them (negative_prompt, width, height, num_frames, fps,
     num_inference_steps, guidance_scale, seed, model, style); None values are left out (server defaults)."""
     return Call("POST", "/api/v1/generate/video", m.GenerationAccepted, json=_compact({"prompt": prompt, **params}))
+
+
+def generate_video_from_image(
+    image: str | os.PathLike[str] | bytes, motion_prompt: str, params: Mapping[str, Any]
+) -> Call[m.GenerationAccepted]:
+    """``image``: a file path or the encoded bytes (PNG, JPEG, WebP or GIF)."""
+    if isinstance(image, bytes):
+        name, content = "image", image
+    else:
+        name, content = Path(image).name, Path(image).read_bytes()
+    form = {key: str(value) for key, value in _compact({"motion_prompt": motion_prompt, **params}).items()}
+    return Call(
+        "POST",
+        "/api/v1/generate/video/from-image",
+        m.GenerationAccepted,
+        data=form,
+        files={"image": (name, content, "application/octet-stream")},
+    )
+
+
+def generate_character_animation(character_id: str, params: Mapping[str, Any]) -> Call[m.GenerationAccepted]:
+    body = _compact({"character_id": character_id, **params})
+    return Call("POST", "/api/v1/generate/character-animation", m.GenerationAccepted, json=body)
 
 
 def get_status(request_id: str) -> Call[m.GenerationStatus]:

@@ -55,7 +55,9 @@ class VisualizrClient:
 
     def _call(self, call: _core.Call[T]) -> T:
         with _core.connection_errors(f"{call.method} {call.path}"):
-            response = self._http.request(call.method, call.path, params=call.params, json=call.json)
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.json, data=call.data, files=call.files
+            )
         return call.parse(response.status_code, response.headers, response.content)
 
     # --- generation -------------------------------------------------------------------------------------
@@ -63,6 +65,16 @@ class VisualizrClient:
     def generate_video(self, prompt: str, **params: Any) -> m.GenerationAccepted:
         """Queue a text-to-video job; ``params`` are the reference's body fields (width, num_frames, seed...)."""
         return self._call(_core.generate_video(prompt, params))
+
+    def generate_video_from_image(
+        self, image: str | os.PathLike[str] | bytes, motion_prompt: str, **params: Any
+    ) -> m.GenerationAccepted:
+        """Queue an image-to-video job (multipart upload); ``params``: duration_seconds, fps, motion_strength..."""
+        return self._call(_core.generate_video_from_image(image, motion_prompt, params))
+
+    def generate_character_animation(self, character_id: str, **params: Any) -> m.GenerationAccepted:
+        """Queue a character animation; ``params``: action, emotion, background, duration_seconds, resolution..."""
+        return self._call(_core.generate_character_animation(character_id, params))
 
     def get_status(self, request_id: str) -> m.GenerationStatus:
         return self._call(_core.get_status(request_id))

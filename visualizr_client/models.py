@@ -54,13 +54,14 @@ class VideoResult(Model):
 
 
 class GenerationAccepted(Model):
-    """Answer of ``POST /api/v1/generate/video``."""
+    """Answer of the three ``POST /api/v1/generate/...`` endpoints (``character_id`` for character animation)."""
 
     request_id: str
     status: str
     estimated_time_seconds: float | None = None
     queue_position: int | None = None
     created_at: str | None = None
+    character_id: str | None = None
 
 
 class GenerationStatus(Model):
