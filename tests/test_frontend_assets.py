@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from test_frontend_fakes import FakeBackend, make_settings, wait_for, wait_until
+from test_frontend_fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
 
 from frontend.app import create_app
 from frontend.assets.filters import MAX_LIMIT, parse_list_query
@@ -34,9 +34,8 @@ def fake() -> FakeBackend:
 
 @pytest.fixture
 def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tmp_path), generator=fake), timeout=10) as test_client:
+    with running_app(make_settings(tmp_path), fake) as test_client:
         yield test_client
-    fake.release.set()
 
 
 def assets_dir(tmp_path: Path) -> Path:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from litestar.testing import TestClient
 
+from frontend.app import create_app
 from frontend.generation.backend import BackendError, GenerationEvent, GenerationInput
 from visualizr import names
 from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements, write_model_card
@@ -179,3 +181,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
             return
         time.sleep(0.005)
     raise AssertionError("condition not reached")
+
+
+@contextmanager
+def running_app(settings: Settings, fake: FakeBackend, timeout: float = 10) -> Iterator[TestClient]:
+    """The real app over the fake backend, lifespan included; releases any job the fake holds on exit."""
+    with TestClient(create_app(settings, generator=fake), timeout=timeout) as test_client:
+        yield test_client
+    fake.release.set()

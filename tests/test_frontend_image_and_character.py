@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 from PIL import Image, ImageOps
-from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, wait_for, wait_until
+from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app, wait_for, wait_until
 
 from frontend.app import create_app
 from frontend.assets.naming import media_type_of, request_id_of
@@ -73,9 +73,8 @@ def fake() -> FakeBackend:
 
 @pytest.fixture
 def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
-    with TestClient(create_app(image_settings(tmp_path), generator=fake), timeout=20) as test_client:
+    with running_app(image_settings(tmp_path), fake, timeout=20) as test_client:
         yield test_client
-    fake.release.set()
 
 
 def upload(client: TestClient, data: dict[str, Any] | None = None, image: bytes | None = PNG, **files: Any) -> Any:
