@@ -317,3 +317,16 @@ def test_mp4_is_readable_by_pyav(client: TestClient, tmp_path: Path) -> None:
         assert container.streams.video[0].average_rate == 24
     assert len(frames) == 12 and (frames[0].width, frames[0].height) == (96, 64)
     assert result["metadata"]["duration_seconds"] == 0.5
+
+
+def test_a_silent_pipeline_stream_fails_the_job_instead_of_hanging(tmp_path: Path) -> None:
+    fake = FakeBackend(hold_at_step=2)  # never released: the stream goes silent after step 1
+    with running_app(make_settings(tmp_path, job_stall_timeout_s=1), fake) as client:
+        request_id = client.post(GENERATE, json={"prompt": "hang"}).json()["request_id"]
+        failed = wait_for(client, request_id, {"failed"}, timeout=15)
+        assert failed["error"]["code"] == "GENERATION_FAILED"
+        assert "no progress from the pipeline for 1 s" in failed["error"]["details"]
+        assert fake.streams[0].cancelled
+        follow_up = client.post(GENERATE, json={"prompt": "next"}).json()["request_id"]
+        fake.release.set()
+        assert wait_for(client, follow_up, {"completed"}, timeout=15)["status"] == "completed"

@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True):
     queue_size: int = 32
     # Jobs streamed from Triton at once. >1 lets concurrent jobs' UNet steps share a dynamic batch.
     workers: int = 2
+    # A running job whose pipeline stream sends nothing for this long is cancelled and failed (Triton hung).
+    job_stall_timeout_s: int = 600
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     log_level: str = "info"
@@ -69,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True):
             model_repository=Path(env.get("VISUALIZR_MODEL_REPOSITORY", base.model_repository)).resolve(),
             queue_size=_int(env, "VISUALIZR_QUEUE_SIZE", base.queue_size),
             workers=_int(env, "VISUALIZR_WORKERS", base.workers),
+            job_stall_timeout_s=_int(env, "VISUALIZR_JOB_STALL_TIMEOUT", base.job_stall_timeout_s),
             api_keys=keys,
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
         )

@@ -82,6 +82,7 @@ from frontend.generation.schemas import (
     WsFailed,
     WsProgress,
 )
+from frontend.generation.stall import StreamStalled, within_stall_timeout
 from frontend.generation.store import JobRecord, JobStore
 from frontend.generation.validation import ValidatedRequest
 from frontend.generation.websocket import GenerationHub, Subscriber
@@ -650,7 +651,7 @@ class GenerationService:
             stream.cancel()
         frames: np.ndarray | None = None
         try:
-            async for event in stream:
+            async for event in within_stall_timeout(stream, self.settings.job_stall_timeout_s):
                 if live.terminal:
                     stream.cancel()
                     break
@@ -662,6 +663,11 @@ class GenerationService:
                     rec.current_step = step
                     self._publish_progress(live)
                     await self._write_progress(live)
+        except StreamStalled as exc:
+            stream.cancel()
+            if not live.terminal:
+                await self._fail(live, FAILED_MESSAGE, str(exc))
+            return
         except BackendError as exc:
             if not live.terminal:
                 if is_out_of_memory(exc.details) or is_out_of_memory(exc.message):
