@@ -6,7 +6,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -478,10 +478,10 @@ def test_list_query_parsing() -> None:
     assert query.created_from is None and query.created_before is None
     query = parse_list_query(" 7 ", "3", "animatediff", "2024-01-15T10:30:00Z", "2024-01-15")
     assert (query.limit, query.offset, query.model) == (7, 3, "animatediff")
-    assert query.created_from == datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc).timestamp()
-    assert query.created_before == datetime(2024, 1, 16, tzinfo=timezone.utc).timestamp()
+    assert query.created_from == datetime(2024, 1, 15, 10, 30, tzinfo=UTC).timestamp()
+    assert query.created_before == datetime(2024, 1, 16, tzinfo=UTC).timestamp()
     assert parse_list_query(end_date="2024-01-15T10:30:00.250+01:00").created_before == (
-        datetime(2024, 1, 15, 9, 30, 1, tzinfo=timezone.utc).timestamp()
+        datetime(2024, 1, 15, 9, 30, 1, tzinfo=UTC).timestamp()
     )
     with pytest.raises(InvalidParametersError):
         parse_list_query(limit="1e2")

@@ -113,7 +113,7 @@ class AsyncVisualizrClient:
                     yield message
                     if _core.is_terminal(message):
                         return
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise (deadline.error(request_id) if deadline.expired else _core.stream_closed(request_id, exc)) from exc
         except (WebSocketException, OSError) as exc:
             raise _core.ws_failure(request_id, exc) from exc

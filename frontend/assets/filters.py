@@ -9,7 +9,7 @@ back as ``end_date``, still includes that video).
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
@@ -58,12 +58,12 @@ def _parse_date(field: str, raw: str) -> tuple[datetime, bool]:
         text = text[:-1] + "+00:00"
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc), True
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC), True
         value = datetime.fromisoformat(text)
     except ValueError:
         raise _invalid(field, raw, expected) from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value, False
 
 

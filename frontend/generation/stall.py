@@ -21,8 +21,11 @@ async def within_stall_timeout(events: AsyncIterable[T], seconds: float) -> Asyn
     cancelled first, which cancels a Triton stream's gRPC call (visualizr.triton.client.PipelineStream)."""
     iterator = aiter(events)
     while True:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation of the calling task
+        # that races with the read finishing, and then a worker never stops (seen as a hung shutdown).
         try:
-            event = await asyncio.wait_for(anext(iterator), seconds)
+            async with asyncio.timeout(seconds):
+                event = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError:

@@ -24,7 +24,7 @@ import logging
 import shutil
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -43,12 +43,12 @@ WATERMARK_SCHEMA = "CREATE TABLE IF NOT EXISTS queue_daily_max (day TEXT PRIMARY
 
 
 def utc_midnight(ts: float) -> float:
-    day = datetime.fromtimestamp(ts, tz=timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = datetime.fromtimestamp(ts, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return day.timestamp()
 
 
 def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
 
 
 class QueueWatermark:
