@@ -335,6 +335,12 @@ def download_target(url: str, dest: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[IO[bytes]]:
     """A temporary file beside ``path``, renamed onto it only when the block succeeds."""
@@ -343,6 +349,7 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a download gets the usual mode of a new file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
