@@ -22,8 +22,8 @@ from frontend.assets.naming import media_type_of, request_id_of
 from frontend.characters import CHARACTERS, compose_prompt
 from frontend.generation.backend import GenerationInput
 from frontend.generation.image_input import MAX_IMAGE_BYTES, output_size
+from frontend.generation.naming import video_id_of
 from frontend.generation.schemas import GenerationParameters
-from frontend.generation.service import video_id_of
 from frontend.generation.store import SCHEMA, JobRecord, JobStore
 from frontend.generation.triton_backend import generation_request
 from visualizr import names

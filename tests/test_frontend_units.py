@@ -17,8 +17,9 @@ from frontend.errors import InvalidParametersError, InvalidPromptError, ModelNot
 from frontend.generation.backend import GenerationInput
 from frontend.generation.encoding import encode_assets, probe_video
 from frontend.generation.estimator import PRIOR_SECONDS_PER_UNIT, Estimator
+from frontend.generation.naming import video_id_of
 from frontend.generation.schemas import GenerateVideoRequest, GenerationParameters
-from frontend.generation.service import progress_of, video_id_of
+from frontend.generation.service import progress_of
 from frontend.generation.store import JobRecord, JobStore
 from frontend.generation.triton_backend import generation_request
 from frontend.generation.validation import decode_request, validate_request

@@ -30,7 +30,8 @@ from frontend.assets.ranges import (
     not_modified,
 )
 from frontend.errors import RequestNotFoundError
-from frontend.generation.service import ASSETS_URL_PREFIX, GenerationService
+from frontend.generation.naming import ASSETS_URL_PREFIX
+from frontend.generation.service import GenerationService
 
 CHUNK_BYTES = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from frontend.generation.encoding import asset_names
-from frontend.generation.service import ASSETS_URL_PREFIX, VIDEO_ID_PREFIXES
+from frontend.generation.naming import ASSETS_URL_PREFIX, VIDEO_ID_PREFIXES
 
 # asset id prefix -> request id prefix: "video_" -> "video_req_" (videos), "anim_" -> "anim_req_" (animations)
 REQUEST_ID_PREFIXES = {video: request for request, video in VIDEO_ID_PREFIXES.items()}

@@ -30,8 +30,9 @@ from frontend.assets.schemas import (
 )
 from frontend.errors import RequestNotFoundError
 from frontend.generation.encoding import VideoAssets, asset_names, bitrate_kbps, probe_video, remove_assets
+from frontend.generation.naming import video_id_of
 from frontend.generation.schemas import COMPLETED, VideoMetadata
-from frontend.generation.service import GenerationService, video_id_of
+from frontend.generation.service import GenerationService
 from frontend.generation.store import JobRecord, JobStore
 
 logger = logging.getLogger("frontend.assets")

@@ -51,40 +51,36 @@ from frontend.errors import (
     RequestNotFoundError,
     VisualizrError,
 )
+from frontend.generation import views
 from frontend.generation.backend import BackendError, GenerationBackend, GenerationInput, GenerationStream
-from frontend.generation.encoding import VideoAssets, asset_names, encode_assets, remove_assets
+from frontend.generation.encoding import VideoAssets, encode_assets, remove_assets
 from frontend.generation.estimator import Estimator
 from frontend.generation.image_input import input_path, load_input, remove_input, write_input
+from frontend.generation.naming import (
+    REQUEST_ID_PREFIX,
+    REQUEST_ID_PREFIXES,
+    video_id_of,
+)
 from frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
     FAILED,
-    KIND_CHARACTER,
     PROCESSING,
     QUEUED,
     STEP_LOADING_MODEL,
     STEP_QUEUED,
     TERMINAL_STATES,
-    CancelledStatus,
     CancelResponse,
-    CompletedStatus,
-    ErrorInfo,
-    FailedStatus,
     GenerateVideoResponse,
     GenerationParameters,
     JobStatus,
-    ProcessingStatus,
-    QueuedStatus,
     VideoMetadata,
-    VideoResult,
-    WsCancelled,
-    WsCompleted,
-    WsFailed,
     WsProgress,
 )
 from frontend.generation.stall import StreamStalled, within_stall_timeout
 from frontend.generation.store import JobRecord, JobStore
 from frontend.generation.validation import ValidatedRequest
+from frontend.generation.views import FAILED_MESSAGE
 from frontend.generation.websocket import GenerationHub, Subscriber
 from frontend.models_catalog import ModelCatalog
 from frontend.system.gpu import is_out_of_memory
@@ -94,13 +90,6 @@ from visualizr.settings import Settings
 
 logger = logging.getLogger("frontend.generation")
 
-REQUEST_ID_PREFIX = "video_req_"
-ANIMATION_REQUEST_ID_PREFIX = "anim_req_"
-REQUEST_ID_PREFIXES = {KIND_CHARACTER: ANIMATION_REQUEST_ID_PREFIX}  # any other kind: REQUEST_ID_PREFIX
-# request id prefix -> asset (video id) prefix: ``video_req_<hex>`` -> ``video_<hex>``, ``anim_req_`` -> ``anim_``
-VIDEO_ID_PREFIXES = {REQUEST_ID_PREFIX: "video_", ANIMATION_REQUEST_ID_PREFIX: "anim_"}
-ASSETS_URL_PREFIX = "/assets/video"
-FAILED_MESSAGE = "Video generation failed"
 OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
 INTERRUPTED_DETAILS = "interrupted by a server restart"
 # Progress bands of the phases (percent).
@@ -110,14 +99,6 @@ DECODING_DONE = 95
 PROGRESS_WRITE_INTERVAL = 0.1  # seconds between DB writes of one job's progress (phase changes always write)
 
 Encoder = Callable[[np.ndarray, int, Path, str], tuple[VideoAssets, VideoMetadata]]
-
-
-def video_id_of(request_id: str) -> str:
-    """``video_req_<hex>`` -> ``video_<hex>``, ``anim_req_<hex>`` -> ``anim_<hex>`` (the asset file stem)."""
-    for request_prefix, video_prefix in VIDEO_ID_PREFIXES.items():
-        if request_id.startswith(request_prefix):
-            return video_prefix + request_id.removeprefix(request_prefix)
-    return "video_" + request_id
 
 
 def progress_of(phase: str, step: int, total_steps: int) -> tuple[int, str]:
@@ -276,78 +257,15 @@ class GenerationService:
         return self._wait_seconds(live.request_id) + live.estimate_seconds
 
     def _status_of(self, rec: JobRecord, live: LiveJob | None) -> JobStatus:
-        created = clock.iso(rec.created_at) or ""
         if rec.status == QUEUED:
             remaining = (
                 self._queued_remaining(live)
                 if live
                 else self.estimator.estimate(rec.model, rec.parameters.work_units)
             )
-            return QueuedStatus(
-                request_id=rec.request_id,
-                status=QUEUED,
-                progress=0,
-                current_step=STEP_QUEUED,
-                queue_position=self.queue_position(rec.request_id),
-                estimated_remaining_seconds=math.ceil(remaining),
-                created_at=created,
-            )
-        if rec.status == PROCESSING:
-            remaining = self._remaining(live, self._now()) if live else 0.0
-            return ProcessingStatus(
-                request_id=rec.request_id,
-                status=PROCESSING,
-                progress=rec.progress,
-                current_step=rec.current_step,
-                estimated_remaining_seconds=math.ceil(remaining),
-                created_at=created,
-                started_at=clock.iso(rec.started_at or rec.created_at) or "",
-            )
-        if rec.status == COMPLETED:
-            return CompletedStatus(
-                request_id=rec.request_id,
-                status=COMPLETED,
-                progress=100,
-                result=self._result_of(rec),
-                created_at=created,
-                completed_at=clock.iso(rec.completed_at) or "",
-                processing_time_seconds=round(rec.processing_time_seconds or 0.0, 3),
-            )
-        if rec.status == FAILED:
-            return FailedStatus(
-                request_id=rec.request_id,
-                status=FAILED,
-                error=self._error_of(rec),
-                created_at=created,
-                failed_at=clock.iso(rec.failed_at) or "",
-            )
-        return CancelledStatus(
-            request_id=rec.request_id,
-            status=CANCELLED,
-            progress=rec.progress,
-            created_at=created,
-            cancelled_at=clock.iso(rec.cancelled_at) or "",
-            started_at=clock.iso(rec.started_at),
-        )
-
-    @staticmethod
-    def _result_of(rec: JobRecord) -> VideoResult:
-        video, thumb, preview = asset_names(video_id_of(rec.request_id))
-        metadata = rec.metadata or VideoMetadata(0.0, 0, "0x0", 0, "mp4", "h264")
-        return VideoResult(
-            video_url=f"{ASSETS_URL_PREFIX}/{rec.video_path or video}",
-            thumbnail_url=f"{ASSETS_URL_PREFIX}/{rec.thumbnail_path or thumb}",
-            preview_gif_url=f"{ASSETS_URL_PREFIX}/{rec.preview_path or preview}",
-            metadata=metadata,
-        )
-
-    @staticmethod
-    def _error_of(rec: JobRecord) -> ErrorInfo:
-        return ErrorInfo(
-            code=rec.error_code or GENERATION_FAILED,
-            message=rec.error_message or FAILED_MESSAGE,
-            details=rec.error_details or "",
-        )
+            return views.job_status(rec, remaining, self.queue_position(rec.request_id))
+        remaining = self._remaining(live, self._now()) if live and rec.status == PROCESSING else 0.0
+        return views.job_status(rec, remaining)
 
     async def _record(self, request_id: str) -> tuple[JobRecord, LiveJob | None]:
         live = self._live.get(request_id)
@@ -371,35 +289,8 @@ class GenerationService:
     def _progress_message(self, live: LiveJob) -> WsProgress:
         rec = live.record
         if rec.status == QUEUED:
-            return WsProgress(
-                type="progress",
-                request_id=rec.request_id,
-                status=QUEUED,
-                progress=0,
-                current_step=STEP_QUEUED,
-                estimated_remaining_seconds=math.ceil(self._queued_remaining(live)),
-                queue_position=self.queue_position(rec.request_id),
-            )
-        return WsProgress(
-            type="progress",
-            request_id=rec.request_id,
-            status=rec.status,
-            progress=rec.progress,
-            current_step=rec.current_step,
-            estimated_remaining_seconds=math.ceil(self._remaining(live, self._now())),
-        )
-
-    def _terminal_message(self, rec: JobRecord) -> WsCompleted | WsFailed | WsCancelled:
-        if rec.status == COMPLETED:
-            return WsCompleted(type="completed", request_id=rec.request_id, result=self._result_of(rec))
-        if rec.status == FAILED:
-            return WsFailed(type="failed", request_id=rec.request_id, error=self._error_of(rec))
-        return WsCancelled(
-            type="cancelled",
-            request_id=rec.request_id,
-            status=CANCELLED,
-            cancelled_at=clock.iso(rec.cancelled_at) or "",
-        )
+            return views.progress_message(rec, self._queued_remaining(live), self.queue_position(rec.request_id))
+        return views.progress_message(rec, self._remaining(live, self._now()))
 
     def _publish_progress(self, live: LiveJob) -> None:
         if self.hub.has_subscribers(live.request_id):
@@ -416,7 +307,7 @@ class GenerationService:
             rec, live = await self._record(request_id)
             if live is None:
                 if rec.status in TERMINAL_STATES:
-                    self.hub.publish_to(subscriber, request_id, self._terminal_message(rec), terminal=True)
+                    self.hub.publish_to(subscriber, request_id, views.terminal_message(rec), terminal=True)
                     return
                 # Non-terminal in SQLite yet not live: only while a POST is between insert and enqueue.
                 live = LiveJob(rec, self.estimator.estimate(rec.model, rec.parameters.work_units))
@@ -424,7 +315,7 @@ class GenerationService:
                 self.hub.publish_to(subscriber, request_id, self._progress_message(live))
                 return
         if live.terminal:
-            self.hub.publish_to(subscriber, request_id, self._terminal_message(live.record), terminal=True)
+            self.hub.publish_to(subscriber, request_id, views.terminal_message(live.record), terminal=True)
             return
         self.hub.subscribe(request_id, subscriber)
         self.hub.publish_to(subscriber, request_id, self._progress_message(live))
@@ -522,7 +413,7 @@ class GenerationService:
             live.cancel_requested = True
             if live.stream is not None:
                 live.stream.cancel()
-        self.hub.publish(request_id, self._terminal_message(rec), terminal=True)
+        self.hub.publish(request_id, views.terminal_message(rec), terminal=True)
         await self.store.update(request_id, status=CANCELLED, cancelled_at=now, progress=rec.progress)
         self._retire(live)
         if was_waiting:
@@ -754,7 +645,7 @@ class GenerationService:
         )
         rec.metadata = metadata
         self.estimator.observe(rec.model, rec.processing_time_seconds, rec.parameters.work_units)
-        self.hub.publish(rec.request_id, self._terminal_message(rec), terminal=True)
+        self.hub.publish(rec.request_id, views.terminal_message(rec), terminal=True)
         await self.store.update(
             rec.request_id,
             status=COMPLETED,
@@ -780,7 +671,7 @@ class GenerationService:
         rec.error_message = message
         rec.error_details = details
         logger.warning("job %s failed: %s (%s)", rec.request_id, message, details)
-        self.hub.publish(rec.request_id, self._terminal_message(rec), terminal=True)
+        self.hub.publish(rec.request_id, views.terminal_message(rec), terminal=True)
         await self.store.update(
             rec.request_id,
             status=FAILED,

@@ -1,0 +1,141 @@
+"""The API's views of a job: status bodies, WebSocket messages, result and error objects, from a job record.
+
+Pure functions: the service computes what depends on live state (remaining time, queue position) and passes it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from frontend import clock
+from frontend.errors import GENERATION_FAILED
+from frontend.generation.encoding import asset_names
+from frontend.generation.naming import ASSETS_URL_PREFIX, video_id_of
+from frontend.generation.schemas import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    STEP_QUEUED,
+    CancelledStatus,
+    CompletedStatus,
+    ErrorInfo,
+    FailedStatus,
+    JobStatus,
+    ProcessingStatus,
+    QueuedStatus,
+    VideoMetadata,
+    VideoResult,
+    WsCancelled,
+    WsCompleted,
+    WsFailed,
+    WsProgress,
+)
+from frontend.generation.store import JobRecord
+
+FAILED_MESSAGE = "Video generation failed"
+
+
+def result_of(rec: JobRecord) -> VideoResult:
+    video, thumb, preview = asset_names(video_id_of(rec.request_id))
+    metadata = rec.metadata or VideoMetadata(0.0, 0, "0x0", 0, "mp4", "h264")
+    return VideoResult(
+        video_url=f"{ASSETS_URL_PREFIX}/{rec.video_path or video}",
+        thumbnail_url=f"{ASSETS_URL_PREFIX}/{rec.thumbnail_path or thumb}",
+        preview_gif_url=f"{ASSETS_URL_PREFIX}/{rec.preview_path or preview}",
+        metadata=metadata,
+    )
+
+
+def error_of(rec: JobRecord) -> ErrorInfo:
+    return ErrorInfo(
+        code=rec.error_code or GENERATION_FAILED,
+        message=rec.error_message or FAILED_MESSAGE,
+        details=rec.error_details or "",
+    )
+
+
+def job_status(rec: JobRecord, remaining_seconds: float, queue_position: int = 0) -> JobStatus:
+    """The status body of the reference (plus ``queued`` and ``cancelled``) for a job in any state."""
+    created = clock.iso(rec.created_at) or ""
+    if rec.status == QUEUED:
+        return QueuedStatus(
+            request_id=rec.request_id,
+            status=QUEUED,
+            progress=0,
+            current_step=STEP_QUEUED,
+            queue_position=queue_position,
+            estimated_remaining_seconds=math.ceil(remaining_seconds),
+            created_at=created,
+        )
+    if rec.status == PROCESSING:
+        return ProcessingStatus(
+            request_id=rec.request_id,
+            status=PROCESSING,
+            progress=rec.progress,
+            current_step=rec.current_step,
+            estimated_remaining_seconds=math.ceil(remaining_seconds),
+            created_at=created,
+            started_at=clock.iso(rec.started_at or rec.created_at) or "",
+        )
+    if rec.status == COMPLETED:
+        return CompletedStatus(
+            request_id=rec.request_id,
+            status=COMPLETED,
+            progress=100,
+            result=result_of(rec),
+            created_at=created,
+            completed_at=clock.iso(rec.completed_at) or "",
+            processing_time_seconds=round(rec.processing_time_seconds or 0.0, 3),
+        )
+    if rec.status == FAILED:
+        return FailedStatus(
+            request_id=rec.request_id,
+            status=FAILED,
+            error=error_of(rec),
+            created_at=created,
+            failed_at=clock.iso(rec.failed_at) or "",
+        )
+    return CancelledStatus(
+        request_id=rec.request_id,
+        status=CANCELLED,
+        progress=rec.progress,
+        created_at=created,
+        cancelled_at=clock.iso(rec.cancelled_at) or "",
+        started_at=clock.iso(rec.started_at),
+    )
+
+
+def progress_message(rec: JobRecord, remaining_seconds: float, queue_position: int = 0) -> WsProgress:
+    if rec.status == QUEUED:
+        return WsProgress(
+            type="progress",
+            request_id=rec.request_id,
+            status=QUEUED,
+            progress=0,
+            current_step=STEP_QUEUED,
+            estimated_remaining_seconds=math.ceil(remaining_seconds),
+            queue_position=queue_position,
+        )
+    return WsProgress(
+        type="progress",
+        request_id=rec.request_id,
+        status=rec.status,
+        progress=rec.progress,
+        current_step=rec.current_step,
+        estimated_remaining_seconds=math.ceil(remaining_seconds),
+    )
+
+
+def terminal_message(rec: JobRecord) -> WsCompleted | WsFailed | WsCancelled:
+    if rec.status == COMPLETED:
+        return WsCompleted(type="completed", request_id=rec.request_id, result=result_of(rec))
+    if rec.status == FAILED:
+        return WsFailed(type="failed", request_id=rec.request_id, error=error_of(rec))
+    return WsCancelled(
+        type="cancelled",
+        request_id=rec.request_id,
+        status=CANCELLED,
+        cancelled_at=clock.iso(rec.cancelled_at) or "",
+    )
