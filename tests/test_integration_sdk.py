@@ -404,3 +404,59 @@ def test_image_to_video_and_character_animation(client: VisualizrClient, tmp_pat
     assert decode(client.download(final.result.video_url, tmp_path / "anim.mp4"))[1] == (64, 64)
     with pytest.raises(InvalidParametersError):
         client.generate_character_animation("assistant", resolution="1024x1024")
+
+
+def test_cli_from_image_and_animate(api: ApiProcess, tmp_path: Path) -> None:
+    from tests.test_integration_image_character import gradient_png
+
+    source = tmp_path / "source.png"
+    source.write_bytes(gradient_png())
+    clip, hello = tmp_path / "clip.mp4", tmp_path / "hello.mp4"
+    common = ["--steps", "2"]
+    assert (
+        cli.main(
+            [
+                "--url",
+                api.base_url,
+                "from-image",
+                str(source),
+                "gentle swaying",
+                "--duration",
+                "1",
+                "--fps",
+                "4",
+                "--strength",
+                "0.6",
+                "--width",
+                "64",
+                "--height",
+                "64",
+                *common,
+                "--out",
+                str(clip),
+            ]
+        )
+        == 0
+    )
+    assert decode(clip)[:2] == (4, (64, 64))
+    assert (
+        cli.main(
+            [
+                "--url",
+                api.base_url,
+                "animate",
+                "assistant",
+                "--action",
+                "greeting",
+                "--duration",
+                "1",
+                "--resolution",
+                "64x64",
+                "--out",
+                str(hello),
+            ]
+        )
+        == 0
+    )
+    assert decode(hello)[1] == (64, 64)
+    assert cli.main(["--url", api.base_url, "animate", "nobody", "--resolution", "64x64"]) == 1

@@ -1,6 +1,8 @@
 """``visualizr``: the command line of the Visualizr API.
 
     visualizr generate "a red balloon" --out clip.mp4 --frames 8 --fps 8 --seed 42
+    visualizr from-image photo.png "gentle swaying in the wind" --duration 2 --strength 0.7 --out clip.mp4
+    visualizr animate assistant --action greeting --emotion happy --resolution 256x256 --out hello.mp4
     visualizr status video_req_...        visualizr cancel video_req_...
     visualizr models [MODEL_ID]           visualizr videos --limit 10
     visualizr health
@@ -43,6 +45,45 @@ GENERATE_FLAGS: dict[str, tuple[str, type]] = {
     "model": ("model", str),
     "style": ("style", str),
 }
+# CLI flag -> form field of POST /api/v1/generate/video/from-image
+FROM_IMAGE_FLAGS: dict[str, tuple[str, type]] = {
+    "duration": ("duration_seconds", float),
+    "fps": ("fps", int),
+    "strength": ("motion_strength", float),
+    "width": ("width", int),
+    "height": ("height", int),
+    "steps": ("num_inference_steps", int),
+    "guidance": ("guidance_scale", float),
+    "seed": ("seed", int),
+    "negative": ("negative_prompt", str),
+    "model": ("model", str),
+}
+# CLI flag -> body field of POST /api/v1/generate/character-animation
+ANIMATE_FLAGS: dict[str, tuple[str, type]] = {
+    "action": ("action", str),
+    "emotion": ("emotion", str),
+    "background": ("background", str),
+    "duration": ("duration_seconds", float),
+    "resolution": ("resolution", str),
+    "style": ("animation_style", str),
+    "seed": ("seed", int),
+    "model": ("model", str),
+}
+
+
+def add_job_command(
+    commands: Any, name: str, help_text: str, flags: dict[str, tuple[str, type]], handler: Handler
+) -> argparse.ArgumentParser:
+    """A command that submits one job, follows its progress on stderr and downloads the MP4."""
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--out", "-o", help="where to write the MP4 (default: <request_id>.mp4)")
+    for flag, (field, kind) in flags.items():
+        command.add_argument(f"--{flag}", type=kind, help=f"request field {field}")
+    command.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
+    command.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls without WebSocket")
+    command.add_argument("--no-websocket", action="store_true", help="poll the status instead of the WebSocket")
+    command.set_defaults(handler=handler, flags=flags)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,15 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-timeout", type=float, default=_core.DEFAULT_TIMEOUT, help="seconds per HTTP call")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    gen = commands.add_parser("generate", help="generate a video, follow its progress and download the MP4")
-    gen.add_argument("prompt")
-    gen.add_argument("--out", "-o", help="where to write the MP4 (default: <request_id>.mp4)")
-    for flag, (field, kind) in GENERATE_FLAGS.items():
-        gen.add_argument(f"--{flag}", type=kind, help=f"request field {field}")
-    gen.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
-    gen.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls without WebSocket")
-    gen.add_argument("--no-websocket", action="store_true", help="poll the status instead of the WebSocket")
-    gen.set_defaults(handler=cmd_generate)
+    add_job_command(
+        commands,
+        "generate",
+        "generate a video, follow its progress and download the MP4",
+        GENERATE_FLAGS,
+        lambda client, args, out, err: run_job(
+            client, client.generate_video(args.prompt, **job_params(args)), args, out, err
+        ),
+    ).add_argument("prompt")
+    from_image = add_job_command(
+        commands,
+        "from-image",
+        "animate an image (PNG, JPEG, WebP, GIF) and download the MP4",
+        FROM_IMAGE_FLAGS,
+        lambda client, args, out, err: run_job(
+            client, client.generate_video_from_image(args.image, args.motion_prompt, **job_params(args)), args, out, err
+        ),
+    )
+    from_image.add_argument("image", help="path of the source image")
+    from_image.add_argument("motion_prompt", help='the motion, e.g. "gentle swaying in the wind"')
+    add_job_command(
+        commands,
+        "animate",
+        "animate a character (assistant, robot, ...) and download the MP4",
+        ANIMATE_FLAGS,
+        lambda client, args, out, err: run_job(
+            client, client.generate_character_animation(args.character_id, **job_params(args)), args, out, err
+        ),
+    ).add_argument("character_id")
 
     status = commands.add_parser("status", help="status of a generation request")
     status.add_argument("request_id")
@@ -134,9 +195,13 @@ def follow(
         time.sleep(deadline.sleep_for(poll_interval))
 
 
-def cmd_generate(client: VisualizrClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    params = {field: getattr(args, flag) for flag, (field, _) in GENERATE_FLAGS.items()}
-    job = client.generate_video(args.prompt, **params)
+def job_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {field: getattr(args, flag) for flag, (field, _) in args.flags.items()}
+
+
+def run_job(
+    client: VisualizrClient, job: m.GenerationAccepted, args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
     out.write(f"request_id: {job.request_id}\n")
     out.flush()
     bar = ProgressBar(err)
