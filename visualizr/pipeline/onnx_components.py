@@ -12,20 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from visualizr.names import (
-    COMPONENTS,
-    TEXT_HIDDEN_STATES,
-    TEXT_INPUT_IDS,
-    UNET_ENCODER_HIDDEN_STATES,
-    UNET_NOISE_PRED,
-    UNET_SAMPLE,
-    UNET_TIMESTEP,
-    VAE_ENCODER_LATENT,
-    VAE_ENCODER_PIXELS,
-    VAE_IMAGE,
-    VAE_LATENT,
-    component_model_name,
-)
+from visualizr.names import COMPONENTS, component_model_name
+from visualizr.pipeline.components import NetworkComponents
 
 ONNX_FILENAME = "model.onnx"
 
@@ -45,14 +33,11 @@ def open_session(path: Path, intra_op_num_threads: int = 0) -> ort.InferenceSess
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxComponents:
+class OnnxComponents(NetworkComponents):
     """The Components protocol over one onnxruntime session per component (runs each call in a worker thread)."""
 
     def __init__(self, sessions: Mapping[str, ort.InferenceSession]) -> None:
-        self._text_encoder = sessions["text_encoder"]
-        self._unet = sessions["unet"]
-        self._vae_decoder = sessions["vae_decoder"]
-        self._vae_encoder = sessions["vae_encoder"]
+        self._sessions = dict(sessions)
 
     @classmethod
     def from_repository(
@@ -67,26 +52,6 @@ class OnnxComponents:
             }
         )
 
-    @staticmethod
-    async def _run(session: ort.InferenceSession, output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        (result,) = await asyncio.to_thread(session.run, [output], feeds)
+    async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        (result,) = await asyncio.to_thread(self._sessions[component].run, [output], inputs)
         return result
-
-    async def encode_text(self, input_ids: np.ndarray) -> np.ndarray:
-        return await self._run(self._text_encoder, TEXT_HIDDEN_STATES, {TEXT_INPUT_IDS: input_ids})
-
-    async def unet(
-        self, sample: np.ndarray, timestep: np.ndarray, encoder_hidden_states: np.ndarray
-    ) -> np.ndarray:
-        feeds = {
-            UNET_SAMPLE: sample,
-            UNET_TIMESTEP: timestep,
-            UNET_ENCODER_HIDDEN_STATES: encoder_hidden_states,
-        }
-        return await self._run(self._unet, UNET_NOISE_PRED, feeds)
-
-    async def decode(self, latents: np.ndarray) -> np.ndarray:
-        return await self._run(self._vae_decoder, VAE_IMAGE, {VAE_LATENT: latents})
-
-    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
-        return await self._run(self._vae_encoder, VAE_ENCODER_LATENT, {VAE_ENCODER_PIXELS: pixels})

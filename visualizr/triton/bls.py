@@ -7,19 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from visualizr.names import (
-    TEXT_HIDDEN_STATES,
-    TEXT_INPUT_IDS,
-    UNET_ENCODER_HIDDEN_STATES,
-    UNET_NOISE_PRED,
-    UNET_SAMPLE,
-    UNET_TIMESTEP,
-    VAE_ENCODER_LATENT,
-    VAE_ENCODER_PIXELS,
-    VAE_IMAGE,
-    VAE_LATENT,
-    component_model_name,
-)
+from visualizr.names import COMPONENTS, UNET_TIMESTEP, component_model_name
+from visualizr.pipeline.components import NetworkComponents
 
 
 class BlsError(RuntimeError):
@@ -60,33 +49,14 @@ async def infer(
     return outputs
 
 
-class BlsComponents:
-    """The pipeline's Components protocol over BLS calls to ``<family>_text_encoder|unet|vae_decoder|vae_encoder``."""
+class BlsComponents(NetworkComponents):
+    """The pipeline's Components protocol over BLS calls to ``<family>_<component>`` models."""
 
     def __init__(self, family: str) -> None:
-        self.text_encoder = component_model_name(family, "text_encoder")
-        self.unet_model = component_model_name(family, "unet")
-        self.vae_decoder = component_model_name(family, "vae_decoder")
-        self.vae_encoder = component_model_name(family, "vae_encoder")
+        self.model_names = {component: component_model_name(family, component) for component in COMPONENTS}
 
-    async def encode_text(self, input_ids: np.ndarray) -> np.ndarray:
-        outputs = await infer(self.text_encoder, {TEXT_INPUT_IDS: input_ids}, [TEXT_HIDDEN_STATES])
-        return outputs[TEXT_HIDDEN_STATES]
-
-    async def unet(
-        self, sample: np.ndarray, timestep: np.ndarray, encoder_hidden_states: np.ndarray
-    ) -> np.ndarray:
-        inputs = {
-            UNET_SAMPLE: sample,
+    async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        if component == "unet":
             # The unet is batched in Triton: its [B] timestep is configured as dims [1] reshaped to [].
-            UNET_TIMESTEP: np.reshape(timestep, (-1, 1)),
-            UNET_ENCODER_HIDDEN_STATES: encoder_hidden_states,
-        }
-        return (await infer(self.unet_model, inputs, [UNET_NOISE_PRED]))[UNET_NOISE_PRED]
-
-    async def decode(self, latents: np.ndarray) -> np.ndarray:
-        return (await infer(self.vae_decoder, {VAE_LATENT: latents}, [VAE_IMAGE]))[VAE_IMAGE]
-
-    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
-        outputs = await infer(self.vae_encoder, {VAE_ENCODER_PIXELS: pixels}, [VAE_ENCODER_LATENT])
-        return outputs[VAE_ENCODER_LATENT]
+            inputs = {**inputs, UNET_TIMESTEP: np.reshape(inputs[UNET_TIMESTEP], (-1, 1))}
+        return (await infer(self.model_names[component], inputs, [output]))[output]
