@@ -17,7 +17,7 @@ from pathlib import Path
 
 from frontend import clock
 from frontend.assets.filters import ListQuery
-from frontend.assets.naming import asset_url, request_id_of, shown
+from frontend.assets.naming import request_id_of, shown
 from frontend.assets.queries import ListedRow, completed_ids, delete_completed, listed_rows
 from frontend.assets.schemas import (
     DeleteVideoResponse,
@@ -30,7 +30,7 @@ from frontend.assets.schemas import (
 )
 from frontend.errors import RequestNotFoundError
 from frontend.generation.encoding import VideoAssets, asset_names, bitrate_kbps, probe_video, remove_assets
-from frontend.generation.naming import video_id_of
+from frontend.generation.naming import asset_url, video_id_of
 from frontend.generation.schemas import COMPLETED, VideoMetadata
 from frontend.generation.service import GenerationService
 from frontend.generation.store import JobRecord, JobStore

@@ -6,7 +6,7 @@ from frontend.generation.schemas import KIND_CHARACTER
 
 REQUEST_ID_PREFIX = "video_req_"
 ANIMATION_REQUEST_ID_PREFIX = "anim_req_"
-REQUEST_ID_PREFIXES = {KIND_CHARACTER: ANIMATION_REQUEST_ID_PREFIX}  # any other kind: REQUEST_ID_PREFIX
+REQUEST_ID_PREFIX_BY_KIND = {KIND_CHARACTER: ANIMATION_REQUEST_ID_PREFIX}  # any other kind: REQUEST_ID_PREFIX
 # request id prefix -> asset (video id) prefix: ``video_req_<hex>`` -> ``video_<hex>``, ``anim_req_`` -> ``anim_``
 VIDEO_ID_PREFIXES = {REQUEST_ID_PREFIX: "video_", ANIMATION_REQUEST_ID_PREFIX: "anim_"}
 ASSETS_URL_PREFIX = "/assets/video"
@@ -18,3 +18,8 @@ def video_id_of(request_id: str) -> str:
         if request_id.startswith(request_prefix):
             return video_prefix + request_id.removeprefix(request_prefix)
     return "video_" + request_id
+
+
+def asset_url(file_name: str) -> str:
+    """The URL an asset file is served under."""
+    return f"{ASSETS_URL_PREFIX}/{file_name}"

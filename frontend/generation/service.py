@@ -58,7 +58,7 @@ from frontend.generation.estimator import Estimator
 from frontend.generation.image_input import input_path, load_input, remove_input, write_input
 from frontend.generation.naming import (
     REQUEST_ID_PREFIX,
-    REQUEST_ID_PREFIXES,
+    REQUEST_ID_PREFIX_BY_KIND,
     video_id_of,
 )
 from frontend.generation.schemas import (
@@ -344,7 +344,7 @@ class GenerationService:
         if self.gate is not None:
             await self.gate.check_capacity(request.card, request.parameters)
         params = request.parameters
-        request_id = f"{REQUEST_ID_PREFIXES.get(request.kind, REQUEST_ID_PREFIX)}{uuid.uuid4().hex}"
+        request_id = f"{REQUEST_ID_PREFIX_BY_KIND.get(request.kind, REQUEST_ID_PREFIX)}{uuid.uuid4().hex}"
         record = JobRecord(
             request_id=request_id,
             model=request.card.id,

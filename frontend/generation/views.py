@@ -10,7 +10,7 @@ import math
 from frontend import clock
 from frontend.errors import GENERATION_FAILED
 from frontend.generation.encoding import asset_names
-from frontend.generation.naming import ASSETS_URL_PREFIX, video_id_of
+from frontend.generation.naming import asset_url, video_id_of
 from frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
@@ -41,9 +41,9 @@ def result_of(rec: JobRecord) -> VideoResult:
     video, thumb, preview = asset_names(video_id_of(rec.request_id))
     metadata = rec.metadata or VideoMetadata(0.0, 0, "0x0", 0, "mp4", "h264")
     return VideoResult(
-        video_url=f"{ASSETS_URL_PREFIX}/{rec.video_path or video}",
-        thumbnail_url=f"{ASSETS_URL_PREFIX}/{rec.thumbnail_path or thumb}",
-        preview_gif_url=f"{ASSETS_URL_PREFIX}/{rec.preview_path or preview}",
+        video_url=asset_url(rec.video_path or video),
+        thumbnail_url=asset_url(rec.thumbnail_path or thumb),
+        preview_gif_url=asset_url(rec.preview_path or preview),
         metadata=metadata,
     )
 
