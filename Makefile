@@ -6,17 +6,17 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup repository serve test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 # Builds the demo model repository (tiny random AnimateDiff -> ONNX -> Triton configs) unless it is up to date.
 repository: setup
-	$(PY) -m export
+	$(PY) -m visualizr.export
 
 serve: repository
 	exec $(PY) -m visualizr.serve

@@ -1,4 +1,4 @@
-"""``python -m export``: build (or confirm up to date) the model repository.
+"""``python -m visualizr.export``: build (or confirm up to date) the model repository.
 
 With no arguments it exports the embedded tiny demo AnimateDiff into the repository named by
 ``VISUALIZR_MODEL_REPOSITORY`` (default ``model_repository/``). When the build stamp matches it returns at
@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from export.build_stamp import TINY_WEIGHTS, ExportOptions, is_up_to_date
-from export.triton_config import BACKENDS
+from visualizr.export.build_stamp import TINY_WEIGHTS, ExportOptions, is_up_to_date
+from visualizr.export.triton_config import BACKENDS
+
 from visualizr.settings import Settings
 
 
@@ -26,7 +27,7 @@ def _model_id(value: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> ExportOptions:
     parser = argparse.ArgumentParser(
-        prog="python -m export", description="Build the Triton model repository (skipped when up to date)."
+        prog="python -m visualizr.export", description="Build the Triton model repository (skipped when up to date)."
     )
     parser.add_argument(
         "--weights",
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         print(f"export: {options.model_id} in {options.repository} is up to date ({elapsed:.2f} s)")
         return 0
-    from export.repository import build_repository
+    from visualizr.export.repository import build_repository
 
     print(f"export: building {options.model_id} ({options.weights}, {options.backend}) in {options.repository}")
     try:

@@ -1,6 +1,6 @@
 """The repository's build stamp (``<repository>/.build-stamp.json``): what was built from which inputs.
 
-Stdlib only, so that ``python -m export`` can tell that everything is up to date without importing torch.
+Stdlib only, so that ``python -m visualizr.export`` can tell that everything is up to date without importing torch.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.fingerprint import export_code_version, hash_json, tree_fingerprint
+from visualizr.export.fingerprint import export_code_version, hash_json, tree_fingerprint
 
 STAMP_FILENAME = ".build-stamp.json"
 TINY_WEIGHTS = "tiny"

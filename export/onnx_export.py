@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.files import write_if_changed
-from export.fingerprint import EXPORT_DIR, hash_files, hash_json
-from export.specs import NetworkSpec
+from visualizr.export.files import write_if_changed
+from visualizr.export.fingerprint import EXPORT_DIR, hash_files, hash_json
+from visualizr.export.specs import NetworkSpec
 
 OPSET = 17
 MAX_RELATIVE_ERROR = 1e-4

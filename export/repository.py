@@ -16,14 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
-from export.files import copy_tree_if_changed, write_if_changed
-from export.loader import AnimateDiffComponents, load_animatediff
-from export.model_cards import shape_limits, tiny_model_card, weights_model_card
-from export.onnx_export import onnx_cache_key, trace_case, verification_cases, verify_onnx
-from export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
-from export.specs import NETWORK_SPECS, NetworkDims, NetworkSpec, ShapeLimits
-from export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
+from visualizr.export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
+from visualizr.export.files import copy_tree_if_changed, write_if_changed
+from visualizr.export.loader import AnimateDiffComponents, load_animatediff
+from visualizr.export.model_cards import shape_limits, tiny_model_card, weights_model_card
+from visualizr.export.onnx_export import onnx_cache_key, trace_case, verification_cases, verify_onnx
+from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
+from visualizr.export.specs import NETWORK_SPECS, NetworkDims, NetworkSpec, ShapeLimits
+from visualizr.export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
+
 from visualizr import names
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard
 from visualizr.pipeline_config import (
@@ -53,7 +54,7 @@ class BuildReport:
 
 def load_components(options: ExportOptions) -> AnimateDiffComponents:
     if options.is_tiny:
-        from export.tiny import ensure_tiny_weights
+        from visualizr.export.tiny import ensure_tiny_weights
 
         sd_dir, adapter_dir = ensure_tiny_weights()
         return load_animatediff(sd_dir, adapter_dir)
@@ -128,7 +129,7 @@ def _export_component(
     onnx_keys: dict[str, str],
     unet_max_batch: int,
 ) -> None:
-    from export.onnx_export import export_onnx
+    from visualizr.export.onnx_export import export_onnx
 
     model_name = names.component_model_name(options.model_id, spec.component)
     model_dir = options.repository / model_name
@@ -144,7 +145,7 @@ def _export_component(
         writer.report.exported.append(model_name)
         writer.track(onnx_path, changed)
         if options.backend == BACKEND_TENSORRT:
-            from export.tensorrt_build import build_engine
+            from visualizr.export.tensorrt_build import build_engine
 
             writer.track(build_engine(onnx_path, model_dir / VERSION_DIR / PLAN_FILENAME, spec, limits))
     else:
@@ -183,7 +184,7 @@ def _write_pipeline_model(
 def build_repository(options: ExportOptions) -> BuildReport:
     """Export one pipeline into the repository and stamp it."""
     if options.backend == BACKEND_TENSORRT:
-        from export.tensorrt_build import require_tensorrt
+        from visualizr.export.tensorrt_build import require_tensorrt
 
         require_tensorrt()  # fail before spending minutes on the ONNX export
     report = BuildReport(model_id=options.model_id)

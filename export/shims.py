@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-_HEADER: Final = '"""Triton Python-backend entry point; written by `python -m export` (export/shims.py)."""\n\n'
+_HEADER: Final = '"""Triton Python-backend entry point; written by the export (export/shims.py)."""\n\n'
 
 COMPONENT_MODEL_PY: Final = _HEADER + "from visualizr.triton.onnx_component import TritonPythonModel  # noqa: F401\n"
 PIPELINE_MODEL_PY: Final = _HEADER + "from visualizr.triton.pipeline_model import TritonPythonModel  # noqa: F401\n"

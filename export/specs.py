@@ -180,7 +180,7 @@ class TextEncoderSpec(NetworkSpec):
         return torch.randint(0, 256, shape, generator=generator, dtype=torch.int64)  # < any CLIP vocabulary
 
     def wrapper(self, network: Any) -> Any:
-        from export.wrappers import TextEncoderWrapper
+        from visualizr.export.wrappers import TextEncoderWrapper
 
         return TextEncoderWrapper(network)
 
@@ -215,7 +215,7 @@ class UNetSpec(NetworkSpec):
         return torch.randn(shape, generator=generator)
 
     def wrapper(self, network: Any) -> Any:
-        from export.wrappers import UNetWrapper
+        from visualizr.export.wrappers import UNetWrapper
 
         return UNetWrapper(network)
 
@@ -238,7 +238,7 @@ class VAEDecoderSpec(NetworkSpec):
         return limits.decode_batch
 
     def wrapper(self, network: Any) -> Any:
-        from export.wrappers import VAEDecoderWrapper
+        from visualizr.export.wrappers import VAEDecoderWrapper
 
         return VAEDecoderWrapper(network)
 
@@ -266,7 +266,7 @@ class VAEEncoderSpec(NetworkSpec):
         return torch.rand(shape, generator=generator) * 2 - 1  # pixels in [-1, 1]
 
     def wrapper(self, network: Any) -> Any:
-        from export.wrappers import VAEEncoderWrapper
+        from visualizr.export.wrappers import VAEEncoderWrapper
 
         return VAEEncoderWrapper(network)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export.specs import NetworkSpec, ShapeLimits
+from visualizr.export.specs import NetworkSpec, ShapeLimits
 
 WORKSPACE_BYTES = 8 << 30
 

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from export.fingerprint import hash_files, hash_json
-from export.tokenizer_training import CORPUS_PATH, TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.fingerprint import hash_files, hash_json
+from visualizr.export.tokenizer_training import CORPUS_PATH, TEXT_MAX_LENGTH, train_clip_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -179,7 +179,7 @@ def _model_index() -> dict[str, object]:
 def save_tiny_weights(output_dir: Path) -> tuple[Path, Path]:
     """Train the tokenizer, build the networks and save them as ``stable-diffusion/`` (SD1.5 diffusers
     layout) and ``motion-adapter/``. Returns both folders."""
-    from export.loader import quiet_libraries
+    from visualizr.export.loader import quiet_libraries
 
     quiet_libraries()
     sd_dir, adapter_dir = output_dir / SD_DIRNAME, output_dir / MOTION_ADAPTER_DIRNAME

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from export.specs import BATCH, NetworkSpec
+from visualizr.export.specs import BATCH, NetworkSpec
+
 from visualizr import names
 
 BACKEND_ONNXRUNTIME: Final = "onnxruntime"  # Python backend running onnxruntime on CPU

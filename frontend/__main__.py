@@ -1,4 +1,4 @@
-"""``python -m frontend``: serve the API with uvicorn on Settings.host:Settings.port (VISUALIZR_*
+"""``python -m visualizr.frontend``: serve the API with uvicorn on Settings.host:Settings.port (VISUALIZR_*
 environment).
 """
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from visualizr.frontend.app import create_app
 
-from frontend.app import create_app
 from visualizr.settings import Settings
 
 

@@ -17,29 +17,29 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from visualizr.frontend.assets.controllers import ASSET_ROUTES
+from visualizr.frontend.errors import EXCEPTION_HANDLERS
+from visualizr.frontend.generation.backend import GenerationBackend
+from visualizr.frontend.generation.controllers import GenerationController, generation_updates
+from visualizr.frontend.generation.service import GenerationService
+from visualizr.frontend.generation.store import JobStore
+from visualizr.frontend.generation.triton_backend import TritonBackend
+from visualizr.frontend.generation.websocket import GenerationHub
+from visualizr.frontend.models.controllers import ModelsController
+from visualizr.frontend.models.service import ModelService
+from visualizr.frontend.models.triton_control import BackendReadiness, ModelControl, TritonModelControl
+from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.security import ApiKeyMiddleware, warn_if_open
+from visualizr.frontend.system.gpu import GpuReader, NvmlReader
+from visualizr.frontend.system.health import Uptime, health
+from visualizr.frontend.system.metrics import QueueWatermark, prometheus_metrics, system_metrics
+from visualizr.frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
+from visualizr.frontend.triton_connection import TritonConnection
 
-from frontend.assets.controllers import ASSET_ROUTES
-from frontend.errors import EXCEPTION_HANDLERS
-from frontend.generation.backend import GenerationBackend
-from frontend.generation.controllers import GenerationController, generation_updates
-from frontend.generation.service import GenerationService
-from frontend.generation.store import JobStore
-from frontend.generation.triton_backend import TritonBackend
-from frontend.generation.websocket import GenerationHub
-from frontend.models.controllers import ModelsController
-from frontend.models.service import ModelService
-from frontend.models.triton_control import BackendReadiness, ModelControl, TritonModelControl
-from frontend.models_catalog import ModelCatalog
-from frontend.security import ApiKeyMiddleware, warn_if_open
-from frontend.system.gpu import GpuReader, NvmlReader
-from frontend.system.health import Uptime, health
-from frontend.system.metrics import QueueWatermark, prometheus_metrics, system_metrics
-from frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
-from frontend.triton_connection import TritonConnection
 from visualizr import __version__
 from visualizr.settings import Settings
 
-logger = logging.getLogger("frontend")
+logger = logging.getLogger("visualizr.frontend")
 
 
 def create_app(

@@ -24,7 +24,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-logger = logging.getLogger("frontend.errors")
+logger = logging.getLogger("visualizr.frontend.errors")
 
 INVALID_PROMPT = "INVALID_PROMPT"
 INVALID_PARAMETERS = "INVALID_PARAMETERS"

@@ -26,10 +26,9 @@ from urllib.parse import parse_qs
 
 import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
+from visualizr.frontend.errors import UnauthorizedError
 
-from frontend.errors import UnauthorizedError
-
-logger = logging.getLogger("frontend.security")
+logger = logging.getLogger("visualizr.frontend.security")
 
 EXEMPT_PATHS = ("/api/v1/health",)
 EXEMPT_PREFIXES = ("/schema",)

@@ -14,7 +14,7 @@ import grpc
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-logger = logging.getLogger("frontend.triton")
+logger = logging.getLogger("visualizr.frontend.triton")
 
 # What a tritonclient aio call raises when Triton refuses a request or cannot be reached.
 RPC_ERRORS = (InferenceServerException, grpc.aio.AioRpcError, OSError)

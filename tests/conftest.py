@@ -21,7 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def model_repository() -> Path:
     """The demo model repository, built (or found up to date) by the same command `make serve` runs."""
     repository = Settings.from_env().model_repository
-    subprocess.run([sys.executable, "-m", "export", "--repository", str(repository)], check=True, cwd=REPO_ROOT)
+    command = [sys.executable, "-m", "visualizr.export", "--repository", str(repository)]
+    subprocess.run(command, check=True, cwd=REPO_ROOT)
     return repository
 
 

@@ -1,4 +1,4 @@
-"""Start the real stack for integration tests: tritonserver (via visualizr.launcher) and the API (`python -m frontend`).
+"""Start the real stack for integration tests: tritonserver (visualizr.launcher) and the API (visualizr.frontend).
 
 Ports are picked free at start so a developer's running `make serve` does not collide with the tests.
 """
@@ -63,7 +63,10 @@ def start_api(settings: Settings, env: dict[str, str], timeout_s: float = 60.0) 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "frontend"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "visualizr.frontend"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     api = ApiProcess(process, f"http://127.0.0.1:{settings.port}", log_path)
     deadline = time.monotonic() + timeout_s

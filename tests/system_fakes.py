@@ -10,8 +10,8 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from frontend.models.triton_control import READY, UNAVAILABLE, ModelControlError, ModelState
-from frontend.system.gpu import GpuDevice, GpuInfo
+from visualizr.frontend.models.triton_control import READY, UNAVAILABLE, ModelControlError, ModelState
+from visualizr.frontend.system.gpu import GpuDevice, GpuInfo
 
 TRITON_MODELS = ["animatediff_text_encoder", "animatediff_unet", "animatediff_vae_decoder", "animatediff"]
 

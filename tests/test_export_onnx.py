@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from export.loader import AnimateDiffComponents, load_animatediff
-from export.onnx_export import (
+from visualizr.export.loader import AnimateDiffComponents, load_animatediff
+from visualizr.export.onnx_export import (
     MAX_RELATIVE_ERROR,
     export_onnx,
     onnx_cache_key,
@@ -19,9 +18,9 @@ from export.onnx_export import (
     verification_cases,
     verify_onnx,
 )
-from export.repository import network_of
-from export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, VAEEncoderSpec
-from export.tiny import ensure_tiny_weights
+from visualizr.export.repository import network_of
+from visualizr.export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, VAEEncoderSpec
+from visualizr.export.tiny import ensure_tiny_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 

@@ -1,4 +1,4 @@
-"""`python -m export` end to end: repository layout, rendered configs, model card, assets, idempotency."""
+"""`python -m visualizr.export` end to end: repository layout, rendered configs, model card, assets, idempotency."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+from visualizr.export.__main__ import main
+from visualizr.export.build_stamp import STAMP_FILENAME
+from visualizr.export.fingerprint import REPO_ROOT
+from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
+from visualizr.export.tiny import MOTION_ADAPTER_DIRNAME, SD_DIRNAME, ensure_tiny_weights
 
-from export.__main__ import main
-from export.build_stamp import STAMP_FILENAME
-from export.fingerprint import REPO_ROOT
-from export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
-from export.tiny import MOTION_ADAPTER_DIRNAME, SD_DIRNAME, ensure_tiny_weights
 from visualizr import names
 from visualizr.model_card import read_model_card
 from visualizr.pipeline_config import read_pipeline_config
@@ -176,7 +176,7 @@ def test_pipeline_assets(repository: Path) -> None:
 def test_second_run_is_up_to_date_fast_and_imports_no_torch(repository: Path) -> None:
     before = _mtimes(repository)
     code = (
-        "import sys; from export.__main__ import main; "
+        "import sys; from visualizr.export.__main__ import main; "
         f"assert main(['--repository', {str(repository)!r}]) == 0; "
         "assert 'torch' not in sys.modules, 'the up-to-date check imported torch'"
     )

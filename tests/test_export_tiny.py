@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from export.loader import load_animatediff, load_scheduler
-from export.specs import NetworkDims, UNetSpec
-from export.tiny import (
+from visualizr.export.loader import load_animatediff, load_scheduler
+from visualizr.export.specs import NetworkDims, UNetSpec
+from visualizr.export.tiny import (
     MOTION_ADAPTER_DIRNAME,
     SD_DIRNAME,
     TEXT_HIDDEN_SIZE,
     build_tiny_components,
     save_tiny_weights,
 )
-from export.tokenizer_training import TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.tokenizer_training import TEXT_MAX_LENGTH, train_clip_tokenizer
 
 NETWORKS = ("text_encoder", "unet", "motion_adapter", "vae")
 

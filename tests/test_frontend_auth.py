@@ -11,9 +11,8 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from system_fakes import FakeGpu, FakeModelControl
 from test_frontend_fakes import FakeBackend, make_settings
-
-from frontend.app import create_app
-from frontend.security import WS_UNAUTHORIZED_CLOSE_CODE, key_matches, presented_key
+from visualizr.frontend.app import create_app
+from visualizr.frontend.security import WS_UNAUTHORIZED_CLOSE_CODE, key_matches, presented_key
 
 KEYS = ("key-one-0123456789", "key-two-abcdef")
 WS = "/api/v1/ws/generation"
@@ -111,7 +110,7 @@ class _Records(logging.Handler):
 
 def test_open_without_keys_and_warns(tmp_path: Path) -> None:
     # Litestar's logging config replaces the root handlers (caplog's too): listen on the logger itself
-    handler, logger = _Records(), logging.getLogger("frontend.security")
+    handler, logger = _Records(), logging.getLogger("visualizr.frontend.security")
     logger.addHandler(handler)
     try:
         app = create_app(

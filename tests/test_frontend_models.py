@@ -11,8 +11,7 @@ import pytest
 from litestar.testing import TestClient
 from system_fakes import TRITON_MODELS, FakeGpu, FakeModelControl
 from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, wait_for, wait_until
-
-from frontend.app import create_app
+from visualizr.frontend.app import create_app
 
 MODELS = "/api/v1/models"
 MODEL = f"{MODELS}/{MODEL_ID}"
@@ -196,7 +195,7 @@ def test_slow_load_failure_shows_on_get(client: TestClient, control: FakeModelCo
 
 
 def test_failure_reported_by_triton_itself_shows(client: TestClient, control: FakeModelControl) -> None:
-    from frontend.models.triton_control import UNAVAILABLE, ModelState
+    from visualizr.frontend.models.triton_control import UNAVAILABLE, ModelState
 
     control.states["animatediff_vae_decoder"] = ModelState(UNAVAILABLE, "invalid config: dims mismatch")
     detail = client.get(MODEL).json()

@@ -12,18 +12,18 @@ import pytest
 from test_frontend_fakes import gradient_frames, write_repository
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
+from visualizr.frontend.generation.backend import GenerationInput
+from visualizr.frontend.generation.encoding import encode_assets, probe_video
+from visualizr.frontend.generation.estimator import PRIOR_SECONDS_PER_UNIT, Estimator
+from visualizr.frontend.generation.naming import video_id_of
+from visualizr.frontend.generation.schemas import GenerateVideoRequest, GenerationParameters
+from visualizr.frontend.generation.service import progress_of
+from visualizr.frontend.generation.store import JobRecord, JobStore
+from visualizr.frontend.generation.triton_backend import generation_request
+from visualizr.frontend.generation.validation import decode_request, validate_request
+from visualizr.frontend.models_catalog import ModelCatalog
 
-from frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
-from frontend.generation.backend import GenerationInput
-from frontend.generation.encoding import encode_assets, probe_video
-from frontend.generation.estimator import PRIOR_SECONDS_PER_UNIT, Estimator
-from frontend.generation.naming import video_id_of
-from frontend.generation.schemas import GenerateVideoRequest, GenerationParameters
-from frontend.generation.service import progress_of
-from frontend.generation.store import JobRecord, JobStore
-from frontend.generation.triton_backend import generation_request
-from frontend.generation.validation import decode_request, validate_request
-from frontend.models_catalog import ModelCatalog
 from visualizr import names
 from visualizr.triton.client import infer_inputs, is_final_response, progress_event
 

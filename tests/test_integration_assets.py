@@ -1,4 +1,4 @@
-"""Asset management end to end on the real stack (tritonserver + `python -m frontend` under uvicorn): a real
+"""Asset management end to end on the real stack (tritonserver + `python -m visualizr.frontend` under uvicorn): a real
 generation is listed, described from its file, served with byte ranges over real HTTP, and deleted."""
 
 from __future__ import annotations

@@ -17,10 +17,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-from websockets.sync.server import ServerConnection, serve
-
 from visualizr_client import (
     AsyncVisualizrClient,
     AuthenticationError,
@@ -38,11 +34,14 @@ from visualizr_client import (
     VisualizrClient,
     VisualizrConnectionError,
     _core,
-    cli,
 )
+from visualizr_client import _cli as cli
 from visualizr_client import models as m
-from visualizr_client.errors import error_from_response
-from visualizr_client.progress import ProgressBar
+from visualizr_client._errors import error_from_response
+from visualizr_client._progress import ProgressBar
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.sync.server import ServerConnection, serve
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "visualizr-api.md"
 BASE = "http://visualizr.test:8002"

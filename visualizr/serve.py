@@ -1,6 +1,6 @@
 """`make serve`: run tritonserver and the API together in the foreground until Ctrl-C / SIGTERM.
 
-The model repository must already be built (`python -m export`, which `make serve` runs first).
+The model repository must already be built (`python -m visualizr.export`, which `make serve` runs first).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> int:
         triton.wait_ready(TRITON_READY_TIMEOUT_S)
         log.info("tritonserver ready; API on http://%s:%d", settings.host, settings.port)
         uvicorn.run(
-            "frontend.app:create_app",
+            "visualizr.frontend.app:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,

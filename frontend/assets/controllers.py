@@ -6,12 +6,11 @@ from litestar import Controller, delete, get
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
-
-from frontend.assets.files import serve_asset
-from frontend.assets.filters import parse_list_query
-from frontend.assets.schemas import DeleteVideoResponse, VideoDetails, VideoList
-from frontend.assets.service import AssetService
-from frontend.generation.service import GenerationService
+from visualizr.frontend.assets.files import serve_asset
+from visualizr.frontend.assets.filters import parse_list_query
+from visualizr.frontend.assets.schemas import DeleteVideoResponse, VideoDetails, VideoList
+from visualizr.frontend.assets.service import AssetService
+from visualizr.frontend.generation.service import GenerationService
 
 
 def provide_assets(service: GenerationService) -> AssetService:

@@ -19,9 +19,8 @@ from typing import Any
 from litestar import HttpMethod, Request, route
 from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse
-
-from frontend.assets.naming import media_type_of, shown
-from frontend.assets.ranges import (
+from visualizr.frontend.assets.naming import media_type_of, shown
+from visualizr.frontend.assets.ranges import (
     byte_range,
     content_range,
     etag_of,
@@ -29,9 +28,9 @@ from frontend.assets.ranges import (
     if_range_holds,
     not_modified,
 )
-from frontend.errors import RequestNotFoundError
-from frontend.generation.naming import ASSETS_URL_PREFIX
-from frontend.generation.service import GenerationService
+from visualizr.frontend.errors import RequestNotFoundError
+from visualizr.frontend.generation.naming import ASSETS_URL_PREFIX
+from visualizr.frontend.generation.service import GenerationService
 
 CHUNK_BYTES = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

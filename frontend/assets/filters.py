@@ -12,9 +12,8 @@ import math
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
-
-from frontend.assets.naming import shown
-from frontend.errors import InvalidParametersError
+from visualizr.frontend.assets.naming import shown
+from visualizr.frontend.errors import InvalidParametersError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100

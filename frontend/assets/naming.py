@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from frontend.generation.encoding import asset_names
-from frontend.generation.naming import VIDEO_ID_PREFIXES
+from visualizr.frontend.generation.encoding import asset_names
+from visualizr.frontend.generation.naming import VIDEO_ID_PREFIXES
 
 # asset id prefix -> request id prefix: "video_" -> "video_req_" (videos), "anim_" -> "anim_req_" (animations)
 REQUEST_PREFIX_BY_VIDEO_PREFIX = {video: request for request, video in VIDEO_ID_PREFIXES.items()}

@@ -7,9 +7,8 @@ import sqlite3
 from typing import Any
 
 import msgspec
-
-from frontend.assets.filters import ListQuery
-from frontend.generation.schemas import COMPLETED, VideoMetadata
+from visualizr.frontend.assets.filters import ListQuery
+from visualizr.frontend.generation.schemas import COMPLETED, VideoMetadata
 
 
 class ListedRow(msgspec.Struct, frozen=True):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from email.utils import formatdate, parsedate_to_datetime
 
-from frontend.errors import InvalidParametersError
+from visualizr.frontend.errors import InvalidParametersError
 
 _SPEC = re.compile(r"(\d*)-(\d*)")
 

@@ -15,11 +15,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from frontend import clock
-from frontend.assets.filters import ListQuery
-from frontend.assets.naming import request_id_of, shown
-from frontend.assets.queries import ListedRow, completed_ids, delete_completed, listed_rows
-from frontend.assets.schemas import (
+from visualizr.frontend import clock
+from visualizr.frontend.assets.filters import ListQuery
+from visualizr.frontend.assets.naming import request_id_of, shown
+from visualizr.frontend.assets.queries import ListedRow, completed_ids, delete_completed, listed_rows
+from visualizr.frontend.assets.schemas import (
     DeleteVideoResponse,
     GenerationInfo,
     ListedVideo,
@@ -28,14 +28,14 @@ from frontend.assets.schemas import (
     VideoFileMetadata,
     VideoList,
 )
-from frontend.errors import RequestNotFoundError
-from frontend.generation.encoding import VideoAssets, asset_names, bitrate_kbps, probe_video, remove_assets
-from frontend.generation.naming import asset_url, video_id_of
-from frontend.generation.schemas import COMPLETED, VideoMetadata
-from frontend.generation.service import GenerationService
-from frontend.generation.store import JobRecord, JobStore
+from visualizr.frontend.errors import RequestNotFoundError
+from visualizr.frontend.generation.encoding import VideoAssets, asset_names, bitrate_kbps, probe_video, remove_assets
+from visualizr.frontend.generation.naming import asset_url, video_id_of
+from visualizr.frontend.generation.schemas import COMPLETED, VideoMetadata
+from visualizr.frontend.generation.service import GenerationService
+from visualizr.frontend.generation.store import JobRecord, JobStore
 
-logger = logging.getLogger("frontend.assets")
+logger = logging.getLogger("visualizr.frontend.assets")
 
 DELETED = "deleted"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from frontend.characters import (
+from visualizr.frontend.characters import (
     CHARACTERS,
     DEFAULT_ACTION,
     DEFAULT_BACKGROUND,
@@ -19,9 +19,9 @@ from frontend.characters import (
     MAX_WORD_CHARS,
     compose_prompt,
 )
-from frontend.errors import InvalidParametersError
-from frontend.generation.schemas import KIND_CHARACTER, CharacterAnimationRequest, GenerationParameters
-from frontend.generation.validation import (
+from visualizr.frontend.errors import InvalidParametersError
+from visualizr.frontend.generation.schemas import KIND_CHARACTER, CharacterAnimationRequest, GenerationParameters
+from visualizr.frontend.generation.validation import (
     RandomSeed,
     ValidatedRequest,
     check_negative_prompt,
@@ -33,7 +33,8 @@ from frontend.generation.validation import (
     resolve_parameters,
     resolve_seed,
 )
-from frontend.models_catalog import ModelCatalog
+from visualizr.frontend.models_catalog import ModelCatalog
+
 from visualizr.model_card import ModelCard
 
 _RESOLUTION_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")

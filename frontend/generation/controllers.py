@@ -11,21 +11,20 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException, WebSocketDisconnect
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
-
-from frontend.errors import InvalidParametersError
-from frontend.generation.character import validate_character_request
-from frontend.generation.from_image import split_form, validate_image_request
-from frontend.generation.image_input import MAX_IMAGE_BYTES
-from frontend.generation.schemas import (
+from visualizr.frontend.errors import InvalidParametersError
+from visualizr.frontend.generation.character import validate_character_request
+from visualizr.frontend.generation.from_image import split_form, validate_image_request
+from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES
+from visualizr.frontend.generation.schemas import (
     CancelResponse,
     CharacterAnimationRequest,
     CharacterAnimationResponse,
     GenerateVideoResponse,
     JobStatus,
 )
-from frontend.generation.service import GenerationService
-from frontend.generation.validation import decode_request, decode_struct, validate_request
-from frontend.generation.websocket import GenerationHub, Subscriber, handle_client_message, run_sender
+from visualizr.frontend.generation.service import GenerationService
+from visualizr.frontend.generation.validation import decode_request, decode_struct, validate_request
+from visualizr.frontend.generation.websocket import GenerationHub, Subscriber, handle_client_message, run_sender
 
 WS_PATH = "/api/v1/ws/generation"
 MULTIPART = "multipart/form-data"

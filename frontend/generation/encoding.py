@@ -14,8 +14,7 @@ import av
 import msgspec
 import numpy as np
 from PIL import Image
-
-from frontend.generation.schemas import VideoMetadata
+from visualizr.frontend.generation.schemas import VideoMetadata
 
 THUMBNAIL_QUALITY = 90
 PREVIEW_MAX_SIDE = 256

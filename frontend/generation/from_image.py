@@ -20,11 +20,10 @@ from typing import Any, Final
 
 from litestar.datastructures import UploadFile
 from PIL.Image import Image
-
-from frontend.errors import InvalidParametersError, InvalidPromptError
-from frontend.generation import image_input
-from frontend.generation.schemas import KIND_IMAGE, GenerationParameters, ImageToVideoForm
-from frontend.generation.validation import (
+from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
+from visualizr.frontend.generation import image_input
+from visualizr.frontend.generation.schemas import KIND_IMAGE, GenerationParameters, ImageToVideoForm
+from visualizr.frontend.generation.validation import (
     RandomSeed,
     ValidatedRequest,
     check_negative_prompt,
@@ -35,7 +34,8 @@ from frontend.generation.validation import (
     resolve_parameters,
     resolve_seed,
 )
-from frontend.models_catalog import ModelCatalog
+from visualizr.frontend.models_catalog import ModelCatalog
+
 from visualizr.model_card import ModelCard
 
 DEFAULT_MOTION_STRENGTH: Final = 0.7

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from frontend.generation.schemas import KIND_CHARACTER
+from visualizr.frontend.generation.schemas import KIND_CHARACTER
 
 REQUEST_ID_PREFIX = "video_req_"
 ANIMATION_REQUEST_ID_PREFIX = "anim_req_"

@@ -41,9 +41,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-from frontend import clock
-from frontend.errors import (
+from visualizr.frontend import clock
+from visualizr.frontend.errors import (
     GENERATION_FAILED,
     INSUFFICIENT_GPU_MEMORY,
     InvalidParametersError,
@@ -51,17 +50,17 @@ from frontend.errors import (
     RequestNotFoundError,
     VisualizrError,
 )
-from frontend.generation import views
-from frontend.generation.backend import BackendError, GenerationBackend, GenerationInput, GenerationStream
-from frontend.generation.encoding import VideoAssets, encode_assets, remove_assets
-from frontend.generation.estimator import Estimator
-from frontend.generation.image_input import input_path, load_input, remove_input, write_input
-from frontend.generation.naming import (
+from visualizr.frontend.generation import views
+from visualizr.frontend.generation.backend import BackendError, GenerationBackend, GenerationInput, GenerationStream
+from visualizr.frontend.generation.encoding import VideoAssets, encode_assets, remove_assets
+from visualizr.frontend.generation.estimator import Estimator
+from visualizr.frontend.generation.image_input import input_path, load_input, remove_input, write_input
+from visualizr.frontend.generation.naming import (
     REQUEST_ID_PREFIX,
     REQUEST_ID_PREFIX_BY_KIND,
     video_id_of,
 )
-from frontend.generation.schemas import (
+from visualizr.frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
     FAILED,
@@ -77,18 +76,19 @@ from frontend.generation.schemas import (
     VideoMetadata,
     WsProgress,
 )
-from frontend.generation.stall import StreamStalled, within_stall_timeout
-from frontend.generation.store import JobRecord, JobStore
-from frontend.generation.validation import ValidatedRequest
-from frontend.generation.views import FAILED_MESSAGE
-from frontend.generation.websocket import GenerationHub, Subscriber
-from frontend.models_catalog import ModelCatalog
-from frontend.system.gpu import is_out_of_memory
+from visualizr.frontend.generation.stall import StreamStalled, within_stall_timeout
+from visualizr.frontend.generation.store import JobRecord, JobStore
+from visualizr.frontend.generation.validation import ValidatedRequest
+from visualizr.frontend.generation.views import FAILED_MESSAGE
+from visualizr.frontend.generation.websocket import GenerationHub, Subscriber
+from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.system.gpu import is_out_of_memory
+
 from visualizr import names
 from visualizr.model_card import ModelCard
 from visualizr.settings import Settings
 
-logger = logging.getLogger("frontend.generation")
+logger = logging.getLogger("visualizr.frontend.generation")
 
 OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
 INTERRUPTED_DETAILS = "interrupted by a server restart"

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-
-from frontend.generation.schemas import (
+from visualizr.frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
     FAILED,

@@ -19,9 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
-
-from frontend.errors import InvalidParametersError, InvalidPromptError, VisualizrError
-from frontend.generation.schemas import (
+from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, VisualizrError
+from visualizr.frontend.generation.schemas import (
     DEFAULT_MODEL,
     KIND_IMAGE,
     KIND_TEXT,
@@ -31,7 +30,8 @@ from frontend.generation.schemas import (
     GenerateVideoRequest,
     GenerationParameters,
 )
-from frontend.models_catalog import ModelCatalog
+from visualizr.frontend.models_catalog import ModelCatalog
+
 from visualizr.model_card import ModelCard, ParameterRange
 
 _AT_FIELD_RE = re.compile(r"^(?P<reason>.*?) - at `\$\.(?P<field>[A-Za-z0-9_]+)[^`]*`$")

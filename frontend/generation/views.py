@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 
-from frontend import clock
-from frontend.errors import GENERATION_FAILED
-from frontend.generation.encoding import asset_names
-from frontend.generation.naming import asset_url, video_id_of
-from frontend.generation.schemas import (
+from visualizr.frontend import clock
+from visualizr.frontend.errors import GENERATION_FAILED
+from visualizr.frontend.generation.encoding import asset_names
+from visualizr.frontend.generation.naming import asset_url, video_id_of
+from visualizr.frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,
     FAILED,
@@ -32,7 +32,7 @@ from frontend.generation.schemas import (
     WsFailed,
     WsProgress,
 )
-from frontend.generation.store import JobRecord
+from visualizr.frontend.generation.store import JobRecord
 
 FAILED_MESSAGE = "Video generation failed"
 

@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
-
-from frontend.errors import INVALID_PARAMETERS, VisualizrError
-from frontend.generation.schemas import ErrorInfo, WsClientMessage, WsError
+from visualizr.frontend.errors import INVALID_PARAMETERS, VisualizrError
+from visualizr.frontend.generation.schemas import ErrorInfo, WsClientMessage, WsError
 
 if TYPE_CHECKING:
-    from frontend.generation.service import GenerationService
+    from visualizr.frontend.generation.service import GenerationService
 
-logger = logging.getLogger("frontend.ws")
+logger = logging.getLogger("visualizr.frontend.ws")
 
 PROGRESS = "progress"
 TERMINAL = "terminal"

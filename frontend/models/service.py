@@ -37,12 +37,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from frontend import clock
-from frontend.errors import MODEL_LOAD_FAILED, ModelLoadFailedError
-from frontend.generation.schemas import ErrorInfo, GenerationParameters
-from frontend.generation.store import JobStore
-from frontend.models import schemas as s
-from frontend.models.triton_control import (
+from visualizr.frontend import clock
+from visualizr.frontend.errors import MODEL_LOAD_FAILED, ModelLoadFailedError
+from visualizr.frontend.generation.schemas import ErrorInfo, GenerationParameters
+from visualizr.frontend.generation.store import JobStore
+from visualizr.frontend.models import schemas as s
+from visualizr.frontend.models.triton_control import (
     LOADING,
     READY,
     UNAVAILABLE,
@@ -51,12 +51,13 @@ from frontend.models.triton_control import (
     ModelControlError,
     ModelState,
 )
-from frontend.models_catalog import ModelCatalog
-from frontend.system.gpu import GpuInfo, GpuReader, check_fits, required_memory_gb
-from frontend.system.job_stats import ModelStats, model_stats
+from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.system.gpu import GpuInfo, GpuReader, check_fits, required_memory_gb
+from visualizr.frontend.system.job_stats import ModelStats, model_stats
+
 from visualizr.model_card import ModelCard
 
-logger = logging.getLogger("frontend.models")
+logger = logging.getLogger("visualizr.frontend.models")
 
 LOAD_WAIT_SECONDS = 2.0  # how long POST .../load waits for a quick outcome before answering "loading"
 UNLOAD_WAIT_SECONDS = 60.0

@@ -21,11 +21,11 @@ import time
 from typing import Any, Protocol
 
 import msgspec
+from visualizr.frontend.errors import InsufficientGpuMemoryError
 
-from frontend.errors import InsufficientGpuMemoryError
 from visualizr.model_card import ModelCard
 
-logger = logging.getLogger("frontend.gpu")
+logger = logging.getLogger("visualizr.frontend.gpu")
 
 GIB = 1024**3
 RETRY_SECONDS = 60.0

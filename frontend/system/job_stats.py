@@ -9,8 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import msgspec
-
-from frontend.generation.schemas import CANCELLED, COMPLETED, FAILED
+from visualizr.frontend.generation.schemas import CANCELLED, COMPLETED, FAILED
 
 # Upper bounds (seconds) of the job-duration histogram buckets (+Inf is implicit).
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)

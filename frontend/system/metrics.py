@@ -29,14 +29,13 @@ from pathlib import Path
 
 import msgspec
 from litestar import Response, get
+from visualizr.frontend import clock
+from visualizr.frontend.generation.service import GenerationService
+from visualizr.frontend.models.service import ModelService
+from visualizr.frontend.system import job_stats
+from visualizr.frontend.system.prometheus import CONTENT_TYPE, HttpMetrics, gauge, job_families, render
 
-from frontend import clock
-from frontend.generation.service import GenerationService
-from frontend.models.service import ModelService
-from frontend.system import job_stats
-from frontend.system.prometheus import CONTENT_TYPE, HttpMetrics, gauge, job_families, render
-
-logger = logging.getLogger("frontend.metrics")
+logger = logging.getLogger("visualizr.frontend.metrics")
 
 GIB = 1024**3
 WATERMARK_SCHEMA = "CREATE TABLE IF NOT EXISTS queue_daily_max (day TEXT PRIMARY KEY, max_length INTEGER NOT NULL)"

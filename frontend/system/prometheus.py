@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-from frontend.system.job_stats import DURATION_BUCKETS, OutcomeStats
+from visualizr.frontend.system.job_stats import DURATION_BUCKETS, OutcomeStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

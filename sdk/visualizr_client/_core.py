@@ -22,7 +22,7 @@ import msgspec
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from visualizr_client import models as m
-from visualizr_client.errors import (
+from visualizr_client._errors import (
     AuthenticationError,
     GenerationCancelledError,
     GenerationTimeoutError,

@@ -26,9 +26,9 @@ import msgspec
 
 from visualizr_client import _core
 from visualizr_client import models as m
-from visualizr_client.client import VisualizrClient
-from visualizr_client.errors import VisualizrAPIError, VisualizrConnectionError, VisualizrError
-from visualizr_client.progress import ProgressBar
+from visualizr_client._client import VisualizrClient
+from visualizr_client._errors import VisualizrAPIError, VisualizrConnectionError, VisualizrError
+from visualizr_client._progress import ProgressBar
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -17,7 +17,7 @@ from websockets.exceptions import WebSocketException
 
 from visualizr_client import _core
 from visualizr_client import models as m
-from visualizr_client.errors import error_from_response
+from visualizr_client._errors import error_from_response
 
 T = TypeVar("T")
 

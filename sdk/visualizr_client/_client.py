@@ -14,7 +14,7 @@ from websockets.sync.client import connect as ws_connect
 
 from visualizr_client import _core
 from visualizr_client import models as m
-from visualizr_client.errors import error_from_response
+from visualizr_client._errors import error_from_response
 
 T = TypeVar("T")
 

@@ -1,12 +1,12 @@
 """Python SDK and command line of Visualizr (``visualizr-api.md``).
 
 Sync: ``VisualizrClient``; asyncio: ``AsyncVisualizrClient``; results are msgspec Structs from
-``visualizr_client.models``; errors derive from ``VisualizrError`` (``visualizr_client.errors``).
+``visualizr_client.models``; errors derive from ``VisualizrError`` and are exported here.
 """
 
-from visualizr_client.async_client import AsyncVisualizrClient
-from visualizr_client.client import VisualizrClient
-from visualizr_client.errors import (
+from visualizr_client._async_client import AsyncVisualizrClient
+from visualizr_client._client import VisualizrClient
+from visualizr_client._errors import (
     AuthenticationError,
     BadRequestError,
     GenerationCancelledError,

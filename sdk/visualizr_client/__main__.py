@@ -2,6 +2,6 @@
 
 import sys
 
-from visualizr_client.cli import main
+from visualizr_client._cli import main
 
 sys.exit(main())
