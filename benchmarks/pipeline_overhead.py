@@ -27,11 +27,11 @@ import httpx
 import websockets
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+
+from tests.stack import stack_settings, start_api
 from visualizr.frontend.generation.backend import GenerationInput
 from visualizr.frontend.generation.encoding import encode_assets
 from visualizr.frontend.generation.triton_backend import TritonBackend
-
-from tests.stack import stack_settings, start_api
 from visualizr.launcher import TritonServer
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.names import component_model_name

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from visualizr.export.build_stamp import TINY_WEIGHTS, ExportOptions, is_up_to_date
 from visualizr.export.triton_config import BACKENDS
-
 from visualizr.settings import Settings
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Final
 
 from visualizr.export.specs import AxisRange, ShapeLimits
-
 from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements
 from visualizr.pipeline_config import PipelineConfig
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visualizr import names
 from visualizr.export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
 from visualizr.export.files import copy_tree_if_changed, write_if_changed
 from visualizr.export.loader import AnimateDiffComponents, load_animatediff
@@ -24,8 +25,6 @@ from visualizr.export.onnx_export import onnx_cache_key, trace_case, verificatio
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
 from visualizr.export.specs import NETWORK_SPECS, NetworkDims, NetworkSpec, ShapeLimits
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
-
-from visualizr import names
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard
 from visualizr.pipeline_config import (
     PIPELINE_ASSETS_DIRNAME,

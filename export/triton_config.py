@@ -7,9 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from visualizr.export.specs import BATCH, NetworkSpec
-
 from visualizr import names
+from visualizr.export.specs import BATCH, NetworkSpec
 
 BACKEND_ONNXRUNTIME: Final = "onnxruntime"  # Python backend running onnxruntime on CPU
 BACKEND_TENSORRT: Final = "tensorrt"  # tensorrt_plan on the GPU

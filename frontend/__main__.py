@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 import uvicorn
-from visualizr.frontend.app import create_app
 
+from visualizr.frontend.app import create_app
 from visualizr.settings import Settings
 
 

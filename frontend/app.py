@@ -17,6 +17,8 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+
+from visualizr import __version__
 from visualizr.frontend.assets.controllers import ASSET_ROUTES
 from visualizr.frontend.errors import EXCEPTION_HANDLERS
 from visualizr.frontend.generation.backend import GenerationBackend
@@ -35,8 +37,6 @@ from visualizr.frontend.system.health import Uptime, health
 from visualizr.frontend.system.metrics import QueueWatermark, prometheus_metrics, system_metrics
 from visualizr.frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
 from visualizr.frontend.triton_connection import TritonConnection
-
-from visualizr import __version__
 from visualizr.settings import Settings
 
 logger = logging.getLogger("visualizr.frontend")

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 import msgspec
-from visualizr.frontend.errors import ModelNotFoundError
 
+from visualizr.frontend.errors import ModelNotFoundError
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, read_model_card
 
 # A model id is a Triton model name: no path separators, no dot-dot, so it can never leave the repository.

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
+
 from visualizr.frontend.errors import UnauthorizedError
 
 logger = logging.getLogger("visualizr.frontend.security")

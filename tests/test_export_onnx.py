@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from visualizr.export.loader import AnimateDiffComponents, load_animatediff
 from visualizr.export.onnx_export import (
     MAX_RELATIVE_ERROR,

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+
+from visualizr import names
 from visualizr.export.__main__ import main
 from visualizr.export.build_stamp import STAMP_FILENAME
 from visualizr.export.fingerprint import REPO_ROOT
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
 from visualizr.export.tiny import MOTION_ADAPTER_DIRNAME, SD_DIRNAME, ensure_tiny_weights
-
-from visualizr import names
 from visualizr.model_card import read_model_card
 from visualizr.pipeline_config import read_pipeline_config
 

@@ -7,13 +7,13 @@ import importlib.util
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+
+from visualizr import names
 from visualizr.export.__main__ import main
 from visualizr.export.model_cards import shape_limits, tiny_model_card
 from visualizr.export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec
 from visualizr.export.tensorrt_build import build_engine, engine_profiles
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_config
-
-from visualizr import names
 from visualizr.pipeline_config import PipelineConfig
 
 DIMS = NetworkDims(text_max_length=77, text_hidden_size=32, latent_channels=4)

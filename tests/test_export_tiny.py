@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from visualizr.export.loader import load_animatediff, load_scheduler
 from visualizr.export.specs import NetworkDims, UNetSpec
 from visualizr.export.tiny import (

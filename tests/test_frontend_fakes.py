@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 from litestar.testing import TestClient
-from visualizr.frontend.app import create_app
-from visualizr.frontend.generation.backend import BackendError, GenerationEvent, GenerationInput
 
 from visualizr import names
+from visualizr.frontend.app import create_app
+from visualizr.frontend.generation.backend import BackendError, GenerationEvent, GenerationInput
 from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements, write_model_card
 from visualizr.settings import Settings
 

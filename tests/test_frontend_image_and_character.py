@@ -16,6 +16,8 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image, ImageOps
 from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app, wait_for, wait_until
+
+from visualizr import names
 from visualizr.frontend.app import create_app
 from visualizr.frontend.assets.naming import media_type_of, request_id_of
 from visualizr.frontend.characters import CHARACTERS, compose_prompt
@@ -25,8 +27,6 @@ from visualizr.frontend.generation.naming import video_id_of
 from visualizr.frontend.generation.schemas import GenerationParameters
 from visualizr.frontend.generation.store import SCHEMA, JobRecord, JobStore
 from visualizr.frontend.generation.triton_backend import generation_request
-
-from visualizr import names
 from visualizr.model_card import write_model_card
 from visualizr.settings import Settings
 from visualizr.triton.client import infer_inputs

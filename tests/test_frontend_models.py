@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import TestClient
 from system_fakes import TRITON_MODELS, FakeGpu, FakeModelControl
 from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, wait_for, wait_until
+
 from visualizr.frontend.app import create_app
 
 MODELS = "/api/v1/models"

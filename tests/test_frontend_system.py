@@ -16,14 +16,14 @@ import pytest
 from litestar.testing import TestClient
 from system_fakes import FakeGpu, FakeModelControl
 from test_frontend_fakes import MODEL_ID, FakeBackend, FakeStream, make_card, make_settings, wait_for, wait_until
+
+from visualizr import names
 from visualizr.frontend.app import create_app
 from visualizr.frontend.errors import InsufficientGpuMemoryError
 from visualizr.frontend.generation.backend import BackendError, GenerationEvent
 from visualizr.frontend.generation.schemas import GenerationParameters
 from visualizr.frontend.generation.store import JobRecord, JobStore
 from visualizr.frontend.system.gpu import NO_GPU, NvmlReader, check_fits, is_out_of_memory, required_memory_gb
-
-from visualizr import names
 from visualizr.settings import Settings
 
 GENERATE = "/api/v1/generate/video"

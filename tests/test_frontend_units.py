@@ -12,6 +12,8 @@ import pytest
 from test_frontend_fakes import gradient_frames, write_repository
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
+
+from visualizr import names
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
 from visualizr.frontend.generation.backend import GenerationInput
 from visualizr.frontend.generation.encoding import encode_assets, probe_video
@@ -23,8 +25,6 @@ from visualizr.frontend.generation.store import JobRecord, JobStore
 from visualizr.frontend.generation.triton_backend import generation_request
 from visualizr.frontend.generation.validation import decode_request, validate_request
 from visualizr.frontend.models_catalog import ModelCatalog
-
-from visualizr import names
 from visualizr.triton.client import infer_inputs, is_final_response, progress_event
 
 

@@ -15,6 +15,11 @@ from typing import Any
 import av
 import pytest
 import requests
+
+from tests.stack import ApiProcess, free_port, start_api
+from tests.test_sdk_spec_example import spec_sdk_example, split_example
+from visualizr.launcher import TritonServer
+from visualizr.settings import Settings
 from visualizr_client import (
     AsyncVisualizrClient,
     AuthenticationError,
@@ -28,11 +33,6 @@ from visualizr_client import (
 )
 from visualizr_client import _cli as cli
 from visualizr_client import models as m
-
-from tests.stack import ApiProcess, free_port, start_api
-from tests.test_sdk_spec_example import spec_sdk_example, split_example
-from visualizr.launcher import TritonServer
-from visualizr.settings import Settings
 
 pytestmark = pytest.mark.integration
 

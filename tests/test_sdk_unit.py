@@ -17,6 +17,10 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.sync.server import ServerConnection, serve
+
 from visualizr_client import (
     AsyncVisualizrClient,
     AuthenticationError,
@@ -39,9 +43,6 @@ from visualizr_client import _cli as cli
 from visualizr_client import models as m
 from visualizr_client._errors import error_from_response
 from visualizr_client._progress import ProgressBar
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-from websockets.sync.server import ServerConnection, serve
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "visualizr-api.md"
 BASE = "http://visualizr.test:8002"

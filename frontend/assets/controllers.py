@@ -6,6 +6,7 @@ from litestar import Controller, delete, get
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
+
 from visualizr.frontend.assets.files import serve_asset
 from visualizr.frontend.assets.filters import parse_list_query
 from visualizr.frontend.assets.schemas import DeleteVideoResponse, VideoDetails, VideoList

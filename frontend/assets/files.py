@@ -19,6 +19,7 @@ from typing import Any
 from litestar import HttpMethod, Request, route
 from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse
+
 from visualizr.frontend.assets.naming import media_type_of, shown
 from visualizr.frontend.assets.ranges import (
     byte_range,

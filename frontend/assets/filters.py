@@ -12,6 +12,7 @@ import math
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
+
 from visualizr.frontend.assets.naming import shown
 from visualizr.frontend.errors import InvalidParametersError
 

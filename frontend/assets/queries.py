@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 import msgspec
+
 from visualizr.frontend.assets.filters import ListQuery
 from visualizr.frontend.generation.schemas import COMPLETED, VideoMetadata
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+
 from visualizr.frontend.generation.schemas import GenerationParameters
 
 # The reference's `parameters` object is exactly a job's resolved GenerationParameters.

@@ -34,7 +34,6 @@ from visualizr.frontend.generation.validation import (
     resolve_seed,
 )
 from visualizr.frontend.models_catalog import ModelCatalog
-
 from visualizr.model_card import ModelCard
 
 _RESOLUTION_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")

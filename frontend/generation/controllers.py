@@ -11,6 +11,7 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException, WebSocketDisconnect
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.generation.character import validate_character_request
 from visualizr.frontend.generation.from_image import split_form, validate_image_request

@@ -14,6 +14,7 @@ import av
 import msgspec
 import numpy as np
 from PIL import Image
+
 from visualizr.frontend.generation.schemas import VideoMetadata
 
 THUMBNAIL_QUALITY = 90

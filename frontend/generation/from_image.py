@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from litestar.datastructures import UploadFile
 from PIL.Image import Image
+
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
 from visualizr.frontend.generation import image_input
 from visualizr.frontend.generation.schemas import KIND_IMAGE, GenerationParameters, ImageToVideoForm
@@ -35,7 +36,6 @@ from visualizr.frontend.generation.validation import (
     resolve_seed,
 )
 from visualizr.frontend.models_catalog import ModelCatalog
-
 from visualizr.model_card import ModelCard
 
 DEFAULT_MOTION_STRENGTH: Final = 0.7

@@ -20,9 +20,9 @@ from typing import Final
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.generation.validation import default_of, size_limits
-
 from visualizr.model_card import ModelCard
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from visualizr import names
 from visualizr.frontend import clock
 from visualizr.frontend.errors import (
     GENERATION_FAILED,
@@ -83,8 +85,6 @@ from visualizr.frontend.generation.views import FAILED_MESSAGE
 from visualizr.frontend.generation.websocket import GenerationHub, Subscriber
 from visualizr.frontend.models_catalog import ModelCatalog
 from visualizr.frontend.system.gpu import is_out_of_memory
-
-from visualizr import names
 from visualizr.model_card import ModelCard
 from visualizr.settings import Settings
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+
 from visualizr.frontend.generation.schemas import (
     CANCELLED,
     COMPLETED,

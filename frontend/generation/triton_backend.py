@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from tritonclient.utils import InferenceServerException
+
 from visualizr.frontend.generation.backend import BackendError, GenerationEvent, GenerationInput
 from visualizr.frontend.triton_connection import TritonConnection
-
 from visualizr.pipeline import GenerationRequest
 from visualizr.triton.client import PipelineStream
 

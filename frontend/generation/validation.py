@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
+
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, VisualizrError
 from visualizr.frontend.generation.schemas import (
     DEFAULT_MODEL,
@@ -31,7 +32,6 @@ from visualizr.frontend.generation.schemas import (
     GenerationParameters,
 )
 from visualizr.frontend.models_catalog import ModelCatalog
-
 from visualizr.model_card import ModelCard, ParameterRange
 
 _AT_FIELD_RE = re.compile(r"^(?P<reason>.*?) - at `\$\.(?P<field>[A-Za-z0-9_]+)[^`]*`$")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
+
 from visualizr.frontend.errors import INVALID_PARAMETERS, VisualizrError
 from visualizr.frontend.generation.schemas import ErrorInfo, WsClientMessage, WsError
 

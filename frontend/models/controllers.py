@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.status_codes import HTTP_200_OK
+
 from visualizr.frontend.models.schemas import LoadResponse, ModelDetail, ModelList, UnloadResponse
 from visualizr.frontend.models.service import ModelService
 

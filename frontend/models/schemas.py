@@ -8,8 +8,8 @@ Triton's reason) on details. Times and rates not measured yet are null.
 from __future__ import annotations
 
 import msgspec
-from visualizr.frontend.generation.schemas import ErrorInfo
 
+from visualizr.frontend.generation.schemas import ErrorInfo
 from visualizr.model_card import Capabilities, ParameterRange, Requirements
 
 LOADED = "loaded"

@@ -54,7 +54,6 @@ from visualizr.frontend.models.triton_control import (
 from visualizr.frontend.models_catalog import ModelCatalog
 from visualizr.frontend.system.gpu import GpuInfo, GpuReader, check_fits, required_memory_gb
 from visualizr.frontend.system.job_stats import ModelStats, model_stats
-
 from visualizr.model_card import ModelCard
 
 logger = logging.getLogger("visualizr.frontend.models")

@@ -14,6 +14,7 @@ from typing import Protocol
 import grpc
 import msgspec
 from tritonclient.utils import InferenceServerException
+
 from visualizr.frontend.triton_connection import RPC_ERRORS, TritonConnection
 
 READY = "READY"

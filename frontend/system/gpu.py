@@ -21,8 +21,8 @@ import time
 from typing import Any, Protocol
 
 import msgspec
-from visualizr.frontend.errors import InsufficientGpuMemoryError
 
+from visualizr.frontend.errors import InsufficientGpuMemoryError
 from visualizr.model_card import ModelCard
 
 logger = logging.getLogger("visualizr.frontend.gpu")

@@ -18,6 +18,8 @@ import time
 import msgspec
 from litestar import Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from visualizr import __version__
 from visualizr.frontend import clock
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.models.schemas import LoadedModel
@@ -25,8 +27,6 @@ from visualizr.frontend.models.service import ModelService
 from visualizr.frontend.system import job_stats
 from visualizr.frontend.system.gpu import GpuInfo
 from visualizr.frontend.system.metrics import utc_midnight
-
-from visualizr import __version__
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"

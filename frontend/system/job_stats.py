@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import msgspec
+
 from visualizr.frontend.generation.schemas import CANCELLED, COMPLETED, FAILED
 
 # Upper bounds (seconds) of the job-duration histogram buckets (+Inf is implicit).

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import msgspec
 from litestar import Response, get
+
 from visualizr.frontend import clock
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.models.service import ModelService

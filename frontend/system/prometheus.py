@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
 from visualizr.frontend.system.job_stats import DURATION_BUCKETS, OutcomeStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
