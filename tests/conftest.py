@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import ApiProcess, stack_settings, start_api
+from tests.support.stack import ApiProcess, stack_settings, start_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 

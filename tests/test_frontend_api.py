@@ -12,8 +12,8 @@ import av
 import msgspec
 import pytest
 from litestar.testing import TestClient
-from test_frontend_fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
 
+from tests.support.fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
 from visualizr.frontend.app import create_app
 
 GENERATE = "/api/v1/generate/video"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from test_frontend_fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
 
+from tests.support.fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
 from visualizr.frontend.app import create_app
 from visualizr.frontend.assets.filters import MAX_LIMIT, parse_list_query
 from visualizr.frontend.assets.ranges import RangeNotSatisfiableError, byte_range, if_range_holds, not_modified

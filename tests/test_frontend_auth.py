@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
-from system_fakes import FakeGpu, FakeModelControl
-from test_frontend_fakes import FakeBackend, make_settings
 
+from tests.support.fakes import FakeBackend, make_settings
+from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr.frontend.app import create_app
 from visualizr.frontend.security import WS_UNAUTHORIZED_CLOSE_CODE, key_matches, presented_key
 

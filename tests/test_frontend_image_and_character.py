@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 from PIL import Image, ImageOps
-from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app, wait_for, wait_until
 
+from tests.support.fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app, wait_for, wait_until
 from visualizr import names
 from visualizr.frontend.app import create_app
 from visualizr.frontend.assets.naming import media_type_of, request_id_of

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from system_fakes import TRITON_MODELS, FakeGpu, FakeModelControl
-from test_frontend_fakes import MODEL_ID, FakeBackend, make_card, make_settings, wait_for, wait_until
 
+from tests.support.fakes import MODEL_ID, FakeBackend, make_card, make_settings, wait_for, wait_until
+from tests.support.system_fakes import TRITON_MODELS, FakeGpu, FakeModelControl
 from visualizr.frontend.app import create_app
 
 MODELS = "/api/v1/models"
@@ -243,8 +243,7 @@ def test_triton_unreachable(client: TestClient, control: FakeModelControl) -> No
 
 
 def test_unload_keeps_components_another_loaded_model_needs(tmp_path: Path) -> None:
-    from test_frontend_fakes import write_repository
-
+    from tests.support.fakes import write_repository
     from visualizr.model_card import write_model_card
 
     settings = make_settings(tmp_path)

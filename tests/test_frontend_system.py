@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from system_fakes import FakeGpu, FakeModelControl
-from test_frontend_fakes import MODEL_ID, FakeBackend, FakeStream, make_card, make_settings, wait_for, wait_until
 
+from tests.support.fakes import MODEL_ID, FakeBackend, FakeStream, make_card, make_settings, wait_for, wait_until
+from tests.support.prometheus import parse_exposition, value
+from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr import names
 from visualizr.frontend.app import create_app
 from visualizr.frontend.errors import InsufficientGpuMemoryError
@@ -323,33 +324,6 @@ def test_max_queue_length_today_is_tracked_and_survives_a_restart(tmp_path: Path
 
 
 # ---------------------------------------------------------------------------------------------- Prometheus
-
-_SAMPLE_RE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
-_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_exposition(text: str) -> tuple[dict[str, str], list[tuple[str, dict[str, str], float]]]:
-    """A small parser of the text format: {family: type} and every sample; raises on a malformed line."""
-    types_: dict[str, str] = {}
-    samples = []
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            types_[name] = kind
-        elif line.startswith("#") or not line:
-            continue
-        else:
-            match = _SAMPLE_RE.match(line)
-            assert match, f"malformed sample line: {line!r}"
-            labels = dict(_LABEL_RE.findall(match.group("labels") or ""))
-            samples.append((match.group("name"), labels, float(match.group("value"))))
-    return types_, samples
-
-
-def value(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
-    found = [v for n, lab, v in samples if n == name and all(lab.get(k) == w for k, w in labels.items())]
-    assert len(found) == 1, (name, labels, found)
-    return found[0]
 
 
 def test_prometheus_exposition(tmp_path: Path) -> None:

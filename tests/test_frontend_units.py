@@ -9,10 +9,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_frontend_fakes import gradient_frames, write_repository
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
+from tests.support.fakes import gradient_frames, write_repository
 from visualizr import names
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
 from visualizr.frontend.generation.backend import GenerationInput

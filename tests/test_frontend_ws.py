@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from litestar.testing import TestClient
-from test_frontend_fakes import FakeBackend, make_settings, wait_for, wait_until
 
+from tests.support.fakes import FakeBackend, make_settings, wait_for, wait_until
 from visualizr.frontend.app import create_app
 
 WS = "/api/v1/ws/generation"

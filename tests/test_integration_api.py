@@ -4,60 +4,21 @@ ONNX component models) -> PyAV -> files served back. Small shapes keep each job 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 import pytest
 import websockets
 
-from tests.stack import ApiProcess
+from tests.support.jobs import SMALL, decode_frames, download, status, submit, wait_terminal
+from tests.support.stack import ApiProcess
 from visualizr.launcher import TritonServer
 from visualizr.names import component_model_name
 
 pytestmark = pytest.mark.integration
-
-SMALL = {"width": 64, "height": 64, "num_frames": 4, "fps": 4, "num_inference_steps": 2, "guidance_scale": 7.5}
-TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def submit(api: ApiProcess, **body: Any) -> dict[str, Any]:
-    response = httpx.post(f"{api.base_url}/api/v1/generate/video", json=body, timeout=30)
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-def status(api: ApiProcess, request_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{api.base_url}/api/v1/generate/status/{request_id}", timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_terminal(api: ApiProcess, request_id: str, timeout_s: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = status(api, request_id)
-        if body["status"] in TERMINAL:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"{request_id} not terminal after {timeout_s}s: {body}\n{api.log_tail()}")
-
-
-def download(api: ApiProcess, url: str) -> httpx.Response:
-    response = httpx.get(f"{api.base_url}{url}", timeout=30)
-    assert response.status_code == 200, url
-    return response
-
-
-def decode_frames(data: bytes) -> tuple[list[np.ndarray], float]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-        return frames, float(stream.average_rate)
 
 
 def test_text_to_video_completes_with_playable_files(api: ApiProcess) -> None:

@@ -3,16 +3,15 @@ stream with the ``image``/``strength`` inputs -> tritonserver (VAE-encoded sourc
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.stack import ApiProcess
-from tests.test_integration_api import decode_frames, download, wait_terminal
+from tests.support.images import gradient_png
+from tests.support.jobs import decode_frames, download, wait_terminal
+from tests.support.stack import ApiProcess
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +25,6 @@ FORM = {
     "height": "64",
     "seed": "11",
 }
-
-
-def gradient_png(invert: bool = False) -> bytes:
-    pixels = np.zeros((64, 64, 3), dtype=np.uint8)
-    pixels[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]
-    pixels[..., 1] = np.linspace(0, 255, 64, dtype=np.uint8)[:, None]
-    pixels[..., 2] = 96
-    if invert:
-        pixels = 255 - pixels
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def upload(api: ApiProcess, png: bytes, **changes: str) -> dict[str, Any]:

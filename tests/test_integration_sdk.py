@@ -16,8 +16,8 @@ import av
 import pytest
 import requests
 
-from tests.stack import ApiProcess, free_port, start_api
-from tests.test_sdk_spec_example import spec_sdk_example, split_example
+from tests.support.sdk_example import spec_sdk_example, split_example
+from tests.support.stack import ApiProcess, free_port, start_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 from visualizr_client import (

@@ -1,5 +1,5 @@
 """Walk every endpoint of the API reference against the real stack (tritonserver + API process) and check each
-response against the reference's own JSON example (tests/spec_reference.py): every documented field present,
+response against the reference's own JSON example (tests/support/spec_reference.py): every documented field present,
 with a compatible type. The examples are read from the reference at test time, so a field added there and not
 served here fails this test."""
 
@@ -14,15 +14,15 @@ import httpx
 import pytest
 import websockets
 
-from tests.spec_reference import (
+from tests.support.images import gradient_png
+from tests.support.spec_reference import (
     SHARED_SPEC,
     VENDORED_SPEC,
     assert_matches,
     endpoint_examples,
     example,
 )
-from tests.stack import ApiProcess
-from tests.test_integration_image_character import gradient_png
+from tests.support.stack import ApiProcess
 from visualizr.launcher import TritonServer
 from visualizr.names import component_model_name
 

@@ -12,8 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "visualizr-api.md"
-VENDORED_SPEC = Path(__file__).resolve().parent / "data" / "visualizr-api.md"
+SHARED_SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "visualizr-api.md"
+VENDORED_SPEC = Path(__file__).resolve().parents[1] / "data" / "visualizr-api.md"
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
