@@ -27,11 +27,10 @@ import httpx
 import websockets
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+from tritonclient.grpc.aio import InferenceServerClient
 
-from tests.stack import stack_settings, start_api
-from visualizr.frontend.generation.backend import GenerationInput
+from tests.support.stack import stack_settings, start_api
 from visualizr.frontend.generation.encoding import encode_assets
-from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.launcher import TritonServer
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.names import component_model_name
@@ -40,6 +39,7 @@ from visualizr.pipeline.assets import assets_dir
 from visualizr.pipeline.loop import TextToVideoPipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
 from visualizr.settings import Settings
+from visualizr.triton.client import stream_generation
 
 
 def component_threads(repository: Path, family: str) -> int:
@@ -65,10 +65,10 @@ async def time_in_process(pipeline: TextToVideoPipeline, components: OnnxCompone
     return time.perf_counter() - start, frames
 
 
-async def time_triton(backend: TritonBackend, job: GenerationInput) -> float:
+async def time_triton(client: InferenceServerClient, model: str, request: GenerationRequest) -> float:
     start = time.perf_counter()
     frames = None
-    async for event in backend.stream(job):
+    async for event in stream_generation(client, model, request, "bench"):
         frames = event.frames if event.frames is not None else frames
     elapsed = time.perf_counter() - start
     assert frames is not None, "no frames from Triton"
@@ -117,25 +117,23 @@ async def run(args: argparse.Namespace) -> None:
         with TritonServer(settings) as triton:
             triton.wait_ready(300)
             api = start_api(settings, env)
-            backend = TritonBackend(settings.triton_grpc_url)
+            client = InferenceServerClient(settings.triton_grpc_url)
             try:
-                job = GenerationInput(request_id="bench", model=args.model, prompt=request.prompt,
-                                      negative_prompt="", seed=seed, **{k: v for k, v in params.items() if k != "fps"})
                 body = {"prompt": request.prompt, "seed": seed, "model": args.model, **params}
                 # warm-up: first calls pay for lazy initialisation in onnxruntime and Triton
                 _, frames = await time_in_process(pipeline, components, request)
-                await time_triton(backend, job)
+                await time_triton(client, args.model, request)
                 await time_rest(api.base_url, body)
                 samples: dict[str, list[float]] = {"in-process": [], "triton": [], "rest": [], "encoding": []}
                 for _ in range(args.rounds):
                     samples["in-process"].append((await time_in_process(pipeline, components, request))[0])
-                    samples["triton"].append(await time_triton(backend, job))
+                    samples["triton"].append(await time_triton(client, args.model, request))
                     samples["rest"].append(await time_rest(api.base_url, body))
                     start = time.perf_counter()
                     encode_assets(frames, params["fps"], Path(data_dir) / "bench-encoding", "bench")
                     samples["encoding"].append(time.perf_counter() - start)
             finally:
-                await backend.aclose()
+                await client.close()
                 api.stop()
 
     print(f"{args.rounds} interleaved rounds after one warm-up round:")

@@ -1,17 +1,14 @@
-"""The application factory.
-
-``create_app(settings, generator)`` wires one object graph per app: JobStore (SQLite), ModelCatalog (model
-cards), GenerationHub (WebSocket pub/sub), the GenerationBackend (Triton over gRPC unless a test passes
-another) and the GenerationService (queue + workers), started and stopped by the app's lifespan. Routes get
-the service through dependency injection (``service``), so later domains (models, assets, metrics, API keys)
-add a controller and, if they need state, a dependency here.
-"""
+"""The application factory: one object graph per app, every collaborator passed to its constructor, and the one
+list of routes. docs/ARCHITECTURE.md draws the layers (jobs and infra below the domains) and the job path."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -19,93 +16,133 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from visualizr import __version__
-from visualizr.frontend.assets.controllers import ASSET_ROUTES
+from visualizr.frontend.assets.controllers import AssetsController
+from visualizr.frontend.assets.files import serve_asset
+from visualizr.frontend.assets.service import AssetService
+from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import EXCEPTION_HANDLERS
 from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
+from visualizr.frontend.generation.hub import GenerationHub
 from visualizr.frontend.generation.service import GenerationService
-from visualizr.frontend.generation.store import JobStore
 from visualizr.frontend.generation.triton_backend import TritonBackend
-from visualizr.frontend.generation.websocket import GenerationHub
+from visualizr.frontend.infra.control import BackendReadiness, ModelControl
+from visualizr.frontend.infra.disk import DiskGuard, prepare_data_dir
+from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
+from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
+from visualizr.frontend.infra.triton import TritonConnection
+from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.models.controllers import ModelsController
+from visualizr.frontend.models.healing import Healer
+from visualizr.frontend.models.placement import Placement
 from visualizr.frontend.models.service import ModelService
-from visualizr.frontend.models.triton_control import BackendReadiness, ModelControl, TritonModelControl
-from visualizr.frontend.models_catalog import ModelCatalog
-from visualizr.frontend.security import ApiKeyMiddleware, warn_if_open
-from visualizr.frontend.system.gpu import GpuReader, NvmlReader
+from visualizr.frontend.security import ApiKeyMiddleware, redact_keys_in_access_log, warn_if_open
 from visualizr.frontend.system.health import Uptime, health
-from visualizr.frontend.system.metrics import QueueWatermark, prometheus_metrics, system_metrics
+from visualizr.frontend.system.metrics import prometheus_metrics, system_metrics
 from visualizr.frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
-from visualizr.frontend.triton_connection import TritonConnection
+from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
 
 logger = logging.getLogger("visualizr.frontend")
 
+ROUTES = [
+    GenerationController,
+    generation_updates,
+    ModelsController,
+    AssetsController,
+    serve_asset,
+    health,
+    system_metrics,
+    prometheus_metrics,
+]
+IN_PROCESS_URL = "in-process"  # the one endpoint of an injected (non-Triton) backend
+
+
+def inference_pool(
+    settings: Settings, catalog: ModelCatalog, backend: GenerationBackend | None, control: ModelControl | None
+) -> EndpointPool:
+    """Triton at every ``settings.inference_urls``; or, for an injected backend, one endpoint whose repository API
+    is ``control`` (default: as ready as the backend says)."""
+    if backend is None:
+        connections = [TritonConnection(url) for url in settings.inference_urls]
+        return EndpointPool([Endpoint(c.url, control=c, connection=c) for c in connections])
+    if control is None:
+        cards = lambda: {i: catalog.get(i).triton_models for i in catalog.ids()}  # noqa: E731
+        control = BackendReadiness(getattr(backend, "ready"), cards)  # noqa: B009 - a test backend's own check
+    return EndpointPool([Endpoint(IN_PROCESS_URL, control=control)])
+
 
 def create_app(
     settings: Settings | None = None,
-    generator: GenerationBackend | None = None,
+    backend: GenerationBackend | None = None,
     *,
     model_control: ModelControl | None = None,
     gpu: GpuReader | None = None,
 ) -> Litestar:
-    """``model_control`` defaults to Triton's repository API, except with an injected ``generator`` and no
-    control: then models are as ready as the generator says (BackendReadiness). ``gpu`` defaults to NVML."""
+    """The API over Triton (``settings.inference_urls``), or over an injected ``backend`` (tests) whose models are
+    controlled by ``model_control``. ``gpu`` defaults to NVML."""
     settings = settings or Settings.from_env()
-    triton = TritonConnection(settings.triton_grpc_url)
-    backend: GenerationBackend = generator if generator is not None else TritonBackend(triton)
-    store = JobStore(settings.database_path)
+    prepare_data_dir(settings.data_dir, settings.assets_dir)
     catalog = ModelCatalog(settings.model_repository)
-    service = GenerationService(settings, store, catalog, backend, GenerationHub())
-    if model_control is None:
-        model_control = (
-            TritonModelControl(triton)
-            if generator is None
-            else BackendReadiness(backend.ready, lambda: {i: catalog.get(i).triton_models for i in catalog.ids()})
-        )
-    models = ModelService(catalog, model_control, gpu or NvmlReader(), store)
-    service.gate = models
+    store = JobStore(settings.database_path)
+    gpu = gpu or NvmlReader()
+    pool = inference_pool(settings, catalog, backend, model_control)
+    placement: list[Placement] = []  # the healer tells the placement, built after it
+    healer = Healer(on_change=lambda: placement[0].changed())
+    models = ModelService(catalog, pool, gpu, store, healer)
+    placement.append(Placement(catalog, pool, models, healer, gpu))
+    disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)
+    hub = GenerationHub()
+    service = GenerationService(settings, store, catalog, backend or TritonBackend(), placement[0], hub, disk)
+    assets = AssetService(store, settings.assets_dir)
     watermark = QueueWatermark(store.run)
     http_metrics = HttpMetrics()
     uptime = Uptime()
-    settings.assets_dir.mkdir(parents=True, exist_ok=True)
+    redact_keys_in_access_log()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
+        watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
         try:
             await service.start()
             await watermark.restore()
             watermark.observe(service.waiting_count)
             warn_if_open(settings.api_keys)
             logger.info(
-                "visualizr API up: %d worker(s), triton at %s", settings.workers, settings.triton_grpc_url
+                "visualizr API up: %d worker(s), inference servers %s",
+                settings.workers,
+                [e.url for e in pool.endpoints],
             )
             yield
         finally:
             await service.stop()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await healer.aclose()
             await models.aclose()
             await store.close()
-            await backend.aclose()
-            await triton.aclose()
+            await pool.aclose()
 
+    provided: dict[str, Any] = {
+        "settings": settings,
+        "catalog": catalog,
+        "store": store,
+        "service": service,
+        "jobs": service,
+        "models": models,
+        "assets": assets,
+        "pool": pool,
+        "gpu": gpu,
+        "disk": disk,
+        "uptime": uptime,
+        "watermark": watermark,
+        "http_metrics": http_metrics,
+    }
     app = Litestar(
-        route_handlers=[
-            GenerationController,
-            generation_updates,
-            health,
-            ModelsController,
-            system_metrics,
-            prometheus_metrics,
-            *ASSET_ROUTES,
-        ],
-        dependencies={
-            "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
-            "uptime": Provide(lambda: uptime, use_cache=True, sync_to_thread=False),
-            "models": Provide(lambda: models, use_cache=True, sync_to_thread=False),
-            "watermark": Provide(lambda: watermark, use_cache=True, sync_to_thread=False),
-            "http_metrics": Provide(lambda: http_metrics, use_cache=True, sync_to_thread=False),
-        },
+        route_handlers=ROUTES,
+        dependencies={name: _provide(value) for name, value in provided.items()},
         middleware=[
             # outermost first: the request metrics see the 401s of the key check too
             DefineMiddleware(
@@ -122,3 +159,10 @@ def create_app(
     app.state.service = service
     app.state.models = models
     return app
+
+
+def _provide(value: Any) -> Provide:
+    def provide() -> Any:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)

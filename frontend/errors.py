@@ -1,7 +1,9 @@
 """The one error tree of the API and the one exception handler that renders it.
 
-Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes, or
-``UNAUTHORIZED`` (HTTP 401, a missing or wrong API key: the reference has no code for it; same body shape).
+Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes or one of
+ours (the README lists them): ``UNAUTHORIZED`` (401, a missing or wrong API key), ``INSUFFICIENT_STORAGE`` (507,
+the data folder's disk is below its free-space floor or full) and ``IDEMPOTENCY_KEY_REUSED`` (409, an
+``Idempotency-Key`` sent again with a different request).
 Litestar's own exceptions (body validation, unknown route, wrong method, malformed JSON, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -35,6 +38,16 @@ MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
 GENERATION_FAILED = "GENERATION_FAILED"
 QUEUE_FULL = "QUEUE_FULL"
 UNAUTHORIZED = "UNAUTHORIZED"
+INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+class ErrorInfo(msgspec.Struct):
+    """The ``error`` object of every error body (and of a failed job's status)."""
+
+    code: str
+    message: str
+    details: Any = None
 
 
 class VisualizrError(Exception):
@@ -95,6 +108,16 @@ class QueueFullError(VisualizrError):
     def __init__(self, message: str, retry_after_seconds: int, details: Any = None) -> None:
         super().__init__(message, details, headers={"Retry-After": str(max(1, int(retry_after_seconds)))})
         self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
+class InsufficientStorageError(VisualizrError):
+    code = INSUFFICIENT_STORAGE
+    http_status = 507
+
+
+class IdempotencyKeyReusedError(VisualizrError):
+    code = IDEMPOTENCY_KEY_REUSED
+    http_status = 409
 
 
 class UnauthorizedError(VisualizrError):

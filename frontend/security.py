@@ -9,7 +9,8 @@ code ``UNAUTHORIZED`` (a ninth code: the reference has none for authentication) 
 * Protected: everything else, including ``/metrics`` (Prometheus sends ``authorization: {credentials: ...}``)
   and the generated files under ``/assets/``.
 * ``?api_key=<key>`` is accepted instead of the header only where a browser cannot set headers: WebSocket
-  connections and GETs under ``/assets/`` (``<video src>``, ``<img src>``).
+  connections and GETs under ``/assets/`` (``<video src>``, ``<img src>``). Its value never reaches a log:
+  ``RedactKeys`` rewrites uvicorn's access-log records.
 * WebSocket: checked before the handshake is accepted. With the ASGI "websocket.http.response" extension
   (uvicorn) the client gets a plain HTTP 401 with the error body; otherwise the socket is closed with code
   4401.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qs
 
@@ -36,6 +38,8 @@ EXEMPT_PREFIXES = ("/schema",)
 QUERY_KEY_PREFIXES = ("/assets/",)
 QUERY_PARAMETER = "api_key"
 WS_UNAUTHORIZED_CLOSE_CODE = 4401
+ACCESS_LOGGER = "uvicorn.access"
+_KEY_IN_QUERY = re.compile(rf"([?&]{QUERY_PARAMETER}=)[^&#\s]*", re.IGNORECASE)
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:
@@ -66,6 +70,29 @@ def presented_key(scope: Scope) -> str | None:
         if values:
             return values[0]
     return None
+
+
+def redact(text: str) -> str:
+    """``...?api_key=secret&x=1`` -> ``...?api_key=REDACTED&x=1``."""
+    return _KEY_IN_QUERY.sub(r"\1REDACTED", text)
+
+
+class RedactKeys(logging.Filter):
+    """Takes API keys out of log records (uvicorn's access log prints each request's query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and QUERY_PARAMETER in a for a in record.args):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str) and QUERY_PARAMETER in record.msg:
+            record.msg = redact(record.msg)
+        return True
+
+
+def redact_keys_in_access_log() -> None:
+    """Install RedactKeys on uvicorn's access logger (once per process)."""
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, RedactKeys) for f in access.filters):
+        access.addFilter(RedactKeys())
 
 
 def warn_if_open(keys: tuple[str, ...]) -> None:

@@ -169,7 +169,7 @@ def test_random_seed_is_chosen_and_stored(client: TestClient, fake: FakeBackend,
 
 def test_queue_states_cancel_and_queue_full(tmp_path: Path) -> None:
     fake = FakeBackend(hold_at_step=2)
-    app = create_app(make_settings(tmp_path, workers=1, queue_size=1), generator=fake)
+    app = create_app(make_settings(tmp_path, workers=1, queue_size=1), backend=fake)
     with TestClient(app, timeout=10) as client:
         first = client.post(GENERATE, json={"prompt": "one"}).json()
         second = client.post(GENERATE, json={"prompt": "two"}).json()
@@ -246,7 +246,7 @@ def test_completed_job_cannot_be_cancelled(client: TestClient) -> None:
 
 def test_failed_job_shape(tmp_path: Path) -> None:
     fake = FakeBackend(fail_at_step=2)
-    with TestClient(create_app(make_settings(tmp_path), generator=fake), timeout=10) as client:
+    with TestClient(create_app(make_settings(tmp_path), backend=fake), timeout=10) as client:
         rid = client.post(GENERATE, json={"prompt": "doomed"}).json()["request_id"]
         failed = wait_for(client, rid, {"failed", "completed"})
         assert set(failed) == {"request_id", "status", "error", "created_at", "failed_at"}
@@ -258,45 +258,67 @@ def test_failed_job_shape(tmp_path: Path) -> None:
 
 def test_wrong_frames_from_backend_fail_the_job(tmp_path: Path) -> None:
     fake = FakeBackend(frames_factory=lambda job: __import__("numpy").zeros((1, 8, 8, 3), "uint8"))
-    with TestClient(create_app(make_settings(tmp_path), generator=fake), timeout=10) as client:
+    with TestClient(create_app(make_settings(tmp_path), backend=fake), timeout=10) as client:
         rid = client.post(GENERATE, json={"prompt": "odd"}).json()["request_id"]
         failed = wait_for(client, rid, {"failed", "completed"})
         assert failed["status"] == "failed" and "expected uint8 [6, 48, 64, 3]" in failed["error"]["details"]
 
 
-def test_restart_recovery(tmp_path: Path) -> None:
+def test_restart_recovery_runs_an_interrupted_job_again_with_its_seed(tmp_path: Path) -> None:
     hold = FakeBackend(hold_at_step=1)
     settings = make_settings(tmp_path, workers=1, queue_size=4)
-    with TestClient(create_app(settings, generator=hold), timeout=10) as client:
-        running = client.post(GENERATE, json={"prompt": "running"}).json()["request_id"]
+    with TestClient(create_app(settings, backend=hold), timeout=10) as client:
+        running = client.post(GENERATE, json={"prompt": "running", "seed": 9}).json()["request_id"]
         queued = client.post(GENERATE, json={"prompt": "queued", "seed": 3}).json()["request_id"]
         wait_until(lambda: len(hold.streams) == 1)
     # Simulate a crash: graceful shutdown re-queued the running job, so force the crash state by hand.
     with sqlite3.connect(settings.database_path) as db:
         db.execute(
-            "UPDATE jobs SET status = 'processing', started_at = created_at WHERE request_id = ?", (running,)
+            "UPDATE jobs SET status = 'processing', started_at = created_at, attempts = 1 WHERE request_id = ?",
+            (running,),
         )
-    fresh = FakeBackend()
-    with TestClient(create_app(settings, generator=fresh), timeout=10) as client:
-        failed = client.get(f"/api/v1/generate/status/{running}").json()
-        assert failed["status"] == "failed"
-        assert failed["error"] == {
-            "code": "GENERATION_FAILED",
-            "message": "Video generation failed",
-            "details": "interrupted by a server restart",
-        }
+    fresh = FakeBackend(hold_at_step=1)
+    with TestClient(create_app(settings, backend=fresh), timeout=10) as client:
+        waiting = client.get(f"/api/v1/generate/status/{running}").json()
+        assert waiting["status"] in {"queued", "processing"}
+        wait_until(lambda: len(fresh.streams) == 1)
+        assert fresh.streams[0].job.seed == 9  # the interrupted job runs first, from the start, with its seed
+        fresh.release.set()
+        assert wait_for(client, running, {"completed"})["status"] == "completed"
         assert wait_for(client, queued, {"completed"})["status"] == "completed"
-        assert [s.job.seed for s in fresh.streams] == [3]
+        assert [s.job.seed for s in fresh.streams] == [9, 3]
+    with sqlite3.connect(settings.database_path) as db:
+        assert db.execute("SELECT attempts, last_error FROM jobs WHERE request_id = ?", (running,)).fetchone() == (
+            2,
+            "interrupted by a server restart",
+        )
+
+
+def test_restart_recovery_fails_a_job_without_attempts_left(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, workers=1, job_max_attempts=2)
+    hold = FakeBackend(hold_at_step=1)
+    with TestClient(create_app(settings, backend=hold), timeout=10) as client:
+        running = client.post(GENERATE, json={"prompt": "running"}).json()["request_id"]
+        wait_until(lambda: len(hold.streams) == 1)
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute("UPDATE jobs SET status = 'processing', attempts = 2 WHERE request_id = ?", (running,))
+    with TestClient(create_app(settings, backend=FakeBackend()), timeout=10) as client:
+        failed = wait_for(client, running, {"failed"})
+        assert failed["error"]["code"] == "GENERATION_FAILED"
+        details = "gave up after 2 attempt(s); the last one was interrupted by a server restart"
+        assert failed["error"]["details"] == details
+    with sqlite3.connect(settings.database_path) as db:
+        assert db.execute("SELECT status FROM jobs WHERE request_id = ?", (running,)).fetchone() == ("failed",)
 
 
 def test_graceful_shutdown_requeues_running_job(tmp_path: Path) -> None:
     hold = FakeBackend(hold_at_step=1)
     settings = make_settings(tmp_path)
-    with TestClient(create_app(settings, generator=hold), timeout=10) as client:
+    with TestClient(create_app(settings, backend=hold), timeout=10) as client:
         rid = client.post(GENERATE, json={"prompt": "again"}).json()["request_id"]
         wait_until(lambda: len(hold.streams) == 1)
     assert hold.streams[0].cancelled
-    with TestClient(create_app(settings, generator=FakeBackend()), timeout=10) as client:
+    with TestClient(create_app(settings, backend=FakeBackend()), timeout=10) as client:
         assert wait_for(client, rid, {"completed", "failed"})["status"] == "completed"
 
 

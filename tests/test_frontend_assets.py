@@ -171,7 +171,7 @@ def test_list_invalid_parameters(client: TestClient, params: dict[str, str], fie
 
 def test_only_completed_jobs_with_files_are_assets(tmp_path: Path) -> None:
     fake = FakeBackend(hold_at_step=1)
-    with TestClient(create_app(make_settings(tmp_path), generator=fake), timeout=10) as client:
+    with TestClient(create_app(make_settings(tmp_path), backend=fake), timeout=10) as client:
         running = client.post(GENERATE, json={"prompt": "held"}).json()["request_id"]
         wait_until(lambda: bool(fake.streams))
         running_vid = video_id(running)

@@ -27,7 +27,7 @@ def bearer(key: str) -> dict[str, str]:
 def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(
         make_settings(tmp_path, api_keys=KEYS),
-        generator=FakeBackend(),
+        backend=FakeBackend(),
         model_control=FakeModelControl(),
         gpu=FakeGpu(),
     )
@@ -115,7 +115,7 @@ def test_open_without_keys_and_warns(tmp_path: Path) -> None:
     logger.addHandler(handler)
     try:
         app = create_app(
-            make_settings(tmp_path), generator=FakeBackend(), model_control=FakeModelControl(), gpu=FakeGpu()
+            make_settings(tmp_path), backend=FakeBackend(), model_control=FakeModelControl(), gpu=FakeGpu()
         )
         with TestClient(app, timeout=10) as client:
             assert client.get("/api/v1/models").status_code == 200

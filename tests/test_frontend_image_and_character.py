@@ -19,17 +19,16 @@ from PIL import Image, ImageOps
 from tests.support.fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app, wait_for, wait_until
 from visualizr import names
 from visualizr.frontend.app import create_app
-from visualizr.frontend.assets.naming import media_type_of, request_id_of
-from visualizr.frontend.characters import CHARACTERS, compose_prompt
-from visualizr.frontend.generation.backend import GenerationInput
+from visualizr.frontend.generation.characters import CHARACTERS, compose_prompt
 from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES, output_size
-from visualizr.frontend.generation.naming import video_id_of
-from visualizr.frontend.generation.schemas import GenerationParameters
-from visualizr.frontend.generation.store import SCHEMA, JobRecord, JobStore
-from visualizr.frontend.generation.triton_backend import generation_request
+from visualizr.frontend.generation.runner import generation_request
+from visualizr.frontend.jobs.naming import media_type_of, request_id_of, video_id_of
+from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
+from visualizr.frontend.jobs.store import SCHEMA, JobStore
 from visualizr.model_card import write_model_card
 from visualizr.settings import Settings
 from visualizr.triton.client import infer_inputs
+from visualizr.triton.pipeline_io import request_arrays
 
 FROM_IMAGE = "/api/v1/generate/video/from-image"
 ANIMATE = "/api/v1/generate/character-animation"
@@ -250,14 +249,14 @@ def test_from_image_wrong_content_type_and_model(client: TestClient) -> None:
 
 def test_from_image_needs_a_model_that_takes_images(tmp_path: Path) -> None:
     settings = image_settings(tmp_path, image_to_video=False)
-    with TestClient(create_app(settings, generator=FakeBackend()), timeout=20) as client:
+    with TestClient(create_app(settings, backend=FakeBackend()), timeout=20) as client:
         error = error_of(upload(client), 400, "INVALID_PARAMETERS")
         assert error["details"]["field"] == "model"
 
 
 def test_cancelled_image_job_drops_its_image(tmp_path: Path) -> None:
     hold = FakeBackend(hold_at_step=1)
-    with TestClient(create_app(image_settings(tmp_path), generator=hold), timeout=20) as client:
+    with TestClient(create_app(image_settings(tmp_path), backend=hold), timeout=20) as client:
         rid = upload(client).json()["request_id"]
         wait_until(lambda: len(hold.streams) == 1)
         stored = tmp_path / "data" / job_row(tmp_path, rid)["source_image"]
@@ -270,7 +269,7 @@ def test_cancelled_image_job_drops_its_image(tmp_path: Path) -> None:
 def test_restart_requeues_an_image_job_with_its_image(tmp_path: Path) -> None:
     settings = image_settings(tmp_path, workers=1)
     hold = FakeBackend(hold_at_step=1)
-    with TestClient(create_app(settings, generator=hold), timeout=20) as client:
+    with TestClient(create_app(settings, backend=hold), timeout=20) as client:
         running = client.post(GENERATE, json={"prompt": "running", "seed": 1}).json()["request_id"]
         queued = upload(client, {**FORM, "width": "64", "height": "48", "seed": "9"}).json()["request_id"]
         crashed = upload(client, {**FORM, "seed": "10"}).json()["request_id"]
@@ -283,28 +282,30 @@ def test_restart_requeues_an_image_job_with_its_image(tmp_path: Path) -> None:
         db.execute("UPDATE jobs SET status = 'processing', started_at = created_at WHERE request_id = ?", (crashed,))
     expected = np.asarray(Image.open(stored).convert("RGB"))
 
+    expected_crashed = np.asarray(Image.open(crashed_image).convert("RGB"))
+
     fresh = FakeBackend()
-    with TestClient(create_app(settings, generator=fresh), timeout=20) as client:
-        assert wait_for(client, queued, {"completed", "failed"})["status"] == "completed"
-        assert wait_for(client, running, {"completed", "failed"})["status"] == "completed"
-        assert client.get(f"/api/v1/generate/status/{crashed}").json()["status"] == "failed"
+    with TestClient(create_app(settings, backend=fresh), timeout=20) as client:
+        for request_id in (queued, running, crashed):
+            assert wait_for(client, request_id, {"completed", "failed"})["status"] == "completed"
     jobs = {s.job.seed: s.job for s in fresh.streams}
-    assert set(jobs) == {1, 9}
+    assert set(jobs) == {1, 9, 10}  # the interrupted image job ran again, with its stored image
     assert jobs[1].image is None and jobs[1].strength == 1.0
     assert jobs[9].image is not None and np.array_equal(jobs[9].image, expected) and jobs[9].strength == 0.6
+    assert jobs[10].image is not None and np.array_equal(jobs[10].image, expected_crashed)
     assert not stored.exists() and not crashed_image.exists()
 
 
 def test_missing_source_image_fails_the_job(tmp_path: Path) -> None:
     settings = image_settings(tmp_path, workers=1)
     hold = FakeBackend(hold_at_step=1)
-    with TestClient(create_app(settings, generator=hold), timeout=20) as client:
+    with TestClient(create_app(settings, backend=hold), timeout=20) as client:
         client.post(GENERATE, json={"prompt": "running"})
         rid = upload(client).json()["request_id"]
         wait_until(lambda: len(hold.streams) == 1)
     hold.release.set()
     (tmp_path / "data" / job_row(tmp_path, rid)["source_image"]).unlink()
-    with TestClient(create_app(settings, generator=FakeBackend()), timeout=20) as client:
+    with TestClient(create_app(settings, backend=FakeBackend()), timeout=20) as client:
         failed = wait_for(client, rid, {"completed", "failed"})
         assert failed["status"] == "failed" and "source image" in failed["error"]["details"]
 
@@ -412,7 +413,7 @@ def test_character_malformed_body_and_model(client: TestClient) -> None:
 
 def test_cancel_a_character_animation(tmp_path: Path) -> None:
     hold = FakeBackend(hold_at_step=1)
-    with TestClient(create_app(image_settings(tmp_path), generator=hold), timeout=20) as client:
+    with TestClient(create_app(image_settings(tmp_path), backend=hold), timeout=20) as client:
         rid = client.post(ANIMATE, json=ANIMATION).json()["request_id"]
         wait_until(lambda: len(hold.streams) == 1)
         assert client.delete(f"/api/v1/generate/{rid}").json()["status"] == "cancelled"
@@ -432,19 +433,21 @@ def test_asset_ids_of_every_kind_round_trip() -> None:
 
 def test_image_and_strength_reach_the_triton_inputs() -> None:
     image = np.full((48, 64, 3), 7, dtype=np.uint8)
-    job = GenerationInput("video_req_1", "animatediff", "sway", "", 64, 48, 6, 4, 7.5, 42, image=image, strength=0.6)
-    tensors = {t.name(): t for t in infer_inputs(generation_request(job))}
+    params = GenerationParameters(64, 48, 6, 8, 4, 7.5, 42, strength=0.6)
+    job = JobRecord("video_req_1", "animatediff", "sway", "", None, params, "processing", 0, "queued", 1.0)
+    tensors = {t.name(): t for t in infer_inputs(generation_request(job, image))}
     assert tensors[names.IN_IMAGE].shape() == [48, 64, 3] and tensors[names.IN_IMAGE].datatype() == "UINT8"
     assert tensors[names.IN_STRENGTH].shape() == [1] and tensors[names.IN_STRENGTH].datatype() == "FP32"
-    text_only = {t.name() for t in infer_inputs(generation_request(msgspec.structs.replace(job, image=None)))}
+    assert request_arrays(generation_request(job, image))[names.IN_STRENGTH][0] == np.float32(0.6)
+    text_only = {t.name() for t in infer_inputs(generation_request(job, None))}
     assert names.IN_IMAGE not in text_only and names.IN_STRENGTH not in text_only
 
 
 def test_store_adds_the_new_columns_to_an_old_database(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    new_columns = "    work_units      REAL NOT NULL DEFAULT 0,\n    kind            TEXT,\n    source_image    TEXT\n"
+    new_columns = SCHEMA[SCHEMA.index("    work_units") : SCHEMA.index(");")]
     old_schema = SCHEMA.replace(new_columns, "    work_units      REAL NOT NULL DEFAULT 0\n")
-    assert "source_image" not in old_schema
+    assert "source_image" not in old_schema and "attempts" not in old_schema
     params = GenerationParameters(64, 48, 6, 8, 4, 7.5, 1)
     with sqlite3.connect(path) as db:
         db.executescript(old_schema)
@@ -458,6 +461,7 @@ def test_store_adds_the_new_columns_to_an_old_database(tmp_path: Path) -> None:
         await store.open()
         old = await store.get("video_req_old")
         assert old is not None and (old.kind, old.source_image, old.parameters) == ("text-to-video", None, params)
+        assert (old.attempts, old.last_error) == (0, None)
         image_params = msgspec.structs.replace(params, strength=0.5)
         new = JobRecord(
             "video_req_new", "animatediff", "p", "", None, image_params, "queued", 0, "queued", 2.0,

@@ -60,7 +60,7 @@ def gpu(control: FakeModelControl) -> FakeGpu:
 
 @pytest.fixture
 def client(tmp_path: Path, control: FakeModelControl, gpu: FakeGpu) -> Iterator[TestClient]:
-    app = create_app(make_settings(tmp_path), generator=FakeBackend(), model_control=control, gpu=gpu)
+    app = create_app(make_settings(tmp_path), backend=FakeBackend(), model_control=control, gpu=gpu)
     app.state.models.load_wait_seconds = 0.3
     with TestClient(app, timeout=10) as test_client:
         yield test_client
@@ -174,7 +174,7 @@ def test_quick_load_failure_is_500_with_tritons_reason(client: TestClient, contr
     reason = "failed to load 'animatediff_unet': model.onnx: file not found"
     control.failures["animatediff_unet"] = reason
     error = error_of(client.post(f"{MODEL}/load"), 500, "MODEL_LOAD_FAILED")
-    assert error["details"] == {"triton_model": "animatediff_unet", "reason": reason}
+    assert error["details"] == {"triton_model": "animatediff_unet", "reason": reason, "inference_server": "in-process"}
     detail = client.get(MODEL).json()
     assert detail["status"] == "failed" and detail["loaded"] is False
     assert detail["load_error"]["code"] == "MODEL_LOAD_FAILED" and detail["load_error"]["details"]["reason"] == reason
@@ -196,7 +196,7 @@ def test_slow_load_failure_shows_on_get(client: TestClient, control: FakeModelCo
 
 
 def test_failure_reported_by_triton_itself_shows(client: TestClient, control: FakeModelControl) -> None:
-    from visualizr.frontend.models.triton_control import UNAVAILABLE, ModelState
+    from visualizr.frontend.infra.control import UNAVAILABLE, ModelState
 
     control.states["animatediff_vae_decoder"] = ModelState(UNAVAILABLE, "invalid config: dims mismatch")
     detail = client.get(MODEL).json()
@@ -239,7 +239,7 @@ def test_triton_unreachable(client: TestClient, control: FakeModelControl) -> No
     error = error_of(client.post(f"{MODEL}/unload"), 500, "MODEL_LOAD_FAILED")
     assert "connect" in error["details"]["reason"]
     control.reachable = True
-    assert model_status(client) == "loaded"
+    wait_until(lambda: model_status(client) == "loaded")  # the endpoint's probe finds it back
 
 
 def test_unload_keeps_components_another_loaded_model_needs(tmp_path: Path) -> None:
@@ -258,7 +258,7 @@ def test_unload_keeps_components_another_loaded_model_needs(tmp_path: Path) -> N
     (settings.model_repository / other.id).mkdir()
     write_model_card(other, settings.model_repository / other.id / "model_card.json")
     control = FakeModelControl(names=[*TRITON_MODELS, "animatediff_hd"])
-    app = create_app(settings, generator=FakeBackend(), model_control=control, gpu=FakeGpu(available=False))
+    app = create_app(settings, backend=FakeBackend(), model_control=control, gpu=FakeGpu(available=False))
     with TestClient(app, timeout=10) as client:
         body = client.post(f"{MODEL}/unload").json()
         assert body["freed_memory_gb"] == 0.0  # no GPU

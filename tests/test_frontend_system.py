@@ -21,10 +21,11 @@ from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr import names
 from visualizr.frontend.app import create_app
 from visualizr.frontend.errors import InsufficientGpuMemoryError
-from visualizr.frontend.generation.backend import BackendError, GenerationEvent
-from visualizr.frontend.generation.schemas import GenerationParameters
-from visualizr.frontend.generation.store import JobRecord, JobStore
-from visualizr.frontend.system.gpu import NO_GPU, NvmlReader, check_fits, is_out_of_memory, required_memory_gb
+from visualizr.frontend.infra.failures import OUT_OF_MEMORY, BackendError
+from visualizr.frontend.infra.gpu import NO_GPU, NvmlReader, check_fits, is_out_of_memory, required_memory_gb
+from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
+from visualizr.frontend.jobs.store import JobStore
+from visualizr.pipeline.progress import ProgressEvent as GenerationEvent
 from visualizr.settings import Settings
 
 GENERATE = "/api/v1/generate/video"
@@ -32,7 +33,7 @@ ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def start(settings: Settings, **kwargs: Any) -> TestClient:
-    kwargs.setdefault("generator", FakeBackend())
+    kwargs.setdefault("backend", FakeBackend())
     kwargs.setdefault("model_control", FakeModelControl())
     kwargs.setdefault("gpu", FakeGpu())
     return TestClient(create_app(settings, **kwargs), timeout=10)
@@ -64,8 +65,18 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
         "gpu_info",
         "loaded_models",
         "queue_status",
+        "inference_servers",
+        "models",
+        "workers",
+        "storage",
+        "problems",
     }
     assert body["status"] == "healthy" and ISO_Z.match(body["timestamp"]) and body["version"]
+    assert body["problems"] == []
+    assert body["inference_servers"] == [{"url": "in-process", "status": "up", "jobs_in_flight": 0, "problem": None}]
+    assert body["models"] == [{"id": MODEL_ID, "status": "loaded", "serving": True, "problems": []}]
+    assert body["workers"] == {"alive": 1, "configured": 1, "restarts": 0}
+    assert body["storage"]["free_mb"] > body["storage"]["min_free_mb"] == 256
     assert isinstance(body["uptime_seconds"], int)
     assert body["gpu_info"] == {
         "available": True,
@@ -206,7 +217,7 @@ def test_out_of_memory_messages(text: str, oom: bool) -> None:
 
 
 class OomBackend(FakeBackend):
-    def stream(self, request: Any) -> FakeStream:
+    def stream(self, endpoint: Any, request: Any) -> FakeStream:
         stream = OomStream(self, request)
         self.streams.append(stream)
         return stream
@@ -215,11 +226,12 @@ class OomBackend(FakeBackend):
 class OomStream(FakeStream):
     async def _events(self):  # type: ignore[override]
         yield GenerationEvent(names.PHASE_TEXT_ENCODING, 0, 1)
-        raise BackendError("Video generation failed", "127.0.0.1:8001: CUDA out of memory. Tried to allocate 3.1 GiB")
+        details = "127.0.0.1:8001: CUDA out of memory. Tried to allocate 3.1 GiB"
+        raise BackendError("Video generation failed", details, OUT_OF_MEMORY)
 
 
 def test_job_that_runs_out_of_gpu_memory_fails_with_insufficient_gpu_memory(tmp_path: Path) -> None:
-    with start(make_settings(tmp_path), generator=OomBackend()) as client:
+    with start(make_settings(tmp_path), backend=OomBackend()) as client:
         rid = client.post(GENERATE, json={"prompt": "oom"}).json()["request_id"]
         failed = wait_for(client, rid, {"failed", "completed"})
     assert failed["status"] == "failed"
@@ -308,7 +320,7 @@ def test_empty_metrics_are_null_not_invented(client: TestClient) -> None:
 def test_max_queue_length_today_is_tracked_and_survives_a_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, workers=1, queue_size=4)
     hold = FakeBackend(hold_at_step=1)
-    with start(settings, generator=hold) as client:
+    with start(settings, backend=hold) as client:
         ids = [client.post(GENERATE, json={"prompt": f"q{i}"}).json()["request_id"] for i in range(4)]
         wait_until(lambda: len(hold.streams) == 1)
         queue = client.get("/api/v1/metrics").json()["queue"]
@@ -329,7 +341,7 @@ def test_max_queue_length_today_is_tracked_and_survives_a_restart(tmp_path: Path
 def test_prometheus_exposition(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     failing = FakeBackend(fail_at_step=2)
-    with start(settings, generator=failing) as client:
+    with start(settings, backend=failing) as client:
         rid = client.post(GENERATE, json={"prompt": "fails"}).json()["request_id"]
         wait_for(client, rid, {"failed"})
         client.get("/api/v1/models/nope")
@@ -343,6 +355,11 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
         "visualizr_http_request_duration_seconds": "histogram",
         "visualizr_queue_length": "gauge",
         "visualizr_jobs_processing": "gauge",
+        "visualizr_workers_alive": "gauge",
+        "visualizr_worker_restarts_total": "counter",
+        "visualizr_inference_server_up": "gauge",
+        "visualizr_inference_server_outages_total": "counter",
+        "visualizr_inference_server_jobs_in_flight": "gauge",
         "visualizr_jobs_total": "counter",
         "visualizr_job_duration_seconds": "histogram",
     }
@@ -359,6 +376,9 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
     assert counts == sorted(counts) and sorted(buckets)[-1][0] == math.inf and counts[-1] == 2
     assert value(samples, "visualizr_http_request_duration_seconds_count", method="GET", route=route) == 2
     assert value(samples, "visualizr_queue_length") == 0
+    assert value(samples, "visualizr_workers_alive") == 1 and value(samples, "visualizr_worker_restarts_total") == 0
+    assert value(samples, "visualizr_inference_server_up", url="in-process") == 1
+    assert value(samples, "visualizr_inference_server_outages_total", url="in-process") == 0
     assert value(samples, "visualizr_jobs_total", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_count", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="failed", le="+Inf") == 1

@@ -14,17 +14,17 @@ from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from tests.support.fakes import gradient_frames, write_repository
 from visualizr import names
+from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
-from visualizr.frontend.generation.backend import GenerationInput
 from visualizr.frontend.generation.encoding import encode_assets, probe_video
-from visualizr.frontend.generation.estimator import PRIOR_SECONDS_PER_UNIT, Estimator
-from visualizr.frontend.generation.naming import video_id_of
-from visualizr.frontend.generation.schemas import GenerateVideoRequest, GenerationParameters
-from visualizr.frontend.generation.service import progress_of
-from visualizr.frontend.generation.store import JobRecord, JobStore
-from visualizr.frontend.generation.triton_backend import generation_request
+from visualizr.frontend.generation.eta import PRIOR_SECONDS_PER_UNIT, Estimator
+from visualizr.frontend.generation.progress import progress_of
+from visualizr.frontend.generation.runner import generation_request
+from visualizr.frontend.generation.schemas import GenerateVideoRequest
 from visualizr.frontend.generation.validation import decode_request, validate_request
-from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.jobs.naming import video_id_of
+from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
+from visualizr.frontend.jobs.store import JobStore
 from visualizr.triton.client import infer_inputs, is_final_response, progress_event
 
 
@@ -111,10 +111,16 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
         for rid, status in (("video_req_a", "processing"), ("video_req_b", "queued")):
             await store.insert(JobRecord(rid, "animatediff", "p", "", None, params, status, 0, "queued", 1.0))
         assert (await store.get("video_req_b")).parameters == params
-        assert await store.fail_interrupted(2.0, "GENERATION_FAILED", "m", "interrupted") == ["video_req_a"]
-        failed = await store.get("video_req_a")
-        assert (failed.status, failed.failed_at, failed.error_details) == ("failed", 2.0, "interrupted")
-        assert [r.request_id for r in await store.list_by_status(["queued"])] == ["video_req_b"]
+        assert await store.requeue_interrupted("interrupted") == ["video_req_a"]
+        again = await store.get("video_req_a")
+        assert (again.status, again.current_step, again.started_at, again.last_error) == (
+            "queued",
+            "retrying",
+            None,
+            "interrupted",
+        )
+        assert [r.request_id for r in await store.list_by_status(["queued"])] == ["video_req_a", "video_req_b"]
+        await store.update("video_req_a", status="cancelled")
         await store.update("video_req_b", status="completed", processing_time_seconds=3.0, completed_at=4.0)
         assert await store.history("animatediff") == [(3.0, params.work_units)]
         assert await store.get("nope") is None
@@ -124,8 +130,9 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
 
 
 def test_triton_request_and_response_messages() -> None:
-    job = GenerationInput("video_req_1", "animatediff", "a cat", "blurry", 64, 48, 6, 4, 7.5, 42)
-    tensors = {t.name(): t for t in infer_inputs(generation_request(job))}
+    params = GenerationParameters(64, 48, 6, 8, 4, 7.5, 42)
+    job = JobRecord("video_req_1", "animatediff", "a cat", "blurry", None, params, "processing", 0, "queued", 1.0)
+    tensors = {t.name(): t for t in infer_inputs(generation_request(job, None))}
     assert set(tensors) == {
         names.IN_PROMPT,
         names.IN_NEGATIVE_PROMPT,

@@ -20,7 +20,7 @@ def receive(ws: Any) -> dict[str, Any]:
 
 def test_subscribe_progress_then_completed(tmp_path: Path) -> None:
     fake = FakeBackend(hold_at_step=2)
-    with TestClient(create_app(make_settings(tmp_path), generator=fake), timeout=10) as client:
+    with TestClient(create_app(make_settings(tmp_path), backend=fake), timeout=10) as client:
         rid = client.post(GENERATE, json={"prompt": "waves", "num_inference_steps": 4}).json()["request_id"]
         wait_until(lambda: len(fake.streams) == 1)
         with client.websocket_connect(WS) as ws:
@@ -56,7 +56,7 @@ def test_subscribe_progress_then_completed(tmp_path: Path) -> None:
 def test_queued_then_cancelled_and_several_subscriptions(tmp_path: Path) -> None:
     fake = FakeBackend(hold_at_step=1)
     settings = make_settings(tmp_path, workers=1, queue_size=4)
-    with TestClient(create_app(settings, generator=fake), timeout=10) as client:
+    with TestClient(create_app(settings, backend=fake), timeout=10) as client:
         a = client.post(GENERATE, json={"prompt": "a"}).json()["request_id"]
         b = client.post(GENERATE, json={"prompt": "b"}).json()["request_id"]
         # `a` is held before step 1, after its text_encoding response: no update can race the subscription
@@ -86,7 +86,7 @@ def test_queued_then_cancelled_and_several_subscriptions(tmp_path: Path) -> None
 
 def test_failed_message(tmp_path: Path) -> None:
     fake = FakeBackend(fail_at_step=3, hold_at_step=2)
-    with TestClient(create_app(make_settings(tmp_path), generator=fake), timeout=10) as client:
+    with TestClient(create_app(make_settings(tmp_path), backend=fake), timeout=10) as client:
         rid = client.post(GENERATE, json={"prompt": "boom"}).json()["request_id"]
         with client.websocket_connect(WS) as ws:
             ws.send_json({"type": "subscribe", "request_id": rid})
@@ -100,7 +100,7 @@ def test_failed_message(tmp_path: Path) -> None:
 
 
 def test_bad_messages_keep_the_socket_open(tmp_path: Path) -> None:
-    app = create_app(make_settings(tmp_path), generator=FakeBackend())
+    app = create_app(make_settings(tmp_path), backend=FakeBackend())
     with TestClient(app, timeout=10) as client, client.websocket_connect(WS) as ws:
         for bad, code in (
             ("not json", "INVALID_PARAMETERS"),

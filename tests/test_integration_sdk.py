@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from tests.support.sdk_example import spec_sdk_example, split_example
-from tests.support.stack import ApiProcess, free_port, start_api
+from tests.support.stack import ApiProcess, start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 from visualizr_client import (
@@ -237,14 +236,8 @@ API_KEY = "your-api-key"  # the key the spec's example sends, so the example run
 def secured_api(
     triton: TritonServer, stack_env: tuple[Settings, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    _, env = stack_env
-    env = {
-        **env,
-        "VISUALIZR_PORT": str(free_port()),
-        "VISUALIZR_DATA_DIR": str(tmp_path_factory.mktemp("visualizr-secured")),
-        "VISUALIZR_API_KEYS": f"{API_KEY},second-key",
-    }
-    process = start_api(Settings.from_env({**os.environ, **env}), env)
+    data_dir = tmp_path_factory.mktemp("visualizr-secured")
+    process = start_sibling_api(stack_env[1], data_dir, VISUALIZR_API_KEYS=f"{API_KEY},second-key")
     try:
         assert requests.get(f"{process.base_url}/api/v1/generate/status/video_req_x", timeout=30).status_code == 401
         yield process

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,9 +23,10 @@ from tests.support.spec_reference import (
     endpoint_examples,
     example,
 )
-from tests.support.stack import ApiProcess
+from tests.support.stack import ApiProcess, start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.names import component_model_name
+from visualizr.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -95,8 +97,21 @@ def test_generation_endpoints_match_the_reference(api: ApiProcess) -> None:
     assert_matches(completed, example(*STATUS, "Response (Completed)"))
 
 
-def test_failed_generation_matches_the_reference(api: ApiProcess, triton: TritonServer) -> None:
-    """A component model disappearing mid-job (as when it crashes) fails the job with the documented shape."""
+@pytest.fixture(scope="module")
+def single_attempt_api(
+    triton: TritonServer, stack_env: tuple[Settings, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    """An API that gives a job one run only, so an infrastructure failure fails it (by default it runs again)."""
+    process = start_sibling_api(stack_env[1], tmp_path_factory.mktemp("single-attempt"), VISUALIZR_JOB_MAX_ATTEMPTS="1")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_failed_generation_matches_the_reference(single_attempt_api: ApiProcess, triton: TritonServer) -> None:
+    """A component model disappearing mid-job, with no run left, fails the job with the documented shape."""
+    api = single_attempt_api
     unet = component_model_name(MODEL, "unet")
     triton_url = f"http://{triton.settings.triton_http_url}/v2/repository/models/{unet}"
     job = call(api, "POST", "/api/v1/generate/video", json={"prompt": "doomed", **SMALL, "num_inference_steps": 40})
@@ -110,6 +125,7 @@ def test_failed_generation_matches_the_reference(api: ApiProcess, triton: Triton
         httpx.post(f"{triton_url}/load", timeout=300).raise_for_status()
     assert failed["status"] == "failed", failed
     assert failed["error"]["code"] == "GENERATION_FAILED"
+    assert failed["error"]["details"].startswith("gave up after 1 attempt(s); the last one failed:"), failed
     assert_matches(failed, example(*STATUS, "Response (Failed)"))
 
 

@@ -20,6 +20,10 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 class Settings(msgspec.Struct, frozen=True):
     host: str = "0.0.0.0"
     port: int = 8002
@@ -33,8 +37,17 @@ class Settings(msgspec.Struct, frozen=True):
     queue_size: int = 32
     # Jobs streamed from Triton at once. >1 lets concurrent jobs' UNet steps share a dynamic batch.
     workers: int = 2
-    # A running job whose pipeline stream sends nothing for this long is cancelled and failed (Triton hung).
+    # A running job whose pipeline stream sends nothing for this long is cancelled and run again (Triton hung).
     job_stall_timeout_s: int = 600
+    # A job that failed because of the infrastructure runs again, up to this many runs in all...
+    job_max_attempts: int = 3
+    # ...and while it is younger than this (seconds since it was submitted).
+    job_deadline_s: int = 3600
+    # Below this much free space on the data folder's disk new jobs are refused (INSUFFICIENT_STORAGE) and queued
+    # ones wait.
+    min_free_disk_mb: int = 256
+    # Comma-separated Triton gRPC endpoints (host:port); empty: the one `make serve` starts (triton_grpc_url).
+    triton_urls: tuple[str, ...] = ()
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     log_level: str = "info"
@@ -42,6 +55,11 @@ class Settings(msgspec.Struct, frozen=True):
     @property
     def triton_grpc_url(self) -> str:
         return f"{self.triton_host}:{self.triton_grpc_port}"
+
+    @property
+    def inference_urls(self) -> tuple[str, ...]:
+        """The Triton servers the API sends jobs to."""
+        return self.triton_urls or (self.triton_grpc_url,)
 
     @property
     def triton_http_url(self) -> str:
@@ -59,7 +77,7 @@ class Settings(msgspec.Struct, frozen=True):
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         base = cls()
-        keys = tuple(k.strip() for k in env.get("VISUALIZR_API_KEYS", "").split(",") if k.strip())
+        keys = _list(env.get("VISUALIZR_API_KEYS", ""))
         return cls(
             host=env.get("VISUALIZR_HOST", base.host),
             port=_int(env, "VISUALIZR_PORT", base.port),
@@ -72,6 +90,10 @@ class Settings(msgspec.Struct, frozen=True):
             queue_size=_int(env, "VISUALIZR_QUEUE_SIZE", base.queue_size),
             workers=_int(env, "VISUALIZR_WORKERS", base.workers),
             job_stall_timeout_s=_int(env, "VISUALIZR_JOB_STALL_TIMEOUT", base.job_stall_timeout_s),
+            job_max_attempts=_int(env, "VISUALIZR_JOB_MAX_ATTEMPTS", base.job_max_attempts),
+            job_deadline_s=_int(env, "VISUALIZR_JOB_DEADLINE", base.job_deadline_s),
+            min_free_disk_mb=_int(env, "VISUALIZR_MIN_FREE_DISK_MB", base.min_free_disk_mb),
+            triton_urls=_list(env.get("VISUALIZR_TRITON_URLS", "")),
             api_keys=keys,
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
         )

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get
-from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from visualizr.frontend.assets.files import serve_asset
 from visualizr.frontend.assets.filters import parse_list_query
 from visualizr.frontend.assets.schemas import DeleteVideoResponse, VideoDetails, VideoList
 from visualizr.frontend.assets.service import AssetService
-from visualizr.frontend.generation.service import GenerationService
-
-
-def provide_assets(service: GenerationService) -> AssetService:
-    return AssetService.of(service)
 
 
 class AssetsController(Controller):
     path = "/api/v1/assets/videos"
     tags = ["assets"]
-    dependencies = {"assets": Provide(provide_assets, sync_to_thread=False)}
 
     @get("/")
     async def list_videos(
@@ -44,6 +36,3 @@ class AssetsController(Controller):
     @delete("/{video_id:str}", status_code=HTTP_200_OK)
     async def delete_video(self, video_id: str, assets: AssetService) -> DeleteVideoResponse:
         return await assets.delete_video(video_id)
-
-
-ASSET_ROUTES = [AssetsController, serve_asset]

@@ -20,7 +20,6 @@ from litestar import HttpMethod, Request, route
 from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse
 
-from visualizr.frontend.assets.naming import media_type_of, shown
 from visualizr.frontend.assets.ranges import (
     byte_range,
     content_range,
@@ -29,9 +28,9 @@ from visualizr.frontend.assets.ranges import (
     if_range_holds,
     not_modified,
 )
+from visualizr.frontend.assets.service import AssetService
 from visualizr.frontend.errors import RequestNotFoundError
-from visualizr.frontend.generation.naming import ASSETS_URL_PREFIX
-from visualizr.frontend.generation.service import GenerationService
+from visualizr.frontend.jobs.naming import ASSETS_URL_PREFIX, media_type_of, shown
 
 CHUNK_BYTES = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -78,8 +77,8 @@ def _file_not_found(file_name: str) -> RequestNotFoundError:
     name="video_assets",
     tags=["assets"],
 )
-async def serve_asset(file_name: str, request: Request[Any, Any, Any], service: GenerationService) -> ASGIResponse:
-    found = await asyncio.to_thread(resolve_asset, service.settings.assets_dir, file_name)
+async def serve_asset(file_name: str, request: Request[Any, Any, Any], assets: AssetService) -> ASGIResponse:
+    found = await asyncio.to_thread(resolve_asset, assets.assets_dir, file_name)
     if found is None:
         raise _file_not_found(file_name)
     path, info = found

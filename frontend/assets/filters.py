@@ -11,23 +11,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 
-import msgspec
-
-from visualizr.frontend.assets.naming import shown
 from visualizr.frontend.errors import InvalidParametersError
+from visualizr.frontend.jobs.listing import DEFAULT_LIMIT, ListQuery
+from visualizr.frontend.jobs.naming import shown
 
-DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
 MAX_MODEL_CHARS = 200
-
-
-class ListQuery(msgspec.Struct, frozen=True):
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    model: str | None = None
-    created_from: float | None = None  # epoch seconds, inclusive
-    created_before: float | None = None  # epoch seconds, exclusive
 
 
 def _invalid(field: str, value: str, expected: str) -> InvalidParametersError:

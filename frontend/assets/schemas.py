@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from visualizr.frontend.generation.schemas import GenerationParameters
+from visualizr.frontend.jobs.record import GenerationParameters
 
 # The reference's `parameters` object is exactly a job's resolved GenerationParameters.
 VideoParameters = GenerationParameters

@@ -16,9 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from visualizr.frontend import clock
-from visualizr.frontend.assets.filters import ListQuery
-from visualizr.frontend.assets.naming import request_id_of, shown
-from visualizr.frontend.assets.queries import ListedRow, completed_ids, delete_completed, listed_rows
 from visualizr.frontend.assets.schemas import (
     DeleteVideoResponse,
     GenerationInfo,
@@ -29,11 +26,11 @@ from visualizr.frontend.assets.schemas import (
     VideoList,
 )
 from visualizr.frontend.errors import RequestNotFoundError
-from visualizr.frontend.generation.encoding import VideoAssets, asset_names, bitrate_kbps, probe_video, remove_assets
-from visualizr.frontend.generation.naming import asset_url, video_id_of
-from visualizr.frontend.generation.schemas import COMPLETED, VideoMetadata
-from visualizr.frontend.generation.service import GenerationService
-from visualizr.frontend.generation.store import JobRecord, JobStore
+from visualizr.frontend.jobs.files import VideoAssets, bitrate_kbps, probe_video, remove_assets
+from visualizr.frontend.jobs.listing import ListedRow, ListQuery, completed_ids, delete_completed, listed_rows
+from visualizr.frontend.jobs.naming import asset_names, asset_url, request_id_of, shown, video_id_of
+from visualizr.frontend.jobs.record import COMPLETED, JobRecord, VideoMetadata
+from visualizr.frontend.jobs.store import JobStore
 
 logger = logging.getLogger("visualizr.frontend.assets")
 
@@ -65,13 +62,8 @@ class AssetService:
         self.assets_dir = Path(assets_dir)
         self._now = now
 
-    @classmethod
-    def of(cls, service: GenerationService) -> AssetService:
-        return cls(service.store, service.settings.assets_dir)
-
     def files_of(self, video_id: str) -> VideoAssets:
-        video, thumbnail, preview = (self.assets_dir / name for name in asset_names(video_id))
-        return VideoAssets(video=video, thumbnail=thumbnail, preview=preview)
+        return VideoAssets.of(self.assets_dir, video_id)
 
     def _with_video_on_disk(self, request_ids: list[str]) -> list[str]:
         """The ids whose MP4 exists (one directory read, not one stat per job)."""

@@ -1,6 +1,6 @@
 """Validate ``POST /api/v1/generate/character-animation`` into an ordinary generation job.
 
-The prompt is composed from the character catalogue (``frontend.characters``); ``resolution`` ("WxH") is checked
+The prompt is composed from the character catalogue (``generation.characters``); ``resolution`` ("WxH") is checked
 against the card's width/height ranges as one field; ``duration_seconds`` becomes ``round(duration x fps)``
 frames at the card's default fps; steps and guidance take the card's defaults. Unknown ``character_id``:
 400 INVALID_PARAMETERS naming the field and listing the known ids (the reference has no character error code).
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
-from visualizr.frontend.characters import (
+from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.errors import InvalidParametersError
+from visualizr.frontend.generation.characters import (
     CHARACTERS,
     DEFAULT_ACTION,
     DEFAULT_BACKGROUND,
@@ -19,8 +21,7 @@ from visualizr.frontend.characters import (
     MAX_WORD_CHARS,
     compose_prompt,
 )
-from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.schemas import KIND_CHARACTER, CharacterAnimationRequest, GenerationParameters
+from visualizr.frontend.generation.schemas import CharacterAnimationRequest
 from visualizr.frontend.generation.validation import (
     RandomSeed,
     ValidatedRequest,
@@ -33,7 +34,7 @@ from visualizr.frontend.generation.validation import (
     resolve_parameters,
     resolve_seed,
 )
-from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.jobs.record import KIND_CHARACTER, GenerationParameters
 from visualizr.model_card import ModelCard
 
 _RESOLUTION_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")

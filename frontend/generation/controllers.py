@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, WebSocket, delete, get, post, websocket
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException, WebSocketDisconnect
@@ -15,17 +16,24 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.generation.character import validate_character_request
 from visualizr.frontend.generation.from_image import split_form, validate_image_request
+from visualizr.frontend.generation.hub import Subscriber
+from visualizr.frontend.generation.idempotency import HEADER as IDEMPOTENCY_HEADER
+from visualizr.frontend.generation.idempotency import IdempotencyClaim
+from visualizr.frontend.generation.image_input import FIELD as IMAGE_FIELD
 from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES
 from visualizr.frontend.generation.schemas import (
     CancelResponse,
     CharacterAnimationRequest,
     CharacterAnimationResponse,
+    GenerateVideoRequest,
     GenerateVideoResponse,
+    ImageToVideoForm,
     JobStatus,
 )
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.validation import decode_request, decode_struct, validate_request
-from visualizr.frontend.generation.websocket import GenerationHub, Subscriber, handle_client_message, run_sender
+from visualizr.frontend.generation.websocket import handle_client_message, run_sender
+from visualizr.frontend.openapi import documented_body
 
 WS_PATH = "/api/v1/ws/generation"
 MULTIPART = "multipart/form-data"
@@ -52,25 +60,38 @@ async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[Any]]:
     return form.dict()
 
 
+def claim_of(request: Request[Any, Any, Any], *parts: bytes) -> IdempotencyClaim | None:
+    """The request's idempotency claim: its ``Idempotency-Key`` header and a fingerprint of what it sent."""
+    return IdempotencyClaim.of(request.headers.get(IDEMPOTENCY_HEADER), request.url.path, parts)
+
+
+def canonical(body: bytes) -> bytes:
+    """A JSON body with its keys sorted, so the same request always has the same fingerprint."""
+    return msgspec.json.encode(msgspec.json.decode(body), order="sorted")
+
+
 class GenerationController(Controller):
     path = "/api/v1/generate"
     tags = ["generation"]
 
-    @post("/video", status_code=HTTP_202_ACCEPTED)
+    @post("/video", status_code=HTTP_202_ACCEPTED, operation_class=documented_body(GenerateVideoRequest))
     async def generate_video(
         self, request: Request[Any, Any, Any], service: GenerationService
     ) -> GenerateVideoResponse:
-        """Queue a text-to-video job. Body: GenerateVideoRequest (JSON); absent fields take card defaults.
+        """Queue a text-to-video job. Body: GenerateVideoRequest (JSON); absent fields take card defaults. An
+        ``Idempotency-Key`` header makes a repeated request return the first job.
 
         The body is decoded here (not by Litestar) so every error names its field in our error body.
         """
-        validated = validate_request(decode_request(await request.body()), service.catalog)
-        return await service.submit(validated)
+        body = await request.body()
+        validated = validate_request(decode_request(body), service.catalog)
+        return await service.submit(validated, claim_of(request, canonical(body)))
 
     @post(
         "/video/from-image",
         status_code=HTTP_202_ACCEPTED,
         request_max_body_size=MAX_IMAGE_BYTES + FORM_OVERHEAD_BYTES,
+        operation_class=documented_body(ImageToVideoForm, files=(IMAGE_FIELD,), required_files=(IMAGE_FIELD,)),
     )
     async def generate_video_from_image(
         self, request: Request[Any, Any, Any], service: GenerationService
@@ -80,23 +101,30 @@ class GenerationController(Controller):
         form = await read_form(request)
         try:
             image_part, fields = split_form(form)
-            validated = await validate_image_request(image_part, fields, service.catalog)
+            async with service.image_slots:  # decoding is what takes memory: a few at a time
+                validated = await validate_image_request(image_part, fields, service.catalog)
         finally:
             for values in form.values():
                 for value in values:
                     if isinstance(value, UploadFile):
                         await value.close()
-        return await service.submit(validated)
+        claim = claim_of(request, msgspec.json.encode(fields, order="sorted"), validated.source_png or b"")
+        return await service.submit(validated, claim)
 
-    @post("/character-animation", status_code=HTTP_202_ACCEPTED)
+    @post(
+        "/character-animation",
+        status_code=HTTP_202_ACCEPTED,
+        operation_class=documented_body(CharacterAnimationRequest),
+    )
     async def generate_character_animation(
         self, request: Request[Any, Any, Any], service: GenerationService
     ) -> CharacterAnimationResponse:
         """Queue a character animation. Body: CharacterAnimationRequest (JSON); the prompt is composed from the
-        character catalogue (``frontend.characters``)."""
-        body = decode_struct(await request.body(), CharacterAnimationRequest)
+        character catalogue (``generation.characters``)."""
+        raw = await request.body()
+        body = decode_struct(raw, CharacterAnimationRequest)
         validated = validate_character_request(body, service.catalog)
-        accepted = await service.submit(validated)
+        accepted = await service.submit(validated, claim_of(request, canonical(raw)))
         return CharacterAnimationResponse(
             request_id=accepted.request_id,
             status=accepted.status,
@@ -117,7 +145,7 @@ class GenerationController(Controller):
 @websocket(WS_PATH)
 async def generation_updates(socket: WebSocket[Any, Any, Any], service: GenerationService) -> None:
     await socket.accept()
-    hub: GenerationHub = service.hub
+    hub = service.hub
     subscriber = Subscriber()
     sender = asyncio.create_task(run_sender(socket, subscriber))
     try:

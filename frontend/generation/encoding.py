@@ -11,26 +11,16 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import msgspec
 import numpy as np
 from PIL import Image
 
-from visualizr.frontend.generation.schemas import VideoMetadata
+from visualizr.frontend.jobs.files import VideoAssets, probe_video, remove_assets
+from visualizr.frontend.jobs.record import VideoMetadata
 
 THUMBNAIL_QUALITY = 90
 PREVIEW_MAX_SIDE = 256
 PREVIEW_MAX_FRAMES = 48
 X264_OPTIONS = {"crf": "18", "preset": "veryfast"}
-
-
-class VideoAssets(msgspec.Struct, frozen=True):
-    video: Path
-    thumbnail: Path
-    preview: Path
-
-
-def asset_names(video_id: str) -> tuple[str, str, str]:
-    return f"{video_id}.mp4", f"{video_id}_thumb.jpg", f"{video_id}_preview.gif"
 
 
 def _check_frames(frames: np.ndarray) -> None:
@@ -52,9 +42,7 @@ def write_mp4(frames: np.ndarray, fps: int, path: Path) -> None:
     height, width = int(frames.shape[1]), int(frames.shape[2])
     tmp = _tmp(path)
     try:
-        with av.open(
-            str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}
-        ) as container:
+        with av.open(str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=Fraction(int(fps), 1), options=X264_OPTIONS)
             stream.width = width
             stream.height = height
@@ -116,44 +104,9 @@ def write_preview_gif(frames: np.ndarray, fps: int, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def probe_video(path: Path) -> VideoMetadata:
-    """Metadata read back from the written file (not from the request)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        num_frames = int(stream.frames)
-        if num_frames <= 0:
-            num_frames = sum(1 for _ in container.decode(stream))
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps_value = float(rate) if rate else 0.0
-        fps: int | float = int(fps_value) if fps_value.is_integer() else round(fps_value, 3)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = num_frames / fps_value if fps_value else 0.0
-        codec = stream.codec_context.name
-        width, height = stream.codec_context.width, stream.codec_context.height
-        fmt = "mp4" if "mp4" in container.format.name.split(",") else container.format.name.split(",")[0]
-    return VideoMetadata(
-        duration_seconds=round(duration, 3),
-        fps=fps,
-        resolution=f"{width}x{height}",
-        file_size_bytes=path.stat().st_size,
-        format=fmt,
-        codec=codec,
-        num_frames=num_frames,
-    )
-
-
-def encode_assets(
-    frames: np.ndarray, fps: int, directory: Path, video_id: str
-) -> tuple[VideoAssets, VideoMetadata]:
+def encode_assets(frames: np.ndarray, fps: int, directory: Path, video_id: str) -> tuple[VideoAssets, VideoMetadata]:
     directory.mkdir(parents=True, exist_ok=True)
-    video_name, thumb_name, preview_name = asset_names(video_id)
-    assets = VideoAssets(
-        video=directory / video_name, thumbnail=directory / thumb_name, preview=directory / preview_name
-    )
+    assets = VideoAssets.of(directory, video_id)
     try:
         write_mp4(frames, fps, assets.video)
         write_thumbnail(frames, assets.thumbnail)
@@ -162,23 +115,3 @@ def encode_assets(
     except BaseException:
         remove_assets(assets)
         raise
-
-
-def remove_assets(assets: VideoAssets) -> int:
-    """Delete the three files (missing ones are skipped); returns the bytes freed by the files actually removed."""
-    freed = 0
-    for path in (assets.video, assets.thumbnail, assets.preview):
-        try:
-            size = path.lstat().st_size  # a link's own size: unlink removes the link, not its target
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        freed += size
-    return freed
-
-
-def bitrate_kbps(metadata: VideoMetadata) -> int:
-    """Average bitrate of a probed file: its bits over its duration, in kilobits (1000 bits) per second."""
-    if metadata.duration_seconds <= 0:
-        return 0
-    return round(metadata.file_size_bytes * 8 / metadata.duration_seconds / 1000)

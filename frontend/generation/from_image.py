@@ -21,9 +21,10 @@ from typing import Any, Final
 from litestar.datastructures import UploadFile
 from PIL.Image import Image
 
+from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
 from visualizr.frontend.generation import image_input
-from visualizr.frontend.generation.schemas import KIND_IMAGE, GenerationParameters, ImageToVideoForm
+from visualizr.frontend.generation.schemas import ImageToVideoForm
 from visualizr.frontend.generation.validation import (
     RandomSeed,
     ValidatedRequest,
@@ -35,7 +36,7 @@ from visualizr.frontend.generation.validation import (
     resolve_parameters,
     resolve_seed,
 )
-from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.jobs.record import KIND_IMAGE, GenerationParameters
 from visualizr.model_card import ModelCard
 
 DEFAULT_MOTION_STRENGTH: Final = 0.7

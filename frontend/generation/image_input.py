@@ -1,4 +1,4 @@
-"""Source images of image-to-video jobs: decode an upload, fit the output size, crop/resize, store, load back.
+"""Source images of image-to-video jobs: decode an upload, fit the output size, crop and resize.
 
 Blocking (Pillow): call these through ``asyncio.to_thread``.
 
@@ -8,17 +8,14 @@ Blocking (Pillow): call these through ``asyncio.to_thread``.
 * The default output size keeps the image's aspect ratio inside the card's default size, in multiples of the
   pixel step, within the card's limits. The image is then centre-cropped to the output aspect and resized
   with Lanczos, so the stored file is exactly width x height.
-* Stored as PNG under ``<data_dir>/inputs/<request_id>.png`` (the job row holds the path relative to data_dir),
-  so a restart can queue the job again; it is deleted when the job ends.
+* The fitted image is stored with the job as PNG (``visualizr.frontend.jobs.files``) until the job ends.
 """
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Final
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from visualizr.frontend.errors import InvalidParametersError
@@ -27,10 +24,9 @@ from visualizr.model_card import ModelCard
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
 MAX_IMAGE_SIDE: Final = 8192
-MAX_IMAGE_PIXELS: Final = 40_000_000
+MAX_IMAGE_PIXELS: Final = 4096 * 4096  # ~50 MB decoded: what two concurrent decodes may hold
 MIN_IMAGE_SIDE: Final = 8
 FORMATS: Final = ("PNG", "JPEG", "WEBP", "GIF")
-INPUTS_DIR: Final = "inputs"
 FIELD: Final = "image"
 
 
@@ -120,33 +116,3 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def input_path(request_id: str) -> str:
-    """Where a job's source image lives, relative to the data folder (what the job row stores)."""
-    return f"{INPUTS_DIR}/{request_id}.png"
-
-
-def write_input(data_dir: Path, relative: str, png: bytes) -> None:
-    path = data_dir / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
-
-
-def remove_input(data_dir: Path, relative: str) -> None:
-    (data_dir / relative).unlink(missing_ok=True)
-
-
-def load_input(data_dir: Path, relative: str, width: int, height: int) -> np.ndarray:
-    """The stored source image as uint8 [height, width, 3]; ValueError when it is gone or not that size."""
-    path = data_dir / relative
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError) as exc:
-        raise ValueError(f"the source image {relative} cannot be read: {exc}") from None
-    if pixels.shape != (height, width, 3):
-        raise ValueError(f"the source image {relative} is {list(pixels.shape)}, expected {[height, width, 3]}")
-    return np.ascontiguousarray(pixels)

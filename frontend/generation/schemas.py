@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-# Job states. `queued` and `cancelled` extend the reference's processing/completed/failed.
-QUEUED = "queued"
-PROCESSING = "processing"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-TERMINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED})
-ALL_STATES = (QUEUED, PROCESSING, COMPLETED, FAILED, CANCELLED)
-
-# current_step while waiting for a worker (the other values are visualizr.names phases).
-STEP_QUEUED = "queued"
-STEP_LOADING_MODEL = "loading_model"  # the worker is loading the model through Triton (load on demand)
-
-# Job kinds (stored with the job): all three run the same pipeline; image-to-video adds a source image.
-KIND_TEXT = "text-to-video"
-KIND_IMAGE = "image-to-video"
-KIND_CHARACTER = "character-animation"
+from visualizr.frontend.errors import ErrorInfo
+from visualizr.frontend.jobs.record import VideoMetadata
 
 DEFAULT_MODEL = "animatediff"
 MAX_PROMPT_CHARS = 2000
 MAX_STYLE_CHARS = 100
-MAX_SEED = 2**63 - 1
 
 
 class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,28 +29,6 @@ class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
     seed: int | None = None
     model: str | None = None
     style: str | None = None
-
-
-class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The resolved parameters of a job (defaults filled in, seed chosen); stored as JSON with the job.
-
-    ``strength`` (image-to-video only, the request's ``motion_strength``): how far the video may depart from
-    the source image, in (0, 1]. Absent for the other kinds, so their JSON is unchanged.
-    """
-
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    num_inference_steps: int
-    guidance_scale: float
-    seed: int
-    strength: float | None = None
-
-    @property
-    def work_units(self) -> float:
-        """Denoising work of a job: steps x frames x pixels (what generation time scales with)."""
-        return float(self.num_inference_steps) * self.num_frames * self.width * self.height
 
 
 class GenerateVideoResponse(msgspec.Struct):
@@ -119,16 +79,6 @@ class CharacterAnimationResponse(msgspec.Struct):
     created_at: str
 
 
-class VideoMetadata(msgspec.Struct):
-    duration_seconds: float
-    fps: int | float
-    resolution: str
-    file_size_bytes: int
-    format: str
-    codec: str
-    num_frames: int = 0  # read back from the file too; not part of the reference's metadata but handy
-
-
 class VideoResult(msgspec.Struct):
     video_url: str
     thumbnail_url: str
@@ -136,13 +86,11 @@ class VideoResult(msgspec.Struct):
     metadata: VideoMetadata
 
 
-class ErrorInfo(msgspec.Struct):
-    code: str
-    message: str
-    details: Any = None
+class QueuedStatus(msgspec.Struct, omit_defaults=True):
+    """A waiting job. ``current_step`` says what it waits for (``queued``: a worker; ``retrying``,
+    ``waiting_for_inference_server``, ``waiting_for_disk_space``), ``waiting_reason`` why in words; ``attempts``
+    and ``last_error`` are there once a run of it failed on the infrastructure."""
 
-
-class QueuedStatus(msgspec.Struct):
     request_id: str
     status: str
     progress: int
@@ -150,6 +98,9 @@ class QueuedStatus(msgspec.Struct):
     queue_position: int
     estimated_remaining_seconds: int
     created_at: str
+    waiting_reason: str | None = None
+    attempts: int | None = None
+    last_error: str | None = None
 
 
 class ProcessingStatus(msgspec.Struct):
@@ -210,6 +161,7 @@ class WsProgress(msgspec.Struct, omit_defaults=True):
     current_step: str
     estimated_remaining_seconds: int
     queue_position: int | None = None  # only while queued
+    waiting_reason: str | None = None  # only while queued and held back (see QueuedStatus)
 
 
 class WsCompleted(msgspec.Struct):

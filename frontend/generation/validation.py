@@ -20,41 +20,26 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, VisualizrError
+from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError, VisualizrError
 from visualizr.frontend.generation.schemas import (
     DEFAULT_MODEL,
-    KIND_IMAGE,
-    KIND_TEXT,
     MAX_PROMPT_CHARS,
-    MAX_SEED,
     MAX_STYLE_CHARS,
     GenerateVideoRequest,
-    GenerationParameters,
 )
-from visualizr.frontend.models_catalog import ModelCatalog
+from visualizr.frontend.jobs.record import KIND_IMAGE, KIND_TEXT, GenerationParameters
 from visualizr.model_card import ModelCard, ParameterRange
+from visualizr.pipeline.request import MAX_SEED
 
 _AT_FIELD_RE = re.compile(r"^(?P<reason>.*?) - at `\$\.(?P<field>[A-Za-z0-9_]+)[^`]*`$")
 _UNKNOWN_FIELD_RE = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
 
-# Used only where a model card does not describe a parameter.
-FALLBACK_RANGES: dict[str, ParameterRange] = {
-    "width": ParameterRange(
-        min=64, max=1024, default=512, description="Frame width in pixels", multiple_of=8
-    ),
-    "height": ParameterRange(
-        min=64, max=1024, default=512, description="Frame height in pixels", multiple_of=8
-    ),
-    "num_frames": ParameterRange(min=1, max=64, default=16, description="Frames to generate"),
-    "fps": ParameterRange(min=1, max=60, default=8, description="Frames per second of the video"),
-    "num_inference_steps": ParameterRange(min=1, max=100, default=25, description="Denoising steps"),
-    "guidance_scale": ParameterRange(min=1.0, max=20.0, default=7.5, description="Classifier-free guidance"),
-}
+SHOWN_DIGITS = 24  # a number echoed in an error is cut to this many characters
 _INT_PARAMETERS = ("width", "height", "num_frames", "fps", "num_inference_steps")
 PARAMETER_NAMES = (*_INT_PARAMETERS, "guidance_scale")
 # Pixels per latent cell: width/height must be multiples of it whatever the card says.
 _PIXEL_MULTIPLE = 8
-
 
 
 T = TypeVar("T")
@@ -111,7 +96,13 @@ def decode_request(body: bytes) -> GenerateVideoRequest:
 
 
 def _range(card: ModelCard, name: str) -> ParameterRange:
-    return card.parameters.get(name) or FALLBACK_RANGES[name]
+    rng = card.parameters.get(name)
+    if rng is None:
+        raise ModelNotFoundError(
+            f"Model {card.id!r} is not available: its model card has no range for {name!r}",
+            {"model": card.id, "reason": f"model card without parameter {name!r}"},
+        )
+    return rng
 
 
 def _pixel_multiple(card: ModelCard, name: str) -> int:
@@ -119,16 +110,24 @@ def _pixel_multiple(card: ModelCard, name: str) -> int:
 
 
 def _check_range(name: str, value: float, rng: ParameterRange, multiple_of: int | None, field: str) -> None:
-    if not math.isfinite(value) or value < rng.min or value > rng.max:
+    # ints compare exactly whatever their size (10**4000 is just out of range); floats must be finite
+    if (isinstance(value, float) and not math.isfinite(value)) or value < rng.min or value > rng.max:
+        shown = shown_number(value)
         raise InvalidParametersError(
-            f"{field} must be between {rng.min} and {rng.max}, got {value}",
-            {"field": field, "value": value, "min": rng.min, "max": rng.max},
+            f"{field} must be between {rng.min} and {rng.max}, got {shown}",
+            {"field": field, "value": shown, "min": rng.min, "max": rng.max},
         )
     if multiple_of and int(value) % multiple_of != 0:
         raise InvalidParametersError(
             f"{field} must be a multiple of {multiple_of}, got {value}",
             {"field": field, "value": value, "multiple_of": multiple_of},
         )
+
+
+def shown_number(value: float) -> float | str:
+    """A number as an error may echo it: as it is, or cut short (as text) when it is huge."""
+    text = str(value)
+    return value if len(text) <= SHOWN_DIGITS else text[:SHOWN_DIGITS] + "..."
 
 
 def check_prompt(
@@ -201,11 +200,10 @@ def resolve_parameters(
         rng = _range(card, name)
         value = given.get(name)
         value = rng.default if value is None else value
-        value = float(value) if name == "guidance_scale" else int(value)
         multiple = _pixel_multiple(card, name) if name in ("width", "height") else rng.multiple_of
         field = (fields or {}).get(name, name)
         _check_range(name, value, rng, multiple if name in _INT_PARAMETERS else None, field)
-        values[name] = value
+        values[name] = float(value) if name == "guidance_scale" else int(value)
     return values
 
 
@@ -218,8 +216,8 @@ def frames_for_duration(card: ModelCard, duration: float | None, fps: int, field
     caps = card.capabilities
     low = max(float(caps.min_duration_seconds), frames.min / fps)
     high = min(float(caps.max_duration_seconds), frames.max / fps)
-    count = round(duration * fps) if math.isfinite(duration) else 0
     in_range = math.isfinite(duration) and low - 1e-9 <= duration <= high + 1e-9
+    count = round(duration * fps) if in_range else 0
     if not in_range or not frames.min <= count <= frames.max:
         raise InvalidParametersError(
             f"{field} must be between {low:g} and {high:g} seconds at {fps} fps, got {duration}",
@@ -258,8 +256,8 @@ def resolve_seed(seed: int | None, random_seed: RandomSeed = None) -> int:
         return int(random_seed()) if random_seed is not None else secrets.randbelow(2**32)
     if seed < 0 or seed > MAX_SEED:
         raise InvalidParametersError(
-            f"seed must be between 0 and {MAX_SEED}, got {seed}",
-            {"field": "seed", "value": seed, "min": 0, "max": MAX_SEED},
+            f"seed must be between 0 and {MAX_SEED}, got {shown_number(seed)}",
+            {"field": "seed", "value": shown_number(seed), "min": 0, "max": MAX_SEED},
         )
     return seed
 

@@ -1,40 +1,52 @@
 """The API's views of a job: status bodies, WebSocket messages, result and error objects, from a job record.
 
-Pure functions: the service computes what depends on live state (remaining time, queue position) and passes it.
+Pure functions: the service computes what depends on live state (remaining time, queue position, what a waiting
+job waits for) and passes it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from visualizr.frontend import clock
-from visualizr.frontend.errors import GENERATION_FAILED
-from visualizr.frontend.generation.encoding import asset_names
-from visualizr.frontend.generation.naming import asset_url, video_id_of
+from visualizr.frontend.errors import GENERATION_FAILED, ErrorInfo
 from visualizr.frontend.generation.schemas import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    PROCESSING,
-    QUEUED,
-    STEP_QUEUED,
     CancelledStatus,
     CompletedStatus,
-    ErrorInfo,
     FailedStatus,
     JobStatus,
     ProcessingStatus,
     QueuedStatus,
-    VideoMetadata,
     VideoResult,
     WsCancelled,
     WsCompleted,
     WsFailed,
     WsProgress,
 )
-from visualizr.frontend.generation.store import JobRecord
+from visualizr.frontend.jobs.naming import asset_names, asset_url, video_id_of
+from visualizr.frontend.jobs.record import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    STEP_QUEUED,
+    JobRecord,
+    VideoMetadata,
+)
 
 FAILED_MESSAGE = "Video generation failed"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Where a queued job stands: its place, the seconds until it is done, and what it waits for."""
+
+    position: int = 0
+    remaining_seconds: float = 0.0
+    step: str = STEP_QUEUED
+    reason: str | None = None
 
 
 def result_of(rec: JobRecord) -> VideoResult:
@@ -56,18 +68,22 @@ def error_of(rec: JobRecord) -> ErrorInfo:
     )
 
 
-def job_status(rec: JobRecord, remaining_seconds: float, queue_position: int = 0) -> JobStatus:
+def job_status(rec: JobRecord, remaining_seconds: float, waiting: Waiting | None = None) -> JobStatus:
     """The status body of the reference (plus ``queued`` and ``cancelled``) for a job in any state."""
     created = clock.iso(rec.created_at) or ""
     if rec.status == QUEUED:
+        waiting = waiting or Waiting(remaining_seconds=remaining_seconds)
         return QueuedStatus(
             request_id=rec.request_id,
             status=QUEUED,
             progress=0,
-            current_step=STEP_QUEUED,
-            queue_position=queue_position,
-            estimated_remaining_seconds=math.ceil(remaining_seconds),
+            current_step=waiting.step,
+            queue_position=waiting.position,
+            estimated_remaining_seconds=math.ceil(waiting.remaining_seconds),
             created_at=created,
+            waiting_reason=waiting.reason,
+            attempts=rec.attempts or None,
+            last_error=rec.last_error if rec.attempts else None,
         )
     if rec.status == PROCESSING:
         return ProcessingStatus(
@@ -107,16 +123,18 @@ def job_status(rec: JobRecord, remaining_seconds: float, queue_position: int = 0
     )
 
 
-def progress_message(rec: JobRecord, remaining_seconds: float, queue_position: int = 0) -> WsProgress:
+def progress_message(rec: JobRecord, remaining_seconds: float, waiting: Waiting | None = None) -> WsProgress:
     if rec.status == QUEUED:
+        waiting = waiting or Waiting(remaining_seconds=remaining_seconds)
         return WsProgress(
             type="progress",
             request_id=rec.request_id,
             status=QUEUED,
             progress=0,
-            current_step=STEP_QUEUED,
-            estimated_remaining_seconds=math.ceil(remaining_seconds),
-            queue_position=queue_position,
+            current_step=waiting.step,
+            estimated_remaining_seconds=math.ceil(waiting.remaining_seconds),
+            queue_position=waiting.position,
+            waiting_reason=waiting.reason,
         )
     return WsProgress(
         type="progress",

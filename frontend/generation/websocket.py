@@ -1,125 +1,35 @@
-"""WebSocket updates: the in-process pub/sub hub and the client-message protocol of ``/api/v1/ws/generation``.
+"""The client-message protocol of ``/api/v1/ws/generation``.
 
-Every socket has a ``Subscriber``: a small pending-message buffer drained by its own sender task, so
-publishing never awaits a socket. Progress messages are coalesced per request (a slow socket gets the latest
-progress, not a backlog); terminal and error messages are always kept.
-
-Client messages: ``{"type": "subscribe" | "unsubscribe", "request_id": "..."}``; many subscriptions per
-socket. On subscribe the current state is sent at once (a ``progress`` message, or ``completed`` / ``failed``
-/ ``cancelled``). Bad messages get ``{"type": "error", "error": {code, message, details}}``; the socket stays
-open.
+Client messages: ``{"type": "subscribe" | "unsubscribe", "request_id": "..."}``; many subscriptions per socket.
+On subscribe the current state is sent at once (a ``progress`` message, or ``completed`` / ``failed`` /
+``cancelled``). Bad messages get ``{"type": "error", "error": {code, message, details}}``; the socket stays open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
-import logging
-from collections import OrderedDict
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
-from visualizr.frontend.errors import INVALID_PARAMETERS, VisualizrError
-from visualizr.frontend.generation.schemas import ErrorInfo, WsClientMessage, WsError
-
-if TYPE_CHECKING:
-    from visualizr.frontend.generation.service import GenerationService
-
-logger = logging.getLogger("visualizr.frontend.ws")
-
-PROGRESS = "progress"
-TERMINAL = "terminal"
-MAX_PENDING = 512
+from visualizr.frontend.errors import INVALID_PARAMETERS, ErrorInfo, VisualizrError
+from visualizr.frontend.generation.hub import Subscriber
+from visualizr.frontend.generation.schemas import WsClientMessage, WsError
 
 
-class Subscriber:
-    def __init__(self, max_pending: int = MAX_PENDING) -> None:
-        self._pending: OrderedDict[Hashable, str] = OrderedDict()
-        self._event = asyncio.Event()
-        self._max_pending = max_pending
-        self._counter = itertools.count()
-        self.closed = False
+class Subscriptions(Protocol):
+    """What the protocol needs of the generation service."""
 
-    def offer(self, key: Hashable, text: str) -> None:
-        if self.closed:
-            return
-        if key in self._pending:
-            self._pending[key] = text  # coalesce: keeps its place in line, carries the newest state
-        elif len(self._pending) < self._max_pending:
-            self._pending[key] = text
-        else:
-            logger.warning("dropping a websocket message: subscriber has %d pending", len(self._pending))
-            return
-        self._event.set()
+    async def subscribe(self, request_id: str, subscriber: Subscriber) -> None: ...
 
-    def offer_unique(self, text: str) -> None:
-        self.offer(("unique", next(self._counter)), text)
-
-    async def next(self) -> str:
-        while not self._pending:
-            self._event.clear()
-            await self._event.wait()
-        return self._pending.popitem(last=False)[1]
-
-    def close(self) -> None:
-        self.closed = True
-        self._pending.clear()
-        self._event.set()
-
-
-class GenerationHub:
-    def __init__(self) -> None:
-        self._subs: dict[str, set[Subscriber]] = {}
-
-    def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        self._subs.setdefault(request_id, set()).add(subscriber)
-
-    def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        subs = self._subs.get(request_id)
-        if subs is not None:
-            subs.discard(subscriber)
-            if not subs:
-                del self._subs[request_id]
-
-    def remove(self, subscriber: Subscriber) -> None:
-        for request_id in [rid for rid, subs in self._subs.items() if subscriber in subs]:
-            self.unsubscribe(request_id, subscriber)
-
-    def has_subscribers(self, request_id: str) -> bool:
-        return bool(self._subs.get(request_id))
-
-    def subscriber_count(self) -> int:
-        return len({s for subs in self._subs.values() for s in subs})
-
-    def publish(self, request_id: str, message: msgspec.Struct, *, terminal: bool = False) -> None:
-        subs = self._subs.get(request_id)
-        if not subs:
-            return
-        text = msgspec.json.encode(message).decode()
-        key = (request_id, TERMINAL if terminal else PROGRESS)
-        for subscriber in list(subs):
-            subscriber.offer(key, text)
-        if terminal:
-            self._subs.pop(request_id, None)  # nothing follows a terminal message
-
-    def publish_to(
-        self, subscriber: Subscriber, request_id: str, message: msgspec.Struct, *, terminal: bool = False
-    ) -> None:
-        """One message to one subscriber (the current state sent on subscribe)."""
-        text = msgspec.json.encode(message).decode()
-        subscriber.offer((request_id, TERMINAL if terminal else PROGRESS), text)
+    async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None: ...
 
 
 def error_message(code: str, message: str, details: Any = None, request_id: str | None = None) -> str:
     return msgspec.json.encode(
-        WsError(
-            type="error", error=ErrorInfo(code=code, message=message, details=details), request_id=request_id
-        )
+        WsError(type="error", error=ErrorInfo(code=code, message=message, details=details), request_id=request_id)
     ).decode()
 
 
@@ -132,9 +42,7 @@ async def run_sender(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -
             await socket.send_text(text)
 
 
-async def handle_client_message(
-    raw: str | bytes | None, subscriber: Subscriber, service: GenerationService
-) -> None:
+async def handle_client_message(raw: str | bytes | None, subscriber: Subscriber, service: Subscriptions) -> None:
     if raw is None:
         subscriber.offer_unique(error_message(INVALID_PARAMETERS, "Empty message"))
         return
@@ -159,9 +67,7 @@ async def handle_client_message(
         )
         return
     if not message.request_id:
-        subscriber.offer_unique(
-            error_message(INVALID_PARAMETERS, "request_id is required", {"field": "request_id"})
-        )
+        subscriber.offer_unique(error_message(INVALID_PARAMETERS, "request_id is required", {"field": "request_id"}))
         return
     try:
         if message.type == "subscribe":

@@ -1,15 +1,17 @@
 """Wire types of /api/v1/models (msgspec Structs): the API reference's fields plus the live Triton state.
 
 Added to the reference: ``status`` (loaded | loading | unloading | unloaded | failed | unknown) and ``loaded``
-on list items and details; ``loaded_at`` and ``load_error`` (the last failed load: MODEL_LOAD_FAILED with
-Triton's reason) on details. Times and rates not measured yet are null.
+on list items and details; ``loaded_at``, ``load_error`` (the last failed load: MODEL_LOAD_FAILED with Triton's
+reason) and ``inference_servers`` (the model on each Triton endpoint: its status there, ``down`` for an endpoint
+that cannot be reached, and the problem that keeps it from serving, if any) on details. Times and rates not
+measured yet are null.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from visualizr.frontend.generation.schemas import ErrorInfo
+from visualizr.frontend.errors import ErrorInfo
 from visualizr.model_card import Capabilities, ParameterRange, Requirements
 
 LOADED = "loaded"
@@ -18,6 +20,13 @@ UNLOADING = "unloading"
 UNLOADED = "unloaded"
 LOAD_FAILED = "failed"
 UNKNOWN = "unknown"  # Triton unreachable
+DOWN = "down"  # on one endpoint: that endpoint cannot be reached
+
+
+class ServerStatus(msgspec.Struct):
+    url: str
+    status: str
+    problem: str | None = None  # a dead stub healing, a model given up on, why the endpoint is down
 
 
 class ModelSummary(msgspec.Struct):
@@ -58,6 +67,7 @@ class ModelDetail(msgspec.Struct):
     loaded: bool
     loaded_at: str | None
     load_error: ErrorInfo | None
+    inference_servers: list[ServerStatus]
 
 
 class LoadResponse(msgspec.Struct):
@@ -78,3 +88,12 @@ class LoadedModel(msgspec.Struct):
     id: str
     memory_usage_gb: float | None
     loaded_at: str | None
+
+
+class ModelHealth(msgspec.Struct):
+    """A model as the health endpoint shows it: ``serving`` when a job for it would run now."""
+
+    id: str
+    status: str
+    serving: bool
+    problems: list[str]

@@ -1,30 +1,16 @@
-"""Model state and lifecycle: the model cards (what a model is) merged with Triton's repository index (whether
-it is loaded: Triton is the source of truth) and the job history (how it performs).
+"""Model state and lifecycle: the model cards (what a model is) merged with every inference endpoint's repository
+index (whether it is loaded there: Triton is the source of truth) and the job history (how it performs).
 
-Status of a model (``frontend.models.schemas``): ``loading`` while a load of ours runs; ``unknown`` when
-Triton cannot be reached; ``loaded`` when every Triton model of its card is READY; ``loading`` /
-``unloading`` when Triton says so for one of them; ``failed`` when our last load failed or Triton reports one
-of them UNAVAILABLE with a reason other than "unloaded" (e.g. a failed load at server start); else
-``unloaded``.
+Status of a model: ``loading`` while a load of ours runs; ``unknown`` when no endpoint can be reached; ``loaded``
+when every Triton model of its card is READY on at least one reachable endpoint; else ``loading`` / ``unloading``
+when Triton says so for one of them, ``failed`` when our last load failed or Triton reports one UNAVAILABLE with a
+reason other than "unloaded", else ``unloaded``. ``inference_servers`` on the details shows each endpoint.
 
-Load (``POST /models/{id}/load``): loads the card's ``triton_models`` in order (components first, the pipeline
-last; READY ones are skipped) in a background task, and waits up to ``load_wait_seconds`` for it:
-
-* the load finished in that time -> ``status: loaded``;
-* it failed in that time (unknown Triton model, broken config, Triton unreachable, ...) -> 500
-  MODEL_LOAD_FAILED, details ``{"triton_model", "reason"}`` with Triton's own message;
-* still running -> ``status: loading`` at once; a later failure shows on ``GET /models/{id}``
-  (``status: failed``, ``load_error``) and the next ``POST .../load`` retries (and so answers 500 again if
-  the failure is quick).
-
-A load already running is joined, not repeated; a loaded model answers ``loaded`` at once.
-
-Unload: the pipeline first, then its components (components another loaded card also lists stay), then
-waits until Triton no longer reports them READY. ``freed_memory_gb`` = NVML used memory before - after (0.0
-without a GPU).
-
-Generation on an unloaded model loads it on demand: the worker calls ``ensure_loaded`` before streaming, the
-job shows ``current_step: loading_model`` meanwhile, and a failed load fails the job with MODEL_LOAD_FAILED.
+Load (``POST /models/{id}/load``) loads the card's ``triton_models`` in order (components first) on every reachable
+endpoint in the background and waits up to ``load_wait_seconds``: ``loaded``, 500 MODEL_LOAD_FAILED with Triton's
+reason, or ``loading`` (a later failure shows on the details and the next load retries). Unload: the pipeline
+first, then its components (those another loaded card lists stay), on every endpoint. A job for a model that is
+not loaded loads it on demand on the endpoint it goes to (``ensure_loaded``).
 """
 
 from __future__ import annotations
@@ -38,22 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from visualizr.frontend import clock
-from visualizr.frontend.errors import MODEL_LOAD_FAILED, ModelLoadFailedError
-from visualizr.frontend.generation.schemas import ErrorInfo, GenerationParameters
-from visualizr.frontend.generation.store import JobStore
+from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.errors import MODEL_LOAD_FAILED, ErrorInfo, ModelLoadFailedError
+from visualizr.frontend.infra.control import LOADING, READY, UNAVAILABLE, UNLOADING, ModelControlError, ModelState
+from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
+from visualizr.frontend.infra.gpu import GpuInfo, GpuReader
+from visualizr.frontend.jobs.stats import ModelStats, model_stats
+from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.models import schemas as s
-from visualizr.frontend.models.triton_control import (
-    LOADING,
-    READY,
-    UNAVAILABLE,
-    UNLOADING,
-    ModelControl,
-    ModelControlError,
-    ModelState,
-)
-from visualizr.frontend.models_catalog import ModelCatalog
-from visualizr.frontend.system.gpu import GpuInfo, GpuReader, check_fits, required_memory_gb
-from visualizr.frontend.system.job_stats import ModelStats, model_stats
+from visualizr.frontend.models.healing import Healer
 from visualizr.model_card import ModelCard
 
 logger = logging.getLogger("visualizr.frontend.models")
@@ -62,6 +41,7 @@ LOAD_WAIT_SECONDS = 2.0  # how long POST .../load waits for a quick outcome befo
 UNLOAD_WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.1
 TRITON_UNLOADED_REASON = "unloaded"
+Index = dict[str, ModelState]
 
 
 @dataclass
@@ -83,12 +63,12 @@ class LoadTask:
     started_at: float
 
 
-def _states(card: ModelCard, index: dict[str, ModelState]) -> list[ModelState]:
+def card_states(card: ModelCard, index: Index) -> list[ModelState]:
     return [index.get(name, ModelState(UNAVAILABLE, "not in the model repository")) for name in card.triton_models]
 
 
-def _all_ready(card: ModelCard, index: dict[str, ModelState]) -> bool:
-    return all(st.state == READY for st in _states(card, index))
+def all_ready(card: ModelCard, index: Index) -> bool:
+    return all(st.state == READY for st in card_states(card, index))
 
 
 def _gb(value: float) -> float:
@@ -99,64 +79,72 @@ class ModelService:
     def __init__(
         self,
         catalog: ModelCatalog,
-        control: ModelControl,
+        pool: EndpointPool,
         gpu: GpuReader,
         store: JobStore,
+        healer: Healer,
         *,
         load_wait_seconds: float = LOAD_WAIT_SECONDS,
         now: Callable[[], float] = clock.now,
     ) -> None:
-        self.catalog = catalog
-        self.control = control
-        self.gpu = gpu
-        self.store = store
+        self.catalog, self.pool, self.gpu, self.store, self.healer = catalog, pool, gpu, store, healer
         self.load_wait_seconds = load_wait_seconds
         self._now = now
-        self._loads: dict[str, LoadTask] = {}
+        self._loads: dict[tuple[str, str], LoadTask] = {}  # (card id, endpoint url) -> our load there
         self._failures: dict[str, LoadFailure] = {}
         self._loaded_at: dict[str, float] = {}  # our loads, or when we first saw the model loaded
         self._memory_gb: dict[str, float] = {}  # measured by our loads (NVML used memory after - before)
 
     async def aclose(self) -> None:
-        for load in list(self._loads.values()):
-            load.task.cancel()
-        for load in list(self._loads.values()):
+        tasks = [load.task for load in self._loads.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await load.task
-        await self.control.aclose()
+                await task
 
     # ------------------------------------------------------------------ state
 
-    async def _index(self) -> dict[str, ModelState] | None:
+    async def index_of(self, endpoint: Endpoint) -> Index | None:
+        """The endpoint's repository index; None when it cannot be reached (and then it is marked down)."""
+        if not endpoint.up:
+            return None
         try:
-            return await self.control.index()
+            return await endpoint.control.index()
         except ModelControlError as exc:
-            logger.debug("triton repository index unavailable: %s", exc.reason)
+            logger.debug("repository index of %s unavailable: %s", endpoint.url, exc.reason)
+            if exc.unreachable:
+                self.pool.mark_down(endpoint, exc.reason)
             return None
 
-    def _cards(self) -> list[ModelCard]:
+    async def indices(self) -> list[tuple[Endpoint, Index | None]]:
+        endpoints = self.pool.endpoints
+        return list(zip(endpoints, await asyncio.gather(*(self.index_of(e) for e in endpoints)), strict=True))
+
+    def cards(self) -> list[ModelCard]:
         cards = []
         for model_id in self.catalog.ids():
             with contextlib.suppress(Exception):  # an unreadable card is simply not listed
                 cards.append(self.catalog.get(model_id))
         return cards
 
-    def _status(self, card: ModelCard, index: dict[str, ModelState] | None) -> tuple[str, ErrorInfo | None]:
-        failure = self._failures.get(card.id)
-        if card.id in self._loads:
+    def _loading(self, card: ModelCard) -> bool:
+        return any(key[0] == card.id for key in self._loads)
+
+    def _status_on(self, card: ModelCard, endpoint: Endpoint, index: Index | None) -> tuple[str, ErrorInfo | None]:
+        """The card's status on one endpoint."""
+        if (card.id, endpoint.url) in self._loads:
             return s.LOADING, None
         if index is None:
             return s.UNKNOWN, None
-        states = _states(card, index)
+        states = card_states(card, index)
         if all(st.state == READY for st in states):
-            self._loaded_at.setdefault(card.id, self._now())
             return s.LOADED, None
-        self._loaded_at.pop(card.id, None)
-        self._memory_gb.pop(card.id, None)
         if any(st.state == LOADING for st in states):
             return s.LOADING, None
         if any(st.state == UNLOADING for st in states):
             return s.UNLOADING, None
+        failure = self._failures.get(card.id)
         if failure is not None:
             return s.LOAD_FAILED, failure.error()
         for name, st in zip(card.triton_models, states, strict=True):
@@ -165,6 +153,32 @@ class ModelService:
                     MODEL_LOAD_FAILED, f"Triton could not load {name!r}", {"triton_model": name, "reason": st.reason}
                 )
         return s.UNLOADED, None
+
+    def _status(self, card: ModelCard, indices: list[tuple[Endpoint, Index | None]]) -> tuple[str, ErrorInfo | None]:
+        """The card's status over every endpoint (see the module docstring)."""
+        per = [self._status_on(card, e, index) for e, index in indices]
+        found = {status for status, _ in per}
+        if self._loading(card):
+            status = s.LOADING
+        elif s.LOADED in found:
+            status = s.LOADED
+        else:
+            status = next((st for st in (s.LOADING, s.UNLOADING, s.LOAD_FAILED, s.UNLOADED) if st in found), s.UNKNOWN)
+        if status == s.LOADED:
+            self._loaded_at.setdefault(card.id, self._now())
+        elif not self._loading(card):
+            self._loaded_at.pop(card.id, None)
+            self._memory_gb.pop(card.id, None)
+        error = next((err for st, err in per if st == status and err is not None), None)
+        return status, error
+
+    def _servers(self, card: ModelCard, indices: list[tuple[Endpoint, Index | None]]) -> list[s.ServerStatus]:
+        servers = []
+        for endpoint, index in indices:
+            status = self._status_on(card, endpoint, index)[0] if endpoint.up else s.DOWN
+            sick = self.healer.sickness(endpoint, card.triton_models) if endpoint.up else endpoint.down_reason
+            servers.append(s.ServerStatus(url=endpoint.url, status=status, problem=sick))
+        return servers
 
     def _memory_of(self, model_id: str, gpu: GpuInfo) -> float | None:
         if model_id in self._memory_gb:
@@ -177,10 +191,10 @@ class ModelService:
     # ------------------------------------------------------------------ queries
 
     async def list_models(self) -> s.ModelList:
-        index, stats = await self._index(), await self._stats()
+        indices, stats = await self.indices(), await self._stats()
         items = []
-        for card in self._cards():
-            status, _ = self._status(card, index)
+        for card in self.cards():
+            status, _ = self._status(card, indices)
             measured = stats.get(card.id)
             caps = card.capabilities
             items.append(
@@ -202,8 +216,8 @@ class ModelService:
 
     async def get_model(self, model_id: str) -> s.ModelDetail:
         card = self.catalog.get(model_id)
-        index, stats = await self._index(), await self._stats()
-        status, error = self._status(card, index)
+        indices, stats = await self.indices(), await self._stats()
+        status, error = self._status(card, indices)
         measured = stats.get(card.id) or ModelStats(0, 0, None)
         return s.ModelDetail(
             id=card.id,
@@ -223,57 +237,61 @@ class ModelService:
             loaded=status == s.LOADED,
             loaded_at=clock.iso(self._loaded_at.get(card.id)) if status == s.LOADED else None,
             load_error=error,
+            inference_servers=self._servers(card, indices),
         )
 
-    async def loaded_models(self, gpu: GpuInfo) -> list[s.LoadedModel] | None:
-        """Models whose every Triton model is READY; None when Triton cannot be reached."""
-        index = await self._index()
-        if index is None:
-            return None
-        loaded = []
-        for card in self._cards():
-            if self._status(card, index)[0] == s.LOADED:
-                loaded.append(
-                    s.LoadedModel(
-                        id=card.id,
-                        memory_usage_gb=self._memory_of(card.id, gpu),
-                        loaded_at=clock.iso(self._loaded_at.get(card.id)),
-                    )
-                )
-        return loaded
+    async def health(self, gpu: GpuInfo) -> tuple[list[s.LoadedModel], list[s.ModelHealth]]:
+        """(loaded models, every model's health) for the health endpoint. A model has problems when no up
+        endpoint can serve it (its stub healing or given up on everywhere) or its last load failed."""
+        indices = await self.indices()
+        loaded, models = [], []
+        for card in self.cards():
+            status, error = self._status(card, indices)
+            if status == s.LOADED:
+                memory, loaded_at = self._memory_of(card.id, gpu), clock.iso(self._loaded_at.get(card.id))
+                loaded.append(s.LoadedModel(id=card.id, memory_usage_gb=memory, loaded_at=loaded_at))
+            servers = [server for server in self._servers(card, indices) if server.status != s.DOWN]
+            problems = [] if any(sv.problem is None for sv in servers) else [sv.problem or "" for sv in servers]
+            if status == s.LOAD_FAILED and error is not None:
+                problems.append(f"{error.message}: {error.details}")
+            models.append(s.ModelHealth(id=card.id, status=status, serving=not problems, problems=problems))
+        return loaded, models
 
     # ------------------------------------------------------------------ load
 
-    async def _load_all(self, card: ModelCard) -> None:
+    async def _load_on(self, card: ModelCard, endpoint: Endpoint) -> None:
         before = await self.gpu.snapshot()
         name = card.triton_models[0] if card.triton_models else card.id
         try:
-            index = await self.control.index()
+            index = await endpoint.control.index()
             for name in card.triton_models:
                 if index.get(name, ModelState("")).state != READY:
-                    logger.info("loading triton model %s (for %s)", name, card.id)
-                    await self.control.load(name)
+                    logger.info("loading triton model %s (for %s) on %s", name, card.id, endpoint.url)
+                    await endpoint.control.load(name)
         except Exception as exc:  # recorded and shown, never lost in a background task
             reason = exc.reason if isinstance(exc, ModelControlError) else f"{type(exc).__name__}: {exc}"
-            self._failures[card.id] = LoadFailure(
-                f"Failed to load model {card.id!r}", {"triton_model": name, "reason": reason}, self._now()
-            )
-            logger.warning("loading %s failed at %s: %s", card.id, name, reason)
+            details = {"triton_model": name, "reason": reason, "inference_server": endpoint.url}
+            self._failures[card.id] = LoadFailure(f"Failed to load model {card.id!r}", details, self._now())
+            logger.warning("loading %s failed at %s on %s: %s", card.id, name, endpoint.url, reason)
+            if isinstance(exc, ModelControlError) and exc.unreachable:
+                self.pool.mark_down(endpoint, reason)
             return
         after = await self.gpu.snapshot()
         self._failures.pop(card.id, None)
         self._loaded_at[card.id] = self._now()
         self._memory_gb[card.id] = _gb(after.used_gb - before.used_gb) if after.available else 0.0
-        logger.info("model %s loaded", card.id)
+        self.healer.forget(endpoint, card.triton_models)
+        logger.info("model %s loaded on %s", card.id, endpoint.url)
 
-    def _start_load(self, card: ModelCard) -> LoadTask:
-        running = self._loads.get(card.id)
+    def _start_load(self, card: ModelCard, endpoint: Endpoint) -> LoadTask:
+        key = (card.id, endpoint.url)
+        running = self._loads.get(key)
         if running is not None:
             return running
-        task = asyncio.create_task(self._load_all(card), name=f"load-{card.id}")
+        task = asyncio.create_task(self._load_on(card, endpoint), name=f"load-{card.id}-{endpoint.url}")
         load = LoadTask(task, self._now())
-        self._loads[card.id] = load
-        task.add_done_callback(lambda _: self._loads.pop(card.id, None))
+        self._loads[key] = load
+        task.add_done_callback(lambda _: self._loads.pop(key, None))
         return load
 
     def _loaded_response(self, card: ModelCard) -> s.LoadResponse:
@@ -282,85 +300,84 @@ class ModelService:
 
     async def load(self, model_id: str) -> s.LoadResponse:
         card = self.catalog.get(model_id)
-        if card.id not in self._loads:
-            index = await self._index()
-            if index is not None and _all_ready(card, index):
-                self._status(card, index)  # records loaded_at when first seen
-                return self._loaded_response(card)
-        load = self._start_load(card)
+        indices = await self.indices()
+        reachable = [e for e, index in indices if index is not None]
+        if not reachable:
+            raise ModelLoadFailedError(
+                f"Failed to load model {card.id!r}: no inference server can be reached",
+                {"reason": self.pool.down_reasons()},
+            )
+        todo = [e for e, index in indices if index is not None and not all_ready(card, index)]
+        for endpoint in reachable:
+            self.healer.forget(endpoint, card.triton_models)
+        if not todo and not self._loading(card):
+            self._status(card, indices)  # records loaded_at when first seen
+            return self._loaded_response(card)
+        loads = [self._start_load(card, e) for e in todo] or [ld for k, ld in self._loads.items() if k[0] == card.id]
         started = time.monotonic()
-        await asyncio.wait({load.task}, timeout=self.load_wait_seconds)
-        if load.task.done():
+        await asyncio.wait({ld.task for ld in loads}, timeout=self.load_wait_seconds)
+        if all(ld.task.done() for ld in loads):
             failure = self._failures.get(card.id)
             if failure is not None:
                 raise failure.exception()
             return self._loaded_response(card)
         remaining = card.requirements.estimated_load_time_seconds - (time.monotonic() - started)
-        return s.LoadResponse(card.id, s.LOADING, round(max(0.0, remaining), 1), clock.iso(load.started_at) or "")
+        first = min(ld.started_at for ld in loads)
+        return s.LoadResponse(card.id, s.LOADING, round(max(0.0, remaining), 1), clock.iso(first) or "")
 
-    async def ensure_loaded(self, model_id: str, on_loading: Callable[[], Awaitable[None]]) -> None:
-        """Before a job streams: load the model unless it is loaded (MODEL_LOAD_FAILED when that fails).
-        When Triton cannot be reached the job goes on and fails on its stream, as without this step."""
-        card = self.catalog.get(model_id)
-        if card.id not in self._loads:
-            index = await self._index()
-            if index is None or _all_ready(card, index):
-                return
+    async def ensure_loaded(
+        self, card: ModelCard, endpoint: Endpoint, index: Index, on_loading: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Before a job streams on ``endpoint``: load the model there unless it is loaded (MODEL_LOAD_FAILED when
+        that fails)."""
+        if (card.id, endpoint.url) not in self._loads and all_ready(card, index):
+            return
         await on_loading()
-        load = self._start_load(card)
+        load = self._start_load(card, endpoint)
         await asyncio.shield(load.task)
         failure = self._failures.get(card.id)
         if failure is not None and failure.at >= load.started_at:
             raise failure.exception()
 
-    async def check_capacity(self, card: ModelCard, parameters: GenerationParameters) -> None:
-        """INSUFFICIENT_GPU_MEMORY when the request cannot fit the GPU's free memory (never without a GPU)."""
-        gpu = await self.gpu.snapshot()
-        if not gpu.available:
-            return
-        index = await self._index()
-        loaded = index is None or _all_ready(card, index)
-        need = required_memory_gb(card, parameters.width, parameters.height, parameters.num_frames, loaded)
-        check_fits(gpu, need)
-
     # ------------------------------------------------------------------ unload
 
-    def _shared(self, card: ModelCard, index: dict[str, ModelState]) -> set[str]:
-        """Triton models of ``card`` that another loaded card needs too."""
-        return {
-            name
-            for other in self._cards()
-            if other.id != card.id and _all_ready(other, index)
-            for name in other.triton_models
-        }
+    def _shared(self, card: ModelCard, index: Index) -> set[str]:
+        """Triton models of ``card`` that another card loaded on the same endpoint needs too."""
+        others = [o for o in self.cards() if o.id != card.id and all_ready(o, index)]
+        return {name for other in others for name in other.triton_models}
 
-    async def _wait_gone(self, names: list[str]) -> None:
+    async def _unload_on(self, card: ModelCard, endpoint: Endpoint, index: Index) -> None:
+        shared = self._shared(card, index)
+        names = [
+            n
+            for n in reversed(card.triton_models)
+            if n not in shared and index.get(n, ModelState("")).state in (READY, LOADING)
+        ]
+        for name in names:
+            logger.info("unloading triton model %s (for %s) on %s", name, card.id, endpoint.url)
+            await endpoint.control.unload(name)
         deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
         while time.monotonic() < deadline:
-            index = await self.control.index()
+            index = await endpoint.control.index()
             if all(index.get(n, ModelState("")).state not in (READY, UNLOADING) for n in names):
                 return
             await asyncio.sleep(POLL_SECONDS)
-        logger.warning("triton still reports %s after %.0f s", names, UNLOAD_WAIT_SECONDS)
+        logger.warning("%s still reports %s after %.0f s", endpoint.url, names, UNLOAD_WAIT_SECONDS)
 
     async def unload(self, model_id: str) -> s.UnloadResponse:
         card = self.catalog.get(model_id)
-        running = self._loads.get(card.id)
-        if running is not None:  # let a running load finish first, so it cannot reload behind our back
-            await asyncio.shield(running.task)
+        running = [ld.task for key, ld in self._loads.items() if key[0] == card.id]
+        if running:  # let running loads finish first, so they cannot reload behind our back
+            await asyncio.gather(*(asyncio.shield(t) for t in running), return_exceptions=True)
         before = await self.gpu.snapshot()
+        reachable = [(e, index) for e, index in await self.indices() if index is not None]
+        if not reachable:
+            raise ModelLoadFailedError(
+                f"Failed to unload model {card.id!r}: no inference server can be reached",
+                {"reason": self.pool.down_reasons()},
+            )
         try:
-            index = await self.control.index()
-            shared = self._shared(card, index)
-            names = [
-                n
-                for n in reversed(card.triton_models)
-                if n not in shared and index.get(n, ModelState("")).state in (READY, LOADING)
-            ]
-            for name in names:
-                logger.info("unloading triton model %s (for %s)", name, card.id)
-                await self.control.unload(name)
-            await self._wait_gone(names)
+            await asyncio.gather(*(self._unload_on(card, e, index) for e, index in reachable))
         except ModelControlError as exc:
             raise ModelLoadFailedError(f"Failed to unload model {card.id!r}", {"reason": exc.reason}) from None
         after = await self.gpu.snapshot()

@@ -1,14 +1,12 @@
-"""GET /api/v1/health: the API reference's shape. HTTP 200 ``healthy`` when Triton answers ready, else 503
-``degraded`` (Triton unreachable or not ready). A model that is not loaded does not degrade the service:
-generation loads it on demand.
+"""GET /api/v1/health: the API reference's shape, plus what an operator needs to see why it is not healthy.
 
-* gpu_info: NVML (``available: false, count: 0, devices: []`` without a GPU or driver);
-* loaded_models: models whose every Triton model is READY in Triton's repository index; ``memory_usage_gb``
-  as measured by our own load (NVML used memory after - before), 0.0 without a GPU, null when the model was
-  loaded by someone else (e.g. at server start); ``loaded_at`` our load's time, else when first seen loaded;
-* queue_status: jobs waiting, jobs running, jobs completed since 00:00 UTC.
+``healthy`` only when a job would run: every inference endpoint up, every model servable (a model that is not
+loaded, or loading, is fine: jobs load it on demand), every worker alive, the disk above its floor. Otherwise
+``degraded`` with the reasons in ``problems``. HTTP 503 when no inference endpoint is up (no job can run), else 200.
 
-Never behind the API keys (load balancers and orchestrators probe it).
+Beyond the reference: ``inference_servers`` (each Triton endpoint: up/down, jobs in flight, why it is down),
+``models`` (each model's status and problems), ``workers`` (alive, configured, restarts), ``storage`` (free space
+against the floor), ``problems``. Never behind the API keys (load balancers and orchestrators probe it).
 """
 
 from __future__ import annotations
@@ -21,12 +19,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from visualizr import __version__
 from visualizr.frontend import clock
-from visualizr.frontend.generation.service import GenerationService
-from visualizr.frontend.models.schemas import LoadedModel
-from visualizr.frontend.models.service import ModelService
-from visualizr.frontend.system import job_stats
-from visualizr.frontend.system.gpu import GpuInfo
-from visualizr.frontend.system.metrics import utc_midnight
+from visualizr.frontend.infra.disk import MIB, DiskGuard
+from visualizr.frontend.infra.endpoints import EndpointPool
+from visualizr.frontend.infra.gpu import GpuInfo, GpuReader
+from visualizr.frontend.jobs import stats
+from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.system.sources import JobCounts, ModelHealthSource, utc_midnight
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -38,6 +36,37 @@ class QueueStatus(msgspec.Struct):
     completed_today: int
 
 
+class InferenceServer(msgspec.Struct):
+    url: str
+    status: str  # up | down
+    jobs_in_flight: int
+    problem: str | None = None
+
+
+class ModelHealth(msgspec.Struct):
+    id: str
+    status: str
+    serving: bool
+    problems: list[str]
+
+
+class LoadedModel(msgspec.Struct):
+    id: str
+    memory_usage_gb: float | None
+    loaded_at: str | None
+
+
+class Workers(msgspec.Struct):
+    alive: int
+    configured: int
+    restarts: int
+
+
+class Storage(msgspec.Struct):
+    free_mb: float
+    min_free_mb: float
+
+
 class HealthResponse(msgspec.Struct):
     status: str
     timestamp: str
@@ -46,6 +75,11 @@ class HealthResponse(msgspec.Struct):
     gpu_info: GpuInfo
     loaded_models: list[LoadedModel]
     queue_status: QueueStatus
+    inference_servers: list[InferenceServer]
+    models: list[ModelHealth]
+    workers: Workers
+    storage: Storage
+    problems: list[str]
 
 
 class Uptime:
@@ -56,25 +90,52 @@ class Uptime:
         return int(time.monotonic() - self.started)
 
 
+def _storage(disk: DiskGuard) -> tuple[Storage, str | None]:
+    try:
+        free = disk.free_bytes() / MIB
+    except OSError as exc:
+        return Storage(0.0, disk.floor_bytes / MIB), f"the data folder cannot be read: {exc}"
+    return Storage(round(free, 1), disk.floor_bytes / MIB), disk.shortage()
+
+
 @get("/api/v1/health", tags=["system"], status_code=HTTP_200_OK)
-async def health(service: GenerationService, models: ModelService, uptime: Uptime) -> Response[HealthResponse]:
-    """Service health: Triton readiness, GPUs, loaded models and the queue (503 when degraded)."""
+async def health(
+    jobs: JobCounts,
+    models: ModelHealthSource,
+    pool: EndpointPool,
+    gpu: GpuReader,
+    store: JobStore,
+    disk: DiskGuard,
+    uptime: Uptime,
+) -> Response[HealthResponse]:
+    """Service health: inference servers, models, workers, disk, GPUs and the queue (503 when no job can run)."""
     now = clock.now()
-    ready = await models.control.server_ready()
-    gpu = await models.gpu.snapshot()
-    loaded = await models.loaded_models(gpu) if ready else None
-    counts = await service.store.run(lambda conn: job_stats.request_counts(conn, utc_midnight(now)))
+    gpu_info = await gpu.snapshot()
+    loaded, model_health = await models.health(gpu_info)
+    counts = await store.run(lambda conn: stats.request_counts(conn, utc_midnight(now)))
+    servers = [
+        InferenceServer(e.url, "up" if e.up else "down", e.in_flight, None if e.up else e.down_reason)
+        for e in pool.endpoints
+    ]
+    storage, disk_problem = _storage(disk)
+    problems = [f"inference server {s.url} is down: {s.problem}" for s in servers if s.status == "down"]
+    problems += [f"model {m.id} cannot serve: {'; '.join(m.problems)}" for m in model_health if not m.serving]
+    if jobs.workers_alive < jobs.workers_configured:
+        problems.append(f"{jobs.workers_configured - jobs.workers_alive} generation worker(s) not running")
+    if disk_problem:
+        problems.append(disk_problem)
     body = HealthResponse(
-        status=HEALTHY if ready else DEGRADED,
+        status=DEGRADED if problems else HEALTHY,
         timestamp=clock.iso(now) or "",
         version=__version__,
         uptime_seconds=uptime.seconds(),
-        gpu_info=gpu,
-        loaded_models=loaded or [],
-        queue_status=QueueStatus(
-            pending_requests=service.waiting_count,
-            processing_requests=service.running_count,
-            completed_today=counts.completed_since,
-        ),
+        gpu_info=gpu_info,
+        loaded_models=[LoadedModel(m.id, m.memory_usage_gb, m.loaded_at) for m in loaded],
+        queue_status=QueueStatus(jobs.waiting_count, jobs.running_count, counts.completed_since),
+        inference_servers=servers,
+        models=[ModelHealth(m.id, m.status, m.serving, list(m.problems)) for m in model_health],
+        workers=Workers(jobs.workers_alive, jobs.workers_configured, jobs.worker_restarts),
+        storage=storage,
+        problems=problems,
     )
-    return Response(body, status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(body, status_code=HTTP_200_OK if pool.any_up else HTTP_503_SERVICE_UNAVAILABLE)

@@ -20,88 +20,25 @@ Rates and times over zero jobs are null.
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 from litestar import Response, get
 
 from visualizr.frontend import clock
-from visualizr.frontend.generation.service import GenerationService
-from visualizr.frontend.models.service import ModelService
-from visualizr.frontend.system import job_stats
-from visualizr.frontend.system.prometheus import CONTENT_TYPE, HttpMetrics, gauge, job_families, render
-
-logger = logging.getLogger("visualizr.frontend.metrics")
+from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.infra.endpoints import EndpointPool
+from visualizr.frontend.jobs import stats as job_stats
+from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.system.prometheus import CONTENT_TYPE, Family, HttpMetrics, counter, gauge, job_families, render
+from visualizr.frontend.system.sources import JobCounts, utc_midnight
+from visualizr.frontend.system.watermark import QueueWatermark
+from visualizr.settings import Settings
 
 GIB = 1024**3
-WATERMARK_SCHEMA = "CREATE TABLE IF NOT EXISTS queue_daily_max (day TEXT PRIMARY KEY, max_length INTEGER NOT NULL)"
-
-
-def utc_midnight(ts: float) -> float:
-    day = datetime.fromtimestamp(ts, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day.timestamp()
-
-
-def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
-
-
-class QueueWatermark:
-    """The largest queue length seen per UTC day: in memory, written through to SQLite when it grows."""
-
-    def __init__(self, store_run: Callable[..., object], now: Callable[[], float] = clock.now) -> None:
-        self._run = store_run
-        self._now = now
-        self._day = ""
-        self._max = 0
-        self._pending: set[asyncio.Task[object]] = set()
-
-    async def restore(self) -> None:
-        day = utc_day(self._now())
-
-        def read(conn: sqlite3.Connection) -> int:
-            conn.execute(WATERMARK_SCHEMA)
-            row = conn.execute("SELECT max_length FROM queue_daily_max WHERE day = ?", (day,)).fetchone()
-            return int(row[0]) if row else 0
-
-        self._max = max(self._max if self._day == day else 0, await self._run(read))  # type: ignore[misc]
-        self._day = day
-
-    def observe(self, length: int) -> None:
-        day = utc_day(self._now())
-        if day != self._day:
-            self._day, self._max = day, 0
-        if length <= self._max:
-            return
-        self._max = length
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(WATERMARK_SCHEMA)
-            conn.execute(
-                "INSERT INTO queue_daily_max (day, max_length) VALUES (?, ?) ON CONFLICT(day) "
-                "DO UPDATE SET max_length = MAX(max_length, excluded.max_length)",
-                (day, length),
-            )
-
-        try:
-            task = asyncio.ensure_future(self._run(write))  # type: ignore[arg-type]
-        except RuntimeError:  # no running loop (called outside the app): memory only
-            return
-        self._pending.add(task)
-        task.add_done_callback(self._written)
-
-    def _written(self, task: asyncio.Task[object]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("could not persist the queue watermark: %s", task.exception())
-
-    def today(self) -> int:
-        return self._max if self._day == utc_day(self._now()) else 0
 
 
 # ---------------------------------------------------------------------------------------------- JSON shape
@@ -179,13 +116,12 @@ def _snapshot(since: float) -> Callable[[sqlite3.Connection], _Snapshot]:
 
 
 async def collect(
-    service: GenerationService, watermark: QueueWatermark, model_ids: list[str], now: float
+    jobs: JobCounts, store: JobStore, settings: Settings, watermark: QueueWatermark, model_ids: list[str], now: float
 ) -> MetricsResponse:
     midnight = utc_midnight(now)
-    snap = await service.store.run(_snapshot(midnight))
-    settings = service.settings
+    snap = await store.run(_snapshot(midnight))
     storage = await asyncio.to_thread(storage_usage, settings.assets_dir, settings.data_dir)
-    watermark.observe(service.waiting_count)
+    watermark.observe(jobs.waiting_count)
     counts = snap.counts
     finished = counts.completed + counts.failed
     hours = max(1.0, (now - midnight) / 3600.0)
@@ -202,7 +138,7 @@ async def collect(
             success_rate_percent=round(100.0 * counts.completed / finished, 1) if finished else None,
         ),
         generation=GenerationMetrics(snap.times.average, snap.times.median, snap.times.fastest, snap.times.slowest),
-        queue=QueueMetrics(service.waiting_count, watermark.today(), snap.wait),
+        queue=QueueMetrics(jobs.waiting_count, watermark.today(), snap.wait),
         storage=storage,
         models=models,
     )
@@ -210,20 +146,37 @@ async def collect(
 
 @get("/api/v1/metrics", tags=["system"])
 async def system_metrics(
-    service: GenerationService, models: ModelService, watermark: QueueWatermark
+    jobs: JobCounts, store: JobStore, settings: Settings, catalog: ModelCatalog, watermark: QueueWatermark
 ) -> MetricsResponse:
     """Request, generation, queue, storage and per-model figures from the job history and the disk."""
-    return await collect(service, watermark, models.catalog.ids(), clock.now())
+    return await collect(jobs, store, settings, watermark, catalog.ids(), clock.now())
+
+
+def _inference_families(pool: EndpointPool) -> list[Family]:
+    up = Family("visualizr_inference_server_up", "gauge", "1 while the Triton endpoint is reachable and ready")
+    outages = Family("visualizr_inference_server_outages_total", "counter", "Times the Triton endpoint went down")
+    in_flight = Family("visualizr_inference_server_jobs_in_flight", "gauge", "Jobs running on the Triton endpoint")
+    for endpoint in pool.endpoints:
+        labels = (("url", endpoint.url),)
+        up.add(1.0 if endpoint.up else 0.0, labels)
+        outages.add(endpoint.outages, labels)
+        in_flight.add(endpoint.in_flight, labels)
+    return [up, outages, in_flight]
 
 
 @get("/metrics", tags=["system"], media_type=CONTENT_TYPE, include_in_schema=True)
-async def prometheus_metrics(service: GenerationService, http_metrics: HttpMetrics) -> Response[str]:
-    """Prometheus text exposition: HTTP requests, queue gauges, job outcomes and durations."""
-    outcomes = await service.store.run(job_stats.outcome_stats)
+async def prometheus_metrics(
+    jobs: JobCounts, store: JobStore, pool: EndpointPool, http_metrics: HttpMetrics
+) -> Response[str]:
+    """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes."""
+    outcomes = await store.run(job_stats.outcome_stats)
     families = [
         *http_metrics.families(),
-        gauge("visualizr_queue_length", "Generation jobs waiting for a worker", service.waiting_count),
-        gauge("visualizr_jobs_processing", "Generation jobs running", service.running_count),
+        gauge("visualizr_queue_length", "Generation jobs waiting for a worker", jobs.waiting_count),
+        gauge("visualizr_jobs_processing", "Generation jobs running", jobs.running_count),
+        gauge("visualizr_workers_alive", "Generation worker tasks running", jobs.workers_alive),
+        counter("visualizr_worker_restarts_total", "Generation workers restarted after ending", jobs.worker_restarts),
+        *_inference_families(pool),
         *job_families(outcomes),
     ]
     return Response(render(families), media_type=CONTENT_TYPE)

@@ -23,7 +23,7 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from visualizr.frontend.system.job_stats import DURATION_BUCKETS, OutcomeStats
+from visualizr.frontend.jobs.stats import DURATION_BUCKETS, OutcomeStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -126,6 +126,12 @@ def job_families(stats: list[OutcomeStats]) -> list[Family]:
 
 def gauge(name: str, help_text: str, value: float) -> Family:
     family = Family(name, "gauge", help_text)
+    family.add(value)
+    return family
+
+
+def counter(name: str, help_text: str, value: float) -> Family:
+    family = Family(name, "counter", help_text)
     family.add(value)
     return family
 

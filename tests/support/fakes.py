@@ -19,8 +19,11 @@ from litestar.testing import TestClient
 
 from visualizr import names
 from visualizr.frontend.app import create_app
-from visualizr.frontend.generation.backend import BackendError, GenerationEvent, GenerationInput
+from visualizr.frontend.generation.backend import GenerationInput
+from visualizr.frontend.infra.failures import BackendError
 from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements, write_model_card
+from visualizr.pipeline.progress import ProgressEvent
+from visualizr.pipeline.request import GenerationRequest
 from visualizr.settings import Settings
 
 MODEL_ID = "animatediff"
@@ -74,9 +77,10 @@ def gradient_frames(num_frames: int, height: int, width: int) -> np.ndarray:
 
 
 class FakeStream:
-    def __init__(self, backend: FakeBackend, job: GenerationInput) -> None:
+    def __init__(self, backend: FakeBackend, run: GenerationInput) -> None:
         self.backend = backend
-        self.job = job
+        self.run = run
+        self.job = run.request  # what the pipeline was asked for
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -92,16 +96,16 @@ class FakeStream:
         while not self.backend.release.is_set() and not self.cancelled:
             await asyncio.sleep(0.005)
 
-    def __aiter__(self) -> AsyncIterator[GenerationEvent]:
+    def __aiter__(self) -> AsyncIterator[ProgressEvent]:
         return self._events()
 
-    async def _events(self) -> AsyncIterator[GenerationEvent]:
+    async def _events(self) -> AsyncIterator[ProgressEvent]:
         job = self.job
         total = job.num_inference_steps
         await self._pause(self.backend.step_delay)
         if self.cancelled:
             return
-        yield GenerationEvent(names.PHASE_TEXT_ENCODING, 0, total)
+        yield ProgressEvent(names.PHASE_TEXT_ENCODING, 0, total)
         for step in range(1, total + 1):
             if self.backend.fail_at_step == step:
                 raise BackendError("Video generation failed", f"fake pipeline exploded at step {step}")
@@ -111,10 +115,10 @@ class FakeStream:
             if self.cancelled:
                 self.backend.cancelled_at_step.append(step)
                 return
-            yield GenerationEvent(names.PHASE_FRAME_GENERATION, step, total)
-        yield GenerationEvent(names.PHASE_DECODING, total, total)
+            yield ProgressEvent(names.PHASE_FRAME_GENERATION, step, total)
+        yield ProgressEvent(names.PHASE_DECODING, total, total)
         frames = self.backend.frames_factory(job)
-        yield GenerationEvent(names.PHASE_DONE, total, total, frames=frames)
+        yield ProgressEvent(names.PHASE_DONE, total, total, frames=frames)
 
 
 class FakeBackend:
@@ -124,7 +128,7 @@ class FakeBackend:
         step_delay: float = 0.0,
         hold_at_step: int | None = None,
         fail_at_step: int | None = None,
-        frames_factory: Callable[[GenerationInput], np.ndarray] | None = None,
+        frames_factory: Callable[[GenerationRequest], np.ndarray] | None = None,
     ) -> None:
         self.step_delay = step_delay
         self.hold_at_step = hold_at_step
@@ -137,7 +141,7 @@ class FakeBackend:
         self.cancelled_at_step: list[int] = []
         self.is_ready = True
 
-    def stream(self, request: GenerationInput) -> FakeStream:
+    def stream(self, endpoint: object, request: GenerationInput) -> FakeStream:
         stream = FakeStream(self, request)
         self.streams.append(stream)
         return stream
@@ -186,6 +190,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 @contextmanager
 def running_app(settings: Settings, fake: FakeBackend, timeout: float = 10) -> Iterator[TestClient]:
     """The real app over the fake backend, lifespan included; releases any job the fake holds on exit."""
-    with TestClient(create_app(settings, generator=fake), timeout=timeout) as test_client:
+    with TestClient(create_app(settings, backend=fake), timeout=timeout) as test_client:
         yield test_client
     fake.release.set()

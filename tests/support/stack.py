@@ -81,3 +81,9 @@ def start_api(settings: Settings, env: dict[str, str], timeout_s: float = 60.0) 
         time.sleep(0.3)
     api.stop()
     raise RuntimeError(f"API not up after {timeout_s}s:\n{api.log_tail()}")
+
+
+def start_sibling_api(base_env: dict[str, str], data_dir: Path, **overrides: str) -> ApiProcess:
+    """A second API process on the same Triton as ``base_env``'s: its own port and data folder, and ``overrides``."""
+    env = {**base_env, "VISUALIZR_PORT": str(free_port()), "VISUALIZR_DATA_DIR": str(data_dir), **overrides}
+    return start_api(Settings.from_env({**os.environ, **env}), env)

@@ -10,8 +10,8 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from visualizr.frontend.models.triton_control import READY, UNAVAILABLE, ModelControlError, ModelState
-from visualizr.frontend.system.gpu import GpuDevice, GpuInfo
+from visualizr.frontend.infra.control import READY, UNAVAILABLE, ModelControlError, ModelState
+from visualizr.frontend.infra.gpu import GpuDevice, GpuInfo
 
 TRITON_MODELS = ["animatediff_text_encoder", "animatediff_unet", "animatediff_vae_decoder", "animatediff"]
 
@@ -32,7 +32,7 @@ class FakeModelControl:
         if not self.reachable:
             raise ModelControlError("failed to connect to all addresses", unreachable=True)
 
-    async def server_ready(self) -> bool:
+    async def server_live(self) -> bool:
         return self.reachable
 
     async def index(self) -> dict[str, ModelState]:

@@ -1,4 +1,4 @@
-"""Aggregates over the job table (SQL run on the JobStore's database thread through ``JobStore.run``).
+"""Aggregates over the job table, run on the JobStore's database thread: ``await store.run(model_stats)``.
 
 Only measured numbers: a rate or a time over zero jobs is None (rendered null), never a made-up value.
 A "generation" is a job that ran to an outcome (completed or failed); cancelled jobs count as requests only.
@@ -10,7 +10,7 @@ import sqlite3
 
 import msgspec
 
-from visualizr.frontend.generation.schemas import CANCELLED, COMPLETED, FAILED
+from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, FAILED
 
 # Upper bounds (seconds) of the job-duration histogram buckets (+Inf is implicit).
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -114,4 +114,3 @@ def outcome_stats(conn: sqlite3.Connection) -> list[OutcomeStats]:
         (COMPLETED, FAILED, CANCELLED, *OUTCOMES),
     ).fetchall()
     return [OutcomeStats(r[0], r[1], int(r[2]), int(r[3]), float(r[4]), [int(v or 0) for v in r[5:]]) for r in rows]
-

@@ -1,5 +1,5 @@
-"""The asset domain's own SQL over the generation jobs table, run on the JobStore's database thread
-(``await store.run(fn)``). Assets are the ``completed`` rows; ``completed_at`` is an asset's creation time."""
+"""Generated videos in the job table: the ``completed`` rows (``completed_at`` is a video's creation time), listed,
+read and deleted on the JobStore's database thread (``await store.run(fn)``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from typing import Any
 
 import msgspec
 
-from visualizr.frontend.assets.filters import ListQuery
-from visualizr.frontend.generation.schemas import COMPLETED, VideoMetadata
+from visualizr.frontend.jobs.record import COMPLETED, VideoMetadata
+
+DEFAULT_LIMIT = 50
+
+
+class ListQuery(msgspec.Struct, frozen=True):
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    model: str | None = None
+    created_from: float | None = None  # epoch seconds, inclusive
+    created_before: float | None = None  # epoch seconds, exclusive
 
 
 class ListedRow(msgspec.Struct, frozen=True):

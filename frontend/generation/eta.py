@@ -1,4 +1,4 @@
-"""Generation-time estimates from the measured history of completed jobs.
+"""Generation-time estimates from the measured history of completed jobs, and the waits they add up to.
 
 A job's cost is its work units, ``num_inference_steps x num_frames x width x height`` (the UNet dominates and
 scales with all four). Per model, over the latest ``HISTORY`` completed jobs (processing time = completed_at -
@@ -16,6 +16,7 @@ Estimates are never below ``MIN_ESTIMATE_SECONDS``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 HISTORY = 50
 PRIOR_SECONDS_PER_UNIT = 3e-7
@@ -65,3 +66,21 @@ class Estimator:
     def estimate(self, model: str, units: float) -> float:
         overhead, rate = self.coefficients(model)
         return max(MIN_ESTIMATE_SECONDS, overhead + rate * units)
+
+
+def remaining_seconds(progress: int, elapsed: float, estimate: float) -> float:
+    """Seconds until a running job is done: extrapolated from its progress once it has some, else its estimate."""
+    if progress >= 10:
+        return max(0.0, elapsed * (100 - progress) / progress)
+    return max(0.0, estimate - elapsed)
+
+
+def wait_seconds(running: Iterable[float], ahead: Iterable[float], workers: int) -> float:
+    """Seconds until a worker is free for a job behind ``ahead`` (estimates of the waiting jobs in front of it):
+    list scheduling of those jobs over the workers, starting from the running jobs' remaining times."""
+    busy = sorted(running)
+    slots = sorted([0.0] * max(0, workers - len(busy)) + busy)[: max(1, workers)] or [0.0]
+    for estimate in ahead:
+        slots[0] += estimate
+        slots.sort()
+    return slots[0]

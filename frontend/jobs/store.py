@@ -1,15 +1,15 @@
 """The job table: stdlib sqlite3 on one dedicated thread, so the event loop never blocks on disk.
 
-All timestamps are epoch seconds (REAL); the API renders them as ISO 8601. ``parameters`` and ``metadata`` are
-JSON documents (GenerationParameters / VideoMetadata). ``kind`` is the request's kind (text-to-video,
-image-to-video, character-animation); ``source_image`` the stored source image of an image-to-video job
-(relative to the data folder). Both were added later: ``open`` adds them to an older database
-(``ADDED_COLUMNS``), and a NULL kind reads as text-to-video.
+All timestamps are epoch seconds (REAL); ``parameters`` and ``metadata`` are JSON documents. Columns added after
+the first schema (``ADDED_COLUMNS``) are added to an older database by ``open``; a NULL kind reads as
+text-to-video. Aggregates and listings over the table live beside this module (``stats``, ``listing``) and run
+through ``JobStore.run``. A write that fails because the disk is full raises InsufficientStorageError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,14 +18,17 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from visualizr.frontend.generation.schemas import (
+from visualizr.frontend.errors import InsufficientStorageError
+from visualizr.frontend.jobs.record import (
     CANCELLED,
     COMPLETED,
     FAILED,
     KIND_TEXT,
     PROCESSING,
     QUEUED,
+    STEP_RETRYING,
     GenerationParameters,
+    JobRecord,
     VideoMetadata,
 )
 
@@ -58,13 +61,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     processing_time_seconds REAL,
     work_units      REAL NOT NULL DEFAULT 0,
     kind            TEXT,
-    source_image    TEXT
+    source_image    TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_model_history ON jobs (model, status, completed_at);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key         TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    request_id  TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
 """
 # Columns added after the first schema: (name, declaration), added by ALTER TABLE when a database lacks them.
-ADDED_COLUMNS = (("kind", "TEXT"), ("source_image", "TEXT"))
+ADDED_COLUMNS = (
+    ("kind", "TEXT"),
+    ("source_image", "TEXT"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_error", "TEXT"),
+)
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -73,33 +90,6 @@ def migrate(conn: sqlite3.Connection) -> None:
     for name, declaration in ADDED_COLUMNS:
         if name not in present:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
-
-
-class JobRecord(msgspec.Struct):
-    request_id: str
-    model: str
-    prompt: str
-    negative_prompt: str
-    style: str | None
-    parameters: GenerationParameters
-    status: str
-    progress: int
-    current_step: str
-    created_at: float
-    error_code: str | None = None
-    error_message: str | None = None
-    error_details: str | None = None
-    started_at: float | None = None
-    completed_at: float | None = None
-    failed_at: float | None = None
-    cancelled_at: float | None = None
-    video_path: str | None = None
-    thumbnail_path: str | None = None
-    preview_path: str | None = None
-    metadata: VideoMetadata | None = None
-    processing_time_seconds: float | None = None
-    kind: str = KIND_TEXT
-    source_image: str | None = None  # image-to-video: path of the source image, relative to the data folder
 
 
 _COLUMNS = tuple(JobRecord.__struct_fields__) + ("work_units",)
@@ -135,11 +125,19 @@ class JobStore:
         return self._path
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run fn(connection) on the store's single database thread; domain modules keep their own queries."""
+        """Run fn(connection) on the store's single database thread (the queries of ``visualizr.frontend.jobs``)."""
         if self._executor is None or self._conn is None:
             raise RuntimeError("JobStore is not open")
         conn = self._conn
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+        except (sqlite3.Error, OSError) as exc:
+            if is_disk_full(exc):
+                raise InsufficientStorageError(
+                    "The data folder's disk is full: the job store cannot be written",
+                    {"path": str(self._path.parent), "reason": str(exc)},
+                ) from exc
+            raise
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
@@ -165,10 +163,38 @@ class JobStore:
         self._executor.shutdown(wait=True)
         self._executor = None
 
-    async def insert(self, job: JobRecord) -> None:
+    async def insert(self, job: JobRecord, idempotency: tuple[str, str] | None = None) -> None:
+        """Insert a new job and, given ``(key, fingerprint)``, its idempotency key, in one transaction."""
         row = _to_row(job)
         sql = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
-        await self.run(lambda conn: conn.execute(sql, row))
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(sql, row)
+                if idempotency is not None:
+                    key, fingerprint = idempotency
+                    conn.execute(
+                        "INSERT INTO idempotency_keys (key, fingerprint, request_id, created_at) VALUES (?, ?, ?, ?)",
+                        (key, fingerprint, job.request_id, job.created_at),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self.run(work)
+
+    async def idempotent_job(self, key: str, since: float) -> tuple[str, str] | None:
+        """(fingerprint, request_id) stored for an idempotency key no older than ``since``; older keys are
+        forgotten on the way."""
+
+        def work(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (since,))
+            row = conn.execute("SELECT fingerprint, request_id FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
+            return None if row is None else (str(row[0]), str(row[1]))
+
+        return await self.run(work)
 
     async def update(self, request_id: str, **fields: Any) -> None:
         """Set some columns of one job. JSON columns take their Struct."""
@@ -202,16 +228,16 @@ class JobStore:
 
         return await self.run(query)
 
-    async def fail_interrupted(self, now: float, code: str, message: str, details: str) -> list[str]:
-        """Mark every `processing` job failed (the server died under it); returns their ids."""
+    async def requeue_interrupted(self, reason: str) -> list[str]:
+        """Put every `processing` job (the server stopped under it) back in the queue to run again, in its
+        original place, with ``reason`` as its last error; returns their ids."""
 
         def work(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute("SELECT request_id FROM jobs WHERE status = ?", (PROCESSING,))
-            ids = [r[0] for r in rows]
+            ids = [r[0] for r in conn.execute("SELECT request_id FROM jobs WHERE status = ?", (PROCESSING,))]
             conn.execute(
-                "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, error_details = ?, "
-                "failed_at = ? WHERE status = ?",
-                (FAILED, code, message, details, now, PROCESSING),
+                "UPDATE jobs SET status = ?, progress = 0, current_step = ?, started_at = NULL, last_error = ? "
+                "WHERE status = ?",
+                (QUEUED, STEP_RETRYING, reason, PROCESSING),
             )
             return ids
 
@@ -230,3 +256,12 @@ class JobStore:
             return [(float(r[0]), float(r[1])) for r in rows]
 
         return await self.run(query)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a storage error means the disk (or quota) is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in _FULL_ERRNOS
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -60,6 +60,7 @@ class GpuInfo(msgspec.Struct):
 NO_GPU = GpuInfo(available=False, count=0, devices=[])
 
 
+@runtime_checkable
 class GpuReader(Protocol):
     async def snapshot(self) -> GpuInfo: ...
 

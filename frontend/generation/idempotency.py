@@ -1,0 +1,69 @@
+"""``Idempotency-Key`` on the POST routes: a key sent again with the same request returns the first job instead of
+queuing a duplicate; the same key with a different request is 409 IDEMPOTENCY_KEY_REUSED. Keys are kept for
+``KEY_TTL_SECONDS``. The request is compared by a fingerprint of what the client sent (route, decoded fields,
+image bytes), not of the raw body, so a multipart boundary or key order does not matter."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from visualizr.frontend import clock
+from visualizr.frontend.errors import IdempotencyKeyReusedError, InvalidParametersError
+from visualizr.frontend.jobs.store import JobStore
+
+HEADER = "Idempotency-Key"
+MAX_KEY_CHARS = 255
+KEY_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str | None, route: str, parts: Iterable[bytes]) -> IdempotencyClaim | None:
+        """The claim of a request (None without the header); INVALID_PARAMETERS for a malformed key."""
+        if key is None:
+            return None
+        if not 1 <= len(key) <= MAX_KEY_CHARS or not key.isprintable():
+            raise InvalidParametersError(
+                f"{HEADER} must be 1 to {MAX_KEY_CHARS} printable characters",
+                {"field": HEADER, "max_length": MAX_KEY_CHARS},
+            )
+        digest = hashlib.sha256(route.encode())
+        for part in parts:
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return cls(key, digest.hexdigest())
+
+
+class IdempotencyKeys:
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(self, key: str) -> asyncio.Lock:
+        """One lock per key, so two requests racing with one key cannot both queue a job."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def first_job(self, claim: IdempotencyClaim) -> str | None:
+        """The request id of the job first stored under the claim's key; None for a new key."""
+        found = await self._store.idempotent_job(claim.key, clock.now() - KEY_TTL_SECONDS)
+        if found is None:
+            return None
+        fingerprint, request_id = found
+        if fingerprint != claim.fingerprint:
+            raise IdempotencyKeyReusedError(
+                f"{HEADER} {claim.key[:60]!r} was already used for a different request",
+                {"field": HEADER, "request_id": request_id},
+            )
+        return request_id

@@ -1,0 +1,214 @@
+"""One run of one job: an inference endpoint that serves its model (loaded on demand), the pipeline streamed from it
+with progress, the frames checked and encoded. The runner decides nothing about the job's fate: it returns an
+``Outcome`` (completed, failed, retry, stopped) and the service records it.
+
+What is retried: every failure of the infrastructure (``BackendError.retryable``: the endpoint went away, a stub
+died, a model was unloaded under the job, the stream stalled, an unexplained pipeline error) and a disk that filled
+up while encoding. What fails the job: the pipeline refusing its input, the GPU running out of memory, a model
+that cannot be loaded, frames of the wrong shape, a source image that cannot be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from visualizr.frontend.errors import GENERATION_FAILED, INSUFFICIENT_GPU_MEMORY, VisualizrError
+from visualizr.frontend.generation.backend import GenerationBackend, GenerationInput, GenerationStream
+from visualizr.frontend.generation.journal import JobJournal
+from visualizr.frontend.generation.progress import DECODING_DONE, progress_of
+from visualizr.frontend.generation.queue import LiveJob
+from visualizr.frontend.generation.stall import StreamStalled, within_stall_timeout
+from visualizr.frontend.generation.views import FAILED_MESSAGE
+from visualizr.frontend.infra.endpoints import Endpoint
+from visualizr.frontend.infra.failures import OUT_OF_MEMORY, STALLED, BackendError
+from visualizr.frontend.jobs.files import VideoAssets, load_input, remove_assets
+from visualizr.frontend.jobs.naming import video_id_of
+from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
+from visualizr.frontend.jobs.store import is_disk_full
+from visualizr.model_card import ModelCard
+from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING
+from visualizr.pipeline.request import GenerationRequest
+
+logger = logging.getLogger("visualizr.frontend.generation")
+
+OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
+Encoder = Callable[[np.ndarray, int, Path, str], tuple[VideoAssets, VideoMetadata]]
+
+COMPLETED_RUN, FAILED_RUN, RETRY_RUN, STOPPED_RUN = "completed", "failed", "retry", "stopped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # completed | failed | retry | stopped (cancelled under the run: nothing to record)
+    details: str = ""
+    code: str = GENERATION_FAILED
+    message: str = FAILED_MESSAGE
+    assets: VideoAssets | None = None
+    metadata: VideoMetadata | None = None
+
+
+def failed(details: str, code: str = GENERATION_FAILED, message: str = FAILED_MESSAGE) -> Outcome:
+    return Outcome(FAILED_RUN, details, code, message)
+
+
+class InferenceGate(Protocol):
+    """What a run needs of model management (``visualizr.frontend.models.placement.Placement``)."""
+
+    async def check_capacity(self, card: ModelCard, parameters: GenerationParameters) -> None: ...
+
+    def blocked_reason(self, model_id: str) -> str | None:
+        """Why no endpoint can take a job of this model now (None: one can)."""
+
+    async def acquire(self, model_id: str, on_loading: Callable[[], Awaitable[None]]) -> Endpoint:
+        """An endpoint serving the model, loaded there on demand; BackendError (retryable) when none is up,
+        VisualizrError (MODEL_LOAD_FAILED) when the model cannot be loaded."""
+
+    def release(self, endpoint: Endpoint) -> None: ...
+
+    def report(self, endpoint: Endpoint, model_id: str, error: BackendError) -> None:
+        """A run failed on the infrastructure: mark the endpoint down, heal a dead stub, ..."""
+
+    def on_change(self, listener: Callable[[], None]) -> None: ...
+
+
+def generation_request(record: JobRecord, image: np.ndarray | None) -> GenerationRequest:
+    params = record.parameters
+    return GenerationRequest(
+        prompt=record.prompt,
+        negative_prompt=record.negative_prompt,
+        width=params.width,
+        height=params.height,
+        num_frames=params.num_frames,
+        num_inference_steps=params.num_inference_steps,
+        guidance_scale=params.guidance_scale,
+        seed=params.seed,
+        image=image,
+        strength=params.strength if params.strength is not None else 1.0,
+    )
+
+
+class JobRunner:
+    def __init__(
+        self,
+        backend: GenerationBackend,
+        gate: InferenceGate,
+        journal: JobJournal,
+        *,
+        data_dir: Path,
+        assets_dir: Path,
+        stall_timeout_s: float,
+        encoder: Encoder,
+    ) -> None:
+        self.backend = backend
+        self.gate = gate
+        self.journal = journal
+        self.data_dir = data_dir
+        self.assets_dir = assets_dir
+        self.stall_timeout_s = stall_timeout_s
+        self.encoder = encoder
+
+    async def run(self, job: LiveJob) -> Outcome:
+        rec = job.record
+
+        async def on_loading() -> None:
+            await self.journal.commit(job, current_step=STEP_LOADING_MODEL)
+
+        try:
+            endpoint = await self.gate.acquire(rec.model, on_loading)
+        except BackendError as exc:
+            return Outcome(RETRY_RUN, exc.details or exc.message)
+        except VisualizrError as exc:
+            reason = exc.details.get("reason", "") if isinstance(exc.details, dict) else exc.details
+            return failed(str(reason or ""), exc.code, exc.message)
+        try:
+            return await self._run_on(endpoint, job)
+        finally:
+            self.gate.release(endpoint)
+
+    async def _run_on(self, endpoint: Endpoint, job: LiveJob) -> Outcome:
+        rec = job.record
+        if job.terminal:
+            return Outcome(STOPPED_RUN)
+        try:
+            image = await self._source_image(rec)
+        except ValueError as exc:
+            return failed(str(exc))
+        if rec.current_step == STEP_LOADING_MODEL:
+            await self.journal.commit(job, current_step=PHASE_TEXT_ENCODING)
+        stream = self.backend.stream(
+            endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
+        )
+        job.stream = stream
+        if job.cancel_requested:
+            stream.cancel()
+        try:
+            frames = await self._frames(job, stream)
+        except asyncio.CancelledError:  # the worker is stopping: stop the pipeline too
+            stream.cancel()
+            raise
+        except StreamStalled as exc:
+            stream.cancel()
+            error = BackendError(FAILED_MESSAGE, str(exc), STALLED)
+            self.gate.report(endpoint, rec.model, error)
+            return Outcome(RETRY_RUN, str(exc))
+        except BackendError as exc:
+            if job.terminal:
+                return Outcome(STOPPED_RUN)
+            self.gate.report(endpoint, rec.model, exc)
+            if exc.kind == OUT_OF_MEMORY:
+                return failed(exc.details, INSUFFICIENT_GPU_MEMORY, OUT_OF_MEMORY_MESSAGE)
+            return Outcome(RETRY_RUN, exc.details or exc.message) if exc.retryable else failed(exc.details)
+        finally:
+            job.stream = None
+        if job.terminal:
+            return Outcome(STOPPED_RUN)
+        if frames is None:
+            return failed("the pipeline finished without returning frames")
+        params = rec.parameters
+        expected = (params.num_frames, params.height, params.width, 3)
+        if tuple(frames.shape) != expected or frames.dtype != np.uint8:
+            got = f"{frames.dtype} {list(frames.shape)}"
+            return failed(f"the pipeline returned frames {got}, expected uint8 {list(expected)}")
+        return await self._encode(job, frames)
+
+    async def _frames(self, job: LiveJob, stream: GenerationStream) -> np.ndarray | None:
+        frames: np.ndarray | None = None
+        async for event in within_stall_timeout(stream, self.stall_timeout_s):
+            if job.terminal:
+                stream.cancel()
+                break
+            if event.frames is not None:
+                frames = event.frames
+            await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
+        return frames
+
+    async def _encode(self, job: LiveJob, frames: np.ndarray) -> Outcome:
+        rec = job.record
+        await self.journal.commit(job, progress=max(rec.progress, DECODING_DONE), current_step=PHASE_ENCODING)
+        try:
+            assets, metadata = await asyncio.to_thread(
+                self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id)
+            )
+        except Exception as exc:
+            if is_disk_full(exc):
+                return Outcome(RETRY_RUN, f"the disk filled up while encoding the video: {exc}")
+            logger.exception("encoding %s failed", rec.request_id)
+            return failed(f"video encoding failed: {exc}")
+        if job.terminal:  # cancelled while encoding
+            await asyncio.to_thread(remove_assets, assets)
+            return Outcome(STOPPED_RUN)
+        return Outcome(COMPLETED_RUN, assets=assets, metadata=metadata)
+
+    async def _source_image(self, rec: JobRecord) -> np.ndarray | None:
+        """The job's source image (image-to-video), uint8 [H, W, 3]; ValueError when it cannot be read."""
+        if rec.source_image is None:
+            return None
+        params = rec.parameters
+        return await asyncio.to_thread(load_input, self.data_dir, rec.source_image, params.width, params.height)

@@ -1,0 +1,90 @@
+"""A generation job as stored: its states, kinds, resolved parameters, video metadata and the record itself."""
+
+from __future__ import annotations
+
+import msgspec
+
+# Job states. `queued` and `cancelled` extend the reference's processing/completed/failed.
+QUEUED = "queued"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED})
+
+# current_step values of our own (the others are the pipeline's phases, visualizr.names.PHASE_*).
+STEP_QUEUED = "queued"  # waiting for a worker
+STEP_LOADING_MODEL = "loading_model"  # a worker is loading the model through Triton (load on demand)
+STEP_RETRYING = "retrying"  # waiting to run again after an infrastructure failure (attempts, last_error)
+STEP_WAITING_FOR_INFERENCE = "waiting_for_inference_server"  # no Triton endpoint can take it now
+STEP_WAITING_FOR_DISK = "waiting_for_disk_space"  # the data folder's disk is below the free-space floor
+
+# Job kinds: all three run the same pipeline; image-to-video adds a source image.
+KIND_TEXT = "text-to-video"
+KIND_IMAGE = "image-to-video"
+KIND_CHARACTER = "character-animation"
+
+
+class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The resolved parameters of a job (defaults filled in, seed chosen); stored as JSON with the job.
+
+    ``strength`` (image-to-video only, the request's ``motion_strength``): how far the video may depart from
+    the source image, in (0, 1]. Absent for the other kinds.
+    """
+
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    strength: float | None = None
+
+    @property
+    def work_units(self) -> float:
+        """Denoising work of a job: steps x frames x pixels (what generation time scales with)."""
+        return float(self.num_inference_steps) * self.num_frames * self.width * self.height
+
+
+class VideoMetadata(msgspec.Struct):
+    duration_seconds: float
+    fps: int | float
+    resolution: str
+    file_size_bytes: int
+    format: str
+    codec: str
+    num_frames: int = 0  # read back from the file too; not part of the reference's metadata but handy
+
+
+class JobRecord(msgspec.Struct):
+    request_id: str
+    model: str
+    prompt: str
+    negative_prompt: str
+    style: str | None
+    parameters: GenerationParameters
+    status: str
+    progress: int
+    current_step: str
+    created_at: float
+    error_code: str | None = None
+    error_message: str | None = None
+    error_details: str | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    failed_at: float | None = None
+    cancelled_at: float | None = None
+    video_path: str | None = None
+    thumbnail_path: str | None = None
+    preview_path: str | None = None
+    metadata: VideoMetadata | None = None
+    processing_time_seconds: float | None = None
+    kind: str = KIND_TEXT
+    source_image: str | None = None  # image-to-video: path of the source image, relative to the data folder
+    attempts: int = 0  # runs started so far (a run that failed on the infrastructure is run again)
+    last_error: str | None = None  # why the last run failed, while the job waits to run again
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATES
