@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from visualizr import process_tree
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.settings import REPO_ROOT, Settings
 
@@ -119,12 +120,16 @@ def models_to_load(model_repository: Path) -> list[str]:
     return list(dict.fromkeys(models)) or ["*"]
 
 
+# Looked up now, not in the forked child: the API's threads may hold the dynamic loader's lock at fork time.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
 def _terminate_with_parent() -> None:
-    """In the child before exec: SIGTERM tritonserver if the process that started it dies (even by SIGKILL),
-    so a crashed `make serve` or test run never leaves a server holding the ports."""
-    if sys.platform.startswith("linux"):
+    """In the child before exec: SIGTERM tritonserver if the thread that started it ends or its process dies
+    (even by SIGKILL), so a crashed `make serve` or test run never leaves a server holding the ports."""
+    if _prctl is not None:
         pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        _prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class TritonServer:
@@ -150,6 +155,11 @@ class TritonServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def shm_region_prefix(self) -> str:
+        """Names the Python backend's shared-memory regions; each stub carries its region's name in argv."""
+        return f"visualizr_{self.settings.triton_grpc_port}_"
+
+    @property
     def ready_url(self) -> str:
         return f"http://{self.settings.triton_http_url}/v2/health/ready"
 
@@ -164,7 +174,7 @@ class TritonServer:
             f"--grpc-port={s.triton_grpc_port}",
             f"--metrics-port={s.triton_metrics_port}",
             # one shared-memory namespace per server, so a test server never meets a dev server's regions
-            f"--backend-config=python,shm-region-prefix-name=visualizr_{s.triton_grpc_port}_",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_region_prefix}",
             f"--log-verbose={1 if self.verbose else 0}",
             f"--exit-timeout-secs={self.exit_timeout_s}",
         ]
@@ -173,8 +183,10 @@ class TritonServer:
         return [*args, *self.extra_args]
 
     def start(self) -> TritonServer:
-        if self.process is not None and self.process.poll() is None:
-            return self
+        if self.process is not None:
+            if self.exit_code() is None:
+                return self
+            self.reap()
         install = find_triton()
         command = self.command(install)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +221,7 @@ class TritonServer:
             raise TritonStartError("tritonserver was not started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = self.exit_code()
             if code is not None:
                 raise TritonStartError(f"tritonserver exited with code {code}:\n{self.log_tail()}")
             if self.is_ready():
@@ -217,20 +229,37 @@ class TritonServer:
             time.sleep(0.25)
         raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
+    def exit_code(self) -> int | None:
+        """tritonserver's exit code once it has exited (None while it runs); unlike Popen.poll() it does not
+        reap the process, whose pid then keeps its process group reserved until :meth:`reap`."""
+        if self.process is None or self.process.returncode is not None:
+            return None if self.process is None else self.process.returncode
+        return process_tree.exit_code(self.process.pid)
+
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; then :meth:`reap`. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.exit_code() is None:
+            os.kill(self.process.pid, signal.SIGTERM)  # not Popen.send_signal: its poll() would reap
+            if process_tree.wait_exit(self.process.pid, timeout) is None:
+                logger.warning("tritonserver ignored SIGTERM for %.0fs: killing it", timeout)
+                os.kill(self.process.pid, signal.SIGKILL)
+        return self.reap()
+
+    def reap(self, timeout: float = 10.0) -> int | None:
+        """SIGKILL tritonserver's whole process group (Python-backend stubs included) while the unreaped leader
+        still reserves the group id, reap the leader, then wait for (and reap) the rest. Returns tritonserver's
+        exit code (negative: the signal that killed it)."""
         process, self.process = self.process, None
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("tritonserver ignored SIGTERM for %.0fs: killing it", timeout)
-                process.kill()
-                process.wait()
-        return process.returncode
+        if process.returncode is None:  # not reaped yet, so the group id is still its own
+            process_tree.kill_group(process.pid)  # start_new_session: the group id is the leader's pid
+        code = process.wait()
+        if not process_tree.reap_group(process.pid, timeout):
+            logger.warning("processes of tritonserver's group %d outlived it by %.0fs", process.pid, timeout)
+        return code
 
     def __enter__(self) -> TritonServer:
         return self.start()
@@ -262,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         server.wait_ready(args.timeout)
         logger.info("tritonserver ready at %s (log: %s)", server.settings.triton_http_url, server.log_path)
         with contextlib.suppress(KeyboardInterrupt):
-            while server.process is not None and server.process.poll() is None:
+            while server.exit_code() is None:
                 time.sleep(1.0)
     return 0
 
