@@ -51,6 +51,12 @@ class Settings(msgspec.Struct, frozen=True):
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     log_level: str = "info"
+    # `make serve` restarts a tritonserver that exits after waiting 1 s, doubling per consecutive failure up to
+    # the max; a server that stayed ready this long resets the doubling. A (re)start not ready in time is killed.
+    triton_restart_backoff_s: int = 1
+    triton_restart_backoff_max_s: int = 30
+    triton_restart_stable_s: int = 60
+    triton_ready_timeout_s: int = 300
 
     @property
     def triton_grpc_url(self) -> str:
@@ -72,6 +78,11 @@ class Settings(msgspec.Struct, frozen=True):
     @property
     def assets_dir(self) -> Path:
         return self.data_dir / "assets" / "video"
+
+    @property
+    def supervisor_status_path(self) -> Path:
+        """Where `make serve`'s Triton supervisor records its state (visualizr.supervisor.read_supervisor_status)."""
+        return self.data_dir / "run" / "triton-supervisor.json"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,4 +107,10 @@ class Settings(msgspec.Struct, frozen=True):
             triton_urls=_list(env.get("VISUALIZR_TRITON_URLS", "")),
             api_keys=keys,
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
+            triton_restart_backoff_s=_int(env, "VISUALIZR_TRITON_RESTART_BACKOFF", base.triton_restart_backoff_s),
+            triton_restart_backoff_max_s=_int(
+                env, "VISUALIZR_TRITON_RESTART_BACKOFF_MAX", base.triton_restart_backoff_max_s
+            ),
+            triton_restart_stable_s=_int(env, "VISUALIZR_TRITON_RESTART_STABLE", base.triton_restart_stable_s),
+            triton_ready_timeout_s=_int(env, "VISUALIZR_TRITON_READY_TIMEOUT", base.triton_ready_timeout_s),
         )

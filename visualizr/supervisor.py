@@ -1,0 +1,260 @@
+"""Keeps tritonserver running for `make serve`: starts it through :class:`~visualizr.launcher.TritonServer`,
+restarts it with bounded exponential backoff whenever it exits (crash, SIGKILL, OOM), kills and reaps its whole
+process tree each time, removes stubs orphaned by an earlier crash before each start, and records its state in
+a small JSON file other processes can read (:func:`read_supervisor_status`).
+
+    supervisor = TritonSupervisor(Settings.from_env()).start()
+    supervisor.wait_ready(timeout=300)
+    ...
+    supervisor.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from visualizr import process_tree, triton_orphans
+from visualizr.launcher import TritonServer, TritonStartError
+from visualizr.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SupervisorState = Literal["starting", "ready", "restarting", "stopped"]
+Outcome = Literal["exited", "not_ready", "requested", "stop"]
+POLL_S = 0.2
+LOG_TAIL_LINES = 20
+
+
+class Backoff(msgspec.Struct, frozen=True):
+    """Delay before restarting: ``initial_s`` doubled per consecutive failed run, at most ``max_s``; a run that
+    stayed ready for ``stable_s`` counts as a fresh start."""
+
+    initial_s: float = 1.0
+    max_s: float = 30.0
+    stable_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backoff:
+        return cls(
+            settings.triton_restart_backoff_s, settings.triton_restart_backoff_max_s, settings.triton_restart_stable_s
+        )
+
+    def failures_after(self, failures: int, ready_for_s: float | None) -> int:
+        """Consecutive failures counting the run that just ended, which was ready for ``ready_for_s`` (None:
+        never ready)."""
+        return 1 if ready_for_s is not None and ready_for_s >= self.stable_s else failures + 1
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the next start after ``failures`` (>= 1) consecutive failures."""
+        return min(self.max_s, self.initial_s * 2.0 ** min(max(failures - 1, 0), 64))
+
+
+class SupervisorStatus(msgspec.Struct, frozen=True):
+    """The supervisor's state file. ``pid`` is tritonserver's (None while none runs); ``last_exit_code`` is
+    negative when a signal killed it (-9: SIGKILL)."""
+
+    supervisor_pid: int
+    state: SupervisorState
+    restarts: int = 0
+    pid: int | None = None
+    last_exit_code: int | None = None
+    last_exit_at: datetime | None = None
+    started_at: datetime | None = None
+    ready_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def supervisor_alive(self) -> bool:
+        """False when the supervising process is gone, so the file describes a past run."""
+        info = process_tree.read_process(self.supervisor_pid)
+        return info is not None and info.state != "Z"
+
+
+def write_status(path: Path, status: SupervisorStatus) -> None:
+    """Replace the file atomically: a reader sees the old or the new status, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_bytes(msgspec.json.encode(status))
+    os.replace(staging, path)
+
+
+def read_supervisor_status(path: Path) -> SupervisorStatus | None:
+    """The status a supervisor last recorded, or None when there is no (readable) file."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=SupervisorStatus)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TritonSupervisor:
+    """Runs tritonserver in a thread of its own (it must outlive the server: the launcher asks the kernel to
+    SIGTERM tritonserver when the thread that started it ends). A server that exits before the first one was
+    ever ready is a start-up error (:meth:`wait_ready` raises it); after that every exit is restarted."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backoff: Backoff | None = None,
+        new_server: Callable[[], TritonServer] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backoff = backoff or Backoff.from_settings(settings)
+        self.status_path = settings.supervisor_status_path
+        self._new_server = new_server or (lambda: TritonServer(settings))
+        self._no_restart = threading.Event()
+        self._stop = threading.Event()
+        self._restart_reason: str | None = None
+        self._changed = threading.Condition()
+        self._status = SupervisorStatus(supervisor_pid=os.getpid(), state="starting")
+        self._failure: TritonStartError | None = None
+        self._ever_ready = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> SupervisorStatus:
+        return self._status
+
+    def start(self) -> TritonSupervisor:
+        if self._thread is None:
+            self._update()
+            self._thread = threading.Thread(target=self._run, name="triton-supervisor", daemon=True)
+            self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until the current server is ready; raises the start-up error, or TritonStartError on timeout."""
+        with self._changed:
+            settled = self._changed.wait_for(lambda: self._status.state in ("ready", "stopped"), timeout)
+        if self._status.state == "stopped":
+            raise self._failure or TritonStartError("the Triton supervisor has stopped")
+        if not settled:
+            raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s (state {self._status.state})")
+
+    def request_restart(self, reason: str) -> None:
+        """Restart tritonserver now (as healing's last resort), counted as a restart."""
+        self._restart_reason = reason
+
+    def stop_restarting(self) -> None:
+        """Whatever happens to tritonserver from now on, do not start it again (shutdown has begun)."""
+        self._no_restart.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """No more restarts, then stop tritonserver and its process tree; returns once all are reaped."""
+        self._no_restart.set()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> TritonSupervisor:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _update(self, **changes: object) -> None:
+        with self._changed:
+            self._status = msgspec.structs.replace(self._status, updated_at=_now(), **changes)
+            try:
+                write_status(self.status_path, self._status)
+            except OSError as exc:
+                logger.warning("cannot write the supervisor status to %s: %s", self.status_path, exc)
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        server: TritonServer | None = None
+        failures = 0
+        try:
+            while not self._no_restart.is_set():
+                server = self._launch()
+                outcome, ready_for = self._watch(server)
+                if outcome == "stop":
+                    break
+                ended, server = server, None
+                assert ended.process is not None
+                pid = ended.process.pid
+                code = ended.stop(timeout=15) if outcome in ("not_ready", "requested") else ended.reap()
+                exit_fields = {"pid": None, "last_exit_code": code, "last_exit_at": _now()}
+                if not self._ever_ready:
+                    self._update(**exit_fields)
+                    raise TritonStartError(
+                        f"tritonserver {process_tree.describe_exit(code)} before it was ready:\n"
+                        f"{ended.log_tail(LOG_TAIL_LINES)}"
+                    )
+                if self._no_restart.is_set():
+                    self._update(**exit_fields)
+                    break
+                failures = 0 if outcome == "requested" else self.backoff.failures_after(failures, ready_for)
+                delay = self.backoff.delay(failures) if failures else 0.0
+                restarts = self._status.restarts + 1
+                logger.warning(
+                    "tritonserver (pid %d) %s%s; restart %d in %.1f s. Log tail:\n%s",
+                    pid, process_tree.describe_exit(code), self._why(outcome), restarts, delay,
+                    ended.log_tail(LOG_TAIL_LINES),
+                )
+                self._restart_reason = None
+                self._update(state="restarting", restarts=restarts, **exit_fields)
+                self._no_restart.wait(delay)
+        except TritonStartError as exc:
+            self._failure = exc
+        except Exception as exc:  # never leave tritonserver running unsupervised
+            logger.exception("the Triton supervisor failed")
+            self._failure = TritonStartError(f"the Triton supervisor failed: {exc}")
+        finally:
+            if server is not None:
+                self._update(pid=None, last_exit_code=server.stop(), last_exit_at=_now())
+            self._update(state="stopped")
+
+    def _launch(self) -> TritonServer:
+        """Clear what an earlier crash of a server on our ports left behind, then start a new one."""
+        server = self._new_server()
+        triton_orphans.kill_orphaned_stubs(server.shm_region_prefix)
+        triton_orphans.remove_stale_shm_regions(server.shm_region_prefix)
+        server.start()
+        assert server.process is not None
+        self._update(state="starting", pid=server.process.pid, started_at=_now(), ready_at=None)
+        return server
+
+    def _watch(self, server: TritonServer) -> tuple[Outcome, float | None]:
+        """Until tritonserver exits, misses its readiness deadline, a restart is requested or we stop. Returns
+        the outcome and how long the server was ready (None: never)."""
+        assert server.process is not None
+        deadline = time.monotonic() + self.settings.triton_ready_timeout_s
+        ready_since: float | None = None
+
+        def ready_for() -> float | None:
+            return None if ready_since is None else time.monotonic() - ready_since
+
+        while not self._stop.is_set():
+            if server.exit_code() is not None:
+                return "exited", ready_for()
+            if self._restart_reason is not None:
+                return "requested", ready_for()
+            if ready_since is None:
+                if server.is_ready():
+                    ready_since = time.monotonic()
+                    self._ever_ready = True
+                    self._update(state="ready", ready_at=_now())
+                elif time.monotonic() > deadline:
+                    return "not_ready", None
+            self._stop.wait(POLL_S)
+        return "stop", ready_for()
+
+    def _why(self, outcome: Outcome) -> str:
+        if outcome == "not_ready":
+            return f" (killed: not ready after {self.settings.triton_ready_timeout_s} s)"
+        if outcome == "requested":
+            return f" (restart requested: {self._restart_reason})"
+        return ""
