@@ -1,6 +1,8 @@
-"""`make serve`: run tritonserver and the API together in the foreground until Ctrl-C / SIGTERM.
+"""`make serve`: tritonserver under the supervisor (restarted whenever it exits) and the API, in the foreground
+until Ctrl-C / SIGTERM.
 
 The model repository must already be built (`python -m visualizr.export`, which `make serve` runs first).
+Shutdown order: the supervisor stops restarting, uvicorn drains the API, then tritonserver and its stubs stop.
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ import types
 
 import uvicorn
 
-from visualizr.launcher import TritonServer
+from visualizr import process_tree
+from visualizr.launcher import TritonStartError
 from visualizr.settings import Settings
+from visualizr.supervisor import TritonSupervisor
 
 log = logging.getLogger("visualizr.serve")
-
-TRITON_READY_TIMEOUT_S = 300.0
 
 
 def _raise_on_sigterm(signum: int, frame: types.FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn, telling the supervisor to stop restarting Triton as soon as a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, supervisor: TritonSupervisor) -> None:
+        super().__init__(config)
+        self.supervisor = supervisor
+
+    def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
+        self.supervisor.stop_restarting()
+        super().handle_exit(sig, frame)
 
 
 def main() -> int:
@@ -30,14 +44,17 @@ def main() -> int:
     # Until uvicorn installs its own handlers, SIGTERM stops start-up the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    triton = TritonServer(settings)
+    process_tree.become_subreaper()  # the stubs of a killed tritonserver become our children, which we reap
+    supervisor = TritonSupervisor(settings)
     try:
-        log.info("starting tritonserver (http :%d, grpc :%d, metrics :%d), log in %s",
-                 settings.triton_http_port, settings.triton_grpc_port, settings.triton_metrics_port, triton.log_path)
-        triton.start()
-        triton.wait_ready(TRITON_READY_TIMEOUT_S)
+        log.info(
+            "starting tritonserver (http :%d, grpc :%d, metrics :%d) under the supervisor, status in %s",
+            settings.triton_http_port, settings.triton_grpc_port, settings.triton_metrics_port,
+            settings.supervisor_status_path,
+        )
+        supervisor.start().wait_ready(settings.triton_ready_timeout_s)
         log.info("tritonserver ready; API on http://%s:%d", settings.host, settings.port)
-        uvicorn.run(
+        config = uvicorn.Config(
             "visualizr.frontend.app:create_app",
             factory=True,
             host=settings.host,
@@ -45,11 +62,16 @@ def main() -> int:
             log_level=settings.log_level,
             timeout_graceful_shutdown=10,
         )
+        _ApiServer(config, supervisor).run()
     except KeyboardInterrupt:
         log.info("interrupted")
+    except TritonStartError as exc:
+        log.error("%s", exc)
+        return 1
     finally:
+        supervisor.stop_restarting()
         log.info("stopping tritonserver")
-        triton.stop()
+        supervisor.stop()
     return 0
 
 
