@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -78,9 +78,11 @@ def create_app(
     *,
     model_control: ModelControl | None = None,
     gpu: GpuReader | None = None,
+    restart_triton: Callable[[str], None] | None = None,
 ) -> Litestar:
     """The API over Triton (``settings.inference_urls``), or over an injected ``backend`` (tests) whose models are
-    controlled by ``model_control``. ``gpu`` defaults to NVML."""
+    controlled by ``model_control``. ``gpu`` defaults to NVML. ``restart_triton(reason)`` restarts the Triton at
+    ``settings.triton_grpc_url`` when healing cannot help (``make serve`` passes its supervisor's)."""
     settings = settings or Settings.from_env()
     prepare_data_dir(settings.data_dir, settings.assets_dir)
     catalog = ModelCatalog(settings.model_repository)
@@ -88,7 +90,12 @@ def create_app(
     gpu = gpu or NvmlReader()
     pool = inference_pool(settings, catalog, backend, model_control)
     placement: list[Placement] = []  # the healer tells the placement, built after it
-    healer = Healer(on_change=lambda: placement[0].changed())
+    def escalate(endpoint: Endpoint, reason: str) -> None:
+        if restart_triton is not None and endpoint.url == settings.triton_grpc_url:
+            logger.error("restarting the Triton at %s: %s", endpoint.url, reason)
+            restart_triton(reason)
+
+    healer = Healer(on_change=lambda: placement[0].changed(), escalate=escalate)
     models = ModelService(catalog, pool, gpu, store, healer)
     placement.append(Placement(catalog, pool, models, healer, gpu))
     disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)

@@ -69,6 +69,7 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
         "models",
         "workers",
         "storage",
+        "triton_supervisor",
         "problems",
     }
     assert body["status"] == "healthy" and ISO_Z.match(body["timestamp"]) and body["version"]
@@ -76,6 +77,7 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
     assert body["inference_servers"] == [{"url": "in-process", "status": "up", "jobs_in_flight": 0, "problem": None}]
     assert body["models"] == [{"id": MODEL_ID, "status": "loaded", "serving": True, "problems": []}]
     assert body["workers"] == {"alive": 1, "configured": 1, "restarts": 0}
+    assert body["triton_supervisor"] is None  # not under make serve
     assert body["storage"]["free_mb"] > body["storage"]["min_free_mb"] == 256
     assert isinstance(body["uptime_seconds"], int)
     assert body["gpu_info"] == {
@@ -360,6 +362,7 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
         "visualizr_inference_server_up": "gauge",
         "visualizr_inference_server_outages_total": "counter",
         "visualizr_inference_server_jobs_in_flight": "gauge",
+        "visualizr_triton_restarts_total": "counter",
         "visualizr_jobs_total": "counter",
         "visualizr_job_duration_seconds": "histogram",
     }

@@ -76,6 +76,10 @@ def test_serve_restarts_a_killed_tritonserver_and_stops_cleanly(tmp_path: Path, 
         assert process_tree.group_members(first.pid) == []  # the killed server's stubs are gone
         assert [p for p in process_tree.processes() if p.ppid == serve.pid and p.state == "Z"] == []
         assert "restart 1 in" in log.read_text(errors="replace")  # logged with the exit and the log tail
+        base = f"http://127.0.0.1:{settings.port}"
+        health = httpx.get(f"{base}/api/v1/health", timeout=10).json()
+        assert health["triton_supervisor"] == {"state": "ready", "restarts": 1, "last_exit_code": -signal.SIGKILL}
+        assert "visualizr_triton_restarts_total 1.0" in httpx.get(f"{base}/metrics", timeout=10).text
 
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=90) == 0

@@ -15,6 +15,8 @@ import types
 import uvicorn
 
 from visualizr import process_tree
+from visualizr.frontend.app import create_app
+from visualizr.frontend.infra.disk import DataDirError, prepare_data_dir
 from visualizr.launcher import TritonStartError
 from visualizr.settings import Settings
 from visualizr.supervisor import TritonSupervisor
@@ -43,7 +45,11 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Until uvicorn installs its own handlers, SIGTERM stops start-up the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_data_dir(settings.data_dir)
+    except DataDirError as exc:
+        print(f"visualizr: {exc}", file=sys.stderr)
+        return 2
     process_tree.become_subreaper()  # the stubs of a killed tritonserver become our children, which we reap
     supervisor = TritonSupervisor(settings)
     try:
@@ -54,9 +60,9 @@ def main() -> int:
         )
         supervisor.start().wait_ready(settings.triton_ready_timeout_s)
         log.info("tritonserver ready; API on http://%s:%d", settings.host, settings.port)
+        app = create_app(settings, restart_triton=supervisor.request_restart)
         config = uvicorn.Config(
-            "visualizr.frontend.app:create_app",
-            factory=True,
+            app,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
@@ -65,7 +71,7 @@ def main() -> int:
         _ApiServer(config, supervisor).run()
     except KeyboardInterrupt:
         log.info("interrupted")
-    except TritonStartError as exc:
+    except (TritonStartError, DataDirError) as exc:
         log.error("%s", exc)
         return 1
     finally:

@@ -4,7 +4,8 @@ Triton keeps listing such a model READY while every request to it fails ("Stub p
 an unload of it can hang, so a heal reloads it with fresh instances (``ModelControl.reload``). While it heals, the
 model is unservable on that endpoint (jobs wait or go elsewhere). At most ``MAX_HEALS`` heals per model and
 endpoint within ``WINDOW_SECONDS``; beyond that, or when a reload fails, it stays unservable with the reason until
-a probe finds the endpoint restarted or someone loads the model (``POST /api/v1/models/{id}/load``).
+a probe finds the endpoint restarted or someone loads the model (``POST /api/v1/models/{id}/load``), and
+``escalate`` is told (``make serve`` restarts its supervised Triton then).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Sickness:
 @dataclass(eq=False)
 class Healer:
     on_change: Callable[[], None]
+    escalate: Callable[[Endpoint, str], None] = lambda endpoint, reason: None
     now: Callable[[], float] = time.monotonic
     sick: dict[tuple[str, str], Sickness] = field(default_factory=dict)  # (endpoint url, triton model) ->
     _heals: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
@@ -70,6 +72,7 @@ class Healer:
         if len(recent) >= MAX_HEALS:
             self.sick[key] = Sickness(UNSERVABLE, f"{MAX_HEALS} heals in {WINDOW_SECONDS:.0f} s: {reason}", self.now())
             logger.error("giving up on %s at %s: %s", name, endpoint.url, reason)
+            self.escalate(endpoint, f"{name} keeps failing: {reason}")
             return
         recent.append(self.now())
         self.sick[key] = Sickness(HEALING, reason, self.now())
@@ -87,6 +90,7 @@ class Healer:
             reason = exc.reason if isinstance(exc, ModelControlError) else f"{type(exc).__name__}: {exc}"
             self.sick[key] = Sickness(UNSERVABLE, f"reload failed: {reason}", self.now())
             logger.error("could not heal %s at %s: %s", name, endpoint.url, reason)
+            self.escalate(endpoint, f"reloading {name} failed: {reason}")
         else:
             self.sick.pop(key, None)
             self.healed += 1

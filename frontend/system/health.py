@@ -6,7 +6,8 @@ loaded, or loading, is fine: jobs load it on demand), every worker alive, the di
 
 Beyond the reference: ``inference_servers`` (each Triton endpoint: up/down, jobs in flight, why it is down),
 ``models`` (each model's status and problems), ``workers`` (alive, configured, restarts), ``storage`` (free space
-against the floor), ``problems``. Never behind the API keys (load balancers and orchestrators probe it).
+against the floor), ``triton_supervisor`` (under ``make serve``: the supervised Triton's state and restarts, else
+null), ``problems``. Never behind the API keys (load balancers and orchestrators probe it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from visualizr.frontend.infra.gpu import GpuInfo, GpuReader
 from visualizr.frontend.jobs import stats
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.system.sources import JobCounts, ModelHealthSource, utc_midnight
+from visualizr.settings import Settings
+from visualizr.supervisor import read_supervisor_status
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -67,6 +70,12 @@ class Storage(msgspec.Struct):
     min_free_mb: float
 
 
+class TritonSupervision(msgspec.Struct):
+    state: str  # starting | ready | restarting | stopped
+    restarts: int
+    last_exit_code: int | None
+
+
 class HealthResponse(msgspec.Struct):
     status: str
     timestamp: str
@@ -79,6 +88,7 @@ class HealthResponse(msgspec.Struct):
     models: list[ModelHealth]
     workers: Workers
     storage: Storage
+    triton_supervisor: TritonSupervision | None
     problems: list[str]
 
 
@@ -106,6 +116,7 @@ async def health(
     gpu: GpuReader,
     store: JobStore,
     disk: DiskGuard,
+    settings: Settings,
     uptime: Uptime,
 ) -> Response[HealthResponse]:
     """Service health: inference servers, models, workers, disk, GPUs and the queue (503 when no job can run)."""
@@ -124,6 +135,12 @@ async def health(
         problems.append(f"{jobs.workers_configured - jobs.workers_alive} generation worker(s) not running")
     if disk_problem:
         problems.append(disk_problem)
+    supervised = read_supervisor_status(settings.supervisor_status_path)
+    supervision = None
+    if supervised is not None and supervised.supervisor_alive():
+        supervision = TritonSupervision(supervised.state, supervised.restarts, supervised.last_exit_code)
+        if supervised.state != "ready":
+            problems.append(f"the supervised Triton is {supervised.state} (restarts: {supervised.restarts})")
     body = HealthResponse(
         status=DEGRADED if problems else HEALTHY,
         timestamp=clock.iso(now) or "",
@@ -136,6 +153,7 @@ async def health(
         models=[ModelHealth(m.id, m.status, m.serving, list(m.problems)) for m in model_health],
         workers=Workers(jobs.workers_alive, jobs.workers_configured, jobs.worker_restarts),
         storage=storage,
+        triton_supervisor=supervision,
         problems=problems,
     )
     return Response(body, status_code=HTTP_200_OK if pool.any_up else HTTP_503_SERVICE_UNAVAILABLE)

@@ -37,6 +37,7 @@ from visualizr.frontend.system.prometheus import CONTENT_TYPE, Family, HttpMetri
 from visualizr.frontend.system.sources import JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
+from visualizr.supervisor import read_supervisor_status
 
 GIB = 1024**3
 
@@ -164,9 +165,14 @@ def _inference_families(pool: EndpointPool) -> list[Family]:
     return [up, outages, in_flight]
 
 
+def _supervisor_restarts(settings: Settings) -> float:
+    status = read_supervisor_status(settings.supervisor_status_path)
+    return status.restarts if status is not None and status.supervisor_alive() else 0
+
+
 @get("/metrics", tags=["system"], media_type=CONTENT_TYPE, include_in_schema=True)
 async def prometheus_metrics(
-    jobs: JobCounts, store: JobStore, pool: EndpointPool, http_metrics: HttpMetrics
+    jobs: JobCounts, store: JobStore, pool: EndpointPool, settings: Settings, http_metrics: HttpMetrics
 ) -> Response[str]:
     """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes."""
     outcomes = await store.run(job_stats.outcome_stats)
@@ -177,6 +183,11 @@ async def prometheus_metrics(
         gauge("visualizr_workers_alive", "Generation worker tasks running", jobs.workers_alive),
         counter("visualizr_worker_restarts_total", "Generation workers restarted after ending", jobs.worker_restarts),
         *_inference_families(pool),
+        counter(
+            "visualizr_triton_restarts_total",
+            "Restarts of the supervised Triton (make serve)",
+            _supervisor_restarts(settings),
+        ),
         *job_families(outcomes),
     ]
     return Response(render(families), media_type=CONTENT_TYPE)
