@@ -1,0 +1,122 @@
+"""`python -m visualizr.serve` (what `make serve` runs) as a test's own process: the supervised tritonserver and the
+API together, on free ports and a data folder of the test's. Only processes it started are ever signalled: the
+serve process, and the tritonserver (or a stub of it) whose parent is checked to be that serve / tritonserver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.stack import stack_settings
+from visualizr import process_tree
+from visualizr.settings import Settings
+from visualizr.supervisor import SupervisorStatus, read_supervisor_status
+
+STUB = "triton_python_backend_stub"
+
+
+@dataclass
+class ServeProcess:
+    process: subprocess.Popen[bytes]
+    settings: Settings
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def wait_until(self, what: str, check: Callable[[], object], timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited ({self.process.returncode}) waiting for {what}:\n{self.log_tail()}")
+            if check():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"no {what} within {timeout_s}s:\n{self.log_tail()}")
+
+    def health(self) -> httpx.Response | None:
+        try:
+            return httpx.get(f"{self.base_url}/api/v1/health", timeout=5)
+        except httpx.HTTPError:
+            return None
+
+    def healthy(self) -> bool:
+        response = self.health()
+        return response is not None and response.status_code == 200 and response.json()["status"] == "healthy"
+
+    def status(self) -> SupervisorStatus:
+        status = read_supervisor_status(self.settings.supervisor_status_path)
+        assert status is not None
+        return status
+
+    def tritonserver_pid(self) -> int:
+        """The running tritonserver's pid, checked to be a child of this serve process."""
+        pid = self.status().pid
+        info = process_tree.read_process(pid) if pid is not None else None
+        assert info is not None and info.ppid == self.process.pid, f"tritonserver {pid} is not serve's child"
+        return pid  # type: ignore[return-value]
+
+    def stub_pid(self, model: str) -> int:
+        """The Python-backend stub of ``model`` of the running tritonserver (its child)."""
+        server = self.tritonserver_pid()
+        for info in process_tree.processes():
+            if (
+                info.ppid == server
+                and info.argv
+                and info.argv[0].endswith(STUB)
+                and f"/{model}/1/" in " ".join(info.argv)
+            ):
+                return info.pid
+        raise AssertionError(f"no stub of {model} under tritonserver {server}")
+
+    def kill_tritonserver(self) -> int:
+        pid = self.tritonserver_pid()
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_serve(data_dir: Path, model_repository: Path, **env_overrides: str) -> ServeProcess:
+    """Start serve and wait until its API is healthy."""
+    settings, env = stack_settings(
+        data_dir, VISUALIZR_MODEL_REPOSITORY=str(model_repository), VISUALIZR_LOG_LEVEL="info", **env_overrides
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-serve.log"
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "visualizr.serve"], env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+    serve = ServeProcess(process, settings, log_path)
+    try:
+        serve.wait_until("a healthy API", serve.healthy)
+    except BaseException:
+        serve.stop()
+        raise
+    return serve
+
+
+def leftovers(server_pids: list[int]) -> list[process_tree.ProcessInfo]:
+    """Processes left of the tritonservers ``server_pids`` (each its own process group): none, after a stop."""
+    return [info for pid in server_pids for info in process_tree.group_members(pid)]
