@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from visualizr.frontend.errors import InsufficientStorageError
 from visualizr.frontend.generation import views
 from visualizr.frontend.generation.hub import GenerationHub
 from visualizr.frontend.generation.queue import LiveJob
@@ -58,19 +59,27 @@ class JobJournal:
         self.announce(job)
 
     async def progress(self, job: LiveJob, progress: int, step: str) -> None:
-        """A running job's progress: written and announced when the phase changed or the interval has passed."""
+        """A running job's progress: written and announced when the phase changed or the interval has passed. A
+        full disk skips it (neither written nor announced): the run goes on, the outcome is what must be kept."""
         record = job.record
         progress = max(record.progress, progress)
         if progress == record.progress and step == record.current_step:
             return
         if step == job.written_step and self._now() - job.last_write < PROGRESS_WRITE_INTERVAL:
             return
-        await self.commit(job, progress=progress, current_step=step)
+        try:
+            await self.commit(job, progress=progress, current_step=step)
+        except InsufficientStorageError as exc:
+            logger.debug("progress of %s not recorded: %s", job.request_id, exc)
 
     # ------------------------------------------------------------------ writes that must not be lost
 
     def park(self, job: LiveJob, fields: dict[str, Any]) -> None:
-        logger.warning("could not record %s of %s; will retry: the job stays as it is until then", fields, job)
+        logger.warning(
+            "could not record %s of %s; retrying: the job stays as it is until then",
+            fields.get("status", "the progress"),
+            job.request_id,
+        )
         self._parked[job.request_id] = (job, fields)
 
     @property

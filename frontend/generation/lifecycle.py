@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visualizr.frontend.errors import InsufficientStorageError
 from visualizr.frontend.generation.eta import Estimator
 from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.queue import JobQueue, LiveJob
@@ -77,6 +78,8 @@ class JobLifecycle:
             outcome = await self.runner.run(job)
         except asyncio.CancelledError:
             raise
+        except InsufficientStorageError as exc:  # the disk filled up under the run: run it again later
+            outcome = Outcome(RETRY_RUN, exc.message)
         except Exception as exc:  # a bug in our own code: the job fails with the reason, the worker lives on
             logger.exception("unexpected error while running %s", job.request_id)
             outcome = failed(f"internal error: {type(exc).__name__}: {exc}")

@@ -118,7 +118,7 @@ class JobRunner:
         rec = job.record
 
         async def on_loading() -> None:
-            await self.journal.commit(job, current_step=STEP_LOADING_MODEL)
+            await self.journal.progress(job, rec.progress, STEP_LOADING_MODEL)
 
         try:
             endpoint = await self.gate.acquire(rec.model, on_loading)
@@ -141,7 +141,7 @@ class JobRunner:
         except ValueError as exc:
             return failed(str(exc))
         if rec.current_step == STEP_LOADING_MODEL:
-            await self.journal.commit(job, current_step=PHASE_TEXT_ENCODING)
+            await self.journal.progress(job, rec.progress, PHASE_TEXT_ENCODING)
         stream = self.backend.stream(
             endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
         )
@@ -191,7 +191,7 @@ class JobRunner:
 
     async def _encode(self, job: LiveJob, frames: np.ndarray) -> Outcome:
         rec = job.record
-        await self.journal.commit(job, progress=max(rec.progress, DECODING_DONE), current_step=PHASE_ENCODING)
+        await self.journal.progress(job, DECODING_DONE, PHASE_ENCODING)
         try:
             assets, metadata = await asyncio.to_thread(
                 self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id)

@@ -180,7 +180,8 @@ class JobStore:
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT (disk full) may have rolled back already
+                    conn.execute("ROLLBACK")
                 raise
 
         await self.run(work)
