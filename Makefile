@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup repository serve test lint bench clean
+VENDOR_STAMP := frontend/studio/vendor/.stamp
+
+.PHONY: setup repository serve test lint bench clean browser
 
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,7 +14,18 @@ $(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	$(PY) -m pip install -q -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The /schema docs' JavaScript and CSS: pinned npm tarballs, integrity-checked (frontend/studio/vendor.py).
+$(VENDOR_STAMP): frontend/studio/vendor.py $(STAMP)
+	$(PY) -m visualizr.frontend.studio.vendor
+	touch $(VENDOR_STAMP)
+
+setup: $(STAMP) $(VENDOR_STAMP)
+
+# Debian's Chromium for the browser tests (Playwright drives it; its own browser download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		test "$$(id -u)" = 0 || { echo "make browser: install Debian's chromium (apt-get install chromium) as root" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Builds the demo model repository (tiny random AnimateDiff -> ONNX -> Triton configs) unless it is up to date.
 repository: setup
@@ -21,7 +34,7 @@ repository: setup
 serve: repository
 	exec $(PY) -m visualizr.serve
 
-test: repository
+test: repository browser
 	$(PY) -m pytest -q
 
 lint: setup

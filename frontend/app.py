@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 
-from visualizr import __version__
 from visualizr.frontend.assets.controllers import AssetsController
 from visualizr.frontend.assets.files import serve_asset
 from visualizr.frontend.assets.service import AssetService
@@ -37,6 +36,9 @@ from visualizr.frontend.models.healing import Healer
 from visualizr.frontend.models.placement import Placement
 from visualizr.frontend.models.service import ModelService
 from visualizr.frontend.security import ApiKeyMiddleware, redact_keys_in_access_log, warn_if_open
+from visualizr.frontend.studio.controllers import STUDIO_ROUTES
+from visualizr.frontend.studio.docs import openapi_config
+from visualizr.frontend.studio.tickets import TicketBook
 from visualizr.frontend.system.health import Uptime, health
 from visualizr.frontend.system.metrics import prometheus_metrics, system_metrics
 from visualizr.frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
@@ -54,6 +56,7 @@ ROUTES = [
     health,
     system_metrics,
     prometheus_metrics,
+    *STUDIO_ROUTES,
 ]
 IN_PROCESS_URL = "in-process"  # the one endpoint of an injected (non-Triton) backend
 
@@ -70,6 +73,22 @@ def inference_pool(
         cards = lambda: {i: catalog.get(i).triton_models for i in catalog.ids()}  # noqa: E731
         control = BackendReadiness(getattr(backend, "ready"), cards)  # noqa: B009 - a test backend's own check
     return EndpointPool([Endpoint(IN_PROCESS_URL, control=control)])
+
+
+# What a page on another origin may send and read (VISUALIZR_CORS_ORIGINS; no cookies, so no credentials mode).
+CORS_HEADERS = ["Authorization", "Content-Type", "Range", "If-None-Match", "If-Range", "Idempotency-Key"]
+CORS_EXPOSED = ["Retry-After", "WWW-Authenticate", "Content-Range", "Accept-Ranges", "Content-Length", "ETag"]
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+        allow_headers=CORS_HEADERS,
+        expose_headers=CORS_EXPOSED,
+    )
 
 
 def create_app(
@@ -105,6 +124,7 @@ def create_app(
     watermark = QueueWatermark(store.run)
     http_metrics = HttpMetrics()
     uptime = Uptime()
+    tickets = TicketBook()
     redact_keys_in_access_log()
 
     @asynccontextmanager
@@ -146,6 +166,7 @@ def create_app(
         "uptime": uptime,
         "watermark": watermark,
         "http_metrics": http_metrics,
+        "tickets": tickets,
     }
     app = Litestar(
         route_handlers=ROUTES,
@@ -155,11 +176,12 @@ def create_app(
             DefineMiddleware(
                 RequestMetricsMiddleware, metrics=http_metrics, after=lambda: watermark.observe(service.waiting_count)
             ),
-            DefineMiddleware(ApiKeyMiddleware, keys=settings.api_keys),
+            DefineMiddleware(ApiKeyMiddleware, keys=settings.api_keys, tickets=tickets),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Visualizr API", version=__version__),
+        openapi_config=openapi_config(),
+        cors_config=cors_config(settings),
         debug=False,
     )
     app.state.settings = settings

@@ -2,12 +2,14 @@
 
 Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes or one of
 ours (the README lists them): ``UNAUTHORIZED`` (401, a missing or wrong API key), ``INSUFFICIENT_STORAGE`` (507,
-the data folder's disk is below its free-space floor or full) and ``IDEMPOTENCY_KEY_REUSED`` (409, an
-``Idempotency-Key`` sent again with a different request).
+the data folder's disk is below its free-space floor or full), ``IDEMPOTENCY_KEY_REUSED`` (409, an
+``Idempotency-Key`` sent again with a different request) and ``ROUTE_NOT_FOUND`` (404, no route or static file at
+that path: the reference's ``REQUEST_NOT_FOUND`` means an unknown generation request or asset, which a mistyped URL
+is not).
 Litestar's own exceptions (body validation, unknown route, wrong method, malformed JSON, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
-* unknown route -> HTTP 404, ``REQUEST_NOT_FOUND``; wrong method -> HTTP 405 (with ``Allow``),
+* unknown route -> HTTP 404, ``ROUTE_NOT_FOUND``; wrong method -> HTTP 405 (with ``Allow``),
   ``INVALID_PARAMETERS``;
 * any other 4xx raised by Litestar -> its own status, ``INVALID_PARAMETERS``;
 * an unexpected exception -> HTTP 500, ``GENERATION_FAILED`` (logged with its traceback; no internals leak).
@@ -40,6 +42,7 @@ QUEUE_FULL = "QUEUE_FULL"
 UNAUTHORIZED = "UNAUTHORIZED"
 INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
 
 
 class ErrorInfo(msgspec.Struct):
@@ -151,7 +154,7 @@ def to_visualizr_error(exc: Exception) -> tuple[int, str, str, Any, dict[str, st
         extra = exc.extra if isinstance(exc.extra, list) else None
         return 400, INVALID_PARAMETERS, "Request validation failed", {"errors": extra} if extra else None, {}
     if isinstance(exc, NotFoundException):
-        return 404, REQUEST_NOT_FOUND, "Resource not found", None, {}
+        return 404, ROUTE_NOT_FOUND, "Not found: no route or file at this path", None, {}
     if isinstance(exc, MethodNotAllowedException):
         return 405, INVALID_PARAMETERS, "Method not allowed", None, dict(exc.headers or {})
     if isinstance(exc, HTTPException) and exc.status_code < 500:

@@ -4,13 +4,16 @@ Keys come from ``Settings.api_keys`` (``VISUALIZR_API_KEYS``, comma-separated). 
 and says so with a WARNING at startup. A missing or wrong key answers HTTP 401 with the usual error body,
 code ``UNAUTHORIZED`` (a ninth code: the reference has none for authentication) and ``WWW-Authenticate``.
 
-* Exempt: ``/api/v1/health`` (probes) and ``/schema`` (the OpenAPI document and its viewers: they describe
-  the API and hold no data).
+* Exempt: ``/api/v1/health`` (probes), ``/schema`` (the OpenAPI document and its viewers: they describe
+  the API and hold no data) and the studio's page (``/``, ``/studio``, ``/studio/static/``: it asks for the
+  key itself). CORS preflights never get here: Litestar's CORS middleware answers them first.
 * Protected: everything else, including ``/metrics`` (Prometheus sends ``authorization: {credentials: ...}``)
   and the generated files under ``/assets/``.
 * ``?api_key=<key>`` is accepted instead of the header only where a browser cannot set headers: WebSocket
   connections and GETs under ``/assets/`` (``<video src>``, ``<img src>``). Its value never reaches a log:
-  ``RedactKeys`` rewrites uvicorn's access-log records.
+  ``RedactKeys`` rewrites uvicorn's access-log records. There, ``?ticket=<ticket>`` is accepted too: a
+  short-lived ticket signed for that one path (``frontend.studio.tickets``), which is what the studio uses so
+  that its key never appears in a URL at all.
 * WebSocket: checked before the handshake is accepted. With the ASGI "websocket.http.response" extension
   (uvicorn) the client gets a plain HTTP 401 with the error body; otherwise the socket is closed with code
   4401.
@@ -24,6 +27,7 @@ import hmac
 import logging
 import re
 from collections.abc import Iterable
+from typing import Protocol
 from urllib.parse import parse_qs
 
 import msgspec
@@ -33,10 +37,11 @@ from visualizr.frontend.errors import UnauthorizedError
 
 logger = logging.getLogger("visualizr.frontend.security")
 
-EXEMPT_PATHS = ("/api/v1/health",)
-EXEMPT_PREFIXES = ("/schema",)
+EXEMPT_PATHS = ("/api/v1/health", "/", "/studio")
+EXEMPT_PREFIXES = ("/schema", "/studio/static")
 QUERY_KEY_PREFIXES = ("/assets/",)
 QUERY_PARAMETER = "api_key"
+TICKET_PARAMETER = "ticket"
 WS_UNAUTHORIZED_CLOSE_CODE = 4401
 ACCESS_LOGGER = "uvicorn.access"
 _KEY_IN_QUERY = re.compile(rf"([?&]{QUERY_PARAMETER}=)[^&#\s]*", re.IGNORECASE)
@@ -46,8 +51,21 @@ def _under(path: str, prefixes: Iterable[str]) -> bool:
     return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
+class TicketVerifier(Protocol):
+    def verify(self, ticket: str, path: str) -> bool: ...
+
+
 def is_exempt(path: str) -> bool:
     return path in EXEMPT_PATHS or _under(path, EXEMPT_PREFIXES)
+
+
+def _query_value(scope: Scope, name: str) -> str | None:
+    """A query parameter, only where a browser cannot send headers (WebSockets, ``/assets/``)."""
+    if scope["type"] == "websocket" or _under(scope.get("path", ""), QUERY_KEY_PREFIXES):
+        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+        if values:
+            return values[0]
+    return None
 
 
 def key_matches(candidate: str, keys: Iterable[str]) -> bool:
@@ -65,11 +83,7 @@ def presented_key(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").strip().partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-    if scope["type"] == "websocket" or _under(scope.get("path", ""), QUERY_KEY_PREFIXES):
-        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(QUERY_PARAMETER)
-        if values:
-            return values[0]
-    return None
+    return _query_value(scope, QUERY_PARAMETER)
 
 
 def redact(text: str) -> str:
@@ -104,16 +118,23 @@ def warn_if_open(keys: tuple[str, ...]) -> None:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, keys: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...], tickets: TicketVerifier | None = None) -> None:
         self.app = app
         self.keys = keys
+        self.tickets = tickets
+
+    def _ticket_valid(self, scope: Scope) -> bool:
+        if self.tickets is None:
+            return False
+        ticket = _query_value(scope, TICKET_PARAMETER)
+        return ticket is not None and self.tickets.verify(ticket, scope.get("path", ""))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.keys or scope["type"] not in ("http", "websocket") or is_exempt(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         key = presented_key(scope)
-        if key is not None and key_matches(key, self.keys):
+        if (key is not None and key_matches(key, self.keys)) or (key is None and self._ticket_valid(scope)):
             await self.app(scope, receive, send)
             return
         error = UnauthorizedError(

@@ -95,10 +95,10 @@ def test_unknown_model(client: TestClient) -> None:
 def test_unknown_request_route_and_method(client: TestClient) -> None:
     error_of(client.get("/api/v1/generate/status/video_req_nope"), 404, "REQUEST_NOT_FOUND")
     error_of(client.delete("/api/v1/generate/video_req_nope"), 404, "REQUEST_NOT_FOUND")
-    error_of(client.get("/api/v1/nothing/here"), 404, "REQUEST_NOT_FOUND")
+    error_of(client.get("/api/v1/nothing/here"), 404, "ROUTE_NOT_FOUND")
     response = client.put(GENERATE, json={"prompt": "x"})
     error_of(response, 405, "INVALID_PARAMETERS")
-    error_of(client.get("/assets/video/../../jobs.sqlite3"), 404, "REQUEST_NOT_FOUND")
+    error_of(client.get("/assets/video/../../jobs.sqlite3"), 404, "ROUTE_NOT_FOUND")
 
 
 def test_generate_to_completion(client: TestClient, fake: FakeBackend, tmp_path: Path) -> None:

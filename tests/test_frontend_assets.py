@@ -245,8 +245,9 @@ def test_video_details(client: TestClient, tmp_path: Path) -> None:
 )
 def test_unknown_video_is_404(client: TestClient, bad_id: str) -> None:
     generate(client)
+    code = "ROUTE_NOT_FOUND" if "%2F" in bad_id else "REQUEST_NOT_FOUND"  # a decoded slash leaves the route
     for response in (client.get(f"{VIDEOS}/{bad_id}"), client.delete(f"{VIDEOS}/{bad_id}")):
-        error = error_of(response, 404, "REQUEST_NOT_FOUND")
+        error = error_of(response, 404, code)
         assert "not found" in error["message"].lower() and len(error["message"]) < 300
 
 
@@ -413,7 +414,7 @@ def test_nothing_outside_the_assets_is_served(client: TestClient, tmp_path: Path
     (folder / "outside.mp4").write_bytes(b"wrong name")
     response = client.get(path)
     assert response.status_code in (404, 405), response.text
-    assert response.json()["error"]["code"] in ("REQUEST_NOT_FOUND", "INVALID_PARAMETERS")
+    assert response.json()["error"]["code"] in ("REQUEST_NOT_FOUND", "ROUTE_NOT_FOUND", "INVALID_PARAMETERS")
     assert b"not an asset" not in response.content and b"root:" not in response.content
 
 

@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, frozen=True):
     triton_urls: tuple[str, ...] = ()
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
+    # Comma-separated origins (e.g. https://app.example.com) allowed to call the API from a browser; empty: no
+    # CORS headers at all (the default). "*" allows any origin (no cookies are used, so no credentials mode).
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
     # `make serve` restarts a tritonserver that exits after waiting 1 s, doubling per consecutive failure up to
     # the max; a server that stayed ready this long resets the doubling. A (re)start not ready in time is killed.
@@ -106,6 +109,7 @@ class Settings(msgspec.Struct, frozen=True):
             min_free_disk_mb=_int(env, "VISUALIZR_MIN_FREE_DISK_MB", base.min_free_disk_mb),
             triton_urls=_list(env.get("VISUALIZR_TRITON_URLS", "")),
             api_keys=keys,
+            cors_origins=_list(env.get("VISUALIZR_CORS_ORIGINS", "")),
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
             triton_restart_backoff_s=_int(env, "VISUALIZR_TRITON_RESTART_BACKOFF", base.triton_restart_backoff_s),
             triton_restart_backoff_max_s=_int(
