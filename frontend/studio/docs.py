@@ -3,12 +3,15 @@
 
 Their JavaScript and CSS come from ``vendor/`` (pinned npm tarballs, ``frontend.studio.vendor``) under
 ``/schema/static/``, so the pages render on a machine with no internet access. The OpenAPI document declares the
-Bearer scheme, so Swagger UI's "Authorize" button sends the API key.
+Bearer scheme, so Swagger UI's "Authorize" button sends the API key. The pages are served with a Content Security
+Policy that keeps every load on this origin: a viewer's hard-coded external image (ReDoc's footer logo) is never
+even requested.
 """
 
 from __future__ import annotations
 
-from litestar.datastructures import CacheControlHeader
+from litestar import Router
+from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import (
     OpenAPIRenderPlugin,
@@ -26,6 +29,12 @@ from visualizr.frontend.studio.vendor import ELEMENTS, RAPIDOC, REDOC, SWAGGER_U
 
 BEARER = "BearerAuth"
 ONE_YEAR_SECONDS = 365 * 24 * 3600
+# The viewers start from inline scripts, inject styles and run workers from blobs (ReDoc); nothing leaves the origin.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
 
 
 def render_plugins() -> list[OpenAPIRenderPlugin]:
@@ -52,6 +61,12 @@ def openapi_config() -> OpenAPIConfig:
         title="Visualizr API",
         version=__version__,
         render_plugins=render_plugins(),
+        openapi_router=Router(
+            "/schema",
+            route_handlers=[],
+            include_in_schema=False,
+            response_headers=[ResponseHeader(name="Content-Security-Policy", value=DOCS_POLICY)],
+        ),
         components=Components(
             security_schemes={
                 BEARER: SecurityScheme(

@@ -2,7 +2,7 @@
 // model or a new parameter shows up without a change here. Three kinds share it: text, image, character.
 
 import { catalog, request } from "./api.js";
-import { $, el } from "./ui.js";
+import { $, el, formatBytes } from "./ui.js";
 
 const LABELS = {
   width: "Width (px)",
@@ -134,7 +134,7 @@ export class CreateForm {
     if (preview.src) URL.revokeObjectURL(preview.src);
     preview.hidden = !file;
     if (file) preview.src = URL.createObjectURL(file);
-    $("drop-text").textContent = file ? `${file.name} (${Math.round(file.size / 1024)} KB) · drop another to replace` : "Drop an image here or choose a file (PNG, JPEG, WebP, GIF)";
+    $("drop-text").textContent = file ? `${file.name} (${formatBytes(file.size)}) · drop another to replace` : "Drop an image here or choose a file (PNG, JPEG, WebP, GIF)";
   }
 
   /** The request of the current kind: [path, {json} | {form}]. */

@@ -4,7 +4,7 @@
 
 import { describeError, request, signed, videoIdOf } from "./api.js";
 import { formatSeconds } from "./jobs.js";
-import { $, announce, el } from "./ui.js";
+import { $, announce, el, formatBytes } from "./ui.js";
 
 const PAGE_SIZE = 12;
 
@@ -188,8 +188,3 @@ function detailRows(details) {
   return rows.flatMap(([term, value]) => [el("dt", { textContent: term }), el("dd", { textContent: value })]);
 }
 
-export function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}

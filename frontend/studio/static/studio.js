@@ -18,7 +18,7 @@ const jobs = new JobBoard($("job-list"), {
       const details = await gallery.describe(videoIdOf(result.video_url));
       lastSeed = details.parameters.seed;
       $("seed-reuse").disabled = false;
-      $("seed-reuse").textContent = `Reuse ${lastSeed}`;
+      $("seed-hint").textContent = `Empty: a new random seed each time. Last video's seed: ${lastSeed}.`;
     } catch {
       /* the seed stays unknown: "Reuse" stays off */
     }

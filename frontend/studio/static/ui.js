@@ -12,3 +12,9 @@ export function announce(text) {
   region.textContent = "";
   setTimeout(() => (region.textContent = text), 50);
 }
+
+export function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
