@@ -364,6 +364,12 @@ def test_character_defaults_and_free_words(client: TestClient, fake: FakeBackend
     assert (job.width, job.height, job.num_frames) == (64, 48, 6)  # card defaults
 
 
+def test_character_steps_are_taken_from_the_request(client: TestClient, fake: FakeBackend) -> None:
+    rid = client.post(ANIMATE, json={**ANIMATION, "num_inference_steps": 3}).json()["request_id"]
+    wait_for(client, rid, {"completed"})
+    assert fake.streams[0].job.num_inference_steps == 3
+
+
 def test_character_animation_rejects_the_reference_resolution_on_a_small_model(client: TestClient) -> None:
     error = error_of(client.post(ANIMATE, json={**ANIMATION, "resolution": "1024x1024"}), 400, "INVALID_PARAMETERS")
     assert error["details"] == {
@@ -396,6 +402,7 @@ def test_unknown_character(client: TestClient) -> None:
         ({"emotion": "x" * 101}, "emotion"),
         ({"animation_style": 3}, "animation_style"),
         ({"seed": -1}, "seed"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"voice": "deep"}, "voice"),
     ],
 )

@@ -150,12 +150,11 @@ def test_cli_end_to_end(api: ApiProcess, tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "clip.mp4"
     argv = ["--url", api.base_url, "generate", "a cli balloon", "--out", str(out), "--width", "64", "--height", "64"]
     argv += ["--frames", "4", "--fps", "4", "--steps", "2", "--seed", "5", "--guidance", "7.5", "--negative", "blur"]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--json"]) == 0
     captured = capsys.readouterr()
-    first, rest = captured.out.split("\n", 1)
-    request_id = first.removeprefix("request_id: ")
+    final = json.loads(captured.out)
+    request_id = final["request_id"]
     assert request_id.startswith("video_req_")
-    final = json.loads(rest)
     assert final["output"] == str(out) and final["metadata"]["resolution"] == "64x64"
     assert "100%" in captured.err and "polling instead" not in captured.err  # the WebSocket drove the bar
     assert decode(out) == (4, (64, 64), 4.0)

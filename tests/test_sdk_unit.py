@@ -607,11 +607,11 @@ def test_cli_generate_polls_when_the_websocket_fails(
     mock_cli(handler)
     out_file = tmp_path / "clip.mp4"
     argv = ["--url", "http://127.0.0.1:9", "generate", "a cat", "--out", str(out_file), "--frames", "4", "--fps", "4"]
-    assert cli.main([*argv, "--width", "64", "--steps", "2", "--seed", "1", "--poll-interval", "0.01"]) == 0
+    assert cli.main([*argv, "--width", "64", "--steps", "2", "--seed", "1", "--poll-interval", "0.01", "--json"]) == 0
     captured = capsys.readouterr()
     assert bodies == [{"prompt": "a cat", "num_frames": 4, "fps": 4, "width": 64, "num_inference_steps": 2, "seed": 1}]
-    assert captured.out.startswith("request_id: video_req_123\n")
-    final = json.loads(captured.out.split("\n", 1)[1])
+    final = json.loads(captured.out)  # --json: one object, nothing else
+    assert final["request_id"] == "video_req_123"
     assert final["output"] == str(out_file) and final["bytes"] == len(PAYLOAD) and final["metadata"]["codec"] == "h264"
     assert "polling instead" in captured.err and "100%" in captured.err
     assert out_file.stat().st_size == len(PAYLOAD)

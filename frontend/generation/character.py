@@ -2,8 +2,9 @@
 
 The prompt is composed from the character catalogue (``generation.characters``); ``resolution`` ("WxH") is checked
 against the card's width/height ranges as one field; ``duration_seconds`` becomes ``round(duration x fps)``
-frames at the card's default fps; steps and guidance take the card's defaults. Unknown ``character_id``:
-400 INVALID_PARAMETERS naming the field and listing the known ids (the reference has no character error code).
+frames at the card's default fps; ``num_inference_steps`` (optional) is checked against the card, guidance takes
+the card's default. Unknown ``character_id``: 400 INVALID_PARAMETERS naming the field and listing the known ids
+(the reference has no character error code).
 """
 
 from __future__ import annotations
@@ -91,7 +92,13 @@ def validate_character_request(
     num_frames = frames_for_duration(card, req.duration_seconds, fps)
     values = resolve_parameters(
         card,
-        {"width": width, "height": height, "fps": fps, "num_frames": num_frames},
+        {
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "num_frames": num_frames,
+            "num_inference_steps": req.num_inference_steps,
+        },
         {"width": "resolution", "height": "resolution", "num_frames": "duration_seconds"},
     )
     negative = composed.negative_prompt if card.capabilities.supports_negative_prompt else ""

@@ -57,8 +57,8 @@ class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """POST /api/v1/generate/character-animation body. Only ``character_id`` is required; ``model`` and
-    ``seed`` extend the reference (as in the text-to-video body)."""
+    """POST /api/v1/generate/character-animation body. Only ``character_id`` is required; ``model``, ``seed``
+    and ``num_inference_steps`` extend the reference (as in the text-to-video body)."""
 
     character_id: str | None = None
     action: str | None = None
@@ -69,6 +69,7 @@ class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
     animation_style: str | None = None
     model: str | None = None
     seed: int | None = None
+    num_inference_steps: int | None = None
 
 
 class CharacterAnimationResponse(msgspec.Struct):

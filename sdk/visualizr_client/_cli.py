@@ -8,8 +8,11 @@
     visualizr health
 
 Global options: ``--url`` (env VISUALIZR_URL, default http://localhost:8002), ``--api-key`` (env
-VISUALIZR_API_KEY). Results print as JSON on stdout; progress and errors go to stderr.
-Exit codes: 0 ok, 1 API / connection error, 2 usage, 130 interrupted.
+VISUALIZR_API_KEY), ``--json``. The job commands (generate, from-image, animate) follow the job on stderr and print
+a summary with the MP4's absolute path, or with ``--json`` one JSON object and nothing else; ``--no-wait`` prints
+the request id (or the accepted JSON) and exits. ``COMMAND --help`` shows each option's default and limits, read
+from the model card when the server answers. The other commands print JSON. Progress and errors go to stderr.
+Exit codes: 0 ok, 1 API / connection error, 2 usage (a missing input file too), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,73 +23,55 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 
 from visualizr_client import _core
 from visualizr_client import models as m
+from visualizr_client._cli_options import (
+    ANIMATE_FLAGS,
+    FROM_IMAGE_FLAGS,
+    GENERATE_FLAGS,
+    Flag,
+    add_flags,
+    card_for_help,
+)
 from visualizr_client._client import VisualizrClient
 from visualizr_client._errors import VisualizrAPIError, VisualizrConnectionError, VisualizrError
 from visualizr_client._progress import ProgressBar
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-# CLI flag -> request body field of POST /api/v1/generate/video
-GENERATE_FLAGS: dict[str, tuple[str, type]] = {
-    "width": ("width", int),
-    "height": ("height", int),
-    "frames": ("num_frames", int),
-    "fps": ("fps", int),
-    "steps": ("num_inference_steps", int),
-    "guidance": ("guidance_scale", float),
-    "seed": ("seed", int),
-    "negative": ("negative_prompt", str),
-    "model": ("model", str),
-    "style": ("style", str),
-}
-# CLI flag -> form field of POST /api/v1/generate/video/from-image
-FROM_IMAGE_FLAGS: dict[str, tuple[str, type]] = {
-    "duration": ("duration_seconds", float),
-    "fps": ("fps", int),
-    "strength": ("motion_strength", float),
-    "width": ("width", int),
-    "height": ("height", int),
-    "steps": ("num_inference_steps", int),
-    "guidance": ("guidance_scale", float),
-    "seed": ("seed", int),
-    "negative": ("negative_prompt", str),
-    "model": ("model", str),
-}
-# CLI flag -> body field of POST /api/v1/generate/character-animation
-ANIMATE_FLAGS: dict[str, tuple[str, type]] = {
-    "action": ("action", str),
-    "emotion": ("emotion", str),
-    "background": ("background", str),
-    "duration": ("duration_seconds", float),
-    "resolution": ("resolution", str),
-    "style": ("animation_style", str),
-    "seed": ("seed", int),
-    "model": ("model", str),
-}
+CONNECTION_HINT = (
+    "hint: no Visualizr API answered at {url}: start one (make serve) or point the CLI at yours with "
+    "--url URL or VISUALIZR_URL=URL"
+)
 
 
 def add_job_command(
-    commands: Any, name: str, help_text: str, flags: dict[str, tuple[str, type]], handler: Handler
+    commands: Any, name: str, help_text: str, flags: dict[str, Flag], handler: Handler, card: m.ModelDetail | None
 ) -> argparse.ArgumentParser:
     """A command that submits one job, follows its progress on stderr and downloads the MP4."""
-    command = commands.add_parser(name, help=help_text)
-    command.add_argument("--out", "-o", help="where to write the MP4 (default: <request_id>.mp4)")
-    for flag, (field, kind) in flags.items():
-        command.add_argument(f"--{flag}", type=kind, help=f"request field {field}")
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    command.add_argument("--out", "-o", metavar="PATH", help="where to write the MP4 (default: ./<request_id>.mp4)")
+    add_flags(command, flags, card)
+    command.add_argument("--no-wait", action="store_true", help="print the request id and exit (default: wait)")
+    command.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object and nothing else"
+    )
     command.add_argument("--timeout", type=float, default=600, help="give up after this many seconds (default 600)")
-    command.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls without WebSocket")
+    command.add_argument(
+        "--poll-interval", type=float, default=1.0, help="seconds between polls without WebSocket (default 1)"
+    )
     command.add_argument("--no-websocket", action="store_true", help="poll the status instead of the WebSocket")
     command.set_defaults(handler=handler, flags=flags)
     return command
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
+    """``card``: the model card whose limits the job commands' help shows (None: help without them)."""
     parser = argparse.ArgumentParser(prog="visualizr", description="Command line of the Visualizr video API.")
     parser.add_argument(
         "--url",
@@ -96,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-key", default=os.environ.get("VISUALIZR_API_KEY"), help="API key (env VISUALIZR_API_KEY)"
     )
-    parser.add_argument("--http-timeout", type=float, default=_core.DEFAULT_TIMEOUT, help="seconds per HTTP call")
+    parser.add_argument(
+        "--http-timeout", type=float, default=_core.DEFAULT_TIMEOUT, help="seconds per HTTP call (default %(default)s)"
+    )
+    parser.add_argument("--json", action="store_true", help="job commands: print one JSON object and nothing else")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add_job_command(
@@ -107,15 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
         lambda client, args, out, err: run_job(
             client, client.generate_video(args.prompt, **job_params(args)), args, out, err
         ),
-    ).add_argument("prompt")
+        card,
+    ).add_argument("prompt", help="what the video shows")
     from_image = add_job_command(
         commands,
         "from-image",
         "animate an image (PNG, JPEG, WebP, GIF) and download the MP4",
         FROM_IMAGE_FLAGS,
         lambda client, args, out, err: run_job(
-            client, client.generate_video_from_image(args.image, args.motion_prompt, **job_params(args)), args, out, err
+            client,
+            client.generate_video_from_image(existing_file(args.image), args.motion_prompt, **job_params(args)),
+            args,
+            out,
+            err,
         ),
+        card,
     )
     from_image.add_argument("image", help="path of the source image")
     from_image.add_argument("motion_prompt", help='the motion, e.g. "gentle swaying in the wind"')
@@ -127,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         lambda client, args, out, err: run_job(
             client, client.generate_character_animation(args.character_id, **job_params(args)), args, out, err
         ),
-    ).add_argument("character_id")
+        card,
+    ).add_argument("character_id", help="assistant, robot, narrator, teacher, mascot, ... (visualizr-api.md)")
 
     status = commands.add_parser("status", help="status of a generation request")
     status.add_argument("request_id")
@@ -196,14 +191,35 @@ def follow(
 
 
 def job_params(args: argparse.Namespace) -> dict[str, Any]:
-    return {field: getattr(args, flag) for flag, (field, _) in args.flags.items()}
+    return {spec.field: getattr(args, flag.replace("-", "_")) for flag, spec in args.flags.items()}
+
+
+def existing_file(path: str) -> str:
+    if not Path(path).is_file():
+        raise ValueError(f"image file not found: {path}")
+    return path
+
+
+def summary(final: m.GenerationStatus, path: Path) -> str:
+    """One line for a person: where the MP4 is and what it holds."""
+    meta = final.result.metadata if final.result else None
+    size = f"{path.stat().st_size / 1024:.1f} KB"
+    shape = f", {meta.resolution}, {meta.num_frames} frames at {meta.fps:g} fps" if meta and meta.fps else ""
+    took = f" in {final.processing_time_seconds:g} s" if final.processing_time_seconds is not None else ""
+    return f"saved {path} ({size}{shape}){took}"
 
 
 def run_job(
     client: VisualizrClient, job: m.GenerationAccepted, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    out.write(f"request_id: {job.request_id}\n")
-    out.flush()
+    if args.no_wait:
+        if args.json:
+            return show(job, out)
+        out.write(f"{job.request_id}\n")
+        return EXIT_OK
+    if not args.json:
+        out.write(f"request_id: {job.request_id}\n")
+        out.flush()
     bar = ProgressBar(err)
     try:
         final = follow(client, job.request_id, bar, args.timeout, args.poll_interval, not args.no_websocket)
@@ -217,7 +233,10 @@ def run_job(
         bar.close()
     if final.result is None:
         raise VisualizrError(f"{job.request_id} completed without a result")
-    path = client.download(final.result.video_url, args.out or f"{job.request_id}.mp4")
+    path = client.download(final.result.video_url, args.out or f"{job.request_id}.mp4").resolve()
+    if not args.json:
+        out.write(summary(final, path) + "\n")
+        return EXIT_OK
     return show(
         {
             "request_id": final.request_id,
@@ -237,8 +256,11 @@ Handler = Callable[[VisualizrClient, argparse.Namespace, TextIO, TextIO], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
+    argv = sys.argv[1:] if argv is None else list(argv)
+    environment_url = os.environ.get("VISUALIZR_URL", _core.DEFAULT_BASE_URL)
+    card = card_for_help(argv, environment_url, os.environ.get("VISUALIZR_API_KEY"))
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(card).parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler: Handler = args.handler
@@ -249,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.write(f"error: {exc}\n")
         if exc.details is not None:
             err.write(f"details: {msgspec.json.encode(exc.details).decode()}\n")
+        return EXIT_ERROR
+    except VisualizrConnectionError as exc:
+        err.write(f"error: {exc}\n{CONNECTION_HINT.format(url=args.url)}\n")
         return EXIT_ERROR
     except (VisualizrError, OSError) as exc:
         err.write(f"error: {exc}\n")

@@ -140,6 +140,7 @@ class ParameterRange(Model):
     max: float | None = None
     default: Any = None
     description: str | None = None
+    multiple_of: int | None = None  # server extension: the value must be a multiple of this
 
 
 class ModelPerformance(Model):

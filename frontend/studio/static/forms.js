@@ -19,7 +19,7 @@ const LABELS = {
 const KIND_PARAMETERS = {
   text: { main: ["num_frames", "fps"], advanced: null },
   image: { main: ["fps"], advanced: ["width", "height", "num_inference_steps", "guidance_scale"] },
-  character: { main: [], advanced: ["width", "height"] },
+  character: { main: [], advanced: ["width", "height", "num_inference_steps"] },
 };
 const OPTIONAL_FOR_IMAGE = new Set(["width", "height"]); // blank: taken from the image's aspect ratio
 
