@@ -94,6 +94,20 @@ def assert_self_contained(traffic: Traffic, api: ApiProcess) -> None:
         assert url.startswith((api.base_url, api.base_url.replace("http", "ws", 1))), url
 
 
+def sticking_out(page: Page) -> list[str]:
+    """Boxes wider than the screen, or sticking out of their panel (a phone layout must have none)."""
+    return page.evaluate(
+        """() => {
+            const width = document.documentElement.clientWidth;
+            return [...document.querySelectorAll(".panel, .panel *")].filter((e) => {
+                const box = e.getBoundingClientRect();
+                const panel = e.closest(".panel").getBoundingClientRect();
+                return box.width > 0 && (box.right > width + 0.5 || box.right > panel.right + 0.5);
+            }).map((e) => e.className || e.tagName);
+        }"""
+    )
+
+
 def drop_image(page: Page, png: bytes) -> None:
     """Drag-and-drop a PNG onto the drop zone, as a file dragged from the desktop arrives."""
     page.locator("#drop").evaluate(
@@ -131,12 +145,12 @@ def test_first_paint_needs_nothing_outside_the_service(
                 .map((c) => c.id || c.outerHTML.slice(0, 80))"""
         )
         assert unlabelled == []
-        if name == "phone":  # nothing wider than the screen
-            assert page.evaluate("() => document.documentElement.scrollWidth") <= viewport["width"]
+        if name == "phone":
+            assert sticking_out(page) == []
         screenshot(page, f"studio-{name}")
 
 
-def test_errors_are_explained_next_to_their_field(api: ApiProcess, browser: Browser) -> None:
+def test_errors_then_a_character_animation(api: ApiProcess, browser: Browser) -> None:
     with guarded_page(browser) as (page, traffic):
         open_studio(page, api)
         page.click("#submit")  # no prompt
@@ -157,6 +171,18 @@ def test_errors_are_explained_next_to_their_field(api: ApiProcess, browser: Brow
         page.keyboard.press("ArrowRight")
         expect(page.locator("#f-character_id")).to_be_visible()
         expect(page.locator("#f-prompt")).to_be_hidden()
+        # a character animation, its words from the catalogue's suggestions
+        page.select_option("#f-character_id", "robot")
+        expect(page.locator("#character-hint")).to_contain_text("robot")
+        page.fill("#f-action", "waving")
+        fill_small(page)
+        page.fill("#f-duration_seconds", "0.5")
+        page.click("#submit")
+        card = wait_job(page, 0, "completed")
+        expect(card.locator(".job-title")).to_have_text("robot · waving")
+        request_id = card.get_attribute("data-request-id") or ""
+        assert request_id.startswith("anim_req_")
+        screenshot(page, "studio-character")
         assert_self_contained(traffic, api)
 
 
@@ -199,10 +225,11 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
         page.click("#submit")
         wait_job(page, 0, "completed")
 
-        # 4. the gallery: hover preview, player, re-run, delete
-        cards = page.locator("#gallery-grid .card")
-        expect(cards).to_have_count(2, timeout=30_000)
-        first = cards.nth(0)
+        # 4. the gallery (newest first; other tests' videos may be there too): hover preview, player, re-run, delete
+        first = page.locator("#gallery-grid .card").first
+        expect(first.locator(".card-prompt")).to_have_text("studio: gentle swaying", timeout=30_000)
+        expect(page.locator("#gallery-grid .card", has_text="studio: a red balloon")).to_have_count(1)
+        total = int(page.inner_text("#page-info").split(" of ")[1])
         video_id = first.get_attribute("data-video-id")
         first.locator(".thumb").hover()
         expect(first.locator("img")).to_have_attribute("src", re.compile(r"_preview\.gif$"))
@@ -220,9 +247,13 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
         page.click("#player-delete")
         page.click("#confirm-delete")
         expect(page.locator(f'#gallery-grid [data-video-id="{video_id}"]')).to_have_count(0)
-        expect(cards).to_have_count(1)
+        expect(page.locator("#page-info")).to_contain_text(f" of {total - 1}")
         gone = httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30)
         assert gone.status_code == 404
+
+        page.set_viewport_size(PHONE)  # the same page, jobs and gallery on a phone
+        assert sticking_out(page) == []
+        screenshot(page, "studio-phone-after-jobs")
         assert_self_contained(traffic, api)
         # the docs' policy stops ReDoc's hard-coded footer logo in the page, before any network request
         assert [e for e in traffic.errors if "Content Security Policy" not in e] == []
