@@ -7,6 +7,7 @@ import { formatSeconds } from "./jobs.js";
 import { $, announce, el, formatBytes } from "./ui.js";
 
 const PAGE_SIZE = 12;
+const DETAILS_MAX_AGE_MS = 5 * 60 * 1000;
 
 export class Gallery {
   constructor({ onRerun }) {
@@ -90,11 +91,14 @@ export class Gallery {
     return card;
   }
 
-  /** The video's details, with usable (signed) URLs of its three files; cached per page view. */
+  /** The video's details, with usable (signed) URLs of its three files; cached for a few minutes (tickets last
+   *  ten). */
   async describe(videoId, fresh = false) {
-    if (fresh || !this.details.has(videoId)) {
+    const cached = this.details.get(videoId);
+    if (fresh || !cached || Date.now() - cached.fetchedAt > DETAILS_MAX_AGE_MS) {
       const details = await request(`/api/v1/assets/videos/${encodeURIComponent(videoId)}`);
       details.urls = await signed([details.url, details.thumbnail_url, details.preview_gif_url]);
+      details.fetchedAt = Date.now();
       this.details.set(videoId, details);
     }
     return this.details.get(videoId);
