@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.browser import DESKTOP, PHONE, Traffic, guarded_page, launch, screenshot
+from tests.support.browser import DESKTOP, PHONE, Traffic, guarded_page, launch, low_contrast, screenshot
 from tests.support.images import gradient_png
 from tests.support.stack import ApiProcess, free_port, start_api
 from visualizr.launcher import TritonServer
@@ -145,6 +145,7 @@ def test_first_paint_needs_nothing_outside_the_service(
                 .map((c) => c.id || c.outerHTML.slice(0, 80))"""
         )
         assert unlabelled == []
+        assert low_contrast(page) == []
         if name == "phone":
             assert sticking_out(page) == []
         screenshot(page, f"studio-{name}")
@@ -253,10 +254,25 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
 
         page.set_viewport_size(PHONE)  # the same page, jobs and gallery on a phone
         assert sticking_out(page) == []
+        assert low_contrast(page) == []  # job states, chips, cards and their text too
         screenshot(page, "studio-phone-after-jobs")
         assert_self_contained(traffic, api)
         # the docs' policy stops ReDoc's hard-coded footer logo in the page, before any network request
         assert [e for e in traffic.errors if "Content Security Policy" not in e] == []
+
+
+def test_with_a_silent_websocket_the_queue_polls(api: ApiProcess, browser: Browser) -> None:
+    with guarded_page(browser) as (page, traffic):
+        # the socket opens but nothing ever arrives (a proxy holding frames): the cards poll the status instead
+        page.route_web_socket(re.compile(r"/api/v1/ws/generation"), lambda socket: None)
+        open_studio(page, api)
+        page.fill("#f-prompt", "studio: no websocket")
+        fill_small(page)
+        page.click("#submit")
+        card = wait_job(page, 0, "completed")
+        expect(card.locator("progress")).to_have_attribute("value", "100")
+        assert any("/api/v1/generate/status/" in url for url in traffic.requests)
+        assert_self_contained(traffic, api)
 
 
 def test_with_an_api_key_no_url_carries_the_key(keyed_api: ApiProcess, browser: Browser) -> None:

@@ -3,8 +3,10 @@ accepts them), CORS from VISUALIZR_CORS_ORIGINS, ROUTE_NOT_FOUND, and the page's
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -18,6 +20,7 @@ from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr.frontend.app import create_app
 from visualizr.frontend.generation.characters import CHARACTERS
 from visualizr.frontend.security import WS_UNAUTHORIZED_CLOSE_CODE
+from visualizr.frontend.studio import vendor
 from visualizr.frontend.studio.controllers import STATIC_DIR, page_bytes
 from visualizr.frontend.studio.tickets import TicketBook
 from visualizr.frontend.studio.vendor import PACKAGES
@@ -191,3 +194,25 @@ def test_docs_pages_reference_only_vendored_files(tmp_path: Path) -> None:
                 assert client.get(url).status_code == 200, url
         schema = client.get("/schema/openapi.json").json()
         assert schema["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+
+
+def test_vendored_files_come_only_from_a_tarball_with_the_pinned_integrity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vendor, "VENDOR_DIR", tmp_path)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("package/dist/app.js", b"ok();"), ("package/evil.js", b"no")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    tarball = buffer.getvalue()
+    package = vendor.NpmPackage("@scope/app", "1.0.0", vendor.integrity_of(tarball), ("dist/app.js",))
+    assert not package.present()
+    vendor.extract(package, tarball)
+    assert package.present() and package.path("dist/app.js").read_bytes() == b"ok();"
+    assert sorted(p.name for p in (tmp_path / "scope-app@1.0.0").rglob("*")) == ["app.js", "dist"]
+    assert package.url("dist/app.js") == "/schema/static/scope-app@1.0.0/dist/app.js"
+    with pytest.raises(RuntimeError, match="integrity"):
+        vendor.extract(vendor.NpmPackage("app", "1.0.1", "sha512-AAAA", ("dist/app.js",)), tarball)
+    assert vendor.fetch_missing((package,)) == []  # present: nothing to fetch, no npm call

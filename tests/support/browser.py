@@ -88,3 +88,39 @@ def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+# WCAG 2 contrast of every visible text node against the first opaque background behind it (disabled controls
+# are exempt, as WCAG has it).
+_CONTRAST_JS = """(minimum) => {
+    const parse = (c) => {
+        const m = c.match(/rgba?\\(([^)]+)\\)/);
+        if (!m) return null;
+        const [r, g, b, a = 1] = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+        return { r, g, b, a };
+    };
+    const channel = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    const luminance = (c) => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+    const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const c = parse(getComputedStyle(e).backgroundColor);
+            if (c && c.a > 0.5) return c;
+        }
+        return { r: 255, g: 255, b: 255 };
+    };
+    const low = [];
+    for (const el of document.querySelectorAll("body *")) {
+        const text = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+        if (!text || el.closest(":disabled") || !el.getClientRects().length) continue;
+        const [a, b] = [luminance(parse(getComputedStyle(el).color)), luminance(background(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const what = `${el.tagName}.${el.className} ${el.textContent.trim().slice(0, 30)}`;
+        if (ratio < minimum) low.push(`${what}: ${ratio.toFixed(2)}`);
+    }
+    return low;
+}"""
+
+
+def low_contrast(page: Page, minimum: float = 4.5) -> list[str]:
+    """Visible text whose contrast with its background is below ``minimum`` (WCAG AA: 4.5)."""
+    return page.evaluate(_CONTRAST_JS, minimum)

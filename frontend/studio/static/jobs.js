@@ -17,6 +17,7 @@ const STEP_TEXT = {
 const STATE_TEXT = { queued: "Queued", processing: "Running", completed: "Done", failed: "Failed", cancelled: "Cancelled" };
 const POLL_MS = 1500;
 const MAX_BACKOFF_MS = 10000;
+const SILENCE_MS = 5000;
 
 export class JobBoard {
   constructor(list, { onCompleted, onOpen }) {
@@ -58,8 +59,14 @@ export class JobBoard {
 
   async subscribe(requestId) {
     const socket = await this.connect();
-    if (socket) socket.send(JSON.stringify({ type: "subscribe", request_id: requestId }));
-    else this.startPolling();
+    if (!socket) return this.startPolling();
+    socket.send(JSON.stringify({ type: "subscribe", request_id: requestId }));
+    // The server answers a subscription with the job's state at once: silence means a socket that does not work
+    // (a proxy that holds frames, say), so poll as well.
+    setTimeout(() => {
+      const job = this.jobs.get(requestId);
+      if (job && !job.heard && !job.done) this.startPolling();
+    }, SILENCE_MS);
   }
 
   async connect() {
@@ -81,10 +88,12 @@ export class JobBoard {
       const socket = new WebSocket(`${scheme}//${location.host}${url}`);
       socket.addEventListener("open", () => {
         this.socket = socket;
-        this.failures = 0;
         resolve(socket);
       });
-      socket.addEventListener("message", (event) => this.handle(JSON.parse(event.data)));
+      socket.addEventListener("message", (event) => {
+        this.failures = 0; // a socket that answers works; one that only opens and closes does not
+        this.handle(JSON.parse(event.data));
+      });
       socket.addEventListener("close", () => {
         if (this.socket === socket) this.socket = null;
         resolve(null);
@@ -132,6 +141,7 @@ export class JobBoard {
   handle(message) {
     const job = this.jobs.get(message.request_id);
     if (!job || job.done) return;
+    job.heard = true;
     if (message.type === "progress") return this.update(message);
     if (message.type === "completed") return this.complete(message.request_id, message.result);
     if (message.type === "failed") return this.finish(message.request_id, "failed", describeError(message.error));
