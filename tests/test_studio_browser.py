@@ -78,6 +78,17 @@ def wait_job(page: Page, index: int, state: str) -> Any:
     return card
 
 
+def make_small_video(page: Page, prompt: str) -> Any:
+    """Submit a text-to-video job from the form; its card once the progress reached 100 % and the job completed."""
+    page.fill("#f-prompt", prompt)
+    fill_small(page)
+    page.click("#submit")
+    card = wait_job(page, 0, "completed")
+    expect(card.locator("progress")).to_have_attribute("value", "100")
+    expect(card.locator(".job-detail")).to_contain_text("100 %")
+    return card
+
+
 def wait_playable(page: Page, selector: str) -> list[Any]:
     page.wait_for_function(
         f"() => {{ const v = document.querySelector({selector!r}); return v && v.readyState === 4 }}",
@@ -191,12 +202,7 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
     with guarded_page(browser) as (page, traffic):
         open_studio(page, api)
         # 1. a prompt, live progress to 100 %, and the video plays in place
-        page.fill("#f-prompt", "studio: a red balloon over a lake")
-        fill_small(page)
-        page.click("#submit")
-        done = wait_job(page, 0, "completed")
-        expect(done.locator("progress")).to_have_attribute("value", "100")
-        expect(done.locator(".job-detail")).to_contain_text("100 %")
+        make_small_video(page, "studio: a red balloon over a lake")
         ready, error, width = wait_playable(page, ".job video")
         assert (ready, error, width) == (4, None, 64)
         assert any("/api/v1/ws/generation" in url for url in traffic.websockets)
@@ -266,11 +272,7 @@ def test_with_a_silent_websocket_the_queue_polls(api: ApiProcess, browser: Brows
         # the socket opens but nothing ever arrives (a proxy holding frames): the cards poll the status instead
         page.route_web_socket(re.compile(r"/api/v1/ws/generation"), lambda socket: None)
         open_studio(page, api)
-        page.fill("#f-prompt", "studio: no websocket")
-        fill_small(page)
-        page.click("#submit")
-        card = wait_job(page, 0, "completed")
-        expect(card.locator("progress")).to_have_attribute("value", "100")
+        make_small_video(page, "studio: no websocket")
         assert any("/api/v1/generate/status/" in url for url in traffic.requests)
         assert_self_contained(traffic, api)
 
@@ -288,10 +290,7 @@ def test_with_an_api_key_no_url_carries_the_key(keyed_api: ApiProcess, browser: 
         expect(page.locator("#key-panel")).to_be_hidden()
         page.wait_for_selector("#f-model option", state="attached")
 
-        page.fill("#f-prompt", "studio: keyed")
-        fill_small(page)
-        page.click("#submit")
-        wait_job(page, 0, "completed")
+        make_small_video(page, "studio: keyed")
         assert wait_playable(page, ".job video")[:2] == [4, None]
         page.locator("#gallery-grid .card .thumb").first.click()
         assert wait_playable(page, "#player-video")[:2] == [4, None]
