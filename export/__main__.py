@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from visualizr.engines.manifest import DEFAULT_PRECISION, PRECISIONS
 from visualizr.export.build_stamp import TINY_WEIGHTS, ExportOptions, is_up_to_date
 from visualizr.export.triton_config import BACKENDS
 from visualizr.settings import Settings
@@ -22,6 +23,12 @@ def _model_id(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
         raise argparse.ArgumentTypeError(f"{value!r}: use lower-case letters, digits, '_' and '-'")
     return value
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a positive integer")
+    return int(value)
 
 
 def parse_args(argv: list[str] | None = None) -> ExportOptions:
@@ -38,6 +45,15 @@ def parse_args(argv: list[str] | None = None) -> ExportOptions:
     parser.add_argument("--model-name", help="display name in the model card")
     parser.add_argument("--repository", type=Path, help="model repository (default: VISUALIZR_MODEL_REPOSITORY)")
     parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=DEFAULT_PRECISION,
+        help="TensorRT engine precision (fp8 needs an FP8-quantised ONNX)",
+    )
+    parser.add_argument(
+        "--instances-per-gpu", type=_positive, default=1, help="instances of each TensorRT component per GPU"
+    )
     parser.add_argument("--force", action="store_true", help="re-export even when the build stamp matches")
     args = parser.parse_args(argv)
     if args.weights != TINY_WEIGHTS and not (Path(args.weights) / "unet").is_dir():
@@ -53,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> ExportOptions:
         model_id=args.model_id,
         model_name=args.model_name,
         backend=args.backend,
+        precision=args.precision,
+        instances_per_gpu=args.instances_per_gpu,
         force=args.force,
     )
 
@@ -78,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  exported {model_name} in {seconds:.1f} s (onnxruntime vs torch: rel. error {errors})")
     for model_name in report.reused:
         print(f"  reused cached ONNX of {model_name}")
+    for model_name, reasons in report.engines_built.items():
+        seconds = report.seconds[f"{model_name} engine"]
+        print(f"  built TensorRT engine of {model_name} in {seconds:.1f} s ({'; '.join(reasons)})")
+    for model_name in report.engines_reused:
+        print(f"  reused TensorRT engine of {model_name} (manifest matches)")
     print(f"  wrote {len(report.written)} file(s); done in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -9,7 +9,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visualizr.engines.manifest import DEFAULT_PRECISION
 from visualizr.export.fingerprint import export_code_version, hash_json, tree_fingerprint
+from visualizr.export.triton_config import BACKEND_TENSORRT
 
 STAMP_FILENAME = ".build-stamp.json"
 TINY_WEIGHTS = "tiny"
@@ -23,6 +25,8 @@ class ExportOptions:
     model_id: str = "animatediff"
     model_name: str | None = None
     backend: str = "onnxruntime"
+    precision: str = DEFAULT_PRECISION  # of the TensorRT engines
+    instances_per_gpu: int = 1  # of each TensorRT component model
     force: bool = False
 
     @property
@@ -45,6 +49,8 @@ class ExportOptions:
                 "model_id": self.model_id,
                 "model_name": self.model_name,
                 "backend": self.backend,
+                "precision": self.precision,
+                "instances_per_gpu": self.instances_per_gpu,
             }
         )
 
@@ -78,4 +84,16 @@ def is_up_to_date(options: ExportOptions) -> bool:
     stamp = read_stamps(options.repository).get(options.model_id)
     if stamp is None or stamp.key != options.build_key():
         return False
-    return all((options.repository / f).is_file() for f in stamp.files)
+    if not all((options.repository / f).is_file() for f in stamp.files):
+        return False
+    return options.backend != BACKEND_TENSORRT or not _stale_engines(options)
+
+
+def _stale_engines(options: ExportOptions) -> dict[str, list[str]]:
+    """TensorRT engines that no longer fit this machine (a new GPU or TensorRT) or their ONNX files."""
+    from visualizr.engines.check import stale_engines
+    from visualizr.engines.environment import probe
+    from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
+
+    card = read_model_card(options.repository / options.model_id / MODEL_CARD_FILENAME)
+    return stale_engines(options.repository, card, probe())

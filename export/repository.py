@@ -15,8 +15,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from visualizr import names
+from visualizr.engines.check import card_ranges
+from visualizr.engines.manifest import PLAN_FILENAME, manifest_path
 from visualizr.export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
 from visualizr.export.files import copy_tree_if_changed, write_if_changed
 from visualizr.export.loader import AnimateDiffComponents, load_animatediff
@@ -34,9 +37,11 @@ from visualizr.pipeline_config import (
     PipelineConfig,
 )
 
+if TYPE_CHECKING:
+    from visualizr.export.tensorrt_build import EngineBuilder
+
 VERSION_DIR = "1"
 ONNX_FILENAME = "model.onnx"
-PLAN_FILENAME = "model.plan"
 CONFIG_FILENAME = "config.pbtxt"
 MODEL_PY_FILENAME = "model.py"
 
@@ -49,6 +54,8 @@ class BuildReport:
     reused: list[str] = field(default_factory=list)  # ... whose cached ONNX matched
     verification: dict[str, list[float]] = field(default_factory=dict)  # relative errors per export
     seconds: dict[str, float] = field(default_factory=dict)
+    engines_built: dict[str, list[str]] = field(default_factory=dict)  # Triton model name -> why it was built
+    engines_reused: list[str] = field(default_factory=list)
 
 
 def load_components(options: ExportOptions) -> AnimateDiffComponents:
@@ -127,6 +134,7 @@ def _export_component(
     previous: ModelStamp,
     onnx_keys: dict[str, str],
     unet_max_batch: int,
+    engines: EngineBuilder | None,
 ) -> None:
     from visualizr.export.onnx_export import export_onnx
 
@@ -143,19 +151,37 @@ def _export_component(
         writer.report.verification[model_name] = verify_onnx(spec, network, onnx_path, verification_cases(factor))
         writer.report.exported.append(model_name)
         writer.track(onnx_path, changed)
-        if options.backend == BACKEND_TENSORRT:
-            from visualizr.export.tensorrt_build import build_engine
-
-            writer.track(build_engine(onnx_path, model_dir / VERSION_DIR / PLAN_FILENAME, spec, limits))
     else:
         writer.report.reused.append(model_name)
         writer.track(onnx_path, written=False)
-        if options.backend == BACKEND_TENSORRT:
-            writer.track(model_dir / VERSION_DIR / PLAN_FILENAME, written=False)
     writer.report.seconds[model_name] = time.perf_counter() - started
-    config = component_config(model_name, spec, options.backend, unet_max_batch)
+    config = component_config(
+        model_name, spec, options.backend, unet_max_batch, instances_per_gpu=options.instances_per_gpu
+    )
     writer.write(model_dir / CONFIG_FILENAME, config.render())
-    writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, COMPONENT_MODEL_PY)
+    if engines is None:
+        writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, COMPONENT_MODEL_PY)
+    else:  # decided on its own, whether the ONNX was just exported or reused; a tensorrt_plan has no model.py
+        _ensure_engine(writer, engines, model_name, model_dir / VERSION_DIR, spec, limits)
+
+
+def _ensure_engine(
+    writer: RepositoryWriter,
+    engines: EngineBuilder,
+    model_name: str,
+    version_dir: Path,
+    spec: NetworkSpec,
+    limits: ShapeLimits,
+) -> None:
+    (version_dir / MODEL_PY_FILENAME).unlink(missing_ok=True)  # left by an onnxruntime build
+    outcome = engines.ensure(version_dir, spec, limits)
+    writer.track(version_dir / PLAN_FILENAME, outcome.built)
+    writer.track(manifest_path(version_dir), outcome.manifest_written)
+    if outcome.built:
+        writer.report.engines_built[model_name] = outcome.reasons
+    else:
+        writer.report.engines_reused.append(model_name)
+    writer.report.seconds[f"{model_name} engine"] = outcome.seconds
 
 
 def _write_pipeline_model(
@@ -169,7 +195,7 @@ def _write_pipeline_model(
 
     model_dir = options.repository / options.model_id
     assets = model_dir / VERSION_DIR / PIPELINE_ASSETS_DIRNAME
-    writer.write(model_dir / CONFIG_FILENAME, pipeline_config(options.model_id).render())
+    writer.write(model_dir / CONFIG_FILENAME, pipeline_config(options.model_id, options.backend).render())
     writer.write(model_dir / MODEL_CARD_FILENAME, msgspec.json.format(msgspec.json.encode(card), indent=2))
     writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, PIPELINE_MODEL_PY)
     writer.write(assets / PIPELINE_CONFIG_FILENAME, msgspec.json.format(msgspec.json.encode(config), indent=2))
@@ -182,10 +208,12 @@ def _write_pipeline_model(
 
 def build_repository(options: ExportOptions) -> BuildReport:
     """Export one pipeline into the repository and stamp it."""
+    engine_environment = None
     if options.backend == BACKEND_TENSORRT:
-        from visualizr.export.tensorrt_build import require_tensorrt
+        from visualizr.export.tensorrt_build import build_gpu, builder_environment
 
-        require_tensorrt()  # fail before spending minutes on the ONNX export
+        engine_environment = builder_environment()  # fail before spending minutes on the ONNX export
+        build_gpu(engine_environment)
     report = BuildReport(model_id=options.model_id)
     started = time.perf_counter()
     components = load_components(options)
@@ -201,9 +229,16 @@ def build_repository(options: ExportOptions) -> BuildReport:
     previous = read_stamps(options.repository).get(options.model_id, ModelStamp())
     writer = RepositoryWriter(options.repository, report)
     onnx_keys: dict[str, str] = {}
+    engines = None
+    if engine_environment is not None:
+        from visualizr.export.tensorrt_build import EngineBuilder
+
+        engines = EngineBuilder(
+            options.repository, options.precision, card_ranges(card), engine_environment, options.force
+        )
     for spec_class in NETWORK_SPECS:
         _export_component(
-            writer, options, components, spec_class(dims), limits, previous, onnx_keys, config.unet_max_batch
+            writer, options, components, spec_class(dims), limits, previous, onnx_keys, config.unet_max_batch, engines
         )
     _write_pipeline_model(writer, options, components, card, config)
     write_stamp(options.repository, options.model_id, ModelStamp(options.build_key(), writer.files, onnx_keys))

@@ -109,8 +109,10 @@ def component_config(
     backend: str,
     unet_max_batch: int,
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS,
+    instances_per_gpu: int = 1,
 ) -> TritonModelConfig:
-    """Config of one component network (text encoder, UNet or VAE decoder)."""
+    """Config of one component network (text encoder, UNet or VAE decoder); with TensorRT, ``instances_per_gpu``
+    instances on every GPU Triton sees (a KIND_GPU group without a ``gpus`` list)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     batched = spec.triton_batching
@@ -122,7 +124,9 @@ def component_config(
         "dynamic_batching_delay_us": UNET_BATCH_DELAY_MICROSECONDS if batched else None,
     }
     if backend == BACKEND_TENSORRT:
-        return TritonModelConfig(platform="tensorrt_plan", instance_kind="KIND_GPU", **common)
+        return TritonModelConfig(
+            platform="tensorrt_plan", instance_kind="KIND_GPU", instance_count=instances_per_gpu, **common
+        )
     return TritonModelConfig(backend="python", parameters={INTRA_OP_THREADS_PARAMETER: str(intra_op_threads)}, **common)
 
 
@@ -147,8 +151,15 @@ PIPELINE_OUTPUTS: Final = (
 )
 
 
-def pipeline_config(model_name: str) -> TritonModelConfig:
-    """Config of the pipeline model: decoupled Python backend driving the components through BLS."""
+def pipeline_config(model_name: str, backend: str = BACKEND_ONNXRUNTIME) -> TritonModelConfig:
+    """Config of the pipeline model: decoupled Python backend driving the components through BLS. With
+    TensorRT it is a KIND_GPU instance per GPU, so its loop keeps the tensors on that GPU (DLPack)."""
+    kind = "KIND_GPU" if backend == BACKEND_TENSORRT else "KIND_CPU"
     return TritonModelConfig(
-        name=model_name, backend="python", decoupled=True, inputs=PIPELINE_INPUTS, outputs=PIPELINE_OUTPUTS
+        name=model_name,
+        backend="python",
+        decoupled=True,
+        inputs=PIPELINE_INPUTS,
+        outputs=PIPELINE_OUTPUTS,
+        instance_kind=kind,
     )

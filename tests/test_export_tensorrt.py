@@ -12,7 +12,7 @@ from visualizr import names
 from visualizr.export.__main__ import main
 from visualizr.export.model_cards import shape_limits, tiny_model_card
 from visualizr.export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec
-from visualizr.export.tensorrt_build import build_engine, engine_profiles
+from visualizr.export.tensorrt_build import build_engine
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_config
 from visualizr.pipeline_config import PipelineConfig
 
@@ -49,7 +49,7 @@ def test_shape_limits_follow_the_model_card() -> None:
 
 def test_unet_profile() -> None:
     f, h, w = LIMITS.frames, LIMITS.latent_height, LIMITS.latent_width
-    profiles = engine_profiles(UNetSpec(DIMS), LIMITS)
+    profiles = UNetSpec(DIMS).profiles(LIMITS)
     assert profiles[names.UNET_SAMPLE] == (
         (1, 4, f.min, h.min, w.min),
         (2, 4, f.opt, h.opt, w.opt),
@@ -60,14 +60,14 @@ def test_unet_profile() -> None:
 
 
 def test_text_encoder_and_vae_profiles() -> None:
-    text_profile = engine_profiles(TextEncoderSpec(DIMS), LIMITS)
+    text_profile = TextEncoderSpec(DIMS).profiles(LIMITS)
     assert text_profile == {names.TEXT_INPUT_IDS: ((1, 77), (2, 77), (2, 77))}
     h, w = LIMITS.latent_height, LIMITS.latent_width
-    assert engine_profiles(VAEDecoderSpec(DIMS), LIMITS) == {
+    assert VAEDecoderSpec(DIMS).profiles(LIMITS) == {
         names.VAE_LATENT: ((1, 4, h.min, w.min), (8, 4, h.opt, w.opt), (8, 4, h.max, w.max))
     }
     s = CONFIG.vae_scale_factor
-    assert engine_profiles(VAEEncoderSpec(DIMS), LIMITS) == {
+    assert VAEEncoderSpec(DIMS).profiles(LIMITS) == {
         names.VAE_ENCODER_PIXELS: (
             (1, 3, s * h.min, s * w.min),
             (1, 3, s * h.opt, s * w.opt),
@@ -102,7 +102,7 @@ without_tensorrt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is no
 @without_tensorrt
 def test_build_engine_without_tensorrt_explains_how_to_install(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="pip install"):
-        build_engine(tmp_path / "model.onnx", tmp_path / "model.plan", UNetSpec(DIMS), LIMITS)
+        build_engine(tmp_path / "model.onnx", tmp_path / "model.plan", {}, "fp16", tmp_path / "timing.cache")
 
 
 @without_tensorrt
