@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.fakes import make_card
-from visualizr.engines.check import StaleEngineError, check_engines, engine_problems, is_tensorrt_model, stale_engines
+from visualizr.engines import check
+from visualizr.engines.check import (
+    StaleEngineError,
+    check_engines,
+    check_engines_here,
+    engine_problems,
+    is_tensorrt_model,
+    stale_engines,
+)
 from visualizr.engines.environment import Environment, decode_lib_version, normalise_version, visible_gpus
 from visualizr.engines.manifest import (
     EngineKey,
@@ -234,3 +242,21 @@ def test_the_latest_version_folder_is_checked(repository: Path) -> None:
     name = card.triton_models[0]
     (repository / name / "2").mkdir()
     assert stale_engines(repository, card)[name] == ["no engine 2/model.plan"]
+
+
+def test_the_server_side_check_probes_the_machine_only_for_engines(
+    repository: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes: list[int] = []
+
+    def probe() -> Environment:
+        probes.append(1)
+        return Environment("10.3.0", (A100,))
+
+    monkeypatch.setattr(check, "probe", probe)
+    card = make_card()
+    check_engines_here(tmp_path_factory.mktemp("cpu-only"), card)  # onnxruntime models only: nothing to probe
+    assert probes == []
+    with pytest.raises(StaleEngineError, match="GPU 0 here is NVIDIA A100"):
+        check_engines_here(repository, card)
+    assert probes == [1]

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from visualizr.engines.check import StaleEngineError, stale_engines
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import MODEL_LOAD_FAILED, ErrorInfo, ModelLoadFailedError
@@ -263,6 +264,9 @@ class ModelService:
         before = await self.gpu.snapshot()
         name = card.triton_models[0] if card.triton_models else card.id
         try:
+            # Never hand Triton a stale TensorRT engine (visualizr.engines.check): fail naming what differs.
+            for name, problems in (await asyncio.to_thread(stale_engines, self.catalog.repository, card)).items():
+                raise ModelControlError(str(StaleEngineError(name, problems)))
             index = await endpoint.control.index()
             for name in card.triton_models:
                 if index.get(name, ModelState("")).state != READY:

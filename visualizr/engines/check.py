@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Final
 
-from visualizr.engines.environment import Environment
+from visualizr.engines.environment import Environment, probe
 from visualizr.engines.manifest import PLAN_FILENAME, onnx_files, onnx_fingerprint, read_manifest
 from visualizr.model_card import ModelCard
 
@@ -99,3 +99,10 @@ def check_engines(repository: Path, card: ModelCard, environment: Environment | 
     """Raise StaleEngineError for the first stale engine of ``card`` (in load order)."""
     for name, problems in stale_engines(repository, card, environment).items():
         raise StaleEngineError(name, problems)
+
+
+def check_engines_here(repository: Path, card: ModelCard) -> None:
+    """``check_engines`` against this machine (probed only when ``card`` has tensorrt_plan models): what the
+    pipeline model runs in ``initialize``, inside the Triton server that loads the engines."""
+    if any(is_tensorrt_model(Path(repository) / name) for name in card.triton_models):
+        check_engines(repository, card, probe())

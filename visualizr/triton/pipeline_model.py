@@ -19,6 +19,8 @@ from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
+from visualizr.engines.check import check_engines_here
+from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.pipeline.assets import assets_dir
 from visualizr.pipeline.errors import Cancelled, InvalidRequest
 from visualizr.pipeline.loop import TextToVideoPipeline
@@ -59,6 +61,8 @@ class TritonPythonModel:
                 f"{config.name}: the pipeline model must be decoupled (model_transaction_policy)"
             )
         model_dir = Path(args["model_repository"])
+        # A stale TensorRT engine fails this load with a reason naming what differs (visualizr.engines.check).
+        check_engines_here(model_dir.parent, read_model_card(model_dir / MODEL_CARD_FILENAME))
         self.pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir, args["model_version"]))
         self.components = BlsComponents(self.pipeline.config.family)
         self.name = config.name
