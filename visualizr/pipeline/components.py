@@ -1,4 +1,7 @@
-"""The networks the loop calls, behind one async protocol (in-process onnxruntime or Triton BLS)."""
+"""The networks the loop calls, behind one async protocol (in-process onnxruntime or torch, or Triton BLS).
+
+Arrays are numpy on the CPU; with tensor I/O on a GPU they are torch tensors on the device
+(``visualizr.pipeline.tensors``). The annotations name the numpy case."""
 
 from __future__ import annotations
 

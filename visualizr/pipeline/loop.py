@@ -28,6 +28,7 @@ from visualizr.pipeline.components import Components
 from visualizr.pipeline.errors import Cancelled
 from visualizr.pipeline.progress import ProgressEvent
 from visualizr.pipeline.request import GenerationRequest, check_inputs
+from visualizr.pipeline.tensors import TensorPlacement, to_uint8_frames
 from visualizr.pipeline_config import PipelineConfig
 
 CancelCheck = Callable[[], bool]
@@ -40,16 +41,21 @@ def _never_cancelled() -> bool:
 
 class TextToVideoPipeline:
     def __init__(
-        self, config: PipelineConfig, tokenizer: Any, scheduler_factory: Callable[[], SchedulerMixin]
+        self,
+        config: PipelineConfig,
+        tokenizer: Any,
+        scheduler_factory: Callable[[], SchedulerMixin],
+        placement: TensorPlacement | None = None,
     ) -> None:
         self.config = config
         self.tokenizer = tokenizer  # a transformers CLIPTokenizer (anything with its __call__ signature)
         self.scheduler_factory = scheduler_factory
+        self.placement = placement or TensorPlacement()  # where the tensors live (visualizr.pipeline.tensors)
 
     @classmethod
-    def from_assets(cls, directory: Path) -> TextToVideoPipeline:
+    def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> TextToVideoPipeline:
         assets = PipelineAssets.load(directory)
-        return cls(assets.config, assets.tokenizer, assets.scheduler_factory)
+        return cls(assets.config, assets.tokenizer, assets.scheduler_factory, placement)
 
     # -- the steps of one generation ------------------------------------------------------------------------
 
@@ -70,12 +76,11 @@ class TextToVideoPipeline:
 
     async def encode_prompt(
         self, components: Components, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool
-    ) -> np.ndarray:
-        """One text-encoder call (batch 2 with guidance: [uncond, cond]) -> float32 [B, L, D]."""
-        hidden = await components.encode_text(
-            self.tokenize(prompt, negative_prompt, do_classifier_free_guidance)
-        )
-        return np.ascontiguousarray(hidden, dtype=np.float32)
+    ) -> torch.Tensor:
+        """One text-encoder call (batch 2 with guidance: [uncond, cond]) -> float32 [B, L, D] on the device."""
+        input_ids = self.tokenize(prompt, negative_prompt, do_classifier_free_guidance)
+        hidden = await components.encode_text(self.placement.to_network(input_ids, torch.int64))
+        return self.placement.from_network(hidden)
 
     def latent_shape(self, request: GenerationRequest) -> tuple[int, int, int, int, int]:
         factor = self.config.vae_scale_factor
@@ -90,9 +95,10 @@ class TextToVideoPipeline:
     def prepare_latents(
         self, request: GenerationRequest, scheduler: SchedulerMixin, generator: torch.Generator
     ) -> torch.Tensor:
-        """Seeded Gaussian noise [1, C, F, h, w] scaled by the scheduler's init_noise_sigma."""
+        """Seeded Gaussian noise [1, C, F, h, w] (drawn on the CPU, like diffusers' randn_tensor with a CPU
+        generator) on the device, scaled by the scheduler's init_noise_sigma."""
         latents = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
-        return latents * scheduler.init_noise_sigma
+        return latents.to(self.placement.device) * scheduler.init_noise_sigma
 
     def strength_timesteps(self, scheduler: SchedulerMixin, steps: int, strength: float) -> torch.Tensor:
         """The last ``denoising_steps(steps, strength)`` of the timesteps ``set_timesteps(steps)`` made, and
@@ -105,8 +111,8 @@ class TextToVideoPipeline:
     async def encode_image(self, components: Components, image: np.ndarray) -> torch.Tensor:
         """uint8 [H, W, 3] -> latent [1, C, h, w], multiplied by the VAE scaling factor (one vae_encoder call)."""
         pixels = image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
-        latent = await components.encode_image(np.ascontiguousarray(pixels, dtype=np.float32))
-        return torch.from_numpy(np.asarray(latent, dtype=np.float32)) * self.config.vae_scaling_factor
+        latent = await components.encode_image(self.placement.to_network(pixels))
+        return self.placement.from_network(latent) * self.config.vae_scaling_factor
 
     def prepare_image_latents(
         self,
@@ -120,7 +126,7 @@ class TextToVideoPipeline:
         Gaussian noise."""
         init_latents = image_latent[:, :, None].repeat(1, 1, request.num_frames, 1, 1)
         noise = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
-        return scheduler.add_noise(init_latents, noise, first_timestep.reshape(1))
+        return scheduler.add_noise(init_latents, noise.to(init_latents.device), first_timestep.reshape(1))
 
     async def denoise_step(
         self,
@@ -128,22 +134,19 @@ class TextToVideoPipeline:
         scheduler: SchedulerMixin,
         latents: torch.Tensor,
         t: torch.Tensor,
-        hidden: np.ndarray,
+        hidden: torch.Tensor,
         guidance_scale: float,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """One scheduler step; with guidance ONE unet call at batch 2 ([uncond, cond])."""
+        """One scheduler step; with guidance ONE unet call at batch 2 ([uncond, cond]). Everything but the
+        unet call runs on the device the tensors live on."""
         do_cfg = hidden.shape[0] == 2
         model_input = torch.cat([latents, latents]) if do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)
-        timestep = np.full((model_input.shape[0],), float(t), dtype=np.float32)
-        noise_pred = torch.from_numpy(
-            np.ascontiguousarray(
-                await components.unet(
-                    np.ascontiguousarray(model_input.numpy(), dtype=np.float32), timestep, hidden
-                ),
-                dtype=np.float32,
-            )
+        place = self.placement
+        timestep = place.full(model_input.shape[0], float(t))
+        noise_pred = place.from_network(
+            await components.unet(place.to_network(model_input), timestep, place.to_network(hidden))
         )
         if do_cfg:
             noise_uncond, noise_text = noise_pred.chunk(2)
@@ -152,16 +155,18 @@ class TextToVideoPipeline:
         return scheduler.step(noise_pred, t, latents, **kwargs).prev_sample
 
     async def decode_latents(self, components: Components, latents: torch.Tensor | np.ndarray) -> np.ndarray:
-        """[B, C, F, h, w] latents -> uint8 frames [B*F, H, W, 3]; decode_chunk_size frames per vae call."""
-        latents = torch.as_tensor(latents, dtype=torch.float32) / self.config.vae_scaling_factor
+        """[B, C, F, h, w] latents -> uint8 frames [B*F, H, W, 3] on the host; decode_chunk_size frames per vae
+        call, the images stay on the device until they are uint8."""
+        place = self.placement
+        latents = place.from_network(latents) / self.config.vae_scaling_factor
         batch, channels, frames, height, width = latents.shape
-        flat = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width).numpy()
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
         chunk = max(1, self.config.decode_chunk_size)
         images = [
-            np.asarray(await components.decode(np.ascontiguousarray(flat[i : i + chunk])), dtype=np.float32)
+            place.from_network(await components.decode(place.to_network(flat[i : i + chunk])))
             for i in range(0, flat.shape[0], chunk)
         ]
-        return to_uint8_frames(np.concatenate(images))
+        return to_uint8_frames(torch.cat(images))
 
     # -- the whole generation -------------------------------------------------------------------------------
 
@@ -189,7 +194,7 @@ class TextToVideoPipeline:
         yield ProgressEvent(PHASE_TEXT_ENCODING, 0, total)
 
         scheduler = self.scheduler_factory()
-        scheduler.set_timesteps(steps, device="cpu")
+        scheduler.set_timesteps(steps, device=self.placement.device)
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         if image is None:
             timesteps = scheduler.timesteps
@@ -235,12 +240,6 @@ def denoising_steps(num_inference_steps: int, strength: float) -> int:
     at least 1 and at most num_inference_steps. The product is nudged by 1e-6 before flooring so that a strength
     that went through float32 (Triton's FP32 input: 0.7 arrives as 0.69999999) counts as the decimal it was."""
     return min(num_inference_steps, max(1, math.floor(num_inference_steps * strength + 1e-6)))
-
-
-def to_uint8_frames(images: np.ndarray) -> np.ndarray:
-    """float [N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3], rounded like diffusers' numpy_to_pil."""
-    images = np.clip(images / 2.0 + 0.5, 0.0, 1.0)
-    return np.ascontiguousarray((images.transpose(0, 2, 3, 1) * 255.0).round().astype(np.uint8))
 
 
 def _accepts_generator(scheduler: SchedulerMixin) -> bool:

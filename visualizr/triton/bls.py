@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -19,44 +20,63 @@ class BlsError(RuntimeError):
         self.model_name = model_name
 
 
-def _to_numpy(tensor: pb_utils.Tensor) -> np.ndarray:
+def _to_tensor(name: str, value: Any) -> pb_utils.Tensor:
+    """numpy stays numpy; a torch tensor (on a GPU) goes by DLPack, without a copy."""
+    if isinstance(value, np.ndarray):
+        return pb_utils.Tensor(name, np.ascontiguousarray(value))
+    from torch.utils.dlpack import to_dlpack
+
+    return pb_utils.Tensor.from_dlpack(name, to_dlpack(value.contiguous()))
+
+
+def _from_tensor(tensor: pb_utils.Tensor) -> Any:
+    """numpy for a CPU output; a GPU output (tensorrt_plan) stays on its GPU as a torch tensor (DLPack)."""
     if tensor.is_cpu():
         return tensor.as_numpy()
-    import torch  # GPU outputs (tensorrt_plan on GPU) come back through DLPack
+    import torch
 
-    return torch.from_dlpack(tensor.to_dlpack()).cpu().numpy()
+    return torch.from_dlpack(tensor.to_dlpack())
+
+
+def preferred_memory(device_id: int | None) -> Any:
+    """Where BLS outputs should land: the CPU, or GPU ``device_id`` (the pipeline instance's own GPU)."""
+    if device_id is None:
+        return pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
+    return pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_GPU, device_id)
 
 
 async def infer(
-    model_name: str, inputs: Mapping[str, np.ndarray], output_names: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """One BLS request to ``model_name``; raises BlsError naming the model when it fails."""
+    model_name: str, inputs: Mapping[str, Any], output_names: Sequence[str], device_id: int | None = None
+) -> dict[str, Any]:
+    """One BLS request to ``model_name``; raises BlsError naming the model when it fails. Inputs and outputs are
+    numpy arrays on the CPU, torch tensors on GPU ``device_id`` (visualizr.pipeline.tensors)."""
     request = pb_utils.InferenceRequest(
         model_name=model_name,
-        inputs=[pb_utils.Tensor(name, np.ascontiguousarray(array)) for name, array in inputs.items()],
+        inputs=[_to_tensor(name, value) for name, value in inputs.items()],
         requested_output_names=list(output_names),
-        preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
+        preferred_memory=preferred_memory(device_id),
     )
     response = await request.async_exec()
     if response.has_error():
         raise BlsError(model_name, response.error().message())
-    outputs: dict[str, np.ndarray] = {}
+    outputs: dict[str, Any] = {}
     for name in output_names:
         tensor = pb_utils.get_output_tensor_by_name(response, name)
         if tensor is None:
             raise BlsError(model_name, f"response has no output {name!r}")
-        outputs[name] = _to_numpy(tensor)
+        outputs[name] = _from_tensor(tensor)
     return outputs
 
 
 class BlsComponents(NetworkComponents):
     """The pipeline's Components protocol over BLS calls to ``<family>_<component>`` models."""
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, device_id: int | None = None) -> None:
         self.model_names = {component: component_model_name(family, component) for component in COMPONENTS}
+        self.device_id = device_id  # GPU outputs land on (None: the CPU)
 
-    async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+    async def run(self, component: str, inputs: dict[str, Any], output: str) -> Any:
         if component == "unet":
             # The unet is batched in Triton: its [B] timestep is configured as dims [1] reshaped to [].
-            inputs = {**inputs, UNET_TIMESTEP: np.reshape(inputs[UNET_TIMESTEP], (-1, 1))}
-        return (await infer(self.model_names[component], inputs, [output]))[output]
+            inputs = {**inputs, UNET_TIMESTEP: inputs[UNET_TIMESTEP].reshape(-1, 1)}
+        return (await infer(self.model_names[component], inputs, [output], self.device_id))[output]

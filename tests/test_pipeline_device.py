@@ -1,0 +1,188 @@
+"""The loop's tensors on a device (visualizr.pipeline.tensors): with tensor I/O every network input and output is a
+torch tensor on the device and only the final frames reach the host; the frames are the numpy path's, bit for bit
+on the CPU. The same tests run on CUDA where a GPU is present (marked ``gpu``; skipped here with the reason)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from visualizr.pipeline import GenerationRequest
+from visualizr.pipeline.tensors import TensorPlacement, to_uint8_frames
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def _reference_uint8(images: np.ndarray) -> np.ndarray:
+    """The numpy conversion the loop used before the tensors could stay on a GPU."""
+    images = np.clip(images / 2.0 + 0.5, 0.0, 1.0)
+    return np.ascontiguousarray((images.transpose(0, 2, 3, 1) * 255.0).round().astype(np.uint8))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_uint8_frames_match_the_numpy_conversion(device: str) -> None:
+    generator = np.random.default_rng(0)
+    images = generator.normal(0, 0.8, (5, 3, 16, 24)).astype(np.float32)
+    images[0, 0, 0, :6] = [-1.0, 1.0, -2.0, 2.0, 0.0, 1 / 255 - 1]  # clipping and an exact half step
+    frames = to_uint8_frames(torch.from_numpy(images).to(device))
+    assert frames.dtype == np.uint8 and frames.flags.c_contiguous
+    np.testing.assert_array_equal(frames, _reference_uint8(images))
+
+
+def test_numpy_io_shares_memory_and_tensor_io_stays_on_the_device() -> None:
+    cpu = TensorPlacement()
+    tensor = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    array = cpu.to_network(tensor)
+    assert isinstance(array, np.ndarray) and np.shares_memory(array, tensor.numpy())
+    back = cpu.from_network(array)
+    assert back.dtype == torch.float32 and back.data_ptr() == tensor.data_ptr()
+    ids = cpu.to_network(np.array([[1, 2]], dtype=np.int64), torch.int64)
+    assert ids.dtype == np.int64
+    tensors = TensorPlacement("cpu", tensors=True)
+    assert isinstance(tensors.to_network(np.ones((2, 2), np.float64)), torch.Tensor)
+    assert tensors.full(3, 981.0).tolist() == [981.0] * 3
+    assert TensorPlacement("cuda:1").tensors and TensorPlacement("cuda:1").device == torch.device("cuda", 1)
+
+
+class DeviceComponents:
+    """The fake networks of the loop tests behind tensor I/O: every input must be a torch tensor on ``device``,
+    every output is one; ``transfers`` counts the host copies the loop would have caused (none)."""
+
+    def __init__(self, fake: Any, device: torch.device) -> None:
+        self.fake, self.device = fake, device
+        self.calls: list[str] = []
+
+    def _host(self, value: Any) -> np.ndarray:
+        assert isinstance(value, torch.Tensor) and value.device == self.device, value
+        assert value.is_contiguous()
+        return value.cpu().numpy()
+
+    def _device(self, value: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(value)).to(self.device)
+
+    async def encode_text(self, input_ids: Any) -> torch.Tensor:
+        self.calls.append("text")
+        return self._device(await self.fake.encode_text(self._host(input_ids)))
+
+    async def unet(self, sample: Any, timestep: Any, hidden: Any) -> torch.Tensor:
+        self.calls.append("unet")
+        return self._device(await self.fake.unet(self._host(sample), self._host(timestep), self._host(hidden)))
+
+    async def decode(self, latents: Any) -> torch.Tensor:
+        self.calls.append("decode")
+        return self._device(await self.fake.decode(self._host(latents)))
+
+    async def encode_image(self, pixels: Any) -> torch.Tensor:
+        self.calls.append("encode_image")
+        return self._device(await self.fake.encode_image(self._host(pixels)))
+
+
+def _frames(pipeline: Any, request: GenerationRequest, components: Any) -> np.ndarray:
+    return asyncio.run(pipeline(request, components))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("image", [False, True], ids=["text", "image"])
+def test_tensor_io_makes_the_numpy_path_frames(device: str, image: bool) -> None:
+    from tests.test_pipeline_loop import FakeComponents, make_pipeline, make_request
+
+    extra = {"image": np.full((16, 32, 3), 180, np.uint8), "strength": 0.5} if image else {}
+    request = make_request(**extra)
+    expected = _frames(make_pipeline(), request, FakeComponents())
+    pipeline = make_pipeline()
+    pipeline.placement = TensorPlacement(device, tensors=True)
+    components = DeviceComponents(FakeComponents(), pipeline.placement.device)
+    frames = _frames(pipeline, request, components)
+    assert components.calls.count("unet") == (2 if image else 4) and components.calls[-1] == "decode"
+    if device == "cpu":
+        np.testing.assert_array_equal(frames, expected)
+    else:  # the scheduler's float32 arithmetic on the GPU may round differently in the last bit
+        assert np.abs(frames.astype(int) - expected).max() <= 1
+
+
+# -- BLS: numpy stays numpy, device tensors travel by DLPack, GPU outputs stay on the GPU --
+
+
+class _PbTensor:
+    def __init__(self, name: str, array: Any = None, dlpack: Any = None) -> None:
+        self._name, self.array, self.dlpack = name, array, dlpack
+
+    @classmethod
+    def from_dlpack(cls, name: str, capsule: Any) -> _PbTensor:
+        return cls(name, dlpack=torch.from_dlpack(capsule))
+
+    def name(self) -> str:
+        return self._name
+
+    def is_cpu(self) -> bool:
+        return self.array is not None
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+    def to_dlpack(self) -> Any:
+        return torch.utils.dlpack.to_dlpack(self.dlpack)
+
+
+def _fake_pb_utils(answer_on_gpu: bool) -> tuple[types.ModuleType, list[Any]]:
+    requests: list[Any] = []
+    pb = types.ModuleType("triton_python_backend_utils")
+    pb.TRITONSERVER_MEMORY_CPU, pb.TRITONSERVER_MEMORY_GPU = 0, 2
+    pb.Tensor = _PbTensor
+    pb.PreferredMemory = lambda kind, device: (kind, device)
+
+    class Request:
+        def __init__(self, model_name: str, inputs: list[_PbTensor], requested_output_names, preferred_memory):
+            self.model_name, self.inputs, self.preferred_memory = model_name, inputs, preferred_memory
+            requests.append(self)
+
+        async def async_exec(self) -> Any:
+            value = torch.ones(2, 3)
+            tensor = _PbTensor("noise_pred", dlpack=value) if answer_on_gpu else _PbTensor("noise_pred", value.numpy())
+            return types.SimpleNamespace(has_error=lambda: False, tensor=tensor)
+
+    pb.InferenceRequest = Request
+    pb.get_output_tensor_by_name = lambda response, name: response.tensor
+    return pb, requests
+
+
+@pytest.mark.parametrize("on_gpu", [False, True], ids=["cpu", "gpu"])
+def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on_gpu: bool) -> None:
+    pb, requests = _fake_pb_utils(answer_on_gpu=on_gpu)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
+    from visualizr.triton import bls
+
+    monkeypatch.setattr(bls, "pb_utils", pb)
+    components = bls.BlsComponents("animatediff", device_id=0 if on_gpu else None)
+    sample = torch.zeros(2, 3) if on_gpu else np.zeros((2, 3), np.float32)
+    timestep = torch.full((2,), 5.0) if on_gpu else np.full((2,), 5.0, np.float32)
+    inputs = {"sample": sample, "timestep": timestep, "encoder_hidden_states": sample}
+    output = asyncio.run(components.run("unet", inputs, "noise_pred"))
+    (request,) = requests
+    assert request.model_name == "animatediff_unet"
+    assert request.preferred_memory == ((2, 0) if on_gpu else (0, 0))
+    by_name = {t.name(): t for t in request.inputs}
+    if on_gpu:
+        assert all(t.dlpack is not None for t in request.inputs)
+        assert by_name["timestep"].dlpack.shape == (2, 1)  # batched [B] timestep sent as [B, 1]
+        assert isinstance(output, torch.Tensor)
+    else:
+        assert by_name["timestep"].array.shape == (2, 1) and isinstance(output, np.ndarray)
+
+
+def test_the_pipeline_instance_uses_its_gpu_only_when_torch_has_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    pb, _ = _fake_pb_utils(answer_on_gpu=False)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
+    from visualizr.triton.pipeline_model import gpu_device_id
+
+    assert gpu_device_id({"model_instance_kind": "CPU", "model_instance_device_id": "0"}) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_device_id({"model_instance_kind": "GPU", "model_instance_device_id": "1"}) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gpu_device_id({"model_instance_kind": "GPU", "model_instance_device_id": "1"}) == 1
