@@ -1,0 +1,268 @@
+"""Visualizr's pipeline vs diffusers' own AnimateDiffPipeline on the same weights, in one run on one GPU.
+
+    python -m benchmarks.gpu                      # real sizes (SD1.5 UNet + v1.5-2 motion adapter, random), 16x512x512,
+                                                  # 25 steps, CFG 7.5, fp16 on cuda
+    python -m benchmarks.gpu --size tiny --device cpu --dtype fp32 --steps 2 --frames 4 --height 64 --width 64
+
+Interleaved rounds, each timing both (alternating which goes first) on the SAME modules:
+  diffusers  : diffusers.AnimateDiffPipeline(...)(prompt, ...), output_type "np"
+  visualizr  : visualizr.pipeline's loop with tensor I/O on the device over TorchComponents (the export's spec
+               wrappers: the modules the ONNX/TensorRT engines are traced from), i.e. Visualizr's loop in-process
+  triton     : with --triton-url, the pipeline model streamed over gRPC; only meaningful when that repository was
+               exported from these weights (--save-weights DIR, then python -m visualizr.export --weights DIR)
+Per stage (text encoder, unet over all steps, vae decode, the rest: scheduler, guidance, copies, Python) it prints
+medians, the ratio to diffusers, and the FLOP floor: FLOPs (counted on the meta device) / the GPU's dense FP16 peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.gpu_models import load_components, save_components, stage_flops
+from visualizr.export.build_stamp import ExportOptions
+from visualizr.export.repository import make_pipeline_config
+from visualizr.export.specs import NETWORK_SPECS, NetworkDims
+from visualizr.pipeline import GenerationRequest
+from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.tensors import TensorPlacement
+from visualizr.pipeline.torch_components import TorchComponents
+
+STAGES = ("text_encoder", "unet", "vae_decoder")
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+# Dense FP16/BF16 tensor-core peaks (TFLOP/s, no sparsity) by a substring of the GPU's name.
+PEAK_TFLOPS = {"H200": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0}
+PROMPT = "a corgi running on a beach at sunset, cinematic"
+
+
+class StageTimer:
+    """Wraps the shared modules' entry points once; both pipelines call them, so both are timed alike."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def wrap(self, owner: Any, attribute: str, stage: str) -> None:
+        original = getattr(owner, attribute)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self.sync()
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.sync()
+                self.seconds[stage] += time.perf_counter() - started
+
+        setattr(owner, attribute, timed)
+
+    @contextmanager
+    def run(self, results: dict[str, list[float]]):
+        self.seconds.clear()
+        self.sync()
+        started = time.perf_counter()
+        yield
+        self.sync()
+        total = time.perf_counter() - started
+        for stage in STAGES:
+            results[stage].append(self.seconds[stage])
+        results["other"].append(total - sum(self.seconds[s] for s in STAGES))
+        results["total"].append(total)
+
+
+def _to_uint8(video: np.ndarray) -> np.ndarray:
+    return (np.asarray(video, dtype=np.float32) * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    from diffusers import AnimateDiffPipeline
+
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    components = load_components(args.size, args.device, args.weights, args.motion_adapter)
+    if args.save_weights:
+        save_components(components, args.save_weights)
+    config = make_pipeline_config(ExportOptions(repository=Path("."), model_id="benchmark"), components)
+    networks = {"text_encoder": components.text_encoder, "unet": components.unet, "vae_decoder": components.vae}
+    networks["vae_encoder"] = components.vae
+    dims = NetworkDims(config.text_max_length, config.text_hidden_size, config.latent_channels, config.vae_scale_factor)
+    torch_components = TorchComponents.from_specs(
+        [spec(dims) for spec in NETWORK_SPECS], networks, device=device, dtype=dtype
+    )
+    scheduler_config = components.scheduler.config
+    visualizr = TextToVideoPipeline(
+        config,
+        components.tokenizer,
+        lambda: type(components.scheduler).from_config(scheduler_config),
+        TensorPlacement(device, tensors=True),
+    )
+    diffusers = AnimateDiffPipeline(
+        vae=components.vae,
+        text_encoder=components.text_encoder,
+        tokenizer=components.tokenizer,
+        unet=components.unet,
+        motion_adapter=None,
+        scheduler=type(components.scheduler).from_config(scheduler_config),
+    ).to(device, dtype)
+    diffusers.set_progress_bar_config(disable=True)
+    timer = StageTimer(device)
+    timer.wrap(components.text_encoder, "forward", "text_encoder")
+    timer.wrap(components.unet, "forward", "unet")
+    timer.wrap(components.vae, "decode", "vae_decoder")
+    return {"components": components, "config": config, "visualizr": (visualizr, torch_components),
+            "diffusers": diffusers, "timer": timer}
+
+
+def run_diffusers(built: dict[str, Any], request: GenerationRequest) -> np.ndarray:
+    output = built["diffusers"](
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt or None,
+        num_frames=request.num_frames,
+        height=request.height,
+        width=request.width,
+        num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale,
+        generator=torch.Generator("cpu").manual_seed(request.seed),
+        output_type="np",
+        decode_chunk_size=built["config"].decode_chunk_size,
+    )
+    return _to_uint8(output.frames[0])
+
+
+def run_visualizr(built: dict[str, Any], request: GenerationRequest) -> np.ndarray:
+    pipeline, components = built["visualizr"]
+    return asyncio.run(pipeline(request, components))
+
+
+def run_triton(url: str, model_id: str, request: GenerationRequest, results: dict[str, list[float]]) -> np.ndarray:
+    """One generation through Triton; stages from the arrival times of its progress responses."""
+    import tritonclient.grpc.aio as grpcclient
+
+    from visualizr.triton.client import stream_generation
+
+    async def stream() -> tuple[list[tuple[str, float]], np.ndarray]:
+        client = grpcclient.InferenceServerClient(url)
+        try:
+            started, marks, frames = time.perf_counter(), [], None
+            async for event in stream_generation(client, model_id, request):
+                marks.append((event.phase, time.perf_counter() - started))
+                frames = event.frames if event.frames is not None else frames
+            return marks, frames
+        finally:
+            await client.close()
+
+    marks, frames = asyncio.run(stream())
+    times = [t for _, t in marks]  # text_encoding, steps..., decoding, done
+    results["text_encoder"].append(times[0])
+    results["unet"].append(times[-3] - times[0])
+    results["vae_decoder"].append(times[-2] - times[-3])
+    results["other"].append(times[-1] - times[-2])
+    results["total"].append(times[-1])
+    return frames
+
+
+def peak_tflops(args: argparse.Namespace) -> float | None:
+    if args.peak_tflops:
+        return args.peak_tflops
+    if args.device.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(args.device))
+        return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
+    return None
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    built = build(args)
+    request = GenerationRequest(
+        PROMPT, args.width, args.height, args.frames, args.steps, args.guidance, args.seed, negative_prompt=""
+    )
+    ways = {"diffusers": lambda: run_diffusers(built, request), "visualizr": lambda: run_visualizr(built, request)}
+    results: dict[str, dict[str, list[float]]] = {way: defaultdict(list) for way in ways}
+    frames: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for way in ways.values():  # warm-up: kernels, allocator, cuDNN autotuning
+            way()
+        if args.triton_url:  # warm-up of the server's models, then timed after the in-process ways each round
+            run_triton(args.triton_url, args.model_id, request, defaultdict(list))
+            results["triton"] = defaultdict(list)
+        for round_index in range(args.repeats):
+            order = list(ways) if round_index % 2 == 0 else list(reversed(ways))
+            for way in order:
+                with built["timer"].run(results[way]):
+                    frames[way] = ways[way]()
+            if args.triton_url:
+                frames["triton"] = run_triton(args.triton_url, args.model_id, request, results["triton"])
+    batch = 2 if request.do_classifier_free_guidance else 1
+    flops = stage_flops(built["components"], batch, args.frames, args.height, args.width)
+    flops["unet"] *= args.steps
+    return report(args, results, frames, flops, peak_tflops(args))
+
+
+def report(args, results, frames, flops, peak) -> dict[str, Any]:
+    medians = {way: {stage: statistics.median(v) for stage, v in stages.items()} for way, stages in results.items()}
+    base = medians["diffusers"]
+    device = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "cpu"
+    print(f"{args.size} sizes, {args.frames}x{args.height}x{args.width}, {args.steps} steps, CFG {args.guidance}, "
+          f"{args.dtype} on {device}, median of {args.repeats} interleaved rounds (seconds)")
+    ways = list(medians)
+    print(f"{'stage':<14}" + "".join(f"{w:>12}" for w in ways) + "".join(f"{w + '/diff':>16}" for w in ways[1:])
+          + f"{'TFLOP':>10}{'floor s':>10}")
+    floor: dict[str, float | None] = {}
+    for stage in (*STAGES, "other", "total"):
+        tflop = sum(flops.values()) / 1e12 if stage == "total" else flops.get(stage, 0) / 1e12
+        floor[stage] = tflop / peak if peak and stage != "other" else None
+        row = f"{stage:<14}" + "".join(f"{medians[w][stage]:>12.4f}" for w in ways)
+        row += "".join(f"{medians[w][stage] / base[stage]:>16.3f}" if base[stage] else f"{'-':>16}" for w in ways[1:])
+        row += f"{tflop:>10.2f}" + (f"{floor[stage]:>10.3f}" if floor[stage] is not None else f"{'-':>10}")
+        print(row)
+    differences = {w: int(np.abs(f.astype(int) - frames["diffusers"]).max()) for w, f in frames.items()}
+    unet_tflops = flops["unet"] / 1e12 / medians["visualizr"]["unet"]
+    print(f"visualizr unet: {unet_tflops:.1f} TFLOP/s achieved" + (f" of {peak:.0f} peak" if peak else "")
+          + f"; frames vs diffusers: max |difference| {differences}")
+    result = {"medians": medians, "ratios": {w: medians[w]["total"] / base["total"] for w in ways},
+              "flops": flops, "floor_seconds": floor, "frame_differences": differences, "device": device}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("real", "tiny"), default="real")
+    parser.add_argument("--weights", type=Path, help="a local diffusers AnimateDiff folder instead of random weights")
+    parser.add_argument("--motion-adapter", type=Path)
+    parser.add_argument("--save-weights", type=Path, help="save the weights as a folder visualizr.export loads")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp16")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense FP16 peak (default: by name)")
+    parser.add_argument("--triton-url", help="also time the pipeline model on this Triton (gRPC host:port)")
+    parser.add_argument("--model-id", default="animatediff")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return benchmark(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

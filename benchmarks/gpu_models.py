@@ -1,0 +1,144 @@
+"""The networks the GPU benchmark times: the published AnimateDiff architecture at its real sizes, randomly
+initialised (no weights can be downloaded), or any local weights through the export's loader.
+
+Real sizes (checked by tests/test_benchmark_gpu.py on the meta device): Stable Diffusion 1.5's UNet (859.5 M
+parameters) with the AnimateDiff v1.5-2 motion adapter (453.2 M), CLIP ViT-L/14's text encoder (123.1 M) and the
+SD VAE (83.7 M). FLOPs are counted on the meta device (no memory, no compute): the UNet with motion modules is
+17.75 TFLOP per forward at 16 frames of 512x512, batch 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visualizr.export.loader import AnimateDiffComponents, load_animatediff
+from visualizr.export.tiny import SCHEDULER_CONFIG, ensure_tiny_weights
+
+SD15_UNET = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+}
+ANIMATEDIFF_V152_ADAPTER = {
+    "block_out_channels": (320, 640, 1280, 1280),
+    "motion_layers_per_block": 2,
+    "motion_mid_block_layers_per_block": 1,
+    "motion_num_attention_heads": 8,
+    "motion_norm_num_groups": 32,
+    "motion_max_seq_length": 32,
+    "use_motion_mid_block": True,
+}
+CLIP_VIT_L14_TEXT = {
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+}
+SD_VAE = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
+}
+
+
+def real_size_networks(device: str | torch.device = "cpu", seed: int = 0) -> dict[str, torch.nn.Module]:
+    """text_encoder, unet (UNetMotionModel), vae at the published sizes, randomly initialised on ``device``
+    (``"meta"``: shapes only)."""
+    from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        unet = UNetMotionModel.from_unet2d(UNet2DConditionModel(**SD15_UNET), MotionAdapter(**ANIMATEDIFF_V152_ADAPTER))
+        networks = {
+            "text_encoder": CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L14_TEXT)),
+            "unet": unet,
+            "vae": AutoencoderKL(**SD_VAE),
+        }
+    return {name: network.eval().requires_grad_(False) for name, network in networks.items()}
+
+
+def real_size_components(device: str | torch.device, seed: int = 0) -> AnimateDiffComponents:
+    """The real-size networks with the demo's tokenizer (a CLIP BPE tokenizer trained offline: its ids fit the
+    real vocabulary) and AnimateDiff's DDIM schedule."""
+    from diffusers import DDIMScheduler
+    from transformers import CLIPTokenizer
+
+    sd_dir, _ = ensure_tiny_weights()
+    networks = real_size_networks(device, seed)
+    return AnimateDiffComponents(
+        tokenizer=CLIPTokenizer.from_pretrained(str(sd_dir / "tokenizer")),
+        scheduler=DDIMScheduler.from_config(SCHEDULER_CONFIG),
+        source_name="random-real-size",
+        **networks,
+    )
+
+
+def load_components(size: str, device: str, weights: Path | None = None, adapter: Path | None = None):
+    """``weights`` (a local diffusers folder, e.g. one --save-weights wrote), else ``size``: "tiny" (the demo's
+    own weights, what `make repository` exports) or "real" (random, published sizes)."""
+    if weights is not None:
+        return load_animatediff(weights, adapter)
+    if size == "tiny":
+        return load_animatediff(*ensure_tiny_weights())
+    return real_size_components(device)
+
+
+def save_components(components: AnimateDiffComponents, folder: Path) -> Path:
+    """A diffusers folder (unet/ holds the UNetMotionModel) that `python -m visualizr.export --weights` loads."""
+    for name in ("tokenizer", "text_encoder", "unet", "vae", "scheduler"):
+        getattr(components, name).save_pretrained(str(folder / name))
+    return folder
+
+
+def meta_copy(network: torch.nn.Module) -> torch.nn.Module:
+    """The same architecture with shape-only parameters (diffusers models from their config, transformers too)."""
+    with torch.device("meta"):
+        if hasattr(network, "from_config"):
+            return type(network).from_config(network.config).eval()
+        return type(network)(network.config).eval()
+
+
+def count_flops(call: Any, *inputs: torch.Tensor) -> int:
+    """FLOPs of ``call(*inputs)`` with every tensor on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        call(*inputs)
+    return counter.get_total_flops()
+
+
+def stage_flops(components: AnimateDiffComponents, batch: int, frames: int, height: int, width: int) -> dict[str, int]:
+    """FLOPs of one text-encoder call (``batch`` prompts), one UNet forward (``batch`` samples) and the VAE
+    decode of ``frames`` frames, at ``height`` x ``width`` pixels."""
+    factor = components.vae_scale_factor
+    latent = (components.latent_channels, frames, height // factor, width // factor)
+    length, hidden = components.text_max_length, components.text_hidden_size
+    text_encoder, unet, vae = (meta_copy(n) for n in (components.text_encoder, components.unet, components.vae))
+    with torch.device("meta"):
+        return {
+            "text_encoder": count_flops(text_encoder, torch.zeros(batch, length, dtype=torch.long)),
+            "unet": count_flops(
+                unet, torch.empty(batch, *latent), torch.ones(batch), torch.empty(batch * frames, length, hidden)
+            ),
+            "vae_decoder": count_flops(vae.decode, torch.empty(frames, latent[0], *latent[2:])),
+        }
