@@ -5,6 +5,7 @@ on the CPU. The same tests run on CUDA where a GPU is present (marked ``gpu``; s
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import types
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.tensors import TensorPlacement, to_uint8_frames
+from visualizr.pipeline.tensors import TensorPlacement, instance_gpu, to_uint8_frames
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
@@ -156,14 +157,26 @@ def _fake_pb_utils(answer_on_gpu: bool) -> tuple[types.ModuleType, list[Any]]:
 def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on_gpu: bool) -> None:
     pb, requests = _fake_pb_utils(answer_on_gpu=on_gpu)
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
-    from visualizr.triton import bls
+    previous = sys.modules.pop("visualizr.triton.bls", None)
+    try:  # a private import of bls over this fake, so no other test sees it
+        bls = importlib.import_module("visualizr.triton.bls")
+        output = _run_unet(bls, on_gpu)
+    finally:
+        sys.modules.pop("visualizr.triton.bls", None)
+        if previous is not None:
+            sys.modules["visualizr.triton.bls"] = previous
+    _check_request(requests, output, on_gpu)
 
-    monkeypatch.setattr(bls, "pb_utils", pb)
+
+def _run_unet(bls: Any, on_gpu: bool) -> Any:
     components = bls.BlsComponents("animatediff", device_id=0 if on_gpu else None)
     sample = torch.zeros(2, 3) if on_gpu else np.zeros((2, 3), np.float32)
     timestep = torch.full((2,), 5.0) if on_gpu else np.full((2,), 5.0, np.float32)
     inputs = {"sample": sample, "timestep": timestep, "encoder_hidden_states": sample}
-    output = asyncio.run(components.run("unet", inputs, "noise_pred"))
+    return asyncio.run(components.run("unet", inputs, "noise_pred"))
+
+
+def _check_request(requests: list[Any], output: Any, on_gpu: bool) -> None:
     (request,) = requests
     assert request.model_name == "animatediff_unet"
     assert request.preferred_memory == ((2, 0) if on_gpu else (0, 0))
@@ -177,12 +190,8 @@ def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on
 
 
 def test_the_pipeline_instance_uses_its_gpu_only_when_torch_has_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    pb, _ = _fake_pb_utils(answer_on_gpu=False)
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
-    from visualizr.triton.pipeline_model import gpu_device_id
-
-    assert gpu_device_id({"model_instance_kind": "CPU", "model_instance_device_id": "0"}) is None
+    assert instance_gpu("CPU", "0") is None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert gpu_device_id({"model_instance_kind": "GPU", "model_instance_device_id": "1"}) is None
+    assert instance_gpu("GPU", "1") is None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert gpu_device_id({"model_instance_kind": "GPU", "model_instance_device_id": "1"}) == 1
+    assert instance_gpu("GPU", "1") == 1 and instance_gpu(None, None) is None

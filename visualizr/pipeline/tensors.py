@@ -47,6 +47,14 @@ class TensorPlacement:
         return self.to_network(torch.full((size,), float(value), dtype=torch.float32))
 
 
+def instance_gpu(kind: str | None, device_id: str | int | None) -> int | None:
+    """The GPU a Triton model instance keeps its tensors on: its device for a KIND_GPU instance (the TensorRT
+    deployment) when torch can use CUDA, else None (the CPU)."""
+    if kind != "GPU" or device_id is None or not torch.cuda.is_available():
+        return None
+    return int(device_id)
+
+
 def to_uint8_frames(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """float [N, 3, H, W] in [-1, 1] (on any device) -> uint8 [N, H, W, 3] on the host, rounded like diffusers'
     numpy_to_pil; the conversion runs where the images are, so a GPU copies uint8 (a quarter of the bytes)."""

@@ -25,7 +25,7 @@ from visualizr.pipeline.assets import assets_dir
 from visualizr.pipeline.errors import Cancelled, InvalidRequest
 from visualizr.pipeline.loop import TextToVideoPipeline
 from visualizr.pipeline.progress import ProgressEvent
-from visualizr.pipeline.tensors import TensorPlacement
+from visualizr.pipeline.tensors import TensorPlacement, instance_gpu
 from visualizr.triton.bls import BlsComponents
 from visualizr.triton.metrics import PipelineMetrics
 from visualizr.triton.model_config import ModelConfig, ModelConfigError
@@ -54,15 +54,6 @@ def _error_response(message: str, code: Any = None) -> Any:
     return pb_utils.InferenceResponse(error=error)
 
 
-def gpu_device_id(args: dict[str, Any]) -> int | None:
-    """The GPU of a KIND_GPU instance (the TensorRT deployment) when torch can use it, else None (CPU)."""
-    if args.get("model_instance_kind") != "GPU":
-        return None
-    import torch
-
-    return int(args["model_instance_device_id"]) if torch.cuda.is_available() else None
-
-
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         config = ModelConfig.parse(args["model_config"])
@@ -73,7 +64,7 @@ class TritonPythonModel:
         model_dir = Path(args["model_repository"])
         # A stale TensorRT engine fails this load with a reason naming what differs (visualizr.engines.check).
         check_engines_here(model_dir.parent, read_model_card(model_dir / MODEL_CARD_FILENAME))
-        device_id = gpu_device_id(args)
+        device_id = instance_gpu(args.get("model_instance_kind"), args.get("model_instance_device_id"))
         placement = TensorPlacement("cpu" if device_id is None else f"cuda:{device_id}")
         self.pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir, args["model_version"]), placement)
         self.components = BlsComponents(self.pipeline.config.family, device_id)
