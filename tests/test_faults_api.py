@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.jobs import SMALL, status, submit, wait_terminal
-from tests.support.stack import ApiProcess, stack_settings, start_sibling_api
+from tests.support.stack import ApiProcess, env_for, private_tritons, start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 
@@ -39,11 +39,25 @@ def attempts_of(database: Path, request_id: str) -> int:
         return int(db.execute("SELECT attempts FROM jobs WHERE request_id = ?", (request_id,)).fetchone()[0])
 
 
+@pytest.fixture
+def one_triton(tmp_path: Path, model_repository: Path) -> Iterator[list[TritonServer]]:
+    # its own server: a client killed mid-request keeps Triton 2.51 from unloading the pipeline model for minutes
+    with private_tritons(tmp_path, model_repository, 1) as servers:
+        yield servers
+
+
+@pytest.fixture
+def two_tritons(tmp_path: Path, model_repository: Path) -> Iterator[list[TritonServer]]:
+    with private_tritons(tmp_path, model_repository, 2) as servers:
+        yield servers
+
+
 def test_a_killed_api_runs_the_interrupted_job_again_after_its_restart(
-    triton: TritonServer, stack_env: tuple[Settings, dict[str, str]], tmp_path: Path
+    one_triton: list[TritonServer], stack_env: tuple[Settings, dict[str, str]], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    api = start_sibling_api(stack_env[1], data_dir)
+    env = env_for(one_triton, stack_env[1])
+    api = start_sibling_api(env, data_dir)
     try:
         running = submit(api, prompt="interrupted", seed=21, **LONG)["request_id"]
         queued = [submit(api, prompt=f"queued {i}", seed=30 + i, **SMALL)["request_id"] for i in range(3)]
@@ -52,7 +66,7 @@ def test_a_killed_api_runs_the_interrupted_job_again_after_its_restart(
         api.process.wait()
     finally:
         api.stop()
-    again = start_sibling_api(stack_env[1], data_dir)
+    again = start_sibling_api(env, data_dir)
     try:
         for request_id in (running, *queued):
             assert wait_terminal(again, request_id, 300)["status"] == "completed"
@@ -61,26 +75,11 @@ def test_a_killed_api_runs_the_interrupted_job_again_after_its_restart(
         again.stop()
 
 
-@pytest.fixture
-def two_tritons(tmp_path: Path, model_repository: Path) -> Iterator[list[TritonServer]]:
-    servers = []
-    try:
-        for name in ("a", "b"):
-            settings, _ = stack_settings(tmp_path / f"triton-{name}", VISUALIZR_MODEL_REPOSITORY=str(model_repository))
-            servers.append(TritonServer(settings).start())
-        for server in servers:
-            server.wait_ready(300)
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
 def test_a_job_whose_triton_dies_completes_on_the_other_one(
     two_tritons: list[TritonServer], stack_env: tuple[Settings, dict[str, str]], tmp_path: Path
 ) -> None:
     urls = [server.settings.triton_grpc_url for server in two_tritons]
-    api = start_sibling_api(stack_env[1], tmp_path / "data", VISUALIZR_TRITON_URLS=",".join(urls))
+    api = start_sibling_api(env_for(two_tritons, stack_env[1]), tmp_path / "data")
     try:
         health = httpx.get(f"{api.base_url}/api/v1/health", timeout=30).json()
         assert [(s["url"], s["status"]) for s in health["inference_servers"]] == [(u, "up") for u in urls]

@@ -79,7 +79,7 @@ class LoadResponse(msgspec.Struct):
 
 class UnloadResponse(msgspec.Struct):
     model_id: str
-    status: str  # unloaded
+    status: str  # unloaded, or unloading while Triton still holds a model
     freed_memory_gb: float
     unloaded_at: str
 

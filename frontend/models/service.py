@@ -1,16 +1,12 @@
 """Model state and lifecycle: the model cards (what a model is) merged with every inference endpoint's repository
-index (whether it is loaded there: Triton is the source of truth) and the job history (how it performs).
-
-Status of a model: ``loading`` while a load of ours runs; ``unknown`` when no endpoint can be reached; ``loaded``
-when every Triton model of its card is READY on at least one reachable endpoint; else ``loading`` / ``unloading``
-when Triton says so for one of them, ``failed`` when our last load failed or Triton reports one UNAVAILABLE with a
-reason other than "unloaded", else ``unloaded``. ``inference_servers`` on the details shows each endpoint.
+index (whether it is loaded there: Triton is the source of truth; ``status`` says how) and the job history (how
+it performs). ``inference_servers`` on the details shows each endpoint.
 
 Load (``POST /models/{id}/load``) loads the card's ``triton_models`` in order (components first) on every reachable
 endpoint in the background and waits up to ``load_wait_seconds``: ``loaded``, 500 MODEL_LOAD_FAILED with Triton's
-reason, or ``loading`` (a later failure shows on the details and the next load retries). Unload: the pipeline
-first, then its components (those another loaded card lists stay), on every endpoint. A job for a model that is
-not loaded loads it on demand on the endpoint it goes to (``ensure_loaded``).
+reason, or ``loading`` (a later failure shows on the details and the next load retries). Unload: ``unloaded``,
+or ``unloading`` while Triton still holds one of them after a bounded wait (``models.unloading``).
+A job for a model that is not loaded loads it on demand on the endpoint it goes to (``ensure_loaded``).
 """
 
 from __future__ import annotations
@@ -20,56 +16,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 from visualizr.engines.check import StaleEngineError, stale_engines
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
-from visualizr.frontend.errors import MODEL_LOAD_FAILED, ErrorInfo, ModelLoadFailedError
-from visualizr.frontend.infra.control import LOADING, READY, UNAVAILABLE, UNLOADING, ModelControlError, ModelState
+from visualizr.frontend.errors import ErrorInfo, ModelLoadFailedError
+from visualizr.frontend.infra.control import READY, ModelControlError, ModelState
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuInfo, GpuReader
 from visualizr.frontend.jobs.stats import ModelStats, model_stats
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.models import schemas as s
 from visualizr.frontend.models.healing import Healer
+from visualizr.frontend.models.status import Index, LoadFailure, LoadTask, all_ready, overall_status, status_on_endpoint
+from visualizr.frontend.models.unloading import unload_on
 from visualizr.model_card import ModelCard
 
 logger = logging.getLogger("visualizr.frontend.models")
 
 LOAD_WAIT_SECONDS = 2.0  # how long POST .../load waits for a quick outcome before answering "loading"
-UNLOAD_WAIT_SECONDS = 60.0
-POLL_SECONDS = 0.1
-TRITON_UNLOADED_REASON = "unloaded"
-Index = dict[str, ModelState]
-
-
-@dataclass
-class LoadFailure:
-    message: str
-    details: dict[str, Any]
-    at: float
-
-    def error(self) -> ErrorInfo:
-        return ErrorInfo(code=MODEL_LOAD_FAILED, message=self.message, details=self.details)
-
-    def exception(self) -> ModelLoadFailedError:
-        return ModelLoadFailedError(self.message, self.details)
-
-
-@dataclass
-class LoadTask:
-    task: asyncio.Task[None]
-    started_at: float
-
-
-def card_states(card: ModelCard, index: Index) -> list[ModelState]:
-    return [index.get(name, ModelState(UNAVAILABLE, "not in the model repository")) for name in card.triton_models]
-
-
-def all_ready(card: ModelCard, index: Index) -> bool:
-    return all(st.state == READY for st in card_states(card, index))
 
 
 def _gb(value: float) -> float:
@@ -122,55 +87,21 @@ class ModelService:
         endpoints = self.pool.endpoints
         return list(zip(endpoints, await asyncio.gather(*(self.index_of(e) for e in endpoints)), strict=True))
 
-    def cards(self) -> list[ModelCard]:
-        cards = []
-        for model_id in self.catalog.ids():
-            with contextlib.suppress(Exception):  # an unreadable card is simply not listed
-                cards.append(self.catalog.get(model_id))
-        return cards
-
     def _loading(self, card: ModelCard) -> bool:
         return any(key[0] == card.id for key in self._loads)
 
     def _status_on(self, card: ModelCard, endpoint: Endpoint, index: Index | None) -> tuple[str, ErrorInfo | None]:
-        """The card's status on one endpoint."""
-        if (card.id, endpoint.url) in self._loads:
-            return s.LOADING, None
-        if index is None:
-            return s.UNKNOWN, None
-        states = card_states(card, index)
-        if all(st.state == READY for st in states):
-            return s.LOADED, None
-        if any(st.state == LOADING for st in states):
-            return s.LOADING, None
-        if any(st.state == UNLOADING for st in states):
-            return s.UNLOADING, None
-        failure = self._failures.get(card.id)
-        if failure is not None:
-            return s.LOAD_FAILED, failure.error()
-        for name, st in zip(card.triton_models, states, strict=True):
-            if st.state == UNAVAILABLE and st.reason and st.reason != TRITON_UNLOADED_REASON:
-                return s.LOAD_FAILED, ErrorInfo(
-                    MODEL_LOAD_FAILED, f"Triton could not load {name!r}", {"triton_model": name, "reason": st.reason}
-                )
-        return s.UNLOADED, None
+        loading = (card.id, endpoint.url) in self._loads
+        return status_on_endpoint(card, index, loading, self._failures.get(card.id))
 
     def _status(self, card: ModelCard, indices: list[tuple[Endpoint, Index | None]]) -> tuple[str, ErrorInfo | None]:
-        """The card's status over every endpoint (see the module docstring)."""
-        per = [self._status_on(card, e, index) for e, index in indices]
-        found = {status for status, _ in per}
-        if self._loading(card):
-            status = s.LOADING
-        elif s.LOADED in found:
-            status = s.LOADED
-        else:
-            status = next((st for st in (s.LOADING, s.UNLOADING, s.LOAD_FAILED, s.UNLOADED) if st in found), s.UNKNOWN)
+        """The card's status over every endpoint (``models.status``)."""
+        status, error = overall_status([self._status_on(card, e, index) for e, index in indices], self._loading(card))
         if status == s.LOADED:
             self._loaded_at.setdefault(card.id, self._now())
         elif not self._loading(card):
             self._loaded_at.pop(card.id, None)
             self._memory_gb.pop(card.id, None)
-        error = next((err for st, err in per if st == status and err is not None), None)
         return status, error
 
     def _servers(self, card: ModelCard, indices: list[tuple[Endpoint, Index | None]]) -> list[s.ServerStatus]:
@@ -194,7 +125,7 @@ class ModelService:
     async def list_models(self) -> s.ModelList:
         indices, stats = await self.indices(), await self._stats()
         items = []
-        for card in self.cards():
+        for card in self.catalog.cards():
             status, _ = self._status(card, indices)
             measured = stats.get(card.id)
             caps = card.capabilities
@@ -246,7 +177,7 @@ class ModelService:
         endpoint can serve it (its stub healing or given up on everywhere) or its last load failed."""
         indices = await self.indices()
         loaded, models = [], []
-        for card in self.cards():
+        for card in self.catalog.cards():
             status, error = self._status(card, indices)
             if status == s.LOADED:
                 memory, loaded_at = self._memory_of(card.id, gpu), clock.iso(self._loaded_at.get(card.id))
@@ -345,29 +276,6 @@ class ModelService:
 
     # ------------------------------------------------------------------ unload
 
-    def _shared(self, card: ModelCard, index: Index) -> set[str]:
-        """Triton models of ``card`` that another card loaded on the same endpoint needs too."""
-        others = [o for o in self.cards() if o.id != card.id and all_ready(o, index)]
-        return {name for other in others for name in other.triton_models}
-
-    async def _unload_on(self, card: ModelCard, endpoint: Endpoint, index: Index) -> None:
-        shared = self._shared(card, index)
-        names = [
-            n
-            for n in reversed(card.triton_models)
-            if n not in shared and index.get(n, ModelState("")).state in (READY, LOADING)
-        ]
-        for name in names:
-            logger.info("unloading triton model %s (for %s) on %s", name, card.id, endpoint.url)
-            await endpoint.control.unload(name)
-        deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            index = await endpoint.control.index()
-            if all(index.get(n, ModelState("")).state not in (READY, UNLOADING) for n in names):
-                return
-            await asyncio.sleep(POLL_SECONDS)
-        logger.warning("%s still reports %s after %.0f s", endpoint.url, names, UNLOAD_WAIT_SECONDS)
-
     async def unload(self, model_id: str) -> s.UnloadResponse:
         card = self.catalog.get(model_id)
         running = [ld.task for key, ld in self._loads.items() if key[0] == card.id]
@@ -381,12 +289,12 @@ class ModelService:
                 {"reason": self.pool.down_reasons()},
             )
         try:
-            await asyncio.gather(*(self._unload_on(card, e, index) for e, index in reachable))
+            done = await asyncio.gather(*(unload_on(card, e, index, self.catalog.cards()) for e, index in reachable))
         except ModelControlError as exc:
             raise ModelLoadFailedError(f"Failed to unload model {card.id!r}", {"reason": exc.reason}) from None
         after = await self.gpu.snapshot()
-        self._loaded_at.pop(card.id, None)
-        self._memory_gb.pop(card.id, None)
-        self._failures.pop(card.id, None)
+        for known in (self._loaded_at, self._memory_gb, self._failures):
+            known.pop(card.id, None)
         freed = _gb(before.used_gb - after.used_gb) if before.available and after.available else 0.0
-        return s.UnloadResponse(card.id, s.UNLOADED, freed, clock.iso(self._now()) or "")
+        status = s.UNLOADED if all(done) else s.UNLOADING
+        return s.UnloadResponse(card.id, status, freed, clock.iso(self._now()) or "")

@@ -10,11 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 
 
@@ -87,3 +90,26 @@ def start_sibling_api(base_env: dict[str, str], data_dir: Path, **overrides: str
     """A second API process on the same Triton as ``base_env``'s: its own port and data folder, and ``overrides``."""
     env = {**base_env, "VISUALIZR_PORT": str(free_port()), "VISUALIZR_DATA_DIR": str(data_dir), **overrides}
     return start_api(Settings.from_env({**os.environ, **env}), env)
+
+
+@contextmanager
+def private_tritons(root: Path, model_repository: Path, count: int) -> Iterator[list[TritonServer]]:
+    """``count`` tritonservers of a test's own (free ports, data under ``root``), for faults that must not touch
+    the session's server; stopped (process groups killed and reaped) on exit."""
+    servers: list[TritonServer] = []
+    try:
+        for index in range(count):
+            settings, _ = stack_settings(root / f"triton-{index}", VISUALIZR_MODEL_REPOSITORY=str(model_repository))
+            servers.append(TritonServer(settings).start())
+        for server in servers:
+            server.wait_ready(300)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def env_for(tritons: list[TritonServer], base_env: dict[str, str]) -> dict[str, str]:
+    """``base_env`` pointed at ``tritons`` instead of the session's server."""
+    urls = ",".join(server.settings.triton_grpc_url for server in tritons)
+    return {**base_env, "VISUALIZR_TRITON_URLS": urls}
