@@ -23,6 +23,7 @@ from visualizr.frontend.errors import EXCEPTION_HANDLERS
 from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
 from visualizr.frontend.generation.hub import GenerationHub
+from visualizr.frontend.generation.options import client_options
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.frontend.infra.control import BackendReadiness, ModelControl
@@ -36,7 +37,7 @@ from visualizr.frontend.models.healing import Healer
 from visualizr.frontend.models.placement import Placement
 from visualizr.frontend.models.service import ModelService
 from visualizr.frontend.security import ApiKeyMiddleware, redact_keys_in_access_log, warn_if_open
-from visualizr.frontend.studio.controllers import STUDIO_ROUTES
+from visualizr.frontend.studio.controllers import STUDIO_ROUTES, StudioPage
 from visualizr.frontend.studio.docs import openapi_config
 from visualizr.frontend.studio.tickets import TicketBook
 from visualizr.frontend.system.health import Uptime, health
@@ -167,6 +168,7 @@ def create_app(
         "watermark": watermark,
         "http_metrics": http_metrics,
         "tickets": tickets,
+        "studio": StudioPage(client_options()),
     }
     app = Litestar(
         route_handlers=ROUTES,

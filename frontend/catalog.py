@@ -6,6 +6,7 @@ Cards are re-read when their file changes, so a re-export is picked up without r
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from pathlib import Path
@@ -57,6 +58,14 @@ class ModelCatalog:
         with self._lock:
             self._cache[model_id] = (mtime, card)
         return card
+
+    def cards(self) -> list[ModelCard]:
+        """Every readable card (an unreadable one is simply not listed)."""
+        cards = []
+        for model_id in self.ids():
+            with contextlib.suppress(ModelNotFoundError):
+                cards.append(self.get(model_id))
+        return cards
 
     def ids(self) -> list[str]:
         """Ids of every folder holding a model card (the /api/v1/models list)."""

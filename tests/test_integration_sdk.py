@@ -370,7 +370,7 @@ def test_stream_of_a_finished_job_is_its_terminal_message(client: VisualizrClien
 
 
 def test_image_to_video_and_character_animation(client: VisualizrClient, tmp_path: Path) -> None:
-    from tests.test_integration_image_character import gradient_png
+    from tests.support.images import gradient_png
 
     source = tmp_path / "source.png"
     source.write_bytes(gradient_png())
@@ -399,7 +399,7 @@ def test_image_to_video_and_character_animation(client: VisualizrClient, tmp_pat
 
 
 def test_cli_from_image_and_animate(api: ApiProcess, tmp_path: Path) -> None:
-    from tests.test_integration_image_character import gradient_png
+    from tests.support.images import gradient_png
 
     source = tmp_path / "source.png"
     source.write_bytes(gradient_png())

@@ -91,7 +91,7 @@ def _frames(pipeline: Any, request: GenerationRequest, components: Any) -> np.nd
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("image", [False, True], ids=["text", "image"])
 def test_tensor_io_makes_the_numpy_path_frames(device: str, image: bool) -> None:
-    from tests.test_pipeline_loop import FakeComponents, make_pipeline, make_request
+    from tests.support.pipeline_fakes import FakeComponents, make_pipeline, make_request
 
     extra = {"image": np.full((16, 32, 3), 180, np.uint8), "strength": 0.5} if image else {}
     request = make_request(**extra)

@@ -19,9 +19,10 @@ from tests.support.fakes import FakeBackend, make_settings
 from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr.frontend.app import create_app
 from visualizr.frontend.generation.characters import CHARACTERS
+from visualizr.frontend.generation.options import client_options
 from visualizr.frontend.security import WS_UNAUTHORIZED_CLOSE_CODE
 from visualizr.frontend.studio import vendor
-from visualizr.frontend.studio.controllers import STATIC_DIR, page_bytes
+from visualizr.frontend.studio.controllers import STATIC_DIR, StudioPage
 from visualizr.frontend.studio.tickets import TicketBook
 from visualizr.frontend.studio.vendor import PACKAGES
 from visualizr.settings import Settings
@@ -118,7 +119,7 @@ def test_page_is_served_without_a_key_with_a_strict_policy(keyed: TestClient) ->
 
 
 def test_page_inlines_the_catalogue_and_loads_only_its_own_files() -> None:
-    page = page_bytes().decode()
+    page = StudioPage(client_options()).body.decode()
     block = re.search(r'<script type="application/json" id="catalog">(.*?)</script>', page, re.S)
     assert block is not None
     catalog = json.loads(unescape(block[1]))
@@ -132,7 +133,7 @@ def test_page_inlines_the_catalogue_and_loads_only_its_own_files() -> None:
 
 
 def test_static_payload_stays_small() -> None:
-    total = len(page_bytes()) + sum(f.stat().st_size for f in STATIC_DIR.iterdir())
+    total = len(StudioPage(client_options()).body) + sum(f.stat().st_size for f in STATIC_DIR.iterdir())
     assert total < STATIC_BUDGET_BYTES, f"studio payload {total} bytes"
 
 

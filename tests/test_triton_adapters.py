@@ -334,7 +334,7 @@ def test_match_rank() -> None:
 # -- the pipeline model's request handling --
 @pytest.fixture
 def pipeline_triton_model() -> pipeline_model.TritonPythonModel:
-    from tests.test_pipeline_loop import FakeComponents, make_pipeline
+    from tests.support.pipeline_fakes import FakeComponents, make_pipeline
 
     model = pipeline_model.TritonPythonModel()
     model.pipeline, model.components, model.name = make_pipeline(), FakeComponents(), "tiny"

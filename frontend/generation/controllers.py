@@ -14,7 +14,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.character import validate_character_request
+from visualizr.frontend.generation.character_request import validate_character_request
 from visualizr.frontend.generation.from_image import split_form, validate_image_request
 from visualizr.frontend.generation.hub import Subscriber
 from visualizr.frontend.generation.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -34,8 +34,8 @@ from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.validation import decode_request, decode_struct, validate_request
 from visualizr.frontend.generation.websocket import handle_client_message, run_sender
 from visualizr.frontend.openapi import documented_body
+from visualizr.frontend.paths import WS_PATH
 
-WS_PATH = "/api/v1/ws/generation"
 MULTIPART = "multipart/form-data"
 FORM_TYPES = (MULTIPART, "application/x-www-form-urlencoded")  # the latter cannot carry the image: 400 naming it
 FORM_OVERHEAD_BYTES = 1024 * 1024  # the text fields and part headers around the image

@@ -100,7 +100,6 @@ class JobRunner:
         backend: GenerationBackend,
         gate: InferenceGate,
         journal: JobJournal,
-        *,
         data_dir: Path,
         assets_dir: Path,
         stall_timeout_s: float,

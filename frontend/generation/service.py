@@ -25,7 +25,7 @@ from visualizr.frontend.errors import InvalidParametersError, QueueFullError, Re
 from visualizr.frontend.generation import views
 from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.encoding import encode_assets
-from visualizr.frontend.generation.eta import Estimator, remaining_seconds, wait_seconds
+from visualizr.frontend.generation.eta import Estimator
 from visualizr.frontend.generation.hub import GenerationHub, Subscriber
 from visualizr.frontend.generation.idempotency import IdempotencyClaim, IdempotencyKeys
 from visualizr.frontend.generation.journal import JobJournal
@@ -33,7 +33,8 @@ from visualizr.frontend.generation.lifecycle import JobLifecycle
 from visualizr.frontend.generation.queue import JobQueue, LiveJob
 from visualizr.frontend.generation.retry import RetryPolicy
 from visualizr.frontend.generation.runner import Encoder, InferenceGate, JobRunner, failed
-from visualizr.frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus, WsProgress
+from visualizr.frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus
+from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.generation.validation import ValidatedRequest
 from visualizr.frontend.generation.workers import WorkerPool
 from visualizr.frontend.infra.disk import DiskGuard
@@ -43,12 +44,8 @@ from visualizr.frontend.jobs.record import (
     CANCELLED,
     COMPLETED,
     FAILED,
-    PROCESSING,
     QUEUED,
     STEP_QUEUED,
-    STEP_RETRYING,
-    STEP_WAITING_FOR_DISK,
-    STEP_WAITING_FOR_INFERENCE,
     JobRecord,
 )
 from visualizr.frontend.jobs.store import JobStore
@@ -74,38 +71,21 @@ class GenerationService:
         encoder: Encoder = encode_assets,
         now: Callable[[], float] = clock.now,
     ) -> None:
-        self.settings, self.store, self.catalog, self.gate, self.hub, self.disk = (
-            settings,
-            store,
-            catalog,
-            gate,
-            hub,
-            disk,
-        )
+        self.settings, self.store, self.catalog, self.gate, self.hub = settings, store, catalog, gate, hub
+        self.disk = disk
         self._now = now
         self.estimator = Estimator()
-        self.queue = JobQueue(self._startable)
-        self.journal = JobJournal(store, hub, self._progress_message, now)
+        self.standing = Standing(lambda: self.queue, self.estimator, gate, disk, settings.workers, now)
+        self.queue = JobQueue(self.standing.startable)
+        self.journal = JobJournal(store, hub, self.standing.progress_message, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
-        runner = JobRunner(
-            backend,
-            gate,
-            self.journal,
-            data_dir=settings.data_dir,
-            assets_dir=settings.assets_dir,
-            stall_timeout_s=settings.job_stall_timeout_s,
-            encoder=encoder,
-        )
+        runner = JobRunner(backend, gate, self.journal, settings.data_dir, settings.assets_dir,
+                           settings.job_stall_timeout_s, encoder)  # fmt: skip
         self.lifecycle = JobLifecycle(
             self.queue, self.journal, runner, self.policy, self.estimator, settings.data_dir, now, self.dispatch
         )
-        self.workers = WorkerPool(
-            self.queue,
-            settings.workers,
-            self.lifecycle.run_one,
-            self.lifecycle.requeue_on_shutdown,
-            self.lifecycle.tick,
-        )
+        life = self.lifecycle
+        self.workers = WorkerPool(self.queue, settings.workers, life.run_one, life.requeue_on_shutdown, life.tick)
         self.idempotency = IdempotencyKeys(store)
         self.image_slots = asyncio.Semaphore(IMAGE_DECODE_SLOTS)  # uploads decoded at once (memory stays flat)
         self._reserved = 0
@@ -116,16 +96,13 @@ class GenerationService:
     async def start(self) -> None:
         interrupted = set(await self.store.requeue_interrupted(INTERRUPTED_REASON))
         if interrupted:
-            logger.warning(
-                "%d job(s) interrupted by the last stop will run again: %s",
-                len(interrupted),
-                ", ".join(sorted(interrupted)),
-            )
+            logger.warning("%d job(s) interrupted by the last stop will run again: %s", len(interrupted),
+                           ", ".join(sorted(interrupted)))  # fmt: skip
         waiting = await self.store.list_by_status([QUEUED])
         for model in {r.model for r in waiting} | set(self.catalog.ids()):
             self.estimator.load(model, await self.store.history(model))
         for record in waiting:
-            job = self._live(record)
+            job = self.standing.live(record)
             self.queue.add(job)
             reason = self.policy.give_up_reason(record, self._now()) if record.request_id in interrupted else None
             if reason is not None:
@@ -162,52 +139,6 @@ class GenerationService:
     def worker_restarts(self) -> int:
         return self.workers.restarts
 
-    def _live(self, record: JobRecord) -> LiveJob:
-        return LiveJob(record, self.estimator.estimate(record.model, record.parameters.work_units))
-
-    def _held_by(self, job: LiveJob) -> tuple[str, str] | None:
-        """(current_step, reason) of a waiting job that cannot start yet; None when only a worker is missing."""
-        if job.not_before > self._now():
-            return STEP_RETRYING, f"runs again in {job.not_before - self._now():.0f} s: {job.record.last_error}"
-        blocked = self.gate.blocked_reason(job.record.model)
-        if blocked is not None:
-            return STEP_WAITING_FOR_INFERENCE, blocked
-        shortage = self.disk.shortage()
-        return (STEP_WAITING_FOR_DISK, shortage) if shortage else None
-
-    def _startable(self, job: LiveJob) -> bool:
-        return self._held_by(job) is None
-
-    def _running_remaining(self) -> list[float]:
-        now = self._now()
-        return [
-            remaining_seconds(j.record.progress, max(0.0, now - (j.record.started_at or now)), j.estimate_seconds)
-            for j in self.queue.running()
-        ]
-
-    def _waiting(self, job: LiveJob) -> views.Waiting:
-        ahead = [j.estimate_seconds for j in self.queue.ahead_of(job.request_id)]
-        wait = wait_seconds(self._running_remaining(), ahead, self.settings.workers)
-        held = self._held_by(job)
-        step, reason = held if held else (STEP_QUEUED, None)
-        return views.Waiting(self.queue.position(job.request_id), wait + job.estimate_seconds, step, reason)
-
-    def _remaining(self, job: LiveJob) -> float:
-        rec, now = job.record, self._now()
-        return remaining_seconds(rec.progress, max(0.0, now - (rec.started_at or now)), job.estimate_seconds)
-
-    def _status_of(self, rec: JobRecord, job: LiveJob | None) -> JobStatus:
-        if rec.status == QUEUED:
-            job = job or self._live(rec)
-            return views.job_status(rec, 0.0, self._waiting(job))
-        remaining = self._remaining(job) if job and rec.status == PROCESSING else 0.0
-        return views.job_status(rec, remaining)
-
-    def _progress_message(self, job: LiveJob) -> WsProgress:
-        if job.record.status == QUEUED:
-            return views.progress_message(job.record, 0.0, self._waiting(job))
-        return views.progress_message(job.record, self._remaining(job))
-
     def _publish_queue_positions(self) -> None:
         for job in self.queue.waiting.values():
             self.journal.announce(job)
@@ -227,7 +158,7 @@ class GenerationService:
         return rec, None
 
     async def get_status(self, request_id: str) -> JobStatus:
-        return self._status_of(*await self._record(request_id))
+        return self.standing.status_of(*await self._record(request_id))
 
     # ------------------------------------------------------------------ WebSocket subscriptions
 
@@ -239,7 +170,7 @@ class GenerationService:
             return
         self.hub.subscribe(request_id, subscriber)
         # not live: only while a POST is between its insert and its enqueue
-        self.hub.publish_to(subscriber, request_id, self._progress_message(job or self._live(rec)))
+        self.hub.publish_to(subscriber, request_id, self.standing.progress_message(job or self.standing.live(rec)))
 
     async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         if request_id not in self.queue.live:
@@ -249,7 +180,7 @@ class GenerationService:
     # ------------------------------------------------------------------ submit / cancel
 
     def _retry_after(self) -> int:
-        running = self._running_remaining()
+        running = self.standing.running_remaining()
         return int(min(600, max(1, math.ceil(min(running)) if running else 5)))
 
     def _check_room(self) -> None:
@@ -266,7 +197,7 @@ class GenerationService:
             async with self.idempotency.lock(claim.key):
                 first = await self.idempotency.first_job(claim)
                 if first is not None:
-                    return self._accepted(*await self._record(first))
+                    return self.standing.accepted(*await self._record(first))
                 return await self._submit(request, claim)
         return await self._submit(request, None)
 
@@ -289,8 +220,8 @@ class GenerationService:
             kind=request.kind,
             source_image=input_path(request_id) if request.source_png is not None else None,
         )
-        job = self._live(record)
-        worker = self.queue.take_idle() if self._startable(job) else None
+        job = self.standing.live(record)
+        worker = self.queue.take_idle() if self.standing.startable(job) else None
         if worker is not None:  # starts at once: stored as started
             for name, value in self.lifecycle.start_fields(job).items():
                 setattr(record, name, value)
@@ -309,22 +240,7 @@ class GenerationService:
         else:
             self.queue.add(job)
             self.dispatch()
-        return self._accepted(record, job)
-
-    def _accepted(self, record: JobRecord, job: LiveJob | None) -> GenerateVideoResponse:
-        """The 202 body of a job just stored (or found again by its idempotency key)."""
-        estimate = 0.0
-        if record.status == QUEUED:
-            estimate = self._waiting(job or self._live(record)).remaining_seconds
-        elif record.status == PROCESSING and job is not None:
-            estimate = self._remaining(job)
-        return GenerateVideoResponse(
-            request_id=record.request_id,
-            status=record.status,
-            estimated_time_seconds=math.ceil(estimate),
-            queue_position=self.queue.position(record.request_id),
-            created_at=clock.iso(record.created_at) or "",
-        )
+        return self.standing.accepted(record, job)
 
     async def _store_new(self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None) -> None:
         """Write a new job: its source image first (a stored job always finds its image), then its row."""

@@ -3,9 +3,9 @@ that authenticate its media and WebSocket URLs (``POST /studio/tickets``, which 
 
 from __future__ import annotations
 
-import functools
 import html
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from litestar import MediaType, Response, get, post
@@ -13,13 +13,9 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK
 
-from visualizr import __version__
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation import characters
-from visualizr.frontend.generation.controllers import WS_PATH
-from visualizr.frontend.generation.from_image import DEFAULT_MOTION_STRENGTH
-from visualizr.frontend.generation.schemas import MAX_PROMPT_CHARS
 from visualizr.frontend.jobs.naming import ASSETS_URL_PREFIX, media_type_of
+from visualizr.frontend.paths import WS_PATH
 from visualizr.frontend.studio.docs import docs_static
 from visualizr.frontend.studio.tickets import TicketBook
 
@@ -50,37 +46,18 @@ class TicketResponse(msgspec.Struct):
     expires_in_seconds: int
 
 
-def catalog() -> dict[str, object]:
-    """What the page needs besides the API: the character catalogue and a few server constants."""
-    return {
-        "version": __version__,
-        "ws_path": WS_PATH,
-        "max_prompt_chars": MAX_PROMPT_CHARS,
-        "default_motion_strength": DEFAULT_MOTION_STRENGTH,
-        "characters": {name: c.appearance for name, c in characters.CHARACTERS.items()},
-        "actions": list(characters.ACTIONS),
-        "emotions": list(characters.EMOTIONS),
-        "backgrounds": list(characters.BACKGROUNDS),
-        "animation_styles": list(characters.STYLES),
-        "defaults": {
-            "action": characters.DEFAULT_ACTION,
-            "emotion": characters.DEFAULT_EMOTION,
-            "background": characters.DEFAULT_BACKGROUND,
-            "animation_style": characters.DEFAULT_STYLE,
-        },
-    }
+class StudioPage:
+    """The page with the generation options (``generation.options.client_options``, passed in by the app) inlined
+    as a JSON data block (escaped for HTML; the CSP does not run it)."""
 
-
-@functools.cache
-def page_bytes() -> bytes:
-    """The page with the catalogue inlined as a JSON data block (escaped for HTML; CSP does not run it)."""
-    data = html.escape(msgspec.json.encode(catalog()).decode(), quote=False)
-    return PAGE_TEMPLATE.read_text().replace(CATALOG_MARKER, data).encode()
+    def __init__(self, options: dict[str, Any]) -> None:
+        data = html.escape(msgspec.json.encode(options).decode(), quote=False)
+        self.body = PAGE_TEMPLATE.read_text().replace(CATALOG_MARKER, data).encode()
 
 
 @get(["/", "/studio"], include_in_schema=False, sync_to_thread=False)
-def studio_page() -> Response[bytes]:
-    return Response(page_bytes(), media_type=MediaType.HTML, headers=PAGE_HEADERS)
+def studio_page(studio: StudioPage) -> Response[bytes]:
+    return Response(studio.body, media_type=MediaType.HTML, headers=PAGE_HEADERS)
 
 
 def ticketable(path: str) -> bool:
