@@ -25,6 +25,7 @@ from visualizr.export.files import copy_tree_if_changed, write_if_changed
 from visualizr.export.loader import AnimateDiffComponents, load_animatediff
 from visualizr.export.model_cards import shape_limits, tiny_model_card, weights_model_card
 from visualizr.export.onnx_export import onnx_cache_key, trace_case, verification_cases, verify_onnx
+from visualizr.export.perf_inputs import write_perf_inputs
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
 from visualizr.export.specs import NETWORK_SPECS, NetworkDims, NetworkSpec, ShapeLimits
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
@@ -236,11 +237,13 @@ def build_repository(options: ExportOptions) -> BuildReport:
         engines = EngineBuilder(
             options.repository, options.precision, card_ranges(card), engine_environment, options.force
         )
-    for spec_class in NETWORK_SPECS:
+    specs = [spec_class(dims) for spec_class in NETWORK_SPECS]
+    for spec in specs:
         _export_component(
-            writer, options, components, spec_class(dims), limits, previous, onnx_keys, config.unet_max_batch, engines
+            writer, options, components, spec, limits, previous, onnx_keys, config.unet_max_batch, engines
         )
     _write_pipeline_model(writer, options, components, card, config)
+    write_perf_inputs(options.repository, options.model_id, specs, limits)
     write_stamp(options.repository, options.model_id, ModelStamp(options.build_key(), writer.files, onnx_keys))
     report.seconds["total"] = time.perf_counter() - started
     return report
