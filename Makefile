@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 VENDOR_STAMP := frontend/studio/vendor/.stamp
 
-.PHONY: setup repository serve test lint bench clean browser
+.PHONY: setup repository serve test lint bench perf clean browser
 
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: setup
 
 bench: repository
 	$(PY) -m benchmarks.pipeline_overhead
+	$(PY) -m benchmarks.versus_diffusers
+
+# perf_analyzer over every Triton model (fetches a working perf_analyzer into build/ first); PERF_ARGS="--url HOST:8001"
+perf: repository
+	$(PY) -m benchmarks.perf $(PERF_ARGS)
 
 clean:
 	rm -rf $(VENV) build data
