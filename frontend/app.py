@@ -169,6 +169,7 @@ def create_app(
         "http_metrics": http_metrics,
         "tickets": tickets,
         "studio": StudioPage(client_options()),
+        "telemetry": service.telemetry,
     }
     app = Litestar(
         route_handlers=ROUTES,

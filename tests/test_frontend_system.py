@@ -365,6 +365,12 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
         "visualizr_triton_restarts_total": "counter",
         "visualizr_jobs_total": "counter",
         "visualizr_job_duration_seconds": "histogram",
+        "visualizr_job_failures_total": "counter",
+        "visualizr_job_queue_wait_seconds": "histogram",
+        "visualizr_job_end_to_end_seconds": "histogram",
+        "visualizr_job_phase_duration_seconds": "histogram",
+        "visualizr_websocket_connections": "gauge",
+        "visualizr_websocket_connections_total": "counter",
     }
     route = "/api/v1/models/{model_id}"
     assert value(samples, "visualizr_http_requests_total", method="GET", route=route, status="404") == 1
@@ -385,6 +391,7 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
     assert value(samples, "visualizr_jobs_total", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_count", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="failed", le="+Inf") == 1
+    assert value(samples, "visualizr_job_failures_total", model=MODEL_ID) == 1
 
 
 def test_prometheus_counts_jobs_from_history(tmp_path: Path) -> None:
@@ -400,7 +407,7 @@ def test_prometheus_counts_jobs_from_history(tmp_path: Path) -> None:
     assert value(samples, "visualizr_job_duration_seconds_count", model=MODEL_ID, outcome="cancelled") == 0
     assert value(samples, "visualizr_job_duration_seconds_sum", model=MODEL_ID, outcome="completed") == 7
     assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="completed", le="1.0") == 1
-    assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="completed", le="2.5") == 2
+    assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="completed", le="3.0") == 2
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI

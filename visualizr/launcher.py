@@ -173,6 +173,7 @@ class TritonServer:
             f"--http-port={s.triton_http_port}",
             f"--grpc-port={s.triton_grpc_port}",
             f"--metrics-port={s.triton_metrics_port}",
+            "--metrics-config=summary_latencies=true",  # per-model p50/p90/p95/p99 (nv_inference_*_summary_us)
             # one shared-memory namespace per server, so a test server never meets a dev server's regions
             f"--backend-config=python,shm-region-prefix-name={self.shm_region_prefix}",
             f"--log-verbose={1 if self.verbose else 0}",

@@ -145,6 +145,7 @@ class GenerationController(Controller):
 @websocket(WS_PATH)
 async def generation_updates(socket: WebSocket[Any, Any, Any], service: GenerationService) -> None:
     await socket.accept()
+    service.telemetry.websocket_connected()
     hub = service.hub
     subscriber = Subscriber()
     sender = asyncio.create_task(run_sender(socket, subscriber))
@@ -160,6 +161,7 @@ async def generation_updates(socket: WebSocket[Any, Any, Any], service: Generati
     except WebSocketDisconnect:
         pass
     finally:
+        service.telemetry.websocket_disconnected()
         hub.remove(subscriber)
         subscriber.close()
         sender.cancel()

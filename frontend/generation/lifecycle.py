@@ -75,6 +75,9 @@ class JobLifecycle:
                     return
             if job.terminal:
                 return
+            rec = job.record
+            if rec.attempts == 1 and rec.started_at is not None:
+                self.runner.telemetry.started(rec.model, rec.created_at, rec.started_at)
             outcome = await self.runner.run(job)
         except asyncio.CancelledError:
             raise
@@ -102,6 +105,8 @@ class JobLifecycle:
         except Exception:
             self.journal.park(job, fields)
             return
+        if job.record.status == COMPLETED and job.record.completed_at is not None:
+            self.runner.telemetry.completed(job.record.model, job.record.created_at, job.record.completed_at)
         self.finished(job)
 
     def finished(self, job: LiveJob) -> None:

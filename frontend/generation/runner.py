@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from visualizr.frontend.jobs.files import VideoAssets, load_input, remove_assets
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.store import is_disk_full
+from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.model_card import ModelCard
 from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING
 from visualizr.pipeline.request import GenerationRequest
@@ -104,6 +106,7 @@ class JobRunner:
         assets_dir: Path,
         stall_timeout_s: float,
         encoder: Encoder,
+        telemetry: JobTelemetry,
     ) -> None:
         self.backend = backend
         self.gate = gate
@@ -112,6 +115,7 @@ class JobRunner:
         self.assets_dir = assets_dir
         self.stall_timeout_s = stall_timeout_s
         self.encoder = encoder
+        self.telemetry = telemetry
 
     async def run(self, job: LiveJob) -> Outcome:
         rec = job.record
@@ -179,10 +183,12 @@ class JobRunner:
 
     async def _frames(self, job: LiveJob, stream: GenerationStream) -> np.ndarray | None:
         frames: np.ndarray | None = None
+        timer = self.telemetry.phase_timer(job.record.model)
         async for event in within_stall_timeout(stream, self.stall_timeout_s):
             if job.terminal:
                 stream.cancel()
                 break
+            timer.on_event(event.phase)
             if event.frames is not None:
                 frames = event.frames
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
@@ -191,10 +197,12 @@ class JobRunner:
     async def _encode(self, job: LiveJob, frames: np.ndarray) -> Outcome:
         rec = job.record
         await self.journal.progress(job, DECODING_DONE, PHASE_ENCODING)
+        started = time.monotonic()
         try:
             assets, metadata = await asyncio.to_thread(
                 self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id)
             )
+            self.telemetry.phase(rec.model, PHASE_ENCODING, time.monotonic() - started)
         except Exception as exc:
             if is_disk_full(exc):
                 return Outcome(RETRY_RUN, f"the disk filled up while encoding the video: {exc}")

@@ -49,6 +49,7 @@ from visualizr.frontend.jobs.record import (
     JobRecord,
 )
 from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.settings import Settings
 
 logger = logging.getLogger("visualizr.frontend.generation")
@@ -74,13 +75,14 @@ class GenerationService:
         self.settings, self.store, self.catalog, self.gate, self.hub = settings, store, catalog, gate, hub
         self.disk = disk
         self._now = now
+        self.telemetry = JobTelemetry()
         self.estimator = Estimator()
         self.standing = Standing(lambda: self.queue, self.estimator, gate, disk, settings.workers, now)
         self.queue = JobQueue(self.standing.startable)
         self.journal = JobJournal(store, hub, self.standing.progress_message, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
         runner = JobRunner(backend, gate, self.journal, settings.data_dir, settings.assets_dir,
-                           settings.job_stall_timeout_s, encoder)  # fmt: skip
+                           settings.job_stall_timeout_s, encoder, telemetry=self.telemetry)  # fmt: skip
         self.lifecycle = JobLifecycle(
             self.queue, self.journal, runner, self.policy, self.estimator, settings.data_dir, now, self.dispatch
         )

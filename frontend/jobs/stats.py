@@ -11,9 +11,10 @@ import sqlite3
 import msgspec
 
 from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, FAILED
+from visualizr.frontend.jobs.telemetry import JOB_BUCKETS
 
 # Upper bounds (seconds) of the job-duration histogram buckets (+Inf is implicit).
-DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+DURATION_BUCKETS = JOB_BUCKETS
 OUTCOMES = (COMPLETED, FAILED, CANCELLED)
 
 
@@ -114,3 +115,12 @@ def outcome_stats(conn: sqlite3.Connection) -> list[OutcomeStats]:
         (COMPLETED, FAILED, CANCELLED, *OUTCOMES),
     ).fetchall()
     return [OutcomeStats(r[0], r[1], int(r[2]), int(r[3]), float(r[4]), [int(v or 0) for v in r[5:]]) for r in rows]
+
+
+def failure_stats(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """(model, error code, count) of the failed jobs."""
+    rows = conn.execute(
+        "SELECT model, COALESCE(error_code, ''), COUNT(*) FROM jobs WHERE status = ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (FAILED,),
+    ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

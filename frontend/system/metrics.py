@@ -33,7 +33,18 @@ from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.jobs import stats as job_stats
 from visualizr.frontend.jobs.store import JobStore
-from visualizr.frontend.system.prometheus import CONTENT_TYPE, Family, HttpMetrics, counter, gauge, job_families, render
+from visualizr.frontend.jobs.telemetry import JobTelemetry
+from visualizr.frontend.system.prometheus import (
+    CONTENT_TYPE,
+    Family,
+    HttpMetrics,
+    counter,
+    failure_family,
+    gauge,
+    job_families,
+    render,
+    telemetry_families,
+)
 from visualizr.frontend.system.sources import JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
@@ -172,10 +183,17 @@ def _supervisor_restarts(settings: Settings) -> float:
 
 @get("/metrics", tags=["system"], media_type=CONTENT_TYPE, include_in_schema=True)
 async def prometheus_metrics(
-    jobs: JobCounts, store: JobStore, pool: EndpointPool, settings: Settings, http_metrics: HttpMetrics
+    jobs: JobCounts,
+    store: JobStore,
+    pool: EndpointPool,
+    settings: Settings,
+    http_metrics: HttpMetrics,
+    telemetry: JobTelemetry,
 ) -> Response[str]:
-    """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes."""
+    """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes and
+    latencies (queue wait, end to end, per phase), WebSocket connections."""
     outcomes = await store.run(job_stats.outcome_stats)
+    failures = await store.run(job_stats.failure_stats)
     families = [
         *http_metrics.families(),
         gauge("visualizr_queue_length", "Generation jobs waiting for a worker", jobs.waiting_count),
@@ -189,5 +207,7 @@ async def prometheus_metrics(
             _supervisor_restarts(settings),
         ),
         *job_families(outcomes),
+        failure_family(failures),
+        *telemetry_families(telemetry),
     ]
     return Response(render(families), media_type=CONTENT_TYPE)

@@ -9,8 +9,12 @@ Families:
   label set); in memory since the process started.
 * ``visualizr_queue_length`` (jobs waiting for a worker), ``visualizr_jobs_processing`` (gauges).
 * ``visualizr_jobs_total{model,outcome}`` (counter) and ``visualizr_job_duration_seconds{model,outcome}``
-  (histogram; outcome completed | failed | cancelled; jobs that never started have no duration): from the
-  job table at scrape time, so they survive restarts.
+  (histogram; outcome completed | failed | cancelled; jobs that never started have no duration), and
+  ``visualizr_job_failures_total{model,error_code}``: from the job table at scrape time, so they survive restarts.
+* ``visualizr_job_queue_wait_seconds{model}`` (submit -> first start), ``visualizr_job_end_to_end_seconds{model}``
+  (submit -> completed), ``visualizr_job_phase_duration_seconds{model,phase}`` (histograms),
+  ``visualizr_websocket_connections`` (gauge) and ``visualizr_websocket_connections_total``: ``JobTelemetry``,
+  in memory since the process started.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from visualizr.frontend.jobs.stats import DURATION_BUCKETS, OutcomeStats
+from visualizr.frontend.jobs.telemetry import HTTP_BUCKETS, Histogram, JobTelemetry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -81,35 +85,50 @@ class HttpMetrics:
     """Request counts and latency histograms of the API, in memory."""
 
     def __init__(self, buckets: tuple[float, ...] = HTTP_BUCKETS) -> None:
-        self.buckets = buckets
         self._counts: dict[tuple[str, str, str], int] = {}
-        self._latency: dict[tuple[str, str], list[float]] = {}  # per bucket counts (non-cumulative) + [sum, count]
+        self._latency = Histogram(buckets)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, str(status))
         self._counts[key] = self._counts.get(key, 0) + 1
-        row = self._latency.setdefault((method, route), [0.0] * (len(self.buckets) + 2))
-        for i, bound in enumerate(self.buckets):
-            if seconds <= bound:
-                row[i] += 1
-                break
-        row[-2] += seconds
-        row[-1] += 1
+        self._latency.observe((("method", method), ("route", route)), seconds)
 
     def families(self) -> list[Family]:
         counts = Family("visualizr_http_requests_total", "counter", "HTTP requests by method, route and status")
         for (method, route, status), n in sorted(self._counts.items()):
             counts.add(n, (("method", method), ("route", route), ("status", status)))
-        latency = Family("visualizr_http_request_duration_seconds", "histogram", "HTTP request latency")
-        for (method, route), row in sorted(self._latency.items()):
-            cumulative, running = [], 0
-            for n in row[: len(self.buckets)]:
-                running += int(n)
-                cumulative.append(running)
-            latency.add_histogram(
-                (("method", method), ("route", route)), self.buckets, cumulative, int(row[-1]), row[-2]
-            )
+        latency = histogram_family("visualizr_http_request_duration_seconds", "HTTP request latency", self._latency)
         return [counts, latency]
+
+
+def histogram_family(name: str, help_text: str, histogram: Histogram) -> Family:
+    family = Family(name, "histogram", help_text)
+    for labels, cumulative, count, total in histogram.rows():
+        family.add_histogram(labels, histogram.buckets, cumulative, count, total)
+    return family
+
+
+def telemetry_families(telemetry: JobTelemetry) -> list[Family]:
+    return [
+        histogram_family("visualizr_job_queue_wait_seconds", "Seconds from submit to a job's first start",
+                         telemetry.queue_wait),
+        histogram_family("visualizr_job_end_to_end_seconds", "Seconds from submit to completed, completed jobs",
+                         telemetry.end_to_end),
+        histogram_family(
+            "visualizr_job_phase_duration_seconds",
+            "Seconds per phase of a run: text_encoding, frame_generation (denoising), decoding, encoding (video)",
+            telemetry.phases,
+        ),
+        gauge("visualizr_websocket_connections", "WebSocket connections open", telemetry.websocket_open),
+        counter("visualizr_websocket_connections_total", "WebSocket connections opened", telemetry.websocket_opened),
+    ]
+
+
+def failure_family(rows: list[tuple[str, str, int]]) -> Family:
+    family = Family("visualizr_job_failures_total", "counter", "Failed generation jobs by model and error code")
+    for model, code, count in rows:
+        family.add(count, (("model", model), ("error_code", code)))
+    return family
 
 
 def job_families(stats: list[OutcomeStats]) -> list[Family]:

@@ -25,9 +25,9 @@ GENERATION_BUCKETS = [0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 
 class PipelineMetrics:
     """Per-step latency, generation latency, generations by outcome and in-flight generations of one model."""
 
-    def __init__(self, pb_utils: Any, model: str) -> None:
+    def __init__(self, pb_utils: Any, model: str, model_family: str = "") -> None:
         family = pb_utils.MetricFamily
-        labels = {"model": model}
+        labels = {"model": model, "family": model_family or model}
         self._families = [  # a Metric must not outlive its MetricFamily: keep both for the model's lifetime
             family(STEP_SECONDS, "Seconds per denoising step (one batched UNet call + scheduler step)",
                    family.HISTOGRAM),

@@ -69,7 +69,7 @@ class TritonPythonModel:
         self.pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir, args["model_version"]), placement)
         self.components = BlsComponents(self.pipeline.config.family, device_id)
         self.name = config.name
-        self.metrics = PipelineMetrics(pb_utils, config.name)
+        self.metrics = PipelineMetrics(pb_utils, config.name, self.pipeline.config.family)
 
     async def execute(self, requests: list[Any]) -> None:
         await asyncio.gather(*(self._serve(request) for request in requests))
