@@ -1,7 +1,8 @@
 """perf_analyzer input data for every Triton model of one exported pipeline, written beside the repository.
 
 For each model (the component networks and the pipeline model) and each profile (``default``: the model card's
-default request; ``max``: its largest; the pipeline also gets ``image``: image-to-video at the default size), one
+default request; ``max``: its largest; ``min``: its smallest, for smoke tests; the pipeline also gets ``image``:
+image-to-video at the default size), one
 perf_analyzer JSON file with real data and the matching ``--shape`` / ``-b`` arguments::
 
     <repository's folder>/build/perf_inputs/<model id>/manifest.json
@@ -35,8 +36,8 @@ NEGATIVE_PROMPT = "blurry, low quality"
 TIMESTEP = 500.0
 IMAGE_STRENGTH = 0.7
 SEED = 42
-PROFILES = ("default", "max")
-_LEVEL = {"default": 1, "max": 2}  # index into NetworkSpec.profiles(): (min, opt, max)
+PROFILES = ("min", "default", "max")
+_LEVEL = {"min": 0, "default": 1, "max": 2}  # index into NetworkSpec.profiles(): (min, opt, max)
 _NUMPY = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_INT32": np.int32, "TYPE_UINT8": np.uint8}
 _PIXEL_AXES = ("height", "width")  # export.specs.PIXEL_HEIGHT / PIXEL_WIDTH
 
@@ -153,6 +154,7 @@ def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, An
 
     def request(level: str, with_image: bool) -> dict[str, Any]:
         values = {n: getattr(p, level) for n, p in card.parameters.items()}
+        values["guidance_scale"] = card.parameter("guidance_scale").default
         if level == "max":  # the largest video at the default number of steps (more steps only repeat them)
             values["num_inference_steps"] = card.parameter("num_inference_steps").default
         tensors: dict[str, Any] = {}
@@ -175,7 +177,7 @@ def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, An
                 raise ValueError(f"{model.name}: no value for the required input {i.name!r}")
         return {"batch_size": 1, "shape": _shape_args(model, shapes), "data": tensors}
 
-    entries = {"default": request("default", False), "max": request("max", False)}
+    entries = {level: request(level, False) for level in ("min", "default", "max")}
     if card.capabilities.supports_image_to_video:
         entries["image"] = request("default", True)
     return entries

@@ -3,11 +3,14 @@ speed lives in the benchmarks' own interleaved runs, never in tests)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4", "--num-inference-steps", "2"]
@@ -25,3 +28,36 @@ def test_pipeline_overhead_benchmark_runs(model_repository: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for line in ("in-process   median", "triton       median", "rest         median", "triton / in-process"):
         assert line in done.stdout, done.stdout
+
+
+@pytest.mark.integration
+def test_versus_diffusers_benchmark_runs(model_repository: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.versus_diffusers", *TINY],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers ="):
+        assert line in done.stdout, done.stdout
+
+
+@pytest.mark.integration
+def test_make_perf_smoke_every_model_answers(model_repository: Path, tmp_path: Path) -> None:
+    """A short perf_analyzer run on the demo against a real tritonserver: every Triton model of the card answers,
+    with throughput > 0 and no error (the smallest request; perf_analyzer fetched as on a fresh clone)."""
+    command = [sys.executable, "-m", "benchmarks.perf", "--profile", "min", "--concurrency", "1",
+               "--request-count", "5", "--pipeline-request-count", "1", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads((tmp_path / "results.json").read_text())
+    card = read_model_card(model_repository / "animatediff" / MODEL_CARD_FILENAME)
+    assert sorted(r["model"] for r in rows) == sorted(card.triton_models)
+    for row in rows:
+        assert row["throughput"] > 0 and not row["errors"], row
+    pipeline = next(r for r in rows if r["kind"] == "pipeline")
+    assert 0 < pipeline["first_p50_ms"] <= pipeline["p50_ms"] and pipeline["compute_ms"] > 0
+    assert "model" in done.stdout and "first p50" in done.stdout  # the table
+    assert "perf: " in done.stderr  # narration

@@ -1,0 +1,59 @@
+"""The export's perf_analyzer data: one file per Triton model and profile, shapes matching the --shape arguments,
+real token ids and a real picture."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+
+from visualizr.export.perf_inputs import perf_inputs_dir, picture, read_manifest
+from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
+from visualizr.names import TEXT_INPUT_IDS
+
+DTYPES = {"input_ids": np.int64, "image": np.uint8}
+
+
+def test_every_model_and_profile_has_data_that_matches_its_shape_arguments(model_repository: Path) -> None:
+    manifest = read_manifest(model_repository, "animatediff")
+    assert manifest is not None
+    card = read_model_card(model_repository / "animatediff" / MODEL_CARD_FILENAME)
+    assert [m["model"] for m in manifest["models"]] == card.triton_models
+    folder = perf_inputs_dir(model_repository, "animatediff")
+    for model in manifest["models"]:
+        assert {"min", "default", "max"} <= set(model["profiles"])
+        for profile in model["profiles"].values():
+            data = json.loads((folder / profile["input_data"]).read_text())["data"][0]
+            for argument in profile["shape"]:
+                name, dims = argument.split(":")
+                assert data[name]["shape"] == [int(d) for d in dims.split(",")], (model["model"], argument)
+            for name, tensor in data.items():
+                if "b64" in tensor:
+                    raw = base64.b64decode(tensor["b64"])
+                    itemsize = np.dtype(DTYPES.get(name, np.float32)).itemsize
+                    assert len(raw) == itemsize * int(np.prod(tensor["shape"])), (model["model"], name)
+    unet = next(m for m in manifest["models"] if m["model"] == "animatediff_unet")
+    assert unet["profiles"]["default"]["batch_size"] == 2  # classifier-free guidance: [uncond, cond]
+    assert next(m for m in manifest["models"] if m["model"] == "animatediff")["decoupled"]
+
+
+def test_text_encoder_gets_real_token_ids(model_repository: Path) -> None:
+    folder = perf_inputs_dir(model_repository, "animatediff")
+    data = json.loads((folder / "animatediff_text_encoder.default.json").read_text())["data"][0]
+    tensor = data[TEXT_INPUT_IDS]
+    ids = np.array(tensor["content"], dtype=np.int64).reshape(tensor["shape"]) if "content" in tensor else \
+        np.frombuffer(base64.b64decode(tensor["b64"]), dtype=np.int64).reshape(tensor["shape"])
+    tokenizer = json.loads((model_repository / "animatediff" / "1" / "assets" / "tokenizer" / "tokenizer.json")
+                           .read_text())
+    vocabulary = len(tokenizer["model"]["vocab"])
+    assert ids.shape == (2, 77) and ids.min() >= 0 and ids.max() < vocabulary
+    assert len(set(ids[1].tolist())) > 3  # a tokenized prompt, not padding alone
+
+
+def test_picture_is_an_image_not_noise() -> None:
+    image = picture(64, 96)
+    assert image.shape == (64, 96, 3) and image.dtype == np.uint8
+    rows = np.abs(np.diff(image.astype(np.int16), axis=1)).mean()
+    assert rows < 20  # smooth regions: neighbouring pixels are alike (uniform noise averages ~85)
