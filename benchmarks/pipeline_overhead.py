@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,9 +28,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 from tritonclient.grpc.aio import InferenceServerClient
 
-from tests.support.stack import stack_settings, start_api
+from benchmarks.stack import private_stack
 from visualizr.frontend.generation.encoding import encode_assets
-from visualizr.launcher import TritonServer
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.names import component_model_name
 from visualizr.pipeline import GenerationRequest
@@ -111,30 +109,24 @@ async def run(args: argparse.Namespace) -> None:
     components = OnnxComponents.from_repository(base.model_repository, card.family, threads)
     print(f"model {args.model}, request {params}, onnxruntime intra-op threads {threads}, {os.cpu_count()} CPUs")
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings, env = stack_settings(Path(data_dir), VISUALIZR_MODEL_REPOSITORY=str(base.model_repository),
-                                       VISUALIZR_WORKERS="1")
-        with TritonServer(settings) as triton:
-            triton.wait_ready(300)
-            api = start_api(settings, env)
-            client = InferenceServerClient(settings.triton_grpc_url)
-            try:
-                body = {"prompt": request.prompt, "seed": seed, "model": args.model, **params}
-                # warm-up: first calls pay for lazy initialisation in onnxruntime and Triton
-                _, frames = await time_in_process(pipeline, components, request)
-                await time_triton(client, args.model, request)
-                await time_rest(api.base_url, body)
-                samples: dict[str, list[float]] = {"in-process": [], "triton": [], "rest": [], "encoding": []}
-                for _ in range(args.rounds):
-                    samples["in-process"].append((await time_in_process(pipeline, components, request))[0])
-                    samples["triton"].append(await time_triton(client, args.model, request))
-                    samples["rest"].append(await time_rest(api.base_url, body))
-                    start = time.perf_counter()
-                    encode_assets(frames, params["fps"], Path(data_dir) / "bench-encoding", "bench")
-                    samples["encoding"].append(time.perf_counter() - start)
-            finally:
-                await client.close()
-                api.stop()
+    with private_stack(base.model_repository) as (settings, api, data_dir):
+        client = InferenceServerClient(settings.triton_grpc_url)
+        try:
+            body = {"prompt": request.prompt, "seed": seed, "model": args.model, **params}
+            # warm-up: first calls pay for lazy initialisation in onnxruntime and Triton
+            _, frames = await time_in_process(pipeline, components, request)
+            await time_triton(client, args.model, request)
+            await time_rest(api.base_url, body)
+            samples: dict[str, list[float]] = {"in-process": [], "triton": [], "rest": [], "encoding": []}
+            for _ in range(args.rounds):
+                samples["in-process"].append((await time_in_process(pipeline, components, request))[0])
+                samples["triton"].append(await time_triton(client, args.model, request))
+                samples["rest"].append(await time_rest(api.base_url, body))
+                start = time.perf_counter()
+                encode_assets(frames, params["fps"], data_dir / "bench-encoding", "bench")
+                samples["encoding"].append(time.perf_counter() - start)
+        finally:
+            await client.close()
 
     print(f"{args.rounds} interleaved rounds after one warm-up round:")
     medians = {name: report(name, values) for name, values in samples.items()}

@@ -22,13 +22,11 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.pipeline_overhead import time_rest
-from tests.support.stack import stack_settings, start_api
-from visualizr.launcher import TritonServer
+from benchmarks.stack import private_stack
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.pipeline.assets import assets_dir
 from visualizr.settings import REPO_ROOT, Settings
@@ -110,25 +108,17 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
           f"load average {os.getloadavg()[0]:.1f}")
     threads = {"diffusers": torch.get_num_threads(), "diffusers-1t": 1}
     samples: dict[str, list[float]] = {"diffusers": [], "diffusers-1t": [], "rest": []}
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings, env = stack_settings(Path(data_dir), VISUALIZR_MODEL_REPOSITORY=str(base.model_repository),
-                                       VISUALIZR_WORKERS="1")
-        with TritonServer(settings) as triton:
-            triton.wait_ready(300)
-            api = start_api(settings, env)
-            try:
-                body = {"prompt": prompt, "seed": seed, "model": args.model, **params}
-                time_diffusers(pipe, prompt, params, seed, 1)  # warm-up: lazy initialisation on both sides
-                await time_rest(api.base_url, body)
-                for index in range(args.rounds):  # rotate who goes first, so a load spike hits each side
-                    sides = list(samples)
-                    for side in sides[index % 3 :] + sides[: index % 3]:
-                        if side == "rest":
-                            samples[side].append(await time_rest(api.base_url, body))
-                        else:
-                            samples[side].append(time_diffusers(pipe, prompt, params, seed, threads[side]))
-            finally:
-                api.stop()
+    with private_stack(base.model_repository) as (_, api, _):
+        body = {"prompt": prompt, "seed": seed, "model": args.model, **params}
+        time_diffusers(pipe, prompt, params, seed, 1)  # warm-up: lazy initialisation on both sides
+        await time_rest(api.base_url, body)
+        for index in range(args.rounds):  # rotate who goes first, so a load spike hits each side
+            sides = list(samples)
+            for side in sides[index % 3 :] + sides[: index % 3]:
+                if side == "rest":
+                    samples[side].append(await time_rest(api.base_url, body))
+                else:
+                    samples[side].append(time_diffusers(pipe, prompt, params, seed, threads[side]))
     print(f"{args.rounds} interleaved rounds after one warm-up round (load average now {os.getloadavg()[0]:.1f}):")
     medians = {name: summary(name, values) for name, values in samples.items()}
     best = min(("diffusers", "diffusers-1t"), key=medians.__getitem__)

@@ -17,30 +17,20 @@ TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4",
 
 
 @pytest.mark.integration
-def test_pipeline_overhead_benchmark_runs(model_repository: Path) -> None:
+@pytest.mark.parametrize(
+    ("module", "lines"),
+    [
+        ("pipeline_overhead", ("in-process   median", "triton       median", "rest         median", "triton / in")),
+        ("versus_diffusers", ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers =")),
+    ],
+)
+def test_benchmark_runs(model_repository: Path, module: str, lines: tuple[str, ...]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.pipeline_overhead", *TINY],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    for line in ("in-process   median", "triton       median", "rest         median", "triton / in-process"):
-        assert line in done.stdout, done.stdout
-
-
-@pytest.mark.integration
-def test_versus_diffusers_benchmark_runs(model_repository: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.versus_diffusers", *TINY],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", f"benchmarks.{module}", *TINY], cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    for line in ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers ="):
+    for line in lines:
         assert line in done.stdout, done.stdout
 
 

@@ -131,8 +131,8 @@ def test_custom_metrics_on_the_triton_metrics_port(triton: TritonServer) -> None
     before = scrape()
     generate(triton, SMALL)
     after = scrape()
-    model = (("model", MODEL_ID),)
-    success = (("model", MODEL_ID), ("outcome", "success"))
+    model = (("family", "animatediff"), ("model", MODEL_ID))  # the step histogram is labelled by family too
+    success = (*model, ("outcome", "success"))
     assert after["visualizr_pipeline_generations"][success] == before["visualizr_pipeline_generations"][success] + 1
     steps = after["visualizr_pipeline_step_duration_seconds"]
     assert any(value >= SMALL.num_inference_steps for labels, value in steps.items() if ("le", "+Inf") in labels)
