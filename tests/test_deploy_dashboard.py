@@ -40,7 +40,8 @@ def test_every_panel_has_a_query_and_a_unique_id() -> None:
     assert graphs and all(p["targets"] and all(t["expr"] for t in p["targets"]) for p in graphs)
     ids = [p["id"] for p in DASHBOARD["panels"]]
     assert len(ids) == len(set(ids))
-    assert {p["datasource"]["uid"] for p in graphs} == {"prometheus"}  # the provisioned datasource's uid
+    sources = [p.get("datasource") for p in graphs] + [t.get("datasource") for p in graphs for t in p["targets"]]
+    assert all(s == {"type": "prometheus", "uid": "prometheus"} for s in sources)  # the provisioned datasource
 
 
 def test_quantiles_are_taken_of_histogram_buckets() -> None:
