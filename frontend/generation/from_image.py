@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+import numpy as np
 from litestar.datastructures import UploadFile
 from PIL.Image import Image
 
@@ -62,7 +63,8 @@ def split_form(form: Mapping[str, list[Any]]) -> tuple[Any, ImageToVideoForm]:
 
 def _strength(value: float | None) -> float:
     strength = DEFAULT_MOTION_STRENGTH if value is None else value
-    if not math.isfinite(strength) or not 0 < strength <= 1:
+    # checked as the pipeline gets it (FP32): 5e-324 is a positive double but 0 in FP32
+    if not (math.isfinite(strength) and 0 < strength <= 1 and np.float32(strength) > 0):
         raise InvalidParametersError(
             f"motion_strength must be greater than 0 and at most 1, got {strength}",
             {"field": "motion_strength", "value": strength, "min_exclusive": 0, "max": 1},
