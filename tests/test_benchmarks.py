@@ -18,15 +18,16 @@ TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4",
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    ("module", "lines"),
+    ("module", "args", "lines"),
     [
-        ("pipeline_overhead", ("in-process   median", "triton       median", "rest         median", "triton / in")),
-        ("versus_diffusers", ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers =")),
+        ("pipeline_overhead", TINY, ("in-process   median", "triton       median", "rest         median", "triton /")),
+        ("versus_diffusers", TINY, ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diff")),
+        ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS")),
     ],
 )
-def test_benchmark_runs(model_repository: Path, module: str, lines: tuple[str, ...]) -> None:
+def test_benchmark_runs(model_repository: Path, module: str, args: list[str], lines: tuple[str, ...]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{module}", *TINY], cwd=REPO_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", f"benchmarks.{module}", *args], cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=900,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -8,7 +8,8 @@ the reference, ``model``, ``width``, ``height``, ``negative_prompt``, ``seed``, 
 and non-numbers are INVALID_PARAMETERS naming the field, as in the JSON endpoint.
 
 Order of checks: form syntax and field types, the prompt, the model, motion_strength, the parameters, then the
-image (decoded in a thread), whose aspect ratio sets a missing width/height (``image_input.output_size``).
+image's header, whose aspect ratio sets a missing width/height (``image_input.output_size``); only then are its
+pixels decoded (in a thread, at the scale the output needs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any, Final
 
 import numpy as np
 from litestar.datastructures import UploadFile
-from PIL.Image import Image
 
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
@@ -38,7 +38,6 @@ from visualizr.frontend.generation.validation import (
     resolve_seed,
 )
 from visualizr.frontend.jobs.record import KIND_IMAGE, GenerationParameters
-from visualizr.model_card import ModelCard
 
 DEFAULT_MOTION_STRENGTH: Final = 0.7
 PROMPT_FIELD: Final = "motion_prompt"
@@ -85,14 +84,8 @@ async def read_upload(part: Any) -> bytes:
     return data
 
 
-def _prepare_image(data: bytes, card: ModelCard, width: int | None, height: int | None) -> tuple[int, int, Image]:
-    image = image_input.decode_image(data)
-    out_w, out_h = image_input.output_size(card, image.size, width, height)
-    return out_w, out_h, image
-
-
-def _fitted_png(image: Image, width: int, height: int) -> bytes:
-    return image_input.png_bytes(image_input.fit_image(image, width, height))
+def _fitted_png(source: image_input.SourceImage, width: int, height: int) -> bytes:
+    return image_input.png_bytes(source.fitted(width, height))
 
 
 async def validate_image_request(
@@ -110,9 +103,10 @@ async def validate_image_request(
     num_frames = frames_for_duration(card, form.duration_seconds, fps)
     seed = resolve_seed(form.seed, random_seed)
     data = await read_upload(image_part)
-    width, height, image = await asyncio.to_thread(_prepare_image, data, card, form.width, form.height)
+    source = await asyncio.to_thread(image_input.open_image, data)  # the header (a PNG's EXIF may need more)
+    width, height = image_input.output_size(card, source.size, form.width, form.height)
     values = resolve_parameters(card, {**given, "width": width, "height": height, "num_frames": num_frames})
-    png = await asyncio.to_thread(_fitted_png, image, width, height)
+    png = await asyncio.to_thread(_fitted_png, source, width, height)
     return ValidatedRequest(
         card=card,
         prompt=prompt,

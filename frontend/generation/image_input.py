@@ -8,15 +8,22 @@ Blocking (Pillow): call these through ``asyncio.to_thread``.
 * The default output size keeps the image's aspect ratio inside the card's default size, in multiples of the
   pixel step, within the card's limits. The image is then centre-cropped to the output aspect and resized
   with Lanczos, so the stored file is exactly width x height.
+* Memory: the output size is decided from the header (``open_image``), then ``SourceImage.fitted`` decodes only
+  what it needs: a JPEG at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when that still leaves ``REDUCING_GAP``
+  times the output size, other formats in full, then shrunk by a whole factor in stripes, so one full-size copy
+  exists at most (the route bounds how many decodes run at once).
 * The fitted image is stored with the job as PNG (``visualizr.frontend.jobs.files``) until the job ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
+from collections.abc import Iterator
 from typing import Final
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.generation.validation import default_of, size_limits
@@ -28,6 +35,25 @@ MAX_IMAGE_PIXELS: Final = 4096 * 4096  # ~50 MB decoded: what two concurrent dec
 MIN_IMAGE_SIDE: Final = 8
 FORMATS: Final = ("PNG", "JPEG", "WEBP", "GIF")
 FIELD: Final = "image"
+# Shrink by whole factors (and JPEG's scaled decoding) only down to this many times the output size, so the
+# final Lanczos resize still sees enough pixels to be as good as one from the full image.
+REDUCING_GAP: Final = 3
+_STRIPE_PIXELS: Final = 1 << 20
+_TRANSPOSE: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES: Final = (
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+)
 
 
 def _bad_image(message: str, **details: object) -> InvalidParametersError:
@@ -57,22 +83,72 @@ def _check_dimensions(width: int, height: int) -> None:
         )
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """The upload as an RGB image (first frame); INVALID_PARAMETERS naming ``image`` for anything else."""
-    check_size(len(data))
+class SourceImage:
+    """An upload opened from its header only: format, size and EXIF orientation known, no pixel decoded yet."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image
+        self.transpose = _TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation, 1))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as shown, EXIF orientation applied."""
+        width, height = self.image.size
+        return (height, width) if self.transpose in _SWAPS_SIDES else (width, height)
+
+    def fitted(self, width: int, height: int) -> Image.Image:
+        """The image as RGB of exactly width x height (see the module's docstring); reads the pixels."""
+        with _decoding():
+            shown_w, shown_h = self.size
+            scale = max(width / shown_w, height / shown_h)  # the crop that covers the output, at output scale
+            needed = tuple(max(1, math.ceil(scale * side * REDUCING_GAP)) for side in self.size)
+            if self.transpose in _SWAPS_SIDES:
+                needed = needed[::-1]  # in the file's own orientation
+            image = self.image
+            image.draft(None, needed)  # JPEG: decoded at 1/2, 1/4 or 1/8 scale when that still covers ``needed``
+            image.seek(0)
+            image.load()
+            factor = max(1, min(image.size[0] // needed[0], image.size[1] // needed[1]))
+            image = _reduced_rgb(image, factor)
+        if self.transpose is not None:
+            image = image.transpose(self.transpose)
+        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+
+
+@contextlib.contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's errors on a bad file as INVALID_PARAMETERS naming ``image``."""
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
-        _check_dimensions(*image.size)  # before any pixel is decoded
-        image.seek(0)
-        image.load()
-        image = ImageOps.exif_transpose(image)
+        yield
     except UnidentifiedImageError:
         raise _bad_image(
             f"image is not a readable {', '.join(FORMATS)} file", reason="unrecognised format", formats=FORMATS
         ) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise _bad_image(f"image could not be decoded: {exc}", reason="corrupt image") from None
-    return _to_rgb(image)
+
+
+def open_image(data: bytes) -> SourceImage:
+    """The upload, opened from its header and checked in bytes and pixels before any pixel is decoded."""
+    check_size(len(data))
+    with _decoding():
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        _check_dimensions(*image.size)
+        return SourceImage(image)
+
+
+def _reduced_rgb(image: Image.Image, factor: int) -> Image.Image:
+    """RGB (transparency flattened on white), shrunk ``factor`` times by box averaging. Done in stripes, so the
+    decoded image is the only full-size copy: converting it whole would take two or three more."""
+    if factor == 1:
+        return _to_rgb(image)
+    width, height = image.size
+    reduced = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, _STRIPE_PIXELS // (width * factor))
+    for top in range(0, height, rows):
+        stripe = _to_rgb(image.crop((0, top, width, min(height, top + rows))))
+        reduced.paste(stripe.reduce(factor), (0, top // factor))
+    return reduced
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -105,11 +181,6 @@ def output_size(card: ModelCard, image_size: tuple[int, int], width: int | None,
     box_w, box_h = float(default_of(card, "width")), float(default_of(card, "height"))
     scale = min(box_w / image_w, box_h / image_h)
     return _fit(image_w * scale, w_limits), _fit(image_h * scale, h_limits)
-
-
-def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Centre-crop to the aspect of width x height, then resize (Lanczos) to exactly that size."""
-    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 
 
 def png_bytes(image: Image.Image) -> bytes:
