@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +28,7 @@ from visualizr.frontend.generation.options import client_options
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.frontend.infra.control import BackendReadiness, ModelControl
-from visualizr.frontend.infra.disk import DiskGuard, prepare_data_dir
+from visualizr.frontend.infra.disk import DiskGuard, prepare_data_dir, unusable
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
 from visualizr.frontend.infra.triton import TritonConnection
@@ -36,7 +37,7 @@ from visualizr.frontend.models.controllers import ModelsController
 from visualizr.frontend.models.healing import Healer
 from visualizr.frontend.models.placement import Placement
 from visualizr.frontend.models.service import ModelService
-from visualizr.frontend.security import ApiKeyMiddleware, redact_keys_in_access_log, warn_if_open
+from visualizr.frontend.security import ApiKeyMiddleware, redact_keys_in_server_logs, warn_if_open
 from visualizr.frontend.studio.controllers import STUDIO_ROUTES, StudioPage
 from visualizr.frontend.studio.docs import openapi_config
 from visualizr.frontend.studio.tickets import TicketBook
@@ -92,6 +93,18 @@ def cors_config(settings: Settings) -> CORSConfig | None:
     )
 
 
+def prepare_storage(settings: Settings) -> JobStore:
+    """The data folder created and proven writable, and the job database opened once: DataDirError with one
+    line when either is unusable (a file, read-only, not a database ...), before anything else starts."""
+    prepare_data_dir(settings.data_dir, settings.assets_dir)
+    store = JobStore(settings.database_path)
+    try:
+        store.check()
+    except (sqlite3.Error, OSError) as exc:
+        raise unusable(settings.database_path, "job database", exc) from None
+    return store
+
+
 def create_app(
     settings: Settings | None = None,
     backend: GenerationBackend | None = None,
@@ -104,9 +117,8 @@ def create_app(
     controlled by ``model_control``. ``gpu`` defaults to NVML. ``restart_triton(reason)`` restarts the Triton at
     ``settings.triton_grpc_url`` when healing cannot help (``make serve`` passes its supervisor's)."""
     settings = settings or Settings.from_env()
-    prepare_data_dir(settings.data_dir, settings.assets_dir)
+    store = prepare_storage(settings)
     catalog = ModelCatalog(settings.model_repository)
-    store = JobStore(settings.database_path)
     gpu = gpu or NvmlReader()
     pool = inference_pool(settings, catalog, backend, model_control)
     placement: list[Placement] = []  # the healer tells the placement, built after it
@@ -126,7 +138,7 @@ def create_app(
     http_metrics = HttpMetrics()
     uptime = Uptime()
     tickets = TicketBook()
-    redact_keys_in_access_log()
+    redact_keys_in_server_logs()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

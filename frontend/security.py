@@ -11,9 +11,10 @@ code ``UNAUTHORIZED`` (a ninth code: the reference has none for authentication) 
   and the generated files under ``/assets/``.
 * ``?api_key=<key>`` is accepted instead of the header only where a browser cannot set headers: WebSocket
   connections and GETs under ``/assets/`` (``<video src>``, ``<img src>``). Its value never reaches a log:
-  ``RedactKeys`` rewrites uvicorn's access-log records. There, ``?ticket=<ticket>`` is accepted too: a
-  short-lived ticket signed for that one path (``frontend.studio.tickets``), which is what the studio uses so
-  that its key never appears in a URL at all.
+  ``RedactKeys`` rewrites the records of uvicorn's loggers that print request lines (``uvicorn.access`` for
+  HTTP, ``uvicorn.error`` for WebSocket handshakes), tickets included. There, ``?ticket=<ticket>`` is accepted
+  too: a short-lived ticket signed for that one path (``frontend.studio.tickets``), which is what the studio uses
+  so that its key never appears in a URL at all.
 * WebSocket: checked before the handshake is accepted. With the ASGI "websocket.http.response" extension
   (uvicorn) the client gets a plain HTTP 401 with the error body; otherwise the socket is closed with code
   4401.
@@ -43,8 +44,9 @@ QUERY_KEY_PREFIXES = ("/assets/",)
 QUERY_PARAMETER = "api_key"
 TICKET_PARAMETER = "ticket"
 WS_UNAUTHORIZED_CLOSE_CODE = 4401
-ACCESS_LOGGER = "uvicorn.access"
-_KEY_IN_QUERY = re.compile(rf"([?&]{QUERY_PARAMETER}=)[^&#\s]*", re.IGNORECASE)
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")  # uvicorn logs a WebSocket handshake's path on the latter
+_SECRETS = (QUERY_PARAMETER, TICKET_PARAMETER)
+_SECRET_IN_QUERY = re.compile(rf"([?&](?:{'|'.join(_SECRETS)})=)[^&#\s]*", re.IGNORECASE)
 
 
 def _under(path: str, prefixes: Iterable[str]) -> bool:
@@ -87,26 +89,32 @@ def presented_key(scope: Scope) -> str | None:
 
 
 def redact(text: str) -> str:
-    """``...?api_key=secret&x=1`` -> ``...?api_key=REDACTED&x=1``."""
-    return _KEY_IN_QUERY.sub(r"\1REDACTED", text)
+    """``...?api_key=secret&x=1`` -> ``...?api_key=REDACTED&x=1`` (and the same for ``ticket``)."""
+    return _SECRET_IN_QUERY.sub(r"\1REDACTED", text)
+
+
+def _has_secret(text: object) -> bool:
+    return isinstance(text, str) and any(name in text for name in _SECRETS)
 
 
 class RedactKeys(logging.Filter):
-    """Takes API keys out of log records (uvicorn's access log prints each request's query string)."""
+    """Takes API keys and tickets out of log records (uvicorn prints each request's query string)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, str) and QUERY_PARAMETER in a for a in record.args):
+        if isinstance(record.args, tuple) and any(_has_secret(a) for a in record.args):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str) and QUERY_PARAMETER in record.msg:
+        if _has_secret(record.msg):
             record.msg = redact(record.msg)
         return True
 
 
-def redact_keys_in_access_log() -> None:
-    """Install RedactKeys on uvicorn's access logger (once per process)."""
-    access = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, RedactKeys) for f in access.filters):
-        access.addFilter(RedactKeys())
+def redact_keys_in_server_logs() -> None:
+    """Install RedactKeys on uvicorn's loggers (once per process). Filters live on the loggers, which uvicorn's
+    logging set-up keeps (it replaces their handlers), so the order of app creation and uvicorn.Config is free."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactKeys) for f in logger.filters):
+            logger.addFilter(RedactKeys())
 
 
 def warn_if_open(keys: tuple[str, ...]) -> None:

@@ -15,8 +15,8 @@ import types
 import uvicorn
 
 from visualizr import process_tree
-from visualizr.frontend.app import create_app
-from visualizr.frontend.infra.disk import DataDirError, prepare_data_dir
+from visualizr.frontend.app import create_app, prepare_storage
+from visualizr.frontend.infra.disk import DataDirError
 from visualizr.launcher import TritonStartError
 from visualizr.settings import Settings
 from visualizr.supervisor import TritonSupervisor
@@ -46,7 +46,7 @@ def main() -> int:
     # Until uvicorn installs its own handlers, SIGTERM stops start-up the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
-        prepare_data_dir(settings.data_dir)
+        prepare_storage(settings)
     except DataDirError as exc:
         print(f"visualizr: {exc}", file=sys.stderr)
         return 2

@@ -47,6 +47,15 @@ class DataDirError(RuntimeError):
     """The data folder cannot be used (it is a file, read-only, on a full disk ...); the message says which."""
 
 
+def unusable(path: Path, what: str, exc: BaseException) -> DataDirError:
+    """A DataDirError naming ``path`` and why it cannot be used, in one line."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "it (or a folder above it) is a file, not a folder"
+    else:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    return DataDirError(f"the {what} {path} is not usable: {reason} (set VISUALIZR_DATA_DIR to a writable folder)")
+
+
 def prepare_data_dir(data_dir: Path, *folders: Path) -> None:
     """Create the data folder (and ``folders``) and prove it writable; DataDirError with one clear line if not."""
     try:
@@ -56,7 +65,4 @@ def prepare_data_dir(data_dir: Path, *folders: Path) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise DataDirError(
-            f"the data folder {data_dir} is not usable: {exc.strerror or exc} "
-            "(set VISUALIZR_DATA_DIR to a writable folder)"
-        ) from None
+        raise unusable(data_dir, "data folder", exc) from None

@@ -139,20 +139,28 @@ class JobStore:
                 ) from exc
             raise
 
-    async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
-
-        def connect() -> sqlite3.Connection:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+    def _connect(self) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
             migrate(conn)
-            return conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
-        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+    def check(self) -> None:
+        """Open the database once, blocking, before serving: sqlite3.Error or OSError when it is not usable (not
+        a database, read-only ...), so start-up can stop with one line instead of failing in the lifespan."""
+        self._connect().close()
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobstore")
+        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
 
     async def close(self) -> None:
         if self._executor is None:
