@@ -26,7 +26,9 @@ from visualizr_client import (
     AuthenticationError,
     GenerationCancelledError,
     GenerationFailedError,
+    IdempotencyKeyReusedError,
     InsufficientGpuMemoryError,
+    InsufficientStorageError,
     InvalidParametersError,
     InvalidPromptError,
     ModelLoadFailedError,
@@ -95,6 +97,35 @@ def test_generate_builds_the_spec_body_without_nones() -> None:
     }
     assert rec.last.headers["content-type"] == "application/json"
     assert "authorization" not in rec.last.headers
+
+
+GENERATE_CALLS: list[Callable[[Any, str | None], Any]] = [
+    lambda c, key: c.generate_video("a cat", idempotency_key=key, seed=1),
+    lambda c, key: c.generate_video_from_image(b"png", "sway", idempotency_key=key, fps=4),
+    lambda c, key: c.generate_character_animation("robot", idempotency_key=key, action="waving"),
+]
+
+
+@pytest.mark.parametrize("call", GENERATE_CALLS)
+def test_generate_sends_the_idempotency_key_only_when_given(call: Callable[[Any, str | None], Any]) -> None:
+    rec = Recorder({"request_id": "video_req_1", "status": "queued", "queue_position": 0})
+    with client_for(rec) as client:
+        call(client, "order-42")
+        call(client, None)
+    assert [r.headers.get("idempotency-key") for r in rec.requests] == ["order-42", None]
+    assert b"idempotency" not in rec.requests[0].content  # a header, never a body field
+
+
+@pytest.mark.parametrize("call", GENERATE_CALLS)
+def test_async_generate_sends_the_idempotency_key(call: Callable[[Any, str | None], Any]) -> None:
+    rec = Recorder({"request_id": "video_req_1", "status": "queued", "queue_position": 0})
+
+    async def run() -> None:
+        async with async_client_for(rec) as client:
+            await call(client, "order-42")
+
+    asyncio.run(run())
+    assert rec.last.headers["idempotency-key"] == "order-42"
 
 
 @pytest.mark.parametrize(
@@ -287,6 +318,8 @@ def test_spec_websocket_examples_parse() -> None:
         (404, "MODEL_NOT_FOUND", ModelNotFoundError),
         (404, "REQUEST_NOT_FOUND", RequestNotFoundError),
         (507, "INSUFFICIENT_GPU_MEMORY", InsufficientGpuMemoryError),
+        (507, "INSUFFICIENT_STORAGE", InsufficientStorageError),
+        (409, "IDEMPOTENCY_KEY_REUSED", IdempotencyKeyReusedError),
         (500, "MODEL_LOAD_FAILED", ModelLoadFailedError),
         (500, "GENERATION_FAILED", GenerationFailedError),
         (503, "QUEUE_FULL", QueueFullError),

@@ -59,24 +59,39 @@ class AsyncVisualizrClient:
     async def _call(self, call: _core.Call[T]) -> T:
         with _core.connection_errors(f"{call.method} {call.path}"):
             response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, data=call.data, files=call.files
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                files=call.files,
+                headers=call.headers,
             )
         return call.parse(response.status_code, response.headers, response.content)
 
     # --- generation -------------------------------------------------------------------------------------
 
-    async def generate_video(self, prompt: str, **params: Any) -> m.GenerationAccepted:
-        return await self._call(_core.generate_video(prompt, params))
+    async def generate_video(
+        self, prompt: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> m.GenerationAccepted:
+        return await self._call(_core.generate_video(prompt, params, idempotency_key))
 
     async def generate_video_from_image(
-        self, image: str | os.PathLike[str] | bytes, motion_prompt: str, **params: Any
+        self,
+        image: str | os.PathLike[str] | bytes,
+        motion_prompt: str,
+        *,
+        idempotency_key: str | None = None,
+        **params: Any,
     ) -> m.GenerationAccepted:
         """Queue an image-to-video job (multipart upload); ``params``: duration_seconds, fps, motion_strength..."""
-        return await self._call(_core.generate_video_from_image(image, motion_prompt, params))
+        return await self._call(_core.generate_video_from_image(image, motion_prompt, params, idempotency_key))
 
-    async def generate_character_animation(self, character_id: str, **params: Any) -> m.GenerationAccepted:
+    async def generate_character_animation(
+        self, character_id: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> m.GenerationAccepted:
         """Queue a character animation; ``params``: action, emotion, background, duration_seconds, resolution..."""
-        return await self._call(_core.generate_character_animation(character_id, params))
+        return await self._call(_core.generate_character_animation(character_id, params, idempotency_key))
 
     async def get_status(self, request_id: str) -> m.GenerationStatus:
         return await self._call(_core.get_status(request_id))

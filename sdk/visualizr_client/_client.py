@@ -26,6 +26,9 @@ class VisualizrClient:
     ...     job = client.generate_video("a red balloon", num_frames=8, fps=8)
     ...     done = client.wait_for_completion(job.request_id)
     ...     client.download(done.result.video_url, "balloon.mp4")
+
+    The generate methods take ``idempotency_key=``: sent as the ``Idempotency-Key`` header, so retrying a
+    request whose answer was lost returns the first job instead of queuing a second one.
     """
 
     def __init__(
@@ -56,25 +59,38 @@ class VisualizrClient:
     def _call(self, call: _core.Call[T]) -> T:
         with _core.connection_errors(f"{call.method} {call.path}"):
             response = self._http.request(
-                call.method, call.path, params=call.params, json=call.json, data=call.data, files=call.files
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                files=call.files,
+                headers=call.headers,
             )
         return call.parse(response.status_code, response.headers, response.content)
 
     # --- generation -------------------------------------------------------------------------------------
 
-    def generate_video(self, prompt: str, **params: Any) -> m.GenerationAccepted:
+    def generate_video(self, prompt: str, *, idempotency_key: str | None = None, **params: Any) -> m.GenerationAccepted:
         """Queue a text-to-video job; ``params`` are the reference's body fields (width, num_frames, seed...)."""
-        return self._call(_core.generate_video(prompt, params))
+        return self._call(_core.generate_video(prompt, params, idempotency_key))
 
     def generate_video_from_image(
-        self, image: str | os.PathLike[str] | bytes, motion_prompt: str, **params: Any
+        self,
+        image: str | os.PathLike[str] | bytes,
+        motion_prompt: str,
+        *,
+        idempotency_key: str | None = None,
+        **params: Any,
     ) -> m.GenerationAccepted:
         """Queue an image-to-video job (multipart upload); ``params``: duration_seconds, fps, motion_strength..."""
-        return self._call(_core.generate_video_from_image(image, motion_prompt, params))
+        return self._call(_core.generate_video_from_image(image, motion_prompt, params, idempotency_key))
 
-    def generate_character_animation(self, character_id: str, **params: Any) -> m.GenerationAccepted:
+    def generate_character_animation(
+        self, character_id: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> m.GenerationAccepted:
         """Queue a character animation; ``params``: action, emotion, background, duration_seconds, resolution..."""
-        return self._call(_core.generate_character_animation(character_id, params))
+        return self._call(_core.generate_character_animation(character_id, params, idempotency_key))
 
     def get_status(self, request_id: str) -> m.GenerationStatus:
         return self._call(_core.get_status(request_id))

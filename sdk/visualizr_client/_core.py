@@ -39,6 +39,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_POLL_INTERVAL = 1.0
 WS_PATH = "/api/v1/ws/generation"
 USER_AGENT = "visualizr-client/0.1"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ class Call(Generic[T]):
     json: dict[str, Any] | None = None
     data: dict[str, Any] | None = None  # multipart form fields (with ``files``)
     files: dict[str, tuple[str, bytes, str]] | None = None
+    headers: dict[str, str] | None = None
 
     def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> T:
         if not 200 <= status < 300:
@@ -80,17 +82,31 @@ def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _idempotency(key: str | None) -> dict[str, str] | None:
+    """The ``Idempotency-Key`` header: sending the same request again with the same key returns the first job
+    instead of queuing another (the server answers IDEMPOTENCY_KEY_REUSED for the key with another request)."""
+    return None if key is None else {IDEMPOTENCY_HEADER: key}
+
+
 # --- the endpoint table -----------------------------------------------------------------------------------
 
 
-def generate_video(prompt: str, params: Mapping[str, Any]) -> Call[m.GenerationAccepted]:
+def generate_video(
+    prompt: str, params: Mapping[str, Any], idempotency_key: str | None = None
+) -> Call[m.GenerationAccepted]:
     """Body fields as the reference names them (negative_prompt, width, height, num_frames, fps,
     num_inference_steps, guidance_scale, seed, model, style); None values are left out (server defaults)."""
-    return Call("POST", "/api/v1/generate/video", m.GenerationAccepted, json=_compact({"prompt": prompt, **params}))
+    body = _compact({"prompt": prompt, **params})
+    return Call(
+        "POST", "/api/v1/generate/video", m.GenerationAccepted, json=body, headers=_idempotency(idempotency_key)
+    )
 
 
 def generate_video_from_image(
-    image: str | os.PathLike[str] | bytes, motion_prompt: str, params: Mapping[str, Any]
+    image: str | os.PathLike[str] | bytes,
+    motion_prompt: str,
+    params: Mapping[str, Any],
+    idempotency_key: str | None = None,
 ) -> Call[m.GenerationAccepted]:
     """``image``: a file path or the encoded bytes (PNG, JPEG, WebP or GIF)."""
     if isinstance(image, bytes):
@@ -104,12 +120,16 @@ def generate_video_from_image(
         m.GenerationAccepted,
         data=form,
         files={"image": (name, content, "application/octet-stream")},
+        headers=_idempotency(idempotency_key),
     )
 
 
-def generate_character_animation(character_id: str, params: Mapping[str, Any]) -> Call[m.GenerationAccepted]:
+def generate_character_animation(
+    character_id: str, params: Mapping[str, Any], idempotency_key: str | None = None
+) -> Call[m.GenerationAccepted]:
     body = _compact({"character_id": character_id, **params})
-    return Call("POST", "/api/v1/generate/character-animation", m.GenerationAccepted, json=body)
+    path = "/api/v1/generate/character-animation"
+    return Call("POST", path, m.GenerationAccepted, json=body, headers=_idempotency(idempotency_key))
 
 
 def get_status(request_id: str) -> Call[m.GenerationStatus]:

@@ -15,6 +15,8 @@
         │   ├── ModelNotFoundError            MODEL_NOT_FOUND
         │   └── RequestNotFoundError          REQUEST_NOT_FOUND
         ├── InsufficientGpuMemoryError        INSUFFICIENT_GPU_MEMORY
+        ├── InsufficientStorageError          INSUFFICIENT_STORAGE (507: the server's disk is below its floor)
+        ├── IdempotencyKeyReusedError         IDEMPOTENCY_KEY_REUSED (409: the key went with another request)
         ├── ModelLoadFailedError              MODEL_LOAD_FAILED
         ├── GenerationFailedError             GENERATION_FAILED, or a job that ended ``failed``
         ├── GenerationCancelledError          a job that ended ``cancelled``
@@ -94,6 +96,16 @@ class InsufficientGpuMemoryError(VisualizrAPIError):
     spec_code = "INSUFFICIENT_GPU_MEMORY"
 
 
+class InsufficientStorageError(VisualizrAPIError):
+    spec_code = "INSUFFICIENT_STORAGE"
+
+
+class IdempotencyKeyReusedError(VisualizrAPIError):
+    """The ``idempotency_key`` was already used for a different request (``details["request_id"]``: its job)."""
+
+    spec_code = "IDEMPOTENCY_KEY_REUSED"
+
+
 class ModelLoadFailedError(VisualizrAPIError):
     spec_code = "MODEL_LOAD_FAILED"
 
@@ -153,6 +165,8 @@ ERRORS_BY_CODE: dict[str, type[VisualizrAPIError]] = {
         ModelNotFoundError,
         RequestNotFoundError,
         InsufficientGpuMemoryError,
+        InsufficientStorageError,
+        IdempotencyKeyReusedError,
         ModelLoadFailedError,
         GenerationFailedError,
         QueueFullError,
