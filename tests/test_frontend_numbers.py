@@ -1,5 +1,6 @@
 """Numbers out of any sane range in every numeric field of the three generate routes: 400 INVALID_PARAMETERS
-naming the field (never a 500), nothing queued, and no huge number echoed back. Against the scripted fake
+naming the field (never a 500), nothing queued, and no huge number echoed back; numbers in the listing's query
+and in Range headers (which schemathesis found answering 500). Against the scripted fake
 backend; tests/test_integration_input_limits.py sends a few of them to the real API."""
 
 from __future__ import annotations
@@ -13,8 +14,18 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.support.fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app
-from tests.support.hostile import CHARACTER_FIELDS, FORM_NUMBERS, IMAGE_FIELDS, JSON_NUMBERS, VIDEO_FIELDS, json_body
+from tests.support.hostile import (
+    CHARACTER_FIELDS,
+    FORM_NUMBERS,
+    HUGE,
+    IMAGE_FIELDS,
+    JSON_NUMBERS,
+    VIDEO_FIELDS,
+    json_body,
+)
 from tests.support.images import gradient_png
+from visualizr.frontend.assets.filters import parse_list_query
+from visualizr.frontend.assets.ranges import RangeNotSatisfiableError, byte_range
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.generation.validation import frames_for_duration, resolve_parameters, resolve_seed
 from visualizr.model_card import write_model_card
@@ -100,3 +111,34 @@ def test_seeds_beyond_int64(seed: int) -> None:
     with pytest.raises(InvalidParametersError) as caught:
         resolve_seed(seed)
     assert caught.value.details["field"] == "seed" and len(str(caught.value.details["value"])) < 30
+
+
+# ---------------------------------------------------------------------------------------------- query and headers
+
+
+@pytest.mark.parametrize("text", ["²", "+-5", "١٢", "5²", "9" * 5000, "-0x1", "1e3", "", " "])
+def test_listing_limits_take_ascii_integers_only(text: str) -> None:
+    for field in ("limit", "offset"):
+        with pytest.raises(InvalidParametersError) as caught:
+            parse_list_query(**{field: text})
+        assert caught.value.details["field"] == field
+
+
+def test_end_date_on_the_last_representable_day() -> None:
+    assert parse_list_query(end_date="9999-12-31").created_before == 253402300800.0  # the day after, in seconds
+
+
+@pytest.mark.parametrize("header", ["bytes=0-" + HUGE, "bytes=-" + HUGE])
+def test_huge_range_positions_mean_to_the_end(header: str) -> None:
+    assert byte_range(header, 1000) == (0, 999)
+
+
+@pytest.mark.parametrize("header", ["bytes=" + HUGE + "-", "bytes=١-٢"])
+def test_unsatisfiable_ranges_are_416(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiableError):
+        byte_range(header, 1000)
+
+
+def test_resolution_takes_ascii_digits_only(client: TestClient) -> None:
+    body = {"character_id": "robot", "resolution": "٦٤x٦٤"}
+    assert_names(client.post(ANIMATE, json=body), "resolution", body["resolution"])

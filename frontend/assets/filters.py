@@ -9,7 +9,8 @@ back as ``end_date``, still includes that video).
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime
 
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.jobs.listing import DEFAULT_LIMIT, ListQuery
@@ -18,6 +19,7 @@ from visualizr.frontend.jobs.naming import shown
 MAX_LIMIT = 100
 MAX_OFFSET = 2**31 - 1
 MAX_MODEL_CHARS = 200
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: str.isdigit() also passes "²", which int() refuses
 
 
 def _invalid(field: str, value: str, expected: str) -> InvalidParametersError:
@@ -32,7 +34,7 @@ def _integer(field: str, raw: str | None, default: int, low: int, high: int) -> 
         return default
     expected = f"an integer from {low} to {high}"
     text = raw.strip()
-    if not text.lstrip("+-").isdigit() or len(text) > 20:
+    if not _INTEGER.fullmatch(text):
         raise _invalid(field, raw, expected)
     value = int(text)
     if not low <= value <= high:
@@ -69,7 +71,8 @@ def parse_list_query(
         created_from = _parse_date("start_date", start_date)[0].timestamp()
     if end_date is not None:
         end, date_only = _parse_date("end_date", end_date)
-        created_before = (end + timedelta(days=1)).timestamp() if date_only else math.floor(end.timestamp()) + 1.0
+        # in seconds, not datetimes: the day after 9999-12-31 is no datetime
+        created_before = end.timestamp() + 86400.0 if date_only else math.floor(end.timestamp()) + 1.0
     if created_from is not None and created_before is not None and created_from >= created_before:
         raise InvalidParametersError(
             "start_date must not be after end_date",

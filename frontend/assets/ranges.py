@@ -13,7 +13,13 @@ from email.utils import formatdate, parsedate_to_datetime
 
 from visualizr.frontend.errors import InvalidParametersError
 
-_SPEC = re.compile(r"(\d*)-(\d*)")
+_SPEC = re.compile(r"([0-9]*)-([0-9]*)")  # ASCII digits: \d also matches other scripts' digits
+_PAST_ANY_FILE = 10**18
+
+
+def _position(digits: str) -> int:
+    """A byte position or count; a longer number is past any file (int() refuses over 4300 digits)."""
+    return int(digits) if len(digits) < len(str(_PAST_ANY_FILE)) else _PAST_ANY_FILE
 
 
 class RangeNotSatisfiableError(InvalidParametersError):
@@ -44,12 +50,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise RangeNotSatisfiableError(header, size)
     first, last = match.group(1), match.group(2)
     if first == "":  # suffix: the last n bytes
-        count = int(last)
+        count = _position(last)
         if count == 0 or size == 0:
             raise RangeNotSatisfiableError(header, size)
         return max(0, size - count), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else int(last)
+    start = _position(first)
+    end = size - 1 if last == "" else _position(last)
     if start >= size or end < start:
         raise RangeNotSatisfiableError(header, size)
     return start, min(end, size - 1)

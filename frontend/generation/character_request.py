@@ -38,7 +38,7 @@ from visualizr.frontend.generation.validation import (
 from visualizr.frontend.jobs.record import KIND_CHARACTER, GenerationParameters
 from visualizr.model_card import ModelCard
 
-_RESOLUTION_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+_RESOLUTION_RE = re.compile(r"^\s*([0-9]{1,5})\s*[xX]\s*([0-9]{1,5})\s*$")
 
 
 def parse_resolution(card: ModelCard, resolution: str | None) -> tuple[int, int]:
