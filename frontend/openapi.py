@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 _CAMEL = re.compile(r"(?<!^)([A-Z])")
@@ -57,10 +57,16 @@ def struct_schema(struct: type[msgspec.Struct]) -> Schema:
 
 
 def documented_body(
-    struct: type[msgspec.Struct], *, files: tuple[str, ...] = (), required_files: tuple[str, ...] = ()
+    struct: type[msgspec.Struct],
+    *,
+    files: tuple[str, ...] = (),
+    required_files: tuple[str, ...] = (),
+    example: dict[str, Any] | None = None,
+    headers: tuple[Parameter, ...] = (),
 ) -> type[Operation]:
     """An Operation class declaring the request body: JSON of ``struct``, or multipart/form-data of ``struct``'s
-    fields plus the binary ``files``."""
+    fields plus the binary ``files``; ``example``: a body the served demo model accepts (fuzzers vary it field by
+    field, so they reach past validation); ``headers``: request headers the route reads itself."""
     schema = struct_schema(struct)
     if files:
         schema.properties = {
@@ -71,11 +77,12 @@ def documented_body(
         media_type = "multipart/form-data"
     else:
         media_type = "application/json"
-    body = RequestBody(content={media_type: OpenAPIMediaType(schema=schema)}, required=True)
+    body = RequestBody(content={media_type: OpenAPIMediaType(schema=schema, example=example)}, required=True)
 
     @dataclass
     class WithBody(Operation):
         def __post_init__(self) -> None:
             self.request_body = body
+            self.parameters = [*(self.parameters or []), *headers]
 
     return WithBody

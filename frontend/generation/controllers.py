@@ -11,6 +11,9 @@ from litestar import Controller, Request, WebSocket, delete, get, post, websocke
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException, WebSocketDisconnect
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.spec import Parameter, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import ParamType
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from visualizr.frontend.errors import InvalidParametersError
@@ -18,10 +21,13 @@ from visualizr.frontend.generation.character_request import validate_character_r
 from visualizr.frontend.generation.from_image import split_form, validate_image_request
 from visualizr.frontend.generation.hub import Subscriber
 from visualizr.frontend.generation.idempotency import HEADER as IDEMPOTENCY_HEADER
-from visualizr.frontend.generation.idempotency import IdempotencyClaim
+from visualizr.frontend.generation.idempotency import MAX_KEY_CHARS, IdempotencyClaim
 from visualizr.frontend.generation.image_input import FIELD as IMAGE_FIELD
 from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES
 from visualizr.frontend.generation.schemas import (
+    CHARACTER_ANIMATION_EXAMPLE,
+    GENERATE_VIDEO_EXAMPLE,
+    IMAGE_TO_VIDEO_EXAMPLE,
     CancelResponse,
     CharacterAnimationRequest,
     CharacterAnimationResponse,
@@ -39,6 +45,15 @@ from visualizr.frontend.paths import WS_PATH
 MULTIPART = "multipart/form-data"
 FORM_TYPES = (MULTIPART, "application/x-www-form-urlencoded")  # the latter cannot carry the image: 400 naming it
 FORM_OVERHEAD_BYTES = 1024 * 1024  # the text fields and part headers around the image
+IDEMPOTENCY = (
+    Parameter(
+        name=IDEMPOTENCY_HEADER,
+        param_in=ParamType.HEADER,
+        required=False,
+        schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_KEY_CHARS),
+        description="Send the same request again with the same key: the first job is returned, nothing is queued",
+    ),
+)
 
 
 async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[Any]]:
@@ -74,7 +89,11 @@ class GenerationController(Controller):
     path = "/api/v1/generate"
     tags = ["generation"]
 
-    @post("/video", status_code=HTTP_202_ACCEPTED, operation_class=documented_body(GenerateVideoRequest))
+    @post(
+        "/video",
+        status_code=HTTP_202_ACCEPTED,
+        operation_class=documented_body(GenerateVideoRequest, example=GENERATE_VIDEO_EXAMPLE, headers=IDEMPOTENCY),
+    )
     async def generate_video(
         self, request: Request[Any, Any, Any], service: GenerationService
     ) -> GenerateVideoResponse:
@@ -91,7 +110,13 @@ class GenerationController(Controller):
         "/video/from-image",
         status_code=HTTP_202_ACCEPTED,
         request_max_body_size=MAX_IMAGE_BYTES + FORM_OVERHEAD_BYTES,
-        operation_class=documented_body(ImageToVideoForm, files=(IMAGE_FIELD,), required_files=(IMAGE_FIELD,)),
+        operation_class=documented_body(
+            ImageToVideoForm,
+            files=(IMAGE_FIELD,),
+            required_files=(IMAGE_FIELD,),
+            example=IMAGE_TO_VIDEO_EXAMPLE,
+            headers=IDEMPOTENCY,
+        ),
     )
     async def generate_video_from_image(
         self, request: Request[Any, Any, Any], service: GenerationService
@@ -114,7 +139,9 @@ class GenerationController(Controller):
     @post(
         "/character-animation",
         status_code=HTTP_202_ACCEPTED,
-        operation_class=documented_body(CharacterAnimationRequest),
+        operation_class=documented_body(
+            CharacterAnimationRequest, example=CHARACTER_ANIMATION_EXAMPLE, headers=IDEMPOTENCY
+        ),
     )
     async def generate_character_animation(
         self, request: Request[Any, Any, Any], service: GenerationService

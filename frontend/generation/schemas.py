@@ -31,6 +31,33 @@ class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
     style: str | None = None
 
 
+# Request examples for the OpenAPI document: the reference's, cut to what the tiny demo model accepts (sizes and
+# model left to the card's defaults).
+GENERATE_VIDEO_EXAMPLE = {
+    "prompt": "A serene mountain landscape at sunset with golden light",
+    "negative_prompt": "blurry, low quality, distorted",
+    "num_frames": 8,
+    "fps": 8,
+    "num_inference_steps": 4,
+    "guidance_scale": 7.5,
+    "seed": 42,
+}
+IMAGE_TO_VIDEO_EXAMPLE = {
+    "motion_prompt": "gentle swaying in the wind",
+    "duration_seconds": 1,
+    "fps": 8,
+    "motion_strength": 0.7,
+}
+CHARACTER_ANIMATION_EXAMPLE = {
+    "character_id": "assistant",
+    "action": "greeting",
+    "emotion": "happy",
+    "background": "office",
+    "duration_seconds": 1,
+    "animation_style": "natural",
+}
+
+
 class GenerateVideoResponse(msgspec.Struct):
     request_id: str
     status: str
