@@ -61,20 +61,17 @@ def assert_names(response: Any, field: str, sent: str) -> None:
     assert len(response.content) < MAX_ERROR_BYTES, f"{field}={sent[:30]} echoed {len(response.content)} bytes"
 
 
-@pytest.mark.parametrize("field", VIDEO_FIELDS)
-def test_text_to_video_numbers(client: TestClient, fake: FakeBackend, field: str) -> None:
-    for literal in JSON_NUMBERS:
-        body = json_body('"prompt": "a cat"', field, literal)
-        response = client.post(GENERATE, content=body, headers={"content-type": "application/json"})
-        assert_names(response, field, literal)
-    assert fake.streams == []
+JSON_CASES = [(GENERATE, '"prompt": "a cat"', f) for f in VIDEO_FIELDS] + [
+    (ANIMATE, '"character_id": "robot"', f) for f in CHARACTER_FIELDS
+]
 
 
-@pytest.mark.parametrize("field", CHARACTER_FIELDS)
-def test_character_numbers(client: TestClient, fake: FakeBackend, field: str) -> None:
+@pytest.mark.parametrize(("route", "base", "field"), JSON_CASES)
+def test_json_numbers(client: TestClient, fake: FakeBackend, route: str, base: str, field: str) -> None:
     for literal in JSON_NUMBERS:
-        body = json_body('"character_id": "robot"', field, literal)
-        response = client.post(ANIMATE, content=body, headers={"content-type": "application/json"})
+        response = client.post(
+            route, content=json_body(base, field, literal), headers={"content-type": "application/json"}
+        )
         assert_names(response, field, literal)
     assert fake.streams == []
 

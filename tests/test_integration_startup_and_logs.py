@@ -1,6 +1,6 @@
 """Real processes: an unusable data folder stops `python -m visualizr.frontend` and `python -m visualizr.serve` with
-one line on stderr and no traceback; an API key sent as ``?api_key=`` (WebSocket, /assets/, anywhere) never
-reaches the log at info level, under either entry point."""
+one line on stderr and no traceback; an API key sent as ``?api_key=`` (WebSocket, /assets/, anywhere) and a studio
+ticket (``?ticket=``) never reach the log at info level, under either entry point."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +17,9 @@ import httpx
 import pytest
 import websockets
 
+from tests.support.serve import start_serve
 from tests.support.stack import stack_settings, start_sibling_api
+from visualizr.frontend.generation.controllers import WS_PATH
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 
@@ -107,7 +107,7 @@ def test_read_only_data_dir_stops_with_one_line(tmp_path: Path, module: str) -> 
 
 
 async def _websockets(base_url: str) -> None:
-    ws_url = base_url.replace("http", "ws", 1) + "/api/v1/ws/generation"
+    ws_url = base_url.replace("http", "ws", 1) + WS_PATH
     async with websockets.connect(f"{ws_url}?api_key={SECRET}") as ws:
         await ws.send('{"type": "subscribe", "request_id": "video_req_00000000000000000000000000000000"}')
         await asyncio.wait_for(ws.recv(), 30)
@@ -117,21 +117,36 @@ async def _websockets(base_url: str) -> None:
                 pass
 
 
-def use_keys_in_queries(base_url: str) -> None:
-    """Every way a key can sit in a URL the API logs: accepted and refused, WebSocket and HTTP."""
+async def _ticketed_websocket(ws_url: str) -> None:
+    async with websockets.connect(ws_url) as ws:
+        await ws.send('{"type": "subscribe", "request_id": "video_req_00000000000000000000000000000000"}')
+        await asyncio.wait_for(ws.recv(), 30)
+
+
+def use_keys_in_queries(base_url: str) -> list[str]:
+    """Every way a key (or a studio ticket) can sit in a URL the API logs: accepted and refused, WebSocket and
+    HTTP. Returns the secrets used."""
     asyncio.run(_websockets(base_url))
     with httpx.Client(base_url=base_url, timeout=30) as client:
+        asset, headers = f"/assets/video/video_{0:032x}.mp4", {"Authorization": f"Bearer {SECRET}"}
+        paths = {"paths": [asset, WS_PATH]}
+        tickets = client.post("/studio/tickets", json=paths, headers=headers).json()["tickets"]
+        assert client.get(f"{asset}?ticket={tickets[asset]}").status_code == 404
+        ws_url = base_url.replace("http", "ws", 1) + WS_PATH
+        asyncio.run(_ticketed_websocket(f"{ws_url}?ticket={tickets[WS_PATH]}"))
         assert client.get(f"/assets/video/none.mp4?api_key={SECRET}").status_code == 404
         assert client.get(f"/assets/video/none.mp4?v=1&api_key={NEAR_MISS}").status_code == 401
         assert client.get(f"/api/v1/health?api_key={SECRET}").status_code in (200, 503)
         assert client.get(f"/api/v1/models?api_key={SECRET}").status_code == 401  # only where browsers need it
-        headers = {"Authorization": f"Bearer {SECRET}"}
         assert client.get("/api/v1/models", headers=headers).status_code == 200
+    return [SECRET, *tickets.values()]
 
 
-def assert_no_key_in(log: str) -> None:
+def assert_no_secret_in(log: str, secrets: list[str]) -> None:
     assert log.count("api_key=REDACTED") >= 7, log[-4000:]  # the requests above were logged, keys cut out
-    assert SECRET not in log, [line for line in log.splitlines() if SECRET in line]
+    assert log.count("ticket=REDACTED") >= 2, log[-4000:]
+    for secret in secrets:
+        assert secret not in log, [line for line in log.splitlines() if secret in line]
 
 
 def test_api_keys_never_reach_the_api_log(
@@ -140,42 +155,16 @@ def test_api_keys_never_reach_the_api_log(
     _, env = stack_env
     api = start_sibling_api(env, tmp_path / "data", VISUALIZR_API_KEYS=SECRET, VISUALIZR_LOG_LEVEL="info")
     try:
-        use_keys_in_queries(api.base_url)
+        secrets = use_keys_in_queries(api.base_url)
     finally:
         api.stop()
-    assert_no_key_in(api.log_path.read_text(errors="replace"))
+    assert_no_secret_in(api.log_path.read_text(errors="replace"), secrets)
 
 
 def test_api_keys_never_reach_the_serve_log(tmp_path: Path, model_repository: Path) -> None:
-    settings, env = stack_settings(
-        tmp_path / "data",
-        VISUALIZR_MODEL_REPOSITORY=str(model_repository),
-        VISUALIZR_API_KEYS=SECRET,
-        VISUALIZR_LOG_LEVEL="info",
-    )
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "visualizr.serve"], env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{settings.port}"
+    serve = start_serve(tmp_path / "data", model_repository, VISUALIZR_API_KEYS=SECRET)
     try:
-        deadline = time.monotonic() + 300
-        while not _healthy(base_url):
-            assert serve.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
-            time.sleep(0.5)
-        use_keys_in_queries(base_url)
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=90) == 0
+        secrets = use_keys_in_queries(serve.base_url)
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
-    assert_no_key_in(log.read_text(errors="replace"))
-
-
-def _healthy(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/api/v1/health", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
+        assert serve.stop() == 0
+    assert_no_secret_in(serve.log_path.read_text(errors="replace"), secrets)

@@ -58,15 +58,7 @@ class VisualizrClient:
 
     def _call(self, call: _core.Call[T]) -> T:
         with _core.connection_errors(f"{call.method} {call.path}"):
-            response = self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                data=call.data,
-                files=call.files,
-                headers=call.headers,
-            )
+            response = self._http.request(call.method, call.path, **call.options())
         return call.parse(response.status_code, response.headers, response.content)
 
     # --- generation -------------------------------------------------------------------------------------

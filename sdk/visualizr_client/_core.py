@@ -57,6 +57,16 @@ class Call(Generic[T]):
     files: dict[str, tuple[str, bytes, str]] | None = None
     headers: dict[str, str] | None = None
 
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of ``httpx.(Async)Client.request`` besides method and path."""
+        return {
+            "params": self.params,
+            "json": self.json,
+            "data": self.data,
+            "files": self.files,
+            "headers": self.headers,
+        }
+
     def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> T:
         if not 200 <= status < 300:
             raise error_from_response(status, headers, content)

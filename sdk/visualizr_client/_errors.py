@@ -13,7 +13,8 @@
         │   └── InvalidParametersError        INVALID_PARAMETERS
         ├── NotFoundError
         │   ├── ModelNotFoundError            MODEL_NOT_FOUND
-        │   └── RequestNotFoundError          REQUEST_NOT_FOUND
+        │   ├── RequestNotFoundError          REQUEST_NOT_FOUND
+        │   └── RouteNotFoundError            ROUTE_NOT_FOUND (no route or file at this path: a wrong URL)
         ├── InsufficientGpuMemoryError        INSUFFICIENT_GPU_MEMORY
         ├── InsufficientStorageError          INSUFFICIENT_STORAGE (507: the server's disk is below its floor)
         ├── IdempotencyKeyReusedError         IDEMPOTENCY_KEY_REUSED (409: the key went with another request)
@@ -92,6 +93,10 @@ class RequestNotFoundError(NotFoundError):
     spec_code = "REQUEST_NOT_FOUND"
 
 
+class RouteNotFoundError(NotFoundError):
+    spec_code = "ROUTE_NOT_FOUND"
+
+
 class InsufficientGpuMemoryError(VisualizrAPIError):
     spec_code = "INSUFFICIENT_GPU_MEMORY"
 
@@ -164,6 +169,7 @@ ERRORS_BY_CODE: dict[str, type[VisualizrAPIError]] = {
         InvalidParametersError,
         ModelNotFoundError,
         RequestNotFoundError,
+        RouteNotFoundError,
         InsufficientGpuMemoryError,
         InsufficientStorageError,
         IdempotencyKeyReusedError,
