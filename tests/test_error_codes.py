@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import visualizr.frontend.app  # noqa: F401 - every domain's error classes, whatever ran before
 from visualizr.frontend import errors
 from visualizr_client._errors import ERRORS_BY_CODE
 
@@ -16,13 +17,14 @@ SPEC = REPO_ROOT.parent / "shared" / "spec" / "visualizr-api.md"
 
 
 def error_classes() -> dict[str, int]:
-    """code -> HTTP status of every class of the error tree."""
+    """code -> HTTP status of the error tree's classes, the topmost class of each code (a subclass that only
+    changes the status, like 416 for a Range, is a variant of its code)."""
     found: dict[str, int] = {}
     pending = [errors.VisualizrError]
     while pending:
-        cls = pending.pop()
+        cls = pending.pop(0)  # breadth first: parents before their subclasses
         pending.extend(cls.__subclasses__())
-        found[cls.code] = cls.http_status
+        found.setdefault(cls.code, cls.http_status)
     return found
 
 
