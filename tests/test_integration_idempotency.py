@@ -1,6 +1,7 @@
-"""``Idempotency-Key`` through the real API (its own process and data folder, on the session Triton) on all three
-POST routes: a repeat returns the first job and stores nothing; another body with the key is 409; concurrent
-duplicates make one job; a malformed key is 400. The SDK's ``idempotency_key=`` reaches the same mechanism."""
+"""``Idempotency-Key`` through the real API (its own process and data folder; no Triton behind it, so accepted jobs
+wait and the shared Triton is left alone) on all three POST routes: a repeat returns the first job and stores
+nothing; another body with the key is 409; concurrent duplicates make one job; a malformed key is 400. The SDK's
+``idempotency_key=`` reaches the same mechanism."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import pytest
 
 from tests.support.images import gradient_png
 from tests.support.jobs import SMALL
-from tests.support.stack import ApiProcess, start_sibling_api
-from visualizr.launcher import TritonServer
+from tests.support.stack import ApiProcess, start_sibling_api, without_inference
 from visualizr.settings import Settings
 from visualizr_client import IdempotencyKeyReusedError, VisualizrClient
 
@@ -44,10 +44,11 @@ ROUTES: dict[str, Post] = {"video": post_video, "from-image": post_from_image, "
 
 @pytest.fixture(scope="module")
 def sibling(
-    triton: TritonServer, stack_env: tuple[Settings, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+    stack_env: tuple[Settings, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
     _, env = stack_env
-    api = start_sibling_api(env, tmp_path_factory.mktemp("idempotency") / "data", VISUALIZR_QUEUE_SIZE="64")
+    data_dir = tmp_path_factory.mktemp("idempotency") / "data"
+    api = start_sibling_api(env, data_dir, VISUALIZR_QUEUE_SIZE="64", **without_inference())
     try:
         yield api
     finally:
@@ -133,4 +134,3 @@ def test_the_sdk_sends_the_key(sibling: ApiProcess) -> None:
             sdk.generate_video("a different kite", idempotency_key=key, **SMALL)
         assert caught.value.status == 409 and caught.value.details["request_id"] == first.request_id
         sdk.cancel(first.request_id)
-

@@ -19,7 +19,7 @@ import websockets
 
 from tests.support.serve import start_serve
 from tests.support.stack import stack_settings, start_sibling_api
-from visualizr.frontend.generation.controllers import WS_PATH
+from visualizr.frontend.paths import WS_PATH
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 

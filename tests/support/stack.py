@@ -113,3 +113,9 @@ def env_for(tritons: list[TritonServer], base_env: dict[str, str]) -> dict[str, 
     """``base_env`` pointed at ``tritons`` instead of the session's server."""
     urls = ",".join(server.settings.triton_grpc_url for server in tritons)
     return {**base_env, "VISUALIZR_TRITON_URLS": urls}
+
+
+def without_inference() -> dict[str, str]:
+    """Overrides that point an API at a Triton address nothing serves: jobs are accepted and wait
+    (``waiting_for_inference_server``), for tests of the API alone that should not load the shared Triton."""
+    return {"VISUALIZR_TRITON_URLS": f"127.0.0.1:{free_port()}"}
