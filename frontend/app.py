@@ -31,6 +31,7 @@ from visualizr.frontend.infra.control import BackendReadiness, ModelControl
 from visualizr.frontend.infra.disk import DiskGuard, prepare_data_dir, unusable
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
+from visualizr.frontend.infra.memory import return_large_frees_to_the_os
 from visualizr.frontend.infra.triton import TritonConnection
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.models.controllers import ModelsController
@@ -139,6 +140,7 @@ def create_app(
     uptime = Uptime()
     tickets = TicketBook()
     redact_keys_in_server_logs()
+    return_large_frees_to_the_os()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

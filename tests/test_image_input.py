@@ -4,6 +4,7 @@ decoding, whole-factor shrinking in stripes) gives what decoding the whole image
 from __future__ import annotations
 
 import io
+import platform
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.generation import image_input
+from visualizr.frontend.infra.memory import return_large_frees_to_the_os
 
 
 def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -93,3 +95,7 @@ def test_corrupt_pixels_after_a_good_header_name_the_field() -> None:
     with pytest.raises(InvalidParametersError) as caught:
         source.fitted(64, 48)
     assert caught.value.details["field"] == "image"
+
+
+def test_large_frees_go_back_to_the_os_on_glibc() -> None:
+    assert return_large_frees_to_the_os() is (platform.libc_ver()[0] == "glibc")
