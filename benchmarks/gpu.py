@@ -31,10 +31,9 @@ import torch
 
 from benchmarks.gpu_models import load_components, save_components, stage_flops
 from visualizr.export.build_stamp import ExportOptions
-from visualizr.export.repository import make_pipeline_config
-from visualizr.export.specs import NETWORK_SPECS, NetworkDims
+from visualizr.export.family import family_export
+from visualizr.families.animatediff.loop import AnimateDiffPipeline
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.loop import TextToVideoPipeline
 from visualizr.pipeline.tensors import TensorPlacement
 from visualizr.pipeline.torch_components import TorchComponents
 
@@ -89,27 +88,24 @@ def _to_uint8(video: np.ndarray) -> np.ndarray:
 
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
-    from diffusers import AnimateDiffPipeline
+    from diffusers import AnimateDiffPipeline as DiffusersAnimateDiff
 
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     components = load_components(args.size, args.device, args.weights, args.motion_adapter)
     if args.save_weights:
         save_components(components, args.save_weights)
-    config = make_pipeline_config(ExportOptions(repository=Path("."), model_id="benchmark"), components)
-    networks = {"text_encoder": components.text_encoder, "unet": components.unet, "vae_decoder": components.vae}
-    networks["vae_encoder"] = components.vae
-    dims = NetworkDims(config.text_max_length, config.text_hidden_size, config.latent_channels, config.vae_scale_factor)
-    torch_components = TorchComponents.from_specs(
-        [spec(dims) for spec in NETWORK_SPECS], networks, device=device, dtype=dtype
-    )
+    # the export's view of these networks: pipeline config, specs (whose wrappers the engines are traced from)
+    model = family_export("animatediff").describe(ExportOptions(Path("."), model_id="benchmark"), components)
+    config = model.config
+    torch_components = TorchComponents.from_specs(model.specs, model.networks, device=device, dtype=dtype)
     scheduler_config = components.scheduler.config
-    visualizr = TextToVideoPipeline(
+    visualizr = AnimateDiffPipeline(
         config,
         components.tokenizer,
         lambda: type(components.scheduler).from_config(scheduler_config),
         TensorPlacement(device, tensors=True),
     )
-    diffusers = AnimateDiffPipeline(
+    diffusers = DiffusersAnimateDiff(
         vae=components.vae,
         text_encoder=components.text_encoder,
         tokenizer=components.tokenizer,

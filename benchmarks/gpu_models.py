@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from visualizr.export.loader import AnimateDiffComponents, load_animatediff
-from visualizr.export.tiny import SCHEDULER_CONFIG, ensure_tiny_weights
+from visualizr.export.families.animatediff.loader import AnimateDiffComponents, load_animatediff
+from visualizr.export.families.animatediff.tiny import SCHEDULER_CONFIG, ensure_tiny_weights
 
 SD15_UNET = {
     "sample_size": 64,

@@ -1,12 +1,14 @@
 """What Triton and the API add on top of the denoising loop itself, measured side by side in one run.
 
-For the model card's default request (a prompt-only request), interleaving the three ways each round:
-  in-process : the same loop (visualizr.pipeline) over the same ONNX files with onnxruntime in this process
-  triton     : the pipeline model in tritonserver (BLS -> component models), streamed over gRPC, as the API does
-  rest       : POST /api/v1/generate/video and wait for the WebSocket `completed` message (includes PyAV encoding)
+For each model (default: every model of the repository) and its model card's default request (a source image
+for image-to-video models), interleaving the ways each round:
+  in-process : the same loop (the family's, visualizr.families) over the same ONNX files with onnxruntime here
+  triton     : the pipeline model in tritonserver (BLS -> component models), streamed over gRPC as the API does
+  rest       : (text-to-video models) POST /api/v1/generate/video and wait for the WebSocket `completed`
+               message (includes PyAV encoding)
 and PyAV encoding of the frames alone, so the API's overhead can be told apart from encoding.
 
-    python -m benchmarks.pipeline_overhead [--rounds 3] [--width 128 --height 128 ...]
+    python -m benchmarks.pipeline_overhead [--rounds 3] [--models animatediff,...] [--width 128 ...]
 
 Prints medians and the ratios triton/in-process (goal <= 1.10) and rest/triton (goal <= 1.05 plus encoding).
 The machine is noisy: read ratios from one run, not absolute times across runs.
@@ -23,47 +25,69 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
 import websockets
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
-from tritonclient.grpc.aio import InferenceServerClient
 
 from benchmarks.stack import private_stack
+from visualizr.families import get_family
 from visualizr.frontend.generation.encoding import encode_assets
-from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
-from visualizr.names import component_model_name
+from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, read_model_card
+from visualizr.names import UNET, component_model_name
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.assets import assets_dir
-from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.assets import assets_dir, load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
 from visualizr.settings import Settings
 from visualizr.triton.client import stream_generation
 
+PARAMETERS = ("width", "height", "num_frames", "fps", "num_inference_steps", "guidance_scale")
+SEED = 1234
 
-def component_threads(repository: Path, family: str) -> int:
+
+def component_threads(repository: Path, model_id: str) -> int:
     """The onnxruntime intra-op threads the Triton component models use, so in-process runs use the same."""
     config = model_config_pb2.ModelConfig()
-    text_format.Parse((repository / component_model_name(family, "unet") / "config.pbtxt").read_text(), config)
+    text_format.Parse((repository / component_model_name(model_id, UNET) / "config.pbtxt").read_text(), config)
     return int(config.parameters["intra_op_num_threads"].string_value)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="animatediff")
+    parser.add_argument("--models", help="comma-separated model ids (default: every model of the repository)")
     parser.add_argument("--rounds", type=int, default=3)
-    for name in ("width", "height", "num_frames", "fps", "num_inference_steps"):
+    for name in PARAMETERS[:-1]:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
     parser.add_argument("--guidance-scale", dest="guidance_scale", type=float, default=None)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-async def time_in_process(pipeline: TextToVideoPipeline, components: OnnxComponents, request: GenerationRequest):
+def source_image(height: int, width: int) -> np.ndarray:
+    """A deterministic uint8 [H, W, 3] picture: two coloured halves crossed by a gradient."""
+    y, x = np.mgrid[0:height, 0:width]
+    halves = np.where(x[..., None] < width // 2, np.array([230, 40, 40]), np.array([20, 60, 220]))
+    return np.clip(halves + (255 * y // max(1, height))[..., None] - 64, 0, 255).astype(np.uint8)
+
+
+def benchmark_request(card: ModelCard, args: argparse.Namespace) -> tuple[GenerationRequest, dict]:
+    params = {name: getattr(args, name) for name in PARAMETERS}
+    params = {k: (v if v is not None else card.parameter(k).default) for k, v in params.items()}
+    image = None
+    if get_family(card.family).kind == "image-to-video":
+        image = source_image(int(params["height"]), int(params["width"]))
+    fields = {k: v for k, v in params.items() if k != "fps"}
+    request = GenerationRequest(prompt="a benchmark prompt", seed=SEED, image=image, **fields)
+    return request, params
+
+
+async def time_in_process(pipeline, components: OnnxComponents, request: GenerationRequest):
     start = time.perf_counter()
     frames = await pipeline(request, components)
     return time.perf_counter() - start, frames
 
 
-async def time_triton(client: InferenceServerClient, model: str, request: GenerationRequest) -> float:
+async def time_triton(client: grpcclient.InferenceServerClient, model: str, request: GenerationRequest) -> float:
     start = time.perf_counter()
     frames = None
     async for event in stream_generation(client, model, request, "bench"):
@@ -95,49 +119,58 @@ def report(name: str, samples: list[float]) -> float:
     return median
 
 
+async def bench_model(model: str, repository: Path, client, api_url: str, data_dir: Path, rounds: int, args) -> None:
+    card = read_model_card(repository / model / MODEL_CARD_FILENAME)
+    request, params = benchmark_request(card, args)
+    threads = component_threads(repository, model)
+    pipeline = load_pipeline(assets_dir(repository / model))
+    components = OnnxComponents.from_repository(repository, model, threads)
+    with_rest = card.type == "text-to-video"
+    print(f"model {model} ({card.family}), request {params}, onnxruntime intra-op threads {threads}, "
+          f"{os.cpu_count()} CPUs")
+    body = {"prompt": request.prompt, "seed": SEED, "model": model, **params}
+    # warm-up: first calls pay for lazy initialisation in onnxruntime and Triton
+    _, frames = await time_in_process(pipeline, components, request)
+    await time_triton(client, model, request)
+    if with_rest:
+        await time_rest(api_url, body)
+    samples: dict[str, list[float]] = {"in-process": [], "triton": [], "rest": [], "encoding": []}
+    for _ in range(rounds):
+        samples["in-process"].append((await time_in_process(pipeline, components, request))[0])
+        samples["triton"].append(await time_triton(client, model, request))
+        if with_rest:
+            samples["rest"].append(await time_rest(api_url, body))
+        start = time.perf_counter()
+        encode_assets(frames, int(params["fps"]), data_dir / "bench-encoding", "bench")
+        samples["encoding"].append(time.perf_counter() - start)
+
+    print(f"{model}: {rounds} interleaved rounds after one warm-up round:")
+    medians = {name: report(name, values) for name, values in samples.items() if values}
+    print(f"{model}: triton / in-process            = {medians['triton'] / medians['in-process']:.3f}"
+          "   (goal <= 1.10)")
+    if with_rest:
+        print(f"{model}: rest / triton                  = {medians['rest'] / medians['triton']:.3f}")
+        print(f"{model}: (rest - encoding) / triton     = "
+              f"{(medians['rest'] - medians['encoding']) / medians['triton']:.3f}   (goal <= 1.05)")
+
+
 async def run(args: argparse.Namespace) -> None:
     base = Settings.from_env()
-    card = read_model_card(base.model_repository / args.model / MODEL_CARD_FILENAME)
-    params = {name: getattr(args, name) for name in ("width", "height", "num_frames", "fps",
-                                                      "num_inference_steps", "guidance_scale")}
-    params = {k: (v if v is not None else card.parameter(k).default) for k, v in params.items()}
-    seed = 1234
-    request = GenerationRequest(prompt="a benchmark prompt", seed=seed, negative_prompt="",
-                                **{k: v for k, v in params.items() if k != "fps"})
-    threads = component_threads(base.model_repository, card.family)
-    pipeline = TextToVideoPipeline.from_assets(assets_dir(base.model_repository / args.model))
-    components = OnnxComponents.from_repository(base.model_repository, card.family, threads)
-    print(f"model {args.model}, request {params}, onnxruntime intra-op threads {threads}, {os.cpu_count()} CPUs")
-
-    with private_stack(base.model_repository) as (settings, api, data_dir):
-        client = InferenceServerClient(settings.triton_grpc_url)
+    repository = base.model_repository
+    models = args.models.split(",") if args.models else sorted(
+        p.parent.name for p in repository.glob(f"*/{MODEL_CARD_FILENAME}")
+    )
+    with private_stack(repository) as (settings, api, data_dir):
+        client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
         try:
-            body = {"prompt": request.prompt, "seed": seed, "model": args.model, **params}
-            # warm-up: first calls pay for lazy initialisation in onnxruntime and Triton
-            _, frames = await time_in_process(pipeline, components, request)
-            await time_triton(client, args.model, request)
-            await time_rest(api.base_url, body)
-            samples: dict[str, list[float]] = {"in-process": [], "triton": [], "rest": [], "encoding": []}
-            for _ in range(args.rounds):
-                samples["in-process"].append((await time_in_process(pipeline, components, request))[0])
-                samples["triton"].append(await time_triton(client, args.model, request))
-                samples["rest"].append(await time_rest(api.base_url, body))
-                start = time.perf_counter()
-                encode_assets(frames, params["fps"], data_dir / "bench-encoding", "bench")
-                samples["encoding"].append(time.perf_counter() - start)
+            for model in models:
+                await bench_model(model, repository, client, api.base_url, data_dir, args.rounds, args)
         finally:
             await client.close()
 
-    print(f"{args.rounds} interleaved rounds after one warm-up round:")
-    medians = {name: report(name, values) for name, values in samples.items()}
-    print(f"triton / in-process            = {medians['triton'] / medians['in-process']:.3f}   (goal <= 1.10)")
-    print(f"rest / triton                  = {medians['rest'] / medians['triton']:.3f}")
-    print(f"(rest - encoding) / triton     = {(medians['rest'] - medians['encoding']) / medians['triton']:.3f}"
-          "   (goal <= 1.05)")
 
-
-def main() -> None:
-    asyncio.run(run(parse_args()))
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(run(parse_args(argv)))
 
 
 if __name__ == "__main__":

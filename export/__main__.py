@@ -1,8 +1,8 @@
 """``python -m visualizr.export``: build (or confirm up to date) the model repository.
 
-With no arguments it exports the embedded tiny demo AnimateDiff into the repository named by
-``VISUALIZR_MODEL_REPOSITORY`` (default ``model_repository/``). When the build stamp matches it returns at
-once, without importing torch.
+With no arguments it exports every family's embedded tiny demo into the repository named by
+``VISUALIZR_MODEL_REPOSITORY`` (default ``model_repository/``); ``--family F --weights DIR`` exports a local
+diffusers folder of family F. When the build stamps match it returns at once, without importing torch.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from visualizr.engines.manifest import DEFAULT_PRECISION, PRECISIONS
-from visualizr.export.build_stamp import TINY_WEIGHTS, ExportOptions, is_up_to_date
+from visualizr.export.build_stamp import DEFAULT_FAMILY, TINY_WEIGHTS, ExportOptions, is_up_to_date
 from visualizr.export.triton_config import BACKENDS
+from visualizr.families import FAMILY_NAMES
 from visualizr.settings import Settings
 
 
@@ -31,17 +32,23 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def parse_args(argv: list[str] | None = None) -> ExportOptions:
+def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
+    """One ExportOptions per model to build: every family's tiny demo by default, else the one asked for."""
     parser = argparse.ArgumentParser(
         prog="python -m visualizr.export", description="Build the Triton model repository (skipped when up to date)."
     )
     parser.add_argument(
+        "--family",
+        choices=FAMILY_NAMES,
+        help=f"model family (default: every family's tiny demo; {DEFAULT_FAMILY} with --weights)",
+    )
+    parser.add_argument(
         "--weights",
         default=TINY_WEIGHTS,
-        help="'tiny' (embedded random demo) or a local diffusers SD1.5 / AnimateDiffPipeline folder",
+        help="'tiny' (embedded random demo) or a local diffusers folder of the family",
     )
-    parser.add_argument("--motion-adapter", type=Path, help="local MotionAdapter folder or AnimateDiff checkpoint")
-    parser.add_argument("--model-id", type=_model_id, default="animatediff", help="public model id == Triton name")
+    parser.add_argument("--motion-adapter", type=Path, help="AnimateDiff: local MotionAdapter folder or checkpoint")
+    parser.add_argument("--model-id", type=_model_id, help="public model id == Triton name (default: the family)")
     parser.add_argument("--model-name", help="display name in the model card")
     parser.add_argument("--repository", type=Path, help="model repository (default: VISUALIZR_MODEL_REPOSITORY)")
     parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
@@ -56,35 +63,49 @@ def parse_args(argv: list[str] | None = None) -> ExportOptions:
     )
     parser.add_argument("--force", action="store_true", help="re-export even when the build stamp matches")
     args = parser.parse_args(argv)
-    if args.weights != TINY_WEIGHTS and not (Path(args.weights) / "unet").is_dir():
-        parser.error(f"--weights {args.weights}: not a local diffusers folder (no unet/ inside)")
+    tiny = args.weights == TINY_WEIGHTS
+    families = [args.family] if args.family else list(FAMILY_NAMES) if tiny else [DEFAULT_FAMILY]
+    if len(families) > 1 and (args.model_id or args.model_name):
+        parser.error("--model-id and --model-name name one model: give --family too")
+    if args.motion_adapter is not None and families != ["animatediff"]:
+        parser.error("--motion-adapter is for --family animatediff")
     if args.motion_adapter is not None and not args.motion_adapter.exists():
         parser.error(f"--motion-adapter {args.motion_adapter}: not found")
-    repository = args.repository or Settings.from_env().model_repository
-    weights = args.weights if args.weights == TINY_WEIGHTS else str(Path(args.weights).resolve())
-    return ExportOptions(
-        repository=repository.resolve(),
-        weights=weights,
-        motion_adapter=args.motion_adapter.resolve() if args.motion_adapter else None,
-        model_id=args.model_id,
-        model_name=args.model_name,
-        backend=args.backend,
-        precision=args.precision,
-        instances_per_gpu=args.instances_per_gpu,
-        force=args.force,
-    )
+    if not tiny:
+        from visualizr.export.family import family_export
+
+        problem = family_export(families[0]).check_weights(Path(args.weights))
+        if problem:
+            parser.error(f"--weights {args.weights}: {problem}")
+    repository = (args.repository or Settings.from_env().model_repository).resolve()
+    weights = args.weights if tiny else str(Path(args.weights).resolve())
+    return [
+        ExportOptions(
+            repository=repository,
+            family=family,
+            weights=weights,
+            motion_adapter=args.motion_adapter.resolve() if args.motion_adapter else None,
+            model_id=args.model_id,
+            model_name=args.model_name,
+            backend=args.backend,
+            precision=args.precision,
+            instances_per_gpu=args.instances_per_gpu,
+            force=args.force,
+        )
+        for family in families
+    ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build(options: ExportOptions) -> int:
     started = time.perf_counter()
-    options = parse_args(argv)
     if not options.force and is_up_to_date(options):
         elapsed = time.perf_counter() - started
-        print(f"export: {options.model_id} in {options.repository} is up to date ({elapsed:.2f} s)")
+        print(f"export: {options.id} in {options.repository} is up to date ({elapsed:.2f} s)")
         return 0
     from visualizr.export.repository import build_repository
 
-    print(f"export: building {options.model_id} ({options.weights}, {options.backend}) in {options.repository}")
+    print(f"export: building {options.id} ({options.family}, {options.weights}, {options.backend}) "
+          f"in {options.repository}")
     try:
         report = build_repository(options)
     except (FileNotFoundError, RuntimeError) as exc:
@@ -103,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  reused TensorRT engine of {model_name} (manifest matches)")
     print(f"  wrote {len(report.written)} file(s); done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return max(build(options) for options in parse_args(argv))
 
 
 if __name__ == "__main__":

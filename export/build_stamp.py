@@ -15,14 +15,16 @@ from visualizr.export.triton_config import BACKEND_TENSORRT
 
 STAMP_FILENAME = ".build-stamp.json"
 TINY_WEIGHTS = "tiny"
+DEFAULT_FAMILY = "animatediff"
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     repository: Path
+    family: str = DEFAULT_FAMILY  # a name of visualizr.families.FAMILY_NAMES
     weights: str = TINY_WEIGHTS  # "tiny" or a local diffusers folder
-    motion_adapter: Path | None = None
-    model_id: str = "animatediff"
+    motion_adapter: Path | None = None  # AnimateDiff only
+    model_id: str | None = None  # default: the family's name
     model_name: str | None = None
     backend: str = "onnxruntime"
     precision: str = DEFAULT_PRECISION  # of the TensorRT engines
@@ -32,6 +34,11 @@ class ExportOptions:
     @property
     def is_tiny(self) -> bool:
         return self.weights == TINY_WEIGHTS
+
+    @property
+    def id(self) -> str:
+        """The public model id == the Triton name of the pipeline model."""
+        return self.model_id or self.family
 
     def build_key(self) -> str:
         """Changes whenever the repository content for this model could change."""
@@ -46,7 +53,8 @@ class ExportOptions:
             {
                 "code": export_code_version(),
                 "weights": sources,
-                "model_id": self.model_id,
+                "family": self.family,
+                "model_id": self.id,
                 "model_name": self.model_name,
                 "backend": self.backend,
                 "precision": self.precision,
@@ -81,7 +89,7 @@ def write_stamp(repository: Path, model_id: str, stamp: ModelStamp) -> None:
 
 
 def is_up_to_date(options: ExportOptions) -> bool:
-    stamp = read_stamps(options.repository).get(options.model_id)
+    stamp = read_stamps(options.repository).get(options.id)
     if stamp is None or stamp.key != options.build_key():
         return False
     if not all((options.repository / f).is_file() for f in stamp.files):
@@ -95,5 +103,5 @@ def _stale_engines(options: ExportOptions) -> dict[str, list[str]]:
     from visualizr.engines.environment import probe
     from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
-    card = read_model_card(options.repository / options.model_id / MODEL_CARD_FILENAME)
+    card = read_model_card(options.repository / options.id / MODEL_CARD_FILENAME)
     return stale_engines(options.repository, card, probe())

@@ -28,11 +28,15 @@ def hash_files(paths: Iterable[Path]) -> str:
 
 
 def export_code_version() -> str:
-    """Hash of everything that shapes the exported repository: the export package, its data, and the shared
-    contract modules (names, model card, pipeline config)."""
+    """Hash of everything that shapes the exported repository: the export package, its data, the families'
+    descriptions and the shared contract modules (names, model card, pipeline config)."""
     contract = [REPO_ROOT / "visualizr" / name for name in ("names.py", "model_card.py", "pipeline_config.py")]
-    sources = [p for p in EXPORT_DIR.rglob("*") if p.is_file() and p.suffix in {".py", ".txt"}]
-    sources = [p for p in sources if "__pycache__" not in p.parts]
+    sources = [
+        p
+        for root in (EXPORT_DIR, REPO_ROOT / "visualizr" / "families")
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in {".py", ".txt"} and "__pycache__" not in p.parts
+    ]
     return hash_files(sources + [p for p in contract if p.is_file()])
 
 

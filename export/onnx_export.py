@@ -1,36 +1,26 @@
 """ONNX export of one network spec with the legacy (TorchScript) exporter, verified with onnxruntime.
 
-The dynamo exporter of torch 2.13 mistranslates ``repeat_interleave`` with symbolic repeats (the UNet
-repeats the text embedding per frame), hence ``dynamo=False``.
+The dynamo exporter of torch 2.13 mistranslates ``repeat_interleave`` with symbolic repeats (the UNets
+repeat their conditioning per frame), hence ``dynamo=False``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from visualizr.export.files import write_if_changed
 from visualizr.export.fingerprint import EXPORT_DIR, hash_files, hash_json
-from visualizr.export.specs import NetworkSpec
+from visualizr.export.specs import NetworkSpec, ShapeCase
 
 OPSET = 17
 MAX_RELATIVE_ERROR = 1e-4
 # Protobuf cannot hold more than 2 GiB: larger models keep their weights in one file next to model.onnx.
 EXTERNAL_DATA_THRESHOLD_BYTES = 1_800_000_000
 EXTERNAL_DATA_FILENAME = "model.onnx.data"
-
-
-@dataclass(frozen=True)
-class ShapeCase:
-    """Sizes of one export or verification call, in latent cells for height and width."""
-
-    batch: int
-    frames: int
-    latent_height: int
-    latent_width: int
 
 
 def trace_case(downsample_factor: int) -> ShapeCase:
@@ -62,9 +52,17 @@ def state_dict_hash(network: Any) -> str:
     return digest.hexdigest()
 
 
+def export_code_files(spec: NetworkSpec) -> list[Path]:
+    """The code that shapes a spec's ONNX file: the shared specs, wrappers and exporter, and the module that
+    defines the spec with its family's wrappers next to it."""
+    spec_file = Path(inspect.getfile(type(spec))).resolve()
+    files = {EXPORT_DIR / n for n in ("specs.py", "wrappers.py", "onnx_export.py")} | {spec_file}
+    return sorted(f for f in files | {spec_file.parent / "wrappers.py"} if f.is_file())
+
+
 def onnx_cache_key(spec: NetworkSpec, network: Any) -> str:
     """Hash of the weights, the spec and the export code: equal keys mean an identical ONNX file."""
-    code = hash_files([EXPORT_DIR / n for n in ("specs.py", "wrappers.py", "onnx_export.py")])
+    code = hash_files(export_code_files(spec))
     return hash_json({"weights": state_dict_hash(network), "spec": spec.describe(), "code": code, "opset": OPSET})
 
 
@@ -76,7 +74,7 @@ def export_onnx(spec: NetworkSpec, network: Any, path: Path, case: ShapeCase) ->
     import torch
 
     wrapper = spec.wrapper(network).eval()
-    inputs = spec.sample_inputs(case.batch, case.frames, case.latent_height, case.latent_width)
+    inputs = spec.sample_inputs(case)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".onnx-export-") as tmp:
         exported = Path(tmp) / path.name
@@ -130,7 +128,7 @@ def verify_onnx(
     wrapper = spec.wrapper(network).eval()
     errors = []
     for seed, case in enumerate(cases, start=1):
-        inputs = spec.sample_inputs(case.batch, case.frames, case.latent_height, case.latent_width, seed=seed)
+        inputs = spec.sample_inputs(case, seed=seed)
         with torch.no_grad():
             expected = wrapper(*inputs).numpy()
         (actual,) = session.run(None, {n: t.numpy() for n, t in zip(spec.input_names, inputs, strict=True)})

@@ -1,9 +1,9 @@
-"""Writes one pipeline (its component networks and the pipeline model) into the Triton model repository.
+"""Writes one model of any family (its component networks and its pipeline model) into the Triton repository.
 
 Layout (see docs/ARCHITECTURE.md)::
 
     <repository>/<id>/              config.pbtxt, model_card.json, 1/model.py,
-                                    1/assets/{pipeline.json,tokenizer/,scheduler/}
+                                    1/assets/{pipeline.json, scheduler/, the family's other assets}
     <repository>/<id>_<component>/  config.pbtxt, 1/model.py, 1/model.onnx (+ 1/model.plan with TensorRT)
 
 Every write is idempotent (unchanged files keep their mtime) and the ONNX exports are cached by key.
@@ -21,22 +21,16 @@ from visualizr import names
 from visualizr.engines.check import card_ranges
 from visualizr.engines.manifest import PLAN_FILENAME, manifest_path
 from visualizr.export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
+from visualizr.export.family import LoadedModel, family_export
 from visualizr.export.files import copy_tree_if_changed, write_if_changed
-from visualizr.export.loader import AnimateDiffComponents, load_animatediff
-from visualizr.export.model_cards import shape_limits, tiny_model_card, weights_model_card
 from visualizr.export.onnx_export import onnx_cache_key, trace_case, verification_cases, verify_onnx
 from visualizr.export.perf_inputs import write_perf_inputs
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
-from visualizr.export.specs import NETWORK_SPECS, NetworkDims, NetworkSpec, ShapeLimits
+from visualizr.export.specs import NetworkSpec, ShapeLimits
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
-from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard
-from visualizr.pipeline_config import (
-    PIPELINE_ASSETS_DIRNAME,
-    PIPELINE_CONFIG_FILENAME,
-    SCHEDULER_DIRNAME,
-    TOKENIZER_DIRNAME,
-    PipelineConfig,
-)
+from visualizr.families import get_family
+from visualizr.model_card import MODEL_CARD_FILENAME
+from visualizr.pipeline_config import PIPELINE_ASSETS_DIRNAME, PIPELINE_CONFIG_FILENAME
 
 if TYPE_CHECKING:
     from visualizr.export.tensorrt_build import EngineBuilder
@@ -57,39 +51,6 @@ class BuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
     engines_built: dict[str, list[str]] = field(default_factory=dict)  # Triton model name -> why it was built
     engines_reused: list[str] = field(default_factory=list)
-
-
-def load_components(options: ExportOptions) -> AnimateDiffComponents:
-    if options.is_tiny:
-        from visualizr.export.tiny import ensure_tiny_weights
-
-        sd_dir, adapter_dir = ensure_tiny_weights()
-        return load_animatediff(sd_dir, adapter_dir)
-    return load_animatediff(Path(options.weights), options.motion_adapter)
-
-
-def make_pipeline_config(options: ExportOptions, components: AnimateDiffComponents) -> PipelineConfig:
-    return PipelineConfig(
-        model_id=options.model_id,
-        family=options.model_id,
-        text_max_length=components.text_max_length,
-        text_hidden_size=components.text_hidden_size,
-        latent_channels=components.latent_channels,
-        vae_scale_factor=components.vae_scale_factor,
-        vae_scaling_factor=components.vae_scaling_factor,
-    )
-
-
-def make_model_card(options: ExportOptions, components: AnimateDiffComponents) -> ModelCard:
-    triton_models = [names.component_model_name(options.model_id, c) for c in names.COMPONENTS]
-    triton_models.append(options.model_id)
-    multiple_of = components.vae_scale_factor  # the UNet export accepts every latent size (see trace_case)
-    if options.is_tiny:
-        return tiny_model_card(options.model_id, triton_models, multiple_of, components.max_frames)
-    name = options.model_name or f"AnimateDiff ({components.source_name})"
-    return weights_model_card(
-        options.model_id, name, components.source_name, triton_models, multiple_of, components.max_frames
-    )
 
 
 class RepositoryWriter:
@@ -115,39 +76,26 @@ class RepositoryWriter:
             self.track(target, target in written)
 
 
-def network_of(components: AnimateDiffComponents, spec: NetworkSpec):
-    """The torch network a spec exports."""
-    networks = {
-        "text_encoder": components.text_encoder,
-        "unet": components.unet,
-        "vae_decoder": components.vae,
-        "vae_encoder": components.vae,
-    }
-    return networks[spec.component]
-
-
 def _export_component(
     writer: RepositoryWriter,
     options: ExportOptions,
-    components: AnimateDiffComponents,
+    model: LoadedModel,
     spec: NetworkSpec,
-    limits: ShapeLimits,
     previous: ModelStamp,
     onnx_keys: dict[str, str],
-    unet_max_batch: int,
     engines: EngineBuilder | None,
 ) -> None:
     from visualizr.export.onnx_export import export_onnx
 
-    model_name = names.component_model_name(options.model_id, spec.component)
+    model_name = names.component_model_name(options.id, spec.component)
     model_dir = options.repository / model_name
     onnx_path = model_dir / VERSION_DIR / ONNX_FILENAME
-    network = network_of(components, spec)
+    network = model.networks[spec.component]
     key = onnx_cache_key(spec, network)
     onnx_keys[model_name] = key
     started = time.perf_counter()
     if options.force or previous.onnx_keys.get(model_name) != key or not onnx_path.is_file():
-        factor = components.unet_downsample_factor
+        factor = model.unet_downsample_factor
         changed = export_onnx(spec, network, onnx_path, trace_case(factor))
         writer.report.verification[model_name] = verify_onnx(spec, network, onnx_path, verification_cases(factor))
         writer.report.exported.append(model_name)
@@ -156,14 +104,20 @@ def _export_component(
         writer.report.reused.append(model_name)
         writer.track(onnx_path, written=False)
     writer.report.seconds[model_name] = time.perf_counter() - started
+    batched = get_family(model.config.family).network(spec.component).batched
     config = component_config(
-        model_name, spec, options.backend, unet_max_batch, instances_per_gpu=options.instances_per_gpu
+        model_name,
+        spec,
+        options.backend,
+        batched,
+        model.config.unet_max_batch,
+        instances_per_gpu=options.instances_per_gpu,
     )
     writer.write(model_dir / CONFIG_FILENAME, config.render())
     if engines is None:
         writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, COMPONENT_MODEL_PY)
     else:  # decided on its own, whether the ONNX was just exported or reused; a tensorrt_plan has no model.py
-        _ensure_engine(writer, engines, model_name, model_dir / VERSION_DIR, spec, limits)
+        _ensure_engine(writer, engines, model_name, model_dir / VERSION_DIR, spec, model.limits)
 
 
 def _ensure_engine(
@@ -185,49 +139,38 @@ def _ensure_engine(
     writer.report.seconds[f"{model_name} engine"] = outcome.seconds
 
 
-def _write_pipeline_model(
-    writer: RepositoryWriter,
-    options: ExportOptions,
-    components: AnimateDiffComponents,
-    card: ModelCard,
-    config: PipelineConfig,
-) -> None:
+def _write_pipeline_model(writer: RepositoryWriter, options: ExportOptions, model: LoadedModel) -> None:
     import msgspec
 
-    model_dir = options.repository / options.model_id
+    model_dir = options.repository / options.id
     assets = model_dir / VERSION_DIR / PIPELINE_ASSETS_DIRNAME
-    writer.write(model_dir / CONFIG_FILENAME, pipeline_config(options.model_id, options.backend).render())
-    writer.write(model_dir / MODEL_CARD_FILENAME, msgspec.json.format(msgspec.json.encode(card), indent=2))
+    family = get_family(model.config.family)
+    writer.write(model_dir / CONFIG_FILENAME, pipeline_config(options.id, family, options.backend).render())
+    writer.write(model_dir / MODEL_CARD_FILENAME, msgspec.json.format(msgspec.json.encode(model.card), indent=2))
     writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, PIPELINE_MODEL_PY)
-    writer.write(assets / PIPELINE_CONFIG_FILENAME, msgspec.json.format(msgspec.json.encode(config), indent=2))
+    config = msgspec.json.format(msgspec.json.encode(model.config), indent=2)
+    writer.write(assets / PIPELINE_CONFIG_FILENAME, config)
     with tempfile.TemporaryDirectory() as tmp:
-        components.tokenizer.save_pretrained(str(Path(tmp) / TOKENIZER_DIRNAME))
-        components.scheduler.save_pretrained(str(Path(tmp) / SCHEDULER_DIRNAME))
-        for dirname in (TOKENIZER_DIRNAME, SCHEDULER_DIRNAME):
+        for dirname, asset in model.assets.items():
+            asset.save_pretrained(str(Path(tmp) / dirname))
             writer.mirror(Path(tmp) / dirname, assets / dirname)
 
 
 def build_repository(options: ExportOptions) -> BuildReport:
-    """Export one pipeline into the repository and stamp it."""
+    """Export one model (any family) into the repository and stamp it."""
     engine_environment = None
     if options.backend == BACKEND_TENSORRT:
         from visualizr.export.tensorrt_build import build_gpu, builder_environment
 
         engine_environment = builder_environment()  # fail before spending minutes on the ONNX export
         build_gpu(engine_environment)
-    report = BuildReport(model_id=options.model_id)
+    report = BuildReport(model_id=options.id)
     started = time.perf_counter()
-    components = load_components(options)
+    model = family_export(options.family).load(options)
     report.seconds["load"] = time.perf_counter() - started
-    config = make_pipeline_config(options, components)
-    card = make_model_card(options, components)
-    limits = shape_limits(card, config)
-    dims = NetworkDims(
-        config.text_max_length, config.text_hidden_size, config.latent_channels, config.vae_scale_factor
-    )
 
     options.repository.mkdir(parents=True, exist_ok=True)
-    previous = read_stamps(options.repository).get(options.model_id, ModelStamp())
+    previous = read_stamps(options.repository).get(options.id, ModelStamp())
     writer = RepositoryWriter(options.repository, report)
     onnx_keys: dict[str, str] = {}
     engines = None
@@ -235,15 +178,12 @@ def build_repository(options: ExportOptions) -> BuildReport:
         from visualizr.export.tensorrt_build import EngineBuilder
 
         engines = EngineBuilder(
-            options.repository, options.precision, card_ranges(card), engine_environment, options.force
+            options.repository, options.precision, card_ranges(model.card), engine_environment, options.force
         )
-    specs = [spec_class(dims) for spec_class in NETWORK_SPECS]
-    for spec in specs:
-        _export_component(
-            writer, options, components, spec, limits, previous, onnx_keys, config.unet_max_batch, engines
-        )
-    _write_pipeline_model(writer, options, components, card, config)
-    write_perf_inputs(options.repository, options.model_id, specs, limits)
-    write_stamp(options.repository, options.model_id, ModelStamp(options.build_key(), writer.files, onnx_keys))
+    for spec in model.specs:
+        _export_component(writer, options, model, spec, previous, onnx_keys, engines)
+    _write_pipeline_model(writer, options, model)
+    write_perf_inputs(options.repository, options.id, model.specs, model.limits)
+    write_stamp(options.repository, options.id, ModelStamp(options.build_key(), writer.files, onnx_keys))
     report.seconds["total"] = time.perf_counter() - started
     return report

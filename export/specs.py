@@ -1,6 +1,8 @@
-"""One spec class per exported network (demoDiffusion style): tensor names and dtypes, dynamic axes,
-TensorRT shape profiles, sample inputs and the torch wrapper whose forward takes the ONNX inputs in order.
+"""Network specs, demoDiffusion style: one spec class per exported network (tensor names and dtypes, dynamic
+axes, TensorRT shape profiles, sample inputs and the torch wrapper whose forward takes the ONNX inputs in order).
 
+This module holds what every family shares: the base classes and the specs of networks that are the same in
+every family (the VAE encoder). A family's own specs live in ``export/families/<family>/specs.py``.
 Importing this module does not import torch; the torch parts are imported where they are used.
 """
 
@@ -61,17 +63,25 @@ class ShapeLimits:
     unet_batch: AxisRange  # 2 samples (classifier-free guidance) per job, up to unet_max_batch
     text_batch: AxisRange = AxisRange(1, 2, 2)  # prompt + negative prompt
     decode_batch: AxisRange = AxisRange(1, 8, 8)  # frames per vae_decoder call (decode_chunk_size)
-    encode_batch: AxisRange = AxisRange(1, 1, 1)  # images per vae_encoder call: one source image per request
+    encode_batch: AxisRange = AxisRange(1, 1, 1)  # images per image/vae encoder call: one per request
 
 
 @dataclass(frozen=True)
 class NetworkDims:
-    """The fixed sizes of one model's networks."""
+    """The fixed sizes of one model's networks; families extend it with their own."""
 
-    text_max_length: int = 77
-    text_hidden_size: int = 768
     latent_channels: int = 4
     vae_scale_factor: int = 8  # pixels per latent cell
+
+
+@dataclass(frozen=True)
+class ShapeCase:
+    """Sizes of one export or verification call, in latent cells for height and width."""
+
+    batch: int
+    frames: int
+    latent_height: int
+    latent_width: int
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,6 @@ class NetworkSpec:
 
     dims: NetworkDims = field(default_factory=NetworkDims)
     component: ClassVar[str]
-    # Batched in Triton (max_batch_size > 0, implicit batch dim) or not (explicit -1 batch dim).
-    triton_batching: ClassVar[bool] = False
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -128,23 +136,26 @@ class NetworkSpec:
             for t in self.inputs
         }
 
-    def sample_inputs(self, batch: int, frames: int, latent_height: int, latent_width: int, seed: int = 0):
-        """Random inputs of the given sizes, as a tuple of torch tensors in input order."""
+    def sizes(self, case: ShapeCase) -> dict[str, int]:
+        scale = self.dims.vae_scale_factor
+        return {
+            BATCH: case.batch,
+            FRAMES: case.frames,
+            LATENT_HEIGHT: case.latent_height,
+            LATENT_WIDTH: case.latent_width,
+            PIXEL_HEIGHT: scale * case.latent_height,
+            PIXEL_WIDTH: scale * case.latent_width,
+        }
+
+    def sample_inputs(self, case: ShapeCase, seed: int = 0) -> tuple[Any, ...]:
+        """Random inputs of the sizes of ``case``, as a tuple of torch tensors in input order."""
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        scale = self.dims.vae_scale_factor
-        sizes = {
-            BATCH: batch,
-            FRAMES: frames,
-            LATENT_HEIGHT: latent_height,
-            LATENT_WIDTH: latent_width,
-            PIXEL_HEIGHT: scale * latent_height,
-            PIXEL_WIDTH: scale * latent_width,
-        }
+        sizes = self.sizes(case)
         return tuple(self._sample_input(t, t.shape(sizes), generator) for t in self.inputs)
 
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator):
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
         import torch
 
         return torch.randn(shape, generator=generator)
@@ -159,94 +170,17 @@ class NetworkSpec:
         }
 
 
-class TextEncoderSpec(NetworkSpec):
-    component = names.COMPONENTS[0]
+def pixels_sample(shape: tuple[int, ...], generator: Any) -> Any:
+    """Random pixels in [-1, 1]."""
+    import torch
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return (TensorSpec(names.TEXT_INPUT_IDS, "int64", (BATCH, self.dims.text_max_length)),)
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        d = self.dims
-        return (TensorSpec(names.TEXT_HIDDEN_STATES, "float32", (BATCH, d.text_max_length, d.text_hidden_size)),)
-
-    def batch_range(self, limits: ShapeLimits) -> AxisRange:
-        return limits.text_batch
-
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator):
-        import torch
-
-        return torch.randint(0, 256, shape, generator=generator, dtype=torch.int64)  # < any CLIP vocabulary
-
-    def wrapper(self, network: Any) -> Any:
-        from visualizr.export.wrappers import TextEncoderWrapper
-
-        return TextEncoderWrapper(network)
-
-
-class UNetSpec(NetworkSpec):
-    component = names.COMPONENTS[1]
-    triton_batching = True
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        d = self.dims
-        return (
-            TensorSpec(names.UNET_SAMPLE, "float32", (BATCH, d.latent_channels, FRAMES, LATENT_HEIGHT, LATENT_WIDTH)),
-            TensorSpec(names.UNET_TIMESTEP, "float32", (BATCH,)),
-            TensorSpec(names.UNET_ENCODER_HIDDEN_STATES, "float32", (BATCH, d.text_max_length, d.text_hidden_size)),
-        )
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        d = self.dims
-        shape = (BATCH, d.latent_channels, FRAMES, LATENT_HEIGHT, LATENT_WIDTH)
-        return (TensorSpec(names.UNET_NOISE_PRED, "float32", shape),)
-
-    def batch_range(self, limits: ShapeLimits) -> AxisRange:
-        return limits.unet_batch
-
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator):
-        import torch
-
-        if tensor.name == names.UNET_TIMESTEP:
-            return torch.randint(1, 1000, shape, generator=generator).float()
-        return torch.randn(shape, generator=generator)
-
-    def wrapper(self, network: Any) -> Any:
-        from visualizr.export.wrappers import UNetWrapper
-
-        return UNetWrapper(network)
-
-
-class VAEDecoderSpec(NetworkSpec):
-    component = names.COMPONENTS[2]
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return (
-            TensorSpec(names.VAE_LATENT, "float32", (BATCH, self.dims.latent_channels, LATENT_HEIGHT, LATENT_WIDTH)),
-        )
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        # Pixel height/width (8x the latent ones) are dynamic output axes of their own; no profile needs them.
-        return (TensorSpec(names.VAE_IMAGE, "float32", (BATCH, 3, PIXEL_HEIGHT, PIXEL_WIDTH)),)
-
-    def batch_range(self, limits: ShapeLimits) -> AxisRange:
-        return limits.decode_batch
-
-    def wrapper(self, network: Any) -> Any:
-        from visualizr.export.wrappers import VAEDecoderWrapper
-
-        return VAEDecoderWrapper(network)
+    return torch.rand(shape, generator=generator) * 2 - 1
 
 
 class VAEEncoderSpec(NetworkSpec):
-    """Image-to-video: the source image's latent (the latent distribution's mean, not yet scaled)."""
+    """The image's latent (the latent distribution's mean, not yet scaled); the same in every family."""
 
-    component = names.COMPONENTS[3]
+    component = names.VAE_ENCODER
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -260,16 +194,10 @@ class VAEEncoderSpec(NetworkSpec):
     def batch_range(self, limits: ShapeLimits) -> AxisRange:
         return limits.encode_batch
 
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator):
-        import torch
-
-        return torch.rand(shape, generator=generator) * 2 - 1  # pixels in [-1, 1]
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        return pixels_sample(shape, generator)
 
     def wrapper(self, network: Any) -> Any:
         from visualizr.export.wrappers import VAEEncoderWrapper
 
         return VAEEncoderWrapper(network)
-
-
-# In the order of visualizr.names.COMPONENTS.
-NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec)

@@ -1,5 +1,5 @@
 """Renders every ``config.pbtxt`` of the model repository from one place: the spec classes' tensors for the
-component networks, and the pipeline I/O contract of ``visualizr.names`` for the pipeline model."""
+component networks, and the pipeline I/O table of ``visualizr.names`` (the family's inputs) for pipeline models."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Final
 
 from visualizr import names
 from visualizr.export.specs import BATCH, NetworkSpec
+from visualizr.families import Family
+from visualizr.triton.model_config import triton_dtype
 
 BACKEND_ONNXRUNTIME: Final = "onnxruntime"  # Python backend running onnxruntime on CPU
 BACKEND_TENSORRT: Final = "tensorrt"  # tensorrt_plan on the GPU
@@ -18,19 +20,10 @@ UNET_BATCH_DELAY_MICROSECONDS: Final = 2000
 INTRA_OP_THREADS_PARAMETER: Final = "intra_op_num_threads"
 DEFAULT_INTRA_OP_THREADS: Final = 2
 
-_TRITON_DTYPES: Final = {
-    "float32": "TYPE_FP32",
-    "int64": "TYPE_INT64",
-    "int32": "TYPE_INT32",
-    "uint8": "TYPE_UINT8",
-    "bytes": "TYPE_STRING",
-}
-
-
 @dataclass(frozen=True)
 class TritonTensor:
     name: str
-    dtype: str  # a key of _TRITON_DTYPES
+    dtype: str  # a numpy dtype name, or "bytes"
     dims: tuple[int, ...]
     optional: bool = False
     # Shape the model sees when it differs from ``dims``: a batched [B] tensor is dims [1] reshaped to [].
@@ -39,7 +32,7 @@ class TritonTensor:
     def render(self) -> str:
         fields = [
             f'name: "{self.name}"',
-            f"data_type: {_TRITON_DTYPES[self.dtype]}",
+            f"data_type: {triton_dtype(self.dtype)}",
             f"dims: {_dims(self.dims)}",
         ]
         if self.reshape is not None:
@@ -107,20 +100,21 @@ def component_config(
     model_name: str,
     spec: NetworkSpec,
     backend: str,
-    unet_max_batch: int,
+    batched: bool,
+    max_batch_size: int,
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS,
     instances_per_gpu: int = 1,
 ) -> TritonModelConfig:
-    """Config of one component network (text encoder, UNet or VAE decoder); with TensorRT, ``instances_per_gpu``
-    instances on every GPU Triton sees (a KIND_GPU group without a ``gpus`` list)."""
+    """Config of one component network; a ``batched`` one (the family says which) gets ``max_batch_size``
+    and the dynamic batcher. With TensorRT, ``instances_per_gpu`` instances on every GPU Triton sees (a KIND_GPU
+    group without a ``gpus`` list)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-    batched = spec.triton_batching
     common = {
         "name": model_name,
         "inputs": _triton_tensors(spec, spec.inputs, batched),
         "outputs": _triton_tensors(spec, spec.outputs, batched),
-        "max_batch_size": unet_max_batch if batched else 0,
+        "max_batch_size": max_batch_size if batched else 0,
         "dynamic_batching_delay_us": UNET_BATCH_DELAY_MICROSECONDS if batched else None,
     }
     if backend == BACKEND_TENSORRT:
@@ -130,36 +124,18 @@ def component_config(
     return TritonModelConfig(backend="python", parameters={INTRA_OP_THREADS_PARAMETER: str(intra_op_threads)}, **common)
 
 
-PIPELINE_INPUTS: Final = (
-    TritonTensor(names.IN_PROMPT, "bytes", (1,)),
-    TritonTensor(names.IN_NEGATIVE_PROMPT, "bytes", (1,), optional=True),
-    TritonTensor(names.IN_WIDTH, "int32", (1,)),
-    TritonTensor(names.IN_HEIGHT, "int32", (1,)),
-    TritonTensor(names.IN_NUM_FRAMES, "int32", (1,)),
-    TritonTensor(names.IN_NUM_INFERENCE_STEPS, "int32", (1,)),
-    TritonTensor(names.IN_GUIDANCE_SCALE, "float32", (1,)),
-    TritonTensor(names.IN_SEED, "int64", (1,), optional=True),
-    # Image-to-video: the source image, already resized to [height, width, 3], and the strength (0, 1].
-    TritonTensor(names.IN_IMAGE, "uint8", (-1, -1, 3), optional=True),
-    TritonTensor(names.IN_STRENGTH, "float32", (1,), optional=True),
-)
-PIPELINE_OUTPUTS: Final = (
-    TritonTensor(names.OUT_STEP, "int32", (1,)),
-    TritonTensor(names.OUT_TOTAL_STEPS, "int32", (1,)),
-    TritonTensor(names.OUT_PHASE, "bytes", (1,)),
-    TritonTensor(names.OUT_FRAMES, "uint8", (-1, -1, -1, 3)),
-)
-
-
-def pipeline_config(model_name: str, backend: str = BACKEND_ONNXRUNTIME) -> TritonModelConfig:
-    """Config of the pipeline model: decoupled Python backend driving the components through BLS. With
-    TensorRT it is a KIND_GPU instance per GPU, so its loop keeps the tensors on that GPU (DLPack)."""
+def pipeline_config(model_name: str, family: Family, backend: str = BACKEND_ONNXRUNTIME) -> TritonModelConfig:
+    """Config of a pipeline model: decoupled Python backend driving the components through BLS; its inputs are
+    the family's, its outputs every pipeline's (both from the one table in visualizr.names). With TensorRT it
+    is a KIND_GPU instance per GPU, so its loop keeps the tensors on that GPU (DLPack)."""
+    optional = set(family.optional_inputs)
+    inputs = tuple(
+        TritonTensor(t.name, t.dtype, t.dims, optional=t.name in optional)
+        for t in names.PIPELINE_INPUTS.values()
+        if t.name in family.inputs
+    )
+    outputs = tuple(TritonTensor(t.name, t.dtype, t.dims) for t in names.PIPELINE_OUTPUTS.values())
     kind = "KIND_GPU" if backend == BACKEND_TENSORRT else "KIND_CPU"
     return TritonModelConfig(
-        name=model_name,
-        backend="python",
-        decoupled=True,
-        inputs=PIPELINE_INPUTS,
-        outputs=PIPELINE_OUTPUTS,
-        instance_kind=kind,
+        name=model_name, backend="python", decoupled=True, inputs=inputs, outputs=outputs, instance_kind=kind
     )

@@ -11,7 +11,7 @@ import torch
 
 from benchmarks import gpu
 from benchmarks.gpu_models import load_components, real_size_networks, save_components, stage_flops
-from visualizr.export.loader import AnimateDiffComponents
+from visualizr.export.families.animatediff.loader import AnimateDiffComponents
 from visualizr.launcher import TritonServer
 
 TINY = ["--size", "tiny", "--device", "cpu", "--dtype", "fp32", "--steps", "2", "--frames", "4"]

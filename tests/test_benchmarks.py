@@ -4,51 +4,65 @@ speed lives in the benchmarks' own interleaved runs, never in tests)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from visualizr.families import FAMILY_NAMES
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4", "--num-inference-steps", "2"]
+# pipeline_overhead covers every model of the demo repository: one per family, named like it
+OVERHEAD_LINES = (
+    "in-process   median",
+    "triton       median",
+    "rest         median",
+    *(f"{family}: triton / in-process" for family in FAMILY_NAMES),
+    *(f"{family}: (rest - encoding) / triton" for family in FAMILY_NAMES),
+)
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
     ("module", "args", "lines"),
     [
-        ("pipeline_overhead", TINY, ("in-process   median", "triton       median", "rest         median", "triton /")),
-        ("versus_diffusers", TINY, ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diff")),
+        ("pipeline_overhead", TINY, OVERHEAD_LINES),
+        ("versus_diffusers", TINY, ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers =")),
         ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS")),
     ],
 )
 def test_benchmark_runs(model_repository: Path, module: str, args: list[str], lines: tuple[str, ...]) -> None:
+    env = {**os.environ, "VISUALIZR_MODEL_REPOSITORY": str(model_repository)}
     done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{module}", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=900,
+        [sys.executable, "-m", f"benchmarks.{module}", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+        text=True, timeout=900,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for line in lines:
         assert line in done.stdout, done.stdout
 
 
 @pytest.mark.integration
 def test_make_perf_smoke_every_model_answers(model_repository: Path, tmp_path: Path) -> None:
-    """A short perf_analyzer run on the demo against a real tritonserver: every Triton model of the card answers,
-    with throughput > 0 and no error (the smallest request; perf_analyzer fetched as on a fresh clone)."""
+    """A short perf_analyzer run on the demo against a real tritonserver: every Triton model of every card (each
+    family's) answers, with throughput > 0 and no error (the smallest request; perf_analyzer fetched as on a
+    fresh clone)."""
     command = [sys.executable, "-m", "benchmarks.perf", "--profile", "min", "--concurrency", "1",
                "--request-count", "5", "--pipeline-request-count", "1", "--out", str(tmp_path)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = json.loads((tmp_path / "results.json").read_text())
-    card = read_model_card(model_repository / "animatediff" / MODEL_CARD_FILENAME)
-    assert sorted(r["model"] for r in rows) == sorted(card.triton_models)
+    cards = [read_model_card(model_repository / family / MODEL_CARD_FILENAME) for family in FAMILY_NAMES]
+    assert sorted(r["model"] for r in rows) == sorted(m for card in cards for m in card.triton_models)
     for row in rows:
         assert row["throughput"] > 0 and not row["errors"], row
-    pipeline = next(r for r in rows if r["kind"] == "pipeline")
-    assert 0 < pipeline["first_p50_ms"] <= pipeline["p50_ms"] and pipeline["compute_ms"] > 0
+    pipelines = [r for r in rows if r["kind"] == "pipeline"]
+    assert sorted(r["model"] for r in pipelines) == sorted(FAMILY_NAMES)
+    for pipeline in pipelines:
+        assert 0 < pipeline["first_p50_ms"] <= pipeline["p50_ms"] and pipeline["compute_ms"] > 0, pipeline
     assert "model" in done.stdout and "first p50" in done.stdout  # the table
     assert "perf: " in done.stderr  # narration

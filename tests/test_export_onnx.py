@@ -1,4 +1,4 @@
-"""ONNX export of every network spec: onnxruntime matches torch at batch > 1 and at two different shapes."""
+"""ONNX export of every network of every family: onnxruntime matches torch at batch > 1 and two shapes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from visualizr.export.loader import AnimateDiffComponents, load_animatediff
+from visualizr.export.build_stamp import ExportOptions
+from visualizr.export.family import LoadedModel, family_export
 from visualizr.export.onnx_export import (
     MAX_RELATIVE_ERROR,
     export_onnx,
@@ -19,20 +20,23 @@ from visualizr.export.onnx_export import (
     verification_cases,
     verify_onnx,
 )
-from visualizr.export.repository import network_of
-from visualizr.export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, VAEEncoderSpec
-from visualizr.export.tiny import ensure_tiny_weights
+from visualizr.export.specs import NetworkSpec, ShapeCase, VAEEncoderSpec
+from visualizr.families import FAMILY_NAMES, get_family
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 
+NETWORKS = [(family, component) for family in FAMILY_NAMES for component in get_family(family).components]
+
 
 @pytest.fixture(scope="module")
-def components() -> AnimateDiffComponents:
-    return load_animatediff(*ensure_tiny_weights())
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadedModel]:
+    """Every family's tiny demo, loaded through the family's loader (as the export does)."""
+    options = {f: ExportOptions(repository=tmp_path_factory.mktemp("unused"), family=f) for f in FAMILY_NAMES}
+    return {family: family_export(family).load(options[family]) for family in FAMILY_NAMES}
 
 
-def _dims(components: AnimateDiffComponents) -> NetworkDims:
-    return NetworkDims(components.text_max_length, components.text_hidden_size, components.latent_channels)
+def _spec(model: LoadedModel, component: str) -> NetworkSpec:
+    return next(spec for spec in model.specs if spec.component == component)
 
 
 def test_verification_cases_cover_batches_and_shapes() -> None:
@@ -45,29 +49,40 @@ def test_verification_cases_cover_batches_and_shapes() -> None:
     assert trace_case(2) not in (first, second)
 
 
-@pytest.mark.parametrize("spec_class", NETWORK_SPECS, ids=lambda c: c.component)
-def test_onnx_matches_torch(components: AnimateDiffComponents, spec_class, tmp_path: Path) -> None:
+def test_every_network_has_a_spec(tiny_models: dict[str, LoadedModel]) -> None:
+    for family, model in tiny_models.items():
+        assert tuple(spec.component for spec in model.specs) == get_family(family).components
+        assert set(model.networks) == set(get_family(family).components)
+
+
+@pytest.mark.parametrize("family, component", NETWORKS, ids=lambda v: v)
+def test_onnx_matches_torch(tiny_models: dict[str, LoadedModel], family: str, component: str, tmp_path: Path) -> None:
     import onnx
 
-    spec = spec_class(_dims(components))
-    network = network_of(components, spec)
+    model = tiny_models[family]
+    spec, network = _spec(model, component), model.networks[component]
     path = tmp_path / "model.onnx"
-    factor = components.unet_downsample_factor
+    factor = model.unet_downsample_factor
     assert export_onnx(spec, network, path, trace_case(factor))
-    model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == spec.input_names
-    assert [o.name for o in model.graph.output] == spec.output_names
-    errors = verify_onnx(spec, network, path, verification_cases(factor))
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == spec.input_names
+    assert [o.name for o in graph.output] == spec.output_names
+    cases = verification_cases(factor)
+    assert min(case.batch for case in cases) > 1 and len(set(cases)) == 2
+    errors = verify_onnx(spec, network, path, cases)
     assert len(errors) == 2 and max(errors) <= MAX_RELATIVE_ERROR
     # Deterministic: exporting again leaves the file untouched.
     assert not export_onnx(spec, network, path, trace_case(factor))
 
 
-def test_onnx_cache_key_follows_the_weights(components: AnimateDiffComponents) -> None:
-    spec = TextEncoderSpec(_dims(components))
-    key = onnx_cache_key(spec, components.text_encoder)
-    assert key == onnx_cache_key(spec, components.text_encoder)
-    changed = copy.deepcopy(components.text_encoder)
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_onnx_cache_key_follows_the_weights(tiny_models: dict[str, LoadedModel], family: str) -> None:
+    model = tiny_models[family]
+    spec = model.specs[0]
+    network = model.networks[spec.component]
+    key = onnx_cache_key(spec, network)
+    assert key == onnx_cache_key(spec, network)
+    changed = copy.deepcopy(network)
     with torch.no_grad():
         next(changed.parameters()).add_(1e-3)
     assert onnx_cache_key(spec, changed) != key
@@ -79,12 +94,17 @@ def test_relative_error_is_max_abs_difference_over_max_abs_reference() -> None:
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
 
 
-def test_vae_encoder_gives_the_unscaled_mean_of_the_latent_distribution(components: AnimateDiffComponents) -> None:
-    spec = VAEEncoderSpec(_dims(components))
-    (pixels,) = spec.sample_inputs(batch=2, frames=1, latent_height=3, latent_width=5)
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_vae_encoder_gives_the_unscaled_mean_of_the_latent_distribution(
+    tiny_models: dict[str, LoadedModel], family: str
+) -> None:
+    model = tiny_models[family]
+    spec, vae = _spec(model, "vae_encoder"), model.networks["vae_encoder"]
+    assert isinstance(spec, VAEEncoderSpec)
+    (pixels,) = spec.sample_inputs(ShapeCase(batch=2, frames=1, latent_height=3, latent_width=5))
     assert pixels.shape == (2, 3, 24, 40) and float(pixels.min()) >= -1 and float(pixels.max()) <= 1
     with torch.no_grad():
-        latent = spec.wrapper(components.vae).eval()(pixels)
-        distribution = components.vae.encode(pixels).latent_dist
-    assert latent.shape == (2, components.latent_channels, 3, 5)
+        latent = spec.wrapper(vae).eval()(pixels)
+        distribution = vae.encode(pixels).latent_dist
+    assert latent.shape == (2, model.config.latent_channels, 3, 5)
     torch.testing.assert_close(latent, distribution.mean)  # neither sampled nor multiplied by scaling_factor

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from visualizr.export.perf_inputs import perf_inputs_dir, picture, read_manifest
+from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
-from visualizr.names import TEXT_INPUT_IDS
 
 DTYPES = {"input_ids": np.int64, "image": np.uint8}
 

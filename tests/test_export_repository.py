@@ -14,16 +14,19 @@ from tritonclient.grpc import model_config_pb2
 from visualizr import names
 from visualizr.export.__main__ import main
 from visualizr.export.build_stamp import STAMP_FILENAME
+from visualizr.export.families.animatediff.tiny import MOTION_ADAPTER_DIRNAME, SD_DIRNAME, ensure_tiny_weights
 from visualizr.export.fingerprint import REPO_ROOT
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
-from visualizr.export.tiny import MOTION_ADAPTER_DIRNAME, SD_DIRNAME, ensure_tiny_weights
+from visualizr.families import get_family
+from visualizr.families.animatediff.loop import AnimateDiffConfig
+from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
 from visualizr.model_card import read_model_card
 from visualizr.pipeline_config import read_pipeline_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 
 MODEL_ID = "animatediff"
-COMPONENT_DIRS = [names.component_model_name(MODEL_ID, c) for c in names.COMPONENTS]
+COMPONENT_DIRS = list(get_family(MODEL_ID).component_models(MODEL_ID).values())
 FP32 = model_config_pb2.DataType.TYPE_FP32
 
 
@@ -77,7 +80,7 @@ def test_component_configs(repository: Path) -> None:
         assert config.parameters["intra_op_num_threads"].string_value == "2"
     assert text_encoder.max_batch_size == 0 and not text_encoder.HasField("dynamic_batching")
     assert [(i.name, i.data_type, list(i.dims)) for i in text_encoder.input] == [
-        (names.TEXT_INPUT_IDS, model_config_pb2.DataType.TYPE_INT64, [-1, 77])
+        (TEXT_INPUT_IDS, model_config_pb2.DataType.TYPE_INT64, [-1, 77])
     ]
     assert list(text_encoder.output[0].dims) == [-1, 77, 32]
     assert unet.max_batch_size == 4
@@ -137,7 +140,7 @@ def test_pipeline_config(repository: Path) -> None:
 
 def test_model_card(repository: Path) -> None:
     card = read_model_card(repository / MODEL_ID / "model_card.json")
-    assert (card.id, card.family, card.weights) == (MODEL_ID, MODEL_ID, "random-tiny")
+    assert (card.id, card.family, card.weights) == (MODEL_ID, "animatediff", "random-tiny")
     assert card.type == "text-to-video" and card.capabilities.supports_image_to_video
     assert "random" in card.description.lower()
     assert card.triton_models == [*COMPONENT_DIRS, MODEL_ID]
@@ -164,7 +167,7 @@ def test_pipeline_assets(repository: Path) -> None:
     from transformers import CLIPTokenizer
 
     assets = repository / MODEL_ID / "1" / "assets"
-    config = read_pipeline_config(assets / "pipeline.json")
+    config = read_pipeline_config(assets / "pipeline.json", AnimateDiffConfig)
     assert (config.model_id, config.family, config.text_max_length) == (MODEL_ID, MODEL_ID, 77)
     assert (config.text_hidden_size, config.latent_channels, config.vae_scale_factor) == (32, 4, 8)
     assert config.vae_scaling_factor == pytest.approx(0.18215) and config.unet_max_batch == 4
@@ -204,7 +207,7 @@ def test_export_of_a_local_weights_folder(tmp_path: Path) -> None:
     argv = ["--weights", str(sd_dir), "--motion-adapter", str(adapter_dir), "--model-id", "my_animatediff"]
     assert main([*argv, "--model-name", "My AnimateDiff", "--repository", str(tmp_path)]) == 0
     card = read_model_card(tmp_path / "my_animatediff" / "model_card.json")
-    assert (card.name, card.weights, card.family) == ("My AnimateDiff", SD_DIRNAME, "my_animatediff")
+    assert (card.name, card.weights, card.family) == ("My AnimateDiff", SD_DIRNAME, "animatediff")
     assert card.triton_models[-1] == "my_animatediff"
     assert (card.parameter("width").min, card.parameter("width").max) == (256, 1024)
     assert _config(tmp_path, "my_animatediff_unet").name == "my_animatediff_unet"

@@ -10,14 +10,24 @@ from tritonclient.grpc import model_config_pb2
 
 from visualizr import names
 from visualizr.export.__main__ import main
-from visualizr.export.model_cards import shape_limits, tiny_model_card
-from visualizr.export.specs import NETWORK_SPECS, NetworkDims, TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec
+from visualizr.export.families.animatediff.cards import tiny_model_card
+from visualizr.export.families.animatediff.specs import (
+    NETWORK_SPECS,
+    AnimateDiffDims,
+    TextEncoderSpec,
+    UNetSpec,
+    VAEDecoderSpec,
+)
+from visualizr.export.model_cards import shape_limits
+from visualizr.export.specs import VAEEncoderSpec
 from visualizr.export.tensorrt_build import build_engine
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_config
-from visualizr.pipeline_config import PipelineConfig
+from visualizr.families import get_family
+from visualizr.families.animatediff.loop import AnimateDiffConfig
+from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
 
-DIMS = NetworkDims(text_max_length=77, text_hidden_size=32, latent_channels=4)
-CONFIG = PipelineConfig(
+DIMS = AnimateDiffDims(text_max_length=77, text_hidden_size=32, latent_channels=4)
+CONFIG = AnimateDiffConfig(
     model_id="animatediff",
     family="animatediff",
     text_max_length=77,
@@ -61,7 +71,7 @@ def test_unet_profile() -> None:
 
 def test_text_encoder_and_vae_profiles() -> None:
     text_profile = TextEncoderSpec(DIMS).profiles(LIMITS)
-    assert text_profile == {names.TEXT_INPUT_IDS: ((1, 77), (2, 77), (2, 77))}
+    assert text_profile == {TEXT_INPUT_IDS: ((1, 77), (2, 77), (2, 77))}
     h, w = LIMITS.latent_height, LIMITS.latent_width
     assert VAEDecoderSpec(DIMS).profiles(LIMITS) == {
         names.VAE_LATENT: ((1, 4, h.min, w.min), (8, 4, h.opt, w.opt), (8, 4, h.max, w.max))
@@ -80,20 +90,21 @@ def test_text_encoder_and_vae_profiles() -> None:
 def test_tensorrt_component_config(spec_class) -> None:
     spec = spec_class(DIMS)
     model_name = names.component_model_name("animatediff", spec.component)
-    text = component_config(model_name, spec, BACKEND_TENSORRT, CONFIG.unet_max_batch).render()
+    batched = get_family("animatediff").network(spec.component).batched
+    text = component_config(model_name, spec, BACKEND_TENSORRT, batched, CONFIG.unet_max_batch).render()
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
     assert config.platform == "tensorrt_plan" and not config.backend
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert [i.name for i in config.input] == spec.input_names
     assert "intra_op_num_threads" not in config.parameters
-    batched = spec_class is UNetSpec
+    assert batched == (spec_class is UNetSpec)
     assert config.max_batch_size == (CONFIG.unet_max_batch if batched else 0)
     assert config.HasField("dynamic_batching") == batched
 
 
 def test_unknown_backend_is_rejected() -> None:
     with pytest.raises(ValueError, match="backend"):
-        component_config("x", UNetSpec(DIMS), "openvino", 4)
+        component_config("x", UNetSpec(DIMS), "openvino", True, 4)
 
 
 without_tensorrt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")

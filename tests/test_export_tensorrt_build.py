@@ -22,18 +22,28 @@ from visualizr.engines.environment import Environment
 from visualizr.engines.manifest import Gpu, onnx_fingerprint, read_manifest
 from visualizr.export.__main__ import main
 from visualizr.export.build_stamp import read_stamps
-from visualizr.export.model_cards import shape_limits, tiny_model_card
-from visualizr.export.specs import NetworkDims, UNetSpec
+from visualizr.export.families.animatediff.cards import tiny_model_card
+from visualizr.export.families.animatediff.specs import AnimateDiffDims, UNetSpec
+from visualizr.export.model_cards import shape_limits
 from visualizr.export.tensorrt_build import EngineBuilder, build_gpu, engine_profile, timing_cache_path
+from visualizr.families import get_family
+from visualizr.families.animatediff.loop import AnimateDiffConfig
 from visualizr.model_card import read_model_card
-from visualizr.pipeline_config import PipelineConfig
 
 H200 = Gpu("NVIDIA H200", "9.0")
 A100 = Gpu("NVIDIA A100-SXM4-80GB", "8.0")
-CONFIG = PipelineConfig("animatediff", "animatediff", 77, 32, 4, 8, 0.18215)
+CONFIG = AnimateDiffConfig(
+    model_id="animatediff",
+    family="animatediff",
+    text_max_length=77,
+    text_hidden_size=32,
+    latent_channels=4,
+    vae_scale_factor=8,
+    vae_scaling_factor=0.18215,
+)
 CARD = tiny_model_card("animatediff", [], multiple_of=8, max_frames=32)
 LIMITS = shape_limits(CARD, CONFIG)
-SPEC = UNetSpec(NetworkDims(text_hidden_size=32))
+SPEC = UNetSpec(AnimateDiffDims(text_hidden_size=32))
 
 
 def _onnx(path: Path, quantised: bool = False) -> None:
@@ -162,7 +172,7 @@ def _export(repository: Path, gpu: Gpu, monkeypatch: pytest.MonkeyPatch, *args: 
 
 
 def _component_dirs(repository: Path) -> list[Path]:
-    return [repository / names.component_model_name("animatediff", c) for c in names.COMPONENTS]
+    return [repository / names.component_model_name("animatediff", c) for c in get_family("animatediff").components]
 
 
 def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from visualizr.export.loader import load_animatediff, load_scheduler
-from visualizr.export.specs import NetworkDims, UNetSpec
-from visualizr.export.tiny import (
+from visualizr.export.families.animatediff.loader import load_animatediff, load_scheduler
+from visualizr.export.families.animatediff.specs import AnimateDiffDims, UNetSpec
+from visualizr.export.families.animatediff.tiny import (
     MOTION_ADAPTER_DIRNAME,
     SD_DIRNAME,
     TEXT_HIDDEN_SIZE,
     build_tiny_components,
     save_tiny_weights,
 )
-from visualizr.export.tokenizer_training import TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.families.animatediff.tokenizer_training import TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.specs import ShapeCase
 
 NETWORKS = ("text_encoder", "unet", "motion_adapter", "vae")
 
@@ -36,9 +37,9 @@ def loaded(saved_weights: Path):
 
 
 def _unet_output(unet: torch.nn.Module) -> torch.Tensor:
-    spec = UNetSpec(NetworkDims(TEXT_MAX_LENGTH, TEXT_HIDDEN_SIZE, 4))
+    spec = UNetSpec(AnimateDiffDims(text_max_length=TEXT_MAX_LENGTH, text_hidden_size=TEXT_HIDDEN_SIZE))
     with torch.no_grad():
-        return spec.wrapper(unet)(*spec.sample_inputs(2, 3, 4, 6))
+        return spec.wrapper(unet)(*spec.sample_inputs(ShapeCase(2, 3, 4, 6)))
 
 
 def test_tokenizer_is_clip_style(saved_weights: Path) -> None:

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.pipeline_fakes import FakeComponents, make_pipeline, make_request
+from visualizr.families import get_family
 from visualizr.pipeline import GenerationRequest
 from visualizr.pipeline.tensors import TensorPlacement, instance_gpu, to_uint8_frames
 
@@ -52,8 +54,8 @@ def test_numpy_io_shares_memory_and_tensor_io_stays_on_the_device() -> None:
 
 
 class DeviceComponents:
-    """The fake networks of the loop tests behind tensor I/O: every input must be a torch tensor on ``device``,
-    every output is one; ``transfers`` counts the host copies the loop would have caused (none)."""
+    """The fake networks of the loop tests behind tensor I/O: every input must be a contiguous torch tensor on
+    ``device`` and every output is one, so the loop never hands a network a host array."""
 
     def __init__(self, fake: Any, device: torch.device) -> None:
         self.fake, self.device = fake, device
@@ -64,24 +66,10 @@ class DeviceComponents:
         assert value.is_contiguous()
         return value.cpu().numpy()
 
-    def _device(self, value: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(value)).to(self.device)
-
-    async def encode_text(self, input_ids: Any) -> torch.Tensor:
-        self.calls.append("text")
-        return self._device(await self.fake.encode_text(self._host(input_ids)))
-
-    async def unet(self, sample: Any, timestep: Any, hidden: Any) -> torch.Tensor:
-        self.calls.append("unet")
-        return self._device(await self.fake.unet(self._host(sample), self._host(timestep), self._host(hidden)))
-
-    async def decode(self, latents: Any) -> torch.Tensor:
-        self.calls.append("decode")
-        return self._device(await self.fake.decode(self._host(latents)))
-
-    async def encode_image(self, pixels: Any) -> torch.Tensor:
-        self.calls.append("encode_image")
-        return self._device(await self.fake.encode_image(self._host(pixels)))
+    async def run(self, component: str, inputs: dict[str, Any], output: str) -> torch.Tensor:
+        self.calls.append(component)
+        result = await self.fake.run(component, {name: self._host(v) for name, v in inputs.items()}, output)
+        return torch.from_numpy(np.asarray(result)).to(self.device)
 
 
 def _frames(pipeline: Any, request: GenerationRequest, components: Any) -> np.ndarray:
@@ -91,8 +79,6 @@ def _frames(pipeline: Any, request: GenerationRequest, components: Any) -> np.nd
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("image", [False, True], ids=["text", "image"])
 def test_tensor_io_makes_the_numpy_path_frames(device: str, image: bool) -> None:
-    from tests.support.pipeline_fakes import FakeComponents, make_pipeline, make_request
-
     extra = {"image": np.full((16, 32, 3), 180, np.uint8), "strength": 0.5} if image else {}
     request = make_request(**extra)
     expected = _frames(make_pipeline(), request, FakeComponents())
@@ -100,7 +86,7 @@ def test_tensor_io_makes_the_numpy_path_frames(device: str, image: bool) -> None
     pipeline.placement = TensorPlacement(device, tensors=True)
     components = DeviceComponents(FakeComponents(), pipeline.placement.device)
     frames = _frames(pipeline, request, components)
-    assert components.calls.count("unet") == (2 if image else 4) and components.calls[-1] == "decode"
+    assert components.calls.count("unet") == (2 if image else 4) and components.calls[-1] == "vae_decoder"
     if device == "cpu":
         np.testing.assert_array_equal(frames, expected)
     else:  # the scheduler's float32 arithmetic on the GPU may round differently in the last bit
@@ -169,7 +155,7 @@ def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on
 
 
 def _run_unet(bls: Any, on_gpu: bool) -> Any:
-    components = bls.BlsComponents("animatediff", device_id=0 if on_gpu else None)
+    components = bls.BlsComponents("animatediff", get_family("animatediff"), device_id=0 if on_gpu else None)
     sample = torch.zeros(2, 3) if on_gpu else np.zeros((2, 3), np.float32)
     timestep = torch.full((2,), 5.0) if on_gpu else np.full((2,), 5.0, np.float32)
     inputs = {"sample": sample, "timestep": timestep, "encoder_hidden_states": sample}

@@ -1,4 +1,4 @@
-"""The denoising loop against fake components: pure logic, no ONNX, no Triton."""
+"""The shared denoising loop, as AnimateDiff's, against fake components: pure logic, no ONNX, no Triton."""
 
 from __future__ import annotations
 
@@ -10,10 +10,19 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
-from tests.support.pipeline_fakes import CONFIG, FakeComponents, FakeTokenizer, make_pipeline, make_request
+from tests.support.pipeline_fakes import (
+    CONFIG,
+    FakeComponents,
+    FakeTokenizer,
+    fake_encode_image,
+    make_pipeline,
+    make_request,
+)
+from visualizr import names
+from visualizr.families.animatediff.loop import denoising_steps
 from visualizr.names import PHASE_DECODING, PHASE_DONE, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
 from visualizr.pipeline import Cancelled, InvalidRequest
-from visualizr.pipeline.loop import denoising_steps, to_uint8_frames
+from visualizr.pipeline.diffusion import Denoising, to_uint8_frames
 
 
 async def collect(pipeline, request, components, is_cancelled=None):
@@ -133,7 +142,8 @@ class IdentityScheduler:
 
 
 class SplitUnet(FakeComponents):
-    async def unet(self, sample, timestep, hidden):
+    async def unet(self, inputs):
+        sample = inputs[names.UNET_SAMPLE]
         self.calls.append(("unet", sample.shape))
         return np.stack([np.full(sample.shape[1:], 1.0), np.full(sample.shape[1:], 3.0)]).astype(np.float32)
 
@@ -142,8 +152,13 @@ def test_classifier_free_guidance_arithmetic() -> None:
     pipeline = make_pipeline()
     latents = torch.zeros((1, 4, 1, 2, 2))
     hidden = np.zeros((2, 8, 6), dtype=np.float32)
-    out = run(pipeline.denoise_step(SplitUnet(), IdentityScheduler(), latents, torch.tensor(10), hidden, 2.5, None))
+    state = Denoising(
+        IdentityScheduler(), torch.tensor([10]), latents, None, {names.UNET_ENCODER_HIDDEN_STATES: hidden}, 2.5
+    )
+    components = SplitUnet()
+    out = run(pipeline.denoise_step(components, state, torch.tensor(10)))
     torch.testing.assert_close(out, torch.full((1, 4, 1, 2, 2), 1.0 + 2.5 * (3.0 - 1.0)))
+    assert components.calls == [("unet", (2, 4, 1, 2, 2))]  # one call at twice the batch
 
 
 def test_progress_callback_may_be_async() -> None:
@@ -227,7 +242,7 @@ def test_image_latents_are_the_scaled_image_latent_noised_to_the_first_timestep(
     pipeline = make_pipeline()
     components = FakeComponents()
     latent = run(pipeline.encode_image(components, IMAGE))
-    expected_latent = run(components.encode_image(IMAGE.transpose(2, 0, 1)[None] / np.float32(127.5) - 1))
+    expected_latent = fake_encode_image(IMAGE.transpose(2, 0, 1)[None] / np.float32(127.5) - 1)
     torch.testing.assert_close(latent, torch.from_numpy(expected_latent) * CONFIG.vae_scaling_factor)
     scheduler = pipeline.scheduler_factory()
     scheduler.set_timesteps(10)

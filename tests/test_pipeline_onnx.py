@@ -9,16 +9,15 @@ import numpy as np
 
 from visualizr.names import PHASE_DONE
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.assets import assets_dir
-from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.assets import assets_dir, load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
 
 MODEL_ID = "animatediff"
 
 
 def test_onnx_loop_makes_deterministic_frames(model_repository: Path) -> None:
-    pipeline = TextToVideoPipeline.from_assets(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, pipeline.config.family, intra_op_num_threads=2)
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
     request = GenerationRequest("a lighthouse at dusk", 64, 64, 3, 2, 7.5, 5)
     events = []
     first = asyncio.run(pipeline(request, components, on_progress=events.append))

@@ -14,7 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from tests.support.pipeline_fakes import FakeComponents, make_pipeline
 from visualizr import names
+from visualizr.families import get_family
 from visualizr.pipeline import GenerationRequest, InvalidRequest, ProgressEvent
 from visualizr.triton.batching import group_batchable, run_batched
 from visualizr.triton.model_config import ModelConfig, ModelConfigError
@@ -143,12 +145,18 @@ class Request:
 
 # -- pipeline inputs and outputs --
 REQUEST = GenerationRequest("a cat", 64, 32, 4, 2, 7.5, 123, negative_prompt="blurry")
+ANIMATEDIFF = get_family("animatediff")
+
+
+def parse(get: Any) -> GenerationRequest:
+    """Read AnimateDiff's pipeline inputs."""
+    return parse_generation_request(get, ANIMATEDIFF.required_inputs, ANIMATEDIFF.optional_inputs)
 
 
 def test_request_arrays_round_trip() -> None:
     arrays = request_arrays(REQUEST)
     assert arrays[names.IN_PROMPT].dtype == np.object_ and arrays[names.IN_SEED].dtype == np.int64
-    assert parse_generation_request(arrays.get) == REQUEST
+    assert parse(arrays.get) == REQUEST
 
 
 IMAGE_REQUEST = GenerationRequest(
@@ -160,14 +168,19 @@ def test_request_arrays_round_trip_with_an_image() -> None:
     arrays = request_arrays(IMAGE_REQUEST)
     assert arrays[names.IN_IMAGE].dtype == np.uint8 and arrays[names.IN_IMAGE].shape == (32, 64, 3)
     assert arrays[names.IN_STRENGTH].dtype == np.float32 and arrays[names.IN_STRENGTH].shape == (1,)
-    assert parse_generation_request(arrays.get) == IMAGE_REQUEST
+    assert parse(arrays.get) == IMAGE_REQUEST
     assert names.IN_IMAGE not in request_arrays(REQUEST) and names.IN_STRENGTH not in request_arrays(REQUEST)
+
+
+def test_request_arrays_send_only_the_accepted_inputs() -> None:
+    accepted = {names.IN_WIDTH, names.IN_HEIGHT, names.IN_IMAGE, "not-an-input"}
+    assert set(request_arrays(IMAGE_REQUEST, accepted)) == {names.IN_WIDTH, names.IN_HEIGHT, names.IN_IMAGE}
 
 
 def test_strength_defaults_to_one() -> None:
     arrays = request_arrays(IMAGE_REQUEST)
     del arrays[names.IN_STRENGTH]
-    assert parse_generation_request(arrays.get).strength == 1.0
+    assert parse(arrays.get).strength == 1.0
 
 
 @pytest.mark.parametrize(
@@ -184,13 +197,13 @@ def test_bad_image_inputs_raise_invalid_request(name: str, value: np.ndarray, me
     arrays: dict[str, Any] = request_arrays(IMAGE_REQUEST)
     arrays[name] = value
     with pytest.raises(InvalidRequest, match=message):
-        parse_generation_request(arrays.get)
+        parse(arrays.get)
 
 
 def test_negative_prompt_is_optional() -> None:
     arrays = request_arrays(REQUEST)
     del arrays[names.IN_NEGATIVE_PROMPT]
-    assert parse_generation_request(arrays.get).negative_prompt == ""
+    assert parse(arrays.get).negative_prompt == ""
 
 
 @pytest.mark.parametrize(
@@ -207,7 +220,7 @@ def test_bad_inputs_raise_invalid_request(name: str, value: np.ndarray | None, m
     arrays: dict[str, Any] = request_arrays(REQUEST)
     arrays[name] = value
     with pytest.raises(InvalidRequest, match=message):
-        parse_generation_request(arrays.get)
+        parse(arrays.get)
 
 
 def test_progress_arrays() -> None:
@@ -334,8 +347,6 @@ def test_match_rank() -> None:
 # -- the pipeline model's request handling --
 @pytest.fixture
 def pipeline_triton_model() -> pipeline_model.TritonPythonModel:
-    from tests.support.pipeline_fakes import FakeComponents, make_pipeline
-
     model = pipeline_model.TritonPythonModel()
     model.pipeline, model.components, model.name = make_pipeline(), FakeComponents(), "tiny"
     model.metrics = PipelineMetrics(pb, "tiny")
@@ -421,5 +432,5 @@ def test_pipeline_model_requires_decoupled() -> None:
 def test_absent_seed_draws_a_random_one() -> None:
     arrays = request_arrays(REQUEST)
     del arrays[names.IN_SEED]
-    seeds = {parse_generation_request(arrays.get).seed for _ in range(3)}
+    seeds = {parse(arrays.get).seed for _ in range(3)}
     assert len(seeds) == 3 and all(0 <= seed < 2**63 for seed in seeds)

@@ -16,8 +16,7 @@ from tritonclient.utils import InferenceServerException
 from visualizr import names
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent
-from visualizr.pipeline.assets import assets_dir
-from visualizr.pipeline.loop import TextToVideoPipeline
+from visualizr.pipeline.assets import assets_dir, load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
 from visualizr.triton.client import stream_generation
 
@@ -67,8 +66,8 @@ def test_same_seed_same_frames_and_equal_to_the_in_process_loop(triton: TritonSe
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
-    pipeline = TextToVideoPipeline.from_assets(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, pipeline.config.family, intra_op_num_threads=2)
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
     local = asyncio.run(pipeline(SMALL, components))
     difference = np.abs(local.astype(np.int16) - first.astype(np.int16))
     assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
@@ -166,8 +165,8 @@ def test_image_to_video(triton: TritonServer, model_repository: Path) -> None:
     np.testing.assert_array_equal(frames, generate(triton, IMAGE_TO_VIDEO)[-1].frames)
     assert not np.array_equal(frames, generate(triton, SMALL)[-1].frames)
 
-    pipeline = TextToVideoPipeline.from_assets(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, pipeline.config.family, intra_op_num_threads=2)
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
     local = asyncio.run(pipeline(IMAGE_TO_VIDEO, components))
     difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
     assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"

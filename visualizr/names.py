@@ -1,76 +1,120 @@
-"""One tensor-name and model-name vocabulary shared by export, config.pbtxt rendering, the pipeline and the API.
+"""The tensor and model-name vocabulary shared by export, config.pbtxt rendering, the pipelines and the API.
 
-Nothing else in the project spells these strings: import them from here.
+Nothing else in the project spells these strings: import them from here (or, for the tensors only one model
+family has, from that family's ``visualizr.families.<family>.vocabulary``).
+
+``PIPELINE_INPUTS`` / ``PIPELINE_OUTPUTS`` are THE table of the pipeline models' tensors, names and dtypes: the
+rendered config.pbtxt, the request/response code (``visualizr.triton.pipeline_io``) and the table in
+docs/ARCHITECTURE.md are derived from it. Each family says which of the inputs it takes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 # ---------------------------------------------------------------------------------------------------------------
-# Component networks (exported to ONNX; served as Python-backend onnxruntime models on CPU, tensorrt_plan on GPU)
+# Component networks (exported to ONNX; served as Python-backend onnxruntime models on CPU, tensorrt_plan on GPU).
+# Every family's denoiser and VAE use these names; a family's own tensors live in its vocabulary module.
 # ---------------------------------------------------------------------------------------------------------------
 
-# text_encoder: input_ids int64 [B, 77] -> last_hidden_state float32 [B, 77, D]
-TEXT_INPUT_IDS: Final = "input_ids"
-TEXT_HIDDEN_STATES: Final = "last_hidden_state"
-
-# unet (UNetMotionModel): sample float32 [B, 4, F, h, w], timestep float32 [B],
-# encoder_hidden_states float32 [B, 77, D] -> noise_pred float32 [B, 4, F, h, w]
+# unet: sample float32 (layout per family), timestep float32 [B], conditioning ... -> noise_pred float32
 UNET_SAMPLE: Final = "sample"
 UNET_TIMESTEP: Final = "timestep"
 UNET_ENCODER_HIDDEN_STATES: Final = "encoder_hidden_states"
 UNET_NOISE_PRED: Final = "noise_pred"
 
-# vae_decoder: latent_sample float32 [N, 4, h, w] (already divided by the VAE scaling factor)
+# vae_decoder: latent_sample float32 [N, C, h, w] (already divided by the VAE scaling factor)
 # -> image float32 [N, 3, 8h, 8w] in [-1, 1]
 VAE_LATENT: Final = "latent_sample"
 VAE_IMAGE: Final = "image"
 
-# vae_encoder (image-to-video): pixel_values float32 [N, 3, H, W] in [-1, 1]
-# -> latent float32 [N, 4, H/8, W/8]: the mean of the latent distribution, NOT yet multiplied by the scaling factor
+# vae_encoder (image conditioning): pixel_values float32 [N, 3, H, W] in [-1, 1]
+# -> latent float32 [N, C, H/8, W/8]: the mean (= mode) of the latent distribution, NOT multiplied by the scaling factor
 VAE_ENCODER_PIXELS: Final = "pixel_values"
 VAE_ENCODER_LATENT: Final = "latent"
 
-# Every component network of a model family, in the order their Triton models are loaded.
-COMPONENTS: Final = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+# Component names every family uses for its denoiser and VAE (a family may add its own, e.g. an image encoder).
+UNET: Final = "unet"
+VAE_DECODER: Final = "vae_decoder"
+VAE_ENCODER: Final = "vae_encoder"
 
 
-def component_model_name(family: str, component: str) -> str:
-    """Triton model name of one component network of a model family, e.g. ``animatediff_unet``."""
-    if component not in COMPONENTS:
-        raise ValueError(f"unknown component {component!r}; expected one of {COMPONENTS}")
-    return f"{family}_{component}"
+def component_model_name(model_id: str, component: str) -> str:
+    """Triton model name of one component network of a model, e.g. ``animatediff_unet``."""
+    if not component or not component.replace("_", "").isalnum():
+        raise ValueError(f"invalid component name {component!r}")
+    return f"{model_id}_{component}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Pipeline model (decoupled Python backend, BLS). Its Triton model name is the public model id, e.g. "animatediff".
+# Pipeline models (decoupled Python backend, BLS). A pipeline model's Triton name is the public model id.
 # ---------------------------------------------------------------------------------------------------------------
 
-# Inputs, each of shape [1]
-IN_PROMPT: Final = "prompt"  # BYTES
-IN_NEGATIVE_PROMPT: Final = "negative_prompt"  # BYTES (optional)
-IN_WIDTH: Final = "width"  # INT32
-IN_HEIGHT: Final = "height"  # INT32
-IN_NUM_FRAMES: Final = "num_frames"  # INT32
-IN_NUM_INFERENCE_STEPS: Final = "num_inference_steps"  # INT32
-IN_GUIDANCE_SCALE: Final = "guidance_scale"  # FP32
-IN_SEED: Final = "seed"  # INT64
-# Image-to-video (optional): the source image, already resized by the API to [height, width, 3], and how far the
-# video may depart from it (diffusers' img2img "strength": 0 keeps the image, 1 ignores it).
-IN_IMAGE: Final = "image"  # UINT8 [H, W, 3]
-IN_STRENGTH: Final = "strength"  # FP32 [1]
 
-# Outputs. Every response carries STEP, TOTAL_STEPS and PHASE; the last one also carries FRAMES.
-OUT_STEP: Final = "step"  # INT32 [1]: denoising steps completed so far
-OUT_TOTAL_STEPS: Final = "total_steps"  # INT32 [1]
-OUT_PHASE: Final = "phase"  # BYTES [1]: one of PHASES
-OUT_FRAMES: Final = "frames"  # UINT8 [F, H, W, 3]
+@dataclass(frozen=True)
+class PipelineTensor:
+    """One pipeline tensor. ``dtype`` is a numpy dtype name, or ``bytes`` for Triton's BYTES (UTF-8 text).
+    Every input is also the field of ``visualizr.pipeline.GenerationRequest`` of the same name."""
+
+    name: str
+    dtype: str
+    dims: tuple[int, ...]
+    description: str
+    requires: str | None = None  # an input that only means something with this other one (sent only with it)
+
+
+IN_PROMPT: Final = "prompt"
+IN_NEGATIVE_PROMPT: Final = "negative_prompt"
+IN_WIDTH: Final = "width"
+IN_HEIGHT: Final = "height"
+IN_NUM_FRAMES: Final = "num_frames"
+IN_NUM_INFERENCE_STEPS: Final = "num_inference_steps"
+IN_GUIDANCE_SCALE: Final = "guidance_scale"
+IN_SEED: Final = "seed"
+IN_IMAGE: Final = "image"
+IN_STRENGTH: Final = "strength"
+
+OUT_STEP: Final = "step"
+OUT_TOTAL_STEPS: Final = "total_steps"
+OUT_PHASE: Final = "phase"
+OUT_FRAMES: Final = "frames"
+
+PIPELINE_INPUTS: Final = {
+    t.name: t
+    for t in (
+        PipelineTensor(IN_PROMPT, "bytes", (1,), "the prompt"),
+        PipelineTensor(IN_NEGATIVE_PROMPT, "bytes", (1,), "what the video should not show"),
+        PipelineTensor(IN_WIDTH, "int32", (1,), "frame width in pixels"),
+        PipelineTensor(IN_HEIGHT, "int32", (1,), "frame height in pixels"),
+        PipelineTensor(IN_NUM_FRAMES, "int32", (1,), "frames to generate"),
+        PipelineTensor(IN_NUM_INFERENCE_STEPS, "int32", (1,), "denoising steps"),
+        PipelineTensor(IN_GUIDANCE_SCALE, "float32", (1,), "classifier-free guidance scale"),
+        PipelineTensor(IN_SEED, "int64", (1,), "random seed (absent: a random one)"),
+        PipelineTensor(IN_IMAGE, "uint8", (-1, -1, 3), "source image, already [height, width, 3]"),
+        PipelineTensor(
+            IN_STRENGTH, "float32", (1,), "how far the video may depart from the image, (0, 1]", requires=IN_IMAGE
+        ),
+    )
+}
+# Every response carries step, total_steps and phase; the last one (phase done) also carries frames.
+PIPELINE_OUTPUTS: Final = {
+    t.name: t
+    for t in (
+        PipelineTensor(OUT_STEP, "int32", (1,), "denoising steps completed so far"),
+        PipelineTensor(OUT_TOTAL_STEPS, "int32", (1,), "denoising steps this request runs"),
+        PipelineTensor(OUT_PHASE, "bytes", (1,), "one of PHASES"),
+        PipelineTensor(OUT_FRAMES, "uint8", (-1, -1, -1, 3), "the video, [num_frames, height, width, 3]"),
+    )
+}
 
 PHASE_TEXT_ENCODING: Final = "text_encoding"
+PHASE_IMAGE_ENCODING: Final = "image_encoding"
 PHASE_FRAME_GENERATION: Final = "frame_generation"
 PHASE_DECODING: Final = "decoding"
 PHASE_DONE: Final = "done"
 # The API adds one phase of its own after Triton is done: video encoding with PyAV.
 PHASE_ENCODING: Final = "encoding"
-PHASES: Final = (PHASE_TEXT_ENCODING, PHASE_FRAME_GENERATION, PHASE_DECODING, PHASE_DONE)
+# The first phase of a generation encodes its conditioning: the prompt or the image, per family.
+CONDITIONING_PHASES: Final = (PHASE_TEXT_ENCODING, PHASE_IMAGE_ENCODING)
+PHASES: Final = (*CONDITIONING_PHASES, PHASE_FRAME_GENERATION, PHASE_DECODING, PHASE_DONE)

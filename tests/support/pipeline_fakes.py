@@ -1,5 +1,5 @@
-"""Stand-ins for the denoising loop's collaborators (tokenizer, components), a tiny pipeline config and request:
-pure logic, no ONNX, no Triton."""
+"""Fakes for unit tests of the denoising loops (pure logic: no ONNX, no Triton): a tokenizer and deterministic
+stand-ins for AnimateDiff's networks behind the Components protocol, recording every call."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import msgspec
 import numpy as np
 from diffusers import DDIMScheduler
 
+from visualizr import names
+from visualizr.families.animatediff.loop import AnimateDiffConfig, AnimateDiffPipeline
+from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.loop import TextToVideoPipeline
-from visualizr.pipeline_config import PipelineConfig
 
-CONFIG = PipelineConfig(
+CONFIG = AnimateDiffConfig(
     model_id="tiny",
-    family="tiny",
+    family="animatediff",
     text_max_length=8,
     text_hidden_size=6,
     latent_channels=4,
@@ -35,8 +36,20 @@ class FakeTokenizer:
         return SimpleNamespace(input_ids=ids)
 
 
+def fake_encode_image(pixels: np.ndarray) -> np.ndarray:
+    """float32 [N, 3, H, W] -> [N, 4, H/8, W/8]: 8x8 average pooling, plus the channel mean as a 4th channel."""
+    n, _, height, width = pixels.shape
+    cells = pixels.reshape(n, 3, height // 8, 8, width // 8, 8).mean(axis=(3, 5))
+    return np.concatenate([cells, cells.mean(axis=1, keepdims=True)], axis=1)
+
+
+def fake_decode(latents: np.ndarray) -> np.ndarray:
+    """[N, C, h, w] -> [N, 3, 8h, 8w] in (-1, 1)."""
+    return np.tanh(latents[:, :3]).repeat(8, axis=2).repeat(8, axis=3)
+
+
 class FakeComponents:
-    """Deterministic stand-ins that record every call."""
+    """AnimateDiff's networks as deterministic functions; ``calls`` lists (kind, shape) in call order."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[int, ...]]] = []
@@ -45,37 +58,42 @@ class FakeComponents:
         self.decoded: list[np.ndarray] = []
         self.encoded: list[np.ndarray] = []
 
-    async def encode_text(self, input_ids: np.ndarray) -> np.ndarray:
+    async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        return await getattr(self, component)(inputs)
+
+    async def text_encoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        input_ids = inputs[TEXT_INPUT_IDS]
         self.calls.append(("text", input_ids.shape))
         self.text_ids.append(input_ids)
         base = input_ids.astype(np.float32)[:, :, None] / 100.0
         return np.repeat(base, CONFIG.text_hidden_size, axis=2)
 
-    async def unet(self, sample: np.ndarray, timestep: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    async def unet(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        sample, timestep = inputs[names.UNET_SAMPLE], inputs[names.UNET_TIMESTEP]
+        hidden = inputs[names.UNET_ENCODER_HIDDEN_STATES]
         assert sample.dtype == np.float32 and timestep.dtype == np.float32 and hidden.dtype == np.float32
         assert timestep.shape == (sample.shape[0],) and hidden.shape[0] == sample.shape[0]
         self.calls.append(("unet", sample.shape))
         self.unet_timesteps.append(timestep)
         return 0.1 * sample + hidden.mean(axis=(1, 2)).reshape(-1, 1, 1, 1, 1)
 
-    async def decode(self, latents: np.ndarray) -> np.ndarray:
+    async def vae_decoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        latents = inputs[names.VAE_LATENT]
         self.calls.append(("decode", latents.shape))
         self.decoded.append(latents)
-        image = np.tanh(latents[:, :3])
-        return image.repeat(8, axis=2).repeat(8, axis=3)
+        return fake_decode(latents)
 
-    async def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+    async def vae_encoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        pixels = inputs[names.VAE_ENCODER_PIXELS]
         assert pixels.dtype == np.float32 and pixels.ndim == 4 and pixels.shape[1] == 3
         self.calls.append(("encode_image", pixels.shape))
         self.encoded.append(pixels)
-        n, _, height, width = pixels.shape
-        cells = pixels.reshape(n, 3, height // 8, 8, width // 8, 8).mean(axis=(3, 5))  # 8x8 average pooling
-        return np.concatenate([cells, cells.mean(axis=1, keepdims=True)], axis=1)  # 4 latent channels
+        return fake_encode_image(pixels)
 
 
-def make_pipeline(scheduler_class=DDIMScheduler, **config) -> TextToVideoPipeline:
+def make_pipeline(scheduler_class=DDIMScheduler, **config) -> AnimateDiffPipeline:
     scheduler_config = scheduler_class().config
-    return TextToVideoPipeline(
+    return AnimateDiffPipeline(
         msgspec.structs.replace(CONFIG, **config),
         FakeTokenizer(),
         lambda: scheduler_class.from_config(scheduler_config),

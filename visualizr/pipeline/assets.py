@@ -1,24 +1,25 @@
-"""Loads what the loop needs from an exported model directory: pipeline.json, tokenizer, scheduler."""
+"""Loads what a loop needs from an exported model directory: pipeline.json, the scheduler, the family's loop."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diffusers
 from diffusers import SchedulerMixin
-from transformers import CLIPTokenizer
 
+from visualizr.families import get_family
 from visualizr.pipeline_config import (
     PIPELINE_ASSETS_DIRNAME,
     PIPELINE_CONFIG_FILENAME,
     SCHEDULER_DIRNAME,
-    TOKENIZER_DIRNAME,
-    PipelineConfig,
     read_pipeline_config,
 )
+
+if TYPE_CHECKING:
+    from visualizr.pipeline.tensors import TensorPlacement
 
 SCHEDULER_CONFIG_FILENAME = "scheduler_config.json"
 
@@ -44,24 +45,24 @@ class SchedulerFactory:
             raise ValueError(f"{path}: _class_name {name!r} is not a diffusers scheduler")
         return cls(scheduler_class, config)
 
+    @classmethod
+    def from_assets(cls, directory: Path) -> SchedulerFactory:
+        return cls.from_dir(Path(directory) / SCHEDULER_DIRNAME)
+
     def __call__(self) -> SchedulerMixin:
         return self.scheduler_class.from_config(self.config)
 
 
-@dataclass(frozen=True)
-class PipelineAssets:
-    config: PipelineConfig
-    tokenizer: CLIPTokenizer
-    scheduler_factory: SchedulerFactory
+def check_assets_dir(directory: Path) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"pipeline assets not found: {directory}")
+    return directory
 
-    @classmethod
-    def load(cls, directory: Path) -> PipelineAssets:
-        """Read ``<directory>/pipeline.json``, ``tokenizer/`` and ``scheduler/`` (see assets_dir)."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"pipeline assets not found: {directory}")
-        return cls(
-            config=read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME),
-            tokenizer=CLIPTokenizer.from_pretrained(str(directory / TOKENIZER_DIRNAME)),
-            scheduler_factory=SchedulerFactory.from_dir(directory / SCHEDULER_DIRNAME),
-        )
+
+def load_pipeline(directory: Path, placement: TensorPlacement | None = None) -> Any:
+    """The loop of an exported model, from its assets directory (see assets_dir): the family named in
+    ``pipeline.json`` says which loop class reads the rest; ``placement``: where its tensors live."""
+    directory = check_assets_dir(directory)
+    config = read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME)
+    return get_family(config.family).pipeline_class().from_assets(directory, placement)

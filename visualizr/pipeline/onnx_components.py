@@ -12,15 +12,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from visualizr.names import COMPONENTS, component_model_name
-from visualizr.pipeline.components import NetworkComponents
+from visualizr.families import get_family
+from visualizr.names import component_model_name
+from visualizr.pipeline.assets import assets_dir
+from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME, read_pipeline_config
 
 ONNX_FILENAME = "model.onnx"
 
 
-def component_onnx_path(model_repository: Path, family: str, component: str, version: int | str = 1) -> Path:
-    """``<repository>/<family>_<component>/<version>/model.onnx``."""
-    return Path(model_repository) / component_model_name(family, component) / str(version) / ONNX_FILENAME
+def component_onnx_path(model_repository: Path, model_id: str, component: str, version: int | str = 1) -> Path:
+    """``<repository>/<model_id>_<component>/<version>/model.onnx``."""
+    return Path(model_repository) / component_model_name(model_id, component) / str(version) / ONNX_FILENAME
 
 
 def open_session(path: Path, intra_op_num_threads: int = 0) -> ort.InferenceSession:
@@ -33,22 +35,22 @@ def open_session(path: Path, intra_op_num_threads: int = 0) -> ort.InferenceSess
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class OnnxComponents(NetworkComponents):
-    """The Components protocol over one onnxruntime session per component (runs each call in a worker thread)."""
+class OnnxComponents:
+    """The Components protocol over one onnxruntime session per network (each call runs in a worker thread)."""
 
     def __init__(self, sessions: Mapping[str, ort.InferenceSession]) -> None:
         self._sessions = dict(sessions)
 
     @classmethod
-    def from_repository(
-        cls, model_repository: Path, family: str, intra_op_num_threads: int = 0
-    ) -> OnnxComponents:
+    def from_repository(cls, model_repository: Path, model_id: str, intra_op_num_threads: int = 0) -> OnnxComponents:
+        """Every network of the exported model ``model_id`` (its family is read from its pipeline.json)."""
+        config = read_pipeline_config(assets_dir(Path(model_repository) / model_id) / PIPELINE_CONFIG_FILENAME)
         return cls(
             {
                 component: open_session(
-                    component_onnx_path(model_repository, family, component), intra_op_num_threads
+                    component_onnx_path(model_repository, model_id, component), intra_op_num_threads
                 )
-                for component in COMPONENTS
+                for component in get_family(config.family).components
             }
         )
 

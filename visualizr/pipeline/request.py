@@ -1,4 +1,5 @@
-"""One text-to-video (or image-to-video) generation request as the denoising loop sees it, and its validation."""
+"""One generation request as the denoising loops see it (every family: one request type), and the checks they
+share."""
 
 from __future__ import annotations
 
@@ -46,12 +47,9 @@ class GenerationRequest:
         return self.guidance_scale > 1.0
 
 
-def check_inputs(request: GenerationRequest, config: PipelineConfig) -> None:
-    """Raise InvalidRequest for inputs no network can run. Model-card ranges are the API's business."""
-    if not isinstance(request.prompt, str) or not request.prompt.strip():
-        raise InvalidRequest("prompt must be a non-empty string")
-    if not isinstance(request.negative_prompt, str):
-        raise InvalidRequest("negative_prompt must be a string")
+def check_common_inputs(request: GenerationRequest, config: PipelineConfig) -> None:
+    """Raise InvalidRequest for inputs no family's networks can run (each family's loop checks the inputs it
+    uses on top). Model-card ranges are the API's business."""
     factor = config.vae_scale_factor
     for name in ("width", "height"):
         value = getattr(request, name)
@@ -65,11 +63,17 @@ def check_inputs(request: GenerationRequest, config: PipelineConfig) -> None:
         raise InvalidRequest(f"guidance_scale must be a finite number >= 0, got {request.guidance_scale}")
     if not 0 <= request.seed <= MAX_SEED:
         raise InvalidRequest(f"seed must be in [0, {MAX_SEED}], got {request.seed}")
-    if not math.isfinite(request.strength) or not 0 < request.strength <= 1:
-        raise InvalidRequest(f"strength must be in (0, 1], got {request.strength}")
     image = request.image
     if image is not None:
         expected = (request.height, request.width, 3)
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != expected:
             got = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
             raise InvalidRequest(f"image must be uint8 [height, width, 3] = {list(expected)}, got {got}")
+
+
+def check_prompt(request: GenerationRequest) -> None:
+    """For the families that take a prompt: a non-empty prompt, a string negative prompt."""
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise InvalidRequest("prompt must be a non-empty string")
+    if not isinstance(request.negative_prompt, str):
+        raise InvalidRequest("negative_prompt must be a string")

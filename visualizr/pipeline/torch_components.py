@@ -14,14 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from visualizr.pipeline.components import NetworkComponents
-
 StageHook = Callable[[str], Any]  # component -> a context manager timing its call (see benchmarks/gpu.py)
 
 
-class TorchComponents(NetworkComponents):
-    """``modules``: component -> (input names in order, module). Floating inputs are cast to ``dtype`` (fp16 on
-    a GPU); outputs come back as float32 tensors on ``device``. ``stage`` wraps each call (timing)."""
+class TorchComponents:
+    """The Components protocol over torch modules. ``modules``: component -> (input names in order, module).
+    Floating inputs are cast to ``dtype`` (fp16 on a GPU); outputs come back as float32 tensors on ``device``.
+    ``stage`` wraps each call (timing)."""
 
     def __init__(
         self,

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from visualizr.names import COMPONENTS, UNET_TIMESTEP, component_model_name
-from visualizr.pipeline.components import NetworkComponents
+from visualizr.families import Family
 
 
 class BlsError(RuntimeError):
@@ -68,15 +67,17 @@ async def infer(
     return outputs
 
 
-class BlsComponents(NetworkComponents):
-    """The pipeline's Components protocol over BLS calls to ``<family>_<component>`` models."""
+class BlsComponents:
+    """The Components protocol over BLS calls to the component models ``<model_id>_<component>``."""
 
-    def __init__(self, family: str, device_id: int | None = None) -> None:
-        self.model_names = {component: component_model_name(family, component) for component in COMPONENTS}
+    def __init__(self, model_id: str, family: Family, device_id: int | None = None) -> None:
+        self.model_names = family.component_models(model_id)
+        self.batched = {network.component: network.batched for network in family.networks}
         self.device_id = device_id  # GPU outputs land on (None: the CPU)
 
     async def run(self, component: str, inputs: dict[str, Any], output: str) -> Any:
-        if component == "unet":
-            # The unet is batched in Triton: its [B] timestep is configured as dims [1] reshaped to [].
-            inputs = {**inputs, UNET_TIMESTEP: inputs[UNET_TIMESTEP].reshape(-1, 1)}
+        # Triton needs a dim where ONNX has none beyond the batch: a batched network's [B] input (the unet's
+        # timestep) is configured as dims [1] reshaped to [], and so is an unbatched network's [] input.
+        scalar_rank = 1 if self.batched[component] else 0
+        inputs = {name: value[..., None] if value.ndim == scalar_rank else value for name, value in inputs.items()}
         return (await infer(self.model_names[component], inputs, [output], self.device_id))[output]

@@ -5,6 +5,9 @@ Each response carries ``step`` INT32[1], ``total_steps`` INT32[1], ``phase`` BYT
 true (Triton adds it to every streamed response of a decoupled model; false on the others). Errors arrive as
 the iterator's ``error`` item (for example ``invalid request: width must be ...``).
 
+Inputs: the request's set fields that the model declares (one ``get_model_metadata`` call per stream), so a
+GenerationRequest carries the union of every family's fields and each pipeline model gets the ones it takes.
+
 Cancelling: call ``cancel()`` on the iterator ``InferenceServerClient.stream_infer`` returned, then stop
 iterating it (a further ``__anext__`` raises ``asyncio.CancelledError``). Triton marks the request
 cancelled; the pipeline notices before its next component call and stops within one denoising step.
@@ -15,7 +18,7 @@ cancellation).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import grpc
@@ -31,9 +34,10 @@ from visualizr.triton.pipeline_io import request_arrays
 FINAL_RESPONSE_PARAMETER = "triton_final_response"
 
 
-def infer_inputs(request: GenerationRequest) -> list[InferInput]:
+def infer_inputs(request: GenerationRequest, accepted: Collection[str] | None = None) -> list[InferInput]:
+    """The request's set fields as InferInputs, restricted to the input names ``accepted`` when given."""
     inputs = []
-    for name, array in request_arrays(request).items():
+    for name, array in request_arrays(request, accepted).items():
         tensor = InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
         tensor.set_data_from_numpy(array)
         inputs.append(tensor)
@@ -54,6 +58,13 @@ def progress_event(result: InferResult) -> ProgressEvent:
 def is_final_response(result: InferResult) -> bool:
     parameter = result.get_response().parameters.get(FINAL_RESPONSE_PARAMETER)
     return parameter is not None and parameter.bool_param
+
+
+async def declared_inputs(client: grpcclient.InferenceServerClient, model_id: str) -> set[str]:
+    """The input names the pipeline model declares (its model metadata): a request sends the fields of its
+    GenerationRequest that the model's family takes, so one request type serves every family."""
+    metadata = await client.get_model_metadata(model_id)
+    return {tensor.name for tensor in metadata.inputs}
 
 
 class PipelineStream:
@@ -87,13 +98,17 @@ class PipelineStream:
     def __aiter__(self) -> AsyncIterator[ProgressEvent]:
         return self._events()
 
-    async def _one_request(self) -> AsyncIterator[dict[str, Any]]:
-        yield {"model_name": self._model_id, "inputs": infer_inputs(self._request), "request_id": self._request_id}
+    async def _one_request(self, accepted: Collection[str]) -> AsyncIterator[dict[str, Any]]:
+        inputs = infer_inputs(self._request, accepted)
+        yield {"model_name": self._model_id, "inputs": inputs, "request_id": self._request_id}
 
     async def _events(self) -> AsyncIterator[ProgressEvent]:
         if self._cancelled:
             return
-        self._responses = self._client.stream_infer(self._one_request())
+        accepted = await declared_inputs(self._client, self._model_id)
+        if self._cancelled:
+            return
+        self._responses = self._client.stream_infer(self._one_request(accepted))
         finished = False
         try:
             async for result, error in self._responses:
@@ -133,4 +148,11 @@ def stream_generation(
     return aiter(PipelineStream(client, model_id, request, request_id))
 
 
-__all__ = ["PipelineStream", "infer_inputs", "is_final_response", "progress_event", "stream_generation"]
+__all__ = [
+    "PipelineStream",
+    "declared_inputs",
+    "infer_inputs",
+    "is_final_response",
+    "progress_event",
+    "stream_generation",
+]

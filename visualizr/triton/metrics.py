@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from visualizr.names import PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
+from visualizr.names import CONDITIONING_PHASES, PHASE_FRAME_GENERATION
 from visualizr.pipeline.progress import ProgressEvent
 
 STEP_SECONDS = "visualizr_pipeline_step_duration_seconds"
@@ -59,7 +59,7 @@ class GenerationTimer:
         now = time.perf_counter()
         if event.phase == PHASE_FRAME_GENERATION:
             self._metrics.step_seconds.observe(now - self._last)
-        if event.phase in (PHASE_TEXT_ENCODING, PHASE_FRAME_GENERATION):
+        if event.phase == PHASE_FRAME_GENERATION or event.phase in CONDITIONING_PHASES:
             self._last = now
 
     def finish(self, outcome: str) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-_NUMPY_DTYPES: dict[str, type] = {
+# Triton's data types and their numpy dtypes (the one spelling table; export/triton_config.py inverts it).
+NUMPY_DTYPES: dict[str, type] = {
     "TYPE_BOOL": np.bool_,
     "TYPE_UINT8": np.uint8,
     "TYPE_UINT16": np.uint16,
@@ -24,6 +25,15 @@ _NUMPY_DTYPES: dict[str, type] = {
     "TYPE_FP64": np.float64,
     "TYPE_STRING": np.object_,
 }
+
+
+def triton_dtype(dtype: str) -> str:
+    """The Triton data type of a numpy dtype name (``bytes``: Triton's BYTES), e.g. ``float32`` -> TYPE_FP32."""
+    wanted = np.dtype(np.object_ if dtype == "bytes" else dtype)
+    for name, numpy_type in NUMPY_DTYPES.items():
+        if np.dtype(numpy_type) == wanted:
+            return name
+    raise ValueError(f"no Triton data type for {dtype!r}")
 
 
 class ModelConfigError(ValueError):
@@ -76,10 +86,10 @@ class ModelConfig:
 
 def _tensor_spec(entry: Mapping[str, Any]) -> TensorSpec:
     data_type = entry["data_type"]
-    if data_type not in _NUMPY_DTYPES:
+    if data_type not in NUMPY_DTYPES:
         raise ValueError(f"unsupported data_type {data_type!r} of tensor {entry.get('name')!r}")
     return TensorSpec(
         name=str(entry["name"]),
-        dtype=np.dtype(_NUMPY_DTYPES[data_type]),
+        dtype=np.dtype(NUMPY_DTYPES[data_type]),
         dims=tuple(int(d) for d in entry.get("dims", ())),
     )

@@ -1,10 +1,12 @@
-"""The decoupled pipeline model (``model_repository/<model_id>/1/model.py``): a thin adapter that runs
-``visualizr.pipeline.loop.TextToVideoPipeline`` over BLS components and streams its progress.
+"""The decoupled pipeline model of every family (``model_repository/<model_id>/1/model.py``): a thin adapter
+that runs the family's loop (``visualizr.pipeline.diffusion.DiffusionPipeline``, chosen by the family named in
+the model's pipeline.json) over BLS components and streams its progress.
 
-Responses per request: one after text encoding, one after every denoising step, one after decoding, then
-the last one (phase ``done``) with ``frames``, sent with TRITONSERVER_RESPONSE_COMPLETE_FINAL. A failed
-request gets one error response with the final flag instead. ``execute`` is async: requests run
-concurrently in one instance, so their unet calls can meet in the unet's dynamic batcher.
+Responses per request: one after the conditioning (text or image encoding), one after every denoising step,
+one after decoding, then the last one (phase ``done``) with ``frames``, sent with
+TRITONSERVER_RESPONSE_COMPLETE_FINAL. A failed request gets one error response with the final flag instead.
+``execute`` is async: requests run concurrently in one instance, so their unet calls can meet in the unet's
+dynamic batcher.
 
 Cancellation: when the client cancels the gRPC stream (tritonclient.grpc.aio: ``responses.cancel()`` on the
 iterator ``stream_infer`` returned), ``request.is_cancelled()`` turns True; the loop checks it before every
@@ -21,9 +23,8 @@ import triton_python_backend_utils as pb_utils
 
 from visualizr.engines.check import check_engines_here
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
-from visualizr.pipeline.assets import assets_dir
+from visualizr.pipeline.assets import assets_dir, load_pipeline
 from visualizr.pipeline.errors import Cancelled, InvalidRequest
-from visualizr.pipeline.loop import TextToVideoPipeline
 from visualizr.pipeline.progress import ProgressEvent
 from visualizr.pipeline.tensors import TensorPlacement, instance_gpu
 from visualizr.triton.bls import BlsComponents
@@ -66,8 +67,8 @@ class TritonPythonModel:
         check_engines_here(model_dir.parent, read_model_card(model_dir / MODEL_CARD_FILENAME))
         device_id = instance_gpu(args.get("model_instance_kind"), args.get("model_instance_device_id"))
         placement = TensorPlacement("cpu" if device_id is None else f"cuda:{device_id}")
-        self.pipeline = TextToVideoPipeline.from_assets(assets_dir(model_dir, args["model_version"]), placement)
-        self.components = BlsComponents(self.pipeline.config.family, device_id)
+        self.pipeline = load_pipeline(assets_dir(model_dir, args["model_version"]), placement)
+        self.components = BlsComponents(self.pipeline.config.model_id, self.pipeline.family, device_id)
         self.name = config.name
         self.metrics = PipelineMetrics(pb_utils, config.name, self.pipeline.config.family)
 
@@ -80,7 +81,10 @@ class TritonPythonModel:
         request_id = request.request_id() or "-"
         timer = self.metrics.track()
         try:
-            generation = parse_generation_request(lambda name: _input(request, name))
+            family = self.pipeline.family
+            generation = parse_generation_request(
+                lambda name: _input(request, name), family.required_inputs, family.optional_inputs
+            )
             log().log_info(f"{self.name} request {request_id}: {generation}")
             async for event in self.pipeline.generate(generation, self.components, request.is_cancelled):
                 timer.on_event(event)

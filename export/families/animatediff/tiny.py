@@ -1,8 +1,8 @@
 """The embedded demo model: a tiny, randomly initialised AnimateDiff with a fixed seed.
 
 It is saved the way a user's local weights look (a Stable Diffusion 1.5 diffusers folder plus a separate
-motion adapter folder) and loaded back through :mod:`export.loader`, so the demo exercises the same code
-path as real weights. The build is cached under ``build/tiny-animatediff/``, keyed on the sources and corpus.
+motion adapter folder) and loaded back through the family's loader (``loader.py``), so the demo exercises the
+same code path as real weights. The build is cached under ``build/tiny-animatediff/``, keyed on the sources and corpus.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from visualizr.export.fingerprint import hash_files, hash_json
-from visualizr.export.tokenizer_training import CORPUS_PATH, TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.families.animatediff.tokenizer_training import CORPUS_PATH, TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.fingerprint import REPO_ROOT, hash_files, hash_json
 
 if TYPE_CHECKING:
     import torch
@@ -31,7 +31,7 @@ TOKENIZER_VOCAB_SIZE: Final = 1024
 SD_DIRNAME: Final = "stable-diffusion"
 MOTION_ADAPTER_DIRNAME: Final = "motion-adapter"
 _STAMP_FILENAME: Final = ".tiny-stamp.json"
-DEFAULT_BUILD_DIR: Final = Path(__file__).resolve().parent.parent / "build" / "tiny-animatediff"
+DEFAULT_BUILD_DIR: Final = REPO_ROOT / "build" / "tiny-animatediff"
 
 # AnimateDiff's recommended scheduler settings on top of the SD1.5 noise schedule.
 SCHEDULER_CONFIG: Final = {
@@ -179,7 +179,7 @@ def _model_index() -> dict[str, object]:
 def save_tiny_weights(output_dir: Path) -> tuple[Path, Path]:
     """Train the tokenizer, build the networks and save them as ``stable-diffusion/`` (SD1.5 diffusers
     layout) and ``motion-adapter/``. Returns both folders."""
-    from visualizr.export.loader import quiet_libraries
+    from visualizr.export.family import quiet_libraries
 
     quiet_libraries()
     sd_dir, adapter_dir = output_dir / SD_DIRNAME, output_dir / MOTION_ADAPTER_DIRNAME

@@ -12,10 +12,11 @@ The tiny demo model is saved in the first layout and loaded back through this mo
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from visualizr.export.family import class_name, freeze, quiet_libraries
 
 # Schedulers the pipeline's denoising loop supports as they are; anything else (SD1.5 ships PNDM) is converted
 # to DDIM with the settings AnimateDiff recommends.
@@ -68,27 +69,6 @@ class AnimateDiffComponents:
         return int(self.unet.config.motion_max_seq_length)
 
 
-def quiet_libraries() -> None:
-    """Silence progress bars, load-time advice and tracer warnings of the libraries during an export."""
-    import warnings
-
-    import torch
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for logging in (diffusers_logging, transformers_logging):
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-
-
-def _class_name(config_dir: Path) -> str | None:
-    for filename in ("config.json", "scheduler_config.json"):
-        if (config_dir / filename).is_file():
-            return json.loads((config_dir / filename).read_text()).get("_class_name")
-    return None
-
-
 def _load_motion_adapter(path: Path):
     from diffusers import MotionAdapter
 
@@ -101,7 +81,7 @@ def _load_unet(weights: Path, motion_adapter: Path | None):
     from diffusers import UNet2DConditionModel, UNetMotionModel
 
     unet_dir = weights / "unet"
-    if _class_name(unet_dir) == UNetMotionModel.__name__:
+    if class_name(unet_dir) == UNetMotionModel.__name__:
         return UNetMotionModel.from_pretrained(str(unet_dir))
     if motion_adapter is None:
         motion_adapter = next((weights / n for n in MOTION_ADAPTER_SUBFOLDERS if (weights / n).is_dir()), None)
@@ -116,7 +96,7 @@ def _load_unet(weights: Path, motion_adapter: Path | None):
 def load_scheduler(scheduler_dir: Path):
     import diffusers
 
-    name = _class_name(scheduler_dir)
+    name = class_name(scheduler_dir)
     if name in SUPPORTED_SCHEDULERS:
         return getattr(diffusers, name).from_pretrained(str(scheduler_dir))
     config = diffusers.DDIMScheduler.load_config(str(scheduler_dir))
@@ -140,6 +120,5 @@ def load_animatediff(weights: Path, motion_adapter: Path | None = None) -> Anima
         scheduler=load_scheduler(weights / "scheduler"),
         source_name=weights.name,
     )
-    for network in (components.text_encoder, components.unet, components.vae):
-        network.float().eval().requires_grad_(False)
+    freeze(components.text_encoder, components.unet, components.vae)
     return components

@@ -1,0 +1,83 @@
+"""AnimateDiff's export: a Stable Diffusion 1.5 folder + motion adapter (or a saved AnimateDiffPipeline), or
+the tiny demo saved in that layout, loaded by ``loader.py`` and described by ``specs.py`` and ``cards.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from visualizr import names
+from visualizr.export.family import FamilyExport, LoadedModel
+from visualizr.families import Family, get_family
+from visualizr.families.animatediff.vocabulary import TEXT_ENCODER
+
+if TYPE_CHECKING:
+    from visualizr.export.build_stamp import ExportOptions
+    from visualizr.export.families.animatediff.loader import AnimateDiffComponents
+
+
+class AnimateDiffExport(FamilyExport):
+    @property
+    def family(self) -> Family:
+        return get_family("animatediff")
+
+    def load(self, options: ExportOptions) -> LoadedModel:
+        from visualizr.export.families.animatediff.loader import load_animatediff
+
+        if options.is_tiny:
+            from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
+
+            sd_dir, adapter_dir = ensure_tiny_weights()
+            return self.describe(options, load_animatediff(sd_dir, adapter_dir))
+        return self.describe(options, load_animatediff(Path(options.weights), options.motion_adapter))
+
+    def describe(self, options: ExportOptions, components: AnimateDiffComponents) -> LoadedModel:
+        from visualizr.export.families.animatediff import cards
+        from visualizr.export.families.animatediff.specs import NETWORK_SPECS, AnimateDiffDims
+        from visualizr.export.model_cards import shape_limits
+        from visualizr.families.animatediff.loop import AnimateDiffConfig
+        from visualizr.pipeline_config import SCHEDULER_DIRNAME, TOKENIZER_DIRNAME
+
+        model_id = options.id
+        config = AnimateDiffConfig(
+            model_id=model_id,
+            family=self.family.name,
+            text_max_length=components.text_max_length,
+            text_hidden_size=components.text_hidden_size,
+            latent_channels=components.latent_channels,
+            vae_scale_factor=components.vae_scale_factor,
+            vae_scaling_factor=components.vae_scaling_factor,
+        )
+        triton_models = [*self.family.component_models(model_id).values(), model_id]
+        multiple_of = components.vae_scale_factor  # the UNet export accepts every latent size (see trace_case)
+        if options.is_tiny:
+            card = cards.tiny_model_card(model_id, triton_models, multiple_of, components.max_frames)
+        else:
+            name = options.model_name or f"AnimateDiff ({components.source_name})"
+            card = cards.weights_model_card(
+                model_id, name, components.source_name, triton_models, multiple_of, components.max_frames
+            )
+        dims = AnimateDiffDims(
+            latent_channels=config.latent_channels,
+            vae_scale_factor=config.vae_scale_factor,
+            text_max_length=config.text_max_length,
+            text_hidden_size=config.text_hidden_size,
+        )
+        vae = components.vae
+        return LoadedModel(
+            networks={
+                TEXT_ENCODER: components.text_encoder,
+                names.UNET: components.unet,
+                names.VAE_DECODER: vae,
+                names.VAE_ENCODER: vae,
+            },
+            specs=tuple(spec(dims) for spec in NETWORK_SPECS),
+            config=config,
+            card=card,
+            limits=shape_limits(card, config),
+            assets={TOKENIZER_DIRNAME: components.tokenizer, SCHEDULER_DIRNAME: components.scheduler},
+            unet_downsample_factor=components.unet_downsample_factor,
+        )
+
+
+EXPORT = AnimateDiffExport()

@@ -1,0 +1,70 @@
+"""AnimateDiff's model-card defaults: the tiny demo's and those of real weights."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from visualizr.export.model_cards import CARD_VERSION, TINY_WEIGHTS_LABEL, capabilities, video_parameters
+from visualizr.model_card import ModelCard, ParameterRange, Requirements
+
+FAMILY: Final = "animatediff"
+FPS_RANGE: Final = ParameterRange(min=1, max=30, default=8, description="Frames per second of the encoded video")
+GUIDANCE_RANGE: Final = ParameterRange(
+    min=1.0,
+    max=20.0,
+    default=7.5,
+    description="Classifier-free guidance scale: higher follows the prompt more",
+)
+# The tiny demo's defaults are chosen so that a prompt-only request finishes in well under 30 s on 2 CPU cores
+# (see the export report: one UNet call at batch 2 and the VAE decode were measured at these sizes).
+TINY_DEFAULT_SIZE: Final = 128
+TINY_DEFAULT_FRAMES: Final = 16
+TINY_DEFAULT_STEPS: Final = 20
+
+
+def _card(parameters: dict[str, ParameterRange], **fields) -> ModelCard:
+    return ModelCard(
+        family=FAMILY,
+        version=CARD_VERSION,
+        type="text-to-video",
+        capabilities=capabilities(parameters, negative_prompt=True, image_to_video=True),
+        parameters=parameters,
+        **fields,
+    )
+
+
+def tiny_model_card(model_id: str, triton_models: list[str], multiple_of: int, max_frames: int) -> ModelCard:
+    sizes = (64, 512, TINY_DEFAULT_SIZE)
+    parameters = video_parameters(
+        sizes, multiple_of, (max_frames, TINY_DEFAULT_FRAMES), FPS_RANGE, TINY_DEFAULT_STEPS, GUIDANCE_RANGE
+    )
+    return _card(
+        parameters,
+        id=model_id,
+        name="AnimateDiff (tiny demo)",
+        description=(
+            "A tiny, randomly initialised AnimateDiff network (untrained, fixed seed) that ships with "
+            "Visualizr so that the whole stack runs without downloading weights. It ignores the meaning of "
+            "the prompt and makes abstract, noisy videos; export real AnimateDiff weights for real results."
+        ),
+        requirements=Requirements(gpu_memory_gb=0.5, vram_usage_gb=0.1, estimated_load_time_seconds=5.0),
+        triton_models=triton_models,
+        weights=TINY_WEIGHTS_LABEL,
+        notes="Runs on CPU with onnxruntime; the same export builds TensorRT engines on a GPU.",
+    )
+
+
+def weights_model_card(
+    model_id: str, name: str, source_name: str, triton_models: list[str], multiple_of: int, max_frames: int
+) -> ModelCard:
+    sizes = (256, 1024, 512 - 512 % multiple_of)
+    parameters = video_parameters(sizes, multiple_of, (max_frames, min(16, max_frames)), FPS_RANGE, 25, GUIDANCE_RANGE)
+    return _card(
+        parameters,
+        id=model_id,
+        name=name,
+        description=f"AnimateDiff text-to-video exported from the local weights {source_name!r}.",
+        requirements=Requirements(gpu_memory_gb=10.0, vram_usage_gb=8.0, estimated_load_time_seconds=60.0),
+        triton_models=triton_models,
+        weights=source_name,
+    )

@@ -1,0 +1,119 @@
+"""AnimateDiff's network specs (the VAE encoder's is shared: ``visualizr.export.specs.VAEEncoderSpec``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from visualizr import names
+from visualizr.export.specs import (
+    BATCH,
+    FRAMES,
+    LATENT_HEIGHT,
+    LATENT_WIDTH,
+    PIXEL_HEIGHT,
+    PIXEL_WIDTH,
+    AxisRange,
+    NetworkDims,
+    NetworkSpec,
+    ShapeLimits,
+    TensorSpec,
+    VAEEncoderSpec,
+)
+from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
+
+
+@dataclass(frozen=True)
+class AnimateDiffDims(NetworkDims):
+    text_max_length: int = 77
+    text_hidden_size: int = 768
+
+
+class TextEncoderSpec(NetworkSpec):
+    component = TEXT_ENCODER
+    dims: AnimateDiffDims
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec(TEXT_INPUT_IDS, "int64", (BATCH, self.dims.text_max_length)),)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        d = self.dims
+        return (TensorSpec(TEXT_HIDDEN_STATES, "float32", (BATCH, d.text_max_length, d.text_hidden_size)),)
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.text_batch
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        import torch
+
+        return torch.randint(0, 256, shape, generator=generator, dtype=torch.int64)  # < any CLIP vocabulary
+
+    def wrapper(self, network: Any) -> Any:
+        from visualizr.export.families.animatediff.wrappers import TextEncoderWrapper
+
+        return TextEncoderWrapper(network)
+
+
+class UNetSpec(NetworkSpec):
+    """UNetMotionModel: latents [B, C, F, h, w]."""
+
+    component = names.UNET
+    dims: AnimateDiffDims
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        d = self.dims
+        return (
+            TensorSpec(names.UNET_SAMPLE, "float32", (BATCH, d.latent_channels, FRAMES, LATENT_HEIGHT, LATENT_WIDTH)),
+            TensorSpec(names.UNET_TIMESTEP, "float32", (BATCH,)),
+            TensorSpec(names.UNET_ENCODER_HIDDEN_STATES, "float32", (BATCH, d.text_max_length, d.text_hidden_size)),
+        )
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        shape = (BATCH, self.dims.latent_channels, FRAMES, LATENT_HEIGHT, LATENT_WIDTH)
+        return (TensorSpec(names.UNET_NOISE_PRED, "float32", shape),)
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.unet_batch
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        import torch
+
+        if tensor.name == names.UNET_TIMESTEP:
+            return torch.randint(1, 1000, shape, generator=generator).float()
+        return torch.randn(shape, generator=generator)
+
+    def wrapper(self, network: Any) -> Any:
+        from visualizr.export.families.animatediff.wrappers import UNetWrapper
+
+        return UNetWrapper(network)
+
+
+class VAEDecoderSpec(NetworkSpec):
+    component = names.VAE_DECODER
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return (
+            TensorSpec(names.VAE_LATENT, "float32", (BATCH, self.dims.latent_channels, LATENT_HEIGHT, LATENT_WIDTH)),
+        )
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        # Pixel height/width (8x the latent ones) are dynamic output axes of their own; no profile needs them.
+        return (TensorSpec(names.VAE_IMAGE, "float32", (BATCH, 3, PIXEL_HEIGHT, PIXEL_WIDTH)),)
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.decode_batch
+
+    def wrapper(self, network: Any) -> Any:
+        from visualizr.export.families.animatediff.wrappers import VAEDecoderWrapper
+
+        return VAEDecoderWrapper(network)
+
+
+# In the order of the family's networks (visualizr.families.animatediff.FAMILY).
+NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec)

@@ -1,0 +1,170 @@
+"""AnimateDiff's denoising loop: the shared ``DiffusionPipeline`` with a CLIP text prompt as conditioning.
+
+Image-to-video (``request.image`` set), like diffusers' img2img / AnimateDiffVideoToVideo: the image's latent,
+repeated over the frames, is noised to the first of the last ``denoising_steps(steps, strength)`` timesteps and
+only those steps run; ``total_steps`` in the progress events is that number of steps actually run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import SchedulerMixin
+from transformers import CLIPTokenizer
+
+from visualizr import names
+from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
+from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
+from visualizr.pipeline.components import Components
+from visualizr.pipeline.diffusion import Checkpoint, Denoising, DiffusionPipeline
+from visualizr.pipeline.errors import InvalidRequest
+from visualizr.pipeline.request import GenerationRequest, check_common_inputs, check_prompt
+from visualizr.pipeline.tensors import TensorPlacement
+from visualizr.pipeline_config import (
+    PIPELINE_CONFIG_FILENAME,
+    TOKENIZER_DIRNAME,
+    PipelineConfig,
+    read_pipeline_config,
+)
+
+
+class AnimateDiffConfig(PipelineConfig, frozen=True, kw_only=True):
+    text_max_length: int  # tokenizer padding length (77 for CLIP)
+    text_hidden_size: int  # D of the text encoder output
+
+
+class AnimateDiffPipeline(DiffusionPipeline):
+    family_name = "animatediff"
+    conditioning_phase = names.PHASE_TEXT_ENCODING
+    channels_axis, frames_axis = 1, 2  # latents [B, C, F, h, w]
+
+    def __init__(
+        self,
+        config: AnimateDiffConfig,
+        tokenizer: Any,
+        scheduler_factory: Callable[[], SchedulerMixin],
+        placement: TensorPlacement | None = None,
+    ) -> None:
+        super().__init__(config, scheduler_factory, placement)
+        self.tokenizer = tokenizer  # a transformers CLIPTokenizer (anything with its __call__ signature)
+
+    @classmethod
+    def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> AnimateDiffPipeline:
+        """Read ``<directory>/pipeline.json``, ``tokenizer/`` and ``scheduler/`` (see assets_dir)."""
+        directory = check_assets_dir(directory)
+        return cls(
+            read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, AnimateDiffConfig),
+            CLIPTokenizer.from_pretrained(str(directory / TOKENIZER_DIRNAME)),
+            SchedulerFactory.from_assets(directory),
+            placement,
+        )
+
+    # -- the steps of one generation ------------------------------------------------------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        check_prompt(request)
+        check_common_inputs(request, self.config)
+        if not math.isfinite(request.strength) or not 0 < request.strength <= 1:
+            raise InvalidRequest(f"strength must be in (0, 1], got {request.strength}")
+
+    def total_steps(self, request: GenerationRequest) -> int:
+        steps = request.num_inference_steps
+        return steps if request.image is None else denoising_steps(steps, request.strength)
+
+    def tokenize(self, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool) -> np.ndarray:
+        """int64 [B, text_max_length]: [negative, prompt] with guidance, else [prompt]."""
+        texts = [negative_prompt, prompt] if do_classifier_free_guidance else [prompt]
+        encoded = self.tokenizer(
+            texts,
+            padding="max_length",
+            max_length=self.config.text_max_length,
+            truncation=True,
+            return_tensors="np",
+        )
+        return np.ascontiguousarray(encoded.input_ids, dtype=np.int64)
+
+    async def encode_prompt(
+        self, components: Components, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool
+    ) -> torch.Tensor:
+        """One text-encoder call (batch 2 with guidance: [uncond, cond]) -> float32 [B, L, D] on the device."""
+        input_ids = self.tokenize(prompt, negative_prompt, do_classifier_free_guidance)
+        input_ids = self.placement.to_network(input_ids, torch.int64)
+        hidden = await components.run(TEXT_ENCODER, {TEXT_INPUT_IDS: input_ids}, TEXT_HIDDEN_STATES)
+        return self.placement.from_network(hidden)
+
+    def latent_shape(self, request: GenerationRequest) -> tuple[int, int, int, int, int]:
+        factor = self.config.vae_scale_factor
+        return (1, self.config.latent_channels, request.num_frames, request.height // factor, request.width // factor)
+
+    def prepare_latents(
+        self, request: GenerationRequest, scheduler: SchedulerMixin, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Seeded Gaussian noise [1, C, F, h, w] (drawn on the CPU, like diffusers' randn_tensor with a CPU
+        generator) on the device, scaled by the scheduler's init_noise_sigma."""
+        latents = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        return latents.to(self.placement.device) * scheduler.init_noise_sigma
+
+    def strength_timesteps(self, scheduler: SchedulerMixin, steps: int, strength: float) -> torch.Tensor:
+        """The last ``denoising_steps(steps, strength)`` of the timesteps ``set_timesteps(steps)`` made, and
+        the scheduler told to begin there (diffusers img2img ``get_timesteps``)."""
+        start = (steps - denoising_steps(steps, strength)) * scheduler.order
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
+        return scheduler.timesteps[start:]
+
+    async def encode_image(self, components: Components, image: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> latent [1, C, h, w], multiplied by the VAE scaling factor (one vae_encoder call)."""
+        pixels = self.placement.to_network(image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0)
+        latent = await components.run(names.VAE_ENCODER, {names.VAE_ENCODER_PIXELS: pixels}, names.VAE_ENCODER_LATENT)
+        return self.placement.from_network(latent) * self.config.vae_scaling_factor
+
+    def prepare_image_latents(
+        self,
+        request: GenerationRequest,
+        image_latent: torch.Tensor,
+        scheduler: SchedulerMixin,
+        first_timestep: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """The image latent repeated over the frames [1, C, F, h, w], noised to ``first_timestep`` with seeded
+        Gaussian noise."""
+        init_latents = image_latent[:, :, None].repeat(1, 1, request.num_frames, 1, 1)
+        noise = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        return scheduler.add_noise(init_latents, noise.to(init_latents.device), first_timestep.reshape(1))
+
+    async def prepare(
+        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
+    ) -> Denoising:
+        do_cfg = request.do_classifier_free_guidance
+        hidden = await self.encode_prompt(components, request.prompt, request.negative_prompt, do_cfg)
+        steps = request.num_inference_steps
+        scheduler = self.new_scheduler(steps)
+        generator = self.seeded_generator(request.seed)
+        if request.image is None:
+            timesteps = scheduler.timesteps
+            latents = self.prepare_latents(request, scheduler, generator)
+        else:
+            timesteps = self.strength_timesteps(scheduler, steps, request.strength)
+            checkpoint(0)
+            image_latent = await self.encode_image(components, request.image)
+            latents = self.prepare_image_latents(request, image_latent, scheduler, timesteps[0], generator)
+        return Denoising(
+            scheduler=scheduler,
+            timesteps=timesteps,
+            latents=latents,
+            generator=generator,
+            conditioning={names.UNET_ENCODER_HIDDEN_STATES: hidden},
+            guidance=request.guidance_scale if do_cfg else None,
+        )
+
+
+def denoising_steps(num_inference_steps: int, strength: float) -> int:
+    """Steps an image-to-video request runs: int(num_inference_steps * strength) (diffusers' init_timestep),
+    at least 1 and at most num_inference_steps. The product is nudged by 1e-6 before flooring so that a strength
+    that went through float32 (Triton's FP32 input: 0.7 arrives as 0.69999999) counts as the decimal it was."""
+    return min(num_inference_steps, max(1, math.floor(num_inference_steps * strength + 1e-6)))

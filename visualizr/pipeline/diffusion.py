@@ -1,0 +1,215 @@
+"""The denoising loop every model family shares, shaped like a diffusers pipeline; a family's loop
+(``visualizr.families.<family>.loop``) subclasses ``DiffusionPipeline`` and says only what differs:
+
+    check_inputs(request)             what its networks need of a request
+    prepare(request, components, ...) encode the conditioning (prompt or image) and the initial latents
+    total_steps(request)              denoising steps a request runs (default: num_inference_steps)
+    decoder_inputs(chunk)             the vae_decoder's inputs for a chunk of frame latents
+
+and, as class attributes, the axes of its latents (``frames_axis``, ``channels_axis``) and the phase its
+conditioning reports. Shared here: cancellation checkpoints before every component call, progress after the
+conditioning, after every step and after decoding, classifier-free guidance as ONE unet call per step at
+twice the batch (a scalar scale or a per-frame ramp), scheduler stepping, chunked decoding, uint8 frames.
+
+Tensors live where ``placement`` says (``visualizr.pipeline.tensors``): latents, conditioning, scheduler state
+and network outputs are torch tensors on its device, and every component call crosses ``to_network`` /
+``from_network``, so with tensor I/O on a GPU only the final uint8 frames reach the host.
+
+    pipeline = load_pipeline(assets_dir(model_dir))
+    async for event in pipeline.generate(request, components, is_cancelled=...):
+        ...  # ProgressEvent(phase, step, total_steps); the last (phase "done") carries uint8 frames [F,H,W,3]
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from diffusers import SchedulerMixin
+
+from visualizr import names
+from visualizr.families import Family, get_family
+from visualizr.pipeline.components import Components
+from visualizr.pipeline.errors import Cancelled
+from visualizr.pipeline.progress import ProgressEvent
+from visualizr.pipeline.request import GenerationRequest
+from visualizr.pipeline.tensors import NetworkArray, TensorPlacement, to_uint8_frames
+from visualizr.pipeline_config import PipelineConfig
+
+CancelCheck = Callable[[], bool]
+Checkpoint = Callable[[int], None]
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None] | None]
+
+
+@dataclass
+class Denoising:
+    """A generation between its conditioning and its decoding (what ``prepare`` returns)."""
+
+    scheduler: SchedulerMixin  # with set_timesteps done
+    timesteps: torch.Tensor  # the timesteps to run, one denoising step each
+    latents: torch.Tensor  # batch 1, the family's layout, on the placement's device
+    generator: torch.Generator  # on the CPU, like diffusers' pipelines given a CPU generator
+    # The unet's inputs besides sample and timestep, at the unet's batch ([uncond, cond] with guidance), as
+    # float32 tensors on the device.
+    conditioning: dict[str, torch.Tensor]
+    # None: no classifier-free guidance. Else the scale: a float, or a tensor (on the device) broadcast over the
+    # latents.
+    guidance: float | torch.Tensor | None = None
+    # Latents concatenated to the scaled sample along the channels (image conditioning), at the unet's batch.
+    concat_latents: torch.Tensor | None = None
+
+
+class DiffusionPipeline(ABC):
+    family_name: ClassVar[str]
+    conditioning_phase: ClassVar[str]  # the phase of the first progress event (visualizr.names.PHASES)
+    frames_axis: ClassVar[int]  # axis of the frames in the latents: [B, C, F, h, w] -> 2; [B, F, C, h, w] -> 1
+    channels_axis: ClassVar[int]
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        scheduler_factory: Callable[[], SchedulerMixin],
+        placement: TensorPlacement | None = None,
+    ) -> None:
+        self.config = config
+        self.scheduler_factory = scheduler_factory
+        self.placement = placement or TensorPlacement()  # where the tensors live (visualizr.pipeline.tensors)
+
+    @property
+    def family(self) -> Family:
+        return get_family(self.family_name)
+
+    # -- what a family says --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def check_inputs(self, request: GenerationRequest) -> None:
+        """Raise InvalidRequest for a request this family's networks cannot run."""
+
+    @abstractmethod
+    async def prepare(
+        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
+    ) -> Denoising:
+        """Encode the conditioning and prepare scheduler and latents; call ``checkpoint(0)`` before every
+        component call but the first (``generate`` checks before calling ``prepare``)."""
+
+    def total_steps(self, request: GenerationRequest) -> int:
+        return request.num_inference_steps
+
+    def decoder_inputs(self, latents: torch.Tensor) -> dict[str, NetworkArray]:
+        """The vae_decoder's inputs (``placement.to_network``) for frame latents [N, C, h, w] on the device,
+        already divided by the scaling factor."""
+        return {names.VAE_LATENT: self.placement.to_network(latents)}
+
+    # -- shared steps ------------------------------------------------------------------------------------------
+
+    def new_scheduler(self, num_inference_steps: int) -> SchedulerMixin:
+        scheduler = self.scheduler_factory()
+        scheduler.set_timesteps(num_inference_steps, device=self.placement.device)
+        return scheduler
+
+    @staticmethod
+    def seeded_generator(seed: int) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(seed)
+
+    async def predict_noise(
+        self, components: Components, sample: torch.Tensor, t: torch.Tensor, conditioning: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """One unet call: the sample at its batch, the timestep repeated over that batch."""
+        place = self.placement
+        inputs = {
+            names.UNET_SAMPLE: place.to_network(sample),
+            names.UNET_TIMESTEP: place.full(sample.shape[0], float(t)),
+            **{name: place.to_network(value) for name, value in conditioning.items()},
+        }
+        return place.from_network(await components.run(names.UNET, inputs, names.UNET_NOISE_PRED))
+
+    async def denoise_step(self, components: Components, state: Denoising, t: torch.Tensor) -> torch.Tensor:
+        """One scheduler step; with guidance ONE unet call at twice the batch ([uncond, cond]). Everything but the
+        unet call runs on the device the tensors live on."""
+        latents, scheduler = state.latents, state.scheduler
+        do_cfg = state.guidance is not None
+        model_input = torch.cat([latents, latents]) if do_cfg else latents
+        model_input = scheduler.scale_model_input(model_input, t)
+        if state.concat_latents is not None:
+            model_input = torch.cat([model_input, state.concat_latents], dim=self.channels_axis)
+        noise_pred = await self.predict_noise(components, model_input, t, state.conditioning)
+        if do_cfg:
+            noise_uncond, noise_cond = noise_pred.chunk(2)
+            noise_pred = noise_uncond + state.guidance * (noise_cond - noise_uncond)
+        kwargs = {"generator": state.generator} if _accepts_generator(scheduler) else {}
+        return scheduler.step(noise_pred, t, latents, **kwargs).prev_sample
+
+    async def decode_latents(self, components: Components, latents: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Latents (the family's layout) -> uint8 frames [B*F, H, W, 3] on the host; decode_chunk_size frames
+        per call, the images stay on the device until they are uint8."""
+        place = self.placement
+        latents = place.from_network(latents) / self.config.vae_scaling_factor
+        flat = latents.movedim(self.frames_axis, 1).flatten(0, 1)  # [B*F, C, h, w], frames in order
+        chunk = max(1, self.config.decode_chunk_size)
+        images = []
+        for start in range(0, flat.shape[0], chunk):
+            inputs = self.decoder_inputs(flat[start : start + chunk])
+            images.append(place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE)))
+        return to_uint8_frames(torch.cat(images))
+
+    # -- the whole generation -------------------------------------------------------------------------------
+
+    async def generate(
+        self, request: GenerationRequest, components: Components, is_cancelled: CancelCheck | None = None
+    ) -> AsyncIterator[ProgressEvent]:
+        """Yield progress after the conditioning, every denoising step and decoding, then ``done`` with frames.
+
+        ``is_cancelled`` is checked before every component call; when it answers True the generator raises
+        Cancelled, so at most the step already in flight finishes.
+        """
+        is_cancelled = is_cancelled or _never_cancelled
+        self.check_inputs(request)
+        total = self.total_steps(request)
+
+        def checkpoint(step: int) -> None:
+            if is_cancelled():
+                raise Cancelled(step, total)
+
+        checkpoint(0)
+        state = await self.prepare(request, components, checkpoint)
+        yield ProgressEvent(self.conditioning_phase, 0, total)
+        for index, t in enumerate(state.timesteps):
+            checkpoint(index)
+            state.latents = await self.denoise_step(components, state, t)
+            yield ProgressEvent(names.PHASE_FRAME_GENERATION, index + 1, total)
+
+        checkpoint(total)
+        frames = await self.decode_latents(components, state.latents)
+        yield ProgressEvent(names.PHASE_DECODING, total, total)
+        yield ProgressEvent(names.PHASE_DONE, total, total, frames)
+
+    async def __call__(
+        self,
+        request: GenerationRequest,
+        components: Components,
+        on_progress: ProgressCallback | None = None,
+        is_cancelled: CancelCheck | None = None,
+    ) -> np.ndarray:
+        """Run ``generate`` to the end and return the frames; ``on_progress`` (sync or async) sees events."""
+        frames: np.ndarray | None = None
+        async for event in self.generate(request, components, is_cancelled):
+            if on_progress is not None:
+                result = on_progress(event)
+                if inspect.isawaitable(result):
+                    await result
+            frames = event.frames if event.frames is not None else frames
+        assert frames is not None
+        return frames
+
+
+def _never_cancelled() -> bool:
+    return False
+
+
+def _accepts_generator(scheduler: SchedulerMixin) -> bool:
+    return "generator" in inspect.signature(scheduler.step).parameters
