@@ -27,7 +27,7 @@ browser:
 		test "$$(id -u)" = 0 || { echo "make browser: install Debian's chromium (apt-get install chromium) as root" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# Builds the demo model repository (tiny random AnimateDiff -> ONNX -> Triton configs) unless it is up to date.
+# Builds the demo model repository (every family's tiny random demo -> ONNX -> Triton configs) unless up to date.
 repository: setup
 	$(PY) -m visualizr.export
 

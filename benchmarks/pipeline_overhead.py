@@ -76,8 +76,7 @@ def benchmark_request(card: ModelCard, args: argparse.Namespace) -> tuple[Genera
     image = None
     if get_family(card.family).kind == "image-to-video":
         image = source_image(int(params["height"]), int(params["width"]))
-    fields = {k: v for k, v in params.items() if k != "fps"}
-    request = GenerationRequest(prompt="a benchmark prompt", seed=SEED, image=image, **fields)
+    request = GenerationRequest(prompt="a benchmark prompt", seed=SEED, image=image, **params)
     return request, params
 
 

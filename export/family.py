@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,31 @@ class LoadedModel:
     unet_downsample_factor: int  # 2 ** (UNet blocks - 1): shapes the trace and verification cases
 
 
+class DiffusersComponents:
+    """The sizes every family reads off its loaded VAE and UNet (a mixin of each loader's components)."""
+
+    vae: Any
+    unet: Any
+    source_name: str  # the weights folder's name, for the model card
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def vae_scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def unet_downsample_factor(self) -> int:
+        """2 ** (UNet blocks - 1): the UNet halves the latent once per block but the last."""
+        return 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+
 class FamilyExport(ABC):
     """A family's export: its loader and model-card defaults behind one call."""
 
@@ -49,8 +76,19 @@ class FamilyExport(ABC):
         return None if (Path(weights) / "unet").is_dir() else "not a local diffusers folder (no unet/ inside)"
 
     @abstractmethod
-    def load(self, options: ExportOptions) -> LoadedModel:
+    def load_components(self, options: ExportOptions) -> Any:
         """The tiny demo (``options.is_tiny``) or the local weights folder, loaded through the same loader."""
+
+    @abstractmethod
+    def describe(self, options: ExportOptions, components: Any) -> LoadedModel:
+        """The loaded networks with their specs, pipeline config, model card and assets."""
+
+    def load(self, options: ExportOptions) -> LoadedModel:
+        return self.describe(options, self.load_components(options))
+
+    def triton_models(self, model_id: str) -> list[str]:
+        """Every Triton model of a model of this family: components first, the pipeline model last."""
+        return [*self.family.component_models(model_id).values(), model_id]
 
 
 def family_export(name: str) -> FamilyExport:
@@ -75,11 +113,39 @@ def quiet_libraries() -> None:
 
 def class_name(config_dir: Path) -> str | None:
     """The ``_class_name`` a diffusers/transformers folder declares (config or scheduler config)."""
-    for filename in ("config.json", "scheduler_config.json", "preprocessor_config.json"):
+    for filename in ("config.json", "scheduler_config.json"):
         if (config_dir / filename).is_file():
-            config = json.loads((config_dir / filename).read_text())
-            return config.get("_class_name") or config.get("image_processor_type")
+            return json.loads((config_dir / filename).read_text()).get("_class_name")
     return None
+
+
+TINY_STAMP_FILENAME = ".tiny-stamp.json"
+
+
+def ensure_cached_build(build_dir: Path, key: str, save: Callable[[Path], object], force: bool = False) -> Path:
+    """``build_dir``, (re)built by ``save(folder)`` unless its stamp holds ``key``. The build happens next to the
+    cache and is swapped in, so that an interrupted build never leaves a half-written cache."""
+    stamp = build_dir / TINY_STAMP_FILENAME
+    if not force and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+        return build_dir
+    staging = build_dir.with_name(f".{build_dir.name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    save(staging)
+    (staging / TINY_STAMP_FILENAME).write_text(json.dumps({"key": key}) + "\n")
+    shutil.rmtree(build_dir, ignore_errors=True)
+    staging.rename(build_dir)
+    return build_dir
+
+
+def randomise_zero_weights(module: Any, std: float = 0.02) -> None:
+    """Diffusers zero-initialises some output projections (e.g. of motion modules) so that an untrained block is
+    an identity; a random demo would then never exercise them. Give such weights small random values instead."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in module.parameters():
+            if parameter.dim() >= 2 and not parameter.any():
+                parameter.normal_(0.0, std)
 
 
 def freeze(*networks: Any) -> None:

@@ -6,11 +6,15 @@ A family's card defaults (names, descriptions, parameter ranges of its tiny demo
 
 from __future__ import annotations
 
-from typing import Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final
 
 from visualizr.export.specs import AxisRange, ShapeLimits
-from visualizr.model_card import Capabilities, ParameterRange
+from visualizr.model_card import Capabilities, ModelCard, ParameterRange
 from visualizr.pipeline_config import PipelineConfig
+
+if TYPE_CHECKING:
+    from visualizr.export.build_stamp import ExportOptions
 
 CARD_VERSION: Final = "1.0.0"
 SUPPORTED_FORMATS: Final = ["mp4", "gif"]
@@ -64,7 +68,32 @@ def capabilities(
     )
 
 
-def shape_limits(card, config: PipelineConfig) -> ShapeLimits:
+def build_card(
+    family: str, kind: str, parameters: dict[str, ParameterRange], *, negative_prompt: bool, **fields: Any
+) -> ModelCard:
+    """A card of ``family`` (``kind``: its type) whose capabilities follow from its parameters."""
+    return ModelCard(
+        family=family,
+        version=CARD_VERSION,
+        type=kind,
+        capabilities=capabilities(parameters, negative_prompt=negative_prompt, image_to_video=True),
+        parameters=parameters,
+        **fields,
+    )
+
+
+def model_card(
+    cards: ModuleType, options: ExportOptions, triton_models: list[str], multiple_of: int, frames: int, source: str
+) -> ModelCard:
+    """The card of an export: ``cards`` is the family's cards module (``tiny_model_card``, ``weights_model_card``
+    and ``DISPLAY_NAME``); ``frames`` the frame count its UNet was made for; ``source`` the weights' folder."""
+    if options.is_tiny:
+        return cards.tiny_model_card(options.id, triton_models, multiple_of, frames)
+    name = options.model_name or f"{cards.DISPLAY_NAME} ({source})"
+    return cards.weights_model_card(options.id, name, source, triton_models, multiple_of, frames)
+
+
+def shape_limits(card: ModelCard, config: PipelineConfig) -> ShapeLimits:
     """Engine shape ranges (latent cells) covering every request the model card accepts."""
 
     def latent(parameter: str) -> AxisRange:

@@ -148,9 +148,11 @@ def component_entries(model_dir: Path, spec: Any, limits: Any, data: _Data) -> d
 
 
 def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, Any]]:
-    """The pipeline model's requests: the card's default text-to-video request, its largest one, and (when the
-    card says it can) image-to-video at the default size."""
+    """The pipeline model's requests: the card's default request, its largest one, and (when the card says it can)
+    image-to-video at the default size. A model that requires an image (Stable Video Diffusion) gets one in
+    every request."""
     model = read_config(model_dir)
+    image_required = any(i.name == names.IN_IMAGE and not i.optional for i in model.inputs)
 
     def request(level: str, with_image: bool) -> dict[str, Any]:
         values = {n: getattr(p, level) for n, p in card.parameters.items()}
@@ -177,8 +179,8 @@ def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, An
                 raise ValueError(f"{model.name}: no value for the required input {i.name!r}")
         return {"batch_size": 1, "shape": _shape_args(model, shapes), "data": tensors}
 
-    entries = {level: request(level, False) for level in ("min", "default", "max")}
-    if card.capabilities.supports_image_to_video:
+    entries = {level: request(level, image_required) for level in ("min", "default", "max")}
+    if card.capabilities.supports_image_to_video and not image_required:
         entries["image"] = request("default", True)
     return entries
 

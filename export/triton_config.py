@@ -91,6 +91,8 @@ def _triton_tensors(spec: NetworkSpec, tensors: Iterable, batched: bool) -> tupl
         if batched and tensor.axes[0] != BATCH:
             raise ValueError(f"{spec.component}.{tensor.name}: the first axis must be the batch to batch it")
         dims = tuple(-1 if isinstance(a, str) else a for a in axes)
+        if not dims and not batched:
+            raise ValueError(f"{spec.component}.{tensor.name}: Triton has no scalar inputs without batching: use [1]")
         # Triton needs a dim: a batched [B] tensor (the UNet timestep) is sent as [B, 1] and reshaped to [B].
         result.append(TritonTensor(tensor.name, tensor.dtype, dims or (1,), reshape=None if dims else ()))
     return tuple(result)

@@ -41,6 +41,17 @@ def model_repository() -> Path:
 
 
 @pytest.fixture(scope="session")
+def exported_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private model repository built in-process by ``python -m visualizr.export``'s main (every family's tiny
+    demo), for the export tests that inspect or rebuild it."""
+    from visualizr.export.__main__ import main
+
+    root = tmp_path_factory.mktemp("model_repository")
+    assert main(["--repository", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
 def stack_env(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> tuple[Settings, dict[str, str]]:
     data_dir = tmp_path_factory.mktemp("visualizr-data")
     return stack_settings(data_dir, VISUALIZR_MODEL_REPOSITORY=str(model_repository), VISUALIZR_WORKERS="2")

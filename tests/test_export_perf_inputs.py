@@ -8,20 +8,23 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from visualizr.export.perf_inputs import perf_inputs_dir, picture, read_manifest
+from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
 DTYPES = {"input_ids": np.int64, "image": np.uint8}
 
 
-def test_every_model_and_profile_has_data_that_matches_its_shape_arguments(model_repository: Path) -> None:
-    manifest = read_manifest(model_repository, "animatediff")
+@pytest.mark.parametrize("model_id", FAMILY_NAMES)  # the demo holds one model per family, named like it
+def test_every_model_and_profile_has_data_that_matches_its_shape_arguments(model_repository: Path, model_id) -> None:
+    manifest = read_manifest(model_repository, model_id)
     assert manifest is not None
-    card = read_model_card(model_repository / "animatediff" / MODEL_CARD_FILENAME)
+    card = read_model_card(model_repository / model_id / MODEL_CARD_FILENAME)
     assert [m["model"] for m in manifest["models"]] == card.triton_models
-    folder = perf_inputs_dir(model_repository, "animatediff")
+    folder = perf_inputs_dir(model_repository, model_id)
     for model in manifest["models"]:
         assert {"min", "default", "max"} <= set(model["profiles"])
         for profile in model["profiles"].values():
@@ -34,9 +37,14 @@ def test_every_model_and_profile_has_data_that_matches_its_shape_arguments(model
                     raw = base64.b64decode(tensor["b64"])
                     itemsize = np.dtype(DTYPES.get(name, np.float32)).itemsize
                     assert len(raw) == itemsize * int(np.prod(tensor["shape"])), (model["model"], name)
-    unet = next(m for m in manifest["models"] if m["model"] == "animatediff_unet")
+    unet = next(m for m in manifest["models"] if m["model"] == f"{model_id}_unet")
     assert unet["profiles"]["default"]["batch_size"] == 2  # classifier-free guidance: [uncond, cond]
-    assert next(m for m in manifest["models"] if m["model"] == "animatediff")["decoupled"]
+    pipeline = next(m for m in manifest["models"] if m["model"] == model_id)
+    assert pipeline["decoupled"]
+    if get_family(model_id).kind == "image-to-video":  # every request of an image-only model carries its image
+        for profile in pipeline["profiles"].values():
+            data = json.loads((folder / profile["input_data"]).read_text())["data"][0]
+            assert data["image"]["shape"][2] == 3 and any(a.startswith("image:") for a in profile["shape"])
 
 
 def test_text_encoder_gets_real_token_ids(model_repository: Path) -> None:

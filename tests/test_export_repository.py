@@ -17,7 +17,7 @@ from visualizr.export.build_stamp import STAMP_FILENAME
 from visualizr.export.families.animatediff.tiny import MOTION_ADAPTER_DIRNAME, SD_DIRNAME, ensure_tiny_weights
 from visualizr.export.fingerprint import REPO_ROOT
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
-from visualizr.families import get_family
+from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.families.animatediff.loop import AnimateDiffConfig
 from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
 from visualizr.model_card import read_model_card
@@ -27,14 +27,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 
 MODEL_ID = "animatediff"
 COMPONENT_DIRS = list(get_family(MODEL_ID).component_models(MODEL_ID).values())
+# The default build: every family's tiny demo, each under the family's name.
+ALL_MODEL_DIRS = [d for f in FAMILY_NAMES for d in (f, *get_family(f).component_models(f).values())]
 FP32 = model_config_pb2.DataType.TYPE_FP32
 
 
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("model_repository")
-    assert main(["--repository", str(root)]) == 0
-    return root
+def repository(exported_repository: Path) -> Path:
+    return exported_repository
 
 
 def _config(repository: Path, model: str) -> model_config_pb2.ModelConfig:
@@ -56,20 +56,17 @@ def test_layout(repository: Path) -> None:
     for component in COMPONENT_DIRS:
         expected += [repository / component / n for n in ("config.pbtxt", "1/model.py", "1/model.onnx")]
     assert [p for p in expected if not p.is_file()] == []
-    assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted([MODEL_ID, *COMPONENT_DIRS])
+    assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted(ALL_MODEL_DIRS)
 
 
-def test_model_py_shims(repository: Path) -> None:
-    assert (repository / MODEL_ID / "1" / "model.py").read_text() == PIPELINE_MODEL_PY
-    for component in COMPONENT_DIRS:
-        assert (repository / component / "1" / "model.py").read_text() == COMPONENT_MODEL_PY
-
-
-def test_tracked_shims_are_the_rendered_text() -> None:
-    tracked = REPO_ROOT / "model_repository"
-    assert (tracked / MODEL_ID / "1" / "model.py").read_text() == PIPELINE_MODEL_PY
-    for component in COMPONENT_DIRS:
-        assert (tracked / component / "1" / "model.py").read_text() == COMPONENT_MODEL_PY
+@pytest.mark.parametrize("root", ["built", "tracked"])
+def test_model_py_shims(repository: Path, root: str) -> None:
+    """The export writes the thin adapters; the tracked copies in model_repository/ hold the same text."""
+    base = repository if root == "built" else REPO_ROOT / "model_repository"
+    for family in FAMILY_NAMES:
+        assert (base / family / "1" / "model.py").read_text() == PIPELINE_MODEL_PY
+        for component in get_family(family).component_models(family).values():
+            assert (base / component / "1" / "model.py").read_text() == COMPONENT_MODEL_PY
 
 
 def test_component_configs(repository: Path) -> None:

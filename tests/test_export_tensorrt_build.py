@@ -26,7 +26,7 @@ from visualizr.export.families.animatediff.cards import tiny_model_card
 from visualizr.export.families.animatediff.specs import AnimateDiffDims, UNetSpec
 from visualizr.export.model_cards import shape_limits
 from visualizr.export.tensorrt_build import EngineBuilder, build_gpu, engine_profile, timing_cache_path
-from visualizr.families import get_family
+from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.families.animatediff.loop import AnimateDiffConfig
 from visualizr.model_card import read_model_card
 
@@ -171,45 +171,45 @@ def _export(repository: Path, gpu: Gpu, monkeypatch: pytest.MonkeyPatch, *args: 
     return main(["--repository", str(repository), "--backend", "tensorrt", *args])
 
 
-def _component_dirs(repository: Path) -> list[Path]:
-    return [repository / names.component_model_name("animatediff", c) for c in get_family("animatediff").components]
+def _component_dirs(repository: Path, family: str) -> list[Path]:
+    return [repository / names.component_model_name(family, c) for c in get_family(family).components]
 
 
 def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every family's components (4 of AnimateDiff, 4 of Stable Video Diffusion) get their engines."""
     repository = onnxruntime_build
     with fake_tensorrt() as trt:
         assert _export(repository, H200, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert out.count("reused cached ONNX") == 4 and out.count("built TensorRT engine") == 4
-    assert len(trt.builds) == 4
-    card = read_model_card(repository / "animatediff" / "model_card.json")
-    for model_dir in _component_dirs(repository):
-        assert (model_dir / "1" / "model.plan").is_file() and read_manifest(model_dir / "1") is not None
-        assert not (model_dir / "1" / "model.py").exists()  # a tensorrt_plan model has no model.py
-        config = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
-        assert config.platform == "tensorrt_plan"
-        assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
-    pipeline = text_format.Parse(
-        (repository / "animatediff" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
-    )
-    assert pipeline.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
-    stamp = read_stamps(repository)["animatediff"]
-    assert {f for f in stamp.files if f.endswith((".plan", ".plan.json"))} == {
-        f"{d.name}/1/{n}" for d in _component_dirs(repository) for n in ("model.plan", "model.plan.json")
-    }
-    assert stale_engines(repository, card, Environment("10.3.0", (H200,))) == {}
+    assert out.count("reused cached ONNX") == 8 and out.count("built TensorRT engine") == 8
+    assert len(trt.builds) == 8
+    for family in FAMILY_NAMES:
+        card = read_model_card(repository / family / "model_card.json")
+        for model_dir in _component_dirs(repository, family):
+            assert (model_dir / "1" / "model.plan").is_file() and read_manifest(model_dir / "1") is not None
+            assert not (model_dir / "1" / "model.py").exists()  # a tensorrt_plan model has no model.py
+            config = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+            assert config.platform == "tensorrt_plan"
+            assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+        pipeline = text_format.Parse((repository / family / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        assert pipeline.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+        stamp = read_stamps(repository)[family]
+        assert {f for f in stamp.files if f.endswith((".plan", ".plan.json"))} == {
+            f"{d.name}/1/{n}" for d in _component_dirs(repository, family) for n in ("model.plan", "model.plan.json")
+        }
+        assert stale_engines(repository, card, Environment("10.3.0", (H200,))) == {}
 
     with fake_tensorrt() as trt:
         assert _export(repository, H200, monkeypatch) == 0
-    assert "up to date" in capsys.readouterr().out and trt.builds == []
+    assert capsys.readouterr().out.count("up to date") == 2 and trt.builds == []
 
     with fake_tensorrt() as trt:  # the same repository on another GPU: every engine rebuilt, no ONNX re-exported
         assert _export(repository, A100, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert out.count("reused cached ONNX") == 4 and len(trt.builds) == 4
-    assert out.count(f"built on {H200}, this GPU is {A100}") == 4
+    assert out.count("reused cached ONNX") == 8 and len(trt.builds) == 8
+    assert out.count(f"built on {H200}, this GPU is {A100}") == 8
 
 
 def test_instances_per_gpu_and_back_to_onnxruntime(onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch) -> None:

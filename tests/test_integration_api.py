@@ -15,8 +15,8 @@ import websockets
 
 from tests.support.jobs import SMALL, decode_frames, download, status, submit, wait_terminal
 from tests.support.stack import ApiProcess
+from tests.support.triton_stats import unet_inferences
 from visualizr.launcher import TritonServer
-from visualizr.names import component_model_name
 
 pytestmark = pytest.mark.integration
 
@@ -93,12 +93,6 @@ def test_websocket_streams_progress_then_completion(api: ApiProcess) -> None:
     assert {"frame_generation"} <= {m["current_step"] for m in progress} | {"queued"}
 
 
-def unet_executions(triton: TritonServer) -> int:
-    name = component_model_name("animatediff", "unet")
-    stats = httpx.get(f"http://{triton.settings.triton_http_url}/v2/models/{name}/stats", timeout=10).json()
-    return sum(int(s["inference_count"]) for s in stats["model_stats"])
-
-
 def test_cancel_running_job_stops_triton_within_one_step(api: ApiProcess, triton: TritonServer) -> None:
     steps = 40
     request_id = submit(api, prompt="cancel me", seed=1, **{**SMALL, "num_inference_steps": steps})["request_id"]
@@ -109,14 +103,14 @@ def test_cancel_running_job_stops_triton_within_one_step(api: ApiProcess, triton
             break
         assert time.monotonic() < deadline, body
         time.sleep(0.05)
-    started = unet_executions(triton)
+    started = unet_inferences(triton, "animatediff")
     response = httpx.delete(f"{api.base_url}/api/v1/generate/{request_id}", timeout=30)
     assert response.status_code == 200, response.text
     cancelled = response.json()
     assert cancelled["status"] == "cancelled" and cancelled["cancelled_at"].endswith("Z")
-    at_cancel = unet_executions(triton)
+    at_cancel = unet_inferences(triton, "animatediff")
     time.sleep(3)  # many steps' worth at this size
-    after = unet_executions(triton)
+    after = unet_inferences(triton, "animatediff")
     # each unet execution counts 2 inferences (classifier-free guidance batch); one step of slack
     assert after - at_cancel <= 2, (started, at_cancel, after)
     assert after < started + 2 * steps

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.support.pipeline_fakes import FakeComponents, make_pipeline, make_request
+from tests.support.pipeline_fakes import (
+    FakeComponents,
+    FakeSvdComponents,
+    make_pipeline,
+    make_request,
+    make_svd_pipeline,
+    make_svd_request,
+)
 from visualizr.families import get_family
 from visualizr.pipeline import GenerationRequest
 from visualizr.pipeline.tensors import TensorPlacement, instance_gpu, to_uint8_frames
@@ -77,16 +84,20 @@ def _frames(pipeline: Any, request: GenerationRequest, components: Any) -> np.nd
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("image", [False, True], ids=["text", "image"])
-def test_tensor_io_makes_the_numpy_path_frames(device: str, image: bool) -> None:
-    extra = {"image": np.full((16, 32, 3), 180, np.uint8), "strength": 0.5} if image else {}
-    request = make_request(**extra)
-    expected = _frames(make_pipeline(), request, FakeComponents())
-    pipeline = make_pipeline()
+@pytest.mark.parametrize("family", ["text", "image", "svd"])
+def test_tensor_io_makes_the_numpy_path_frames(device: str, family: str) -> None:
+    """Every family's loop: with tensor I/O the same frames as with numpy I/O, and only device tensors cross."""
+    if family == "svd":
+        make, request, fake, unet_calls = make_svd_pipeline, make_svd_request(), FakeSvdComponents, 4
+    else:
+        extra = {"image": np.full((16, 32, 3), 180, np.uint8), "strength": 0.5} if family == "image" else {}
+        make, request, fake, unet_calls = make_pipeline, make_request(**extra), FakeComponents, 2 if extra else 4
+    expected = _frames(make(), request, fake())
+    pipeline = make()
     pipeline.placement = TensorPlacement(device, tensors=True)
-    components = DeviceComponents(FakeComponents(), pipeline.placement.device)
+    components = DeviceComponents(fake(), pipeline.placement.device)
     frames = _frames(pipeline, request, components)
-    assert components.calls.count("unet") == (2 if image else 4) and components.calls[-1] == "vae_decoder"
+    assert components.calls.count("unet") == unet_calls and components.calls[-1] == "vae_decoder"
     if device == "cpu":
         np.testing.assert_array_equal(frames, expected)
     else:  # the scheduler's float32 arithmetic on the GPU may round differently in the last bit

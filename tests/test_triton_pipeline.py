@@ -4,7 +4,6 @@ streamed progress, frames, determinism, equality with the in-process ONNX loop, 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from tests.support.triton_stats import assert_cancel_stops_within_one_step
 from visualizr import names
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent
@@ -36,12 +36,6 @@ async def _collect(server: TritonServer, request: GenerationRequest) -> list[Pro
 
 def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
     return asyncio.run(_collect(server, request))
-
-
-def unet_executions(server: TritonServer) -> int:
-    name = names.component_model_name(MODEL_ID, "unet")
-    url = f"http://{server.settings.triton_http_url}/v2/models/{name}/stats"
-    return int(httpx.get(url, timeout=10).json()["model_stats"][0]["inference_stats"]["success"]["count"])
 
 
 def test_streams_progress_then_frames(triton: TritonServer) -> None:
@@ -87,34 +81,7 @@ def test_concurrent_requests_both_finish(triton: TritonServer) -> None:
 
 
 def test_cancel_stops_within_one_step(triton: TritonServer) -> None:
-    steps, cancel_at = 40, 3
-    request_id = f"cancel-test-{time.time_ns()}"
-    cancelled_line = f"request {request_id}: cancelled after"
-
-    async def run_and_cancel() -> int:
-        client = grpcclient.InferenceServerClient(triton.settings.triton_grpc_url)
-        try:
-            request = GenerationRequest(**{**SMALL.__dict__, "num_inference_steps": steps})
-            events = stream_generation(client, MODEL_ID, request, request_id=request_id)
-            async for event in events:
-                if event.step == cancel_at:
-                    break  # leaving the loop cancels the gRPC stream (stream_generation's finally)
-            await events.aclose()
-            return unet_executions(triton)
-        finally:
-            await client.close()
-
-    before = unet_executions(triton)
-    at_cancel = asyncio.run(run_and_cancel()) - before
-    assert at_cancel >= cancel_at
-    deadline = time.monotonic() + 10
-    while cancelled_line not in triton.log_tail(200) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)  # any step that was going to run has run by now
-    total = unet_executions(triton) - before
-    assert total <= at_cancel + 1, f"{total} unet calls after cancelling at step {cancel_at} ({at_cancel} then)"
-    assert total < steps
-    assert cancelled_line in triton.log_tail(200)
+    assert_cancel_stops_within_one_step(triton, MODEL_ID, SMALL)
 
 
 def test_custom_metrics_on_the_triton_metrics_port(triton: TritonServer) -> None:

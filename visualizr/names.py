@@ -71,9 +71,13 @@ IN_HEIGHT: Final = "height"
 IN_NUM_FRAMES: Final = "num_frames"
 IN_NUM_INFERENCE_STEPS: Final = "num_inference_steps"
 IN_GUIDANCE_SCALE: Final = "guidance_scale"
+IN_MIN_GUIDANCE_SCALE: Final = "min_guidance_scale"
 IN_SEED: Final = "seed"
 IN_IMAGE: Final = "image"
 IN_STRENGTH: Final = "strength"
+IN_FPS: Final = "fps"
+IN_MOTION_BUCKET_ID: Final = "motion_bucket_id"
+IN_NOISE_AUG_STRENGTH: Final = "noise_aug_strength"
 
 OUT_STEP: Final = "step"
 OUT_TOTAL_STEPS: Final = "total_steps"
@@ -89,12 +93,18 @@ PIPELINE_INPUTS: Final = {
         PipelineTensor(IN_HEIGHT, "int32", (1,), "frame height in pixels"),
         PipelineTensor(IN_NUM_FRAMES, "int32", (1,), "frames to generate"),
         PipelineTensor(IN_NUM_INFERENCE_STEPS, "int32", (1,), "denoising steps"),
-        PipelineTensor(IN_GUIDANCE_SCALE, "float32", (1,), "classifier-free guidance scale"),
+        PipelineTensor(
+            IN_GUIDANCE_SCALE, "float32", (1,), "classifier-free guidance scale (of a per-frame ramp: the last frame's)"
+        ),
+        PipelineTensor(IN_MIN_GUIDANCE_SCALE, "float32", (1,), "guidance scale of the first frame of a per-frame ramp"),
         PipelineTensor(IN_SEED, "int64", (1,), "random seed (absent: a random one)"),
         PipelineTensor(IN_IMAGE, "uint8", (-1, -1, 3), "source image, already [height, width, 3]"),
         PipelineTensor(
             IN_STRENGTH, "float32", (1,), "how far the video may depart from the image, (0, 1]", requires=IN_IMAGE
         ),
+        PipelineTensor(IN_FPS, "int32", (1,), "frame rate the video is conditioned on"),
+        PipelineTensor(IN_MOTION_BUCKET_ID, "int32", (1,), "amount of motion the video is conditioned on, [0, 255]"),
+        PipelineTensor(IN_NOISE_AUG_STRENGTH, "float32", (1,), "noise added to the conditioning image, >= 0"),
     )
 }
 # Every response carries step, total_steps and phase; the last one (phase done) also carries frames.

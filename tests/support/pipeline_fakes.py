@@ -1,5 +1,5 @@
 """Fakes for unit tests of the denoising loops (pure logic: no ONNX, no Triton): a tokenizer and deterministic
-stand-ins for AnimateDiff's networks behind the Components protocol, recording every call."""
+stand-ins for each family's networks behind the Components protocol, recording every call."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from diffusers import DDIMScheduler
 from visualizr import names
 from visualizr.families.animatediff.loop import AnimateDiffConfig, AnimateDiffPipeline
 from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
+from visualizr.families.stable_video_diffusion.loop import StableVideoDiffusionConfig, StableVideoDiffusionPipeline
+from visualizr.families.stable_video_diffusion.vocabulary import (
+    IMAGE_ENCODER_PIXELS,
+    UNET_ADDED_TIME_IDS,
+)
 from visualizr.pipeline import GenerationRequest
 
 CONFIG = AnimateDiffConfig(
@@ -110,5 +115,86 @@ def make_request(**overrides) -> GenerationRequest:
         num_inference_steps=4,
         guidance_scale=7.5,
         seed=42,
+    )
+    return GenerationRequest(**{**values, **overrides})
+
+
+# -- Stable Video Diffusion --
+SVD_CONFIG = StableVideoDiffusionConfig(
+    model_id="tiny-svd",
+    family="stable-video-diffusion",
+    image_size=16,
+    latent_channels=4,
+    vae_scale_factor=8,
+    vae_scaling_factor=0.5,
+    decode_chunk_size=2,
+)
+SVD_EMBED_DIM = 6
+
+
+class FakeSvdComponents:
+    """Stable Video Diffusion's networks as deterministic functions; ``calls`` lists (kind, shape)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[int, ...]]] = []
+        self.inputs: dict[str, list[dict[str, np.ndarray]]] = {}
+
+    async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        self.inputs.setdefault(component, []).append(inputs)
+        first = next(iter(inputs.values()))
+        self.calls.append((component, first.shape))
+        return await getattr(self, component)(inputs)
+
+    async def image_encoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        pixels = inputs[IMAGE_ENCODER_PIXELS]
+        assert pixels.dtype == np.float32 and pixels.shape[1:] == (3, SVD_CONFIG.image_size, SVD_CONFIG.image_size)
+        return np.repeat(pixels.mean(axis=(2, 3)), 2, axis=1)  # [B, 6]
+
+    async def vae_encoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return fake_encode_image(inputs[names.VAE_ENCODER_PIXELS])
+
+    async def unet(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        sample, timestep = inputs[names.UNET_SAMPLE], inputs[names.UNET_TIMESTEP]
+        hidden, time_ids = inputs[names.UNET_ENCODER_HIDDEN_STATES], inputs[UNET_ADDED_TIME_IDS]
+        batch, _, channels, _, _ = sample.shape
+        assert timestep.shape == (batch,) and hidden.shape == (batch, 1, SVD_EMBED_DIM) and time_ids.shape == (batch, 3)
+        noisy, image = sample[:, :, : channels // 2], sample[:, :, channels // 2 :]
+        shift = (hidden.mean(axis=(1, 2)) + time_ids @ np.array([0.01, 0.001, 1.0], dtype=np.float32))
+        return (0.1 * noisy + 0.2 * image + shift.reshape(-1, 1, 1, 1, 1)).astype(np.float32)
+
+    async def vae_decoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        assert set(inputs) == {names.VAE_LATENT}  # one clip per call: its length is the latents' first axis
+        return fake_decode(inputs[names.VAE_LATENT])
+
+
+def make_svd_pipeline(**config) -> StableVideoDiffusionPipeline:
+    from diffusers import EulerDiscreteScheduler
+    from transformers import CLIPImageProcessorPil
+
+    from visualizr.export.families.stable_video_diffusion.tiny import SCHEDULER_CONFIG
+
+    size = SVD_CONFIG.image_size
+    processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    return StableVideoDiffusionPipeline(
+        msgspec.structs.replace(SVD_CONFIG, **config),
+        processor,
+        lambda: EulerDiscreteScheduler.from_config(SCHEDULER_CONFIG),
+    )
+
+
+SVD_IMAGE = (np.arange(16 * 32 * 3) % 251).astype(np.uint8).reshape(16, 32, 3)
+
+
+def make_svd_request(**overrides) -> GenerationRequest:
+    values = dict(
+        prompt="",
+        width=32,
+        height=16,
+        num_frames=3,
+        num_inference_steps=4,
+        guidance_scale=3.0,
+        seed=42,
+        image=SVD_IMAGE,
+        fps=7,
     )
     return GenerationRequest(**{**values, **overrides})

@@ -17,7 +17,10 @@ from typing import Final
 
 from visualizr.families.base import Family, Network
 
-FAMILY_NAMES: Final = ("animatediff",)
+FAMILY_NAMES: Final = (
+    "animatediff",
+    "stable-video-diffusion",
+)
 
 
 def module_name(family_name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ class Family:
     required_inputs: tuple[str, ...]  # pipeline inputs (names of visualizr.names.PIPELINE_INPUTS)
     optional_inputs: tuple[str, ...]
     pipeline: str  # "module:Class" of its visualizr.pipeline.diffusion.DiffusionPipeline (imported on use)
+    # The API's motion_strength (0, 1] of an image-to-video request -> the GenerationRequest fields it sets.
+    motion: Callable[[float], dict[str, int | float]] = lambda strength: {names.IN_STRENGTH: strength}
 
     def __post_init__(self) -> None:
         unknown = [n for n in (*self.required_inputs, *self.optional_inputs) if n not in names.PIPELINE_INPUTS]

@@ -30,6 +30,11 @@ class GenerationRequest:
     # How far the video may depart from the image: the last int(num_inference_steps * strength) of the
     # scheduler's timesteps run (diffusers img2img); 1.0 runs them all. Ignored without an image.
     strength: float = 1.0
+    # Micro-conditioning of image-conditioned families (Stable Video Diffusion); None: the family's default.
+    fps: int | None = None  # the frame rate the video is conditioned on (the encoded video's)
+    motion_bucket_id: int | None = None  # how much the video moves
+    noise_aug_strength: float | None = None  # noise added to the conditioning image
+    min_guidance_scale: float | None = None  # guidance of the first frame; guidance_scale is the last frame's
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GenerationRequest):

@@ -76,8 +76,8 @@ class BlsComponents:
         self.device_id = device_id  # GPU outputs land on (None: the CPU)
 
     async def run(self, component: str, inputs: dict[str, Any], output: str) -> Any:
-        # Triton needs a dim where ONNX has none beyond the batch: a batched network's [B] input (the unet's
-        # timestep) is configured as dims [1] reshaped to [], and so is an unbatched network's [] input.
-        scalar_rank = 1 if self.batched[component] else 0
-        inputs = {name: value[..., None] if value.ndim == scalar_rank else value for name, value in inputs.items()}
+        if self.batched[component]:
+            # Triton needs a dim where ONNX has none beyond the batch: a batched network's [B] input (the
+            # unet's timestep) is configured as dims [1] reshaped to [], so it is sent as [B, 1].
+            inputs = {name: value[:, None] if value.ndim == 1 else value for name, value in inputs.items()}
         return (await infer(self.model_names[component], inputs, [output], self.device_id))[output]

@@ -77,6 +77,7 @@ def parse_generation_request(
         values[name] = _image(tensor, array) if tensor.dtype == "uint8" else _scalar(tensor, array)
     if values.get(names.IN_SEED) is None:
         values[names.IN_SEED] = secrets.randbelow(MAX_SEED + 1)
+    values.setdefault(names.IN_PROMPT, "")  # a family without a prompt (image-only) runs with an empty one
     return GenerationRequest(**values)
 
 

@@ -21,20 +21,19 @@ class AnimateDiffExport(FamilyExport):
     def family(self) -> Family:
         return get_family("animatediff")
 
-    def load(self, options: ExportOptions) -> LoadedModel:
+    def load_components(self, options: ExportOptions) -> AnimateDiffComponents:
         from visualizr.export.families.animatediff.loader import load_animatediff
 
         if options.is_tiny:
             from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
 
-            sd_dir, adapter_dir = ensure_tiny_weights()
-            return self.describe(options, load_animatediff(sd_dir, adapter_dir))
-        return self.describe(options, load_animatediff(Path(options.weights), options.motion_adapter))
+            return load_animatediff(*ensure_tiny_weights())
+        return load_animatediff(Path(options.weights), options.motion_adapter)
 
     def describe(self, options: ExportOptions, components: AnimateDiffComponents) -> LoadedModel:
         from visualizr.export.families.animatediff import cards
         from visualizr.export.families.animatediff.specs import NETWORK_SPECS, AnimateDiffDims
-        from visualizr.export.model_cards import shape_limits
+        from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.animatediff.loop import AnimateDiffConfig
         from visualizr.pipeline_config import SCHEDULER_DIRNAME, TOKENIZER_DIRNAME
 
@@ -48,15 +47,10 @@ class AnimateDiffExport(FamilyExport):
             vae_scale_factor=components.vae_scale_factor,
             vae_scaling_factor=components.vae_scaling_factor,
         )
-        triton_models = [*self.family.component_models(model_id).values(), model_id]
         multiple_of = components.vae_scale_factor  # the UNet export accepts every latent size (see trace_case)
-        if options.is_tiny:
-            card = cards.tiny_model_card(model_id, triton_models, multiple_of, components.max_frames)
-        else:
-            name = options.model_name or f"AnimateDiff ({components.source_name})"
-            card = cards.weights_model_card(
-                model_id, name, components.source_name, triton_models, multiple_of, components.max_frames
-            )
+        card = model_card(
+            cards, options, self.triton_models(model_id), multiple_of, components.max_frames, components.source_name
+        )
         dims = AnimateDiffDims(
             latent_channels=config.latent_channels,
             vae_scale_factor=config.vae_scale_factor,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from visualizr.export.model_cards import CARD_VERSION, TINY_WEIGHTS_LABEL, capabilities, video_parameters
+from visualizr.export.model_cards import TINY_WEIGHTS_LABEL, build_card, video_parameters
 from visualizr.model_card import ModelCard, ParameterRange, Requirements
 
 FAMILY: Final = "animatediff"
+DISPLAY_NAME: Final = "AnimateDiff"
 FPS_RANGE: Final = ParameterRange(min=1, max=30, default=8, description="Frames per second of the encoded video")
 GUIDANCE_RANGE: Final = ParameterRange(
     min=1.0,
@@ -23,14 +24,7 @@ TINY_DEFAULT_STEPS: Final = 20
 
 
 def _card(parameters: dict[str, ParameterRange], **fields) -> ModelCard:
-    return ModelCard(
-        family=FAMILY,
-        version=CARD_VERSION,
-        type="text-to-video",
-        capabilities=capabilities(parameters, negative_prompt=True, image_to_video=True),
-        parameters=parameters,
-        **fields,
-    )
+    return build_card(FAMILY, "text-to-video", parameters, negative_prompt=True, **fields)
 
 
 def tiny_model_card(model_id: str, triton_models: list[str], multiple_of: int, max_frames: int) -> ModelCard:

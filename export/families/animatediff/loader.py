@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visualizr.export.family import class_name, freeze, quiet_libraries
+from visualizr.export.family import DiffusersComponents, class_name, freeze, quiet_libraries
 
 # Schedulers the pipeline's denoising loop supports as they are; anything else (SD1.5 ships PNDM) is converted
 # to DDIM with the settings AnimateDiff recommends.
@@ -31,7 +31,7 @@ MOTION_ADAPTER_SUBFOLDERS = ("motion_adapter", "motion-adapter")
 
 
 @dataclass
-class AnimateDiffComponents:
+class AnimateDiffComponents(DiffusersComponents):
     tokenizer: Any  # transformers.CLIPTokenizer
     text_encoder: Any  # transformers.CLIPTextModel
     unet: Any  # diffusers.UNetMotionModel
@@ -46,23 +46,6 @@ class AnimateDiffComponents:
     @property
     def text_max_length(self) -> int:
         return int(self.tokenizer.model_max_length)
-
-    @property
-    def latent_channels(self) -> int:
-        return int(self.unet.config.in_channels)
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
-    def vae_scaling_factor(self) -> float:
-        return float(self.vae.config.scaling_factor)
-
-    @property
-    def unet_downsample_factor(self) -> int:
-        """2 ** (UNet blocks - 1): the UNet halves the latent once per block but the last."""
-        return 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     @property
     def max_frames(self) -> int:

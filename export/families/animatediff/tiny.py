@@ -8,16 +8,12 @@ same code path as real weights. The build is cached under ``build/tiny-animatedi
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from visualizr.export.families.animatediff.tokenizer_training import CORPUS_PATH, TEXT_MAX_LENGTH, train_clip_tokenizer
+from visualizr.export.family import ensure_cached_build, randomise_zero_weights
 from visualizr.export.fingerprint import REPO_ROOT, hash_files, hash_json
-
-if TYPE_CHECKING:
-    import torch
 
 TINY_SEED: Final = 20240611
 TEXT_HIDDEN_SIZE: Final = 32
@@ -30,7 +26,6 @@ TOKENIZER_VOCAB_SIZE: Final = 1024
 
 SD_DIRNAME: Final = "stable-diffusion"
 MOTION_ADAPTER_DIRNAME: Final = "motion-adapter"
-_STAMP_FILENAME: Final = ".tiny-stamp.json"
 DEFAULT_BUILD_DIR: Final = REPO_ROOT / "build" / "tiny-animatediff"
 
 # AnimateDiff's recommended scheduler settings on top of the SD1.5 noise schedule.
@@ -48,14 +43,11 @@ SCHEDULER_CONFIG: Final = {
 
 
 def tiny_build_key() -> str:
-    """Changes whenever the tiny weights could change: this module, the tokenizer trainer or the corpus."""
+    """Changes whenever the tiny weights could change: this module, the tokenizer trainer, the corpus or the
+    shared build helpers."""
     here = Path(__file__).resolve().parent
-    return hash_json(
-        {
-            "seed": TINY_SEED,
-            "sources": hash_files([Path(__file__), here / "tokenizer_training.py", CORPUS_PATH]),
-        }
-    )
+    sources = [Path(__file__), here / "tokenizer_training.py", CORPUS_PATH, here.parent.parent / "family.py"]
+    return hash_json({"seed": TINY_SEED, "sources": hash_files(sources)})
 
 
 def _build_text_encoder(tokenizer):
@@ -125,18 +117,6 @@ def _build_vae():
     ).eval()
 
 
-def _randomise_zero_weights(module: torch.nn.Module, std: float = 0.02) -> None:
-    """Diffusers zero-initialises output projections (e.g. of the motion modules) so that an untrained
-    adapter is an identity; a random demo would then never exercise them. Give such weights small random
-    values instead."""
-    import torch
-
-    with torch.no_grad():
-        for parameter in module.parameters():
-            if parameter.dim() >= 2 and not parameter.any():
-                parameter.normal_(0.0, std)
-
-
 def build_tiny_components(tokenizer_dir: Path) -> dict[str, object]:
     """Build every network with a fixed seed (same seed -> identical weights). ``tokenizer_dir`` must hold the
     trained tokenizer; its vocabulary size and special ids shape the text encoder."""
@@ -155,7 +135,7 @@ def build_tiny_components(tokenizer_dir: Path) -> dict[str, object]:
     for offset, (name, build) in enumerate(builders.items()):
         torch.manual_seed(TINY_SEED + offset)  # one seed per network: changing one leaves the others alone
         networks[name] = build()
-    _randomise_zero_weights(networks["motion_adapter"])
+    randomise_zero_weights(networks["motion_adapter"])
     return {"tokenizer": tokenizer, **networks, "scheduler": DDIMScheduler.from_config(SCHEDULER_CONFIG)}
 
 
@@ -194,16 +174,5 @@ def save_tiny_weights(output_dir: Path) -> tuple[Path, Path]:
 
 def ensure_tiny_weights(build_dir: Path = DEFAULT_BUILD_DIR, force: bool = False) -> tuple[Path, Path]:
     """The cached tiny weights folders, (re)built when missing or stale."""
-    key = tiny_build_key()
-    stamp = build_dir / _STAMP_FILENAME
-    sd_dir, adapter_dir = build_dir / SD_DIRNAME, build_dir / MOTION_ADAPTER_DIRNAME
-    if not force and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
-        return sd_dir, adapter_dir
-    # Build next to the cache and swap it in, so that an interrupted build never leaves a half-written cache.
-    staging = build_dir.with_name(f".{build_dir.name}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    save_tiny_weights(staging)
-    (staging / _STAMP_FILENAME).write_text(json.dumps({"key": key}) + "\n")
-    shutil.rmtree(build_dir, ignore_errors=True)
-    staging.rename(build_dir)
-    return sd_dir, adapter_dir
+    ensure_cached_build(build_dir, tiny_build_key(), save_tiny_weights, force)
+    return build_dir / SD_DIRNAME, build_dir / MOTION_ADAPTER_DIRNAME

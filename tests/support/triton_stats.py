@@ -1,0 +1,64 @@
+"""Reading the real tritonserver's statistics in integration tests, and the cancellation check built on them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import httpx
+import tritonclient.grpc.aio as grpcclient
+
+from visualizr.launcher import TritonServer
+from visualizr.names import UNET, component_model_name
+from visualizr.pipeline import GenerationRequest
+from visualizr.triton.client import stream_generation
+
+
+def _unet_stats(triton: TritonServer, model_id: str) -> list[dict]:
+    name = component_model_name(model_id, UNET)
+    url = f"http://{triton.settings.triton_http_url}/v2/models/{name}/stats"
+    return httpx.get(url, timeout=10).json()["model_stats"]
+
+
+def unet_executions(triton: TritonServer, model_id: str) -> int:
+    """Successful requests to the model's unet (one per denoising step of a job)."""
+    return sum(int(s["inference_stats"]["success"]["count"]) for s in _unet_stats(triton, model_id))
+
+
+def unet_inferences(triton: TritonServer, model_id: str) -> int:
+    """Samples the model's unet ran (two per step of a job with classifier-free guidance)."""
+    return sum(int(s["inference_count"]) for s in _unet_stats(triton, model_id))
+
+
+def assert_cancel_stops_within_one_step(
+    triton: TritonServer, model_id: str, request: GenerationRequest, steps: int = 40, cancel_at: int = 3
+) -> None:
+    """Stream ``request`` with ``steps`` steps, leave the stream after step ``cancel_at`` (which cancels it on
+    the server) and check with the unet's statistics that at most one more step ran."""
+    request_id = f"cancel-test-{model_id}-{time.time_ns()}"
+    cancelled_line = f"request {request_id}: cancelled after"
+
+    async def run_and_cancel() -> int:
+        client = grpcclient.InferenceServerClient(triton.settings.triton_grpc_url)
+        try:
+            events = stream_generation(client, model_id, replace(request, num_inference_steps=steps), request_id)
+            async for event in events:
+                if event.step == cancel_at:
+                    break  # leaving the loop cancels the gRPC stream (stream_generation's finally)
+            await events.aclose()
+            return unet_executions(triton, model_id)
+        finally:
+            await client.close()
+
+    before = unet_executions(triton, model_id)
+    at_cancel = asyncio.run(run_and_cancel()) - before
+    assert at_cancel >= cancel_at
+    deadline = time.monotonic() + 10
+    while cancelled_line not in triton.log_tail(200) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # any step that was going to run has run by now
+    total = unet_executions(triton, model_id) - before
+    assert total <= at_cancel + 1, f"{total} unet calls after cancelling at step {cancel_at} ({at_cancel} then)"
+    assert total < steps
+    assert cancelled_line in triton.log_tail(200)

@@ -1,0 +1,94 @@
+"""Stable Video Diffusion on the real tritonserver (conftest.triton): streamed progress, frames of exactly the
+requested size, determinism, equality with the in-process ONNX loop, per-request errors, cancellation within
+one step, and both families serving side by side."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from tests.support.images import gradient_image
+from tests.support.triton_stats import assert_cancel_stops_within_one_step
+from visualizr import names
+from visualizr.launcher import TritonServer
+from visualizr.pipeline import GenerationRequest, ProgressEvent
+from visualizr.pipeline.assets import assets_dir, load_pipeline
+from visualizr.pipeline.onnx_components import OnnxComponents
+from visualizr.triton.client import stream_generation
+
+pytestmark = pytest.mark.integration
+
+MODEL_ID = "stable-video-diffusion"
+IMAGE = gradient_image(48, 64)
+SMALL = GenerationRequest(
+    "ignored: SVD takes no prompt", 64, 48, 5, 3, 2.5, 1234, image=IMAGE, fps=7, motion_bucket_id=100,
+    noise_aug_strength=0.02,
+)
+
+
+async def _collect(server: TritonServer, request: GenerationRequest, model: str = MODEL_ID) -> list[ProgressEvent]:
+    client = grpcclient.InferenceServerClient(server.settings.triton_grpc_url)
+    try:
+        return [event async for event in stream_generation(client, model, request)]
+    finally:
+        await client.close()
+
+
+def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
+    return asyncio.run(_collect(server, request))
+
+
+def test_streams_progress_then_frames_of_the_requested_size(triton: TritonServer) -> None:
+    events = generate(triton, SMALL)
+    assert [(e.phase, e.step, e.total_steps) for e in events] == [
+        (names.PHASE_IMAGE_ENCODING, 0, 3),
+        (names.PHASE_FRAME_GENERATION, 1, 3),
+        (names.PHASE_FRAME_GENERATION, 2, 3),
+        (names.PHASE_FRAME_GENERATION, 3, 3),
+        (names.PHASE_DECODING, 3, 3),
+        (names.PHASE_DONE, 3, 3),
+    ]
+    frames = events[-1].frames
+    assert frames is not None and frames.dtype == np.uint8 and frames.shape == (5, 48, 64, 3)
+    assert frames.std() > 0
+
+
+def test_same_seed_same_frames_and_equal_to_the_in_process_loop(triton: TritonServer, model_repository: Path) -> None:
+    first = generate(triton, SMALL)[-1].frames
+    np.testing.assert_array_equal(first, generate(triton, SMALL)[-1].frames)
+    other = generate(triton, GenerationRequest(**{**SMALL.__dict__, "seed": 99}))[-1].frames
+    assert not np.array_equal(first, other)
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
+    local = asyncio.run(pipeline(SMALL, components))
+    difference = np.abs(local.astype(np.int16) - first.astype(np.int16))
+    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"image": None}, "image"), ({"width": 60}, "width"), ({"motion_bucket_id": 999}, "motion_bucket_id")],
+)
+def test_bad_request_gets_an_error_response(triton: TritonServer, overrides: dict, message: str) -> None:
+    with pytest.raises(InferenceServerException, match=message):
+        generate(triton, GenerationRequest(**{**SMALL.__dict__, **overrides}))
+
+
+def test_both_families_serve_concurrently(triton: TritonServer) -> None:
+    text = GenerationRequest("a red fox in the snow", 64, 64, 4, 2, 7.5, 1234)
+
+    async def both() -> tuple[list[ProgressEvent], list[ProgressEvent]]:
+        return await asyncio.gather(_collect(triton, SMALL), _collect(triton, text, "animatediff"))
+
+    svd, animatediff = asyncio.run(both())
+    assert svd[-1].frames.shape == (5, 48, 64, 3) and animatediff[-1].frames.shape == (4, 64, 64, 3)
+    np.testing.assert_array_equal(svd[-1].frames, generate(triton, SMALL)[-1].frames)
+
+
+def test_cancel_stops_within_one_step(triton: TritonServer) -> None:
+    assert_cancel_stops_within_one_step(triton, MODEL_ID, SMALL)

@@ -1,0 +1,184 @@
+"""Stable Video Diffusion's denoising loop: the shared ``DiffusionPipeline`` conditioned on the source image, as
+diffusers' ``StableVideoDiffusionPipeline`` does it (same seed, same networks -> the same frames):
+
+* the image's CLIP embedding (image_encoder; zeros for the unconditional half with guidance);
+* the image, plus ``noise_aug_strength`` x seeded noise, through the vae_encoder: its latent (the mode, not
+  scaled) is concatenated to the noisy latents of every frame on the channels (zeros for the unconditional half);
+* ``added_time_ids`` = (fps - 1, motion_bucket_id, noise_aug_strength);
+* guidance that ramps linearly over the frames from ``min_guidance_scale`` to ``guidance_scale``, applied to
+  the ONE unet call per step at twice the batch;
+* the temporal vae_decoder, one clip of ``decode_chunk_size`` frames per call (it mixes the frames of a clip).
+
+Latents are [B, F, C, h, w] (frames before channels, unlike AnimateDiff).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+from diffusers import SchedulerMixin
+from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+from transformers import CLIPImageProcessorPil
+
+from visualizr import names
+from visualizr.families.stable_video_diffusion import MAX_MOTION_BUCKET_ID
+from visualizr.families.stable_video_diffusion.vocabulary import (
+    IMAGE_EMBEDS,
+    IMAGE_ENCODER,
+    IMAGE_ENCODER_PIXELS,
+    UNET_ADDED_TIME_IDS,
+)
+from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
+from visualizr.pipeline.components import Components
+from visualizr.pipeline.diffusion import Checkpoint, Denoising, DiffusionPipeline
+from visualizr.pipeline.errors import InvalidRequest
+from visualizr.pipeline.request import GenerationRequest, check_common_inputs
+from visualizr.pipeline.tensors import TensorPlacement
+from visualizr.pipeline_config import (
+    FEATURE_EXTRACTOR_DIRNAME,
+    PIPELINE_CONFIG_FILENAME,
+    PipelineConfig,
+    read_pipeline_config,
+)
+
+# diffusers' StableVideoDiffusionPipeline defaults, used for an input a request leaves out
+DEFAULT_FPS: Final = 7
+DEFAULT_MOTION_BUCKET_ID: Final = 127
+DEFAULT_NOISE_AUG_STRENGTH: Final = 0.02
+DEFAULT_MIN_GUIDANCE_SCALE: Final = 1.0
+
+
+class StableVideoDiffusionConfig(PipelineConfig, frozen=True, kw_only=True):
+    image_size: int  # side of the image encoder's square input (224 for SVD's CLIP ViT-H/14)
+
+
+class StableVideoDiffusionPipeline(DiffusionPipeline):
+    family_name = "stable-video-diffusion"
+    conditioning_phase = names.PHASE_IMAGE_ENCODING
+    frames_axis, channels_axis = 1, 2  # latents [B, F, C, h, w]
+
+    def __init__(
+        self,
+        config: StableVideoDiffusionConfig,
+        feature_extractor: Any,
+        scheduler_factory: Callable[[], SchedulerMixin],
+        placement: TensorPlacement | None = None,
+    ) -> None:
+        super().__init__(config, scheduler_factory, placement)
+        self.feature_extractor = feature_extractor  # a transformers CLIPImageProcessor (CLIP normalisation)
+
+    @classmethod
+    def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> StableVideoDiffusionPipeline:
+        """Read ``<directory>/pipeline.json``, ``feature_extractor/`` and ``scheduler/`` (see assets_dir)."""
+        directory = check_assets_dir(directory)
+        return cls(
+            read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, StableVideoDiffusionConfig),
+            # SVD's CLIPImageProcessor; its PIL backend (the one transformers uses without torchvision), named
+            # directly so that loading it does not warn about the missing torchvision
+            CLIPImageProcessorPil.from_pretrained(str(directory / FEATURE_EXTRACTOR_DIRNAME)),
+            SchedulerFactory.from_assets(directory),
+            placement,
+        )
+
+    # -- the steps of one generation ------------------------------------------------------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        if request.image is None:
+            raise InvalidRequest("image is required: Stable Video Diffusion animates a source image")
+        check_common_inputs(request, self.config)
+        if request.fps is not None and request.fps < 1:
+            raise InvalidRequest(f"fps must be >= 1, got {request.fps}")
+        bucket = request.motion_bucket_id
+        if bucket is not None and not 0 <= bucket <= MAX_MOTION_BUCKET_ID:
+            raise InvalidRequest(f"motion_bucket_id must be in [0, {MAX_MOTION_BUCKET_ID}], got {bucket}")
+        for name in ("noise_aug_strength", "min_guidance_scale"):
+            value = getattr(request, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise InvalidRequest(f"{name} must be a finite number >= 0, got {value}")
+
+    @staticmethod
+    def conditioning_values(request: GenerationRequest) -> tuple[int, int, float, float]:
+        """(fps, motion_bucket_id, noise_aug_strength, min_guidance_scale), defaults filled in."""
+        return (
+            DEFAULT_FPS if request.fps is None else request.fps,
+            DEFAULT_MOTION_BUCKET_ID if request.motion_bucket_id is None else request.motion_bucket_id,
+            DEFAULT_NOISE_AUG_STRENGTH if request.noise_aug_strength is None else request.noise_aug_strength,
+            DEFAULT_MIN_GUIDANCE_SCALE if request.min_guidance_scale is None else request.min_guidance_scale,
+        )
+
+    def clip_pixels(self, image: torch.Tensor) -> torch.Tensor:
+        """[1, 3, H, W] in [0, 1] (on the CPU) -> the image encoder's input: resized with antialiasing to the
+        encoder's size and CLIP-normalised (exactly as diffusers' _encode_image does it)."""
+        size = self.config.image_size
+        resized = (_resize_with_antialiasing(image * 2.0 - 1.0, (size, size)) + 1.0) / 2.0
+        pixels = self.feature_extractor(
+            images=resized,
+            do_normalize=True,
+            do_center_crop=False,
+            do_resize=False,
+            do_rescale=False,
+            return_tensors="pt",
+        ).pixel_values
+        return pixels.to(torch.float32)
+
+    async def encode_image(self, components: Components, image: torch.Tensor, do_cfg: bool) -> torch.Tensor:
+        """[1, 3, H, W] in [0, 1] -> image embeddings [B, 1, D] on the device ([zeros, embedding] with
+        guidance)."""
+        place = self.placement
+        inputs = {IMAGE_ENCODER_PIXELS: place.to_network(self.clip_pixels(image))}
+        embeds = place.from_network(await components.run(IMAGE_ENCODER, inputs, IMAGE_EMBEDS))[:, None]
+        return torch.cat([torch.zeros_like(embeds), embeds]) if do_cfg else embeds
+
+    async def encode_vae_image(self, components: Components, pixels: torch.Tensor, do_cfg: bool) -> torch.Tensor:
+        """[1, 3, H, W] in [-1, 1] (noise-augmented) -> latent [B, C, h, w] on the device, not scaled ([zeros,
+        latent] with guidance)."""
+        place = self.placement
+        inputs = {names.VAE_ENCODER_PIXELS: place.to_network(pixels)}
+        latent = place.from_network(await components.run(names.VAE_ENCODER, inputs, names.VAE_ENCODER_LATENT))
+        return torch.cat([torch.zeros_like(latent), latent]) if do_cfg else latent
+
+    def latent_shape(self, request: GenerationRequest) -> tuple[int, int, int, int, int]:
+        factor = self.config.vae_scale_factor
+        return (1, request.num_frames, self.config.latent_channels, request.height // factor, request.width // factor)
+
+    def guidance_ramp(self, request: GenerationRequest, min_guidance_scale: float) -> torch.Tensor:
+        """Per-frame guidance [1, F, 1, 1, 1]: min_guidance_scale at the first frame to guidance_scale at the last."""
+        ramp = torch.linspace(min_guidance_scale, request.guidance_scale, request.num_frames)
+        return ramp.reshape(1, -1, 1, 1, 1).to(self.placement.device, torch.float32)
+
+    async def prepare(
+        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
+    ) -> Denoising:
+        fps, motion_bucket_id, noise_aug_strength, min_guidance = self.conditioning_values(request)
+        do_cfg = max(min_guidance, request.guidance_scale) > 1.0
+        image = torch.from_numpy(np.ascontiguousarray(request.image.transpose(2, 0, 1))[None].astype(np.float32))
+        image = image / 255.0
+        embeddings = await self.encode_image(components, image, do_cfg)
+
+        generator = self.seeded_generator(request.seed)
+        pixels = image * 2.0 - 1.0
+        pixels = pixels + noise_aug_strength * torch.randn(pixels.shape, generator=generator, dtype=torch.float32)
+        checkpoint(0)
+        image_latent = await self.encode_vae_image(components, pixels, do_cfg)
+        image_latents = image_latent[:, None].repeat(1, request.num_frames, 1, 1, 1)  # [B, F, C, h, w]
+        time_ids = torch.tensor([[fps - 1, motion_bucket_id, noise_aug_strength]], dtype=torch.float32)
+
+        scheduler = self.new_scheduler(request.num_inference_steps)
+        noise = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        return Denoising(
+            scheduler=scheduler,
+            timesteps=scheduler.timesteps,
+            latents=noise.to(self.placement.device) * scheduler.init_noise_sigma,
+            generator=generator,
+            conditioning={
+                names.UNET_ENCODER_HIDDEN_STATES: embeddings,
+                UNET_ADDED_TIME_IDS: time_ids.to(self.placement.device).repeat(embeddings.shape[0], 1),
+            },
+            guidance=self.guidance_ramp(request, min_guidance) if do_cfg else None,
+            concat_latents=image_latents,
+        )
