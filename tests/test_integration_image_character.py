@@ -16,6 +16,7 @@ from tests.support.stack import ApiProcess
 pytestmark = pytest.mark.integration
 
 FORM = {
+    "model": "animatediff",  # AnimateDiff's img2img (Stable Video Diffusion: test_integration_svd.py)
     "motion_prompt": "gentle swaying in the wind",
     "fps": "4",
     "duration_seconds": "1",

@@ -1,11 +1,16 @@
 """Validate ``POST /api/v1/generate/video/from-image`` (multipart/form-data) into an ordinary generation job.
 
-Fields: ``image`` (file, required), ``motion_prompt`` (the prompt: missing or empty -> INVALID_PROMPT),
-``duration_seconds`` (-> ``round(duration x fps)`` frames; absent: the card's default frame count), ``fps``,
-``motion_strength`` (0 < x <= 1, default ``DEFAULT_MOTION_STRENGTH``: the pipeline's ``strength``) and, beyond
-the reference, ``model``, ``width``, ``height``, ``negative_prompt``, ``seed``, ``num_inference_steps``,
+Fields: ``image`` (file, required), ``motion_prompt`` (the prompt: missing or empty -> INVALID_PROMPT; a
+model without a prompt, Stable Video Diffusion, does not use it), ``duration_seconds`` (-> ``round(duration x
+fps)`` frames; absent: the card's default frame count), ``fps``, ``motion_strength`` (0 < x <= 1, default
+``DEFAULT_MOTION_STRENGTH``) and, beyond the reference, ``model`` (absent: the repository's image-to-video model,
+see ``validation.default_model``), ``width``, ``height``, ``negative_prompt``, ``seed``, ``num_inference_steps``,
 ``guidance_scale``. Empty text fields count as absent (HTML forms send them). Unknown fields, repeated fields
 and non-numbers are INVALID_PARAMETERS naming the field, as in the JSON endpoint.
+
+``motion_strength`` m is what the model's family makes of it (``visualizr.families``, ``Family.motion``):
+AnimateDiff's img2img ``strength`` = m; Stable Video Diffusion's ``motion_bucket_id`` = floor(255 m) and
+``noise_aug_strength`` = 0.04 m (m = 0.5 gives SVD's defaults, 127 and 0.02).
 
 Order of checks: form syntax and field types, the prompt, the model, motion_strength, the parameters, then the
 image's header, whose aspect ratio sets a missing width/height (``image_input.output_size``); only then are its
@@ -22,6 +27,7 @@ from typing import Any, Final
 import numpy as np
 from litestar.datastructures import UploadFile
 
+from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
 from visualizr.frontend.generation import image_input
@@ -71,6 +77,13 @@ def _strength(value: float | None) -> float:
     return strength
 
 
+def motion_parameters(card: ModelCard, motion_strength: float) -> dict[str, int | float]:
+    """The GenerationParameters fields ``motion_strength`` sets for the card's family."""
+    if card.family in FAMILY_NAMES:
+        return get_family(card.family).motion(motion_strength)
+    return {"strength": motion_strength}
+
+
 async def read_upload(part: Any) -> bytes:
     """The bytes of the ``image`` file part (at most MAX_IMAGE_BYTES + 1 are read)."""
     if part is None:
@@ -112,7 +125,7 @@ async def validate_image_request(
         prompt=prompt,
         negative_prompt=negative,
         style=None,
-        parameters=GenerationParameters(seed=seed, strength=strength, **values),
+        parameters=GenerationParameters(seed=seed, **motion_parameters(card, strength), **values),
         kind=KIND_IMAGE,
         source_png=png,
     )

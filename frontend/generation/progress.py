@@ -1,5 +1,5 @@
 """Progress of a running job: the pipeline's phases mapped onto percent bands, as the status and WebSocket show it
-(text_encoding 5, frame_generation 5-90 by step, decoding 90, encoding 95, done 100)."""
+(text_encoding or image_encoding 5, frame_generation 5-90 by step, decoding 90, encoding 95, done 100)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ DECODING_DONE = 95
 
 def progress_of(phase: str, step: int, total_steps: int) -> tuple[int, str]:
     """(progress percent, current_step) after a pipeline response of ``phase``."""
-    if phase == names.PHASE_TEXT_ENCODING:
-        return TEXT_ENCODING_DONE, names.PHASE_TEXT_ENCODING
+    if phase in names.CONDITIONING_PHASES:  # text_encoding, or image_encoding (image-only families)
+        return TEXT_ENCODING_DONE, phase
     if phase == names.PHASE_FRAME_GENERATION:
         fraction = min(max(step / total_steps, 0.0), 1.0) if total_steps > 0 else 0.0
         span = FRAME_GENERATION_DONE - TEXT_ENCODING_DONE

@@ -93,6 +93,9 @@ def generation_request(record: JobRecord, image: np.ndarray | None) -> Generatio
         seed=params.seed,
         image=image,
         strength=params.strength if params.strength is not None else 1.0,
+        fps=params.fps,  # the encoded video's; image-conditioned families (SVD) are conditioned on it
+        motion_bucket_id=params.motion_bucket_id,
+        noise_aug_strength=params.noise_aug_strength,
     )
 
 

@@ -12,6 +12,7 @@ The helpers below (``decode_struct``, ``check_prompt``, ``resolve_card``, ``reso
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import secrets
@@ -40,6 +41,7 @@ _INT_PARAMETERS = ("width", "height", "num_frames", "fps", "num_inference_steps"
 PARAMETER_NAMES = (*_INT_PARAMETERS, "guidance_scale")
 # Pixels per latent cell: width/height must be multiples of it whatever the card says.
 _PIXEL_MULTIPLE = 8
+FROM_IMAGE_ROUTE = "/api/v1/generate/video/from-image"
 
 
 T = TypeVar("T")
@@ -165,12 +167,25 @@ def serves(card: ModelCard, kind: str) -> bool:
     return card.type == KIND_TEXT
 
 
+def default_model(catalog: ModelCatalog, kind: str) -> str:
+    """The model a request without ``model`` runs on: for image-to-video the repository's first model whose type
+    is image-to-video (Stable Video Diffusion in the demo; a job for an unloaded model loads it), else
+    DEFAULT_MODEL (whose family may serve images too); DEFAULT_MODEL for the other kinds."""
+    if kind == KIND_IMAGE:
+        for model_id in catalog.ids():
+            with contextlib.suppress(VisualizrError):
+                if catalog.get(model_id).type == KIND_IMAGE:
+                    return model_id
+    return DEFAULT_MODEL
+
+
 def resolve_card(catalog: ModelCatalog, model: str | None, kind: str = KIND_TEXT) -> ModelCard:
     """The model's card (MODEL_NOT_FOUND), checked to serve ``kind`` (INVALID_PARAMETERS naming ``model``)."""
-    card = catalog.get(model if model is not None else DEFAULT_MODEL)
+    card = catalog.get(model if model is not None else default_model(catalog, kind))
     if not serves(card, kind):
+        hint = f"; it animates an image: use POST {FROM_IMAGE_ROUTE}" if card.type == KIND_IMAGE else ""
         raise InvalidParametersError(
-            f"Model {card.id!r} does not serve {kind} requests (type {card.type!r})",
+            f"Model {card.id!r} does not serve {kind} requests (type {card.type!r}){hint}",
             {"field": "model", "value": card.id, "type": card.type},
         )
     return card

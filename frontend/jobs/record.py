@@ -28,8 +28,9 @@ KIND_CHARACTER = "character-animation"
 class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
     """The resolved parameters of a job (defaults filled in, seed chosen); stored as JSON with the job.
 
-    ``strength`` (image-to-video only, the request's ``motion_strength``): how far the video may depart from
-    the source image, in (0, 1]. Absent for the other kinds.
+    Image-to-video only, the request's ``motion_strength`` as the model's family takes it (absent for the other
+    kinds): ``strength`` (AnimateDiff: how far the video may depart from the source image, in (0, 1]) or
+    ``motion_bucket_id`` and ``noise_aug_strength`` (Stable Video Diffusion).
     """
 
     width: int
@@ -40,6 +41,8 @@ class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
     guidance_scale: float
     seed: int
     strength: float | None = None
+    motion_bucket_id: int | None = None
+    noise_aug_strength: float | None = None
 
     @property
     def work_units(self) -> float:

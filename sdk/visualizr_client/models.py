@@ -214,6 +214,11 @@ class VideoParameters(Model):
     guidance_scale: float | None = None
     num_inference_steps: int | None = None
     seed: int | None = None
+    # image-to-video: the request's motion_strength as the model took it (AnimateDiff: strength; Stable Video
+    # Diffusion: motion_bucket_id and noise_aug_strength)
+    strength: float | None = None
+    motion_bucket_id: int | None = None
+    noise_aug_strength: float | None = None
 
 
 class GenerationInfo(Model):
