@@ -14,6 +14,7 @@ from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from tests.support.fakes import gradient_frames, write_repository
 from visualizr import names
+from visualizr.families import get_family
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
 from visualizr.frontend.generation.encoding import encode_assets, probe_video
@@ -132,7 +133,9 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
 def test_triton_request_and_response_messages() -> None:
     params = GenerationParameters(64, 48, 6, 8, 4, 7.5, 42)
     job = JobRecord("video_req_1", "animatediff", "a cat", "blurry", None, params, "processing", 0, "queued", 1.0)
-    tensors = {t.name(): t for t in infer_inputs(generation_request(job, None))}
+    # what an AnimateDiff pipeline model declares (the job's fps goes only to families that take it)
+    accepted = set(get_family("animatediff").inputs)
+    tensors = {t.name(): t for t in infer_inputs(generation_request(job, None), accepted)}
     assert set(tensors) == {
         names.IN_PROMPT,
         names.IN_NEGATIVE_PROMPT,

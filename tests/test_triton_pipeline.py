@@ -9,16 +9,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tests.support.triton_stats import assert_cancel_stops_within_one_step
+from tests.support.triton_stats import assert_cancel_stops_within_one_step, collect_events
 from visualizr import names
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent
 from visualizr.pipeline.assets import assets_dir, load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
-from visualizr.triton.client import stream_generation
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +24,8 @@ MODEL_ID = "animatediff"
 SMALL = GenerationRequest("a red fox in the snow", 64, 64, 4, 2, 7.5, 1234, negative_prompt="blurry")
 
 
-async def _collect(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
-    client = grpcclient.InferenceServerClient(server.settings.triton_grpc_url)
-    try:
-        return [event async for event in stream_generation(client, MODEL_ID, request)]
-    finally:
-        await client.close()
-
-
 def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
-    return asyncio.run(_collect(server, request))
+    return asyncio.run(collect_events(server, MODEL_ID, request))
 
 
 def test_streams_progress_then_frames(triton: TritonServer) -> None:
@@ -74,7 +64,7 @@ def test_bad_request_gets_an_error_response(triton: TritonServer) -> None:
 
 def test_concurrent_requests_both_finish(triton: TritonServer) -> None:
     async def both() -> list[list[ProgressEvent]]:
-        return await asyncio.gather(_collect(triton, SMALL), _collect(triton, SMALL))
+        return await asyncio.gather(collect_events(triton, MODEL_ID, SMALL), collect_events(triton, MODEL_ID, SMALL))
 
     first, second = asyncio.run(both())
     np.testing.assert_array_equal(first[-1].frames, second[-1].frames)

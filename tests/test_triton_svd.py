@@ -9,17 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from tests.support.images import gradient_image
-from tests.support.triton_stats import assert_cancel_stops_within_one_step
+from tests.support.triton_stats import assert_cancel_stops_within_one_step, collect_events
 from visualizr import names
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent
 from visualizr.pipeline.assets import assets_dir, load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
-from visualizr.triton.client import stream_generation
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +29,8 @@ SMALL = GenerationRequest(
 )
 
 
-async def _collect(server: TritonServer, request: GenerationRequest, model: str = MODEL_ID) -> list[ProgressEvent]:
-    client = grpcclient.InferenceServerClient(server.settings.triton_grpc_url)
-    try:
-        return [event async for event in stream_generation(client, model, request)]
-    finally:
-        await client.close()
-
-
 def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
-    return asyncio.run(_collect(server, request))
+    return asyncio.run(collect_events(server, MODEL_ID, request))
 
 
 def test_streams_progress_then_frames_of_the_requested_size(triton: TritonServer) -> None:
@@ -83,7 +73,8 @@ def test_both_families_serve_concurrently(triton: TritonServer) -> None:
     text = GenerationRequest("a red fox in the snow", 64, 64, 4, 2, 7.5, 1234)
 
     async def both() -> tuple[list[ProgressEvent], list[ProgressEvent]]:
-        return await asyncio.gather(_collect(triton, SMALL), _collect(triton, text, "animatediff"))
+        svd = collect_events(triton, MODEL_ID, SMALL)
+        return await asyncio.gather(svd, collect_events(triton, "animatediff", text))
 
     svd, animatediff = asyncio.run(both())
     assert svd[-1].frames.shape == (5, 48, 64, 3) and animatediff[-1].frames.shape == (4, 64, 64, 3)

@@ -1,4 +1,5 @@
-"""Reading the real tritonserver's statistics in integration tests, and the cancellation check built on them."""
+"""Talking to the real tritonserver in integration tests: streaming a generation, reading statistics, and the
+cancellation check built on them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ import tritonclient.grpc.aio as grpcclient
 
 from visualizr.launcher import TritonServer
 from visualizr.names import UNET, component_model_name
-from visualizr.pipeline import GenerationRequest
+from visualizr.pipeline import GenerationRequest, ProgressEvent
 from visualizr.triton.client import stream_generation
+
+
+async def collect_events(triton: TritonServer, model_id: str, request: GenerationRequest) -> list[ProgressEvent]:
+    """Every progress event of one generation, streamed on a client of its own."""
+    client = grpcclient.InferenceServerClient(triton.settings.triton_grpc_url)
+    try:
+        return [event async for event in stream_generation(client, model_id, request)]
+    finally:
+        await client.close()
 
 
 def _unet_stats(triton: TritonServer, model_id: str) -> list[dict]:
