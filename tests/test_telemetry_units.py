@@ -24,6 +24,18 @@ def test_phase_timer_splits_a_run_at_its_events() -> None:
     assert seen == [("text_encoding", 0.5), ("frame_generation", 2.0), ("decoding", 0.5)]
 
 
+def test_an_image_conditioned_run_times_its_image_encoding() -> None:
+    """Stable Video Diffusion reports image_encoding where AnimateDiff reports text_encoding: it is a phase of its
+    own, not folded into the denoising."""
+    now = [0.0]
+    seen: list[tuple[str, float]] = []
+    timer = PhaseTimer(lambda phase, seconds: seen.append((phase, seconds)), clock=lambda: now[0])
+    for at, phase in [(0.25, "image_encoding"), (1.0, "frame_generation"), (2.0, "decoding")]:
+        now[0] = at
+        timer.on_event(phase)
+    assert seen == [("image_encoding", 0.25), ("frame_generation", 0.75), ("decoding", 1.0)]
+
+
 def test_queue_wait_end_to_end_and_websockets() -> None:
     telemetry = JobTelemetry()
     telemetry.started("m", created_at=100.0, started_at=103.0)

@@ -1,9 +1,9 @@
 """Latency telemetry of jobs, in memory since the process started: what ``GET /metrics`` exposes as histograms.
 
 * queue wait (submit -> first start) and end to end (submit -> completed) per model, observed by the lifecycle;
-* the duration of each phase of a run per model and phase (``text_encoding``, ``frame_generation``: the
-  denoising loop, ``decoding``: the VAE, ``encoding``: MP4/JPEG/GIF in the API), observed by the runner from the
-  pipeline's progress events;
+* the duration of each phase of a run per model and phase (``text_encoding``, or ``image_encoding`` for a
+  family conditioned on the image alone, ``frame_generation``: the denoising loop, ``decoding``: the VAE,
+  ``encoding``: MP4/JPEG/GIF in the API), observed by the runner from the pipeline's progress events;
 * WebSocket connections open now and opened since start.
 """
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from visualizr.names import PHASE_DECODING, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
+from visualizr.names import CONDITIONING_PHASES, PHASE_DECODING, PHASE_FRAME_GENERATION
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -77,9 +77,9 @@ class JobTelemetry:
 
 
 class PhaseTimer:
-    """Turns one run's progress events into phase durations. The pipeline reports a phase when it is done: text
-    encoding once, each denoising step, then decoding; so text encoding runs from the start to its event,
-    denoising from there to the last step's event, decoding from there to its event."""
+    """Turns one run's progress events into phase durations. The pipeline reports a phase when it is done: its
+    conditioning once (text or image encoding), each denoising step, then decoding; so the conditioning runs from
+    the start to its event, denoising from there to the last step's event, decoding from there to its event."""
 
     def __init__(self, sink: Callable[[str, float], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._sink = sink
@@ -89,8 +89,8 @@ class PhaseTimer:
 
     def on_event(self, phase: str) -> None:
         now = self._clock()
-        if phase == PHASE_TEXT_ENCODING:
-            self._sink(PHASE_TEXT_ENCODING, now - self._mark)
+        if phase in CONDITIONING_PHASES:
+            self._sink(phase, now - self._mark)
             self._mark = now
         elif phase == PHASE_FRAME_GENERATION:
             self._last_step = now

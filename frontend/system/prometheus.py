@@ -116,7 +116,8 @@ def telemetry_families(telemetry: JobTelemetry) -> list[Family]:
                          telemetry.end_to_end),
         histogram_family(
             "visualizr_job_phase_duration_seconds",
-            "Seconds per phase of a run: text_encoding, frame_generation (denoising), decoding, encoding (video)",
+            "Seconds per phase of a run: text_encoding or image_encoding, frame_generation (denoising), decoding, "
+            "encoding (video)",
             telemetry.phases,
         ),
         gauge("visualizr_websocket_connections", "WebSocket connections open", telemetry.websocket_open),
