@@ -15,13 +15,13 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
-from tests.support.fakes import FakeBackend, make_card, make_settings, running_app, wait_for
+from tests.support.fakes import FakeBackend, make_card, make_settings, running_app, svd_card, wait_for
 from visualizr import names
 from visualizr.families import get_family
 from visualizr.frontend.generation.runner import generation_request
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
-from visualizr.model_card import ModelCard, write_model_card
+from visualizr.model_card import write_model_card
 from visualizr.pipeline import GenerationRequest
 from visualizr.settings import Settings
 from visualizr.triton.client import infer_inputs
@@ -29,12 +29,6 @@ from visualizr.triton.client import infer_inputs
 SVD = "stable-video-diffusion"
 FROM_IMAGE = "/api/v1/generate/video/from-image"
 FORM = {"motion_prompt": "gentle swaying", "duration_seconds": "1", "fps": "6"}
-
-
-def svd_card() -> ModelCard:
-    card = make_card(SVD)
-    caps = msgspec.structs.replace(card.capabilities, supports_negative_prompt=False, supports_image_to_video=True)
-    return msgspec.structs.replace(card, family=SVD, type="image-to-video", name="SVD (test)", capabilities=caps)
 
 
 def png(width: int = 96, height: int = 64) -> bytes:

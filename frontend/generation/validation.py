@@ -12,7 +12,6 @@ The helpers below (``decode_struct``, ``check_prompt``, ``resolve_card``, ``reso
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import secrets
@@ -172,10 +171,7 @@ def default_model(catalog: ModelCatalog, kind: str) -> str:
     is image-to-video (Stable Video Diffusion in the demo; a job for an unloaded model loads it), else
     DEFAULT_MODEL (whose family may serve images too); DEFAULT_MODEL for the other kinds."""
     if kind == KIND_IMAGE:
-        for model_id in catalog.ids():
-            with contextlib.suppress(VisualizrError):
-                if catalog.get(model_id).type == KIND_IMAGE:
-                    return model_id
+        return next((card.id for card in catalog.cards() if card.type == KIND_IMAGE), DEFAULT_MODEL)
     return DEFAULT_MODEL
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 from litestar.testing import TestClient
 
@@ -58,6 +59,14 @@ def make_card(model_id: str = MODEL_ID) -> ModelCard:
         triton_models=[f"{model_id}_text_encoder", f"{model_id}_unet", f"{model_id}_vae_decoder", model_id],
         weights="random-tiny",
     )
+
+
+def svd_card(model_id: str = "stable-video-diffusion") -> ModelCard:
+    """A Stable Video Diffusion card: image-to-video only, no negative prompt."""
+    card = make_card(model_id)
+    caps = msgspec.structs.replace(card.capabilities, supports_negative_prompt=False, supports_image_to_video=True)
+    family = "stable-video-diffusion"
+    return msgspec.structs.replace(card, family=family, type="image-to-video", name="SVD (test)", capabilities=caps)
 
 
 def write_repository(root: Path) -> Path:
