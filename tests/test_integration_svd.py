@@ -5,6 +5,7 @@ models endpoints on both families independently, and the SDK/CLI with --model.""
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ def test_models_list_and_unload_load_each_family_independently(
                 httpx.post(f"http://{triton.settings.triton_http_url}/v2/repository/models/{name}/load", timeout=300)
 
 
-def test_sdk_and_cli_take_the_model(api: ApiProcess, tmp_path: Path) -> None:
+def test_sdk_and_cli_take_the_model(api: ApiProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from visualizr_client import VisualizrClient
     from visualizr_client import _cli as cli
 
@@ -171,6 +172,9 @@ def test_sdk_and_cli_take_the_model(api: ApiProcess, tmp_path: Path) -> None:
         assert final.status == "completed"
         video = client.get_video(video_id_of(job.request_id))
         assert video.model == SVD and video.parameters is not None and video.parameters.motion_bucket_id == 178
+    assert cli.main(["--url", api.base_url, "models"]) == 0  # `visualizr models` lists both families' models
+    listed = {m["id"]: m["type"] for m in json.loads(capsys.readouterr().out)["models"]}
+    assert listed["animatediff"] == "text-to-video" and listed[SVD] == "image-to-video"
     clip = tmp_path / "clip.mp4"
     argv = ["--url", api.base_url, "from-image", str(source), "ignored", "--model", SVD, "--duration", "1",
             "--fps", "4", "--width", "64", "--height", "64", "--steps", "2", "--out", str(clip)]

@@ -39,12 +39,24 @@ CARD = {
     },
 }
 
+SVD = "stable-video-diffusion"
+SVD_CARD = {
+    "id": SVD,
+    "capabilities": {"min_duration_seconds": 0.067, "max_duration_seconds": 9.333},
+    "parameters": {
+        **CARD["parameters"],
+        "num_frames": {"min": 2, "max": 14, "default": 14, "description": "Frames"},
+        "fps": {"min": 3, "max": 30, "default": 7, "description": "fps"},
+    },
+}
+
 
 class Server:
     """Answers a job submission, its status (completed), the MP4 and the model card; records the requests."""
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
+        self.models: list[dict[str, str]] = [{"id": "animatediff"}]
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -58,9 +70,11 @@ class Server:
         if path == RESULT["video_url"]:
             return httpx.Response(200, content=MP4, headers={"content-type": "video/mp4"})
         if path == "/api/v1/models":
-            return httpx.Response(200, json={"models": [{"id": "animatediff"}]})
+            return httpx.Response(200, json={"models": self.models})
         if path == "/api/v1/models/animatediff":
             return httpx.Response(200, json=CARD)
+        if path == f"/api/v1/models/{SVD}":
+            return httpx.Response(200, json=SVD_CARD)
         return httpx.Response(404, json={"error": {"code": "ROUTE_NOT_FOUND", "message": "no", "details": None}})
 
     def bodies(self) -> list[Any]:
@@ -136,6 +150,19 @@ def test_help_shows_the_card_limits_and_defaults(server: Server, capsys: pytest.
     text = " ".join(capsys.readouterr().out.split())
     assert "width 64-512, a multiple of 8, height 64-512, a multiple of 8; default 128x128" in text
     assert "--steps N" in text
+
+
+def test_from_image_help_shows_the_image_to_video_models_limits(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --model from-image runs on the server's image-to-video model: its help shows that card's limits."""
+    server.models = [{"id": "animatediff", "type": "text-to-video"}, {"id": SVD, "type": "image-to-video"}]
+    assert cli.main([*BASE, "from-image", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Limits and defaults are those of model '{SVD}'" in text
+    assert "0.067-9.333 s; default 2 s (14 frames)" in text and "(3-30; default 7)" in text  # 14 frames at 7 fps
+    assert cli.main([*BASE, "generate", "--help"]) == 0
+    assert "those of model 'animatediff'" in " ".join(capsys.readouterr().out.split())
 
 
 def test_help_without_a_server_says_where_the_limits_are(capsys: pytest.CaptureFixture[str]) -> None:

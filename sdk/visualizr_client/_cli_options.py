@@ -66,6 +66,7 @@ ANIMATE_FLAGS = {
     **MODEL,
 }
 JOB_COMMANDS = ("generate", "from-image", "animate")
+IMAGE_TO_VIDEO = "image-to-video"  # a model card's type: animates an image, takes no prompt
 CARD_PARAMETERS = ("width", "height", "num_frames", "fps", "num_inference_steps", "guidance_scale")
 
 
@@ -124,6 +125,15 @@ def add_flags(command: argparse.ArgumentParser, flags: dict[str, Flag], card: m.
         )
 
 
+def default_model(models: Sequence[m.ModelSummary], command: str) -> str | None:
+    """The model a job command runs on without --model, as the server picks it: from-image on the first
+    image-to-video model (Stable Video Diffusion), the others on the first model that takes a prompt."""
+    image_only = [x.id for x in models if x.type == IMAGE_TO_VIDEO]
+    if command == "from-image" and image_only:
+        return image_only[0]
+    return next((x.id for x in models if x.type != IMAGE_TO_VIDEO), image_only[0] if image_only else None)
+
+
 def card_for_help(argv: Sequence[str], url: str, api_key: str | None) -> m.ModelDetail | None:
     """The model card to show limits from, when ``argv`` asks for a job command's help; None otherwise or when
     the server does not answer within HELP_TIMEOUT."""
@@ -136,7 +146,8 @@ def card_for_help(argv: Sequence[str], url: str, api_key: str | None) -> m.Model
     known, _ = pre.parse_known_args(argv)
     try:
         with VisualizrClient(known.url, api_key=known.api_key, timeout=HELP_TIMEOUT) as client:
-            model = known.model or next((x.id for x in client.list_models()), None)
+            command = next(a for a in argv if a in JOB_COMMANDS)
+            model = known.model or default_model(client.list_models(), command)
             return client.get_model(model) if model else None
     except (VisualizrError, ValueError):
         return None
