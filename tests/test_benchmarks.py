@@ -16,6 +16,7 @@ from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4", "--num-inference-steps", "2"]
+VERSUS_LINES = ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers =")
 # pipeline_overhead covers every model of the demo repository: one per family, named like it
 OVERHEAD_LINES = (
     "in-process   median",
@@ -31,7 +32,7 @@ OVERHEAD_LINES = (
     ("module", "args", "lines"),
     [
         ("pipeline_overhead", TINY, OVERHEAD_LINES),
-        ("versus_diffusers", TINY, ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers =")),
+        ("versus_diffusers", TINY, VERSUS_LINES),
         ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS")),
     ],
 )

@@ -44,6 +44,7 @@ from visualizr.frontend.generation.validation import (
     resolve_seed,
 )
 from visualizr.frontend.jobs.record import KIND_IMAGE, GenerationParameters
+from visualizr.model_card import ModelCard
 
 DEFAULT_MOTION_STRENGTH: Final = 0.7
 PROMPT_FIELD: Final = "motion_prompt"
