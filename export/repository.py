@@ -27,7 +27,7 @@ from visualizr.export.onnx_export import onnx_cache_key, trace_case, verificatio
 from visualizr.export.perf_inputs import write_perf_inputs
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
 from visualizr.export.specs import NetworkSpec, ShapeLimits
-from visualizr.export.triton_config import BACKEND_TENSORRT, component_config, pipeline_config
+from visualizr.export.triton_config import BACKEND_TENSORRT, component_model_config, pipeline_model_config
 from visualizr.families import get_family
 from visualizr.model_card import MODEL_CARD_FILENAME
 from visualizr.pipeline_config import PIPELINE_ASSETS_DIRNAME, PIPELINE_CONFIG_FILENAME
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from visualizr.export.tensorrt_build import EngineBuilder
 
 VERSION_DIR = "1"
-ONNX_FILENAME = "model.onnx"
 CONFIG_FILENAME = "config.pbtxt"
 MODEL_PY_FILENAME = "model.py"
 
@@ -89,7 +88,7 @@ def _export_component(
 
     model_name = names.component_model_name(options.id, spec.component)
     model_dir = options.repository / model_name
-    onnx_path = model_dir / VERSION_DIR / ONNX_FILENAME
+    onnx_path = model_dir / VERSION_DIR / names.ONNX_FILENAME
     network = model.networks[spec.component]
     key = onnx_cache_key(spec, network)
     onnx_keys[model_name] = key
@@ -105,7 +104,7 @@ def _export_component(
         writer.track(onnx_path, written=False)
     writer.report.seconds[model_name] = time.perf_counter() - started
     batched = get_family(model.config.family).network(spec.component).batched
-    config = component_config(
+    config = component_model_config(
         model_name,
         spec,
         options.backend,
@@ -145,7 +144,7 @@ def _write_pipeline_model(writer: RepositoryWriter, options: ExportOptions, mode
     model_dir = options.repository / options.id
     assets = model_dir / VERSION_DIR / PIPELINE_ASSETS_DIRNAME
     family = get_family(model.config.family)
-    writer.write(model_dir / CONFIG_FILENAME, pipeline_config(options.id, family, options.backend).render())
+    writer.write(model_dir / CONFIG_FILENAME, pipeline_model_config(options.id, family, options.backend).render())
     writer.write(model_dir / MODEL_CARD_FILENAME, msgspec.json.format(msgspec.json.encode(model.card), indent=2))
     writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, PIPELINE_MODEL_PY)
     config = msgspec.json.format(msgspec.json.encode(model.config), indent=2)

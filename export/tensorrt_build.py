@@ -19,7 +19,6 @@ from typing import Any
 from visualizr.engines import environment as machine
 from visualizr.engines.environment import Environment, normalise_version
 from visualizr.engines.manifest import (
-    ONNX_FILENAME,
     PLAN_FILENAME,
     EngineKey,
     EngineManifest,
@@ -30,6 +29,7 @@ from visualizr.engines.manifest import (
     write_manifest,
 )
 from visualizr.export.specs import NetworkSpec, ShapeLimits
+from visualizr.names import ONNX_FILENAME
 
 WORKSPACE_BYTES = 8 << 30
 # Builder flags per precision. FP8 keeps FP16 for the layers without FP8 quantisation.

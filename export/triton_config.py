@@ -17,7 +17,6 @@ BACKEND_TENSORRT: Final = "tensorrt"  # tensorrt_plan on the GPU
 BACKENDS: Final = (BACKEND_ONNXRUNTIME, BACKEND_TENSORRT)
 
 UNET_BATCH_DELAY_MICROSECONDS: Final = 2000
-INTRA_OP_THREADS_PARAMETER: Final = "intra_op_num_threads"
 DEFAULT_INTRA_OP_THREADS: Final = 2
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def _triton_tensors(spec: NetworkSpec, tensors: Iterable, batched: bool) -> tupl
     return tuple(result)
 
 
-def component_config(
+def component_model_config(
     model_name: str,
     spec: NetworkSpec,
     backend: str,
@@ -123,10 +122,11 @@ def component_config(
         return TritonModelConfig(
             platform="tensorrt_plan", instance_kind="KIND_GPU", instance_count=instances_per_gpu, **common
         )
-    return TritonModelConfig(backend="python", parameters={INTRA_OP_THREADS_PARAMETER: str(intra_op_threads)}, **common)
+    threads = {names.INTRA_OP_THREADS_PARAMETER: str(intra_op_threads)}
+    return TritonModelConfig(backend="python", parameters=threads, **common)
 
 
-def pipeline_config(model_name: str, family: Family, backend: str = BACKEND_ONNXRUNTIME) -> TritonModelConfig:
+def pipeline_model_config(model_name: str, family: Family, backend: str = BACKEND_ONNXRUNTIME) -> TritonModelConfig:
     """Config of a pipeline model: decoupled Python backend driving the components through BLS; its inputs are
     the family's, its outputs every pipeline's (both from the one table in visualizr.names). With TensorRT it
     is a KIND_GPU instance per GPU, so its loop keeps the tensors on that GPU (DLPack)."""

@@ -181,7 +181,7 @@ def test_tensorrt_profiles_and_configs() -> None:
     from visualizr.export.families.stable_video_diffusion.cards import tiny_model_card
     from visualizr.export.families.stable_video_diffusion.specs import TemporalVAEDecoderSpec, UNetSpec
     from visualizr.export.model_cards import shape_limits
-    from visualizr.export.triton_config import BACKEND_TENSORRT, component_config
+    from visualizr.export.triton_config import BACKEND_TENSORRT, component_model_config
 
     config = StableVideoDiffusionConfig(
         model_id=MODEL_ID, family=MODEL_ID, image_size=224, latent_channels=4, vae_scale_factor=8,
@@ -202,7 +202,7 @@ def test_tensorrt_profiles_and_configs() -> None:
     for spec_class in NETWORK_SPECS:
         spec = spec_class(dims)
         batched = FAMILY.network(spec.component).batched
-        text = component_config(f"x_{spec.component}", spec, BACKEND_TENSORRT, batched, 4).render()
+        text = component_model_config(f"x_{spec.component}", spec, BACKEND_TENSORRT, batched, 4).render()
         rendered = text_format.Parse(text, model_config_pb2.ModelConfig())
         assert rendered.platform == "tensorrt_plan" and [i.name for i in rendered.input] == spec.input_names
         assert rendered.max_batch_size == (4 if batched else 0)

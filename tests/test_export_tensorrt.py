@@ -21,7 +21,7 @@ from visualizr.export.families.animatediff.specs import (
 from visualizr.export.model_cards import shape_limits
 from visualizr.export.specs import VAEEncoderSpec
 from visualizr.export.tensorrt_build import build_engine
-from visualizr.export.triton_config import BACKEND_TENSORRT, component_config
+from visualizr.export.triton_config import BACKEND_TENSORRT, component_model_config
 from visualizr.families import get_family
 from visualizr.families.animatediff.loop import AnimateDiffConfig
 from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
@@ -91,7 +91,7 @@ def test_tensorrt_component_config(spec_class) -> None:
     spec = spec_class(DIMS)
     model_name = names.component_model_name("animatediff", spec.component)
     batched = get_family("animatediff").network(spec.component).batched
-    text = component_config(model_name, spec, BACKEND_TENSORRT, batched, CONFIG.unet_max_batch).render()
+    text = component_model_config(model_name, spec, BACKEND_TENSORRT, batched, CONFIG.unet_max_batch).render()
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
     assert config.platform == "tensorrt_plan" and not config.backend
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
@@ -104,7 +104,7 @@ def test_tensorrt_component_config(spec_class) -> None:
 
 def test_unknown_backend_is_rejected() -> None:
     with pytest.raises(ValueError, match="backend"):
-        component_config("x", UNetSpec(DIMS), "openvino", True, 4)
+        component_model_config("x", UNetSpec(DIMS), "openvino", True, 4)
 
 
 without_tensorrt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")

@@ -1,7 +1,9 @@
 """The tensor and model-name vocabulary shared by export, config.pbtxt rendering, the pipelines and the API.
 
-Nothing else in the project spells these strings: import them from here (or, for the tensors only one model
-family has, from that family's ``visualizr.families.<family>.vocabulary``).
+Tensor, component and model names are spelled only here (or, for the tensors only one model family has, in
+that family's ``visualizr.families.<family>.vocabulary``): import them. The model card's parameter names
+(``visualizr.model_card``) are the API's words; where one is also a pipeline input (``width``, ``seed``) the
+request field and the tensor share the ``IN_*`` constant.
 
 ``PIPELINE_INPUTS`` / ``PIPELINE_OUTPUTS`` are THE table of the pipeline models' tensors, names and dtypes: the
 rendered config.pbtxt, the request/response code (``visualizr.triton.pipeline_io``) and the table in
@@ -38,6 +40,11 @@ VAE_ENCODER_LATENT: Final = "latent"
 UNET: Final = "unet"
 VAE_DECODER: Final = "vae_decoder"
 VAE_ENCODER: Final = "vae_encoder"
+
+
+# Files of a component model's version folder, and its Triton config parameter for onnxruntime's threads.
+ONNX_FILENAME: Final = "model.onnx"
+INTRA_OP_THREADS_PARAMETER: Final = "intra_op_num_threads"
 
 
 def component_model_name(model_id: str, component: str) -> str:

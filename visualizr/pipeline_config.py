@@ -32,10 +32,6 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
 Config = TypeVar("Config", bound=PipelineConfig)
 
 
-def write_pipeline_config(config: PipelineConfig, path: Path) -> None:
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2))
-
-
 def read_pipeline_config(path: Path, config_type: type[Config] = PipelineConfig) -> Config:
     """``config_type``: the family's subclass to read everything, PipelineConfig for the common part."""
     return msgspec.json.decode(path.read_bytes(), type=config_type)

@@ -8,9 +8,10 @@ from typing import Final
 
 import msgspec
 
+from visualizr.names import ONNX_FILENAME
+
 PLAN_FILENAME: Final = "model.plan"
 MANIFEST_FILENAME: Final = "model.plan.json"
-ONNX_FILENAME: Final = "model.onnx"
 ONNX_DATA_FILENAME: Final = "model.onnx.data"  # external weights of a large export
 PRECISIONS: Final = ("fp16", "bf16", "fp8")
 DEFAULT_PRECISION: Final = "fp16"

@@ -13,11 +13,9 @@ import numpy as np
 import onnxruntime as ort
 
 from visualizr.families import get_family
-from visualizr.names import component_model_name
+from visualizr.names import ONNX_FILENAME, component_model_name
 from visualizr.pipeline.assets import assets_dir
 from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME, read_pipeline_config
-
-ONNX_FILENAME = "model.onnx"
 
 
 def component_onnx_path(model_repository: Path, model_id: str, component: str, version: int | str = 1) -> Path:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from visualizr import names
 from visualizr.pipeline.errors import InvalidRequest
 from visualizr.pipeline_config import PipelineConfig
 
@@ -56,7 +57,7 @@ def check_common_inputs(request: GenerationRequest, config: PipelineConfig) -> N
     """Raise InvalidRequest for inputs no family's networks can run (each family's loop checks the inputs it
     uses on top). Model-card ranges are the API's business."""
     factor = config.vae_scale_factor
-    for name in ("width", "height"):
+    for name in (names.IN_WIDTH, names.IN_HEIGHT):
         value = getattr(request, name)
         if value <= 0 or value % factor:
             raise InvalidRequest(f"{name} must be a positive multiple of {factor}, got {value}")

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from visualizr.pipeline.onnx_components import ONNX_FILENAME, open_session
+from visualizr.names import INTRA_OP_THREADS_PARAMETER, ONNX_FILENAME
+from visualizr.pipeline.onnx_components import open_session
 from visualizr.triton.batching import Feeds, Outputs, group_batchable, run_batched
 from visualizr.triton.model_config import ModelConfig, ModelConfigError
-
-INTRA_OP_THREADS_PARAMETER = "intra_op_num_threads"
 
 
 def match_rank(array: np.ndarray, rank: int) -> np.ndarray:

@@ -96,7 +96,7 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
         bucket = request.motion_bucket_id
         if bucket is not None and not 0 <= bucket <= MAX_MOTION_BUCKET_ID:
             raise InvalidRequest(f"motion_bucket_id must be in [0, {MAX_MOTION_BUCKET_ID}], got {bucket}")
-        for name in ("noise_aug_strength", "min_guidance_scale"):
+        for name in (names.IN_NOISE_AUG_STRENGTH, names.IN_MIN_GUIDANCE_SCALE):
             value = getattr(request, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise InvalidRequest(f"{name} must be a finite number >= 0, got {value}")
