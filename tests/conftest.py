@@ -9,12 +9,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
+from tests.support.fakes import FakeBackend, make_settings, running_app
 from tests.support.stack import ApiProcess, stack_settings, start_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake() -> FakeBackend:
+    """The pipeline stand-in behind ``client`` (unit tests of the API only)."""
+    return FakeBackend()
+
+
+@pytest.fixture
+def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
+    """The app in-process on ``fake``, default test settings; a module may override it with its own settings."""
+    with running_app(make_settings(tmp_path), fake) as test_client:
+        yield test_client
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,36 +8,20 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from tests.support.engine_shapes import CARD, CONFIG, DIMS, LIMITS
 from visualizr import names
 from visualizr.export.__main__ import main
-from visualizr.export.families.animatediff.cards import tiny_model_card
 from visualizr.export.families.animatediff.specs import (
     NETWORK_SPECS,
-    AnimateDiffDims,
     TextEncoderSpec,
     UNetSpec,
     VAEDecoderSpec,
 )
-from visualizr.export.model_cards import shape_limits
 from visualizr.export.specs import VAEEncoderSpec
 from visualizr.export.tensorrt_build import build_engine
 from visualizr.export.triton_config import BACKEND_TENSORRT, component_model_config
 from visualizr.families import get_family
-from visualizr.families.animatediff.loop import AnimateDiffConfig
 from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
-
-DIMS = AnimateDiffDims(text_max_length=77, text_hidden_size=32, latent_channels=4)
-CONFIG = AnimateDiffConfig(
-    model_id="animatediff",
-    family="animatediff",
-    text_max_length=77,
-    text_hidden_size=32,
-    latent_channels=4,
-    vae_scale_factor=8,
-    vae_scaling_factor=0.18215,
-)
-CARD = tiny_model_card("animatediff", [], multiple_of=8, max_frames=32)
-LIMITS = shape_limits(CARD, CONFIG)
 
 
 def test_shape_limits_follow_the_model_card() -> None:

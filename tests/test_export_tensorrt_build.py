@@ -14,6 +14,7 @@ from google.protobuf import text_format
 from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2
 
+from tests.support.engine_shapes import CARD, CONFIG, LIMITS
 from tests.support.fake_tensorrt import fake_tensorrt, read_fake_engine
 from visualizr import names
 from visualizr.engines import environment as machine
@@ -27,22 +28,10 @@ from visualizr.export.families.animatediff.specs import AnimateDiffDims, UNetSpe
 from visualizr.export.model_cards import shape_limits
 from visualizr.export.tensorrt_build import EngineBuilder, build_gpu, engine_profile, timing_cache_path
 from visualizr.families import FAMILY_NAMES, get_family
-from visualizr.families.animatediff.loop import AnimateDiffConfig
 from visualizr.model_card import read_model_card
 
 H200 = Gpu("NVIDIA H200", "9.0")
 A100 = Gpu("NVIDIA A100-SXM4-80GB", "8.0")
-CONFIG = AnimateDiffConfig(
-    model_id="animatediff",
-    family="animatediff",
-    text_max_length=77,
-    text_hidden_size=32,
-    latent_channels=4,
-    vae_scale_factor=8,
-    vae_scaling_factor=0.18215,
-)
-CARD = tiny_model_card("animatediff", [], multiple_of=8, max_frames=32)
-LIMITS = shape_limits(CARD, CONFIG)
 SPEC = UNetSpec(AnimateDiffDims(text_hidden_size=32))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,6 @@ from visualizr.frontend.app import create_app
 
 GENERATE = "/api/v1/generate/video"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
-    with running_app(make_settings(tmp_path), fake) as test_client:
-        yield test_client
 
 
 def error_of(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from tests.support.fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
+from tests.support.fakes import FakeBackend, make_settings, wait_for, wait_until
 from visualizr.frontend.app import create_app
 from visualizr.frontend.assets.filters import MAX_LIMIT, parse_list_query
 from visualizr.frontend.assets.ranges import RangeNotSatisfiableError, byte_range, if_range_holds, not_modified
@@ -25,17 +24,6 @@ FILES = "/assets/video"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 LISTED_KEYS = {"id", "url", "thumbnail_url", "prompt", "model", "metadata", "created_at"}
 DETAIL_KEYS = LISTED_KEYS | {"preview_gif_url", "negative_prompt", "parameters", "generation_info"}
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
-    with running_app(make_settings(tmp_path), fake) as test_client:
-        yield test_client
 
 
 def assets_dir(tmp_path: Path) -> Path:

@@ -66,11 +66,6 @@ PNG = encoded(gradient(200, 100))
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
 def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
     with running_app(image_settings(tmp_path), fake, timeout=20) as test_client:
         yield test_client

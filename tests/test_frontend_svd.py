@@ -51,11 +51,6 @@ def settings_with_svd(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
 def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
     with running_app(settings_with_svd(tmp_path), fake, timeout=20) as test_client:
         yield test_client
