@@ -12,6 +12,7 @@ from PIL import Image
 from tests.support.fakes import gradient_frames
 from tests.support.jobs import download, submit, wait_terminal
 from tests.support.stack import ApiProcess
+from visualizr.frontend.generation import encoding
 from visualizr.frontend.generation.encoding import (
     PREVIEW_LADDER,
     PREVIEW_MAX_RATIO,
@@ -20,6 +21,7 @@ from visualizr.frontend.generation.encoding import (
     encode_assets,
     preview_budget,
     preview_gif,
+    preview_plan,
     write_preview_gif,
 )
 
@@ -86,6 +88,24 @@ def test_each_rung_is_smaller_than_the_one_before() -> None:
     frames = noisy_frames(16, 256, seed=3)
     sizes = [len(preview_gif(frames, 8, rung)) for rung in (*PREVIEW_LADDER, STILL)]
     assert sizes == sorted(sizes, reverse=True), sizes
+
+
+def test_a_rung_that_makes_the_same_gif_as_one_before_is_not_rendered_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 128 px video is never upscaled: the 144 px and 128 px rungs (48 colours, 8 fps) make one GIF."""
+    frames = noisy_frames(16, 128)
+    plans = [preview_plan(frames, 8, rung) for rung in (*PREVIEW_LADDER, STILL)]
+    assert plans[1] == plans[2] and len(set(plans)) == len(plans) - 1
+    rendered = []
+
+    def too_big(frames: np.ndarray, plan: object) -> bytes:
+        rendered.append(plan)
+        return b"x" * 10**6
+
+    monkeypatch.setattr(encoding, "render_preview", too_big)
+    assert write_preview_gif(frames, 8, tmp_path / "p.gif", budget_bytes=1) == STILL
+    assert rendered == list(dict.fromkeys(plans))
 
 
 @pytest.mark.integration
