@@ -38,7 +38,8 @@ from visualizr.frontend.models.controllers import ModelsController
 from visualizr.frontend.models.healing import Healer
 from visualizr.frontend.models.placement import Placement
 from visualizr.frontend.models.service import ModelService
-from visualizr.frontend.security import ApiKeyMiddleware, redact_keys_in_server_logs, warn_if_open
+from visualizr.frontend.security import ApiKeyMiddleware, warn_if_open
+from visualizr.frontend.server_logs import install_server_log_filters
 from visualizr.frontend.studio.controllers import STUDIO_ROUTES, StudioPage
 from visualizr.frontend.studio.docs import openapi_config
 from visualizr.frontend.studio.tickets import TicketBook
@@ -139,7 +140,7 @@ def create_app(
     http_metrics = HttpMetrics()
     uptime = Uptime()
     tickets = TicketBook()
-    redact_keys_in_server_logs()
+    install_server_log_filters()
     return_large_frees_to_the_os()
 
     @asynccontextmanager
@@ -150,7 +151,7 @@ def create_app(
             await service.start()
             await watermark.restore()
             watermark.observe(service.waiting_count)
-            warn_if_open(settings.api_keys)
+            warn_if_open(settings.api_keys, settings.host)
             logger.info(
                 "visualizr API up: %d worker(s), inference servers %s",
                 settings.workers,

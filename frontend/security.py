@@ -1,8 +1,9 @@
 """API keys: ``Authorization: Bearer <key>`` on every route except the exempt ones below.
 
-Keys come from ``Settings.api_keys`` (``VISUALIZR_API_KEYS``, comma-separated). With no keys the API is open
-and says so with a WARNING at startup. A missing or wrong key answers HTTP 401 with the usual error body,
-code ``UNAUTHORIZED`` (a ninth code: the reference has none for authentication) and ``WWW-Authenticate``.
+Keys come from ``Settings.api_keys`` (``VISUALIZR_API_KEYS``, comma-separated). With no keys the API is open:
+it listens on loopback unless ``VISUALIZR_HOST`` names another address, and then says so with a WARNING. A
+missing or wrong key answers HTTP 401 with the usual error body, code ``UNAUTHORIZED`` (a ninth code: the
+reference has none for authentication) and ``WWW-Authenticate``.
 
 * Exempt: ``/api/v1/health`` (probes), ``/schema`` (the OpenAPI document and its viewers: they describe
   the API and hold no data) and the studio's page (``/``, ``/studio``, ``/studio/static/``: it asks for the
@@ -12,9 +13,9 @@ code ``UNAUTHORIZED`` (a ninth code: the reference has none for authentication) 
 * ``?api_key=<key>`` is accepted instead of the header only where a browser cannot set headers: WebSocket
   connections and GETs under ``/assets/`` (``<video src>``, ``<img src>``). Its value never reaches a log:
   ``RedactKeys`` rewrites the records of uvicorn's loggers that print request lines (``uvicorn.access`` for
-  HTTP, ``uvicorn.error`` for WebSocket handshakes), tickets included. There, ``?ticket=<ticket>`` is accepted
-  too: a short-lived ticket signed for that one path (``frontend.studio.tickets``), which is what the studio uses
-  so that its key never appears in a URL at all.
+  HTTP, ``uvicorn.error`` for WebSocket handshakes; installed by ``server_logs``), tickets included. There,
+  ``?ticket=<ticket>`` is accepted too: a short-lived ticket signed for that one path
+  (``frontend.studio.tickets``), which is what the studio uses so that its key never appears in a URL at all.
 * WebSocket: checked before the handshake is accepted. With the ASGI "websocket.http.response" extension
   (uvicorn) the client gets a plain HTTP 401 with the error body; otherwise the socket is closed with code
   4401.
@@ -35,6 +36,7 @@ import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from visualizr.frontend.errors import UnauthorizedError
+from visualizr.settings import LOOPBACK
 
 logger = logging.getLogger("visualizr.frontend.security")
 
@@ -44,7 +46,6 @@ QUERY_KEY_PREFIXES = ("/assets/",)
 QUERY_PARAMETER = "api_key"
 TICKET_PARAMETER = "ticket"
 WS_UNAUTHORIZED_CLOSE_CODE = 4401
-SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")  # uvicorn logs a WebSocket handshake's path on the latter
 _SECRETS = (QUERY_PARAMETER, TICKET_PARAMETER)
 _SECRET_IN_QUERY = re.compile(rf"([?&](?:{'|'.join(_SECRETS)})=)[^&#\s]*", re.IGNORECASE)
 
@@ -108,20 +109,21 @@ class RedactKeys(logging.Filter):
         return True
 
 
-def redact_keys_in_server_logs() -> None:
-    """Install RedactKeys on uvicorn's loggers (once per process). Filters live on the loggers, which uvicorn's
-    logging set-up keeps (it replaces their handlers), so the order of app creation and uvicorn.Config is free."""
-    for name in SERVER_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactKeys) for f in logger.filters):
-            logger.addFilter(RedactKeys())
-
-
-def warn_if_open(keys: tuple[str, ...]) -> None:
-    if not keys:
+def warn_if_open(keys: tuple[str, ...], host: str) -> None:
+    """An open API on loopback is the safe default (a note); open on any other address is a warning."""
+    if keys:
+        return
+    if host == LOOPBACK:
+        logger.info(
+            "the API is open (no VISUALIZR_API_KEYS) and listens on %s only; set VISUALIZR_API_KEYS to serve "
+            "other machines, or VISUALIZR_HOST to choose the address",
+            host,
+        )
+    else:
         logger.warning(
-            "!!! VISUALIZR_API_KEYS is empty: the API is OPEN to anyone who can reach it. "
-            "Set VISUALIZR_API_KEYS=key1,key2 to require 'Authorization: Bearer <key>'. !!!"
+            "!!! VISUALIZR_API_KEYS is empty: the API is OPEN to anyone who can reach %s. "
+            "Set VISUALIZR_API_KEYS=key1,key2 to require 'Authorization: Bearer <key>'. !!!",
+            host,
         )
 
 

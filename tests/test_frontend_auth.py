@@ -14,6 +14,7 @@ from tests.support.fakes import FakeBackend, make_settings
 from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr.frontend.app import create_app
 from visualizr.frontend.security import WS_UNAUTHORIZED_CLOSE_CODE, key_matches, presented_key
+from visualizr.settings import Settings
 
 KEYS = ("key-one-0123456789", "key-two-abcdef")
 WS = "/api/v1/ws/generation"
@@ -109,20 +110,34 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-def test_open_without_keys_and_warns(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_open_without_keys_warns_unless_on_loopback(tmp_path: Path, host: str, warned: bool) -> None:
     # Litestar's logging config replaces the root handlers (caplog's too): listen on the logger itself
     handler, logger = _Records(), logging.getLogger("visualizr.frontend.security")
     logger.addHandler(handler)
     try:
         app = create_app(
-            make_settings(tmp_path), backend=FakeBackend(), model_control=FakeModelControl(), gpu=FakeGpu()
+            make_settings(tmp_path, host=host), backend=FakeBackend(), model_control=FakeModelControl(), gpu=FakeGpu()
         )
         with TestClient(app, timeout=10) as client:
             assert client.get("/api/v1/models").status_code == 200
             assert client.get("/metrics").status_code == 200
     finally:
         logger.removeHandler(handler)
-    assert any("OPEN" in r.getMessage() for r in handler.records)
+    assert any("OPEN" in r.getMessage() and host in r.getMessage() for r in handler.records) == warned
+
+
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [
+        ({}, "127.0.0.1"),
+        ({"VISUALIZR_API_KEYS": "k1"}, "0.0.0.0"),
+        ({"VISUALIZR_HOST": "0.0.0.0"}, "0.0.0.0"),
+        ({"VISUALIZR_API_KEYS": "k1", "VISUALIZR_HOST": "10.1.2.3"}, "10.1.2.3"),
+    ],
+)
+def test_the_api_binds_to_loopback_unless_keys_are_set_or_a_host_is_named(env: dict[str, str], host: str) -> None:
+    assert Settings.from_env(env).host == host
 
 
 def test_key_helpers() -> None:

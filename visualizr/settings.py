@@ -24,8 +24,14 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+LOOPBACK = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"
+
+
 class Settings(msgspec.Struct, frozen=True):
-    host: str = "0.0.0.0"
+    # The API's address. VISUALIZR_HOST when set; else all interfaces when API keys are set, loopback when the API
+    # runs open (from_env), so an open API is never reachable from another machine by default.
+    host: str = LOOPBACK
     port: int = 8002
     triton_host: str = "127.0.0.1"
     triton_http_port: int = 8000
@@ -93,7 +99,7 @@ class Settings(msgspec.Struct, frozen=True):
         base = cls()
         keys = _list(env.get("VISUALIZR_API_KEYS", ""))
         return cls(
-            host=env.get("VISUALIZR_HOST", base.host),
+            host=env.get("VISUALIZR_HOST") or (ALL_INTERFACES if keys else base.host),
             port=_int(env, "VISUALIZR_PORT", base.port),
             triton_host=env.get("VISUALIZR_TRITON_HOST", base.triton_host),
             triton_http_port=_int(env, "VISUALIZR_TRITON_HTTP_PORT", base.triton_http_port),
