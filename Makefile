@@ -10,8 +10,8 @@ VENDOR_STAMP := frontend/studio/vendor/.stamp
 
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ./sdk -e '.[dev]'
+	$(PY) -m pip install -qq --upgrade pip
+	$(PY) -m pip install -qq -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
 # The /schema docs' JavaScript and CSS: pinned npm tarballs, integrity-checked (frontend/studio/vendor.py).
