@@ -7,11 +7,10 @@ FROM nvcr.io/nvidia/tensorrt:${NGC_RELEASE}-py3
 # The image brings TensorRT's Python module; the `tensorrt` extra is not installed over it.
 WORKDIR /opt/visualizr
 COPY pyproject.toml setup.py README.md ./
-COPY sdk ./sdk
 COPY visualizr ./visualizr
 COPY frontend ./frontend
 COPY export ./export
-RUN pip install --no-cache-dir --break-system-packages ./sdk "./[pipeline]" \
+RUN pip install --no-cache-dir --break-system-packages "./[pipeline]" \
     && python3 -c "import tensorrt; print('TensorRT', tensorrt.__version__)"
 
 ENV VISUALIZR_MODEL_REPOSITORY=/models

@@ -7,11 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     VISUALIZR_DATA_DIR=/data VISUALIZR_MODEL_REPOSITORY=/models
 WORKDIR /opt/visualizr
 COPY pyproject.toml setup.py README.md ./
-COPY sdk ./sdk
 COPY visualizr ./visualizr
 COPY frontend ./frontend
 COPY export ./export
-RUN pip install --no-cache-dir ./sdk . \
+RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin visualizr \
     && mkdir -p /data /models && chown visualizr /data
 

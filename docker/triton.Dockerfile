@@ -9,11 +9,10 @@ FROM nvcr.io/nvidia/tritonserver:${NGC_RELEASE}-py3
 # torch==2.13.0 from PyPI is a CUDA build, so the loop keeps its tensors on the GPU.
 WORKDIR /opt/visualizr
 COPY pyproject.toml setup.py README.md ./
-COPY sdk ./sdk
 COPY visualizr ./visualizr
 COPY frontend ./frontend
 COPY export ./export
-RUN pip install --no-cache-dir --break-system-packages ./sdk "./[pipeline]"
+RUN pip install --no-cache-dir --break-system-packages "./[pipeline]"
 
 # Ports as in visualizr/settings.py: HTTP 8000, gRPC 8001, metrics 8003 (the API owns 8002).
 EXPOSE 8000 8001 8003

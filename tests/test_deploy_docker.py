@@ -76,7 +76,7 @@ def test_the_pipeline_images_install_the_pipeline_extra_and_the_api_image_does_n
     for name in ("triton.Dockerfile", "export.Dockerfile"):
         assert any('"./[pipeline]"' in run for run in instruction(name, "RUN")), name
     (install,) = instruction("frontend.Dockerfile", "RUN")
-    assert "pip install --no-cache-dir ./sdk . " in install and "[" not in install.split("&&")[0]
+    assert "pip install --no-cache-dir . " in install and "[" not in install.split("&&")[0]
 
 
 def test_the_api_image_runs_as_a_user_on_the_settings_port() -> None:

@@ -1,10 +1,14 @@
 """The shape of the code, checked: the API's modules import each other without cycles, its domains use only the
 shared lower layers (never another domain), its modules stay small enough to read in one sitting, and no test
-module imports another test module (shared helpers live in tests/support)."""
+module imports another test module (shared helpers live in tests/support). Benchmarks import nothing from tests/,
+and the server's distribution depends only on what its code imports."""
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
+import tomllib
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +130,34 @@ def test_no_test_module_imports_another() -> None:
                 if target[0].startswith("test_") or (target[0] == "tests" and target[1] != "support"):
                     offenders[path.name] = node.module
     assert offenders == {}
+
+
+def top_level_imports(folder: Path) -> set[str]:
+    """The top-level names every module under ``folder`` imports (absolute imports)."""
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+    return found
+
+
+def test_benchmarks_import_nothing_from_tests() -> None:
+    assert "tests" not in top_level_imports(REPO_ROOT / "benchmarks")
+
+
+def test_the_server_depends_only_on_what_it_imports() -> None:
+    """Every core dependency of pyproject.toml is imported by the server's code (visualizr/, frontend/, export/):
+    the SDK and the HTTP clients the tests use belong to the dev extra."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_canonical(re.split(r"[\[<>=!~ ]", spec, maxsplit=1)[0]) for spec in project["dependencies"]}
+    imported = set().union(*(top_level_imports(REPO_ROOT / d) for d in ("visualizr", "frontend", "export")))
+    distributions = importlib.metadata.packages_distributions()
+    provided = {_canonical(dist) for name in imported for dist in distributions.get(name, ())}
+    assert wanted - provided == set()
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
