@@ -223,7 +223,7 @@ def ensure_inputs(repository: Path, model_id: str) -> dict:
 
 
 def _start_triton(stack: ExitStack, repository: Path) -> str:
-    from tests.support.stack import stack_settings
+    from benchmarks.stack import stack_settings
     from visualizr.launcher import TritonServer
 
     data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="visualizr-perf-")))

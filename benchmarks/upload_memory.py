@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from tests.support.stack import stack_settings, start_api
+from benchmarks.stack import stack_settings, start_api
 from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 FROM_IMAGE = "/api/v1/generate/video/from-image"

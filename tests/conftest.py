@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from benchmarks.stack import ApiProcess, stack_settings, start_api
 from tests.support.fakes import FakeBackend, make_settings, running_app
-from tests.support.stack import ApiProcess, stack_settings, start_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import visualizr.frontend.app  # noqa: F401 - every domain's error classes, whatever ran before
+from tests.support.spec_reference import spec_text
 from visualizr.frontend import errors
 from visualizr_client._errors import ERRORS_BY_CODE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SPEC = REPO_ROOT.parent / "shared" / "spec" / "visualizr-api.md"
 
 
 def error_classes() -> dict[str, int]:
@@ -39,9 +37,8 @@ def documented(text: str) -> dict[str, int]:
     return {code: int(status) for code, status in re.findall(r"^\| `([A-Z_]+)` \| (\d{3}) \|", text, re.M)}
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason="the spec is not beside the repo")
 def test_every_code_is_documented_with_its_status() -> None:
-    tables = {**documented(SPEC.read_text()), **documented((REPO_ROOT / "README.md").read_text())}
+    tables = {**documented(spec_text()), **documented((REPO_ROOT / "README.md").read_text())}
     assert api_codes() <= set(tables), api_codes() - set(tables)
     assert {code: tables[code] for code in error_classes()} == error_classes()
 

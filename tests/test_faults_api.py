@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.stack import ApiProcess
 from tests.support.jobs import SMALL, status, submit, wait_terminal
-from tests.support.stack import ApiProcess, env_for, private_tritons, start_sibling_api
+from tests.support.stack import env_for, private_tritons, start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.stack import ApiProcess
 from tests.support.jobs import SMALL, status, submit, wait_terminal
-from tests.support.stack import ApiProcess, start_sibling_api
+from tests.support.stack import start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import websockets
 
+from benchmarks.stack import ApiProcess
 from tests.support.jobs import SMALL, decode_frames, download, status, submit, wait_terminal
-from tests.support.stack import ApiProcess
 from tests.support.triton_stats import unet_inferences
 from visualizr.launcher import TritonServer
 

@@ -12,8 +12,8 @@ import av
 import httpx
 import pytest
 
+from benchmarks.stack import ApiProcess
 from tests.support.jobs import SMALL, submit, wait_terminal
-from tests.support.stack import ApiProcess
 
 pytestmark = pytest.mark.integration
 

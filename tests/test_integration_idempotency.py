@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_png
 from tests.support.jobs import SMALL
-from tests.support.stack import ApiProcess, start_sibling_api, without_inference
+from tests.support.stack import start_sibling_api, without_inference
 from visualizr.settings import Settings
 from visualizr_client import IdempotencyKeyReusedError, VisualizrClient
 

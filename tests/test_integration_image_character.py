@@ -9,9 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
+from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_png
 from tests.support.jobs import decode_frames, download, wait_terminal
-from tests.support.stack import ApiProcess
 
 pytestmark = pytest.mark.integration
 

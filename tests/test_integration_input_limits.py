@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.stack import ApiProcess
 from benchmarks.upload_memory import measure, report
 from tests.support.hostile import HUGE, json_body
 from tests.support.images import gradient_png
-from tests.support.stack import ApiProcess, start_sibling_api, without_inference
+from tests.support.stack import start_sibling_api, without_inference
 from visualizr.frontend.generation.image_input import MAX_IMAGE_PIXELS
 from visualizr.frontend.generation.service import IMAGE_DECODE_SLOTS
 from visualizr.settings import Settings

@@ -12,8 +12,8 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.stack import ApiProcess
 from tests.support.readme_metrics import documented_series, promql_examples
-from tests.support.stack import ApiProcess
 from visualizr.launcher import TritonServer
 
 pytestmark = pytest.mark.integration

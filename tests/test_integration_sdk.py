@@ -15,8 +15,9 @@ import av
 import pytest
 import requests
 
+from benchmarks.stack import ApiProcess
 from tests.support.sdk_example import spec_sdk_example, split_example
-from tests.support.stack import ApiProcess, start_sibling_api
+from tests.support.stack import start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 from visualizr_client import (

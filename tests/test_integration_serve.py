@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.stack import stack_settings
+from benchmarks.stack import stack_settings
 from visualizr import process_tree
 from visualizr.settings import Settings
 from visualizr.supervisor import SupervisorStatus, read_supervisor_status

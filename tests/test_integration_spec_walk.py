@@ -15,15 +15,14 @@ import httpx
 import pytest
 import websockets
 
+from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_png
 from tests.support.spec_reference import (
-    SHARED_SPEC,
-    VENDORED_SPEC,
     assert_matches,
     endpoint_examples,
     example,
 )
-from tests.support.stack import ApiProcess, start_sibling_api
+from tests.support.stack import start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.names import component_model_name
 from visualizr.settings import Settings
@@ -73,12 +72,6 @@ WALKED = {
 def test_every_documented_endpoint_is_walked() -> None:
     documented = {key for key in endpoint_examples() if key[0] != "WS"}
     assert documented == WALKED
-
-
-def test_vendored_reference_is_the_shared_one() -> None:
-    if not SHARED_SPEC.is_file():
-        pytest.skip("no ../shared/spec beside this checkout")
-    assert VENDORED_SPEC.read_text() == SHARED_SPEC.read_text()
 
 
 def test_generation_endpoints_match_the_reference(api: ApiProcess) -> None:

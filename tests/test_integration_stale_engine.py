@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.stack import ApiProcess, stack_settings, start_api
+from benchmarks.stack import ApiProcess, stack_settings, start_api
 from visualizr import names
 from visualizr.engines.manifest import EngineKey, EngineManifest, Gpu, OnnxFingerprint, write_manifest
 from visualizr.launcher import TritonServer

@@ -17,8 +17,9 @@ import httpx
 import pytest
 import websockets
 
+from benchmarks.stack import stack_settings
 from tests.support.serve import start_serve
-from tests.support.stack import stack_settings, start_sibling_api
+from tests.support.stack import start_sibling_api
 from visualizr.frontend.paths import WS_PATH
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc.aio as grpcclient
 
-from tests.support.stack import stack_settings
+from benchmarks.stack import stack_settings
 from visualizr import process_tree
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_image
 from tests.support.jobs import decode_frames, download, status, wait_terminal
-from tests.support.stack import ApiProcess
 from tests.support.triton_stats import unet_inferences
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.launcher import TritonServer

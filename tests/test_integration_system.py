@@ -18,8 +18,8 @@ import httpx
 import pytest
 import websockets
 
+from benchmarks.stack import ApiProcess, stack_settings, start_api
 from tests.support.prometheus import parse_exposition
-from tests.support.stack import ApiProcess, stack_settings, start_api
 from visualizr.launcher import TritonServer
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card, write_model_card
 from visualizr.settings import Settings

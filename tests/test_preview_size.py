@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.stack import ApiProcess
 from tests.support.fakes import gradient_frames
 from tests.support.jobs import download, submit, wait_terminal
-from tests.support.stack import ApiProcess
 from visualizr.frontend.generation import encoding
 from visualizr.frontend.generation.encoding import (
     PREVIEW_LADDER,

@@ -1,16 +1,9 @@
-"""The copy of the reference's Python SDK example (tests/support/sdk_example.py) stays in step with the spec; the
-integration test runs it unchanged against the real server (tests/test_integration_sdk.py)."""
+"""The reference's Python SDK example (tests/support/sdk_example.py reads it from the vendored reference) is whole;
+the integration test runs it unchanged against the real server (tests/test_integration_sdk.py)."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.support.sdk_example import FALLBACK, SPEC, extract, spec_sdk_example, split_example
-
-
-@pytest.mark.skipif(not SPEC.is_file(), reason="the spec is not beside the repo")
-def test_fallback_is_the_spec_example_verbatim() -> None:
-    assert extract(SPEC.read_text()) == FALLBACK
+from tests.support.sdk_example import spec_sdk_example, split_example
 
 
 def test_example_has_the_client_and_its_usage() -> None:

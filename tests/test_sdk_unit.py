@@ -21,6 +21,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
+from tests.support.spec_reference import spec_text
 from visualizr_client import (
     AsyncVisualizrClient,
     AuthenticationError,
@@ -47,7 +48,6 @@ from visualizr_client import models as m
 from visualizr_client._errors import error_from_response
 from visualizr_client._progress import ProgressBar
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "visualizr-api.md"
 BASE = "http://visualizr.test:8002"
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -280,14 +280,13 @@ SPEC_SECTIONS: dict[str, type] = {
 
 def spec_response_blocks() -> Iterator[tuple[str, str]]:
     """(heading, JSON text) of every response example in the spec."""
-    text = SPEC.read_text()
+    text = spec_text()
     for section in re.split(r"^### ", text, flags=re.M)[1:]:
         heading = section.splitlines()[0].strip()
         for match in re.finditer(r"\*\*Response[^\n]*\n```json\n(.*?)```", section, flags=re.S):
             yield heading, match.group(1)
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason="the spec (../shared/spec/visualizr-api.md) is not beside the repo")
 def test_every_response_example_of_the_spec_parses() -> None:
     seen = set()
     for heading, block in spec_response_blocks():
@@ -299,9 +298,8 @@ def test_every_response_example_of_the_spec_parses() -> None:
     assert seen == set(SPEC_SECTIONS)
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason="the spec is not beside the repo")
 def test_spec_websocket_examples_parse() -> None:
-    text = SPEC.read_text()
+    text = spec_text()
     section = text[text.index("### WebSocket Message Types") :]
     blocks = re.findall(r"```json\n(.*?)```", section, flags=re.S)
     messages = [_core.parse_ws_message(b, "video_req_123") for b in blocks]

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from benchmarks.stack import ApiProcess, free_port, start_api
 from tests.support.browser import DESKTOP, PHONE, Traffic, guarded_page, launch, low_contrast, screenshot
 from tests.support.images import gradient_png
-from tests.support.stack import ApiProcess, free_port, start_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import free_port
+from benchmarks.stack import free_port
 from visualizr import launcher, process_tree
 from visualizr.launcher import STUB_NAME, TritonInstall, TritonStartError
 from visualizr.process_tree import ProcessInfo

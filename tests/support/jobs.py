@@ -10,7 +10,7 @@ import av
 import httpx
 import numpy as np
 
-from tests.support.stack import ApiProcess
+from benchmarks.stack import ApiProcess
 
 SMALL = {"width": 64, "height": 64, "num_frames": 4, "fps": 4, "num_inference_steps": 2, "guidance_scale": 7.5}
 

@@ -1,7 +1,7 @@
 """The API reference as test data: the JSON examples of ``visualizr-api.md``, keyed by endpoint.
 
-The reference lives in ``../shared/spec/`` beside the repo (as in CI); ``tests/data/visualizr-api.md`` is a copy
-for checkouts without it, and a unit test keeps the two equal.
+Tests read ``tests/data/visualizr-api.md``, the vendored copy of the reference, so they run the same with or without
+``../shared/spec/`` beside the checkout; ``tests/test_docs.py`` keeps the copy equal to the shared one where it is.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _LABEL = re.compile(r"\*\*(Response[^*]*?):?\*\*:?|^####\s+(.+)$", re.M)
 
 
 def spec_text() -> str:
-    return (SHARED_SPEC if SHARED_SPEC.is_file() else VENDORED_SPEC).read_text()
+    return VENDORED_SPEC.read_text()
 
 
 @cache
