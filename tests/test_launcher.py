@@ -134,3 +134,15 @@ def test_stop_terminates_and_kills_a_stubborn_process(
     assert server.process is not None and server.process.poll() is None
     assert server.stop(timeout=0.5) is not None
     assert server.process is None
+
+
+def test_models_to_load_of_the_named_cards_only(tmp_path: Path) -> None:
+    for model_id in ("a", "b"):
+        (tmp_path / model_id).mkdir()
+        write_model_card(_card(model_id, [f"{model_id}_unet", model_id]), tmp_path / model_id / "model_card.json")
+    assert models_to_load(tmp_path, ("b",)) == ["b_unet", "b"]
+    server = TritonServer(Settings(load_models=("a",)), model_repository=tmp_path)
+    assert server.models_to_load() == ["a_unet", "a"]
+    assert TritonServer(Settings(load_models=("a",)), model_repository=tmp_path, models=["b"]).models_to_load() == ["b"]
+    with pytest.raises(TritonStartError, match="no model card for \\['c'\\]"):
+        models_to_load(tmp_path, ("c",))

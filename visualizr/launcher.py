@@ -112,12 +112,16 @@ def server_env(install: TritonInstall, base: dict[str, str] | None = None) -> di
     return env
 
 
-def models_to_load(model_repository: Path) -> list[str]:
-    """Every Triton model the repository's model cards list (components first), or ["*"] without cards."""
-    models: list[str] = []
-    for card_path in sorted(Path(model_repository).glob(f"*/{MODEL_CARD_FILENAME}")):
-        models.extend(read_model_card(card_path).triton_models)
-    return list(dict.fromkeys(models)) or ["*"]
+def models_to_load(model_repository: Path, model_ids: tuple[str, ...] = ()) -> list[str]:
+    """The Triton models of the repository's model cards (components first), of the cards ``model_ids`` names
+    (all when empty); ["*"] for a repository without cards. An id with no card is a TritonStartError."""
+    paths = sorted(Path(model_repository).glob(f"*/{MODEL_CARD_FILENAME}"))
+    cards = {card.id: card for card in map(read_model_card, paths)}
+    unknown = [model_id for model_id in model_ids if model_id not in cards]
+    if unknown:
+        raise TritonStartError(f"no model card for {unknown} in {model_repository}; it has {sorted(cards)}")
+    chosen = [cards[model_id] for model_id in model_ids] if model_ids else list(cards.values())
+    return list(dict.fromkeys(name for card in chosen for name in card.triton_models)) or ["*"]
 
 
 # Looked up now, not in the forked child: the API's threads may hold the dynamic loader's lock at fork time.
@@ -163,13 +167,17 @@ class TritonServer:
     def ready_url(self) -> str:
         return f"http://{self.settings.triton_http_url}/v2/health/ready"
 
+    def models_to_load(self) -> list[str]:
+        """``models`` if given, else those of the cards ``Settings.load_models`` names (every card when empty)."""
+        return self.models or models_to_load(self.model_repository, self.settings.load_models)
+
     def command(self, install: TritonInstall) -> list[str]:
         s = self.settings
         args = [
             str(install.binary),
             f"--model-repository={self.model_repository}",
             "--model-control-mode=explicit",
-            *(f"--load-model={m}" for m in (self.models or models_to_load(self.model_repository))),
+            *(f"--load-model={m}" for m in self.models_to_load()),
             f"--http-port={s.triton_http_port}",
             f"--grpc-port={s.triton_grpc_port}",
             f"--metrics-port={s.triton_metrics_port}",
@@ -274,9 +282,7 @@ class TritonServer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run tritonserver on the Visualizr model repository.")
     parser.add_argument("--model-repository", type=Path, default=None)
-    parser.add_argument(
-        "--model", action="append", dest="models", help="model to load (repeatable); default: cards"
-    )
+    parser.add_argument("--model", action="append", dest="models", help="model to load (repeatable); default: cards")
     parser.add_argument("--log-file", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="tritonserver --log-verbose=1")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")

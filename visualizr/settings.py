@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, frozen=True):
     min_free_disk_mb: int = 256
     # Comma-separated Triton gRPC endpoints (host:port); empty: the one `make serve` starts (triton_grpc_url).
     triton_urls: tuple[str, ...] = ()
+    # Comma-separated model ids whose Triton models tritonserver loads at start; empty: every model of the
+    # repository. The others load on demand (their first job, or POST /api/v1/models/{id}/load).
+    load_models: tuple[str, ...] = ()
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     # Comma-separated origins (e.g. https://app.example.com) allowed to call the API from a browser; empty: no
@@ -114,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True):
             job_deadline_s=_int(env, "VISUALIZR_JOB_DEADLINE", base.job_deadline_s),
             min_free_disk_mb=_int(env, "VISUALIZR_MIN_FREE_DISK_MB", base.min_free_disk_mb),
             triton_urls=_list(env.get("VISUALIZR_TRITON_URLS", "")),
+            load_models=_list(env.get("VISUALIZR_LOAD_MODELS", "")),
             api_keys=keys,
             cors_origins=_list(env.get("VISUALIZR_CORS_ORIGINS", "")),
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
