@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 VENDOR_STAMP := frontend/studio/vendor/.stamp
 
-.PHONY: setup repository serve test lint bench perf clean browser
+.PHONY: setup repository serve test test-fast lint bench perf clean browser
 
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ serve: repository
 
 test: repository browser
 	$(PY) -m pytest -q
+
+# The inner loop: no server process, nothing slow (pytest markers, pyproject.toml).
+test-fast: repository
+	$(PY) -m pytest -q -m "not integration and not slow"
 
 lint: setup
 	$(PY) -m ruff check .

@@ -3,6 +3,7 @@ real API process; nothing here fakes Triton."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,8 +33,16 @@ def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
         yield test_client
 
 
+# Fixtures that start a server process: a test using one is an integration test, marked or not.
+SERVER_FIXTURES = frozenset({"triton", "api", "stack_env"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``gpu``-marked tests skip, saying why, where torch sees no CUDA device."""
+    """Tests using the session stack are ``integration``; ``gpu``-marked tests skip, saying why, where torch sees
+    no CUDA device."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     import torch
@@ -56,13 +65,11 @@ def model_repository() -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private model repository built in-process by ``python -m visualizr.export``'s main (every family's tiny
-    demo), for the export tests that inspect or rebuild it."""
-    from visualizr.export.__main__ import main
-
-    root = tmp_path_factory.mktemp("model_repository")
-    assert main(["--repository", str(root)]) == 0
+def exported_repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
+    """A private copy of the demo repository `make repository` built (every family's tiny demo, its build stamp
+    included), for the export tests that inspect or rebuild it without touching the shared one."""
+    root = tmp_path_factory.mktemp("exported") / "model_repository"
+    shutil.copytree(model_repository, root, ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 

@@ -28,6 +28,7 @@ def _check(result: dict, ways: tuple[str, ...]) -> None:
     assert result["flops"]["unet"] > 0
 
 
+@pytest.mark.slow
 def test_tiny_run_on_cpu_matches_diffusers_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = gpu.main([*TINY, "--json", str(tmp_path / "result.json")])
     _check(result, ("diffusers", "visualizr"))

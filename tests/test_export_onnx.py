@@ -55,6 +55,7 @@ def test_every_network_has_a_spec(tiny_models: dict[str, LoadedModel]) -> None:
         assert set(model.networks) == set(get_family(family).components)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, component", NETWORKS, ids=lambda v: v)
 def test_onnx_matches_torch(tiny_models: dict[str, LoadedModel], family: str, component: str, tmp_path: Path) -> None:
     import onnx

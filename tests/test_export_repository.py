@@ -198,6 +198,7 @@ def test_rebuild_with_a_stale_stamp_rewrites_nothing(repository: Path) -> None:
     assert "stale-" not in stamp.read_text()
 
 
+@pytest.mark.slow
 def test_export_of_a_local_weights_folder(tmp_path: Path) -> None:
     sd_dir, adapter_dir = ensure_tiny_weights()
     assert (sd_dir.name, adapter_dir.name) == (SD_DIRNAME, MOTION_ADAPTER_DIRNAME)

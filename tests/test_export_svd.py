@@ -65,6 +65,7 @@ def test_tiny_build_is_deterministic() -> None:
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
+@pytest.mark.slow
 def test_tiny_weights_are_a_pipeline_folder_that_reloads_identically() -> None:
     folder = ensure_tiny_weights()
     index = json.loads((folder / "model_index.json").read_text())
@@ -150,6 +151,7 @@ def test_model_card_and_assets(exported_repository: Path) -> None:
     assert (assets / "feature_extractor" / "preprocessor_config.json").is_file()
 
 
+@pytest.mark.slow
 def test_export_of_a_local_weights_folder(tmp_path: Path) -> None:
     weights = tmp_path / "stable-video-diffusion-img2vid"
     shutil.copytree(ensure_tiny_weights(), weights)

@@ -9,6 +9,8 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_VENV_BYTES = 100 * 1024 * 1024
 
@@ -17,6 +19,7 @@ def tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+@pytest.mark.slow
 def test_pip_install_sdk_in_a_fresh_venv(tmp_path: Path) -> None:
     source = tmp_path / "sdk"  # a copy: building writes build/ and *.egg-info beside the sources
     shutil.copytree(REPO_ROOT / "sdk", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
