@@ -34,6 +34,7 @@ from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
 from visualizr.frontend.infra.memory import return_large_frees_to_the_os
 from visualizr.frontend.infra.triton import TritonConnection
 from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.frontend.models.controllers import ModelsController
 from visualizr.frontend.models.healing import Healer
 from visualizr.frontend.models.placement import Placement
@@ -44,8 +45,15 @@ from visualizr.frontend.studio.controllers import STUDIO_ROUTES, StudioPage
 from visualizr.frontend.studio.docs import openapi_config
 from visualizr.frontend.studio.tickets import TicketBook
 from visualizr.frontend.system.health import Uptime, health
-from visualizr.frontend.system.metrics import prometheus_metrics, system_metrics
-from visualizr.frontend.system.prometheus import HttpMetrics, RequestMetricsMiddleware
+from visualizr.frontend.system.metrics import system_metrics
+from visualizr.frontend.system.prometheus import (
+    HttpMetrics,
+    JobTableCollector,
+    RequestMetricsMiddleware,
+    ServiceCollector,
+    new_registry,
+    prometheus_metrics,
+)
 from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
 
@@ -134,10 +142,16 @@ def create_app(
     placement.append(Placement(catalog, pool, models, healer, gpu))
     disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)
     hub = GenerationHub()
-    service = GenerationService(settings, store, catalog, backend or TritonBackend(), placement[0], hub, disk)
+    metrics_registry = new_registry()
+    http_metrics = HttpMetrics(metrics_registry)
+    telemetry = JobTelemetry(metrics_registry)
+    service = GenerationService(
+        settings, store, catalog, backend or TritonBackend(), placement[0], hub, disk, telemetry=telemetry
+    )
+    metrics_registry.register(ServiceCollector(service, pool, settings.supervisor_status_path))
+    metrics_registry.register(JobTableCollector(store))
     assets = AssetService(store, settings.assets_dir)
     watermark = QueueWatermark(store.run)
-    http_metrics = HttpMetrics()
     uptime = Uptime()
     tickets = TicketBook()
     install_server_log_filters()
@@ -181,10 +195,9 @@ def create_app(
         "disk": disk,
         "uptime": uptime,
         "watermark": watermark,
-        "http_metrics": http_metrics,
+        "metrics_registry": metrics_registry,
         "tickets": tickets,
         "studio": StudioPage(client_options()),
-        "telemetry": service.telemetry,
     }
     app = Litestar(
         route_handlers=ROUTES,

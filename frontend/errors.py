@@ -6,9 +6,11 @@ the data folder's disk is below its free-space floor or full), ``IDEMPOTENCY_KEY
 ``Idempotency-Key`` sent again with a different request) and ``ROUTE_NOT_FOUND`` (404, no route or static file at
 that path: the reference's ``REQUEST_NOT_FOUND`` means an unknown generation request or asset, which a mistyped URL
 is not).
-Litestar's own exceptions (body validation, unknown route, wrong method, malformed JSON, oversized body) are
+Litestar's own exceptions (parameter validation, a missing body, unknown route, wrong method, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
+* a ValidationException -> HTTP 400, ``INVALID_PARAMETERS`` naming the ``field`` of its first problem as the client
+  sends it (a header by its header name; Litestar's ``data``, the body itself, by none);
 * unknown route -> HTTP 404, ``ROUTE_NOT_FOUND``; wrong method -> HTTP 405 (with ``Allow``),
   ``INVALID_PARAMETERS``;
 * any other 4xx raised by Litestar -> its own status, ``INVALID_PARAMETERS``;
@@ -43,6 +45,7 @@ UNAUTHORIZED = "UNAUTHORIZED"
 INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
+BODY_PARAMETER = "data"  # Litestar's name of a route's body: a problem of that key is a body that is missing
 
 
 class ErrorInfo(msgspec.Struct):
@@ -150,9 +153,6 @@ def to_visualizr_error(exc: Exception) -> tuple[int, str, str, Any, dict[str, st
     """(status, code, message, details, headers) for any exception."""
     if isinstance(exc, VisualizrError):
         return exc.http_status, exc.code, exc.message, exc.details, exc.headers
-    if isinstance(exc, ValidationException):
-        extra = exc.extra if isinstance(exc.extra, list) else None
-        return 400, INVALID_PARAMETERS, "Request validation failed", {"errors": extra} if extra else None, {}
     if isinstance(exc, NotFoundException):
         return 404, ROUTE_NOT_FOUND, "Not found: no route or file at this path", None, {}
     if isinstance(exc, MethodNotAllowedException):
@@ -162,7 +162,28 @@ def to_visualizr_error(exc: Exception) -> tuple[int, str, str, Any, dict[str, st
     return 500, GENERATION_FAILED, "Internal server error", None, {}
 
 
+def invalid_request(request: Request[Any, Any, Any], exc: ValidationException) -> InvalidParametersError:
+    """Litestar's validation failure as INVALID_PARAMETERS naming the field of its first problem."""
+    problem = exc.extra[0] if isinstance(exc.extra, list) and exc.extra else {}
+    key = problem.get("key")
+    if key == BODY_PARAMETER:
+        return InvalidParametersError("Request body is required", {"field": None, "reason": "empty body"})
+    reason = problem.get("message", exc.detail)
+    field = _as_sent(request, key) if key else None
+    message = f"Invalid value for {field!r}: {reason}" if field else f"Invalid request: {reason}"
+    return InvalidParametersError(message, {"field": field, "reason": reason})
+
+
+def _as_sent(request: Request[Any, Any, Any], key: str) -> str:
+    """A handler parameter's name as the client sends it: its header, query or cookie name, else the key."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    kwarg = getattr(parameter, "kwarg_definition", None)
+    return getattr(kwarg, "header", None) or getattr(kwarg, "query", None) or getattr(kwarg, "cookie", None) or key
+
+
 def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response:
+    if isinstance(exc, ValidationException):
+        exc = invalid_request(request, exc)
     status, code, message, details, headers = to_visualizr_error(exc)
     if status >= 500 and not isinstance(exc, VisualizrError):
         logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

@@ -66,10 +66,19 @@ def test_invalid_parameters_name_the_field(client: TestClient, payload: dict[str
     assert error["details"]["field"] == field
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'"text"', b"\xff\xfe"])
+DEEP = b'{"prompt": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # too deep for the decoder to skip over
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'"text"', b"\xff\xfe", b"null", DEEP])
 def test_malformed_body(client: TestClient, body: bytes) -> None:
     response = client.post(GENERATE, content=body, headers={"content-type": "application/json"})
-    error_of(response, 400, "INVALID_PARAMETERS")
+    assert error_of(response, 400, "INVALID_PARAMETERS")["details"]["field"] is None
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
+def test_a_malformed_idempotency_key_names_the_header(client: TestClient, key: str) -> None:
+    response = client.post(GENERATE, json={"prompt": "a cat"}, headers={"Idempotency-Key": key})
+    assert error_of(response, 400, "INVALID_PARAMETERS")["details"]["field"] == "Idempotency-Key"
 
 
 def test_unknown_model(client: TestClient) -> None:

@@ -15,6 +15,7 @@ from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 from tests.support.fakes import gradient_frames, write_repository
 from visualizr import names
 from visualizr.families import get_family
+from visualizr.frontend.bodies import decode_json
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
 from visualizr.frontend.generation.encoding import encode_assets, probe_video
@@ -22,7 +23,7 @@ from visualizr.frontend.generation.eta import PRIOR_SECONDS_PER_UNIT, Estimator
 from visualizr.frontend.generation.progress import progress_of
 from visualizr.frontend.generation.runner import generation_request
 from visualizr.frontend.generation.schemas import GenerateVideoRequest
-from visualizr.frontend.generation.validation import decode_request, validate_request
+from visualizr.frontend.generation.validation import validate_request
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
 from visualizr.frontend.jobs.store import JobStore
@@ -89,7 +90,7 @@ def test_estimator() -> None:
 def test_validation_defaults_and_errors(tmp_path: Path) -> None:
     catalog = ModelCatalog(write_repository(tmp_path))
     valid = validate_request(
-        decode_request(b'{"prompt": " hi ", "width": 128}'), catalog, random_seed=lambda: 9
+        decode_json(b'{"prompt": " hi ", "width": 128}', GenerateVideoRequest), catalog, random_seed=lambda: 9
     )
     assert valid.prompt == "hi" and valid.card.id == "animatediff"
     assert valid.parameters == GenerationParameters(
@@ -100,8 +101,8 @@ def test_validation_defaults_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         validate_request(GenerateVideoRequest(prompt="x", model="nope"), catalog)
     with pytest.raises(InvalidParametersError) as info:
-        decode_request(b'{"prompt": "x", "fps": 1.5}')
-    assert info.value.details == {"field": "fps", "reason": "Expected `int`, got `float`"}
+        decode_json(b'{"prompt": "x", "fps": 1.5}', GenerateVideoRequest)
+    assert info.value.details == {"field": "fps", "reason": "Expected `int | null`, got `float`"}
 
 
 def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:

@@ -1,16 +1,10 @@
-"""Job telemetry: histogram buckets and the phase durations derived from a run's progress events."""
+"""Job telemetry: the series it records and the phase durations derived from a run's progress events."""
 
 from __future__ import annotations
 
-from visualizr.frontend.jobs.telemetry import Histogram, JobTelemetry, PhaseTimer
+from prometheus_client import CollectorRegistry
 
-
-def test_histogram_counts_into_the_first_bucket_that_holds_the_value() -> None:
-    histogram = Histogram((0.1, 1.0))
-    for value in (0.05, 0.1, 0.5, 7.0):
-        histogram.observe((("model", "m"),), value)
-    [(labels, cumulative, count, total)] = list(histogram.rows())
-    assert labels == (("model", "m"),) and cumulative == [2, 3] and count == 4 and total == 7.65
+from visualizr.frontend.jobs.telemetry import JobTelemetry, PhaseTimer
 
 
 def test_phase_timer_splits_a_run_at_its_events() -> None:
@@ -36,13 +30,21 @@ def test_an_image_conditioned_run_times_its_image_encoding() -> None:
     assert seen == [("image_encoding", 0.25), ("frame_generation", 0.75), ("decoding", 1.0)]
 
 
-def test_queue_wait_end_to_end_and_websockets() -> None:
-    telemetry = JobTelemetry()
+def test_queue_wait_end_to_end_phases_and_websockets() -> None:
+    registry = CollectorRegistry()
+    telemetry = JobTelemetry(registry)
     telemetry.started("m", created_at=100.0, started_at=103.0)
     telemetry.completed("m", created_at=100.0, completed_at=110.0)
+    telemetry.phase("m", "decoding", 0.02)
     telemetry.websocket_connected()
     telemetry.websocket_connected()
     telemetry.websocket_disconnected()
-    assert [row[3] for row in telemetry.queue_wait.rows()] == [3.0]
-    assert [row[3] for row in telemetry.end_to_end.rows()] == [10.0]
-    assert (telemetry.websocket_open, telemetry.websocket_opened) == (1, 2)
+    value = registry.get_sample_value
+    assert value("visualizr_job_queue_wait_seconds_sum", {"model": "m"}) == 3.0
+    assert value("visualizr_job_queue_wait_seconds_bucket", {"model": "m", "le": "2.0"}) == 0
+    assert value("visualizr_job_queue_wait_seconds_bucket", {"model": "m", "le": "3.0"}) == 1
+    assert value("visualizr_job_end_to_end_seconds_sum", {"model": "m"}) == 10.0
+    assert value("visualizr_job_phase_duration_seconds_bucket", {"model": "m", "phase": "decoding", "le": "0.025"}) == 1
+    assert value("visualizr_job_phase_duration_seconds_bucket", {"model": "m", "phase": "decoding", "le": "0.01"}) == 0
+    assert value("visualizr_websocket_connections") == 1
+    assert value("visualizr_websocket_connections_total") == 2

@@ -5,24 +5,24 @@ model without a prompt, Stable Video Diffusion, does not use it), ``duration_sec
 fps)`` frames; absent: the card's default frame count), ``fps``, ``motion_strength`` (0 < x <= 1, default
 ``DEFAULT_MOTION_STRENGTH``) and, beyond the reference, ``model`` (absent: the repository's image-to-video model,
 see ``validation.default_model``), ``width``, ``height``, ``negative_prompt``, ``seed``, ``num_inference_steps``,
-``guidance_scale``. Empty text fields count as absent (HTML forms send them). Unknown fields, repeated fields
-and non-numbers are INVALID_PARAMETERS naming the field, as in the JSON endpoint.
+``guidance_scale``. The route decodes the form into ``ImageToVideoForm`` (``frontend.bodies``): empty text fields
+count as absent (HTML forms send them); unknown fields, repeated fields and non-numbers are INVALID_PARAMETERS
+naming the field, as in the JSON endpoint.
 
 ``motion_strength`` m is what the model's family makes of it (``visualizr.families``, ``Family.motion``):
 AnimateDiff's img2img ``strength`` = m; Stable Video Diffusion's ``motion_bucket_id`` = floor(255 m) and
 ``noise_aug_strength`` = 0.04 m (m = 0.5 gives SVD's defaults, 127 and 0.02).
 
-Order of checks: form syntax and field types, the prompt, the model, motion_strength, the parameters, then the
-image's header, whose aspect ratio sets a missing width/height (``image_input.output_size``); only then are its
-pixels decoded (in a thread, at the scale the output needs).
+Order of checks: form syntax and field types (the image a file part), the prompt, the model, motion_strength, the
+parameters, then the image's header, whose aspect ratio sets a missing width/height (``image_input.output_size``);
+only then are its pixels decoded (in a thread, at the scale the output needs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 from litestar.datastructures import UploadFile
@@ -37,7 +37,6 @@ from visualizr.frontend.generation.validation import (
     ValidatedRequest,
     check_negative_prompt,
     check_prompt,
-    convert_fields,
     frames_for_duration,
     resolve_card,
     resolve_parameters,
@@ -48,23 +47,6 @@ from visualizr.model_card import ModelCard
 
 DEFAULT_MOTION_STRENGTH: Final = 0.7
 PROMPT_FIELD: Final = "motion_prompt"
-
-
-def split_form(form: Mapping[str, list[Any]]) -> tuple[Any, ImageToVideoForm]:
-    """(the ``image`` part, the typed text fields) of a parsed form: ``{name: [values]}``."""
-    image_parts = form.get(image_input.FIELD) or []
-    if len(image_parts) > 1:
-        raise InvalidParametersError("Send exactly one image", {"field": image_input.FIELD, "reason": "repeated"})
-    fields: dict[str, Any] = {}
-    for name, values in form.items():
-        if name == image_input.FIELD:
-            continue
-        if any(isinstance(v, UploadFile) for v in values):
-            raise InvalidParametersError(f"{name} must be a text field, not a file", {"field": name})
-        texts = [v.strip() for v in values if v.strip() or name == PROMPT_FIELD]
-        if texts:
-            fields[name] = texts[0] if len(texts) == 1 else texts
-    return (image_parts[0] if image_parts else None), convert_fields(fields, ImageToVideoForm)
 
 
 def _strength(value: float | None) -> float:
@@ -85,14 +67,8 @@ def motion_parameters(card: ModelCard, motion_strength: float) -> dict[str, int 
     return {"strength": motion_strength}
 
 
-async def read_upload(part: Any) -> bytes:
+async def read_upload(part: UploadFile) -> bytes:
     """The bytes of the ``image`` file part (at most MAX_IMAGE_BYTES + 1 are read)."""
-    if part is None:
-        raise InvalidParametersError("image is required", {"field": image_input.FIELD, "reason": "required"})
-    if not isinstance(part, UploadFile):
-        raise InvalidParametersError(
-            "image must be a file part (with a filename)", {"field": image_input.FIELD, "reason": "not a file"}
-        )
     data = await part.read(image_input.MAX_IMAGE_BYTES + 1)
     image_input.check_size(len(data))
     return data
@@ -103,7 +79,7 @@ def _fitted_png(source: image_input.SourceImage, width: int, height: int) -> byt
 
 
 async def validate_image_request(
-    image_part: Any, form: ImageToVideoForm, catalog: ModelCatalog, *, random_seed: RandomSeed = None
+    form: ImageToVideoForm, catalog: ModelCatalog, *, random_seed: RandomSeed = None
 ) -> ValidatedRequest:
     prompt = check_prompt(form.motion_prompt, PROMPT_FIELD, required_error=InvalidPromptError)
     negative = check_negative_prompt(form.negative_prompt)
@@ -116,7 +92,7 @@ async def validate_image_request(
     fps = int(resolve_parameters(card, given)["fps"])  # everything but the duration, before decoding the image
     num_frames = frames_for_duration(card, form.duration_seconds, fps)
     seed = resolve_seed(form.seed, random_seed)
-    data = await read_upload(image_part)
+    data = await read_upload(form.image)
     source = await asyncio.to_thread(image_input.open_image, data)  # the header (a PNG's EXIF may need more)
     width, height = image_input.output_size(card, source.size, form.width, form.height)
     values = resolve_parameters(card, {**given, "width": width, "height": height, "num_frames": num_frames})

@@ -1,7 +1,8 @@
 """``Idempotency-Key`` on the POST routes: a key sent again with the same request returns the first job instead of
 queuing a duplicate; the same key with a different request is 409 IDEMPOTENCY_KEY_REUSED. Keys are kept for
 ``KEY_TTL_SECONDS``. The request is compared by a fingerprint of what the client sent (route, decoded fields,
-image bytes), not of the raw body, so a multipart boundary or key order does not matter."""
+image bytes), not of the raw body, so a multipart boundary or key order does not matter. Routes take the header as
+``KeyHeader``: Litestar checks (and documents) its length, ``IdempotencyClaim.of`` that it is printable."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import hashlib
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
+
+from litestar.params import Parameter
 
 from visualizr.frontend import clock
 from visualizr.frontend.errors import IdempotencyKeyReusedError, InvalidParametersError
@@ -18,6 +22,15 @@ from visualizr.frontend.jobs.store import JobStore
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
 KEY_TTL_SECONDS = 24 * 3600
+KeyHeader = Annotated[
+    str | None,
+    Parameter(
+        header=HEADER,
+        min_length=1,
+        max_length=MAX_KEY_CHARS,
+        description="Send the same request again with the same key: the first job is returned, nothing is queued",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -27,10 +40,10 @@ class IdempotencyClaim:
 
     @classmethod
     def of(cls, key: str | None, route: str, parts: Iterable[bytes]) -> IdempotencyClaim | None:
-        """The claim of a request (None without the header); INVALID_PARAMETERS for a malformed key."""
+        """The claim of a request (None without the header); INVALID_PARAMETERS for a key that is not printable."""
         if key is None:
             return None
-        if not 1 <= len(key) <= MAX_KEY_CHARS or not key.isprintable():
+        if not key.isprintable():
             raise InvalidParametersError(
                 f"{HEADER} must be 1 to {MAX_KEY_CHARS} printable characters",
                 {"field": HEADER, "max_length": MAX_KEY_CHARS},

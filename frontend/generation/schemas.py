@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from litestar.datastructures import UploadFile
 
 from visualizr.frontend.errors import ErrorInfo
 from visualizr.frontend.jobs.record import VideoMetadata
@@ -66,10 +67,11 @@ class GenerateVideoResponse(msgspec.Struct):
     created_at: str
 
 
-class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True):
-    """The text fields of POST /api/v1/generate/video/from-image (multipart/form-data; the ``image`` file part
-    is taken out first). Numbers arrive as text and are converted (``msgspec.convert(strict=False)``)."""
+class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """POST /api/v1/generate/video/from-image body (multipart/form-data): the ``image`` file and text fields, whose
+    numbers arrive as text (``frontend.bodies.convert_form``)."""
 
+    image: UploadFile
     motion_prompt: str | None = None
     duration_seconds: float | None = None
     fps: int | None = None

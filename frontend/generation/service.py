@@ -69,13 +69,14 @@ class GenerationService:
         hub: GenerationHub,
         disk: DiskGuard,
         *,
+        telemetry: JobTelemetry,
         encoder: Encoder = encode_assets,
         now: Callable[[], float] = clock.now,
     ) -> None:
         self.settings, self.store, self.catalog, self.gate, self.hub = settings, store, catalog, gate, hub
         self.disk = disk
         self._now = now
-        self.telemetry = JobTelemetry()
+        self.telemetry = telemetry
         self.estimator = Estimator()
         self.standing = Standing(lambda: self.queue, self.estimator, gate, disk, settings.workers, now)
         self.queue = JobQueue(self.standing.startable)

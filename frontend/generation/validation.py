@@ -1,22 +1,22 @@
-"""Decode and validate a generation request against the model card of the requested model.
+"""Validate a generation request, decoded by its route (``frontend.bodies``), against the model card of the
+requested model.
 
-Order of checks: JSON syntax, field types and presence (INVALID_PARAMETERS, also for a missing, null or
-non-string prompt), the prompt's content: empty after strip or too long (INVALID_PROMPT), the model
-(MODEL_NOT_FOUND), then every numeric parameter against the card's range and step (INVALID_PARAMETERS).
-Error details always name the offending ``field``.
+Order of checks: JSON syntax and field types (INVALID_PARAMETERS, while decoding), presence of the prompt
+(INVALID_PARAMETERS for a missing or null one), the prompt's content: empty after strip or too long
+(INVALID_PROMPT), the model (MODEL_NOT_FOUND), then every numeric parameter against the card's range and step
+(INVALID_PARAMETERS). Error details always name the offending ``field``.
 
-The helpers below (``decode_struct``, ``check_prompt``, ``resolve_card``, ``resolve_parameters``,
-``frames_for_duration``, ``check_resolution``, ``resolve_seed``) are shared by the three kinds of request
-(text-to-video here, ``from_image`` and ``character`` next to this module).
+The helpers below (``check_prompt``, ``resolve_card``, ``resolve_parameters``, ``frames_for_duration``,
+``check_resolution``, ``resolve_seed``) are shared by the three kinds of request (text-to-video here,
+``from_image`` and ``character`` next to this module).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -32,9 +32,6 @@ from visualizr.frontend.jobs.record import KIND_IMAGE, KIND_TEXT, GenerationPara
 from visualizr.model_card import ModelCard, ParameterRange
 from visualizr.pipeline.request import MAX_SEED
 
-_AT_FIELD_RE = re.compile(r"^(?P<reason>.*?) - at `\$\.(?P<field>[A-Za-z0-9_]+)[^`]*`$")
-_UNKNOWN_FIELD_RE = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
-
 SHOWN_DIGITS = 24  # a number echoed in an error is cut to this many characters
 _INT_PARAMETERS = ("width", "height", "num_frames", "fps", "num_inference_steps")
 PARAMETER_NAMES = (*_INT_PARAMETERS, "guidance_scale")
@@ -43,7 +40,6 @@ _PIXEL_MULTIPLE = 8
 FROM_IMAGE_ROUTE = "/api/v1/generate/video/from-image"
 
 
-T = TypeVar("T")
 RandomSeed = Callable[[], int] | None
 
 
@@ -55,45 +51,6 @@ class ValidatedRequest(msgspec.Struct, frozen=True):
     parameters: GenerationParameters
     kind: str = KIND_TEXT
     source_png: bytes | None = None  # image-to-video: the source image, resized to width x height, as PNG
-
-
-def _field_error(exc: msgspec.ValidationError) -> InvalidParametersError:
-    """A msgspec validation error as INVALID_PARAMETERS naming its field."""
-    text = str(exc)
-    match = _AT_FIELD_RE.match(text)
-    if match:
-        field = match.group("field")
-        reason = match.group("reason").replace(" | null", "")
-        return InvalidParametersError(f"Invalid value for {field!r}: {reason}", {"field": field, "reason": reason})
-    match = _UNKNOWN_FIELD_RE.match(text)
-    if match:
-        field = match.group("field")
-        return InvalidParametersError(f"Unknown field {field!r}", {"field": field, "reason": "unknown field"})
-    return InvalidParametersError(f"Invalid request body: {text}", {"field": None, "reason": text})
-
-
-def decode_struct(body: bytes, typ: type[T]) -> T:
-    """A JSON body as ``typ``; INVALID_PARAMETERS naming the field for anything else."""
-    if not body.strip():
-        raise InvalidParametersError("Request body must be a JSON object", {"field": None, "reason": "empty body"})
-    try:
-        return msgspec.json.decode(body, type=typ)
-    except msgspec.ValidationError as exc:
-        raise _field_error(exc) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidParametersError("Malformed JSON body", {"field": None, "reason": str(exc)}) from None
-
-
-def convert_fields(fields: Mapping[str, Any], typ: type[T]) -> T:
-    """Text fields (a form) as ``typ``, numbers parsed from their text; errors as in ``decode_struct``."""
-    try:
-        return msgspec.convert(dict(fields), type=typ, strict=False)
-    except msgspec.ValidationError as exc:
-        raise _field_error(exc) from None
-
-
-def decode_request(body: bytes) -> GenerateVideoRequest:
-    return decode_struct(body, GenerateVideoRequest)
 
 
 def _range(card: ModelCard, name: str) -> ParameterRange:

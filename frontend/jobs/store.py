@@ -12,7 +12,7 @@ import asyncio
 import errno
 import sqlite3
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -126,11 +126,21 @@ class JobStore:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn(connection) on the store's single database thread (the queries of ``visualizr.frontend.jobs``)."""
+        return await asyncio.wrap_future(self._submit(fn))
+
+    def run_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``run`` for a thread other than the event loop's (the Prometheus collector, which is scraped in a worker
+        thread): waits there for fn(connection) on the database thread."""
+        return self._submit(fn).result()
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         if self._executor is None or self._conn is None:
             raise RuntimeError("JobStore is not open")
-        conn = self._conn
+        return self._executor.submit(self._guarded, fn, self._conn)
+
+    def _guarded(self, fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+            return fn(conn)
         except (sqlite3.Error, OSError) as exc:
             if is_disk_full(exc):
                 raise InsufficientStorageError(

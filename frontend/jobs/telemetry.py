@@ -1,4 +1,4 @@
-"""Latency telemetry of jobs, in memory since the process started: what ``GET /metrics`` exposes as histograms.
+"""Latency telemetry of jobs, in memory since the process started: prometheus_client series in the app's registry.
 
 * queue wait (submit -> first start) and end to end (submit -> completed) per model, observed by the lifecycle;
 * the duration of each phase of a run per model and phase (``text_encoding``, or ``image_encoding`` for a
@@ -13,64 +13,71 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final
 
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from visualizr.names import CONDITIONING_PHASES, PHASE_DECODING, PHASE_FRAME_GENERATION
 
-Labels = tuple[tuple[str, str], ...]
-
-# Upper bounds in seconds (+Inf is implicit). HTTP: sub-millisecond to seconds; jobs: a fraction of a second (the
-# demo on a GPU) to half an hour (real weights on a CPU); phases: one text encoding (ms) to a long denoising loop.
-HTTP_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Upper bounds in seconds (+Inf is implicit). Jobs: a fraction of a second (the demo on a GPU) to half an hour (real
+# weights on a CPU); phases: one text encoding (ms) to a long denoising loop.
 JOB_BUCKETS: Final = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
                       1800.0)
 PHASE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-class Histogram:
-    """Prometheus-style histogram per label set: bucket counts, count and sum."""
+class JobTelemetry(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.queue_wait = Histogram(
+            "visualizr_job_queue_wait_seconds",
+            "Seconds from submit to a job's first start",
+            ["model"],
+            buckets=JOB_BUCKETS,
+            registry=registry,
+        )
+        self.end_to_end = Histogram(
+            "visualizr_job_end_to_end_seconds",
+            "Seconds from submit to completed, completed jobs",
+            ["model"],
+            buckets=JOB_BUCKETS,
+            registry=registry,
+        )
+        self.phases = Histogram(
+            "visualizr_job_phase_duration_seconds",
+            "Seconds per phase of a run: text_encoding or image_encoding, frame_generation (denoising), decoding, "
+            "encoding (video)",
+            ["model", "phase"],
+            buckets=PHASE_BUCKETS,
+            registry=registry,
+        )
+        self.websockets_open = 0
+        self.websockets_opened = 0
+        # A gauge `x` beside a counter `x_total`: prometheus_client's metric objects refuse the pair (OpenMetrics
+        # would name both `x`), a collector yields it.
+        registry.register(self)
 
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self._rows: dict[Labels, list[float]] = {}  # per-bucket counts (not cumulative), then +Inf, sum
-
-    def observe(self, labels: Labels, value: float) -> None:
-        row = self._rows.setdefault(labels, [0.0] * (len(self.buckets) + 2))
-        index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
-        row[index] += 1
-        row[-1] += value
-
-    def rows(self) -> Iterator[tuple[Labels, list[int], int, float]]:
-        """(labels, cumulative bucket counts, count, sum) per label set, sorted."""
-        for labels, row in sorted(self._rows.items()):
-            cumulative, running = [], 0
-            for n in row[: len(self.buckets)]:
-                running += int(n)
-                cumulative.append(running)
-            yield labels, cumulative, running + int(row[-2]), row[-1]
-
-
-class JobTelemetry:
-    def __init__(self) -> None:
-        self.queue_wait = Histogram(JOB_BUCKETS)
-        self.end_to_end = Histogram(JOB_BUCKETS)
-        self.phases = Histogram(PHASE_BUCKETS)
-        self.websocket_open = 0
-        self.websocket_opened = 0
+    def collect(self) -> Iterator[Metric]:
+        """The WebSocket series."""
+        yield GaugeMetricFamily("visualizr_websocket_connections", "WebSocket connections open", self.websockets_open)
+        yield CounterMetricFamily(
+            "visualizr_websocket_connections_total", "WebSocket connections opened", self.websockets_opened
+        )
 
     def started(self, model: str, created_at: float, started_at: float) -> None:
-        self.queue_wait.observe((("model", model),), max(0.0, started_at - created_at))
+        self.queue_wait.labels(model).observe(max(0.0, started_at - created_at))
 
     def completed(self, model: str, created_at: float, completed_at: float) -> None:
-        self.end_to_end.observe((("model", model),), max(0.0, completed_at - created_at))
+        self.end_to_end.labels(model).observe(max(0.0, completed_at - created_at))
 
     def phase(self, model: str, phase: str, seconds: float) -> None:
-        self.phases.observe((("model", model), ("phase", phase)), max(0.0, seconds))
+        self.phases.labels(model, phase).observe(max(0.0, seconds))
 
     def websocket_connected(self) -> None:
-        self.websocket_open += 1
-        self.websocket_opened += 1
+        self.websockets_open += 1
+        self.websockets_opened += 1
 
     def websocket_disconnected(self) -> None:
-        self.websocket_open = max(0, self.websocket_open - 1)
+        self.websockets_open = max(0, self.websockets_open - 1)
 
     def phase_timer(self, model: str) -> PhaseTimer:
         return PhaseTimer(lambda phase, seconds: self.phase(model, phase, seconds))

@@ -1,5 +1,5 @@
-"""``GET /api/v1/metrics`` (the API reference's JSON) and ``GET /metrics`` (Prometheus), computed from the job
-table, the queue and the disk.
+"""``GET /api/v1/metrics`` (the API reference's JSON), computed from the job table, the queue and the disk
+(``GET /metrics``, Prometheus: ``system.prometheus``).
 
 * requests: ``total`` jobs ever submitted, ``today`` since 00:00 UTC, ``per_hour`` = today / hours since
   00:00 UTC (at least one hour, so the first minutes of a day do not spike), ``success_rate_percent`` =
@@ -26,29 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
-from litestar import Response, get
+from litestar import get
 
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
-from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.jobs import stats as job_stats
 from visualizr.frontend.jobs.store import JobStore
-from visualizr.frontend.jobs.telemetry import JobTelemetry
-from visualizr.frontend.system.prometheus import (
-    CONTENT_TYPE,
-    Family,
-    HttpMetrics,
-    counter,
-    failure_family,
-    gauge,
-    job_families,
-    render,
-    telemetry_families,
-)
 from visualizr.frontend.system.sources import JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
-from visualizr.supervisor import read_supervisor_status
 
 GIB = 1024**3
 
@@ -162,52 +148,3 @@ async def system_metrics(
 ) -> MetricsResponse:
     """Request, generation, queue, storage and per-model figures from the job history and the disk."""
     return await collect(jobs, store, settings, watermark, catalog.ids(), clock.now())
-
-
-def _inference_families(pool: EndpointPool) -> list[Family]:
-    up = Family("visualizr_inference_server_up", "gauge", "1 while the Triton endpoint is reachable and ready")
-    outages = Family("visualizr_inference_server_outages_total", "counter", "Times the Triton endpoint went down")
-    in_flight = Family("visualizr_inference_server_jobs_in_flight", "gauge", "Jobs running on the Triton endpoint")
-    for endpoint in pool.endpoints:
-        labels = (("url", endpoint.url),)
-        up.add(1.0 if endpoint.up else 0.0, labels)
-        outages.add(endpoint.outages, labels)
-        in_flight.add(endpoint.in_flight, labels)
-    return [up, outages, in_flight]
-
-
-def _supervisor_restarts(settings: Settings) -> float:
-    status = read_supervisor_status(settings.supervisor_status_path)
-    return status.restarts if status is not None and status.supervisor_alive() else 0
-
-
-@get("/metrics", tags=["system"], media_type=CONTENT_TYPE, include_in_schema=True)
-async def prometheus_metrics(
-    jobs: JobCounts,
-    store: JobStore,
-    pool: EndpointPool,
-    settings: Settings,
-    http_metrics: HttpMetrics,
-    telemetry: JobTelemetry,
-) -> Response[str]:
-    """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes and
-    latencies (queue wait, end to end, per phase), WebSocket connections."""
-    outcomes = await store.run(job_stats.outcome_stats)
-    failures = await store.run(job_stats.failure_stats)
-    families = [
-        *http_metrics.families(),
-        gauge("visualizr_queue_length", "Generation jobs waiting for a worker", jobs.waiting_count),
-        gauge("visualizr_jobs_processing", "Generation jobs running", jobs.running_count),
-        gauge("visualizr_workers_alive", "Generation worker tasks running", jobs.workers_alive),
-        counter("visualizr_worker_restarts_total", "Generation workers restarted after ending", jobs.worker_restarts),
-        *_inference_families(pool),
-        counter(
-            "visualizr_triton_restarts_total",
-            "Restarts of the supervised Triton (make serve)",
-            _supervisor_restarts(settings),
-        ),
-        *job_families(outcomes),
-        failure_family(failures),
-        *telemetry_families(telemetry),
-    ]
-    return Response(render(families), media_type=CONTENT_TYPE)

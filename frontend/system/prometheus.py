@@ -1,159 +1,88 @@
-"""``GET /metrics``: Prometheus text exposition (format 0.0.4), rendered here (prometheus_client is not a
-dependency).
+"""``GET /metrics``: Prometheus text exposition (format 0.0.4) of the app's own prometheus_client registry.
 
-Families:
+In memory since the process started, as prometheus_client metrics:
 
 * ``visualizr_http_requests_total{method,route,status}`` and ``visualizr_http_request_duration_seconds
   {method,route}`` (histogram): every HTTP request that matched a route, from ``RequestMetricsMiddleware``
   (``route`` is the path template, e.g. ``/api/v1/generate/status/{request_id:str}``, so ids never explode the
-  label set); in memory since the process started.
-* ``visualizr_queue_length`` (jobs waiting for a worker), ``visualizr_jobs_processing`` (gauges).
+  label set);
+* ``visualizr_job_queue_wait_seconds{model}``, ``visualizr_job_end_to_end_seconds{model}``,
+  ``visualizr_job_phase_duration_seconds{model,phase}`` (histograms), ``visualizr_websocket_connections`` (gauge)
+  and ``visualizr_websocket_connections_total``: ``JobTelemetry``.
+
+Read from their owners at scrape time, by the collectors below:
+
+* ``visualizr_queue_length``, ``visualizr_jobs_processing``, ``visualizr_workers_alive`` (gauges) and
+  ``visualizr_worker_restarts_total``: the generation service; ``visualizr_inference_server_up{url}``,
+  ``visualizr_inference_server_outages_total{url}``, ``visualizr_inference_server_jobs_in_flight{url}``: the
+  endpoint pool; ``visualizr_triton_restarts_total``: the supervisor's status file;
 * ``visualizr_jobs_total{model,outcome}`` (counter) and ``visualizr_job_duration_seconds{model,outcome}``
   (histogram; outcome completed | failed | cancelled; jobs that never started have no duration), and
-  ``visualizr_job_failures_total{model,error_code}``: from the job table at scrape time, so they survive restarts.
-* ``visualizr_job_queue_wait_seconds{model}`` (submit -> first start), ``visualizr_job_end_to_end_seconds{model}``
-  (submit -> completed), ``visualizr_job_phase_duration_seconds{model,phase}`` (histograms),
-  ``visualizr_websocket_connections`` (gauge) and ``visualizr_websocket_connections_total``: ``JobTelemetry``,
-  in memory since the process started.
+  ``visualizr_job_failures_total{model,error_code}``: the job table, so they survive restarts.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
 
+from litestar import Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from visualizr.frontend.jobs.stats import DURATION_BUCKETS, OutcomeStats
-from visualizr.frontend.jobs.telemetry import HTTP_BUCKETS, Histogram, JobTelemetry
+from visualizr.frontend.infra.endpoints import EndpointPool
+from visualizr.frontend.jobs import stats as job_stats
+from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.system.sources import JobCounts
+from visualizr.supervisor import read_supervisor_status
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass
-class Family:
-    name: str
-    type: str  # counter | gauge | histogram
-    help: str
-    samples: list[tuple[str, Labels, float]] = field(default_factory=list)  # (suffix, labels, value)
-
-    def add(self, value: float, labels: Labels = (), suffix: str = "") -> None:
-        self.samples.append((suffix, labels, value))
-
-    def add_histogram(
-        self, labels: Labels, bounds: Iterable[float], cumulative: Iterable[int], count: int, total: float
-    ) -> None:
-        for bound, n in zip(bounds, cumulative, strict=True):
-            self.add(n, (*labels, ("le", _number(bound))), "_bucket")
-        self.add(count, (*labels, ("le", "+Inf")), "_bucket")
-        self.add(count, labels, "_count")
-        self.add(total, labels, "_sum")
+# What generate_latest writes (prometheus_client's CONTENT_TYPE_LATEST announces the 1.0.0 text format).
+CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
+# Upper bounds of the HTTP latency buckets in seconds (+Inf is implicit): sub-millisecond to seconds.
+HTTP_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer():
-        return f"{float(value):.1f}"
-    return repr(float(value))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.type}")
-        for suffix, labels, value in family.samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(
-                f"{family.name}{suffix}{{{label_text}}} {_number(value)}"
-                if labels
-                else f"{family.name}{suffix} {_number(value)}"
-            )
-    return "\n".join(lines) + "\n"
+def new_registry() -> CollectorRegistry:
+    """A registry of the app's own (tests build many apps in one process, so never the global REGISTRY). Its
+    counters and histograms expose no ``_created`` samples: prometheus_client turns them off process-wide only."""
+    disable_created_metrics()
+    return CollectorRegistry()
 
 
 class HttpMetrics:
-    """Request counts and latency histograms of the API, in memory."""
+    """Request counts and latency histograms of the API."""
 
-    def __init__(self, buckets: tuple[float, ...] = HTTP_BUCKETS) -> None:
-        self._counts: dict[tuple[str, str, str], int] = {}
-        self._latency = Histogram(buckets)
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "visualizr_http_requests_total",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "visualizr_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
-        self._counts[key] = self._counts.get(key, 0) + 1
-        self._latency.observe((("method", method), ("route", route)), seconds)
-
-    def families(self) -> list[Family]:
-        counts = Family("visualizr_http_requests_total", "counter", "HTTP requests by method, route and status")
-        for (method, route, status), n in sorted(self._counts.items()):
-            counts.add(n, (("method", method), ("route", route), ("status", status)))
-        latency = histogram_family("visualizr_http_request_duration_seconds", "HTTP request latency", self._latency)
-        return [counts, latency]
-
-
-def histogram_family(name: str, help_text: str, histogram: Histogram) -> Family:
-    family = Family(name, "histogram", help_text)
-    for labels, cumulative, count, total in histogram.rows():
-        family.add_histogram(labels, histogram.buckets, cumulative, count, total)
-    return family
-
-
-def telemetry_families(telemetry: JobTelemetry) -> list[Family]:
-    return [
-        histogram_family("visualizr_job_queue_wait_seconds", "Seconds from submit to a job's first start",
-                         telemetry.queue_wait),
-        histogram_family("visualizr_job_end_to_end_seconds", "Seconds from submit to completed, completed jobs",
-                         telemetry.end_to_end),
-        histogram_family(
-            "visualizr_job_phase_duration_seconds",
-            "Seconds per phase of a run: text_encoding or image_encoding, frame_generation (denoising), decoding, "
-            "encoding (video)",
-            telemetry.phases,
-        ),
-        gauge("visualizr_websocket_connections", "WebSocket connections open", telemetry.websocket_open),
-        counter("visualizr_websocket_connections_total", "WebSocket connections opened", telemetry.websocket_opened),
-    ]
-
-
-def failure_family(rows: list[tuple[str, str, int]]) -> Family:
-    family = Family("visualizr_job_failures_total", "counter", "Failed generation jobs by model and error code")
-    for model, code, count in rows:
-        family.add(count, (("model", model), ("error_code", code)))
-    return family
-
-
-def job_families(stats: list[OutcomeStats]) -> list[Family]:
-    jobs = Family("visualizr_jobs_total", "counter", "Generation jobs that ended, by model and outcome")
-    durations = Family(
-        "visualizr_job_duration_seconds", "histogram", "Run time of generation jobs that started, by model and outcome"
-    )
-    for row in stats:
-        labels = (("model", row.model), ("outcome", row.outcome))
-        jobs.add(row.count, labels)
-        durations.add_histogram(labels, DURATION_BUCKETS, row.buckets, row.timed, row.duration_sum)
-    return [jobs, durations]
-
-
-def gauge(name: str, help_text: str, value: float) -> Family:
-    family = Family(name, "gauge", help_text)
-    family.add(value)
-    return family
-
-
-def counter(name: str, help_text: str, value: float) -> Family:
-    family = Family(name, "counter", help_text)
-    family.add(value)
-    return family
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
 
 
 class RequestMetricsMiddleware:
@@ -185,3 +114,81 @@ class RequestMetricsMiddleware:
             self.metrics.observe(scope.get("method", "GET"), route, status, time.perf_counter() - started)
             if self.after is not None:
                 self.after()
+
+
+class ServiceCollector(Collector):
+    """The queue and workers, the inference servers and the supervised Triton's restarts, as they are now."""
+
+    def __init__(self, jobs: JobCounts, pool: EndpointPool, supervisor_status: Path) -> None:
+        self._jobs = jobs
+        self._pool = pool
+        self._supervisor_status = supervisor_status
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = self._jobs
+        yield GaugeMetricFamily("visualizr_queue_length", "Generation jobs waiting for a worker", jobs.waiting_count)
+        yield GaugeMetricFamily("visualizr_jobs_processing", "Generation jobs running", jobs.running_count)
+        yield GaugeMetricFamily("visualizr_workers_alive", "Generation worker tasks running", jobs.workers_alive)
+        yield CounterMetricFamily(
+            "visualizr_worker_restarts_total", "Generation workers restarted after ending", jobs.worker_restarts
+        )
+        up = GaugeMetricFamily(
+            "visualizr_inference_server_up", "1 while the Triton endpoint is reachable and ready", labels=["url"]
+        )
+        outages = CounterMetricFamily(
+            "visualizr_inference_server_outages_total", "Times the Triton endpoint went down", labels=["url"]
+        )
+        in_flight = GaugeMetricFamily(
+            "visualizr_inference_server_jobs_in_flight", "Jobs running on the Triton endpoint", labels=["url"]
+        )
+        for endpoint in self._pool.endpoints:
+            up.add_metric([endpoint.url], 1.0 if endpoint.up else 0.0)
+            outages.add_metric([endpoint.url], endpoint.outages)
+            in_flight.add_metric([endpoint.url], endpoint.in_flight)
+        yield from (up, outages, in_flight)
+        yield CounterMetricFamily(
+            "visualizr_triton_restarts_total", "Restarts of the supervised Triton (make serve)", self._triton_restarts()
+        )
+
+    def _triton_restarts(self) -> int:
+        status = read_supervisor_status(self._supervisor_status)
+        return status.restarts if status is not None and status.supervisor_alive() else 0
+
+
+class JobTableCollector(Collector):
+    """Job outcomes, run times and failures from the job table (its queries wait in the scraping thread)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        by_outcome = ["model", "outcome"]
+        jobs = CounterMetricFamily(
+            "visualizr_jobs_total", "Generation jobs that ended, by model and outcome", labels=by_outcome
+        )
+        durations = HistogramMetricFamily(
+            "visualizr_job_duration_seconds",
+            "Run time of generation jobs that started, by model and outcome",
+            labels=by_outcome,
+        )
+        bounds = [*map(floatToGoString, job_stats.DURATION_BUCKETS), "+Inf"]
+        for row in self._store.run_blocking(job_stats.outcome_stats):
+            cumulative = zip(bounds, [*row.buckets, row.timed], strict=True)
+            jobs.add_metric([row.model, row.outcome], row.count)
+            durations.add_metric([row.model, row.outcome], list(cumulative), row.duration_sum)
+        failures = CounterMetricFamily(
+            "visualizr_job_failures_total",
+            "Failed generation jobs by model and error code",
+            labels=["model", "error_code"],
+        )
+        for model, code, count in self._store.run_blocking(job_stats.failure_stats):
+            failures.add_metric([model, code], count)
+        yield from (jobs, durations, failures)
+
+
+@get("/metrics", tags=["system"], media_type=CONTENT_TYPE, include_in_schema=True)
+async def prometheus_metrics(metrics_registry: CollectorRegistry) -> Response[bytes]:
+    """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes and
+    latencies (queue wait, end to end, per phase), WebSocket connections."""
+    exposition = await asyncio.to_thread(generate_latest, metrics_registry)  # the job-table queries wait there
+    return Response(exposition, headers={"content-type": CONTENT_TYPE})  # media_type= would add a second charset
