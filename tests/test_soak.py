@@ -2,7 +2,7 @@
 small jobs, cancel some, and the tritonserver is SIGKILLed once in the middle. Every accepted job must end
 completed or cancelled, every completed MP4 must decode to its frame count, the table and the asset folder must
 agree, and no 5xx but QUEUE_FULL may be seen. The summary line gives the numbers (run with -s to see it;
-VISUALIZR_SOAK_JOBS sets the number of jobs, 200 by default)."""
+VISUALIZR_SOAK_JOBS sets the number of jobs, 60 by default)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.support.serve import ServeProcess, leftovers, start_serve
 
 pytestmark = pytest.mark.integration
 
-JOBS = int(os.environ.get("VISUALIZR_SOAK_JOBS", "200"))
+JOBS = int(os.environ.get("VISUALIZR_SOAK_JOBS", "60"))
 CLIENTS = 6
 CANCEL_EVERY = 9
 QUEUE_SIZE = 8
