@@ -20,18 +20,18 @@ from visualizr import launcher, process_tree
 from visualizr.launcher import STUB_NAME, TritonInstall, TritonStartError
 from visualizr.process_tree import ProcessInfo
 from visualizr.settings import Settings
-from visualizr.supervisor import Backoff, SupervisorStatus, TritonSupervisor, read_supervisor_status, write_status
+from visualizr.supervisor import (
+    RestartBackoff,
+    SupervisorStatus,
+    TritonSupervisor,
+    read_supervisor_status,
+    write_status,
+)
 from visualizr.triton_orphans import is_orphaned_stub, remove_stale_shm_regions
 
 
-def test_backoff_doubles_up_to_the_max() -> None:
-    backoff = Backoff(initial_s=1, max_s=30, stable_s=60)
-    assert [backoff.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
-    assert backoff.delay(10_000) == 30  # no overflow however long the crash loop
-
-
 def test_backoff_resets_only_after_a_stable_run() -> None:
-    backoff = Backoff(initial_s=1, max_s=30, stable_s=60)
+    backoff = RestartBackoff(first_s=1, max_s=30, stable_s=60)
     assert backoff.failures_after(0, None) == 1
     assert backoff.failures_after(3, None) == 4  # never ready: one more consecutive failure
     assert backoff.failures_after(3, 59.9) == 4  # ready, but not for long
@@ -41,7 +41,7 @@ def test_backoff_resets_only_after_a_stable_run() -> None:
 def test_backoff_from_settings() -> None:
     env = {"VISUALIZR_TRITON_RESTART_BACKOFF": "2", "VISUALIZR_TRITON_RESTART_BACKOFF_MAX": "9",
            "VISUALIZR_TRITON_RESTART_STABLE": "5"}  # fmt: skip
-    assert Backoff.from_settings(Settings.from_env(env)) == Backoff(2, 9, 5)
+    assert RestartBackoff.from_settings(Settings.from_env(env)) == RestartBackoff(2, 9, 5)
 
 
 def test_status_file_round_trip(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_restarts_after_exits_with_backoff_and_stops_cleanly(
 ) -> None:
     monkeypatch.setenv("FAKE_EXIT_AFTER", "0.5")
     monkeypatch.setenv("FAKE_EXIT_CODE", "7")
-    supervisor = TritonSupervisor(fake_triton, backoff=Backoff(initial_s=0.1, max_s=0.2, stable_s=60)).start()
+    supervisor = TritonSupervisor(fake_triton, backoff=RestartBackoff(first_s=0.1, max_s=0.2, stable_s=60)).start()
     try:
         supervisor.wait_ready(30)
         status = _wait_for(supervisor, lambda s: s.restarts >= 2 and s.state == "ready")

@@ -23,6 +23,7 @@ from typing import Literal
 import msgspec
 
 from visualizr import process_tree, triton_orphans
+from visualizr.backoff import ExponentialBackoff
 from visualizr.launcher import TritonServer, TritonStartError
 from visualizr.settings import Settings
 
@@ -34,16 +35,14 @@ POLL_S = 0.2
 LOG_TAIL_LINES = 20
 
 
-class Backoff(msgspec.Struct, frozen=True):
-    """Delay before restarting: ``initial_s`` doubled per consecutive failed run, at most ``max_s``; a run that
-    stayed ready for ``stable_s`` counts as a fresh start."""
+class RestartBackoff(ExponentialBackoff, frozen=True):
+    """Delay before restarting after consecutive failed runs; a run that stayed ready for ``stable_s`` counts as a
+    fresh start."""
 
-    initial_s: float = 1.0
-    max_s: float = 30.0
     stable_s: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Backoff:
+    def from_settings(cls, settings: Settings) -> RestartBackoff:
         return cls(
             settings.triton_restart_backoff_s, settings.triton_restart_backoff_max_s, settings.triton_restart_stable_s
         )
@@ -52,10 +51,6 @@ class Backoff(msgspec.Struct, frozen=True):
         """Consecutive failures counting the run that just ended, which was ready for ``ready_for_s`` (None:
         never ready)."""
         return 1 if ready_for_s is not None and ready_for_s >= self.stable_s else failures + 1
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait before the next start after ``failures`` (>= 1) consecutive failures."""
-        return min(self.max_s, self.initial_s * 2.0 ** min(max(failures - 1, 0), 64))
 
 
 class SupervisorStatus(msgspec.Struct, frozen=True):
@@ -107,11 +102,11 @@ class TritonSupervisor:
         self,
         settings: Settings,
         *,
-        backoff: Backoff | None = None,
+        backoff: RestartBackoff | None = None,
         new_server: Callable[[], TritonServer] | None = None,
     ) -> None:
         self.settings = settings
-        self.backoff = backoff or Backoff.from_settings(settings)
+        self.backoff = backoff or RestartBackoff.from_settings(settings)
         self.status_path = settings.supervisor_status_path
         self._new_server = new_server or (lambda: TritonServer(settings))
         self._no_restart = threading.Event()

@@ -5,10 +5,10 @@ down, with the jobs it is running counted.
   candidates to endpoints that can serve its model.
 * An endpoint that fails (a stream cannot reach it, a probe finds it not ready) is marked down at once: it is
   drained (no new jobs) and its channel is dropped, so the restarted server is dialled afresh.
-* ``watch()`` probes every endpoint: down ones with exponential backoff (``PROBE_MIN_SECONDS`` doubling to
-  ``PROBE_MAX_SECONDS``), up ones every ``PROBE_UP_SECONDS`` (Triton's liveness: readiness also says whether
-  every model is loaded, which is the model service's business), so that a dead server is noticed before a job is
-  thrown at it. Listeners (``on_change``) hear every up/down change; the job queue uses it to start waiting jobs.
+* ``watch()`` probes every endpoint: down ones with exponential backoff (``PROBE_BACKOFF``: 0.25 s doubling to
+  5 s), up ones every ``PROBE_UP_SECONDS`` (Triton's liveness: readiness also says whether every model is loaded,
+  which is the model service's business), so that a dead server is noticed before a job is thrown at it.
+  Listeners (``on_change``) hear every up/down change; the job queue uses it to start waiting jobs.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from visualizr.backoff import ExponentialBackoff
 from visualizr.frontend.infra.control import ModelControl
 
 logger = logging.getLogger("visualizr.frontend.endpoints")
 
-PROBE_MIN_SECONDS = 0.25
-PROBE_MAX_SECONDS = 5.0
+PROBE_BACKOFF = ExponentialBackoff(first_s=0.25, max_s=5.0)
 PROBE_UP_SECONDS = 2.0
 WATCH_TICK_SECONDS = 0.1
 
@@ -84,7 +84,7 @@ class EndpointPool:
         if not endpoint.up:
             return
         endpoint.up, endpoint.down_reason, endpoint.down_since = False, reason, self.now()
-        endpoint.failures, endpoint.next_probe = 0, self.now() + PROBE_MIN_SECONDS
+        endpoint.failures, endpoint.next_probe = 0, self.now() + PROBE_BACKOFF.delay(1)
         endpoint.outages += 1
         logger.warning("inference server %s is down: %s", endpoint.url, reason)
         self._reset(endpoint)
@@ -119,8 +119,7 @@ class EndpointPool:
             self.mark_down(endpoint, "not reachable (probe)")
         else:
             endpoint.failures += 1
-            backoff = min(PROBE_MAX_SECONDS, PROBE_MIN_SECONDS * 2 ** min(endpoint.failures, 16))
-            endpoint.next_probe = self.now() + backoff
+            endpoint.next_probe = self.now() + PROBE_BACKOFF.delay(endpoint.failures + 1)
         if endpoint.up:
             endpoint.next_probe = self.now() + PROBE_UP_SECONDS
         return ready
