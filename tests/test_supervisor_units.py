@@ -1,6 +1,7 @@
 """The Triton supervisor without Triton: backoff decisions, the status file, the orphaned-stub rule, stale
 shared-memory regions, process-group plumbing on real (tiny) processes, and the supervision loop over a fake
-tritonserver script (real processes; only the binary is a stand-in)."""
+tritonserver script (real processes; only the binary is a stand-in): restarts, requested restarts (during a backoff
+too)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,8 @@ from visualizr import launcher, process_tree
 from visualizr.launcher import STUB_NAME, TritonInstall, TritonStartError
 from visualizr.process_tree import ProcessInfo
 from visualizr.settings import Settings
-from visualizr.supervisor import (
-    RestartBackoff,
-    SupervisorStatus,
-    TritonSupervisor,
-    read_supervisor_status,
-    write_status,
-)
+from visualizr.supervisor import RestartBackoff, TritonSupervisor
+from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status, write_status
 from visualizr.triton_orphans import is_orphaned_stub, remove_stale_shm_regions
 
 
@@ -135,9 +131,15 @@ def test_signal_if_checks_the_process_first() -> None:
 
 
 FAKE_TRITON = """#!{python}
-# A stand-in tritonserver: answers 200 on --http-port, exits with $FAKE_EXIT_CODE after $FAKE_EXIT_AFTER s.
+# A stand-in tritonserver: answers 200 on --http-port, exits with $FAKE_EXIT_CODE after $FAKE_EXIT_AFTER s (only
+# the first run when $FAKE_EXIT_ONCE names a marker file).
 import http.server, os, sys, threading
 port = int(next(a for a in sys.argv if a.startswith("--http-port=")).split("=")[1])
+once = os.environ.get("FAKE_EXIT_ONCE")
+if once and os.path.exists(once):
+    os.environ["FAKE_EXIT_AFTER"] = "600"
+elif once:
+    open(once, "w").close()
 class Ready(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers()
@@ -217,3 +219,32 @@ def test_stop_terminates_the_server_and_records_it(fake_triton: Settings) -> Non
     assert status is not None and status.state == "stopped" and status.restarts == 0
     assert status.last_exit_code == -signal.SIGTERM
     assert process_tree.read_process(pid) is None
+
+
+def test_a_restart_requested_while_ready_restarts_once_with_the_reason(fake_triton: Settings) -> None:
+    with TritonSupervisor(fake_triton) as supervisor:
+        supervisor.wait_ready(30)
+        first = supervisor.status.pid
+        assert supervisor.request_restart("animatediff_unet keeps failing")
+        assert not supervisor.request_restart("a second heal gave up")  # one restart is pending already
+        status = _wait_for(supervisor, lambda s: s.restarts == 1 and s.state == "ready")
+        assert status.last_restart_reason == "restart requested: animatediff_unet keeps failing"
+        assert status.last_exit_code == -signal.SIGTERM and status.pid not in (None, first)
+        time.sleep(1.0)  # several polls: the dropped request restarts nothing
+        assert supervisor.status.restarts == 1 and supervisor.status.pid == status.pid
+
+
+def test_a_restart_requested_during_the_backoff_is_dropped_and_the_next_server_lives(
+    fake_triton: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_EXIT_AFTER", "1")
+    monkeypatch.setenv("FAKE_EXIT_ONCE", str(tmp_path / "exited-once"))
+    backoff = RestartBackoff(first_s=1.0, max_s=1.0, stable_s=60)
+    with TritonSupervisor(fake_triton, backoff=backoff) as supervisor:
+        supervisor.wait_ready(30)
+        _wait_for(supervisor, lambda s: s.state == "restarting")
+        assert not supervisor.request_restart("a heal gave up on the server that just exited")
+        status = _wait_for(supervisor, lambda s: s.restarts == 1 and s.state == "ready")
+        time.sleep(1.0)  # several polls of the fresh server
+        assert supervisor.status.state == "ready" and supervisor.status.restarts == 1
+        assert supervisor.status.pid == status.pid and status.last_restart_reason == "tritonserver exit code 0"

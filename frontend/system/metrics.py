@@ -48,7 +48,7 @@ from visualizr.frontend.system.prometheus import (
 from visualizr.frontend.system.sources import JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
-from visualizr.supervisor import read_supervisor_status
+from visualizr.supervisor_status import read_supervisor_status
 
 GIB = 1024**3
 

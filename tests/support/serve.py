@@ -18,7 +18,7 @@ import httpx
 from tests.support.stack import stack_settings
 from visualizr import process_tree
 from visualizr.settings import Settings
-from visualizr.supervisor import SupervisorStatus, read_supervisor_status
+from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status
 
 STUB = "triton_python_backend_stub"
 
