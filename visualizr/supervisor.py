@@ -1,7 +1,8 @@
 """Keeps tritonserver running for `make serve`: starts it through :class:`~visualizr.launcher.TritonServer`,
 restarts it with bounded exponential backoff whenever it exits (crash, SIGKILL, OOM), kills and reaps its whole
-process tree each time, removes stubs orphaned by an earlier crash before each start, and records its state in a
-small JSON file other processes read (:mod:`visualizr.supervisor_status`).
+process tree each time, removes stubs orphaned by an earlier crash before each start, watches the running server's
+Python-backend stubs (:class:`~visualizr.stubs.StubWatch`), and records its state, with the stubs that died, in a
+small JSON file other processes read (:mod:`visualizr.supervisor_status`): the API heals what it reads there.
 
     supervisor = TritonSupervisor(Settings.from_env()).start()
     supervisor.wait_ready(timeout=300)
@@ -25,7 +26,8 @@ from visualizr import process_tree, triton_orphans
 from visualizr.backoff import ExponentialBackoff
 from visualizr.launcher import TritonServer, TritonStartError
 from visualizr.settings import Settings
-from visualizr.supervisor_status import SupervisorStatus, write_status
+from visualizr.stubs import StubWatch
+from visualizr.supervisor_status import STUB_DEATHS_KEPT, StubDeath, SupervisorStatus, write_status
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class TritonSupervisor:
         self._restart_request: str | None = None  # guarded by _changed; only ever set while a server is ready
         self._changed = threading.Condition()
         self._status = SupervisorStatus(supervisor_pid=os.getpid(), state="starting")
+        self._stub_deaths = 0
         self._failure: TritonStartError | None = None
         self._ever_ready = False
         self._thread: threading.Thread | None = None
@@ -149,7 +152,7 @@ class TritonSupervisor:
             self._changed.notify_all()
 
     def _starting(self, pid: int) -> None:
-        self._update(state="starting", pid=pid, started_at=_now(), ready_at=None)
+        self._update(state="starting", pid=pid, started_at=_now(), ready_at=None, stub_deaths=())
 
     def _ready(self) -> None:
         self._ever_ready = True
@@ -165,6 +168,20 @@ class TritonSupervisor:
                 state="restarting", restarts=self._status.restarts + 1, pid=None, last_exit_code=code,
                 last_exit_at=_now(), last_restart_reason=reason,
             )  # fmt: skip
+
+    def _stubs_died(self, watch: StubWatch) -> None:
+        deaths = []
+        for dead in watch.poll():
+            self._stub_deaths += 1
+            logger.warning(
+                "the Python-backend stub of %s (pid %d) %s",
+                dead.model,
+                dead.pid,
+                process_tree.describe_exit(dead.exit_code),
+            )
+            deaths.append(StubDeath(self._stub_deaths, dead.model, dead.pid, dead.exit_code, _now()))
+        if deaths:
+            self._update(stub_deaths=(*self._status.stub_deaths, *deaths)[-STUB_DEATHS_KEPT:])
 
     # ------------------------------------------------------------------ the supervision loop
 
@@ -225,10 +242,12 @@ class TritonSupervisor:
             return reason
 
     def _watch(self, server: TritonServer) -> RunEnd:
-        """Until tritonserver exits, misses its readiness deadline, a restart is requested or we stop."""
+        """Until tritonserver exits, misses its readiness deadline, a restart is requested or we stop; meanwhile
+        its stubs are watched."""
         assert server.process is not None
         deadline = time.monotonic() + self.settings.triton_ready_timeout_s
         ready_since: float | None = None
+        stubs = StubWatch(server.process.pid)
 
         def ready_for() -> float | None:
             return None if ready_since is None else time.monotonic() - ready_since
@@ -246,5 +265,6 @@ class TritonSupervisor:
                     return RunEnd(
                         "not_ready", None, f"killed: not ready after {self.settings.triton_ready_timeout_s} s"
                     )
+            self._stubs_died(stubs)
             self._stop.wait(POLL_S)
         return RunEnd("stop", ready_for())

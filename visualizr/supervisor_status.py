@@ -1,6 +1,6 @@
 """The file in which `make serve`'s Triton supervisor records its state, ``<data dir>/run/triton-supervisor.json``
 (``Settings.supervisor_status_path``): written by :class:`~visualizr.supervisor.TritonSupervisor`, read by the API
-(health, metrics) and by anyone else who asks."""
+(health, metrics, and the healing of stubs that died) and by anyone else who asks."""
 
 from __future__ import annotations
 
@@ -14,11 +14,24 @@ import msgspec
 from visualizr import process_tree
 
 SupervisorState = Literal["starting", "ready", "restarting", "stopped"]
+STUB_DEATHS_KEPT = 32
+
+
+class StubDeath(msgspec.Struct, frozen=True):
+    """A Python-backend stub of the running tritonserver that died. ``seq`` counts deaths over the supervisor's
+    life, so a reader handles each one once."""
+
+    seq: int
+    model: str
+    pid: int
+    exit_code: int  # negative: killed by that signal
+    at: datetime
 
 
 class SupervisorStatus(msgspec.Struct, frozen=True):
     """The supervisor's state. ``pid`` is tritonserver's (None while none runs); ``last_exit_code`` is negative
-    when a signal killed it (-9: SIGKILL); ``last_restart_reason`` says why the last restart happened."""
+    when a signal killed it (-9: SIGKILL); ``last_restart_reason`` says why the last restart happened;
+    ``stub_deaths`` are the running server's (the latest ``STUB_DEATHS_KEPT``)."""
 
     supervisor_pid: int
     state: SupervisorState
@@ -30,6 +43,7 @@ class SupervisorStatus(msgspec.Struct, frozen=True):
     started_at: datetime | None = None
     ready_at: datetime | None = None
     updated_at: datetime | None = None
+    stub_deaths: tuple[StubDeath, ...] = ()
 
     def supervisor_alive(self) -> bool:
         """False when the supervising process is gone, so the file describes a past run."""
