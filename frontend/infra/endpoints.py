@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from visualizr.backoff import ExponentialBackoff
+from visualizr.frontend.infra.address import EndpointAddress
 from visualizr.frontend.infra.control import ModelControl
 
 logger = logging.getLogger("visualizr.frontend.endpoints")
@@ -47,6 +48,10 @@ class Endpoint:
     next_probe: float = 0.0
     outages: int = 0  # times it went down since the API started
 
+    @property
+    def address(self) -> EndpointAddress | None:
+        return EndpointAddress.parse(self.url)
+
     def describe(self) -> str:
         return self.url if self.up else f"{self.url} (down: {self.down_reason})"
 
@@ -68,6 +73,11 @@ class EndpointPool:
 
     def up(self) -> list[Endpoint]:
         return [e for e in self.endpoints if e.up]
+
+    def find(self, url: str) -> Endpoint | None:
+        """The endpoint at the server ``url`` names, however either is spelled (None: no such endpoint)."""
+        address = EndpointAddress.parse(url)
+        return next((e for e in self.endpoints if address is not None and e.address == address), None)
 
     @property
     def any_up(self) -> bool:

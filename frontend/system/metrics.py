@@ -45,7 +45,7 @@ from visualizr.frontend.system.prometheus import (
     render,
     telemetry_families,
 )
-from visualizr.frontend.system.sources import JobCounts, utc_midnight
+from visualizr.frontend.system.sources import HealingCounts, JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
 from visualizr.settings import Settings
 from visualizr.supervisor_status import read_supervisor_status
@@ -189,6 +189,7 @@ async def prometheus_metrics(
     settings: Settings,
     http_metrics: HttpMetrics,
     telemetry: JobTelemetry,
+    healing: HealingCounts,
 ) -> Response[str]:
     """Prometheus text exposition: HTTP requests, queue and worker gauges, inference servers, job outcomes and
     latencies (queue wait, end to end, per phase), WebSocket connections."""
@@ -205,6 +206,12 @@ async def prometheus_metrics(
             "visualizr_triton_restarts_total",
             "Restarts of the supervised Triton (make serve)",
             _supervisor_restarts(settings),
+        ),
+        counter("visualizr_model_heals_total", "Triton models reloaded after their stub died", healing.healed),
+        counter(
+            "visualizr_heal_escalations_total",
+            "Models given up on after too many heals or a failed one (make serve restarts its Triton then)",
+            healing.escalations,
         ),
         *job_families(outcomes),
         failure_family(failures),
