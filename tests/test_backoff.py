@@ -1,5 +1,5 @@
 """The one exponential backoff (visualizr.backoff) and the waits built on it: Triton restarts, probes of a down
-inference server, job retries."""
+inference server (each on a fresh channel), job retries."""
 
 from __future__ import annotations
 
@@ -23,15 +23,22 @@ def test_job_retries_wait_half_a_second_doubling_to_ten() -> None:
 
 
 class Unreachable:
-    """A down server's repository API: every liveness probe fails."""
+    """A down server's connection: every liveness probe fails; counts the channels dropped."""
+
+    def __init__(self) -> None:
+        self.resets = 0
 
     async def server_live(self) -> bool:
         return False
 
+    async def reset(self) -> None:
+        self.resets += 1
 
-def test_a_down_endpoint_is_probed_after_a_quarter_second_doubling_to_five() -> None:
+
+def test_a_down_endpoint_is_probed_on_a_fresh_channel_after_a_quarter_second_doubling_to_five() -> None:
     clock = [100.0]
-    endpoint = Endpoint("127.0.0.1:1", control=Unreachable())  # type: ignore[arg-type] - probes only
+    down = Unreachable()
+    endpoint = Endpoint("127.0.0.1:1", control=down, connection=down)  # type: ignore[arg-type] - probes only
     pool = EndpointPool([endpoint], now=lambda: clock[0])
 
     async def waits() -> list[float]:
@@ -40,9 +47,11 @@ def test_a_down_endpoint_is_probed_after_a_quarter_second_doubling_to_five() -> 
         for _ in range(6):
             await pool.probe(endpoint)
             found.append(endpoint.next_probe - clock[0])
+        await asyncio.sleep(0)  # the reset mark_down scheduled
         return found
 
     assert asyncio.run(waits()) == [0.25, 0.5, 1, 2, 4, 5, 5]
+    assert down.resets == 1 + 6  # marked down, then after every failed probe: gRPC's own redial waits up to 2 min
 
 
 def test_restarts_are_an_exponential_backoff_that_resets_after_a_stable_run() -> None:

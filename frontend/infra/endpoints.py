@@ -6,9 +6,10 @@ down, with the jobs it is running counted.
 * An endpoint that fails (a stream cannot reach it, a probe finds it not ready) is marked down at once: it is
   drained (no new jobs) and its channel is dropped, so the restarted server is dialled afresh.
 * ``watch()`` probes every endpoint: down ones with exponential backoff (``PROBE_BACKOFF``: 0.25 s doubling to
-  5 s), up ones every ``PROBE_UP_SECONDS`` (Triton's liveness: readiness also says whether every model is loaded,
-  which is the model service's business), so that a dead server is noticed before a job is thrown at it.
-  Listeners (``on_change``) hear every up/down change; the job queue uses it to start waiting jobs.
+  5 s), each on a fresh channel, up ones every ``PROBE_UP_SECONDS`` (Triton's liveness: readiness also says whether
+  every model is loaded, which is the model service's business), so that a dead server is noticed before a job is
+  thrown at it, and a restarted one as soon as it answers. Listeners (``on_change``) hear every up/down change; the
+  job queue uses it to start waiting jobs.
 """
 
 from __future__ import annotations
@@ -109,11 +110,15 @@ class EndpointPool:
         self._changed()
 
     @staticmethod
-    def _reset(endpoint: Endpoint) -> None:
+    async def _redial(endpoint: Endpoint) -> None:
+        """Drop the endpoint's channel: the next call dials the server afresh."""
         reset = getattr(endpoint.connection, "reset", None)
         if reset is not None:
-            with contextlib.suppress(RuntimeError):  # no running loop (unit tests): nothing to drop
-                asyncio.get_running_loop().create_task(reset())
+            await reset()
+
+    def _reset(self, endpoint: Endpoint) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop (unit tests): nothing to drop
+            asyncio.get_running_loop().create_task(self._redial(endpoint))
 
     # ------------------------------------------------------------------ probing
 
@@ -127,9 +132,10 @@ class EndpointPool:
             self.mark_up(endpoint)
         elif endpoint.up:
             self.mark_down(endpoint, "not reachable (probe)")
-        else:
+        else:  # still down: the next probe dials afresh (a reused channel retries on gRPC's backoff, up to 2 min)
             endpoint.failures += 1
             endpoint.next_probe = self.now() + PROBE_BACKOFF.delay(endpoint.failures + 1)
+            await self._redial(endpoint)
         if endpoint.up:
             endpoint.next_probe = self.now() + PROBE_UP_SECONDS
         return ready
