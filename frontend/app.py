@@ -32,11 +32,12 @@ from visualizr.frontend.infra.disk import DiskGuard, prepare_data_dir, unusable
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
 from visualizr.frontend.infra.memory import return_large_frees_to_the_os
+from visualizr.frontend.infra.supervision import SupervisedTriton
 from visualizr.frontend.infra.triton import TritonConnection
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.frontend.models.controllers import ModelsController
-from visualizr.frontend.models.healing import Healer
+from visualizr.frontend.models.healing import HealBudget, Healer
 from visualizr.frontend.models.placement import Placement
 from visualizr.frontend.models.service import ModelService
 from visualizr.frontend.security import ApiKeyMiddleware, warn_if_open
@@ -121,34 +122,30 @@ def create_app(
     *,
     model_control: ModelControl | None = None,
     gpu: GpuReader | None = None,
-    restart_triton: Callable[[str], None] | None = None,
+    restart_triton: Callable[[str], bool] | None = None,
 ) -> Litestar:
     """The API over Triton (``settings.inference_urls``), or over an injected ``backend`` (tests) whose models are
     controlled by ``model_control``. ``gpu`` defaults to NVML. ``restart_triton(reason)`` restarts the Triton at
-    ``settings.triton_grpc_url`` when healing cannot help (``make serve`` passes its supervisor's)."""
+    ``settings.triton_grpc_url`` when healing cannot help (``make serve`` passes its supervisor's; False: a restart
+    is under way already)."""
     settings = settings or Settings.from_env()
     store = prepare_storage(settings)
     catalog = ModelCatalog(settings.model_repository)
     gpu = gpu or NvmlReader()
     pool = inference_pool(settings, catalog, backend, model_control)
-    placement: list[Placement] = []  # the healer tells the placement, built after it
-    def escalate(endpoint: Endpoint, reason: str) -> None:
-        if restart_triton is not None and endpoint.url == settings.triton_grpc_url:
-            logger.error("restarting the Triton at %s: %s", endpoint.url, reason)
-            restart_triton(reason)
-
-    healer = Healer(on_change=lambda: placement[0].changed(), escalate=escalate)
+    supervised = SupervisedTriton.of(settings, pool, restart_triton)
+    healer = Healer(HealBudget.from_settings(settings), escalate=supervised.escalate)
     models = ModelService(catalog, pool, gpu, store, healer)
-    placement.append(Placement(catalog, pool, models, healer, gpu))
+    placement = Placement(catalog, pool, models, healer, gpu)
     disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)
     hub = GenerationHub()
     metrics_registry = new_registry()
     http_metrics = HttpMetrics(metrics_registry)
     telemetry = JobTelemetry(metrics_registry)
     service = GenerationService(
-        settings, store, catalog, backend or TritonBackend(), placement[0], hub, disk, telemetry=telemetry
+        settings, store, catalog, backend or TritonBackend(), placement, hub, disk, telemetry=telemetry
     )
-    metrics_registry.register(ServiceCollector(service, pool, settings.supervisor_status_path))
+    metrics_registry.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
     metrics_registry.register(JobTableCollector(store))
     assets = AssetService(store, settings.assets_dir)
     watermark = QueueWatermark(store.run)
@@ -161,6 +158,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
         watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
+        follower = asyncio.create_task(healer.follow(supervised), name="triton-supervisor-feed")
         try:
             await service.start()
             await watermark.restore()
@@ -174,9 +172,10 @@ def create_app(
             yield
         finally:
             await service.stop()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, follower):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await healer.aclose()
             await models.aclose()
             await store.close()

@@ -6,33 +6,18 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from benchmarks.stack import ApiProcess
-from tests.support.jobs import SMALL, status, submit, wait_terminal
+from tests.support.jobs import LONG, SMALL, submit, wait_running, wait_terminal
 from tests.support.stack import env_for, private_tritons, start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-LONG = {**SMALL, "num_frames": 8, "num_inference_steps": 50}
-
-
-def wait_generating(api: ApiProcess, request_id: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        body = status(api, request_id)
-        if body.get("current_step") == "frame_generation":
-            return
-        assert body["status"] in {"queued", "processing"}, body
-        time.sleep(0.02)
-    raise AssertionError(f"{request_id} never generated frames")
 
 
 def attempts_of(database: Path, request_id: str) -> int:
@@ -62,7 +47,7 @@ def test_a_killed_api_runs_the_interrupted_job_again_after_its_restart(
     try:
         running = submit(api, prompt="interrupted", seed=21, **LONG)["request_id"]
         queued = [submit(api, prompt=f"queued {i}", seed=30 + i, **SMALL)["request_id"] for i in range(3)]
-        wait_generating(api, running)
+        wait_running(api, running, 120)
         os.kill(api.process.pid, signal.SIGKILL)
         api.process.wait()
     finally:
@@ -85,7 +70,7 @@ def test_a_job_whose_triton_dies_completes_on_the_other_one(
         health = httpx.get(f"{api.base_url}/api/v1/health", timeout=30).json()
         assert [(s["url"], s["status"]) for s in health["inference_servers"]] == [(u, "up") for u in urls]
         job = submit(api, prompt="survives its server", seed=41, **LONG)["request_id"]
-        wait_generating(api, job)
+        wait_running(api, job, 120)
         servers = httpx.get(f"{api.base_url}/api/v1/health", timeout=30).json()["inference_servers"]
         [busy] = [s["url"] for s in servers if s["jobs_in_flight"] == 1]
         victim = two_tritons[urls.index(busy)]

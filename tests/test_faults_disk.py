@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from benchmarks.stack import ApiProcess
-from tests.support.jobs import SMALL, status, submit, wait_terminal
+from tests.support.jobs import LONG, SMALL, status, submit, wait_terminal
 from tests.support.stack import start_sibling_api
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
@@ -24,7 +24,6 @@ from visualizr.settings import Settings
 pytestmark = pytest.mark.integration
 
 DISK_MB = 64
-LONG = {**SMALL, "num_frames": 8, "num_inference_steps": 50}
 
 
 @pytest.fixture

@@ -4,22 +4,16 @@ must tell the truth meanwhile, and nothing of a killed server may outlive it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.jobs import SMALL, status, submit, wait_terminal
+from tests.support.jobs import LONG, SMALL, status, submit, wait_running, wait_terminal
 from tests.support.serve import ServeProcess, leftovers, start_serve
 
 pytestmark = pytest.mark.integration
-
-LONG = {**SMALL, "num_frames": 8, "num_inference_steps": 50}  # a few seconds: long enough to be hit mid-run
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +25,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> 
         assert serve.stop() == 0
 
 
-def row(serve: ServeProcess, request_id: str) -> dict[str, Any]:
-    with sqlite3.connect(serve.settings.database_path) as db:
-        db.row_factory = sqlite3.Row
-        found = db.execute("SELECT * FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
-    assert found is not None
-    return dict(found)
-
-
-def wait_running(serve: ServeProcess, request_id: str) -> None:
-    serve.wait_until(
-        f"{request_id} generating frames", lambda: status(serve, request_id).get("current_step") == "frame_generation"
-    )
-
-
-def test_a_killed_stub_is_healed_and_the_job_completes(served: ServeProcess) -> None:
+def test_a_stub_killed_under_a_job_is_healed_and_the_job_completes(served: ServeProcess) -> None:
     served.wait_until("healthy", served.healthy)
     unet = "animatediff_unet"
-    dead = served.stub_pid(unet)
-    os.kill(dead, signal.SIGKILL)
-    job = submit(served, prompt="after a stub died", seed=5, **SMALL)["request_id"]
+    job = submit(served, prompt="its stub dies under it", seed=5, **LONG)["request_id"]
+    wait_running(served, job)
+    dead = served.kill_stub(unet)
     problems: list[str] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and status(served, job)["status"] not in {"completed", "failed"}:
@@ -60,7 +40,7 @@ def test_a_killed_stub_is_healed_and_the_job_completes(served: ServeProcess) -> 
         time.sleep(0.02)
     final = wait_terminal(served, job, 120)
     assert final["status"] == "completed", final
-    stored = row(served, job)
+    stored = served.job_row(job)
     assert stored["attempts"] == 2 and "is not healthy" in stored["last_error"], stored
     assert any(unet in problem for problem in problems), problems  # degraded, naming it, while it healed
     served.wait_until("healthy after the heal", served.healthy, 60)
@@ -88,7 +68,7 @@ def test_a_killed_tritonserver_is_restarted_and_every_accepted_job_completes(ser
     finals = {rid: wait_terminal(served, rid, 300) for rid in [running, *during]}
     recovered_after = time.monotonic() - killed_at
     assert {rid: body["status"] for rid, body in finals.items()} == dict.fromkeys(finals, "completed")
-    assert row(served, running)["attempts"] == 2
+    assert served.job_row(running)["attempts"] == 2
     assert served.status().restarts == restarts + 1
     assert leftovers([killed]) == []  # no stub of the killed server outlived it
     served.wait_until("healthy after the restart", served.healthy, 60)

@@ -363,6 +363,8 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
         "visualizr_inference_server_outages_total": "counter",
         "visualizr_inference_server_jobs_in_flight": "gauge",
         "visualizr_triton_restarts_total": "counter",
+        "visualizr_model_heals_total": "counter",
+        "visualizr_heal_escalations_total": "counter",
         "visualizr_jobs_total": "counter",
         "visualizr_job_duration_seconds": "histogram",
         "visualizr_job_failures_total": "counter",
@@ -388,6 +390,7 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
     assert value(samples, "visualizr_workers_alive") == 1 and value(samples, "visualizr_worker_restarts_total") == 0
     assert value(samples, "visualizr_inference_server_up", url="in-process") == 1
     assert value(samples, "visualizr_inference_server_outages_total", url="in-process") == 0
+    assert value(samples, "visualizr_model_heals_total") == value(samples, "visualizr_heal_escalations_total") == 0
     assert value(samples, "visualizr_jobs_total", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_count", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="failed", le="+Inf") == 1

@@ -18,7 +18,7 @@ import pytest
 from benchmarks.stack import stack_settings
 from visualizr import process_tree
 from visualizr.settings import Settings
-from visualizr.supervisor import SupervisorStatus, read_supervisor_status
+from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,10 @@ def test_serve_restarts_a_killed_tritonserver_and_stops_cleanly(tmp_path: Path, 
         assert "restart 1 in" in log.read_text(errors="replace")  # logged with the exit and the log tail
         base = f"http://127.0.0.1:{settings.port}"
         health = httpx.get(f"{base}/api/v1/health", timeout=10).json()
-        assert health["triton_supervisor"] == {"state": "ready", "restarts": 1, "last_exit_code": -signal.SIGKILL}
+        assert health["triton_supervisor"] == {
+            "state": "ready", "restarts": 1, "last_exit_code": -signal.SIGKILL,
+            "last_restart_reason": "tritonserver killed by SIGKILL",
+        }  # fmt: skip
         assert "visualizr_triton_restarts_total 1.0" in httpx.get(f"{base}/metrics", timeout=10).text
 
         serve.send_signal(signal.SIGTERM)

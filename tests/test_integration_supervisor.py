@@ -20,7 +20,8 @@ from visualizr import process_tree
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent
 from visualizr.settings import Settings
-from visualizr.supervisor import SupervisorStatus, TritonSupervisor, read_supervisor_status
+from visualizr.supervisor import TritonSupervisor
+from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status
 from visualizr.triton.client import stream_generation
 from visualizr.triton_orphans import remove_stale_shm_regions
 

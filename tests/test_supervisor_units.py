@@ -1,6 +1,7 @@
 """The Triton supervisor without Triton: backoff decisions, the status file, the orphaned-stub rule, stale
-shared-memory regions, process-group plumbing on real (tiny) processes, and the supervision loop over a fake
-tritonserver script (real processes; only the binary is a stand-in)."""
+shared-memory regions, process-group plumbing and the stub watch on real (tiny) processes, and the supervision loop
+over a fake tritonserver script (real processes; only the binaries are stand-ins): restarts, requested restarts
+(during a backoff too), stub deaths in the status."""
 
 from __future__ import annotations
 
@@ -17,21 +18,17 @@ import pytest
 
 from benchmarks.stack import free_port
 from visualizr import launcher, process_tree
-from visualizr.launcher import STUB_NAME, TritonInstall, TritonStartError
+from visualizr.launcher import TritonInstall, TritonStartError
 from visualizr.process_tree import ProcessInfo
 from visualizr.settings import Settings
-from visualizr.supervisor import Backoff, SupervisorStatus, TritonSupervisor, read_supervisor_status, write_status
+from visualizr.stubs import STUB_NAME, StubWatch, is_stub, model_of
+from visualizr.supervisor import RestartBackoff, TritonSupervisor
+from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status, write_status
 from visualizr.triton_orphans import is_orphaned_stub, remove_stale_shm_regions
 
 
-def test_backoff_doubles_up_to_the_max() -> None:
-    backoff = Backoff(initial_s=1, max_s=30, stable_s=60)
-    assert [backoff.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
-    assert backoff.delay(10_000) == 30  # no overflow however long the crash loop
-
-
 def test_backoff_resets_only_after_a_stable_run() -> None:
-    backoff = Backoff(initial_s=1, max_s=30, stable_s=60)
+    backoff = RestartBackoff(first_s=1, max_s=30, stable_s=60)
     assert backoff.failures_after(0, None) == 1
     assert backoff.failures_after(3, None) == 4  # never ready: one more consecutive failure
     assert backoff.failures_after(3, 59.9) == 4  # ready, but not for long
@@ -41,7 +38,7 @@ def test_backoff_resets_only_after_a_stable_run() -> None:
 def test_backoff_from_settings() -> None:
     env = {"VISUALIZR_TRITON_RESTART_BACKOFF": "2", "VISUALIZR_TRITON_RESTART_BACKOFF_MAX": "9",
            "VISUALIZR_TRITON_RESTART_STABLE": "5"}  # fmt: skip
-    assert Backoff.from_settings(Settings.from_env(env)) == Backoff(2, 9, 5)
+    assert RestartBackoff.from_settings(Settings.from_env(env)) == RestartBackoff(2, 9, 5)
 
 
 def test_status_file_round_trip(tmp_path: Path) -> None:
@@ -135,9 +132,18 @@ def test_signal_if_checks_the_process_first() -> None:
 
 
 FAKE_TRITON = """#!{python}
-# A stand-in tritonserver: answers 200 on --http-port, exits with $FAKE_EXIT_CODE after $FAKE_EXIT_AFTER s.
-import http.server, os, sys, threading
+# A stand-in tritonserver: answers 200 on --http-port, exits with $FAKE_EXIT_CODE after $FAKE_EXIT_AFTER s (only
+# the first run when $FAKE_EXIT_ONCE names a marker file); with $FAKE_STUB ("<stub> <model.py>") it starts a stub.
+import http.server, os, subprocess, sys, threading
 port = int(next(a for a in sys.argv if a.startswith("--http-port=")).split("=")[1])
+if os.environ.get("FAKE_STUB"):
+    stub, model = os.environ["FAKE_STUB"].split()
+    subprocess.Popen([stub, model, "visualizr_1_a", "1", "1", str(os.getpid())], stdin=subprocess.PIPE)
+once = os.environ.get("FAKE_EXIT_ONCE")
+if once and os.path.exists(once):
+    os.environ["FAKE_EXIT_AFTER"] = "600"
+elif once:
+    open(once, "w").close()
 class Ready(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers()
@@ -194,7 +200,7 @@ def test_restarts_after_exits_with_backoff_and_stops_cleanly(
 ) -> None:
     monkeypatch.setenv("FAKE_EXIT_AFTER", "0.5")
     monkeypatch.setenv("FAKE_EXIT_CODE", "7")
-    supervisor = TritonSupervisor(fake_triton, backoff=Backoff(initial_s=0.1, max_s=0.2, stable_s=60)).start()
+    supervisor = TritonSupervisor(fake_triton, backoff=RestartBackoff(first_s=0.1, max_s=0.2, stable_s=60)).start()
     try:
         supervisor.wait_ready(30)
         status = _wait_for(supervisor, lambda s: s.restarts >= 2 and s.state == "ready")
@@ -217,3 +223,108 @@ def test_stop_terminates_the_server_and_records_it(fake_triton: Settings) -> Non
     assert status is not None and status.state == "stopped" and status.restarts == 0
     assert status.last_exit_code == -signal.SIGTERM
     assert process_tree.read_process(pid) is None
+
+
+def test_a_restart_requested_while_ready_restarts_once_with_the_reason(fake_triton: Settings) -> None:
+    with TritonSupervisor(fake_triton) as supervisor:
+        supervisor.wait_ready(30)
+        first = supervisor.status.pid
+        assert supervisor.request_restart("animatediff_unet keeps failing")
+        assert not supervisor.request_restart("a second heal gave up")  # one restart is pending already
+        status = _wait_for(supervisor, lambda s: s.restarts == 1 and s.state == "ready")
+        assert status.last_restart_reason == "restart requested: animatediff_unet keeps failing"
+        assert status.last_exit_code == -signal.SIGTERM and status.pid not in (None, first)
+        time.sleep(1.0)  # several polls: the dropped request restarts nothing
+        assert supervisor.status.restarts == 1 and supervisor.status.pid == status.pid
+
+
+def test_a_restart_requested_during_the_backoff_is_dropped_and_the_next_server_lives(
+    fake_triton: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_EXIT_AFTER", "1")
+    monkeypatch.setenv("FAKE_EXIT_ONCE", str(tmp_path / "exited-once"))
+    backoff = RestartBackoff(first_s=1.0, max_s=1.0, stable_s=60)
+    with TritonSupervisor(fake_triton, backoff=backoff) as supervisor:
+        supervisor.wait_ready(30)
+        _wait_for(supervisor, lambda s: s.state == "restarting")
+        assert not supervisor.request_restart("a heal gave up on the server that just exited")
+        status = _wait_for(supervisor, lambda s: s.restarts == 1 and s.state == "ready")
+        time.sleep(1.0)  # several polls of the fresh server
+        assert supervisor.status.state == "ready" and supervisor.status.restarts == 1
+        assert supervisor.status.pid == status.pid and status.last_restart_reason == "tritonserver exit code 0"
+
+
+def _fake_stub(root: Path, model: str) -> tuple[Path, Path]:
+    """A stand-in stub program (this Python under the stub's name) and a model.py that exits with the code it
+    reads from stdin (0 at end of input)."""
+    program = root / STUB_NAME
+    if not program.exists():
+        program.symlink_to(sys.executable)
+    model_py = root / "repository" / model / "1" / "model.py"
+    model_py.parent.mkdir(parents=True)
+    model_py.write_text("import sys\nsys.exit(int(sys.stdin.readline() or 0))\n")
+    return program, model_py
+
+
+def _start_stub(root: Path, model: str) -> subprocess.Popen[bytes]:
+    program, model_py = _fake_stub(root, model)
+    argv = [str(program), str(model_py), "visualizr_1_a", "1", "1", str(os.getpid())]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE)
+
+
+def _wait_state(pid: int, state: str | None) -> None:
+    deadline = time.monotonic() + 10
+    while (info := process_tree.read_process(pid)) is not None and info.state != state:
+        assert time.monotonic() < deadline, f"{pid} never reached {state}"
+        time.sleep(0.02)
+
+
+def test_stub_watch_reports_stubs_that_died_not_those_that_stopped(tmp_path: Path) -> None:
+    stubs = {model: _start_stub(tmp_path, model) for model in ("unet", "vae", "text", "gone")}
+    try:
+        watch = StubWatch(os.getpid(), rescan_s=0)
+        deadline = time.monotonic() + 10
+        while set(watch.stubs.values()) != set(stubs) and time.monotonic() < deadline:
+            assert watch.poll() == []
+        assert watch.stubs == {stub.pid: model for model, stub in stubs.items()}
+        os.kill(stubs["unet"].pid, signal.SIGKILL)  # our child, not yet reaped
+        stubs["vae"].communicate(b"")  # stopped, as Triton stops one (exit 0): not a death
+        stubs["text"].stdin.write(b"3\n")  # type: ignore[union-attr]
+        stubs["text"].stdin.close()  # type: ignore[union-attr]
+        stubs["gone"].kill()
+        stubs["gone"].wait()  # reaped before the watch saw it die: not reported
+        for stub in (stubs["unet"], stubs["text"]):
+            _wait_state(stub.pid, "Z")
+        assert process_tree.zombie_exit_code(stubs["unet"].pid) == -signal.SIGKILL
+        dead = watch.poll()
+        assert sorted((d.model, d.pid, d.exit_code) for d in dead) == [
+            ("text", stubs["text"].pid, 3), ("unet", stubs["unet"].pid, -signal.SIGKILL)
+        ]  # fmt: skip
+        assert watch.poll() == [] and watch.stubs == {}
+    finally:
+        for stub in stubs.values():
+            stub.kill()
+            stub.wait()
+
+
+def test_a_stub_that_dies_is_recorded_in_the_status(
+    fake_triton: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program, model_py = _fake_stub(tmp_path, "animatediff_unet")
+    monkeypatch.setenv("FAKE_STUB", f"{program} {model_py}")
+    with TritonSupervisor(fake_triton) as supervisor:
+        supervisor.wait_ready(30)
+        server = supervisor.status.pid
+        assert server is not None
+        deadline = time.monotonic() + 10
+        while not (stubs := [p for p in process_tree.children(server) if is_stub(p)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [model_of(p) for p in stubs] == ["animatediff_unet"]
+        time.sleep(1.5)  # the supervisor lists the server's children every second
+        os.kill(stubs[0].pid, signal.SIGKILL)  # a child of the fake tritonserver we started
+        status = _wait_for(supervisor, lambda s: s.stub_deaths != (), timeout_s=10)
+        death = status.stub_deaths[0]
+        assert (death.seq, death.model, death.pid, death.exit_code) == (
+            1, "animatediff_unet", stubs[0].pid, -signal.SIGKILL
+        )  # fmt: skip
+        assert status.state == "ready" and status.restarts == 0  # a stub's death is the API's to heal

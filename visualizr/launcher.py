@@ -32,11 +32,11 @@ from types import TracebackType
 from visualizr import process_tree
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.settings import REPO_ROOT, Settings
+from visualizr.stubs import STUB_NAME
 
 logger = logging.getLogger(__name__)
 
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
-STUB_NAME = "triton_python_backend_stub"
 DEFAULT_BACKENDS_CACHE = REPO_ROOT / "build" / "triton"
 
 

@@ -56,6 +56,25 @@ def group_members(pgid: int) -> list[ProcessInfo]:
     return [info for info in processes() if info.pgid == pgid]
 
 
+def children(pid: int) -> list[ProcessInfo]:
+    """The processes whose parent is ``pid``, zombies included."""
+    return [info for info in processes() if info.ppid == pid]
+
+
+def zombie_exit_code(pid: int) -> int | None:
+    """How the zombie ``pid`` (exited, not yet reaped by its parent) ended, as Popen reports it (negative: killed
+    by that signal); None when ``pid`` is not a zombie. /proc/<pid>/stat's last field holds its wait status."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] != "Z":
+        return None
+    status = int(fields[-1])
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
 def exit_code(pid: int) -> int | None:
     """The exit code of our child ``pid`` if it has exited (negative: killed by that signal, as Popen reports),
     else None. It does NOT reap the child, so its pid and process group stay reserved."""

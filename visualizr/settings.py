@@ -69,6 +69,10 @@ class Settings(msgspec.Struct, frozen=True):
     triton_restart_backoff_max_s: int = 30
     triton_restart_stable_s: int = 60
     triton_ready_timeout_s: int = 300
+    # A model whose Python-backend stub died is healed (reloaded) at most this many times per inference server
+    # within the window; beyond that it is given up on there and `make serve` restarts its supervised Triton.
+    heal_max: int = 3
+    heal_window_s: int = 600
 
     @property
     def triton_grpc_url(self) -> str:
@@ -127,4 +131,6 @@ class Settings(msgspec.Struct, frozen=True):
             ),
             triton_restart_stable_s=_int(env, "VISUALIZR_TRITON_RESTART_STABLE", base.triton_restart_stable_s),
             triton_ready_timeout_s=_int(env, "VISUALIZR_TRITON_READY_TIMEOUT", base.triton_ready_timeout_s),
+            heal_max=_int(env, "VISUALIZR_HEAL_MAX", base.heal_max),
+            heal_window_s=_int(env, "VISUALIZR_HEAL_WINDOW", base.heal_window_s),
         )

@@ -1,7 +1,8 @@
 """Keeps tritonserver running for `make serve`: starts it through :class:`~visualizr.launcher.TritonServer`,
 restarts it with bounded exponential backoff whenever it exits (crash, SIGKILL, OOM), kills and reaps its whole
-process tree each time, removes stubs orphaned by an earlier crash before each start, and records its state in
-a small JSON file other processes can read (:func:`read_supervisor_status`).
+process tree each time, removes stubs orphaned by an earlier crash before each start, watches the running server's
+Python-backend stubs (:class:`~visualizr.stubs.StubWatch`), and records its state, with the stubs that died, in a
+small JSON file other processes read (:mod:`visualizr.supervisor_status`): the API heals what it reads there.
 
     supervisor = TritonSupervisor(Settings.from_env()).start()
     supervisor.wait_ready(timeout=300)
@@ -17,33 +18,32 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 import msgspec
 
 from visualizr import process_tree, triton_orphans
+from visualizr.backoff import ExponentialBackoff
 from visualizr.launcher import TritonServer, TritonStartError
 from visualizr.settings import Settings
+from visualizr.stubs import StubWatch
+from visualizr.supervisor_status import STUB_DEATHS_KEPT, StubDeath, SupervisorStatus, write_status
 
 logger = logging.getLogger(__name__)
 
-SupervisorState = Literal["starting", "ready", "restarting", "stopped"]
 Outcome = Literal["exited", "not_ready", "requested", "stop"]
 POLL_S = 0.2
 LOG_TAIL_LINES = 20
 
 
-class Backoff(msgspec.Struct, frozen=True):
-    """Delay before restarting: ``initial_s`` doubled per consecutive failed run, at most ``max_s``; a run that
-    stayed ready for ``stable_s`` counts as a fresh start."""
+class RestartBackoff(ExponentialBackoff, frozen=True):
+    """Delay before restarting after consecutive failed runs; a run that stayed ready for ``stable_s`` counts as a
+    fresh start."""
 
-    initial_s: float = 1.0
-    max_s: float = 30.0
     stable_s: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Backoff:
+    def from_settings(cls, settings: Settings) -> RestartBackoff:
         return cls(
             settings.triton_restart_backoff_s, settings.triton_restart_backoff_max_s, settings.triton_restart_stable_s
         )
@@ -53,45 +53,14 @@ class Backoff(msgspec.Struct, frozen=True):
         never ready)."""
         return 1 if ready_for_s is not None and ready_for_s >= self.stable_s else failures + 1
 
-    def delay(self, failures: int) -> float:
-        """Seconds to wait before the next start after ``failures`` (>= 1) consecutive failures."""
-        return min(self.max_s, self.initial_s * 2.0 ** min(max(failures - 1, 0), 64))
 
+class RunEnd(msgspec.Struct, frozen=True):
+    """How one tritonserver run ended: ``ready_for`` seconds ready (None: never); ``reason`` why we ended it
+    (empty when it exited by itself)."""
 
-class SupervisorStatus(msgspec.Struct, frozen=True):
-    """The supervisor's state file. ``pid`` is tritonserver's (None while none runs); ``last_exit_code`` is
-    negative when a signal killed it (-9: SIGKILL)."""
-
-    supervisor_pid: int
-    state: SupervisorState
-    restarts: int = 0
-    pid: int | None = None
-    last_exit_code: int | None = None
-    last_exit_at: datetime | None = None
-    started_at: datetime | None = None
-    ready_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    def supervisor_alive(self) -> bool:
-        """False when the supervising process is gone, so the file describes a past run."""
-        info = process_tree.read_process(self.supervisor_pid)
-        return info is not None and info.state != "Z"
-
-
-def write_status(path: Path, status: SupervisorStatus) -> None:
-    """Replace the file atomically: a reader sees the old or the new status, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.write_bytes(msgspec.json.encode(status))
-    os.replace(staging, path)
-
-
-def read_supervisor_status(path: Path) -> SupervisorStatus | None:
-    """The status a supervisor last recorded, or None when there is no (readable) file."""
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=SupervisorStatus)
-    except (OSError, msgspec.DecodeError):
-        return None
+    outcome: Outcome
+    ready_for: float | None
+    reason: str = ""
 
 
 def _now() -> datetime:
@@ -107,18 +76,19 @@ class TritonSupervisor:
         self,
         settings: Settings,
         *,
-        backoff: Backoff | None = None,
+        backoff: RestartBackoff | None = None,
         new_server: Callable[[], TritonServer] | None = None,
     ) -> None:
         self.settings = settings
-        self.backoff = backoff or Backoff.from_settings(settings)
+        self.backoff = backoff or RestartBackoff.from_settings(settings)
         self.status_path = settings.supervisor_status_path
         self._new_server = new_server or (lambda: TritonServer(settings))
         self._no_restart = threading.Event()
         self._stop = threading.Event()
-        self._restart_reason: str | None = None
+        self._restart_request: str | None = None  # guarded by _changed; only ever set while a server is ready
         self._changed = threading.Condition()
         self._status = SupervisorStatus(supervisor_pid=os.getpid(), state="starting")
+        self._stub_deaths = 0
         self._failure: TritonStartError | None = None
         self._ever_ready = False
         self._thread: threading.Thread | None = None
@@ -143,9 +113,15 @@ class TritonSupervisor:
         if not settled:
             raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s (state {self._status.state})")
 
-    def request_restart(self, reason: str) -> None:
-        """Restart tritonserver now (as healing's last resort), counted as a restart."""
-        self._restart_reason = reason
+    def request_restart(self, reason: str) -> bool:
+        """Restart the ready tritonserver now (healing's last resort), counted as a restart. Dropped (False) while
+        no server is ready, since a fresh one is already coming, or while a restart is already pending."""
+        with self._changed:
+            if self._status.state != "ready" or self._restart_request is not None:
+                logger.info("restart request dropped (tritonserver %s): %s", self._status.state, reason)
+                return False
+            self._restart_request = reason
+            return True
 
     def stop_restarting(self) -> None:
         """Whatever happens to tritonserver from now on, do not start it again (shutdown has begun)."""
@@ -164,6 +140,8 @@ class TritonSupervisor:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    # ------------------------------------------------------------------ state transitions
+
     def _update(self, **changes: object) -> None:
         with self._changed:
             self._status = msgspec.structs.replace(self._status, updated_at=_now(), **changes)
@@ -173,39 +151,70 @@ class TritonSupervisor:
                 logger.warning("cannot write the supervisor status to %s: %s", self.status_path, exc)
             self._changed.notify_all()
 
+    def _starting(self, pid: int) -> None:
+        self._update(state="starting", pid=pid, started_at=_now(), ready_at=None, stub_deaths=())
+
+    def _ready(self) -> None:
+        self._ever_ready = True
+        self._update(state="ready", ready_at=_now())
+
+    def _exited(self, code: int | None) -> None:
+        self._update(pid=None, last_exit_code=code, last_exit_at=_now())
+
+    def _restarting(self, code: int | None, reason: str) -> None:
+        with self._changed:  # a request about the server that just ended must not kill the next one
+            self._restart_request = None
+            self._update(
+                state="restarting", restarts=self._status.restarts + 1, pid=None, last_exit_code=code,
+                last_exit_at=_now(), last_restart_reason=reason,
+            )  # fmt: skip
+
+    def _stubs_died(self, watch: StubWatch) -> None:
+        deaths = []
+        for dead in watch.poll():
+            self._stub_deaths += 1
+            logger.warning(
+                "the Python-backend stub of %s (pid %d) %s",
+                dead.model,
+                dead.pid,
+                process_tree.describe_exit(dead.exit_code),
+            )
+            deaths.append(StubDeath(self._stub_deaths, dead.model, dead.pid, dead.exit_code, _now()))
+        if deaths:
+            self._update(stub_deaths=(*self._status.stub_deaths, *deaths)[-STUB_DEATHS_KEPT:])
+
+    # ------------------------------------------------------------------ the supervision loop
+
     def _run(self) -> None:
         server: TritonServer | None = None
         failures = 0
         try:
             while not self._no_restart.is_set():
                 server = self._launch()
-                outcome, ready_for = self._watch(server)
-                if outcome == "stop":
+                end = self._watch(server)
+                if end.outcome == "stop":
                     break
                 ended, server = server, None
                 assert ended.process is not None
                 pid = ended.process.pid
-                code = ended.stop(timeout=15) if outcome in ("not_ready", "requested") else ended.reap()
-                exit_fields = {"pid": None, "last_exit_code": code, "last_exit_at": _now()}
+                code = ended.stop(timeout=15) if end.outcome in ("not_ready", "requested") else ended.reap()
                 if not self._ever_ready:
-                    self._update(**exit_fields)
+                    self._exited(code)
                     raise TritonStartError(
                         f"tritonserver {process_tree.describe_exit(code)} before it was ready:\n"
                         f"{ended.log_tail(LOG_TAIL_LINES)}"
                     )
                 if self._no_restart.is_set():
-                    self._update(**exit_fields)
+                    self._exited(code)
                     break
-                failures = 0 if outcome == "requested" else self.backoff.failures_after(failures, ready_for)
+                failures = 0 if end.outcome == "requested" else self.backoff.failures_after(failures, end.ready_for)
                 delay = self.backoff.delay(failures) if failures else 0.0
-                restarts = self._status.restarts + 1
                 logger.warning(
                     "tritonserver (pid %d) %s%s; restart %d in %.1f s. Log tail:\n%s",
-                    pid, process_tree.describe_exit(code), self._why(outcome), restarts, delay,
-                    ended.log_tail(LOG_TAIL_LINES),
-                )
-                self._restart_reason = None
-                self._update(state="restarting", restarts=restarts, **exit_fields)
+                    pid, process_tree.describe_exit(code), f" ({end.reason})" if end.reason else "",
+                    self._status.restarts + 1, delay, ended.log_tail(LOG_TAIL_LINES),
+                )  # fmt: skip
+                self._restarting(code, end.reason or f"tritonserver {process_tree.describe_exit(code)}")
                 self._no_restart.wait(delay)
         except TritonStartError as exc:
             self._failure = exc
@@ -214,7 +223,7 @@ class TritonSupervisor:
             self._failure = TritonStartError(f"the Triton supervisor failed: {exc}")
         finally:
             if server is not None:
-                self._update(pid=None, last_exit_code=server.stop(), last_exit_at=_now())
+                self._exited(server.stop())
             self._update(state="stopped")
 
     def _launch(self) -> TritonServer:
@@ -224,37 +233,38 @@ class TritonSupervisor:
         triton_orphans.remove_stale_shm_regions(server.shm_region_prefix)
         server.start()
         assert server.process is not None
-        self._update(state="starting", pid=server.process.pid, started_at=_now(), ready_at=None)
+        self._starting(server.process.pid)
         return server
 
-    def _watch(self, server: TritonServer) -> tuple[Outcome, float | None]:
-        """Until tritonserver exits, misses its readiness deadline, a restart is requested or we stop. Returns
-        the outcome and how long the server was ready (None: never)."""
+    def _take_restart_request(self) -> str | None:
+        with self._changed:
+            reason, self._restart_request = self._restart_request, None
+            return reason
+
+    def _watch(self, server: TritonServer) -> RunEnd:
+        """Until tritonserver exits, misses its readiness deadline, a restart is requested or we stop; meanwhile
+        its stubs are watched."""
         assert server.process is not None
         deadline = time.monotonic() + self.settings.triton_ready_timeout_s
         ready_since: float | None = None
+        stubs = StubWatch(server.process.pid)
 
         def ready_for() -> float | None:
             return None if ready_since is None else time.monotonic() - ready_since
 
         while not self._stop.is_set():
             if server.exit_code() is not None:
-                return "exited", ready_for()
-            if self._restart_reason is not None:
-                return "requested", ready_for()
+                return RunEnd("exited", ready_for())
+            if (requested := self._take_restart_request()) is not None:
+                return RunEnd("requested", ready_for(), f"restart requested: {requested}")
             if ready_since is None:
                 if server.is_ready():
                     ready_since = time.monotonic()
-                    self._ever_ready = True
-                    self._update(state="ready", ready_at=_now())
+                    self._ready()
                 elif time.monotonic() > deadline:
-                    return "not_ready", None
+                    return RunEnd(
+                        "not_ready", None, f"killed: not ready after {self.settings.triton_ready_timeout_s} s"
+                    )
+            self._stubs_died(stubs)
             self._stop.wait(POLL_S)
-        return "stop", ready_for()
-
-    def _why(self, outcome: Outcome) -> str:
-        if outcome == "not_ready":
-            return f" (killed: not ready after {self.settings.triton_ready_timeout_s} s)"
-        if outcome == "requested":
-            return f" (restart requested: {self._restart_reason})"
-        return ""
+        return RunEnd("stop", ready_for())

@@ -1,9 +1,9 @@
 """Leftovers of a tritonserver of ours that died without cleaning up: Python-backend stubs whose server is gone
 (each keeps its model in memory, hundreds of MB) and their shared-memory regions in /dev/shm.
 
-A stub is ``triton_python_backend_stub <model.py> <shm region> <shm size> <growth> <parent pid> ...``; the
-launcher names every region ``visualizr_<grpc port>_<uuid>`` (TritonServer.shm_region_prefix). Only stubs that
-carry our prefix, belong to our user and whose parent is gone are ever signalled.
+A stub's command line names its shm region and its server's pid (:mod:`visualizr.stubs`); the launcher names
+every region ``visualizr_<grpc port>_<uuid>`` (TritonServer.shm_region_prefix). Only stubs that carry our prefix,
+belong to our user and whose parent is gone are ever signalled.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import signal
 from pathlib import Path
 
 from visualizr import process_tree
-from visualizr.launcher import STUB_NAME
 from visualizr.process_tree import ProcessInfo
+from visualizr.stubs import STUB_NAME, STUB_PARENT_ARG, STUB_REGION_ARG, is_stub
 
 logger = logging.getLogger(__name__)
 
 SHM_DIR = Path("/dev/shm")
-STUB_REGION_ARG = 2
-STUB_PARENT_ARG = 5
 TRITON_PROGRAMS = ("tritonserver", STUB_NAME)
 
 
@@ -29,7 +27,7 @@ def is_orphaned_stub(info: ProcessInfo, region_prefix: str, parent: ProcessInfo 
     """A stub of a server of ours (the region prefix and our uid) whose server has died: the stub was
     re-parented, or the server pid it names no longer exists or is a zombie."""
     argv = info.argv
-    if info.uid != uid or len(argv) <= STUB_PARENT_ARG or Path(argv[0]).name != STUB_NAME:
+    if info.uid != uid or not is_stub(info):
         return False
     if not argv[STUB_REGION_ARG].startswith(region_prefix) or not argv[STUB_PARENT_ARG].isdigit():
         return False

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from visualizr.backoff import ExponentialBackoff
 from visualizr.frontend.jobs.record import JobRecord
 
-BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 10.0
+RETRY_BACKOFF = ExponentialBackoff(first_s=0.5, max_s=10.0)
 
 
 @dataclass(frozen=True)
@@ -28,4 +28,4 @@ class RetryPolicy:
     @staticmethod
     def delay(attempts: int) -> float:
         """Seconds to wait before run number ``attempts + 1``."""
-        return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, attempts - 1))
+        return RETRY_BACKOFF.delay(attempts)

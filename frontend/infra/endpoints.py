@@ -5,10 +5,11 @@ down, with the jobs it is running counted.
   candidates to endpoints that can serve its model.
 * An endpoint that fails (a stream cannot reach it, a probe finds it not ready) is marked down at once: it is
   drained (no new jobs) and its channel is dropped, so the restarted server is dialled afresh.
-* ``watch()`` probes every endpoint: down ones with exponential backoff (``PROBE_MIN_SECONDS`` doubling to
-  ``PROBE_MAX_SECONDS``), up ones every ``PROBE_UP_SECONDS`` (Triton's liveness: readiness also says whether
+* ``watch()`` probes every endpoint: down ones with exponential backoff (``PROBE_BACKOFF``: 0.25 s doubling to
+  5 s), each on a fresh channel, up ones every ``PROBE_UP_SECONDS`` (Triton's liveness: readiness also says whether
   every model is loaded, which is the model service's business), so that a dead server is noticed before a job is
-  thrown at it. Listeners (``on_change``) hear every up/down change; the job queue uses it to start waiting jobs.
+  thrown at it, and a restarted one as soon as it answers. Listeners (``on_change``) hear every up/down change; the
+  job queue uses it to start waiting jobs.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from visualizr.backoff import ExponentialBackoff
+from visualizr.frontend.infra.address import EndpointAddress
 from visualizr.frontend.infra.control import ModelControl
 
 logger = logging.getLogger("visualizr.frontend.endpoints")
 
-PROBE_MIN_SECONDS = 0.25
-PROBE_MAX_SECONDS = 5.0
+PROBE_BACKOFF = ExponentialBackoff(first_s=0.25, max_s=5.0)
 PROBE_UP_SECONDS = 2.0
 WATCH_TICK_SECONDS = 0.1
 
@@ -46,6 +48,10 @@ class Endpoint:
     failures: int = 0  # probes failed in a row while down
     next_probe: float = 0.0
     outages: int = 0  # times it went down since the API started
+
+    @property
+    def address(self) -> EndpointAddress | None:
+        return EndpointAddress.parse(self.url)
 
     def describe(self) -> str:
         return self.url if self.up else f"{self.url} (down: {self.down_reason})"
@@ -69,6 +75,11 @@ class EndpointPool:
     def up(self) -> list[Endpoint]:
         return [e for e in self.endpoints if e.up]
 
+    def find(self, url: str) -> Endpoint | None:
+        """The endpoint at the server ``url`` names, however either is spelled (None: no such endpoint)."""
+        address = EndpointAddress.parse(url)
+        return next((e for e in self.endpoints if address is not None and e.address == address), None)
+
     @property
     def any_up(self) -> bool:
         return any(e.up for e in self.endpoints)
@@ -84,7 +95,7 @@ class EndpointPool:
         if not endpoint.up:
             return
         endpoint.up, endpoint.down_reason, endpoint.down_since = False, reason, self.now()
-        endpoint.failures, endpoint.next_probe = 0, self.now() + PROBE_MIN_SECONDS
+        endpoint.failures, endpoint.next_probe = 0, self.now() + PROBE_BACKOFF.delay(1)
         endpoint.outages += 1
         logger.warning("inference server %s is down: %s", endpoint.url, reason)
         self._reset(endpoint)
@@ -99,11 +110,15 @@ class EndpointPool:
         self._changed()
 
     @staticmethod
-    def _reset(endpoint: Endpoint) -> None:
+    async def _redial(endpoint: Endpoint) -> None:
+        """Drop the endpoint's channel: the next call dials the server afresh."""
         reset = getattr(endpoint.connection, "reset", None)
         if reset is not None:
-            with contextlib.suppress(RuntimeError):  # no running loop (unit tests): nothing to drop
-                asyncio.get_running_loop().create_task(reset())
+            await reset()
+
+    def _reset(self, endpoint: Endpoint) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop (unit tests): nothing to drop
+            asyncio.get_running_loop().create_task(self._redial(endpoint))
 
     # ------------------------------------------------------------------ probing
 
@@ -117,10 +132,10 @@ class EndpointPool:
             self.mark_up(endpoint)
         elif endpoint.up:
             self.mark_down(endpoint, "not reachable (probe)")
-        else:
+        else:  # still down: the next probe dials afresh (a reused channel retries on gRPC's backoff, up to 2 min)
             endpoint.failures += 1
-            backoff = min(PROBE_MAX_SECONDS, PROBE_MIN_SECONDS * 2 ** min(endpoint.failures, 16))
-            endpoint.next_probe = self.now() + backoff
+            endpoint.next_probe = self.now() + PROBE_BACKOFF.delay(endpoint.failures + 1)
+            await self._redial(endpoint)
         if endpoint.up:
             endpoint.next_probe = self.now() + PROBE_UP_SECONDS
         return ready

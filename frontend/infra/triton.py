@@ -61,13 +61,6 @@ class TritonConnection:
             logger.debug("triton %s readiness check failed: %s", self.url, exc)
             return False
 
-    async def model_ready(self, model: str) -> bool:
-        try:
-            return bool(await self.client.is_model_ready(model, client_timeout=READY_TIMEOUT_SECONDS))
-        except RPC_ERRORS as exc:
-            logger.debug("triton %s model readiness check failed: %s", self.url, exc)
-            return False
-
     async def index(self) -> dict[str, ModelState]:
         try:
             body = await self.client.get_model_repository_index(as_json=True, client_timeout=INDEX_TIMEOUT_SECONDS)

@@ -36,19 +36,23 @@ class Placement:
         self.catalog, self.pool, self.models, self.healer, self.gpu = catalog, pool, models, healer, gpu
         self._listeners: list[Callable[[], None]] = []
         self._outages = {e.url: e.outages for e in pool.endpoints}
-        pool.on_change(self.changed)
+        pool.on_change(self._endpoints_changed)
+        healer.on_change(self.changed)
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
     def changed(self) -> None:
         """Something that decides where jobs can run changed (an endpoint, a heal): tell the listeners."""
+        for listener in list(self._listeners):
+            listener()
+
+    def _endpoints_changed(self) -> None:
         for endpoint in self.pool.up():
             if self._outages.get(endpoint.url) != endpoint.outages:  # back from an outage: a fresh server
                 self._outages[endpoint.url] = endpoint.outages
                 self.healer.forget(endpoint)
-        for listener in list(self._listeners):
-            listener()
+        self.changed()
 
     def _triton_models(self, model_id: str) -> list[str]:
         try:

@@ -6,8 +6,9 @@ loaded, or loading, is fine: jobs load it on demand), every worker alive, the di
 
 Beyond the reference: ``inference_servers`` (each Triton endpoint: up/down, jobs in flight, why it is down),
 ``models`` (each model's status and problems), ``workers`` (alive, configured, restarts), ``storage`` (free space
-against the floor), ``triton_supervisor`` (under ``make serve``: the supervised Triton's state and restarts, else
-null), ``problems``. Never behind the API keys (load balancers and orchestrators probe it).
+against the floor), ``triton_supervisor`` (under ``make serve``: the supervised Triton's state, restarts and why
+the last one happened, else null), ``problems``. Never behind the API keys (load balancers and orchestrators probe
+it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from visualizr.frontend.jobs import stats
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.system.sources import JobCounts, ModelHealthSource, utc_midnight
 from visualizr.settings import Settings
-from visualizr.supervisor import read_supervisor_status
+from visualizr.supervisor_status import read_supervisor_status
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -74,6 +75,7 @@ class TritonSupervision(msgspec.Struct):
     state: str  # starting | ready | restarting | stopped
     restarts: int
     last_exit_code: int | None
+    last_restart_reason: str | None
 
 
 class HealthResponse(msgspec.Struct):
@@ -138,7 +140,9 @@ async def health(
     supervised = read_supervisor_status(settings.supervisor_status_path)
     supervision = None
     if supervised is not None and supervised.supervisor_alive():
-        supervision = TritonSupervision(supervised.state, supervised.restarts, supervised.last_exit_code)
+        supervision = TritonSupervision(
+            supervised.state, supervised.restarts, supervised.last_exit_code, supervised.last_restart_reason
+        )
         if supervised.state != "ready":
             problems.append(f"the supervised Triton is {supervised.state} (restarts: {supervised.restarts})")
     body = HealthResponse(

@@ -46,8 +46,8 @@ from prometheus_client.utils import floatToGoString
 from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.jobs import stats as job_stats
 from visualizr.frontend.jobs.store import JobStore
-from visualizr.frontend.system.sources import JobCounts
-from visualizr.supervisor import read_supervisor_status
+from visualizr.frontend.system.sources import HealingCounts, JobCounts
+from visualizr.supervisor_status import read_supervisor_status
 
 # What generate_latest writes (prometheus_client's CONTENT_TYPE_LATEST announces the 1.0.0 text format).
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -117,11 +117,13 @@ class RequestMetricsMiddleware:
 
 
 class ServiceCollector(Collector):
-    """The queue and workers, the inference servers and the supervised Triton's restarts, as they are now."""
+    """The queue and workers, the inference servers, healing and the supervised Triton's restarts, as they are
+    now."""
 
-    def __init__(self, jobs: JobCounts, pool: EndpointPool, supervisor_status: Path) -> None:
+    def __init__(self, jobs: JobCounts, pool: EndpointPool, healing: HealingCounts, supervisor_status: Path) -> None:
         self._jobs = jobs
         self._pool = pool
+        self._healing = healing
         self._supervisor_status = supervisor_status
 
     def collect(self) -> Iterator[Metric]:
@@ -148,6 +150,14 @@ class ServiceCollector(Collector):
         yield from (up, outages, in_flight)
         yield CounterMetricFamily(
             "visualizr_triton_restarts_total", "Restarts of the supervised Triton (make serve)", self._triton_restarts()
+        )
+        yield CounterMetricFamily(
+            "visualizr_model_heals_total", "Triton models reloaded after their stub died", self._healing.healed
+        )
+        yield CounterMetricFamily(
+            "visualizr_heal_escalations_total",
+            "Models given up on after too many heals or a failed one (make serve restarts its Triton then)",
+            self._healing.escalations,
         )
 
     def _triton_restarts(self) -> int:

@@ -30,6 +30,14 @@ class JobCounts(Protocol):
     def worker_restarts(self) -> int: ...
 
 
+@runtime_checkable
+class HealingCounts(Protocol):
+    """Healing of dead Python-backend stubs as metrics see it (``Healer``)."""
+
+    healed: int
+    escalations: int
+
+
 class LoadedModelView(Protocol):
     id: str
     memory_usage_gb: float | None

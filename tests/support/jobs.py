@@ -13,6 +13,7 @@ import numpy as np
 from benchmarks.stack import ApiProcess
 
 SMALL = {"width": 64, "height": 64, "num_frames": 4, "fps": 4, "num_inference_steps": 2, "guidance_scale": 7.5}
+LONG = {**SMALL, "num_frames": 8, "num_inference_steps": 50}  # a few seconds: long enough to be hit mid-run
 
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -38,6 +39,22 @@ def wait_terminal(api: ApiProcess, request_id: str, timeout_s: float = 120) -> d
             return body
         time.sleep(0.2)
     raise AssertionError(f"{request_id} not terminal after {timeout_s}s: {body}\n{api.log_tail()}")
+
+
+def wait_running(api: ApiProcess, request_id: str, timeout_s: float = 300) -> None:
+    """Until the job generates frames (its run is under way on Triton)."""
+    deadline = time.monotonic() + timeout_s
+    while (body := status(api, request_id)).get("current_step") != "frame_generation":
+        assert body["status"] not in TERMINAL and time.monotonic() < deadline, f"{request_id} never ran: {body}"
+        time.sleep(0.05)
+
+
+def metric(exposition: str, name: str) -> float:
+    """The value of the unlabelled series ``name`` in a Prometheus text exposition."""
+    for line in exposition.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in the exposition")
 
 
 def download(api: ApiProcess, url: str) -> httpx.Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,9 +19,10 @@ import httpx
 from benchmarks.stack import stack_settings
 from visualizr import process_tree
 from visualizr.settings import Settings
-from visualizr.supervisor import SupervisorStatus, read_supervisor_status
+from visualizr.stubs import is_stub, model_of
+from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status
 
-STUB = "triton_python_backend_stub"
+ACCESS_LOG_PREFIX = "INFO:     127.0.0.1:"
 
 
 @dataclass
@@ -34,7 +36,11 @@ class ServeProcess:
         return f"http://127.0.0.1:{self.settings.port}"
 
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+        """The end of serve's log, without uvicorn's access lines (the tests' own polling)."""
+        if not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").splitlines(keepends=True)
+        return "".join(line for line in lines if not line.startswith(ACCESS_LOG_PREFIX))[-chars:]
 
     def wait_until(self, what: str, check: Callable[[], object], timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
@@ -69,17 +75,34 @@ class ServeProcess:
         return pid  # type: ignore[return-value]
 
     def stub_pid(self, model: str) -> int:
-        """The Python-backend stub of ``model`` of the running tritonserver (its child)."""
+        """The live Python-backend stub of ``model`` of the running tritonserver (its child)."""
         server = self.tritonserver_pid()
-        for info in process_tree.processes():
-            if (
-                info.ppid == server
-                and info.argv
-                and info.argv[0].endswith(STUB)
-                and f"/{model}/1/" in " ".join(info.argv)
-            ):
+        for info in process_tree.children(server):
+            if info.state != "Z" and is_stub(info) and model_of(info) == model:
                 return info.pid
         raise AssertionError(f"no stub of {model} under tritonserver {server}")
+
+    def kill_stub(self, model: str) -> int:
+        """SIGKILL the stub of ``model``, re-checked through a pidfd to be our tritonserver's child; its pid."""
+        server, pid = self.tritonserver_pid(), self.stub_pid(model)
+        ours = lambda info: info.ppid == server and is_stub(info) and model_of(info) == model  # noqa: E731
+        assert process_tree.signal_if(pid, signal.SIGKILL, ours), f"stub {pid} of {model} is gone"
+        return pid
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.base_url}/metrics", timeout=10).text
+
+    def job_row_count(self) -> int:
+        with sqlite3.connect(self.settings.database_path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+    def job_row(self, request_id: str) -> dict[str, object]:
+        """The job's row in the job database."""
+        with sqlite3.connect(self.settings.database_path) as db:
+            db.row_factory = sqlite3.Row
+            found = db.execute("SELECT * FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
+        assert found is not None, request_id
+        return dict(found)
 
     def kill_tritonserver(self) -> int:
         pid = self.tritonserver_pid()

@@ -54,6 +54,13 @@ class FakeModelControl:
         if self.on_change:
             self.on_change("load", name)
 
+    async def reload(self, name: str) -> None:
+        self._check()
+        self.calls.append(("reload", name))
+        await asyncio.sleep(self.load_delay)
+        if name in self.failures:
+            raise ModelControlError(self.failures[name])
+
     async def unload(self, name: str) -> None:
         self._check()
         self.calls.append(("unload", name))

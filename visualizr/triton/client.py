@@ -32,6 +32,7 @@ from visualizr.pipeline.request import GenerationRequest
 from visualizr.triton.pipeline_io import request_arrays
 
 FINAL_RESPONSE_PARAMETER = "triton_final_response"
+CLOSED_UNDER_THE_STREAM = "the connection to Triton was closed during the stream"
 
 
 def infer_inputs(request: GenerationRequest, accepted: Collection[str] | None = None) -> list[InferInput]:
@@ -70,7 +71,8 @@ async def declared_inputs(client: grpcclient.InferenceServerClient, model_id: st
 class PipelineStream:
     """One generation streamed from the pipeline model. Iterate it once; ``cancel()`` may be called from any
     task of the same event loop (the API's DELETE handler while a worker iterates): the request is cancelled
-    on the server and the iteration ends quietly. Errors raise InferenceServerException."""
+    on the server and the iteration ends quietly. Errors raise InferenceServerException, a channel closed under
+    the stream too (status UNAVAILABLE)."""
 
     def __init__(
         self,
@@ -125,12 +127,13 @@ class PipelineStream:
             if not finished and not self._cancelled:
                 raise InferenceServerException(msg=f"stream of {self._model_id!r} ended without a final response")
         except asyncio.CancelledError:
-            # our own cancel() surfaces as a CancelledError from the gRPC call: a clean end, unless the task
-            # running this loop is itself being cancelled
             task = asyncio.current_task()
-            if self._cancelled and not (task is not None and task.cancelling()):
-                return
-            raise
+            if task is not None and task.cancelling():
+                raise  # the task running this loop is being cancelled
+            if self._cancelled:
+                return  # our own cancel() surfaces as a CancelledError from the gRPC call: a clean end
+            # Nobody cancelled: the channel was closed under the call (its endpoint went down and was reset).
+            raise InferenceServerException(msg=CLOSED_UNDER_THE_STREAM, status="UNAVAILABLE") from None
         except grpc.aio.AioRpcError as exc:
             if self._cancelled:
                 return
