@@ -1,13 +1,18 @@
 """What a Triton Python-backend stub imports, checked in a fresh interpreter (with a stand-in
 ``triton_python_backend_utils``: only a stub has the real one). Every start, restart and heal of tritonserver pays
 these imports once per stub: a component model's stub needs onnxruntime and numpy, never torch, diffusers or
-transformers."""
+transformers; a pipeline model's stub (the adapter, then its family's loop in ``initialize``) needs torch and
+diffusers' schedulers, not transformers nor diffusers' models and pipelines."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from visualizr.families import FAMILY_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STAND_IN_PB_UTILS = (
@@ -33,3 +38,13 @@ def test_component_stub_imports_onnxruntime_and_no_torch_diffusers_or_transforme
     modules = modules_imported_by("import visualizr.triton.onnx_component")
     assert {"onnxruntime", "numpy"} <= modules
     assert packages_among(modules, "torch", "diffusers", "transformers") == set()
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_pipeline_stub_imports_no_transformers_nor_diffusers_models_and_pipelines(family: str) -> None:
+    modules = modules_imported_by(
+        "import visualizr.triton.pipeline_model\n"
+        f"from visualizr.families import get_family; get_family({family!r}).pipeline_class()"
+    )
+    assert {"torch", "diffusers.schedulers"} <= modules
+    assert packages_among(modules, "transformers", "diffusers.models", "diffusers.pipelines", "onnxruntime") == set()
