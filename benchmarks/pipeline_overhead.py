@@ -40,8 +40,9 @@ from visualizr.frontend.generation.encoding import encode_assets
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, read_model_card
 from visualizr.names import UNET, component_model_name
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.assets import assets_dir, load_pipeline
+from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
+from visualizr.pipeline_config import assets_dir
 from visualizr.settings import Settings
 from visualizr.triton.client import stream_generation
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from benchmarks.pipeline_overhead import time_rest
 from benchmarks.stack import private_stack
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
-from visualizr.pipeline.assets import assets_dir
+from visualizr.pipeline_config import assets_dir
 from visualizr.settings import REPO_ROOT, Settings
 
 TINY_WEIGHTS = REPO_ROOT / "build" / "tiny-animatediff"

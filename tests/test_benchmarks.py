@@ -17,6 +17,7 @@ from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4", "--num-inference-steps", "2"]
 VERSUS_LINES = ("diffusers  median", "diffusers-1t median", "rest       median", "rest / diffusers =")
+STARTUP_LINES = ("tritonserver start -> ready", "  this checkout", "  baseline HEAD", "this checkout / baseline =")
 # pipeline_overhead covers every model of the demo repository: one per family, named like it
 OVERHEAD_LINES = (
     "in-process   median",
@@ -34,6 +35,7 @@ OVERHEAD_LINES = (
         ("pipeline_overhead", TINY, OVERHEAD_LINES),
         ("versus_diffusers", TINY, VERSUS_LINES),
         ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS")),
+        ("triton_startup", ["--rounds", "1", "--baseline", "HEAD"], STARTUP_LINES),
     ],
 )
 def test_benchmark_runs(model_repository: Path, module: str, args: list[str], lines: tuple[str, ...]) -> None:

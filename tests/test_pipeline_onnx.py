@@ -9,8 +9,9 @@ import numpy as np
 
 from visualizr.names import PHASE_DONE
 from visualizr.pipeline import GenerationRequest
-from visualizr.pipeline.assets import assets_dir, load_pipeline
+from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
+from visualizr.pipeline_config import assets_dir
 
 MODEL_ID = "animatediff"
 

@@ -19,6 +19,7 @@ from tests.support.pipeline_fakes import (
     make_svd_request,
 )
 from visualizr import names
+from visualizr.families.stable_video_diffusion.clip_image import ClipNormalization
 from visualizr.families.stable_video_diffusion.loop import StableVideoDiffusionPipeline
 from visualizr.families.stable_video_diffusion.vocabulary import IMAGE_ENCODER, UNET_ADDED_TIME_IDS
 from visualizr.pipeline import Cancelled, InvalidRequest
@@ -192,7 +193,12 @@ def test_frames_equal_diffusers_stable_video_diffusion(tiny_svd, guidance_scale:
 
     scheduler, feature_extractor = tiny_svd.assets["scheduler"], tiny_svd.assets["feature_extractor"]
     scheduler.save_pretrained(str(tmp_path / "scheduler"))
-    ours = StableVideoDiffusionPipeline(tiny_svd.config, feature_extractor, SchedulerFactory.from_assets(tmp_path))
+    feature_extractor.save_pretrained(str(tmp_path / "feature_extractor"))
+    ours = StableVideoDiffusionPipeline(
+        tiny_svd.config,
+        ClipNormalization.from_pretrained(tmp_path / "feature_extractor"),
+        SchedulerFactory.from_assets(tmp_path),
+    )
     image = np.clip(SVD_IMAGE.astype(np.int16) * 3 // 2, 0, 255).astype(np.uint8)[:, :, ::-1].copy()
     image = np.tile(image, (2, 2, 1))  # 32 x 64
     request = make_svd_request(

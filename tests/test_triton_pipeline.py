@@ -15,8 +15,9 @@ from tests.support.triton_stats import assert_cancel_stops_within_one_step, coll
 from visualizr import names
 from visualizr.launcher import TritonServer
 from visualizr.pipeline import GenerationRequest, ProgressEvent
-from visualizr.pipeline.assets import assets_dir, load_pipeline
+from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
+from visualizr.pipeline_config import assets_dir
 
 pytestmark = pytest.mark.integration
 

@@ -19,6 +19,11 @@ SCHEDULER_DIRNAME = "scheduler"
 FEATURE_EXTRACTOR_DIRNAME = "feature_extractor"
 
 
+def assets_dir(model_dir: Path, version: int | str = 1) -> Path:
+    """``<model_repository>/<model_id>/<version>/assets``: where pipeline.json and the other assets are."""
+    return Path(model_dir) / str(version) / PIPELINE_ASSETS_DIRNAME
+
+
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     model_id: str  # public id == Triton pipeline model name; component models are "<model_id>_<component>"
     family: str  # the model family (a name of visualizr.families.FAMILY_NAMES)

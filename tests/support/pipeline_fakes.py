@@ -12,6 +12,7 @@ from diffusers import DDIMScheduler
 from visualizr import names
 from visualizr.families.animatediff.loop import AnimateDiffConfig, AnimateDiffPipeline
 from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
+from visualizr.families.stable_video_diffusion.clip_image import ClipNormalization
 from visualizr.families.stable_video_diffusion.loop import StableVideoDiffusionConfig, StableVideoDiffusionPipeline
 from visualizr.families.stable_video_diffusion.vocabulary import (
     IMAGE_ENCODER_PIXELS,
@@ -169,15 +170,13 @@ class FakeSvdComponents:
 
 def make_svd_pipeline(**config) -> StableVideoDiffusionPipeline:
     from diffusers import EulerDiscreteScheduler
-    from transformers import CLIPImageProcessorPil
+    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
     from visualizr.export.families.stable_video_diffusion.tiny import SCHEDULER_CONFIG
 
-    size = SVD_CONFIG.image_size
-    processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
     return StableVideoDiffusionPipeline(
         msgspec.structs.replace(SVD_CONFIG, **config),
-        processor,
+        ClipNormalization(tuple(OPENAI_CLIP_MEAN), tuple(OPENAI_CLIP_STD)),
         lambda: EulerDiscreteScheduler.from_config(SCHEDULER_CONFIG),
     )
 

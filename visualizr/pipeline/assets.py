@@ -11,22 +11,12 @@ import diffusers
 from diffusers import SchedulerMixin
 
 from visualizr.families import get_family
-from visualizr.pipeline_config import (
-    PIPELINE_ASSETS_DIRNAME,
-    PIPELINE_CONFIG_FILENAME,
-    SCHEDULER_DIRNAME,
-    read_pipeline_config,
-)
+from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME, SCHEDULER_DIRNAME, read_pipeline_config
 
 if TYPE_CHECKING:
     from visualizr.pipeline.tensors import TensorPlacement
 
 SCHEDULER_CONFIG_FILENAME = "scheduler_config.json"
-
-
-def assets_dir(model_dir: Path, version: int | str = 1) -> Path:
-    """``<model_repository>/<model_id>/<version>/assets``."""
-    return Path(model_dir) / str(version) / PIPELINE_ASSETS_DIRNAME
 
 
 @dataclass(frozen=True)
@@ -61,8 +51,8 @@ def check_assets_dir(directory: Path) -> Path:
 
 
 def load_pipeline(directory: Path, placement: TensorPlacement | None = None) -> Any:
-    """The loop of an exported model, from its assets directory (see assets_dir): the family named in
-    ``pipeline.json`` says which loop class reads the rest; ``placement``: where its tensors live."""
+    """The loop of an exported model, from its assets directory (``visualizr.pipeline_config.assets_dir``): the
+    family named in ``pipeline.json`` says which loop class reads the rest; ``placement``: where its tensors live."""
     directory = check_assets_dir(directory)
     config = read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME)
     return get_family(config.family).pipeline_class().from_assets(directory, placement)

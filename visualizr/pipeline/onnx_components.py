@@ -14,8 +14,7 @@ import onnxruntime as ort
 
 from visualizr.families import get_family
 from visualizr.names import ONNX_FILENAME, component_model_name
-from visualizr.pipeline.assets import assets_dir
-from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME, read_pipeline_config
+from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME, assets_dir, read_pipeline_config
 
 
 def component_onnx_path(model_repository: Path, model_id: str, component: str, version: int | str = 1) -> Path:

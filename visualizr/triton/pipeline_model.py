@@ -23,10 +23,11 @@ import triton_python_backend_utils as pb_utils
 
 from visualizr.engines.check import check_engines_here
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
-from visualizr.pipeline.assets import assets_dir, load_pipeline
+from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.errors import Cancelled, InvalidRequest
 from visualizr.pipeline.progress import ProgressEvent
 from visualizr.pipeline.tensors import TensorPlacement, instance_gpu
+from visualizr.pipeline_config import assets_dir
 from visualizr.triton.bls import BlsComponents
 from visualizr.triton.metrics import PipelineMetrics
 from visualizr.triton.model_config import ModelConfig, ModelConfigError

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import SchedulerMixin
-from transformers import CLIPTokenizer
 
 from visualizr import names
+from visualizr.families.animatediff.tokenizer import ClipTokenizer
 from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
 from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
 from visualizr.pipeline.components import Components
@@ -51,7 +51,7 @@ class AnimateDiffPipeline(DiffusionPipeline):
         placement: TensorPlacement | None = None,
     ) -> None:
         super().__init__(config, scheduler_factory, placement)
-        self.tokenizer = tokenizer  # a transformers CLIPTokenizer (anything with its __call__ signature)
+        self.tokenizer = tokenizer  # a ClipTokenizer, or anything called like it (transformers' CLIPTokenizer)
 
     @classmethod
     def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> AnimateDiffPipeline:
@@ -59,7 +59,7 @@ class AnimateDiffPipeline(DiffusionPipeline):
         directory = check_assets_dir(directory)
         return cls(
             read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, AnimateDiffConfig),
-            CLIPTokenizer.from_pretrained(str(directory / TOKENIZER_DIRNAME)),
+            ClipTokenizer.from_pretrained(directory / TOKENIZER_DIRNAME),
             SchedulerFactory.from_assets(directory),
             placement,
         )

@@ -17,16 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import torch
 from diffusers import SchedulerMixin
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
-from transformers import CLIPImageProcessorPil
 
 from visualizr import names
 from visualizr.families.stable_video_diffusion import MAX_MOTION_BUCKET_ID
+from visualizr.families.stable_video_diffusion.clip_image import ClipNormalization, resize_with_antialiasing
 from visualizr.families.stable_video_diffusion.vocabulary import (
     IMAGE_EMBEDS,
     IMAGE_ENCODER,
@@ -65,12 +64,12 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
     def __init__(
         self,
         config: StableVideoDiffusionConfig,
-        feature_extractor: Any,
+        normalization: Callable[[torch.Tensor], torch.Tensor],
         scheduler_factory: Callable[[], SchedulerMixin],
         placement: TensorPlacement | None = None,
     ) -> None:
         super().__init__(config, scheduler_factory, placement)
-        self.feature_extractor = feature_extractor  # a transformers CLIPImageProcessor (CLIP normalisation)
+        self.normalization = normalization  # CLIP's (a ClipNormalization: the exported feature_extractor's)
 
     @classmethod
     def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> StableVideoDiffusionPipeline:
@@ -78,9 +77,7 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
         directory = check_assets_dir(directory)
         return cls(
             read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, StableVideoDiffusionConfig),
-            # SVD's CLIPImageProcessor; its PIL backend (the one transformers uses without torchvision), named
-            # directly so that loading it does not warn about the missing torchvision
-            CLIPImageProcessorPil.from_pretrained(str(directory / FEATURE_EXTRACTOR_DIRNAME)),
+            ClipNormalization.from_pretrained(directory / FEATURE_EXTRACTOR_DIRNAME),
             SchedulerFactory.from_assets(directory),
             placement,
         )
@@ -115,16 +112,8 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
         """[1, 3, H, W] in [0, 1] (on the CPU) -> the image encoder's input: resized with antialiasing to the
         encoder's size and CLIP-normalised (exactly as diffusers' _encode_image does it)."""
         size = self.config.image_size
-        resized = (_resize_with_antialiasing(image * 2.0 - 1.0, (size, size)) + 1.0) / 2.0
-        pixels = self.feature_extractor(
-            images=resized,
-            do_normalize=True,
-            do_center_crop=False,
-            do_resize=False,
-            do_rescale=False,
-            return_tensors="pt",
-        ).pixel_values
-        return pixels.to(torch.float32)
+        resized = (resize_with_antialiasing(image * 2.0 - 1.0, (size, size)) + 1.0) / 2.0
+        return self.normalization(resized)
 
     async def encode_image(self, components: Components, image: torch.Tensor, do_cfg: bool) -> torch.Tensor:
         """[1, 3, H, W] in [0, 1] -> image embeddings [B, 1, D] on the device ([zeros, embedding] with

@@ -1,0 +1,50 @@
+"""What a Triton Python-backend stub imports, checked in a fresh interpreter (with a stand-in
+``triton_python_backend_utils``: only a stub has the real one). Every start, restart and heal of tritonserver pays
+these imports once per stub: a component model's stub needs onnxruntime and numpy, never torch, diffusers or
+transformers; a pipeline model's stub (the adapter, then its family's loop in ``initialize``) needs torch and
+diffusers' schedulers, not transformers nor diffusers' models and pipelines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from visualizr.families import FAMILY_NAMES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STAND_IN_PB_UTILS = (
+    "import sys; pb = type(sys)('triton_python_backend_utils'); pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1; "
+    "sys.modules[pb.__name__] = pb"
+)
+
+
+def modules_imported_by(statement: str) -> set[str]:
+    """``sys.modules`` after running ``statement`` in a fresh interpreter, as a stub would."""
+    code = f"{STAND_IN_PB_UTILS}\n{statement}\nprint('\\n'.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return set(done.stdout.split())
+
+
+def packages_among(modules: set[str], *prefixes: str) -> set[str]:
+    """The modules that are one of ``prefixes`` or inside one."""
+    return {m for m in modules if any(m == p or m.startswith(f"{p}.") for p in prefixes)}
+
+
+def test_component_stub_imports_onnxruntime_and_no_torch_diffusers_or_transformers() -> None:
+    modules = modules_imported_by("import visualizr.triton.onnx_component")
+    assert {"onnxruntime", "numpy"} <= modules
+    assert packages_among(modules, "torch", "diffusers", "transformers") == set()
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_pipeline_stub_imports_no_transformers_nor_diffusers_models_and_pipelines(family: str) -> None:
+    modules = modules_imported_by(
+        "import visualizr.triton.pipeline_model\n"
+        f"from visualizr.families import get_family; get_family({family!r}).pipeline_class()"
+    )
+    assert {"torch", "diffusers.schedulers"} <= modules
+    assert packages_among(modules, "transformers", "diffusers.models", "diffusers.pipelines", "onnxruntime") == set()
