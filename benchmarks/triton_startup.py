@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.stack import stack_settings
+from benchmarks.stack import stack_settings
 from visualizr.launcher import models_to_load
 from visualizr.settings import REPO_ROOT, Settings
 
