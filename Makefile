@@ -34,8 +34,9 @@ repository: setup
 serve: repository
 	exec $(PY) -m visualizr.serve
 
+# Two test processes at most (tests/conftest.py groups the tests so that each server starts once).
 test: repository browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 2 --dist loadgroup
 
 # The inner loop: no server process, nothing slow (pytest markers, pyproject.toml).
 test-fast: repository

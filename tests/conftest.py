@@ -33,16 +33,22 @@ def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
         yield test_client
 
 
-# Fixtures that start a server process: a test using one is an integration test, marked or not.
+# Fixtures of the session stack (tritonserver + the API): a test using one is an integration test, marked or not.
 SERVER_FIXTURES = frozenset({"triton", "api", "stack_env"})
+SESSION_STACK_GROUP = "session-stack"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests using the session stack are ``integration``; ``gpu``-marked tests skip, saying why, where torch sees
-    no CUDA device."""
+    """Tests using the session stack are ``integration``. For parallel runs (``make test``: pytest-xdist with
+    ``--dist loadgroup``) every test gets a group: the session stack's users one group, in collection order on one
+    worker, so the stack starts once and they meet it in the order a serial run does (a cancelled stream can keep
+    Triton from unloading the pipeline model for minutes); every other test its module's group, so a module's own
+    servers start once. ``gpu``-marked tests skip, saying why, where torch sees no CUDA device."""
     for item in items:
-        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        uses_stack = bool(SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if uses_stack:
             item.add_marker(pytest.mark.integration)
+        item.add_marker(pytest.mark.xdist_group(SESSION_STACK_GROUP if uses_stack else item.nodeid.split("::")[0]))
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     import torch

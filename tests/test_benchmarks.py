@@ -28,18 +28,24 @@ OVERHEAD_LINES = (
 )
 
 
+# The benchmarks that need one model only have their tritonservers load that one (VISUALIZR_LOAD_MODELS).
+ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    ("module", "args", "lines"),
+    ("module", "args", "lines", "overrides"),
     [
-        ("pipeline_overhead", TINY, OVERHEAD_LINES),
-        ("versus_diffusers", TINY, VERSUS_LINES),
-        ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS")),
-        ("triton_startup", ["--rounds", "1", "--baseline", "HEAD"], STARTUP_LINES),
+        ("pipeline_overhead", TINY, OVERHEAD_LINES, {}),
+        ("versus_diffusers", TINY, VERSUS_LINES, ANIMATEDIFF_ONLY),
+        ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS"), {}),
+        ("triton_startup", ["--rounds", "1", "--baseline", "HEAD"], STARTUP_LINES, ANIMATEDIFF_ONLY),
     ],
 )
-def test_benchmark_runs(model_repository: Path, module: str, args: list[str], lines: tuple[str, ...]) -> None:
-    env = {**os.environ, "VISUALIZR_MODEL_REPOSITORY": str(model_repository)}
+def test_benchmark_runs(
+    model_repository: Path, module: str, args: list[str], lines: tuple[str, ...], overrides: dict[str, str]
+) -> None:
+    env = {**os.environ, "VISUALIZR_MODEL_REPOSITORY": str(model_repository), **overrides}
     done = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{module}", *args], cwd=REPO_ROOT, env=env, capture_output=True,
         text=True, timeout=900,

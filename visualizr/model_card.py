@@ -33,6 +33,9 @@ class Capabilities(msgspec.Struct, frozen=True):
     supports_style_transfer: bool = False
     # The pipeline model accepts the optional `image` and `strength` inputs (cards written before: False).
     supports_image_to_video: bool = False
+    # Frames one pass of the model makes (its motion window / segment). Longer clips, up to parameters.num_frames.max,
+    # are made of overlapping windows or segments; 0: the model makes every clip in one pass.
+    native_num_frames: int = 0
 
 
 class Requirements(msgspec.Struct, frozen=True):

@@ -127,6 +127,7 @@ PIPELINE_OUTPUTS: Final = {
 
 PHASE_TEXT_ENCODING: Final = "text_encoding"
 PHASE_IMAGE_ENCODING: Final = "image_encoding"
+PHASE_KEYFRAME: Final = "keyframe"  # text-to-video on an image-to-video model: the first frame made from the prompt
 PHASE_FRAME_GENERATION: Final = "frame_generation"
 PHASE_DECODING: Final = "decoding"
 PHASE_DONE: Final = "done"

@@ -121,7 +121,10 @@ class ServeProcess:
 
 
 def start_serve(data_dir: Path, model_repository: Path, **env_overrides: str) -> ServeProcess:
-    """Start serve and wait until its API is healthy."""
+    """Start serve and wait until its API is healthy. Its tritonserver loads the animatediff demo only (the faults
+    these tests cause do not depend on the family; other models load on demand): half the stubs to start at every
+    (re)start. ``VISUALIZR_LOAD_MODELS=""`` loads every model."""
+    env_overrides = {"VISUALIZR_LOAD_MODELS": "animatediff", **env_overrides}
     settings, env = stack_settings(
         data_dir, VISUALIZR_MODEL_REPOSITORY=str(model_repository), VISUALIZR_LOG_LEVEL="info", **env_overrides
     )

@@ -20,13 +20,17 @@ def start_sibling_api(base_env: dict[str, str], data_dir: Path, **overrides: str
 
 
 @contextmanager
-def private_tritons(root: Path, model_repository: Path, count: int) -> Iterator[list[TritonServer]]:
+def private_tritons(
+    root: Path, model_repository: Path, count: int, load_models: str = "animatediff"
+) -> Iterator[list[TritonServer]]:
     """``count`` tritonservers of a test's own (free ports, data under ``root``), for faults that must not touch
-    the session's server; stopped (process groups killed and reaped) on exit."""
+    the session's server, loading ``load_models`` (VISUALIZR_LOAD_MODELS; others load on demand); stopped
+    (process groups killed and reaped) on exit."""
     servers: list[TritonServer] = []
     try:
         for index in range(count):
-            settings, _ = stack_settings(root / f"triton-{index}", VISUALIZR_MODEL_REPOSITORY=str(model_repository))
+            overrides = {"VISUALIZR_MODEL_REPOSITORY": str(model_repository), "VISUALIZR_LOAD_MODELS": load_models}
+            settings, _ = stack_settings(root / f"triton-{index}", **overrides)
             servers.append(TritonServer(settings).start())
         for server in servers:
             server.wait_ready(300)
