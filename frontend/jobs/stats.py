@@ -13,8 +13,6 @@ import msgspec
 from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, FAILED
 from visualizr.frontend.jobs.telemetry import JOB_BUCKETS
 
-# Upper bounds (seconds) of the job-duration histogram buckets (+Inf is implicit).
-DURATION_BUCKETS = JOB_BUCKETS
 OUTCOMES = (COMPLETED, FAILED, CANCELLED)
 
 
@@ -51,7 +49,7 @@ class OutcomeStats(msgspec.Struct):
     count: int
     timed: int
     duration_sum: float
-    buckets: list[int]  # cumulative counts per DURATION_BUCKETS
+    buckets: list[int]  # cumulative counts per JOB_BUCKETS
 
 
 def _round(value: float | None) -> float | None:
@@ -107,7 +105,7 @@ def outcome_stats(conn: sqlite3.Connection) -> list[OutcomeStats]:
         "CASE status WHEN ? THEN processing_time_seconds WHEN ? THEN failed_at - started_at "
         "WHEN ? THEN cancelled_at - started_at END"
     )
-    buckets = ", ".join(f"SUM(d <= {bound!r})" for bound in DURATION_BUCKETS)
+    buckets = ", ".join(f"SUM(d <= {bound!r})" for bound in JOB_BUCKETS)
     rows = conn.execute(
         f"SELECT model, status, COUNT(*), COUNT(d), TOTAL(d), {buckets} FROM "
         f"(SELECT model, status, MAX({duration}, 0) AS d FROM jobs WHERE status IN (?, ?, ?)) "

@@ -46,6 +46,7 @@ from prometheus_client.utils import floatToGoString
 from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.jobs import stats as job_stats
 from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.jobs.telemetry import JOB_BUCKETS
 from visualizr.frontend.system.sources import HealingCounts, JobCounts
 from visualizr.supervisor_status import read_supervisor_status
 
@@ -181,7 +182,7 @@ class JobTableCollector(Collector):
             "Run time of generation jobs that started, by model and outcome",
             labels=by_outcome,
         )
-        bounds = [*map(floatToGoString, job_stats.DURATION_BUCKETS), "+Inf"]
+        bounds = [*map(floatToGoString, JOB_BUCKETS), "+Inf"]
         for row in self._store.run_blocking(job_stats.outcome_stats):
             cumulative = zip(bounds, [*row.buckets, row.timed], strict=True)
             jobs.add_metric([row.model, row.outcome], row.count)
