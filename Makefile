@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 VENDOR_STAMP := frontend/studio/vendor/.stamp
 
-.PHONY: setup repository serve test test-fast lint bench perf clean browser
+.PHONY: setup repository serve test test-fast lint bench perf clean browser postgres
 
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ browser:
 		test "$$(id -u)" = 0 || { echo "make browser: install Debian's chromium (apt-get install chromium) as root" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Debian's PostgreSQL for the scale-out tests (they start their own cluster on 127.0.0.1 in a temporary folder).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		test "$$(id -u)" = 0 || { echo "make postgres: install Debian's postgresql (apt-get install postgresql) as root" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 # Builds the demo model repository (every family's tiny random demo -> ONNX -> Triton configs) unless up to date.
 repository: setup
 	$(PY) -m visualizr.export
@@ -35,7 +41,7 @@ serve: repository
 	exec $(PY) -m visualizr.serve
 
 # Two test processes at most (tests/conftest.py groups the tests so that each server starts once).
-test: repository browser
+test: repository browser postgres
 	$(PY) -m pytest -q -n auto --maxprocesses 2 --dist loadgroup
 
 # The inner loop: no server process, nothing slow (pytest markers, pyproject.toml).

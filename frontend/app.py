@@ -20,7 +20,7 @@ from visualizr.frontend.assets.controllers import AssetsController
 from visualizr.frontend.assets.files import serve_asset
 from visualizr.frontend.assets.service import AssetService
 from visualizr.frontend.catalog import ModelCatalog
-from visualizr.frontend.errors import EXCEPTION_HANDLERS
+from visualizr.frontend.errors import EXCEPTION_HANDLERS, DatabaseUnavailableError
 from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
 from visualizr.frontend.generation.hub import GenerationHub
@@ -28,12 +28,14 @@ from visualizr.frontend.generation.options import client_options
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.frontend.infra.control import BackendReadiness, ModelControl
-from visualizr.frontend.infra.disk import DiskGuard, prepare_data_dir, unusable
+from visualizr.frontend.infra.disk import DataDirError, DiskGuard, prepare_data_dir, unusable
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
 from visualizr.frontend.infra.memory import return_large_frees_to_the_os
 from visualizr.frontend.infra.supervision import SupervisedTriton
 from visualizr.frontend.infra.triton import TritonConnection
+from visualizr.frontend.jobs.database import open_database
+from visualizr.frontend.jobs.schema import SchemaTooNewError
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.frontend.models.controllers import ModelsController
@@ -108,11 +110,14 @@ def prepare_storage(settings: Settings) -> JobStore:
     """The data folder created and proven writable, and the job database opened once: DataDirError with one
     line when either is unusable (a file, read-only, not a database ...), before anything else starts."""
     prepare_data_dir(settings.data_dir, settings.assets_dir)
-    store = JobStore(settings.database_path)
+    store = JobStore(open_database(settings.database_url, settings.database_path))
     try:
         store.check()
     except (sqlite3.Error, OSError) as exc:
         raise unusable(settings.database_path, "job database", exc) from None
+    except (DatabaseUnavailableError, SchemaTooNewError) as exc:
+        reason = exc.details.get("reason") if isinstance(exc, DatabaseUnavailableError) else str(exc)
+        raise DataDirError(f"the job database {store.describe()} is not usable: {reason}") from None
     return store
 
 

@@ -3,9 +3,9 @@
 Every error body is ``{"error": {"code", "message", "details"}}`` with one of the spec's eight codes or one of
 ours (the README lists them): ``UNAUTHORIZED`` (401, a missing or wrong API key), ``INSUFFICIENT_STORAGE`` (507,
 the data folder's disk is below its free-space floor or full), ``IDEMPOTENCY_KEY_REUSED`` (409, an
-``Idempotency-Key`` sent again with a different request) and ``ROUTE_NOT_FOUND`` (404, no route or static file at
+``Idempotency-Key`` sent again with a different request), ``ROUTE_NOT_FOUND`` (404, no route or static file at
 that path: the reference's ``REQUEST_NOT_FOUND`` means an unknown generation request or asset, which a mistyped URL
-is not).
+is not) and ``DATABASE_UNAVAILABLE`` (503 with Retry-After, the shared job database cannot be reached).
 Litestar's own exceptions (parameter validation, a missing body, unknown route, wrong method, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
@@ -45,6 +45,7 @@ UNAUTHORIZED = "UNAUTHORIZED"
 INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 BODY_PARAMETER = "data"  # Litestar's name of a route's body: a problem of that key is a body that is missing
 
 
@@ -119,6 +120,15 @@ class QueueFullError(VisualizrError):
 class InsufficientStorageError(VisualizrError):
     code = INSUFFICIENT_STORAGE
     http_status = 507
+
+
+class DatabaseUnavailableError(VisualizrError):
+    code = DATABASE_UNAVAILABLE
+    http_status = 503
+    RETRY_AFTER_SECONDS: ClassVar[int] = 5
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message, details, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 class IdempotencyKeyReusedError(VisualizrError):

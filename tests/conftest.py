@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from benchmarks.backing_services import PostgresServer, S3Server
 from benchmarks.stack import ApiProcess, stack_settings, start_api
 from tests.support.fakes import FakeBackend, make_settings, running_app
 from visualizr.launcher import TritonServer
@@ -33,8 +34,10 @@ def client(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
         yield test_client
 
 
-# Fixtures of the session stack (tritonserver + the API): a test using one is an integration test, marked or not.
-SERVER_FIXTURES = frozenset({"triton", "api", "stack_env"})
+# Fixtures of the session stack (tritonserver + the API) and of the other servers tests share (PostgreSQL, S3): a
+# test using one is an integration test, marked or not.
+SESSION_STACK_FIXTURES = frozenset({"triton", "api", "stack_env"})
+SERVER_FIXTURES = SESSION_STACK_FIXTURES | {"postgres", "s3"}
 SESSION_STACK_GROUP = "session-stack"
 
 
@@ -45,9 +48,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Triton from unloading the pipeline model for minutes); every other test its module's group, so a module's own
     servers start once. ``gpu``-marked tests skip, saying why, where torch sees no CUDA device."""
     for item in items:
-        uses_stack = bool(SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
-        if uses_stack:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SERVER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.integration)
+        uses_stack = bool(SESSION_STACK_FIXTURES & fixtures)
         item.add_marker(pytest.mark.xdist_group(SESSION_STACK_GROUP if uses_stack else item.nodeid.split("::")[0]))
     if not any(item.get_closest_marker("gpu") for item in items):
         return
@@ -77,6 +81,20 @@ def exported_repository(tmp_path_factory: pytest.TempPathFactory, model_reposito
     root = tmp_path_factory.mktemp("exported") / "model_repository"
     shutil.copytree(model_repository, root, ignore=shutil.ignore_patterns("__pycache__"))
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the tests' own (Debian's packages, 127.0.0.1, a temporary folder)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-compatible server of the tests' own (SeaweedFS, 127.0.0.1), with one bucket."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

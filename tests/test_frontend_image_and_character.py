@@ -22,9 +22,11 @@ from visualizr.frontend.app import create_app
 from visualizr.frontend.generation.characters import CHARACTERS, compose_prompt
 from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES, output_size
 from visualizr.frontend.generation.runner import generation_request
+from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.naming import media_type_of, request_id_of, video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
-from visualizr.frontend.jobs.store import SCHEMA, JobStore
+from visualizr.frontend.jobs.schema import MIGRATIONS
+from visualizr.frontend.jobs.store import JobStore
 from visualizr.model_card import write_model_card
 from visualizr.settings import Settings
 from visualizr.triton.client import infer_inputs
@@ -447,8 +449,9 @@ def test_image_and_strength_reach_the_triton_inputs() -> None:
 
 def test_store_adds_the_new_columns_to_an_old_database(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    new_columns = SCHEMA[SCHEMA.index("    work_units") : SCHEMA.index(");")]
-    old_schema = SCHEMA.replace(new_columns, "    work_units      REAL NOT NULL DEFAULT 0\n")
+    jobs_table = MIGRATIONS[0][0]  # the first versioned schema; older databases lacked its last four columns
+    new_columns = jobs_table[jobs_table.index("    work_units") : jobs_table.rindex(")")]
+    old_schema = jobs_table.replace(new_columns, "    work_units      REAL NOT NULL DEFAULT 0\n")
     assert "source_image" not in old_schema and "attempts" not in old_schema
     params = GenerationParameters(64, 48, 6, 8, 4, 7.5, 1)
     with sqlite3.connect(path) as db:
@@ -459,7 +462,7 @@ def test_store_adds_the_new_columns_to_an_old_database(tmp_path: Path) -> None:
         )
 
     async def scenario() -> None:
-        store = JobStore(path)
+        store = JobStore(SqliteDatabase(path))
         await store.open()
         old = await store.get("video_req_old")
         assert old is not None and (old.kind, old.source_image, old.parameters) == ("text-to-video", None, params)

@@ -23,6 +23,7 @@ from visualizr.frontend.app import create_app
 from visualizr.frontend.errors import InsufficientGpuMemoryError
 from visualizr.frontend.infra.failures import OUT_OF_MEMORY, BackendError
 from visualizr.frontend.infra.gpu import NO_GPU, NvmlReader, check_fits, is_out_of_memory, required_memory_gb
+from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.pipeline.progress import ProgressEvent as GenerationEvent
@@ -260,7 +261,7 @@ def _job(
 
 def seed_jobs(settings: Settings, now: float) -> None:
     async def write() -> None:
-        store = JobStore(settings.database_path)
+        store = JobStore(SqliteDatabase(settings.database_path))
         await store.open()
         for job in [
             _job("video_req_a", "completed", now - 60, now - 59, now - 58),  # 1 s, waited 1 s

@@ -24,6 +24,7 @@ from visualizr.frontend.generation.progress import progress_of
 from visualizr.frontend.generation.runner import generation_request
 from visualizr.frontend.generation.schemas import GenerateVideoRequest
 from visualizr.frontend.generation.validation import validate_request
+from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
 from visualizr.frontend.jobs.store import JobStore
@@ -107,7 +108,7 @@ def test_validation_defaults_and_errors(tmp_path: Path) -> None:
 
 def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = JobStore(tmp_path / "jobs.sqlite3")
+        store = JobStore(SqliteDatabase(tmp_path / "jobs.sqlite3"))
         await store.open()
         params = GenerationParameters(64, 64, 4, 8, 2, 7.5, 1)
         for rid, status in (("video_req_a", "processing"), ("video_req_b", "queued")):

@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Comma-separated model ids whose Triton models tritonserver loads at start; empty: every model of the
     # repository. The others load on demand (their first job, or POST /api/v1/models/{id}/load).
     load_models: tuple[str, ...] = ()
+    # postgresql://user:password@host:port/db: the job database every API replica shares; empty: SQLite in the data
+    # folder (one API process).
+    database_url: str = ""
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     # Comma-separated origins (e.g. https://app.example.com) allowed to call the API from a browser; empty: no
@@ -122,6 +125,7 @@ class Settings(msgspec.Struct, frozen=True):
             min_free_disk_mb=_int(env, "VISUALIZR_MIN_FREE_DISK_MB", base.min_free_disk_mb),
             triton_urls=_list(env.get("VISUALIZR_TRITON_URLS", "")),
             load_models=_list(env.get("VISUALIZR_LOAD_MODELS", "")),
+            database_url=env.get("VISUALIZR_DATABASE_URL", base.database_url).strip(),
             api_keys=keys,
             cors_origins=_list(env.get("VISUALIZR_CORS_ORIGINS", "")),
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),

@@ -29,10 +29,10 @@ from visualizr.frontend.generation.stall import StreamStalled, within_stall_time
 from visualizr.frontend.generation.views import FAILED_MESSAGE
 from visualizr.frontend.infra.endpoints import Endpoint
 from visualizr.frontend.infra.failures import OUT_OF_MEMORY, STALLED, BackendError
+from visualizr.frontend.jobs.database import is_disk_full
 from visualizr.frontend.jobs.files import VideoAssets, load_input, remove_assets
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
-from visualizr.frontend.jobs.store import is_disk_full
 from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.model_card import ModelCard
 from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING

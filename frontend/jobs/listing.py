@@ -1,13 +1,13 @@
 """Generated videos in the job table: the ``completed`` rows (``completed_at`` is a video's creation time), listed,
-read and deleted on the JobStore's database thread (``await store.run(fn)``)."""
+read and deleted through the job store (``await store.run(fn)``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import msgspec
 
+from visualizr.frontend.jobs.database import Connection
 from visualizr.frontend.jobs.record import COMPLETED, VideoMetadata
 
 DEFAULT_LIMIT = 50
@@ -29,7 +29,7 @@ class ListedRow(msgspec.Struct, frozen=True):
     metadata: VideoMetadata | None
 
 
-def completed_ids(conn: sqlite3.Connection, query: ListQuery) -> list[str]:
+def completed_ids(conn: Connection, query: ListQuery) -> list[str]:
     """Request ids of the completed jobs matching the filters, newest first (not paginated: the caller drops
     the ones whose files are gone before counting and slicing)."""
     where = ["status = ?", "completed_at IS NOT NULL"]
@@ -43,11 +43,11 @@ def completed_ids(conn: sqlite3.Connection, query: ListQuery) -> list[str]:
     if query.created_before is not None:
         where.append("completed_at < ?")
         params.append(query.created_before)
-    sql = f"SELECT request_id FROM jobs WHERE {' AND '.join(where)} ORDER BY completed_at DESC, rowid DESC"
+    sql = f"SELECT request_id FROM jobs WHERE {' AND '.join(where)} ORDER BY completed_at DESC, request_id DESC"
     return [row[0] for row in conn.execute(sql, params)]
 
 
-def listed_rows(conn: sqlite3.Connection, request_ids: list[str]) -> dict[str, ListedRow]:
+def listed_rows(conn: Connection, request_ids: list[str]) -> dict[str, ListedRow]:
     """The listing columns of some jobs, by request id."""
     if not request_ids:
         return {}
@@ -68,7 +68,7 @@ def listed_rows(conn: sqlite3.Connection, request_ids: list[str]) -> dict[str, L
     }
 
 
-def delete_completed(conn: sqlite3.Connection, request_id: str) -> bool:
+def delete_completed(conn: Connection, request_id: str) -> bool:
     """Delete one completed job's row; False when there is none (unknown, or not completed)."""
     cursor = conn.execute("DELETE FROM jobs WHERE request_id = ? AND status = ?", (request_id, COMPLETED))
     return cursor.rowcount > 0

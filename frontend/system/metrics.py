@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from litestar import get
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.jobs import stats as job_stats
+from visualizr.frontend.jobs.database import Connection
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.system.sources import JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
@@ -101,8 +101,8 @@ class _Snapshot(msgspec.Struct):
     models: dict[str, job_stats.ModelStats]
 
 
-def _snapshot(since: float) -> Callable[[sqlite3.Connection], _Snapshot]:
-    def query(conn: sqlite3.Connection) -> _Snapshot:
+def _snapshot(since: float) -> Callable[[Connection], _Snapshot]:
+    def query(conn: Connection) -> _Snapshot:
         return _Snapshot(
             job_stats.request_counts(conn, since),
             job_stats.time_stats(conn),

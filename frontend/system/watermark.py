@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 
 from visualizr.frontend import clock
+from visualizr.frontend.jobs.database import Connection
 from visualizr.frontend.system.sources import utc_day
 
 logger = logging.getLogger("visualizr.frontend.metrics")
 
-WATERMARK_SCHEMA = "CREATE TABLE IF NOT EXISTS queue_daily_max (day TEXT PRIMARY KEY, max_length INTEGER NOT NULL)"
-
-
 class QueueWatermark:
-    """The largest queue length seen per UTC day: in memory, written through to SQLite when it grows."""
+    """The largest queue length seen per UTC day: in memory, written through to the job database when it grows."""
 
     def __init__(self, store_run: Callable[..., object], now: Callable[[], float] = clock.now) -> None:
         self._run = store_run
@@ -29,8 +26,7 @@ class QueueWatermark:
     async def restore(self) -> None:
         day = utc_day(self._now())
 
-        def read(conn: sqlite3.Connection) -> int:
-            conn.execute(WATERMARK_SCHEMA)
+        def read(conn: Connection) -> int:
             row = conn.execute("SELECT max_length FROM queue_daily_max WHERE day = ?", (day,)).fetchone()
             return int(row[0]) if row else 0
 
@@ -45,11 +41,11 @@ class QueueWatermark:
             return
         self._max = length
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(WATERMARK_SCHEMA)
+        def write(conn: Connection) -> None:
             conn.execute(
-                "INSERT INTO queue_daily_max (day, max_length) VALUES (?, ?) ON CONFLICT(day) "
-                "DO UPDATE SET max_length = MAX(max_length, excluded.max_length)",
+                "INSERT INTO queue_daily_max (day, max_length) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET "
+                "max_length = CASE WHEN excluded.max_length > queue_daily_max.max_length THEN excluded.max_length "
+                "ELSE queue_daily_max.max_length END",
                 (day, length),
             )
 

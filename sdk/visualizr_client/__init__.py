@@ -9,6 +9,7 @@ from visualizr_client._client import VisualizrClient
 from visualizr_client._errors import (
     AuthenticationError,
     BadRequestError,
+    DatabaseUnavailableError,
     GenerationCancelledError,
     GenerationFailedError,
     GenerationTimeoutError,
@@ -46,6 +47,7 @@ __all__ = [
     "BadRequestError",
     "CancelledMessage",
     "CompletedMessage",
+    "DatabaseUnavailableError",
     "FailedMessage",
     "GenerationAccepted",
     "GenerationCancelledError",

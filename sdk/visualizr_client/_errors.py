@@ -18,6 +18,7 @@
         ├── InsufficientGpuMemoryError        INSUFFICIENT_GPU_MEMORY
         ├── InsufficientStorageError          INSUFFICIENT_STORAGE (507: the server's disk is below its floor)
         ├── IdempotencyKeyReusedError         IDEMPOTENCY_KEY_REUSED (409: the key went with another request)
+        ├── DatabaseUnavailableError          DATABASE_UNAVAILABLE (503: the server's job database is down)
         ├── ModelLoadFailedError              MODEL_LOAD_FAILED
         ├── GenerationFailedError             GENERATION_FAILED, or a job that ended ``failed``
         ├── GenerationCancelledError          a job that ended ``cancelled``
@@ -111,6 +112,12 @@ class IdempotencyKeyReusedError(VisualizrAPIError):
     spec_code = "IDEMPOTENCY_KEY_REUSED"
 
 
+class DatabaseUnavailableError(VisualizrAPIError):
+    """The server's shared job database cannot be reached (nothing was written): retry shortly."""
+
+    spec_code = "DATABASE_UNAVAILABLE"
+
+
 class ModelLoadFailedError(VisualizrAPIError):
     spec_code = "MODEL_LOAD_FAILED"
 
@@ -173,6 +180,7 @@ ERRORS_BY_CODE: dict[str, type[VisualizrAPIError]] = {
         InsufficientGpuMemoryError,
         InsufficientStorageError,
         IdempotencyKeyReusedError,
+        DatabaseUnavailableError,
         ModelLoadFailedError,
         GenerationFailedError,
         QueueFullError,

@@ -1,0 +1,185 @@
+"""One contract for the job store, the same tests on both engines: SQLite (the embedded default) and a real
+PostgreSQL server (Debian's packages, started by the tests on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+import pytest
+
+from benchmarks.backing_services import PostgresServer
+from visualizr.frontend.jobs import listing, stats
+from visualizr.frontend.jobs.database import Database, PostgresDatabase, SqliteDatabase
+from visualizr.frontend.jobs.record import GenerationParameters, JobRecord, VideoMetadata
+from visualizr.frontend.jobs.schema import LATEST_VERSION, SchemaTooNewError, migrate
+from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.system.watermark import QueueWatermark
+
+T = TypeVar("T")
+PARAMS = GenerationParameters(64, 48, 4, 8, 2, 7.5, 1)
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield SqliteDatabase(tmp_path / "jobs.sqlite3")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    yield PostgresDatabase(server.new_database())
+
+
+def with_store(database: Database, scenario: Callable[[JobStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = JobStore(database)
+        store.check()
+        await store.open()
+        try:
+            return await scenario(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def job(
+    request_id: str, status: str = "queued", created: float = 1.0, parameters: GenerationParameters = PARAMS,
+    **fields: object,
+) -> JobRecord:
+    return JobRecord(request_id, "animatediff", f"prompt of {request_id}", "", None, parameters, status, 0, "queued",
+                     created, **fields)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_insert_get_update_and_list_in_order(database: Database) -> None:
+    async def scenario(store: JobStore) -> None:
+        metadata = VideoMetadata(0.5, 8, "64x48", 1234, "mp4", "h264", 4)
+        first = msgspec.structs.replace(
+            job("video_req_b", created=2.0, kind="image-to-video", source_image="inputs/b.png"), style="cinematic"
+        )
+        await store.insert(first)
+        await store.insert(job("video_req_a", created=2.0))
+        await store.insert(job("video_req_c", created=1.0))
+        assert await store.get("video_req_b") == first
+        assert await store.get("video_req_none") is None
+        await store.update("video_req_b", status="completed", progress=100, metadata=metadata, completed_at=3.5)
+        done = await store.get("video_req_b")
+        assert done is not None and (done.status, done.metadata, done.completed_at) == ("completed", metadata, 3.5)
+        queued = await store.list_by_status(["queued"])
+        assert [r.request_id for r in queued] == ["video_req_c", "video_req_a"]  # created_at, then id
+        with pytest.raises(ValueError, match="unknown job column"):
+            await store.update("video_req_a", no_such_column=1)
+
+    with_store(database, scenario)
+
+
+def test_interrupted_jobs_queue_again_and_history(database: Database) -> None:
+    async def scenario(store: JobStore) -> None:
+        await store.insert(job("video_req_run", "processing", started_at=2.0, attempts=1))
+        await store.insert(job("video_req_wait", "queued"))
+        for index, seconds in enumerate((3.0, 5.0)):
+            await store.insert(
+                job(f"video_req_done{index}", "completed", completed_at=10.0 + index, processing_time_seconds=seconds)
+            )
+        assert await store.requeue_interrupted("interrupted") == ["video_req_run"]
+        again = await store.get("video_req_run")
+        assert again is not None
+        assert (again.status, again.current_step, again.started_at, again.attempts, again.last_error) == (
+            "queued", "retrying", None, 1, "interrupted",
+        )  # fmt: skip
+        units = PARAMS.work_units
+        assert await store.history("animatediff") == [(5.0, units), (3.0, units)]
+        assert await store.history("other") == []
+
+    with_store(database, scenario)
+
+
+def test_idempotency_keys_expire(database: Database) -> None:
+    async def scenario(store: JobStore) -> None:
+        await store.insert(job("video_req_k", created=100.0), idempotency=("key-1", "fingerprint"))
+        assert await store.idempotent_job("key-1", since=50.0) == ("fingerprint", "video_req_k")
+        assert await store.idempotent_job("key-2", since=50.0) is None
+        assert await store.idempotent_job("key-1", since=150.0) is None  # older than the window: forgotten
+
+    with_store(database, scenario)
+
+
+def test_aggregates(database: Database) -> None:
+    async def scenario(store: JobStore) -> None:
+        await store.insert(job("a", "completed", 10.0, started_at=11.0, completed_at=13.0, processing_time_seconds=2.0))
+        await store.insert(job("b", "completed", 20.0, started_at=20.0, completed_at=26.0, processing_time_seconds=6.0))
+        await store.insert(job("c", "failed", 30.0, started_at=33.0, failed_at=34.0, error_code="GENERATION_FAILED"))
+        await store.insert(job("d", "cancelled", 40.0, cancelled_at=41.0))
+        models = await store.run(stats.model_stats)
+        assert models == {"animatediff": stats.ModelStats(3, 2, 4.0)}
+        times = await store.run(stats.time_stats)
+        assert (times.average, times.median, times.fastest, times.slowest) == (4.0, 4.0, 2.0, 6.0)
+        counts = await store.run(lambda conn: stats.request_counts(conn, since=15.0))
+        assert counts == stats.RequestCounts(4, 3, 1, 2, 1)
+        assert await store.run(stats.average_wait_seconds) == pytest.approx((1.0 + 0.0 + 3.0) / 3, abs=1e-3)
+        outcomes = {row.outcome: row for row in await store.run(stats.outcome_stats)}
+        assert (outcomes["completed"].count, outcomes["completed"].timed, outcomes["completed"].duration_sum) == (
+            2, 2, 8.0,
+        )  # fmt: skip
+        assert outcomes["completed"].buckets[:3] == [0, 0, 0] and outcomes["completed"].buckets[-1] == 2
+        assert (outcomes["failed"].timed, outcomes["cancelled"].timed) == (1, 0)
+        assert await store.run(stats.failure_stats) == [("animatediff", "GENERATION_FAILED", 1)]
+
+    with_store(database, scenario)
+
+
+def test_listing_and_delete(database: Database) -> None:
+    async def scenario(store: JobStore) -> None:
+        metadata = VideoMetadata(0.5, 8, "64x48", 10, "mp4", "h264", 4)
+        for index in range(3):
+            await store.insert(job(f"video_req_{index}", "completed", completed_at=10.0 + index, metadata=metadata))
+        await store.insert(job("video_req_q", "queued"))
+        everything = listing.ListQuery()
+        assert await store.run(lambda conn: listing.completed_ids(conn, everything)) == [
+            "video_req_2", "video_req_1", "video_req_0",
+        ]  # fmt: skip
+        recent = listing.ListQuery(created_from=11.0, created_before=12.0)
+        assert await store.run(lambda conn: listing.completed_ids(conn, recent)) == ["video_req_1"]
+        rows = await store.run(lambda conn: listing.listed_rows(conn, ["video_req_1", "video_req_2"]))
+        assert rows["video_req_1"].metadata == metadata and rows["video_req_2"].completed_at == 12.0
+        assert await store.run(lambda conn: listing.delete_completed(conn, "video_req_1"))
+        assert not await store.run(lambda conn: listing.delete_completed(conn, "video_req_q"))  # not a video
+        assert not await store.run(lambda conn: listing.delete_completed(conn, "video_req_1"))  # gone already
+
+    with_store(database, scenario)
+
+
+def test_queue_watermark_survives_a_restart(database: Database) -> None:
+    async def scenario(store: JobStore) -> int:
+        watermark = QueueWatermark(store.run, now=lambda: 86400.0 * 3)
+        await watermark.restore()
+        watermark.observe(4)
+        watermark.observe(2)
+        while watermark._pending:
+            await asyncio.sleep(0.01)
+        again = QueueWatermark(store.run, now=lambda: 86400.0 * 3 + 60)
+        await again.restore()
+        return again.today()
+
+    assert with_store(database, scenario) == 4
+
+
+def test_schema_is_versioned_and_a_newer_one_is_refused(database: Database) -> None:
+    assert database.run_once(migrate) == 0  # a new database
+    assert database.run_once(migrate) == LATEST_VERSION  # nothing left to do
+    database.run_once(lambda conn: conn.execute("UPDATE schema_version SET version = ?", (LATEST_VERSION + 1,)))
+    with pytest.raises(SchemaTooNewError, match=f"schema version {LATEST_VERSION + 1}"):
+        database.run_once(migrate)
+
+
+def test_json_columns_round_trip_exactly(database: Database) -> None:
+    async def scenario(store: JobStore) -> JobRecord | None:
+        image = msgspec.structs.replace(PARAMS, motion_bucket_id=127, noise_aug_strength=0.02)
+        await store.insert(job("video_req_svd", parameters=image))
+        return await store.get("video_req_svd")
+
+    stored = with_store(database, scenario)
+    assert stored is not None and stored.parameters.motion_bucket_id == 127
