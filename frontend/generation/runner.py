@@ -34,6 +34,7 @@ from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.store import is_disk_full
 from visualizr.frontend.jobs.telemetry import JobTelemetry
+from visualizr.frontend.styles import styled
 from visualizr.model_card import ModelCard
 from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING
 from visualizr.pipeline.request import GenerationRequest
@@ -81,10 +82,12 @@ class InferenceGate(Protocol):
 
 
 def generation_request(record: JobRecord, image: np.ndarray | None) -> GenerationRequest:
+    """What the pipeline gets for a job: its parameters, and its prompts with its style applied."""
     params = record.parameters
+    prompt, negative_prompt = styled(record.prompt, record.negative_prompt, record.style)
     return GenerationRequest(
-        prompt=record.prompt,
-        negative_prompt=record.negative_prompt,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
         width=params.width,
         height=params.height,
         num_frames=params.num_frames,
