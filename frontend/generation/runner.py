@@ -20,8 +20,10 @@ from typing import Protocol
 
 import numpy as np
 
+from visualizr.frontend import clock
 from visualizr.frontend.errors import GENERATION_FAILED, INSUFFICIENT_GPU_MEMORY, VisualizrError
 from visualizr.frontend.generation.backend import GenerationBackend, GenerationInput, GenerationStream
+from visualizr.frontend.generation.eta import Pace
 from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.progress import DECODING_DONE, progress_of
 from visualizr.frontend.generation.queue import LiveJob
@@ -113,6 +115,7 @@ class JobRunner:
         stall_timeout_s: float,
         encoder: Encoder,
         telemetry: JobTelemetry,
+        now: Callable[[], float] = clock.now,
     ) -> None:
         self.backend = backend
         self.gate = gate
@@ -122,6 +125,7 @@ class JobRunner:
         self.stall_timeout_s = stall_timeout_s
         self.encoder = encoder
         self.telemetry = telemetry
+        self._now = now
 
     async def run(self, job: LiveJob) -> Outcome:
         rec = job.record
@@ -155,6 +159,7 @@ class JobRunner:
             endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
         )
         job.stream = stream
+        job.pace = Pace()
         if job.cancel_requested:
             stream.cancel()
         try:
@@ -195,6 +200,7 @@ class JobRunner:
                 stream.cancel()
                 break
             timer.on_event(event.phase)
+            job.pace.reached(job.workload.position(event.phase, event.step, event.total_steps), self._now())
             if event.frames is not None:
                 frames = event.frames
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
