@@ -60,9 +60,7 @@ def test_styled_wraps_the_prompt_and_appends_the_negative() -> None:
     assert styled("a lake", "blurry", None) == styled("a lake", "blurry", "sepia") == ("a lake", "blurry")
 
 
-def test_text_to_video_sends_the_styled_prompts_and_keeps_the_request_s(
-    client: TestClient, fake: FakeBackend
-) -> None:
+def test_text_to_video_sends_the_styled_prompts_and_keeps_the_request_s(client: TestClient, fake: FakeBackend) -> None:
     body = {"prompt": " a lake ", "negative_prompt": "blurry", "style": " Cinematic ", "seed": 1}
     prompt, negative, request_id = sent(client, fake, GENERATE, body)
     assert (prompt, negative) == styled("a lake", "blurry", "cinematic")
