@@ -58,8 +58,9 @@ STYLES: Final[dict[str, Style]] = {
 
 
 def takes_prompt(card: ModelCard) -> bool:
-    """Whether the model makes its video from a prompt (so that a style can shape it)."""
-    return card.type == KIND_TEXT
+    """Whether the model makes videos from a prompt (so that a style can shape it): a text-to-video model, or an
+    image-to-video one with a keyframe stage (its text requests' first frame is made from the prompt)."""
+    return card.type == KIND_TEXT or card.capabilities.text_to_video_via_keyframe
 
 
 def styles_for(card: ModelCard) -> list[str]:

@@ -29,11 +29,25 @@ BIG = GenerationParameters(1024, 1024, 72, 24, 25, 7.5, 1)  # the contract's fro
 
 
 def events(steps: int, keyframe_steps: int = 0) -> list[tuple[str, int, int]]:
-    """A run's progress events, in order: the keyframe's steps, the conditioning, each step, decoding, done."""
-    run = [(names.PHASE_KEYFRAME, k, keyframe_steps) for k in range(1, keyframe_steps + 1)]
-    run.append((names.PHASE_IMAGE_ENCODING if keyframe_steps else names.PHASE_TEXT_ENCODING, 0, steps))
-    run += [(names.PHASE_FRAME_GENERATION, s, steps) for s in range(1, steps + 1)]
-    return [*run, (names.PHASE_DECODING, steps, steps), (names.PHASE_DONE, steps, steps)]
+    """A run's progress events, in order, steps counted across its stages: with a keyframe stage the prompt's
+    encoding and the keyframe's steps, then the image's encoding; else the prompt's encoding; then each denoising
+    step, decoding, done."""
+    total = keyframe_steps + steps
+    run = [(names.PHASE_TEXT_ENCODING, 0, total)]
+    if keyframe_steps:
+        run += [(names.PHASE_KEYFRAME, k, total) for k in range(1, keyframe_steps + 1)]
+        run.append((names.PHASE_IMAGE_ENCODING, keyframe_steps, total))
+    run += [(names.PHASE_FRAME_GENERATION, s, total) for s in range(keyframe_steps + 1, total + 1)]
+    return [*run, (names.PHASE_DECODING, total, total), (names.PHASE_DONE, total, total)]
+
+
+def walk(work: Workload, run: list[tuple[str, int, int]]) -> list[tuple[float, float]]:
+    """(done, next) after each event of ``run``, as a Pace follows them."""
+    pace, positions = Pace(), []
+    for event in run:
+        pace.reached(work, *event, now=0.0)
+        positions.append((pace.done, pace.next_done))
+    return positions
 
 
 def test_the_workload_scales_with_size_frames_steps_and_guidance() -> None:
@@ -51,27 +65,36 @@ def test_the_workload_scales_with_size_frames_steps_and_guidance() -> None:
     assert workload(BIG).total / base.total > 5000
 
 
-@pytest.mark.parametrize("keyframe_steps", [0, 3])
-def test_progress_events_place_a_run_within_its_work_in_order(keyframe_steps: int) -> None:
-    work = workload(SMALL, keyframe=keyframe_steps > 0)
-    positions = [work.position(*event) for event in events(2, keyframe_steps)]
+@pytest.mark.parametrize("keyframe", [False, True])
+def test_progress_events_place_a_run_within_its_work_in_order(keyframe: bool) -> None:
+    work = workload(SMALL, keyframe=keyframe)
+    positions = walk(work, events(SMALL.num_inference_steps, work.keyframe_steps))
     done = [d for d, _ in positions]
-    assert done == sorted(done) and done[-1] == work.total - work.encode
+    assert done == sorted(done) and done[0] == 0 and done[-1] == work.total - work.encode
     # each event's "next" is where the following event will be (the API's encoding, after decoding, ends the job)
-    following = [*done[1:-1], work.total, work.total]
-    assert [n for _, n in positions] == following
-    if keyframe_steps:
-        assert positions[keyframe_steps - 1][0] == work.keyframe
+    assert [n for _, n in positions] == pytest.approx([*done[1:-1], work.total, work.total])
+    if keyframe:  # the keyframe's steps are its own share, however many steps the video has after it
+        assert done[1:4] == pytest.approx([work.keyframe / 2, work.keyframe, work.keyframe])
+
+
+def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
+    work = workload(BIG, keyframe=True)
+    segments = 6  # 72 frames in windows of 14 overlapping by 2: the video's steps are 6 x 25
+    video_steps = segments * BIG.num_inference_steps
+    run = events(video_steps, work.keyframe_steps)
+    total = work.keyframe_steps + video_steps
+    halfway = run.index((names.PHASE_FRAME_GENERATION, work.keyframe_steps + video_steps // 2, total))
+    assert walk(work, run)[halfway][0] == pytest.approx(work.keyframe + work.denoise / 2)
 
 
 def run_at(work: Workload, steps: int, seconds_per_unit: float, until: int) -> tuple[Pace, float]:
     """A run whose events come at ``seconds_per_unit``, up to its ``until``-th event: (its pace, the clock)."""
-    pace, now, done = Pace(), 100.0, 0.0
+    pace, now = Pace(), 100.0
     for event in events(steps)[:until]:
-        position = work.position(*event)
-        now += (position[0] - done) * seconds_per_unit
-        done = position[0]
-        pace.reached(position, now)
+        probe = Pace(video_from=pace.video_from)
+        probe.reached(work, *event, now=0.0)
+        now += (probe.done - pace.done) * seconds_per_unit
+        pace.reached(work, *event, now=now)
     return pace, now
 
 

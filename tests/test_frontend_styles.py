@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -102,8 +103,11 @@ def test_model_details_list_the_styles_of_models_that_take_a_prompt(client: Test
     assert (image["supports_style_transfer"], image["styles"]) == (False, [])
 
 
-def test_styles_for_follows_the_card_type() -> None:
+def test_styles_apply_to_models_that_take_a_prompt() -> None:
     assert styles_for(make_card()) == list(STYLES)
+    assert styles_for(svd_card()) == []
+    keyframe = msgspec.structs.replace(svd_card().capabilities, text_to_video_via_keyframe=True)
+    assert styles_for(msgspec.structs.replace(svd_card(), capabilities=keyframe)) == list(STYLES)
 
 
 def test_readme_documents_every_style_as_the_table_has_it() -> None:

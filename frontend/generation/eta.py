@@ -4,11 +4,14 @@ how long a running job has left (its own pace) and the waits these add up to.
 A job's workload is counted in UNet evaluations of one latent cell (a frame's (width/8) x (height/8)):
 
 * denoising: ``steps x frames x cells``, twice with classifier-free guidance (``guidance_scale > 1``: one UNet call
-  at twice the batch). A clip longer than the model's window is counted once per frame;
+  at twice the batch);
 * decoding: ``DECODE_WEIGHT x frames x cells`` (the VAE decoder), then encoding the video in the API
   ``ENCODE_WEIGHT x frames x cells``;
 * the keyframe, for text-to-video on an image-to-video model: one frame made first by a text-to-image model,
   ``(2 x steps + DECODE_WEIGHT) x cells`` (guided steps, one decode).
+
+A clip longer than the model's window (segments, context windows) is counted once per frame: the overlaps cost a
+little more than that, which the job's own pace (below) takes up.
 
 Per model, over the latest ``HISTORY`` completed jobs (processing time = completed_at - started_at):
 
@@ -20,8 +23,8 @@ Per model, over the latest ``HISTORY`` completed jobs (processing time = complet
 A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining time
 is the work left at the estimate's rate, moving over to its own pace (seconds per unit since its first event) as
 the work measured reaches ``PACE_TRUSTED_AFTER`` of the whole; between events the work is taken to go on at that
-rate up to the next event's share. Estimates are never below
-``MIN_ESTIMATE_SECONDS``. Issue 19 replaces the fixed weights with a fitted cost model.
+rate up to the next event's share. Estimates are never below ``MIN_ESTIMATE_SECONDS``. Issue 19 replaces the
+fixed weights with a fitted cost model.
 """
 
 from __future__ import annotations
@@ -53,27 +56,31 @@ class Workload:
     denoise: float
     decode: float
     encode: float
+    keyframe_steps: int = 0  # the keyframe stage's denoising steps
 
     @property
     def total(self) -> float:
         return self.keyframe + self.denoise + self.decode + self.encode
 
-    def position(self, phase: str, step: int, total_steps: int) -> tuple[float, float]:
+    def position(self, phase: str, step: int, total_steps: int, video_from: int = 0) -> tuple[float, float]:
         """(units done, units done at the next event) once the pipeline reported ``phase`` at ``step`` of
-        ``total_steps``. Phases are reported when done: the keyframe's steps, the conditioning, each denoising
-        step, decoding, then the frames; the API's video encoding ends the job."""
-        fraction = min(max(step / total_steps, 0.0), 1.0) if total_steps > 0 else 0.0
-        one_step = 1 / total_steps if total_steps > 0 else 1.0
+        ``total_steps``. Events come when a phase is done: the prompt's encoding and the keyframe's steps (a
+        keyframe stage), the conditioning of the video (its ``step``: ``video_from``, the steps before the video's),
+        each denoising step, decoding, then the frames; the API's video encoding ends the job. Steps count across
+        the stages; a long clip's segments are steps of its video."""
         video = self.keyframe + self.denoise
-        if phase == names.PHASE_KEYFRAME:
-            return self.keyframe * fraction, self.keyframe * min(1.0, fraction + one_step)
+        if phase == names.PHASE_KEYFRAME or (phase == names.PHASE_TEXT_ENCODING and self.keyframe and step == 0):
+            share = self.keyframe / max(1, self.keyframe_steps)
+            done = min(self.keyframe, share * step)
+            return done, min(self.keyframe, done + share)
+        video_steps = max(1, total_steps - video_from)
         if phase == names.PHASE_FRAME_GENERATION:
-            done = self.keyframe + self.denoise * fraction
-            return done, (video + self.decode if fraction >= 1 else done + self.denoise * one_step)
+            done = self.keyframe + self.denoise * min(1.0, max(0.0, (step - video_from) / video_steps))
+            return done, (video + self.decode if done >= video else done + self.denoise / video_steps)
         if phase in (names.PHASE_DECODING, names.PHASE_DONE):
             return video + self.decode, self.total
-        # the conditioning (or nothing yet): the video's first step is next
-        return self.keyframe, self.keyframe + self.denoise * one_step
+        # the video's conditioning (or nothing yet): its first step is next
+        return self.keyframe, self.keyframe + self.denoise / video_steps
 
 
 def workload(parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
@@ -86,6 +93,7 @@ def workload(parameters: GenerationParameters, *, keyframe: bool = False) -> Wor
         denoise=float(evaluations * steps * frames * cells),
         decode=DECODE_WEIGHT * frames * cells,
         encode=ENCODE_WEIGHT * frames * cells,
+        keyframe_steps=steps if keyframe else 0,
     )
 
 
@@ -143,9 +151,13 @@ class Pace:
     done: float = 0.0
     next_done: float = 0.0
     last_at: float = 0.0
+    video_from: int = 0  # the step of the video's conditioning event (after a keyframe stage's steps)
 
-    def reached(self, position: tuple[float, float], now: float) -> None:
-        done, next_done = position
+    def reached(self, work: Workload, phase: str, step: int, total_steps: int, now: float) -> None:
+        """A progress event of the run (``Workload.position``)."""
+        if phase in names.CONDITIONING_PHASES:
+            self.video_from = step
+        done, next_done = work.position(phase, step, total_steps, self.video_from)
         if self.first_at is None:
             self.first_at, self.first_done = now, done
         self.done, self.next_done, self.last_at = max(self.done, done), max(self.next_done, next_done), now

@@ -200,7 +200,7 @@ class JobRunner:
                 stream.cancel()
                 break
             timer.on_event(event.phase)
-            job.pace.reached(job.workload.position(event.phase, event.step, event.total_steps), self._now())
+            job.pace.reached(job.workload, event.phase, event.step, event.total_steps, self._now())
             if event.frames is not None:
                 frames = event.frames
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
