@@ -110,8 +110,11 @@ def test_styles_apply_to_models_that_take_a_prompt() -> None:
     assert styles_for(msgspec.structs.replace(svd_card(), capabilities=keyframe)) == list(STYLES)
 
 
-def test_readme_documents_every_style_as_the_table_has_it() -> None:
+def test_readme_documents_every_style_and_the_reference_s_character_prompt() -> None:
     readme = README.read_text()
     for name, style in STYLES.items():
         row = f"| `{name}` | `{style.template}` | `{style.negative}` |"
         assert row in readme, row
+    composed = compose_prompt("assistant", "greeting", "happy", "office")
+    prompt, negative = styled(composed.prompt, composed.negative_prompt, "natural")
+    assert f"prompt:          {prompt}\nnegative prompt: {negative}\n" in readme
