@@ -39,6 +39,7 @@ GENERATE_VIDEO_EXAMPLE = {
     "num_inference_steps": 4,
     "guidance_scale": 7.5,
     "seed": 42,
+    "style": "cinematic",
 }
 IMAGE_TO_VIDEO_EXAMPLE = {
     "motion_prompt": "gentle swaying in the wind",
