@@ -13,12 +13,14 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.support.fakes import FakeBackend, error_of, make_card, make_settings, running_app, svd_card, wait_for
+from tests.support.images import gradient_png
 from visualizr.frontend.generation.characters import CHARACTERS, compose_prompt
 from visualizr.frontend.styles import STYLES, styled, styles_for
 from visualizr.model_card import write_model_card
 
 GENERATE = "/api/v1/generate/video"
 ANIMATE = "/api/v1/generate/character-animation"
+FROM_IMAGE = "/api/v1/generate/video/from-image"
 README = Path(__file__).resolve().parent.parent / "README.md"
 SVD = "stable-video-diffusion"
 
@@ -94,6 +96,12 @@ def test_an_unknown_style_is_refused_naming_the_field_and_the_known_ones(
     assert error["details"] == {"field": field, "value": value[:40], "known": list(STYLES)}
     assert re.search(rf"Unknown {field} .*cinematic, natural, anime", error["message"])
     assert fake.streams == []
+
+
+def test_from_image_takes_no_style(client: TestClient) -> None:
+    form = {"motion_prompt": "swaying", "style": "anime"}
+    response = client.post(FROM_IMAGE, data=form, files={"image": ("a.png", gradient_png(), "image/png")})
+    assert error_of(response, 400, "INVALID_PARAMETERS")["details"] == {"field": "style", "reason": "unknown field"}
 
 
 def test_model_details_list_the_styles_of_models_that_take_a_prompt(client: TestClient) -> None:
