@@ -90,8 +90,8 @@ def test_interrupted_jobs_queue_again_and_history(database: Database) -> None:
         assert (again.status, again.current_step, again.started_at, again.attempts, again.last_error) == (
             "queued", "retrying", None, 1, "interrupted",
         )  # fmt: skip
-        units = PARAMS.work_units
-        assert await store.history("animatediff") == [(5.0, units), (3.0, units)]
+        done = [(seconds, "text-to-video", PARAMS) for seconds in (5.0, 3.0)]
+        assert await store.history("animatediff") == done
         assert await store.history("other") == []
 
     with_store(database, scenario)

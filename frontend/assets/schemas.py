@@ -56,6 +56,7 @@ class VideoDetails(msgspec.Struct):
     preview_gif_url: str
     prompt: str
     negative_prompt: str
+    style: str | None  # beyond the reference: the style applied to the prompt (frontend.styles), null for none
     model: str
     parameters: VideoParameters
     metadata: VideoFileMetadata

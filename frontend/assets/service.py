@@ -134,6 +134,7 @@ class AssetService:
             preview_gif_url=asset_url(files.preview.name),
             prompt=record.prompt,
             negative_prompt=record.negative_prompt,
+            style=record.style,
             model=record.model,
             parameters=record.parameters,
             metadata=VideoFileMetadata(

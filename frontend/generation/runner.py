@@ -20,8 +20,10 @@ from typing import Protocol
 
 import numpy as np
 
+from visualizr.frontend import clock
 from visualizr.frontend.errors import GENERATION_FAILED, INSUFFICIENT_GPU_MEMORY, VisualizrError
 from visualizr.frontend.generation.backend import GenerationBackend, GenerationInput, GenerationStream
+from visualizr.frontend.generation.eta import Pace
 from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.progress import DECODING_DONE, progress_of
 from visualizr.frontend.generation.queue import LiveJob
@@ -34,6 +36,7 @@ from visualizr.frontend.jobs.files import VideoAssets, load_input, remove_assets
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.telemetry import JobTelemetry
+from visualizr.frontend.styles import styled
 from visualizr.model_card import ModelCard
 from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING
 from visualizr.pipeline.request import GenerationRequest
@@ -81,10 +84,12 @@ class InferenceGate(Protocol):
 
 
 def generation_request(record: JobRecord, image: np.ndarray | None) -> GenerationRequest:
+    """What the pipeline gets for a job: its parameters, and its prompts with its style applied."""
     params = record.parameters
+    prompt, negative_prompt = styled(record.prompt, record.negative_prompt, record.style)
     return GenerationRequest(
-        prompt=record.prompt,
-        negative_prompt=record.negative_prompt,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
         width=params.width,
         height=params.height,
         num_frames=params.num_frames,
@@ -110,6 +115,7 @@ class JobRunner:
         stall_timeout_s: float,
         encoder: Encoder,
         telemetry: JobTelemetry,
+        now: Callable[[], float] = clock.now,
     ) -> None:
         self.backend = backend
         self.gate = gate
@@ -119,6 +125,7 @@ class JobRunner:
         self.stall_timeout_s = stall_timeout_s
         self.encoder = encoder
         self.telemetry = telemetry
+        self._now = now
 
     async def run(self, job: LiveJob) -> Outcome:
         rec = job.record
@@ -152,6 +159,7 @@ class JobRunner:
             endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
         )
         job.stream = stream
+        job.pace = Pace()
         if job.cancel_requested:
             stream.cancel()
         try:
@@ -192,6 +200,7 @@ class JobRunner:
                 stream.cancel()
                 break
             timer.on_event(event.phase)
+            job.pace.reached(job.workload, event.phase, event.step, event.total_steps, self._now())
             if event.frames is not None:
                 frames = event.frames
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))

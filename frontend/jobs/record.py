@@ -44,11 +44,6 @@ class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
     motion_bucket_id: int | None = None
     noise_aug_strength: float | None = None
 
-    @property
-    def work_units(self) -> float:
-        """Denoising work of a job: steps x frames x pixels (what generation time scales with)."""
-        return float(self.num_inference_steps) * self.num_frames * self.width * self.height
-
 
 class VideoMetadata(msgspec.Struct):
     duration_seconds: float

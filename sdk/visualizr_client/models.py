@@ -127,6 +127,7 @@ class ModelCapabilities(Model):
     supported_formats: list[str] = []
     supports_negative_prompt: bool | None = None
     supports_style_transfer: bool | None = None
+    styles: list[str] = []  # server extension: what ``style`` / ``animation_style`` take on this model
 
 
 class ModelRequirements(Model):
@@ -236,6 +237,7 @@ class VideoDetail(Model):
     preview_gif_url: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
+    style: str | None = None  # server extension: the style applied to the prompt
     model: str | None = None
     parameters: VideoParameters | None = None
     metadata: VideoMetadata | None = None

@@ -187,6 +187,15 @@ def wait_for(
     raise AssertionError(f"{request_id} never reached {statuses}; last: {body}")
 
 
+def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The ``error`` object of an error response, checked to have ``status``, ``code`` and the body's shape."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert body["error"]["code"] == code and body["error"]["message"], body
+    return body["error"]
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
