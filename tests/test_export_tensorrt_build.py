@@ -109,7 +109,7 @@ def test_a_new_onnx_or_profile_rebuilds(tmp_path: Path, version_dir: Path) -> No
         _builder(tmp_path).ensure(version_dir, SPEC, LIMITS)
         _onnx(version_dir / "model.onnx", quantised=True)
         onnx_changed = _builder(tmp_path).ensure(version_dir, SPEC, LIMITS)
-        wider = shape_limits(tiny_model_card("animatediff", [], multiple_of=8, max_frames=64), CONFIG)
+        wider = shape_limits(tiny_model_card("animatediff", [], multiple_of=8, native_frames=64), CONFIG)
         profile_changed = _builder(tmp_path).ensure(version_dir, SPEC, wider)
     assert "ONNX changed" in onnx_changed.reasons[0]
     assert profile_changed.reasons[0].startswith("optimisation profile")
