@@ -35,6 +35,7 @@ class AnimateDiffExport(FamilyExport):
 
         from visualizr.export.families.animatediff import cards
         from visualizr.export.families.animatediff.specs import NETWORK_SPECS, AnimateDiffDims
+        from visualizr.export.families.animatediff.tiny import DECODE_CHUNK_SIZE
         from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.animatediff.loop import AnimateDiffConfig
         from visualizr.pipeline_config import SCHEDULER_DIRNAME, TOKENIZER_DIRNAME
@@ -42,6 +43,7 @@ class AnimateDiffExport(FamilyExport):
         model_id = options.id
         windows = cards.CONTEXT_WINDOWS
         windows = msgspec.structs.replace(windows, length=min(windows.length, components.max_frames))
+        tiny_only = {"decode_chunk_size": DECODE_CHUNK_SIZE} if options.is_tiny else {}  # real weights: the default
         config = AnimateDiffConfig(
             model_id=model_id,
             family=self.family.name,
@@ -51,6 +53,7 @@ class AnimateDiffExport(FamilyExport):
             vae_scale_factor=components.vae_scale_factor,
             vae_scaling_factor=components.vae_scaling_factor,
             context=windows,
+            **tiny_only,
         )
         multiple_of = components.vae_scale_factor  # the UNet export accepts every latent size (see trace_case)
         card = model_card(
