@@ -51,7 +51,7 @@ def video_parameters(
 
 
 def capabilities(
-    parameters: dict[str, ParameterRange], *, negative_prompt: bool, image_to_video: bool
+    parameters: dict[str, ParameterRange], *, negative_prompt: bool, image_to_video: bool, native_num_frames: int = 0
 ) -> Capabilities:
     width, height = parameters["width"], parameters["height"]
     frames, fps = parameters["num_frames"], parameters["fps"]
@@ -65,18 +65,27 @@ def capabilities(
         supported_formats=list(SUPPORTED_FORMATS),
         supports_negative_prompt=negative_prompt,
         supports_image_to_video=image_to_video,
+        native_num_frames=native_num_frames,
     )
 
 
 def build_card(
-    family: str, kind: str, parameters: dict[str, ParameterRange], *, negative_prompt: bool, **fields: Any
+    family: str,
+    kind: str,
+    parameters: dict[str, ParameterRange],
+    *,
+    negative_prompt: bool,
+    native_num_frames: int = 0,
+    **fields: Any,
 ) -> ModelCard:
     """A card of ``family`` (``kind``: its type) whose capabilities follow from its parameters."""
     return ModelCard(
         family=family,
         version=CARD_VERSION,
         type=kind,
-        capabilities=capabilities(parameters, negative_prompt=negative_prompt, image_to_video=True),
+        capabilities=capabilities(
+            parameters, negative_prompt=negative_prompt, image_to_video=True, native_num_frames=native_num_frames
+        ),
         parameters=parameters,
         **fields,
     )
@@ -86,7 +95,8 @@ def model_card(
     cards: ModuleType, options: ExportOptions, triton_models: list[str], multiple_of: int, frames: int, source: str
 ) -> ModelCard:
     """The card of an export: ``cards`` is the family's cards module (``tiny_model_card``, ``weights_model_card``
-    and ``DISPLAY_NAME``); ``frames`` the frame count its UNet was made for; ``source`` the weights' folder."""
+    and ``DISPLAY_NAME``); ``frames`` the frames one pass of its UNet makes (the card's native_num_frames);
+    ``source`` the weights' folder."""
     if options.is_tiny:
         return cards.tiny_model_card(options.id, triton_models, multiple_of, frames)
     name = options.model_name or f"{cards.DISPLAY_NAME} ({source})"

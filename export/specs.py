@@ -160,6 +160,19 @@ class NetworkSpec:
 
         return torch.randn(shape, generator=generator)
 
+    def trace_case(self, downsample_factor: int) -> ShapeCase:
+        """The sizes the export traces at (``onnx_export.trace_case``, unless a spec needs its own)."""
+        from visualizr.export.onnx_export import trace_case
+
+        return trace_case(downsample_factor)
+
+    def verification_cases(self, downsample_factor: int) -> tuple[ShapeCase, ...]:
+        """The sizes onnxruntime is checked against torch at (``onnx_export.verification_cases``, unless a spec
+        needs more)."""
+        from visualizr.export.onnx_export import verification_cases
+
+        return verification_cases(downsample_factor)
+
     def describe(self) -> dict[str, object]:
         """Everything about the spec that shapes the exported file (part of the ONNX cache key)."""
         return {

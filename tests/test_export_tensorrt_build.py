@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import msgspec
 import onnx
 import pytest
 from google.protobuf import text_format
@@ -23,7 +24,6 @@ from visualizr.engines.environment import Environment
 from visualizr.engines.manifest import Gpu, onnx_fingerprint, read_manifest
 from visualizr.export.__main__ import main
 from visualizr.export.build_stamp import read_stamps
-from visualizr.export.families.animatediff.cards import tiny_model_card
 from visualizr.export.families.animatediff.specs import AnimateDiffDims, UNetSpec
 from visualizr.export.model_cards import shape_limits
 from visualizr.export.tensorrt_build import EngineBuilder, build_gpu, engine_profile, timing_cache_path
@@ -109,11 +109,13 @@ def test_a_new_onnx_or_profile_rebuilds(tmp_path: Path, version_dir: Path) -> No
         _builder(tmp_path).ensure(version_dir, SPEC, LIMITS)
         _onnx(version_dir / "model.onnx", quantised=True)
         onnx_changed = _builder(tmp_path).ensure(version_dir, SPEC, LIMITS)
-        wider = shape_limits(tiny_model_card("animatediff", [], multiple_of=8, max_frames=64), CONFIG)
+        frames = CARD.parameter("num_frames")
+        longer = {**CARD.parameters, "num_frames": msgspec.structs.replace(frames, max=frames.max + 8)}
+        wider = shape_limits(msgspec.structs.replace(CARD, parameters=longer), CONFIG)
         profile_changed = _builder(tmp_path).ensure(version_dir, SPEC, wider)
     assert "ONNX changed" in onnx_changed.reasons[0]
     assert profile_changed.reasons[0].startswith("optimisation profile")
-    assert trt.builds[2]["profiles"][0][names.UNET_SAMPLE][2][2] == 64
+    assert trt.builds[2]["profiles"][0][names.UNET_SAMPLE][2][2] == frames.max + 8
 
 
 def test_the_timing_cache_is_shared_per_tensorrt_version_and_gpu(tmp_path: Path, version_dir: Path) -> None:

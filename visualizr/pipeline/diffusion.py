@@ -146,16 +146,18 @@ class DiffusionPipeline(ABC):
 
     async def decode_latents(self, components: Components, latents: torch.Tensor | np.ndarray) -> np.ndarray:
         """Latents (the family's layout) -> uint8 frames [B*F, H, W, 3] on the host; decode_chunk_size frames
-        per call, the images stay on the device until they are uint8."""
+        per call, each chunk's images made uint8 on the device before the next (a long clip never holds all its
+        frames as float images)."""
         place = self.placement
         latents = place.from_network(latents) / self.config.vae_scaling_factor
         flat = latents.movedim(self.frames_axis, 1).flatten(0, 1)  # [B*F, C, h, w], frames in order
         chunk = max(1, self.config.decode_chunk_size)
-        images = []
+        frames = []
         for start in range(0, flat.shape[0], chunk):
             inputs = self.decoder_inputs(flat[start : start + chunk])
-            images.append(place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE)))
-        return to_uint8_frames(torch.cat(images))
+            images = place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE))
+            frames.append(to_uint8_frames(images))
+        return np.concatenate(frames)
 
     # -- the whole generation -------------------------------------------------------------------------------
 

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import torch
 from diffusers import SchedulerMixin
 
 from visualizr import names
+from visualizr.families.animatediff.context import ContextWindows, shuffle_context
 from visualizr.families.animatediff.tokenizer import ClipTokenizer
 from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
 from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
@@ -36,6 +38,8 @@ from visualizr.pipeline_config import (
 class AnimateDiffConfig(PipelineConfig, frozen=True, kw_only=True):
     text_max_length: int  # tokenizer padding length (77 for CLIP)
     text_hidden_size: int  # D of the text encoder output
+    # FreeNoise: the exported UNet's context windows; the loop draws the initial noise by them (context.py).
+    context: ContextWindows = msgspec.field(default_factory=ContextWindows)
 
 
 class AnimateDiffPipeline(DiffusionPipeline):
@@ -105,8 +109,11 @@ class AnimateDiffPipeline(DiffusionPipeline):
         self, request: GenerationRequest, scheduler: SchedulerMixin, generator: torch.Generator
     ) -> torch.Tensor:
         """Seeded Gaussian noise [1, C, F, h, w] (drawn on the CPU, like diffusers' randn_tensor with a CPU
-        generator) on the device, scaled by the scheduler's init_noise_sigma."""
+        generator; past one context window shuffled as FreeNoise's ``shuffle_context`` does) on the device,
+        scaled by the scheduler's init_noise_sigma."""
         latents = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        if self.config.context.noise == "shuffle_context":
+            latents = shuffle_context(latents, self.config.context, generator)
         return latents.to(self.placement.device) * scheduler.init_noise_sigma
 
     def strength_timesteps(self, scheduler: SchedulerMixin, steps: int, strength: float) -> torch.Tensor:
