@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     video_path      TEXT,
     thumbnail_path  TEXT,
     preview_path    TEXT,
+    keyframe_path   TEXT,
     metadata        TEXT,
     processing_time_seconds REAL,
     work_units      REAL NOT NULL DEFAULT 0,
@@ -80,6 +81,7 @@ ADDED_COLUMNS = (
     ("source_image", "TEXT"),
     ("attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("last_error", "TEXT"),
+    ("keyframe_path", "TEXT"),
 )
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
