@@ -36,7 +36,7 @@ class LoadedModel:
     card: ModelCard
     limits: ShapeLimits
     assets: Mapping[str, Any]  # assets dirname -> an object with save_pretrained (tokenizer, scheduler, ...)
-    unet_downsample_factor: int  # 2 ** (UNet blocks - 1): shapes the trace and verification cases
+    unet_downsample_factor: int  # 2 ** (UNet blocks - 1): shapes the UNets' trace and verification cases
 
 
 class DiffusersComponents:

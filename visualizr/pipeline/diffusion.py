@@ -172,18 +172,20 @@ class DiffusionPipeline(ABC):
         self, components: Components, latents: torch.Tensor | np.ndarray, checkpoint: Checkpoint | None = None
     ) -> np.ndarray:
         """Latents (the family's layout) -> uint8 frames [B*F, H, W, 3] on the host; ``frames_per_decode`` frames
-        per call (``checkpoint`` before each), the images stay on the device until they are uint8."""
+        per call (``checkpoint`` before each), each chunk's images made uint8 on the device before the next (a
+        long clip never holds all its frames as float images)."""
         place = self.placement
         latents = place.from_network(latents) / self.config.vae_scaling_factor
         flat = latents.movedim(self.frames_axis, 1).flatten(0, 1)  # [B*F, C, h, w], frames in order
         chunk = self.frames_per_decode(*flat.shape[-2:])
-        images = []
+        frames = []
         for start in range(0, flat.shape[0], chunk):
             if checkpoint is not None:
                 checkpoint(0)
             inputs = self.decoder_inputs(flat[start : start + chunk])
-            images.append(place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE)))
-        return to_uint8_frames(torch.cat(images))
+            images = place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE))
+            frames.append(to_uint8_frames(images))
+        return np.concatenate(frames)
 
     # -- the whole generation -------------------------------------------------------------------------------
 
