@@ -112,8 +112,10 @@ def shape_limits(card: ModelCard, config: PipelineConfig) -> ShapeLimits:
         return AxisRange(int(p.min) // scale, int(p.default) // scale, int(p.max) // scale)
 
     frames = card.parameter("num_frames")
+    native = card.capabilities.native_num_frames  # longer clips are windows or segments of it
+    most = min(int(frames.max), native) if native else int(frames.max)
     return ShapeLimits(
-        frames=AxisRange(int(frames.min), int(frames.default), int(frames.max)),
+        frames=AxisRange(min(int(frames.min), most), min(int(frames.default), most), most),
         latent_height=latent("height"),
         latent_width=latent("width"),
         unet_batch=AxisRange(1, min(2, config.unet_max_batch), config.unet_max_batch),

@@ -94,7 +94,7 @@ def _export_component(
     onnx_keys[model_name] = key
     started = time.perf_counter()
     if options.force or previous.onnx_keys.get(model_name) != key or not onnx_path.is_file():
-        factor = model.unet_downsample_factor
+        factor = spec.case_factor(model.unet_downsample_factor)
         changed = export_onnx(spec, network, onnx_path, spec.trace_case(factor))
         writer.report.verification[model_name] = verify_onnx(spec, network, onnx_path, spec.verification_cases(factor))
         writer.report.exported.append(model_name)

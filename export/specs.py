@@ -147,6 +147,13 @@ class NetworkSpec:
             PIXEL_WIDTH: scale * case.latent_width,
         }
 
+    def case_factor(self, unet_downsample_factor: int) -> int:
+        """The downsampling factor its trace and verification shapes are made for (``onnx_export.trace_case``): the
+        UNet's for a denoiser, whose graph must take latent sizes aligned to it and not; the smallest that still
+        varies every axis for any other network, which takes any size (at the UNet's, a deep UNet's cases made the
+        temporal VAE decoder's verification take a minute)."""
+        return unet_downsample_factor if names.UNET_SAMPLE in self.input_names else 2
+
     def sample_inputs(self, case: ShapeCase, seed: int = 0) -> tuple[Any, ...]:
         """Random inputs of the sizes of ``case``, as a tuple of torch tensors in input order."""
         import torch

@@ -128,7 +128,9 @@ def test_pipeline_config(repository: Path) -> None:
     assert strength.data_type == FP32
     assert all(list(i.dims) == [1] for i in inputs.values())
     outputs = {o.name: o for o in config.output}
-    assert list(outputs) == [names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES]
+    assert list(outputs) == [
+        names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES, names.OUT_KEYFRAME
+    ]
     assert list(outputs[names.OUT_FRAMES].dims) == [-1, -1, -1, 3]
     assert outputs[names.OUT_FRAMES].data_type == model_config_pb2.DataType.TYPE_UINT8
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU

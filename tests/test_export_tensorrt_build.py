@@ -169,13 +169,16 @@ def _component_dirs(repository: Path, family: str) -> list[Path]:
 def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every family's components (4 of AnimateDiff, 4 of Stable Video Diffusion) get their engines."""
+    """Every family's components (4 of AnimateDiff, 4 of Stable Video Diffusion and 3 of its keyframe stage) get
+    their engines."""
     repository = onnxruntime_build
     with fake_tensorrt() as trt:
         assert _export(repository, H200, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert out.count("reused cached ONNX") == 8 and out.count("built TensorRT engine") == 8
-    assert len(trt.builds) == 8
+    components = sum(len(get_family(family).components) for family in FAMILY_NAMES)
+    assert components == 11
+    assert out.count("reused cached ONNX") == components and out.count("built TensorRT engine") == components
+    assert len(trt.builds) == components
     for family in FAMILY_NAMES:
         card = read_model_card(repository / family / "model_card.json")
         for model_dir in _component_dirs(repository, family):
@@ -199,8 +202,8 @@ def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     with fake_tensorrt() as trt:  # the same repository on another GPU: every engine rebuilt, no ONNX re-exported
         assert _export(repository, A100, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert out.count("reused cached ONNX") == 8 and len(trt.builds) == 8
-    assert out.count(f"built on {H200}, this GPU is {A100}") == 8
+    assert out.count("reused cached ONNX") == components and len(trt.builds) == components
+    assert out.count(f"built on {H200}, this GPU is {A100}") == components
 
 
 def test_instances_per_gpu_and_back_to_onnxruntime(onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch) -> None:

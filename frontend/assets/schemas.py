@@ -49,7 +49,7 @@ class GenerationInfo(msgspec.Struct):
     gpu_memory_used_gb: float | None  # null: the service does not measure per-job GPU memory yet
 
 
-class VideoDetails(msgspec.Struct):
+class VideoDetails(msgspec.Struct, omit_defaults=True):
     id: str
     url: str
     thumbnail_url: str
@@ -62,6 +62,7 @@ class VideoDetails(msgspec.Struct):
     metadata: VideoFileMetadata
     generation_info: GenerationInfo
     created_at: str
+    keyframe_url: str | None = None  # the keyframe (PNG) of a video whose model made one from the prompt
 
 
 class DeleteVideoResponse(msgspec.Struct):

@@ -135,6 +135,7 @@ class JobLifecycle:
             "video_path": assets.video.name,
             "thumbnail_path": assets.thumbnail.name,
             "preview_path": assets.preview.name,
+            "keyframe_path": None if assets.keyframe is None else assets.keyframe.name,
             "metadata": outcome.metadata,
         }
 

@@ -44,7 +44,8 @@ from visualizr.pipeline.request import GenerationRequest
 logger = logging.getLogger("visualizr.frontend.generation")
 
 OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
-Encoder = Callable[[np.ndarray, int, Path, str], tuple[VideoAssets, VideoMetadata]]
+# (frames, fps, assets folder, video id, keyframe or None) -> the files written and the video's metadata
+Encoder = Callable[[np.ndarray, int, Path, str, np.ndarray | None], tuple[VideoAssets, VideoMetadata]]
 
 COMPLETED_RUN, FAILED_RUN, RETRY_RUN, STOPPED_RUN = "completed", "failed", "retry", "stopped"
 
@@ -163,7 +164,7 @@ class JobRunner:
         if job.cancel_requested:
             stream.cancel()
         try:
-            frames = await self._frames(job, stream)
+            frames, keyframe = await self._frames(job, stream)
         except asyncio.CancelledError:  # the worker is stopping: stop the pipeline too
             stream.cancel()
             raise
@@ -190,10 +191,12 @@ class JobRunner:
         if tuple(frames.shape) != expected or frames.dtype != np.uint8:
             got = f"{frames.dtype} {list(frames.shape)}"
             return failed(f"the pipeline returned frames {got}, expected uint8 {list(expected)}")
-        return await self._encode(job, frames)
+        return await self._encode(job, frames, keyframe)
 
-    async def _frames(self, job: LiveJob, stream: GenerationStream) -> np.ndarray | None:
+    async def _frames(self, job: LiveJob, stream: GenerationStream) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The frames and (a keyframe stage's) keyframe of the final event, progress recorded on the way."""
         frames: np.ndarray | None = None
+        keyframe: np.ndarray | None = None
         timer = self.telemetry.phase_timer(job.record.model)
         async for event in within_stall_timeout(stream, self.stall_timeout_s):
             if job.terminal:
@@ -202,17 +205,17 @@ class JobRunner:
             timer.on_event(event.phase)
             job.pace.reached(job.workload, event.phase, event.step, event.total_steps, self._now())
             if event.frames is not None:
-                frames = event.frames
+                frames, keyframe = event.frames, event.keyframe
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
-        return frames
+        return frames, keyframe
 
-    async def _encode(self, job: LiveJob, frames: np.ndarray) -> Outcome:
+    async def _encode(self, job: LiveJob, frames: np.ndarray, keyframe: np.ndarray | None) -> Outcome:
         rec = job.record
         await self.journal.progress(job, DECODING_DONE, PHASE_ENCODING)
         started = time.monotonic()
         try:
             assets, metadata = await asyncio.to_thread(
-                self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id)
+                self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id), keyframe
             )
             self.telemetry.phase(rec.model, PHASE_ENCODING, time.monotonic() - started)
         except Exception as exc:

@@ -107,11 +107,12 @@ class CharacterAnimationResponse(msgspec.Struct):
     created_at: str
 
 
-class VideoResult(msgspec.Struct):
+class VideoResult(msgspec.Struct, omit_defaults=True):
     video_url: str
     thumbnail_url: str
     preview_gif_url: str
     metadata: VideoMetadata
+    keyframe_url: str | None = None  # the first frame a keyframe stage made from the prompt (PNG), when one did
 
 
 class QueuedStatus(msgspec.Struct, omit_defaults=True):

@@ -118,10 +118,11 @@ def check_text(value: str | None, field: str, max_chars: int) -> str | None:
 
 def serves(card: ModelCard, kind: str) -> bool:
     """Whether a model serves a kind of request. Every kind runs the same pipeline model; image-to-video needs
-    its optional ``image``/``strength`` inputs (``capabilities.supports_image_to_video``)."""
+    its optional ``image``/``strength`` inputs (``capabilities.supports_image_to_video``), text an image-to-video
+    model with a keyframe stage (``capabilities.text_to_video_via_keyframe``)."""
     if kind == KIND_IMAGE:
         return card.type == KIND_IMAGE or card.capabilities.supports_image_to_video
-    return card.type == KIND_TEXT
+    return card.type == KIND_TEXT or card.capabilities.text_to_video_via_keyframe
 
 
 def default_model(catalog: ModelCatalog, kind: str) -> str:

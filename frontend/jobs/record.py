@@ -76,6 +76,7 @@ class JobRecord(msgspec.Struct):
     video_path: str | None = None
     thumbnail_path: str | None = None
     preview_path: str | None = None
+    keyframe_path: str | None = None  # the keyframe (PNG) of a job whose model made one from the prompt
     metadata: VideoMetadata | None = None
     processing_time_seconds: float | None = None
     kind: str = KIND_TEXT

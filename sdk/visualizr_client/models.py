@@ -51,6 +51,7 @@ class VideoResult(Model):
     thumbnail_url: str | None = None
     preview_gif_url: str | None = None
     metadata: VideoMetadata | None = None
+    keyframe_url: str | None = None  # server extension: the picture a keyframe stage made from the prompt
 
 
 class GenerationAccepted(Model):
@@ -243,6 +244,7 @@ class VideoDetail(Model):
     metadata: VideoMetadata | None = None
     generation_info: GenerationInfo | None = None
     created_at: str | None = None
+    keyframe_url: str | None = None  # server extension (see VideoResult)
 
 
 class VideoDeleteResult(Model):
