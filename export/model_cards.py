@@ -103,8 +103,10 @@ def model_card(
     return cards.weights_model_card(options.id, name, source, triton_models, multiple_of, frames)
 
 
-def shape_limits(card: ModelCard, config: PipelineConfig) -> ShapeLimits:
-    """Engine shape ranges (latent cells) covering every request the model card accepts."""
+def shape_limits(card: ModelCard, config: PipelineConfig, unet_frames: int = 0) -> ShapeLimits:
+    """Engine shape ranges (latent cells) covering every request the model card accepts; ``unet_frames``: the
+    most frames one UNet pass takes when a long clip is made of passes over part of it (0: the whole clip, as
+    AnimateDiff's context windows are gathered inside one pass)."""
 
     def latent(parameter: str) -> AxisRange:
         p = card.parameter(parameter)
@@ -112,8 +114,7 @@ def shape_limits(card: ModelCard, config: PipelineConfig) -> ShapeLimits:
         return AxisRange(int(p.min) // scale, int(p.default) // scale, int(p.max) // scale)
 
     frames = card.parameter("num_frames")
-    native = card.capabilities.native_num_frames  # longer clips are windows or segments of it
-    most = min(int(frames.max), native) if native else int(frames.max)
+    most = min(int(frames.max), unet_frames) if unet_frames else int(frames.max)
     return ShapeLimits(
         frames=AxisRange(min(int(frames.min), most), min(int(frames.default), most), most),
         latent_height=latent("height"),

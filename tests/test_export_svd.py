@@ -258,7 +258,7 @@ def test_tensorrt_profiles_and_configs() -> None:
         model_id=MODEL_ID, family=MODEL_ID, image_size=224, latent_channels=4, vae_scale_factor=8,
         vae_scaling_factor=0.18215,
     )
-    limits = shape_limits(with_stages(tiny_model_card(MODEL_ID, [], 8, 14), 14, "sd"), config)
+    limits = shape_limits(with_stages(tiny_model_card(MODEL_ID, [], 8, 14), 14, "sd"), config, unet_frames=14)
     dims = StableVideoDiffusionDims(image_embed_dim=32)
     f, h, w = limits.frames, limits.latent_height, limits.latent_width
     assert (f.min, f.opt, f.max, h.max, w.max) == (2, 14, 14, 128, 128)  # the unet sees one segment at most

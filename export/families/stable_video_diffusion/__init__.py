@@ -109,7 +109,7 @@ class StableVideoDiffusionExport(FamilyExport):
             specs=tuple(specs),
             config=config,
             card=card,
-            limits=shape_limits(card, config),
+            limits=shape_limits(card, config, unet_frames=components.num_frames),  # a segment per pass
             assets=assets,
             unet_downsample_factor=downsample,
         )
