@@ -33,6 +33,7 @@ from benchmarks.gpu_models import load_components, save_components, stage_flops
 from visualizr.export.build_stamp import ExportOptions
 from visualizr.export.family import family_export
 from visualizr.families.animatediff.loop import AnimateDiffPipeline
+from visualizr.names import UNET
 from visualizr.pipeline import GenerationRequest
 from visualizr.pipeline.tensors import TensorPlacement
 from visualizr.pipeline.torch_components import TorchComponents
@@ -97,7 +98,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     # the export's view of these networks: pipeline config, specs (whose wrappers the engines are traced from)
     model = family_export("animatediff").describe(ExportOptions(Path("."), model_id="benchmark"), components)
     config = model.config
-    torch_components = TorchComponents.from_specs(model.specs, model.networks, device=device, dtype=dtype)
+    modules = {s.component: (s.input_names, s.wrapper(model.networks[s.component])) for s in model.specs}
+    torch_components = TorchComponents(modules, device=device, dtype=dtype)
     scheduler_config = components.scheduler.config
     visualizr = AnimateDiffPipeline(
         config,
@@ -117,6 +119,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     timer = StageTimer(device)
     timer.wrap(components.text_encoder, "forward", "text_encoder")
     timer.wrap(components.unet, "forward", "unet")
+    timer.wrap(modules[UNET][1].unet, "forward", "unet")  # the export's unet: a windowed copy sharing the weights
     timer.wrap(components.vae, "decode", "vae_decoder")
     return {"components": components, "config": config, "visualizr": (visualizr, torch_components),
             "diffusers": diffusers, "timer": timer}

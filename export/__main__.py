@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
         help="'tiny' (embedded random demo) or a local diffusers folder of the family",
     )
     parser.add_argument("--motion-adapter", type=Path, help="AnimateDiff: local MotionAdapter folder or checkpoint")
+    parser.add_argument(
+        "--keyframe-weights",
+        type=Path,
+        help="Stable Video Diffusion: a local Stable Diffusion folder that makes the first frame of text requests",
+    )
     parser.add_argument("--model-id", type=_model_id, help="public model id == Triton name (default: the family)")
     parser.add_argument("--model-name", help="display name in the model card")
     parser.add_argument("--repository", type=Path, help="model repository (default: VISUALIZR_MODEL_REPOSITORY)")
@@ -71,6 +76,14 @@ def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
         parser.error("--motion-adapter is for --family animatediff")
     if args.motion_adapter is not None and not args.motion_adapter.exists():
         parser.error(f"--motion-adapter {args.motion_adapter}: not found")
+    if args.keyframe_weights is not None:
+        if families != ["stable-video-diffusion"] or tiny:
+            parser.error("--keyframe-weights is for --family stable-video-diffusion with --weights")
+        from visualizr.export.families.stable_video_diffusion.loader import check_keyframe_folder
+
+        problem = check_keyframe_folder(args.keyframe_weights)
+        if problem:
+            parser.error(f"--keyframe-weights {args.keyframe_weights}: {problem}")
     if not tiny:
         from visualizr.export.family import family_export
 
@@ -85,6 +98,7 @@ def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
             family=family,
             weights=weights,
             motion_adapter=args.motion_adapter.resolve() if args.motion_adapter else None,
+            keyframe_weights=args.keyframe_weights.resolve() if args.keyframe_weights else None,
             model_id=args.model_id,
             model_name=args.model_name,
             backend=args.backend,

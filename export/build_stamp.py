@@ -24,6 +24,7 @@ class ExportOptions:
     family: str = DEFAULT_FAMILY  # a name of visualizr.families.FAMILY_NAMES
     weights: str = TINY_WEIGHTS  # "tiny" or a local diffusers folder
     motion_adapter: Path | None = None  # AnimateDiff only
+    keyframe_weights: Path | None = None  # Stable Video Diffusion only: a Stable Diffusion folder (keyframe stage)
     model_id: str | None = None  # default: the family's name
     model_name: str | None = None
     backend: str = "onnxruntime"
@@ -43,6 +44,8 @@ class ExportOptions:
     def build_key(self) -> str:
         """Changes whenever the repository content for this model could change."""
         sources = [TINY_WEIGHTS] if self.is_tiny else [tree_fingerprint(Path(self.weights))]
+        if self.keyframe_weights is not None:
+            sources.append(tree_fingerprint(self.keyframe_weights))
         if self.motion_adapter is not None:
             sources.append(
                 tree_fingerprint(self.motion_adapter)

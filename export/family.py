@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ class LoadedModel:
     card: ModelCard
     limits: ShapeLimits
     assets: Mapping[str, Any]  # assets dirname -> an object with save_pretrained (tokenizer, scheduler, ...)
-    unet_downsample_factor: int  # 2 ** (UNet blocks - 1): shapes the trace and verification cases
+    unet_downsample_factor: int  # 2 ** (UNet blocks - 1): shapes the UNets' trace and verification cases
 
 
 class DiffusersComponents:
@@ -86,9 +86,11 @@ class FamilyExport(ABC):
     def load(self, options: ExportOptions) -> LoadedModel:
         return self.describe(options, self.load_components(options))
 
-    def triton_models(self, model_id: str) -> list[str]:
-        """Every Triton model of a model of this family: components first, the pipeline model last."""
-        return [*self.family.component_models(model_id).values(), model_id]
+    def triton_models(self, model_id: str, components: Iterable[str] | None = None) -> list[str]:
+        """Every Triton model of a model of this family: components first (``components``: the ones it has, default
+        all of the family's), the pipeline model last."""
+        models = self.family.component_models(model_id)
+        return [*(models[c] for c in (models if components is None else components)), model_id]
 
 
 def family_export(name: str) -> FamilyExport:

@@ -51,7 +51,7 @@ def video_parameters(
 
 
 def capabilities(
-    parameters: dict[str, ParameterRange], *, negative_prompt: bool, image_to_video: bool
+    parameters: dict[str, ParameterRange], *, negative_prompt: bool, image_to_video: bool, native_num_frames: int = 0
 ) -> Capabilities:
     width, height = parameters["width"], parameters["height"]
     frames, fps = parameters["num_frames"], parameters["fps"]
@@ -65,18 +65,27 @@ def capabilities(
         supported_formats=list(SUPPORTED_FORMATS),
         supports_negative_prompt=negative_prompt,
         supports_image_to_video=image_to_video,
+        native_num_frames=native_num_frames,
     )
 
 
 def build_card(
-    family: str, kind: str, parameters: dict[str, ParameterRange], *, negative_prompt: bool, **fields: Any
+    family: str,
+    kind: str,
+    parameters: dict[str, ParameterRange],
+    *,
+    negative_prompt: bool,
+    native_num_frames: int = 0,
+    **fields: Any,
 ) -> ModelCard:
     """A card of ``family`` (``kind``: its type) whose capabilities follow from its parameters."""
     return ModelCard(
         family=family,
         version=CARD_VERSION,
         type=kind,
-        capabilities=capabilities(parameters, negative_prompt=negative_prompt, image_to_video=True),
+        capabilities=capabilities(
+            parameters, negative_prompt=negative_prompt, image_to_video=True, native_num_frames=native_num_frames
+        ),
         parameters=parameters,
         **fields,
     )
@@ -86,15 +95,18 @@ def model_card(
     cards: ModuleType, options: ExportOptions, triton_models: list[str], multiple_of: int, frames: int, source: str
 ) -> ModelCard:
     """The card of an export: ``cards`` is the family's cards module (``tiny_model_card``, ``weights_model_card``
-    and ``DISPLAY_NAME``); ``frames`` the frame count its UNet was made for; ``source`` the weights' folder."""
+    and ``DISPLAY_NAME``); ``frames`` the frames one pass of its UNet makes (the card's native_num_frames);
+    ``source`` the weights' folder."""
     if options.is_tiny:
         return cards.tiny_model_card(options.id, triton_models, multiple_of, frames)
     name = options.model_name or f"{cards.DISPLAY_NAME} ({source})"
     return cards.weights_model_card(options.id, name, source, triton_models, multiple_of, frames)
 
 
-def shape_limits(card: ModelCard, config: PipelineConfig) -> ShapeLimits:
-    """Engine shape ranges (latent cells) covering every request the model card accepts."""
+def shape_limits(card: ModelCard, config: PipelineConfig, unet_frames: int = 0) -> ShapeLimits:
+    """Engine shape ranges (latent cells) covering every request the model card accepts; ``unet_frames``: the
+    most frames one UNet pass takes when a long clip is made of passes over part of it (0: the whole clip, as
+    AnimateDiff's context windows are gathered inside one pass)."""
 
     def latent(parameter: str) -> AxisRange:
         p = card.parameter(parameter)
@@ -102,8 +114,9 @@ def shape_limits(card: ModelCard, config: PipelineConfig) -> ShapeLimits:
         return AxisRange(int(p.min) // scale, int(p.default) // scale, int(p.max) // scale)
 
     frames = card.parameter("num_frames")
+    most = min(int(frames.max), unet_frames) if unet_frames else int(frames.max)
     return ShapeLimits(
-        frames=AxisRange(int(frames.min), int(frames.default), int(frames.max)),
+        frames=AxisRange(min(int(frames.min), most), min(int(frames.default), most), most),
         latent_height=latent("height"),
         latent_width=latent("width"),
         unet_batch=AxisRange(1, min(2, config.unet_max_batch), config.unet_max_batch),

@@ -53,11 +53,13 @@ def state_dict_hash(network: Any) -> str:
 
 
 def export_code_files(spec: NetworkSpec) -> list[Path]:
-    """The code that shapes a spec's ONNX file: the shared specs, wrappers and exporter, and the module that
-    defines the spec with its family's wrappers next to it."""
-    spec_file = Path(inspect.getfile(type(spec))).resolve()
-    files = {EXPORT_DIR / n for n in ("specs.py", "wrappers.py", "onnx_export.py")} | {spec_file}
-    return sorted(f for f in files | {spec_file.parent / "wrappers.py"} if f.is_file())
+    """The code that shapes a spec's ONNX file: the shared specs, wrappers and exporter, and each module that
+    defines the spec or a spec class it derives from, with that family's wrappers next to it."""
+    spec_files = {
+        Path(inspect.getfile(cls)).resolve() for cls in type(spec).__mro__ if issubclass(cls, NetworkSpec)
+    }
+    files = {EXPORT_DIR / n for n in ("specs.py", "wrappers.py", "onnx_export.py")} | spec_files
+    return sorted(f for f in files | {f.parent / "wrappers.py" for f in spec_files} if f.is_file())
 
 
 def onnx_cache_key(spec: NetworkSpec, network: Any) -> str:

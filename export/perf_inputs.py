@@ -149,10 +149,11 @@ def component_entries(model_dir: Path, spec: Any, limits: Any, data: _Data) -> d
 
 def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, Any]]:
     """The pipeline model's requests: the card's default request, its largest one, and (when the card says it can)
-    image-to-video at the default size. A model that requires an image (Stable Video Diffusion) gets one in
-    every request."""
+    image-to-video at the default size. A model that takes no text (Stable Video Diffusion without a keyframe
+    stage) gets an image in every request."""
     model = read_config(model_dir)
-    image_required = any(i.name == names.IN_IMAGE and not i.optional for i in model.inputs)
+    takes_text = card.type == "text-to-video" or card.capabilities.text_to_video_via_keyframe
+    image_required = not takes_text or any(i.name == names.IN_IMAGE and not i.optional for i in model.inputs)
 
     def request(level: str, with_image: bool) -> dict[str, Any]:
         values = {n: getattr(p, level) for n, p in card.parameters.items()}
@@ -162,9 +163,9 @@ def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, An
         tensors: dict[str, Any] = {}
         shapes: dict[str, tuple[int, ...]] = {}
         for i in model.inputs:
-            if i.name == names.IN_PROMPT:
+            if i.name == names.IN_PROMPT and takes_text:
                 tensors[i.name] = {"content": [PROMPT], "shape": [1]}
-            elif i.name == names.IN_NEGATIVE_PROMPT:
+            elif i.name == names.IN_NEGATIVE_PROMPT and takes_text:
                 tensors[i.name] = {"content": [NEGATIVE_PROMPT], "shape": [1]}
             elif i.name == names.IN_SEED:
                 tensors[i.name] = _tensor(np.array([SEED], dtype=np.int64))
@@ -189,15 +190,15 @@ def write_perf_inputs(repository: Path, model_id: str, specs: Iterable[Any], lim
     """Write the perf_analyzer data of ``model_id`` (its card and configs already written); returns the folder."""
     from transformers import AutoTokenizer
 
-    from visualizr.pipeline_config import PIPELINE_ASSETS_DIRNAME, TOKENIZER_DIRNAME, read_pipeline_config
+    from visualizr.pipeline_config import PIPELINE_ASSETS_DIRNAME, TOKENIZER_DIRNAME
 
     repository = Path(repository)
     card = read_model_card(repository / model_id / MODEL_CARD_FILENAME)
     assets = repository / model_id / "1" / PIPELINE_ASSETS_DIRNAME
-    config = read_pipeline_config(assets / "pipeline.json")
-    tokenizer_dir = assets / TOKENIZER_DIRNAME
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir)) if tokenizer_dir.is_dir() else None
-    data = _Data(tokenizer, getattr(config, "text_max_length", 77))
+    # the model's tokenizer: its own, or its keyframe stage's (Stable Video Diffusion)
+    tokenizer_dir = next(iter(sorted(assets.rglob(f"{TOKENIZER_DIRNAME}/tokenizer_config.json"))), None)
+    tokenizer = None if tokenizer_dir is None else AutoTokenizer.from_pretrained(str(tokenizer_dir.parent))
+    data = _Data(tokenizer, getattr(tokenizer, "model_max_length", 77))
     out = perf_inputs_dir(repository, model_id)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"model_id": model_id, "models": []}

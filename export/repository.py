@@ -23,7 +23,7 @@ from visualizr.engines.manifest import PLAN_FILENAME, manifest_path
 from visualizr.export.build_stamp import ExportOptions, ModelStamp, read_stamps, write_stamp
 from visualizr.export.family import LoadedModel, family_export
 from visualizr.export.files import copy_tree_if_changed, write_if_changed
-from visualizr.export.onnx_export import onnx_cache_key, trace_case, verification_cases, verify_onnx
+from visualizr.export.onnx_export import onnx_cache_key, verify_onnx
 from visualizr.export.perf_inputs import write_perf_inputs
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
 from visualizr.export.specs import NetworkSpec, ShapeLimits
@@ -94,9 +94,9 @@ def _export_component(
     onnx_keys[model_name] = key
     started = time.perf_counter()
     if options.force or previous.onnx_keys.get(model_name) != key or not onnx_path.is_file():
-        factor = model.unet_downsample_factor
-        changed = export_onnx(spec, network, onnx_path, trace_case(factor))
-        writer.report.verification[model_name] = verify_onnx(spec, network, onnx_path, verification_cases(factor))
+        factor = spec.case_factor(model.unet_downsample_factor)
+        changed = export_onnx(spec, network, onnx_path, spec.trace_case(factor))
+        writer.report.verification[model_name] = verify_onnx(spec, network, onnx_path, spec.verification_cases(factor))
         writer.report.exported.append(model_name)
         writer.track(onnx_path, changed)
     else:

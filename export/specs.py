@@ -147,6 +147,13 @@ class NetworkSpec:
             PIXEL_WIDTH: scale * case.latent_width,
         }
 
+    def case_factor(self, unet_downsample_factor: int) -> int:
+        """The downsampling factor its trace and verification shapes are made for (``onnx_export.trace_case``): the
+        UNet's for a denoiser, whose graph must take latent sizes aligned to it and not; the smallest that still
+        varies every axis for any other network, which takes any size (at the UNet's, a deep UNet's cases made the
+        temporal VAE decoder's verification take a minute)."""
+        return unet_downsample_factor if names.UNET_SAMPLE in self.input_names else 2
+
     def sample_inputs(self, case: ShapeCase, seed: int = 0) -> tuple[Any, ...]:
         """Random inputs of the sizes of ``case``, as a tuple of torch tensors in input order."""
         import torch
@@ -159,6 +166,19 @@ class NetworkSpec:
         import torch
 
         return torch.randn(shape, generator=generator)
+
+    def trace_case(self, downsample_factor: int) -> ShapeCase:
+        """The sizes the export traces at (``onnx_export.trace_case``, unless a spec needs its own)."""
+        from visualizr.export.onnx_export import trace_case
+
+        return trace_case(downsample_factor)
+
+    def verification_cases(self, downsample_factor: int) -> tuple[ShapeCase, ...]:
+        """The sizes onnxruntime is checked against torch at (``onnx_export.verification_cases``, unless a spec
+        needs more)."""
+        from visualizr.export.onnx_export import verification_cases
+
+        return verification_cases(downsample_factor)
 
     def describe(self) -> dict[str, object]:
         """Everything about the spec that shapes the exported file (part of the ONNX cache key)."""

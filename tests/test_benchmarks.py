@@ -28,6 +28,7 @@ OVERHEAD_LINES = (
 )
 
 
+LARGE_CLIP = ["--width", "64", "--height", "64", "--frames", "20", "--steps", "2"]  # past one context window
 # The benchmarks that need one model only have their tritonservers load that one (VISUALIZR_LOAD_MODELS).
 ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
 
@@ -40,6 +41,8 @@ ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
         ("versus_diffusers", TINY, VERSUS_LINES, ANIMATEDIFF_ONLY),
         ("upload_memory", ["--uploads", "2", "--side", "512"], ("jpeg x2", "png  x2", "peak RSS"), {}),
         ("triton_startup", ["--rounds", "1", "--baseline", "HEAD"], STARTUP_LINES, ANIMATEDIFF_ONLY),
+        ("large_clip", LARGE_CLIP, ("20 frames, 2 steps, in-process", "s per step", "peak RSS"), {}),
+        ("large_clip", [*LARGE_CLIP, "--triton"], ("through Triton", "peak RSS per stub animatediff"), {}),
     ],
 )
 def test_benchmark_runs(

@@ -63,7 +63,7 @@ def test_onnx_matches_torch(tiny_models: dict[str, LoadedModel], family: str, co
     model = tiny_models[family]
     spec, network = _spec(model, component), model.networks[component]
     path = tmp_path / "model.onnx"
-    factor = model.unet_downsample_factor
+    factor = spec.case_factor(model.unet_downsample_factor)
     assert export_onnx(spec, network, path, trace_case(factor))
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == spec.input_names

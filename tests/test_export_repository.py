@@ -128,7 +128,9 @@ def test_pipeline_config(repository: Path) -> None:
     assert strength.data_type == FP32
     assert all(list(i.dims) == [1] for i in inputs.values())
     outputs = {o.name: o for o in config.output}
-    assert list(outputs) == [names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES]
+    assert list(outputs) == [
+        names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES, names.OUT_KEYFRAME
+    ]
     assert list(outputs[names.OUT_FRAMES].dims) == [-1, -1, -1, 3]
     assert outputs[names.OUT_FRAMES].data_type == model_config_pb2.DataType.TYPE_UINT8
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
@@ -157,6 +159,18 @@ def test_model_card(repository: Path) -> None:
     frames, fps = card.parameter("num_frames"), card.parameter("fps")
     assert card.capabilities.max_duration_seconds == pytest.approx(frames.max / fps.min)
     assert card.capabilities.max_resolution == f"{card.parameter('width').max}x{card.parameter('height').max}"
+
+
+def test_demo_card_takes_the_contracts_character_example_in_context_windows(repository: Path) -> None:
+    """The contract's character animation (5 s at the card's default fps, 1024x1024) runs on this card; clips past
+    its native window are made in the FreeNoise windows pipeline.json holds."""
+    card = read_model_card(repository / MODEL_ID / "model_card.json")
+    config = read_pipeline_config(repository / MODEL_ID / "1" / "assets" / "pipeline.json", AnimateDiffConfig)
+    frames, fps = card.parameter("num_frames"), card.parameter("fps")
+    assert card.capabilities.max_resolution == "1024x1024" and frames.max == 120
+    assert 5 * fps.default <= frames.max
+    assert card.capabilities.native_num_frames == config.context.length == 16
+    assert (config.context.stride, config.context.weighting, config.context.noise) == (4, "pyramid", "shuffle_context")
 
 
 def test_pipeline_assets(repository: Path) -> None:
@@ -208,4 +222,5 @@ def test_export_of_a_local_weights_folder(tmp_path: Path) -> None:
     assert (card.name, card.weights, card.family) == ("My AnimateDiff", SD_DIRNAME, "animatediff")
     assert card.triton_models[-1] == "my_animatediff"
     assert (card.parameter("width").min, card.parameter("width").max) == (256, 1024)
+    assert (card.parameter("num_frames").max, card.capabilities.native_num_frames) == (120, 16)  # long clips
     assert _config(tmp_path, "my_animatediff_unet").name == "my_animatediff_unet"

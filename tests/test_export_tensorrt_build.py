@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import msgspec
 import onnx
 import pytest
 from google.protobuf import text_format
@@ -23,7 +24,6 @@ from visualizr.engines.environment import Environment
 from visualizr.engines.manifest import Gpu, onnx_fingerprint, read_manifest
 from visualizr.export.__main__ import main
 from visualizr.export.build_stamp import read_stamps
-from visualizr.export.families.animatediff.cards import tiny_model_card
 from visualizr.export.families.animatediff.specs import AnimateDiffDims, UNetSpec
 from visualizr.export.model_cards import shape_limits
 from visualizr.export.tensorrt_build import EngineBuilder, build_gpu, engine_profile, timing_cache_path
@@ -109,11 +109,13 @@ def test_a_new_onnx_or_profile_rebuilds(tmp_path: Path, version_dir: Path) -> No
         _builder(tmp_path).ensure(version_dir, SPEC, LIMITS)
         _onnx(version_dir / "model.onnx", quantised=True)
         onnx_changed = _builder(tmp_path).ensure(version_dir, SPEC, LIMITS)
-        wider = shape_limits(tiny_model_card("animatediff", [], multiple_of=8, max_frames=64), CONFIG)
+        frames = CARD.parameter("num_frames")
+        longer = {**CARD.parameters, "num_frames": msgspec.structs.replace(frames, max=frames.max + 8)}
+        wider = shape_limits(msgspec.structs.replace(CARD, parameters=longer), CONFIG)
         profile_changed = _builder(tmp_path).ensure(version_dir, SPEC, wider)
     assert "ONNX changed" in onnx_changed.reasons[0]
     assert profile_changed.reasons[0].startswith("optimisation profile")
-    assert trt.builds[2]["profiles"][0][names.UNET_SAMPLE][2][2] == 64
+    assert trt.builds[2]["profiles"][0][names.UNET_SAMPLE][2][2] == frames.max + 8
 
 
 def test_the_timing_cache_is_shared_per_tensorrt_version_and_gpu(tmp_path: Path, version_dir: Path) -> None:
@@ -167,13 +169,16 @@ def _component_dirs(repository: Path, family: str) -> list[Path]:
 def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every family's components (4 of AnimateDiff, 4 of Stable Video Diffusion) get their engines."""
+    """Every family's components (4 of AnimateDiff, 4 of Stable Video Diffusion and 3 of its keyframe stage) get
+    their engines."""
     repository = onnxruntime_build
     with fake_tensorrt() as trt:
         assert _export(repository, H200, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert out.count("reused cached ONNX") == 8 and out.count("built TensorRT engine") == 8
-    assert len(trt.builds) == 8
+    components = sum(len(get_family(family).components) for family in FAMILY_NAMES)
+    assert components == 11
+    assert out.count("reused cached ONNX") == components and out.count("built TensorRT engine") == components
+    assert len(trt.builds) == components
     for family in FAMILY_NAMES:
         card = read_model_card(repository / family / "model_card.json")
         for model_dir in _component_dirs(repository, family):
@@ -197,8 +202,8 @@ def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     with fake_tensorrt() as trt:  # the same repository on another GPU: every engine rebuilt, no ONNX re-exported
         assert _export(repository, A100, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert out.count("reused cached ONNX") == 8 and len(trt.builds) == 8
-    assert out.count(f"built on {H200}, this GPU is {A100}") == 8
+    assert out.count("reused cached ONNX") == components and len(trt.builds) == components
+    assert out.count(f"built on {H200}, this GPU is {A100}") == components
 
 
 def test_instances_per_gpu_and_back_to_onnxruntime(onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,7 +94,11 @@ def test_save_and_reload_gives_identical_outputs(saved_weights: Path, loaded) ->
 
     built = build_tiny_components(saved_weights / SD_DIRNAME / "tokenizer")
     in_memory = UNetMotionModel.from_unet2d(built["unet"], built["motion_adapter"]).eval()
-    assert torch.equal(_unet_output(in_memory), _unet_output(loaded.unet))
+    saved, back = in_memory.state_dict(), loaded.unet.state_dict()
+    assert saved.keys() == back.keys() and all(torch.equal(saved[k], back[k]) for k in saved)
+    # Same weights; the reloaded ones live at other addresses in memory, and a 4-channel Linear's kernel may take
+    # another path for them (a last-bit difference, seen in a motion module's proj_in).
+    torch.testing.assert_close(_unet_output(in_memory), _unet_output(loaded.unet), rtol=0, atol=1e-6)
     ids = torch.randint(0, 500, (2, TEXT_MAX_LENGTH))
     latents = torch.randn(2, 4, 5, 7)
     with torch.no_grad():

@@ -133,14 +133,8 @@ def test_generate_to_completion(client: TestClient, fake: FakeBackend, tmp_path:
     assert meta["file_size_bytes"] == (tmp_path / "data/assets/video" / f"{video_id}.mp4").stat().st_size
 
     job = fake.streams[0].job
-    assert (job.prompt, job.seed, job.width, job.height, job.num_frames, job.num_inference_steps) == (
-        "a serene lake",
-        7,
-        64,
-        48,
-        6,
-        4,
-    )
+    assert job.prompt.startswith("cinematic film still of a serene lake, ")  # the style's template (stripped prompt)
+    assert (job.seed, job.width, job.height, job.num_frames, job.num_inference_steps) == (7, 64, 48, 6, 4)
     for url, ctype in (
         (result["video_url"], "video/mp4"),
         (result["thumbnail_url"], "image/jpeg"),

@@ -23,7 +23,7 @@ VIDEOS = "/api/v1/assets/videos"
 FILES = "/assets/video"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 LISTED_KEYS = {"id", "url", "thumbnail_url", "prompt", "model", "metadata", "created_at"}
-DETAIL_KEYS = LISTED_KEYS | {"preview_gif_url", "negative_prompt", "parameters", "generation_info"}
+DETAIL_KEYS = LISTED_KEYS | {"preview_gif_url", "negative_prompt", "style", "parameters", "generation_info"}
 
 
 def assets_dir(tmp_path: Path) -> Path:
@@ -190,7 +190,7 @@ def test_only_completed_jobs_with_files_are_assets(tmp_path: Path) -> None:
 
 
 def test_video_details(client: TestClient, tmp_path: Path) -> None:
-    vid = generate(client, prompt="a lighthouse", negative_prompt="blurry", seed=42, fps=12, num_frames=6)
+    vid = generate(client, prompt="a lighthouse", negative_prompt="blurry", seed=42, fps=12, num_frames=6, style="3d")
     response = client.get(f"{VIDEOS}/{vid}")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -199,7 +199,9 @@ def test_video_details(client: TestClient, tmp_path: Path) -> None:
     assert body["url"] == f"{FILES}/{vid}.mp4"
     assert body["thumbnail_url"] == f"{FILES}/{vid}_thumb.jpg"
     assert body["preview_gif_url"] == f"{FILES}/{vid}_preview.gif"
-    assert (body["prompt"], body["negative_prompt"], body["model"]) == ("a lighthouse", "blurry", "animatediff")
+    # the request's own prompts and the style's name (what the model got had the style applied)
+    assert (body["prompt"], body["negative_prompt"], body["style"]) == ("a lighthouse", "blurry", "3d")
+    assert body["model"] == "animatediff"
     assert body["parameters"] == {
         "width": 64,
         "height": 48,

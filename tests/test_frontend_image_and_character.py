@@ -342,10 +342,10 @@ def test_character_animation_happy_path(client: TestClient, fake: FakeBackend, t
     assert [v["id"] for v in listed] == [video_id]
 
     job = fake.streams[0].job
-    assert job.prompt.startswith("assistant, a friendly humanoid")
-    for phrase in ("greeting", "happy expression", "in a bright modern office", "natural animation style"):
+    assert job.prompt.startswith("assistant, a friendly humanoid")  # the natural style keeps the prompt first
+    for phrase in ("greeting", "happy expression", "in a bright modern office", "natural light"):
         assert phrase in job.prompt
-    assert job.negative_prompt == CHARACTERS["assistant"].negative_prompt and job.image is None
+    assert job.negative_prompt.startswith(CHARACTERS["assistant"].negative_prompt + ", ") and job.image is None
     row = job_row(tmp_path, rid)
     assert (row["kind"], row["style"], row["source_image"]) == ("character-animation", "natural", None)
 
@@ -356,7 +356,7 @@ def test_character_defaults_and_free_words(client: TestClient, fake: FakeBackend
     rid = client.post(ANIMATE, json={"character_id": "robot", "action": "juggling", "background": "beach"}).json()
     wait_for(client, rid["request_id"], {"completed"})
     job = fake.streams[0].job
-    assert job.prompt == compose_prompt("robot", "juggling", "neutral", "beach", "natural").prompt
+    assert job.prompt == compose_prompt("robot", "juggling", "neutral", "beach").prompt  # no style: as composed
     assert "juggling" in job.prompt and "beach background" in job.prompt and "neutral expression" in job.prompt
     assert (job.width, job.height, job.num_frames) == (64, 48, 6)  # card defaults
 

@@ -125,7 +125,7 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
         assert [r.request_id for r in await store.list_by_status(["queued"])] == ["video_req_a", "video_req_b"]
         await store.update("video_req_a", status="cancelled")
         await store.update("video_req_b", status="completed", processing_time_seconds=3.0, completed_at=4.0)
-        assert await store.history("animatediff") == [(3.0, params.work_units)]
+        assert await store.history("animatediff") == [(3.0, "text-to-video", params)]
         assert await store.get("nope") is None
         await store.close()
 

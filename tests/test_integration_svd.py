@@ -1,9 +1,11 @@
 """Stable Video Diffusion through the whole real stack (API process -> gRPC -> tritonserver -> PyAV): from-image
-jobs on PNG and JPEG sources, determinism, cancellation within one step, the text-only route refusing it, the
-models endpoints on both families independently, and the SDK/CLI with --model."""
+jobs on PNG and JPEG sources, determinism, cancellation within one step, text-to-video through the demo's keyframe
+stage (the keyframe kept with the video), long clips made of segments (every frame there; cancelled in the second
+segment), the models endpoints on both families independently, and the SDK/CLI with --model."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -13,12 +15,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import websockets
 from PIL import Image
 
 from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_image
 from tests.support.jobs import decode_frames, download, status, wait_terminal
 from tests.support.triton_stats import unet_inferences
+from visualizr.frontend.generation.progress import progress_of
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.launcher import TritonServer
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
@@ -112,11 +116,67 @@ def test_cancel_mid_run_stops_svd_within_one_step(api: ApiProcess, triton: Trito
     assert status(api, request_id)["status"] == "cancelled"
 
 
-def test_text_only_request_for_svd_names_the_from_image_route(api: ApiProcess) -> None:
-    response = httpx.post(f"{api.base_url}/api/v1/generate/video", json={"prompt": "a cat", "model": SVD}, timeout=30)
-    assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert error["code"] == "INVALID_PARAMETERS" and FROM_IMAGE in error["message"]
+TEXT = {"prompt": "a lighthouse on a cliff at dusk", "negative_prompt": "fog", "model": SVD, "width": 64,
+        "height": 64, "num_frames": 16, "fps": 8, "num_inference_steps": 12, "seed": 5}
+
+
+async def followed(api: ApiProcess, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Submit ``body`` and collect its WebSocket messages until it ends."""
+    async with websockets.connect(api.base_url.replace("http", "ws", 1) + "/api/v1/ws/generation") as ws:
+        response = httpx.post(f"{api.base_url}/api/v1/generate/video", json=body, timeout=30)
+        assert response.status_code == 202, response.text
+        await ws.send(json.dumps({"type": "subscribe", "request_id": response.json()["request_id"]}))
+        messages = []
+        while not messages or messages[-1]["type"] not in {"completed", "failed", "cancelled"}:
+            messages.append(json.loads(await asyncio.wait_for(ws.recv(), 300)))
+        return messages
+
+
+def test_text_to_video_on_svd_makes_a_keyframe_and_keeps_it(api: ApiProcess) -> None:
+    messages = asyncio.run(followed(api, TEXT))
+    assert messages[-1]["type"] == "completed", f"{messages[-1]}\n{api.log_tail()}"
+    progress = [m for m in messages if m["type"] == "progress" and m["status"] == "processing"]
+    percents = [m["progress"] for m in progress]
+    assert percents == sorted(percents), percents  # over both stages and both segments (16 frames: 0-13, 12-15)
+    steps_seen = [m["current_step"] for m in progress]
+    assert "keyframe" in steps_seen and "frame_generation" in steps_seen
+    assert steps_seen.index("keyframe") < steps_seen.index("frame_generation")
+    result = messages[-1]["result"]
+    frames, _ = decode_frames(download(api, result["video_url"]).content)
+    assert len(frames) == 16 and all(f.shape == (64, 64, 3) for f in frames)
+    keyframe = download(api, result["keyframe_url"])
+    assert keyframe.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(keyframe.content)).size == (64, 64)
+    video_id = result["video_url"].rsplit("/", 1)[1].removesuffix(".mp4")
+    asset = httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30).json()
+    assert asset["keyframe_url"] == result["keyframe_url"] and asset["negative_prompt"] == "fog"
+
+
+def test_a_long_clip_from_an_image_has_every_frame(api: ApiProcess) -> None:
+    """The contract's from-image example's length: 3 s at 24 fps, 72 frames (six segments of 14 on the demo)."""
+    request_id = upload(api, encoded("PNG"), duration_seconds="3", fps="24", num_inference_steps="2")
+    frames, final = completed(api, request_id)
+    assert len(frames) == 72 and all(f.shape == (64, 96, 3) for f in frames)
+    assert (final["result"]["metadata"]["num_frames"], final["result"]["metadata"]["fps"]) == (72, 24)
+
+
+def test_cancel_in_the_second_segment_stops_svd_within_one_step(api: ApiProcess, triton: TritonServer) -> None:
+    steps = 30  # per segment; 20 frames are two segments
+    form = {"duration_seconds": "4", "fps": "5", "num_inference_steps": str(steps), "width": "128", "height": "96"}
+    request_id = upload(api, encoded("PNG"), **form)
+    second_segment = progress_of("frame_generation", steps + 2, 2 * steps)[0]
+    deadline = time.monotonic() + 240
+    while (body := status(api, request_id))["progress"] < second_segment:
+        assert body["status"] in {"queued", "processing"} and time.monotonic() < deadline, body
+        time.sleep(0.02)
+    started = unet_inferences(triton, SVD)
+    response = httpx.delete(f"{api.base_url}/api/v1/generate/{request_id}", timeout=30)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
+    at_cancel = unet_inferences(triton, SVD)
+    time.sleep(3)  # many steps' worth at this size
+    after = unet_inferences(triton, SVD)
+    assert after - at_cancel <= 2, (started, at_cancel, after)  # one step (two inferences: guidance) of slack
+    assert status(api, request_id)["status"] == "cancelled"
 
 
 def test_models_list_and_unload_load_each_family_independently(
@@ -126,7 +186,8 @@ def test_models_list_and_unload_load_each_family_independently(
     assert {"animatediff", SVD} <= set(listed)
     assert listed[SVD]["type"] == "image-to-video" and listed[SVD]["status"] == "loaded"
     detail = httpx.get(f"{api.base_url}/api/v1/models/{SVD}", timeout=30).json()
-    assert detail["capabilities"]["supports_negative_prompt"] is False
+    assert detail["capabilities"]["supports_negative_prompt"] is True  # the keyframe stage's
+    assert detail["capabilities"]["text_to_video_via_keyframe"] is True
     svd_models = read_model_card(model_repository / SVD / MODEL_CARD_FILENAME).triton_models
     other_models = read_model_card(model_repository / "animatediff" / MODEL_CARD_FILENAME).triton_models
     try:

@@ -13,9 +13,9 @@ import pytest
 
 from benchmarks.backing_services import PostgresServer
 from visualizr.frontend.jobs import listing, stats
-from visualizr.frontend.jobs.database import Database, PostgresDatabase, SqliteDatabase
+from visualizr.frontend.jobs.database import Connection, Database, PostgresDatabase, SqliteDatabase
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord, VideoMetadata
-from visualizr.frontend.jobs.schema import LATEST_VERSION, SchemaTooNewError, migrate
+from visualizr.frontend.jobs.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNewError, migrate
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.system.watermark import QueueWatermark
 
@@ -90,8 +90,8 @@ def test_interrupted_jobs_queue_again_and_history(database: Database) -> None:
         assert (again.status, again.current_step, again.started_at, again.attempts, again.last_error) == (
             "queued", "retrying", None, 1, "interrupted",
         )  # fmt: skip
-        units = PARAMS.work_units
-        assert await store.history("animatediff") == [(5.0, units), (3.0, units)]
+        done = [(seconds, "text-to-video", PARAMS) for seconds in (5.0, 3.0)]
+        assert await store.history("animatediff") == done
         assert await store.history("other") == []
 
     with_store(database, scenario)
@@ -173,6 +173,29 @@ def test_schema_is_versioned_and_a_newer_one_is_refused(database: Database) -> N
     database.run_once(lambda conn: conn.execute("UPDATE schema_version SET version = ?", (LATEST_VERSION + 1,)))
     with pytest.raises(SchemaTooNewError, match=f"schema version {LATEST_VERSION + 1}"):
         database.run_once(migrate)
+
+
+def test_a_version_1_database_gains_the_keyframe_column_and_keeps_its_rows(database: Database) -> None:
+    def at_version_1(conn: Connection) -> None:  # what the first versioned Visualizr left behind
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO jobs (request_id, model, prompt, parameters, status, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            ("video_req_v1", "animatediff", "p", msgspec.json.encode(PARAMS).decode(), "completed", 1.0),
+        )
+
+    database.run_once(at_version_1)
+    assert database.run_once(migrate) == 1
+
+    async def scenario(store: JobStore) -> None:
+        old = await store.get("video_req_v1")
+        assert old is not None and (old.status, old.parameters, old.keyframe_path) == ("completed", PARAMS, None)
+        await store.update("video_req_v1", keyframe_path="video_req_v1_keyframe.png")
+        again = await store.get("video_req_v1")
+        assert again is not None and again.keyframe_path == "video_req_v1_keyframe.png"
+
+    with_store(database, scenario)
 
 
 def test_json_columns_round_trip_exactly(database: Database) -> None:

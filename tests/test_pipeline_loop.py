@@ -19,6 +19,7 @@ from tests.support.pipeline_fakes import (
     make_request,
 )
 from visualizr import names
+from visualizr.families.animatediff.context import ContextWindows
 from visualizr.families.animatediff.loop import denoising_steps
 from visualizr.names import PHASE_DECODING, PHASE_DONE, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
 from visualizr.pipeline import Cancelled, InvalidRequest
@@ -92,6 +93,27 @@ def test_latents_are_seeded_and_scaled_by_init_noise_sigma() -> None:
     expected = torch.randn((1, 4, 3, 2, 4), generator=torch.Generator().manual_seed(3)) * scheduler.init_noise_sigma
     assert latents.shape == (1, 4, 3, 2, 4)
     torch.testing.assert_close(latents, expected)
+
+
+@pytest.mark.parametrize("noise", ["shuffle_context", "random"])
+def test_noise_past_one_context_window_repeats_the_frames_a_window_back(noise: str) -> None:
+    """FreeNoise's shuffle_context (its equality with diffusers' own: tests/test_animatediff_context.py)."""
+    pipeline = make_pipeline(EulerDiscreteScheduler, context=ContextWindows(length=4, stride=2, noise=noise))
+    scheduler = pipeline.scheduler_factory()
+    scheduler.set_timesteps(4)
+    latents = pipeline.prepare_latents(make_request(num_frames=7), scheduler, torch.Generator().manual_seed(3))
+    drawn = torch.randn((1, 4, 7, 2, 4), generator=torch.Generator().manual_seed(3)) * scheduler.init_noise_sigma
+    torch.testing.assert_close(latents[:, :, :4], drawn[:, :, :4])
+    if noise == "random":
+        torch.testing.assert_close(latents, drawn)
+        return
+    pairs = [(4, (0, 1)), (5, (0, 1)), (6, (2, 3))]  # frames 4-5 repeat 0-1 shuffled, frame 6 one of 2-3
+    for frame, sources in pairs:
+        assert any(torch.equal(latents[:, :, frame], latents[:, :, s]) for s in sources), frame
+    assert not torch.equal(latents[:, :, 4], latents[:, :, 5])
+    short = pipeline.prepare_latents(make_request(num_frames=4), scheduler, torch.Generator().manual_seed(3))
+    one_window = torch.randn((1, 4, 4, 2, 4), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(short, one_window * scheduler.init_noise_sigma)  # one window: the noise as drawn
 
 
 @pytest.mark.parametrize("cancel_after", [0, 1, 3])

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from visualizr.export.families.animatediff.tokenizer_training import CORPUS_PATH
-from visualizr.families.animatediff.tokenizer import ClipTokenizer
 from visualizr.families.stable_video_diffusion.clip_image import ClipNormalization, resize_with_antialiasing
+from visualizr.pipeline.tokenizer import ClipTokenizer
 from visualizr.pipeline_config import FEATURE_EXTRACTOR_DIRNAME, TOKENIZER_DIRNAME, assets_dir
 
 TRICKY_PROMPTS = [

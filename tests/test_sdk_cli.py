@@ -28,7 +28,7 @@ RESULT = {
 }
 CARD = {
     "id": "animatediff",
-    "capabilities": {"min_duration_seconds": 0.067, "max_duration_seconds": 32.0},
+    "capabilities": {"min_duration_seconds": 0.067, "max_duration_seconds": 32.0, "styles": ["cinematic", "anime"]},
     "parameters": {
         "width": {"min": 64, "max": 512, "default": 128, "multiple_of": 8, "description": "Video width"},
         "height": {"min": 64, "max": 512, "default": 128, "multiple_of": 8, "description": "Video height"},
@@ -143,13 +143,14 @@ def test_help_shows_the_card_limits_and_defaults(server: Server, capsys: pytest.
     assert "frames to generate (2-32; default 16)" in text
     assert "1-20; default 7.5" in text and "default: random" in text and "(default 600)" in text
     assert "Limits and defaults are those of model 'animatediff'" in text
+    assert "(one of cinematic, anime; default: none)" in text  # --style: the card's styles
     assert cli.main([*BASE, "from-image", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "0.067-32 s; default 2 s (16 frames)" in text and "at most 1; default 0.7" in text
     assert cli.main([*BASE, "animate", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "width 64-512, a multiple of 8, height 64-512, a multiple of 8; default 128x128" in text
-    assert "--steps N" in text
+    assert "--steps N" in text and "(one of cinematic, anime; default: none)" in text
 
 
 def test_from_image_help_shows_the_image_to_video_models_limits(

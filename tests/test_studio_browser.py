@@ -165,6 +165,10 @@ def test_first_paint_needs_nothing_outside_the_service(
 def test_errors_then_a_character_animation(api: ApiProcess, browser: Browser) -> None:
     with guarded_page(browser) as (page, traffic):
         open_studio(page, api)
+        # the style picker offers what the model's details list
+        card = httpx.get(f"{api.base_url}/api/v1/models/animatediff", timeout=30).json()
+        options = page.locator("#f-style option").evaluate_all("options => options.map((o) => o.value)")
+        assert options == ["", *card["capabilities"]["styles"]] and "cinematic" in options
         page.click("#submit")  # no prompt
         expect(page.locator("#form-error")).to_contain_text("prompt")
         expect(page.locator("#f-prompt")).to_have_attribute("aria-invalid", "true")
@@ -187,6 +191,8 @@ def test_errors_then_a_character_animation(api: ApiProcess, browser: Browser) ->
         page.select_option("#f-character_id", "robot")
         expect(page.locator("#character-hint")).to_contain_text("robot")
         page.fill("#f-action", "waving")
+        expect(page.locator("#style-label")).to_have_text("Animation style")
+        page.select_option("#f-style", "anime")
         fill_small(page)
         page.fill("#f-duration_seconds", "0.5")
         page.click("#submit")
@@ -194,6 +200,8 @@ def test_errors_then_a_character_animation(api: ApiProcess, browser: Browser) ->
         expect(card.locator(".job-title")).to_have_text("robot · waving")
         request_id = card.get_attribute("data-request-id") or ""
         assert request_id.startswith("anim_req_")
+        video = f"{api.base_url}/api/v1/assets/videos/anim_{request_id.removeprefix('anim_req_')}"
+        assert httpx.get(video, timeout=30).json()["style"] == "anime"
         screenshot(page, "studio-character")
         assert_self_contained(traffic, api)
 

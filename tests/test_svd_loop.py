@@ -4,6 +4,7 @@ StableVideoDiffusionPipeline on the tiny demo's real torch networks (same seed -
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -236,3 +237,131 @@ def test_frames_equal_diffusers_stable_video_diffusion(tiny_svd, guidance_scale:
     print(f"largest difference from diffusers: {difference.max()} (of 255)")
     assert difference.max() <= 1, f"frames differ from diffusers' by up to {difference.max()}"
     assert frames.std() > 1  # not a constant picture
+
+
+# -- the keyframe stage and segments against diffusers, on the tiny demo's real networks --
+@pytest.fixture(scope="module")
+def tiny_svd_assets(tiny_svd, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's pipeline assets as the export writes them (pipeline.json, scheduler/, feature_extractor/,
+    keyframe/tokenizer/, keyframe/scheduler/)."""
+    import msgspec
+
+    folder = tmp_path_factory.mktemp("svd-assets")
+    for dirname, asset in tiny_svd.assets.items():
+        asset.save_pretrained(str(folder / dirname))
+    (folder / "pipeline.json").write_bytes(msgspec.json.encode(tiny_svd.config))
+    return folder
+
+
+def ours_on(tiny_svd, assets: Path, **config):
+    """Our loop from the exported assets, over the tiny demo's torch networks (the ONNX files' very modules)."""
+    import msgspec
+
+    from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME
+
+    if config:
+        (assets / PIPELINE_CONFIG_FILENAME).write_bytes(msgspec.json.encode(msgspec.structs.replace(tiny_svd.config,
+                                                                                                    **config)))
+    pipeline = StableVideoDiffusionPipeline.from_assets(assets)
+    if config:
+        (assets / PIPELINE_CONFIG_FILENAME).write_bytes(msgspec.json.encode(tiny_svd.config))
+    return pipeline, TorchComponents.from_specs(tiny_svd.specs, tiny_svd.networks)
+
+
+def diffusers_svd(tiny_svd, assets: Path, image: np.ndarray, seed: int, **kwargs) -> np.ndarray:
+    from diffusers import StableVideoDiffusionPipeline as DiffusersPipeline
+    from PIL import Image
+
+    from visualizr.pipeline.assets import SchedulerFactory
+
+    reference = DiffusersPipeline(
+        vae=tiny_svd.networks["vae_decoder"],
+        image_encoder=tiny_svd.networks["image_encoder"],
+        unet=tiny_svd.networks["unet"],
+        scheduler=SchedulerFactory.from_assets(assets)(),
+        feature_extractor=tiny_svd.assets["feature_extractor"],
+    )
+    reference.set_progress_bar_config(disable=True)
+    height, width = image.shape[:2]
+    frames = reference(
+        Image.fromarray(image), height=height, width=width, generator=torch.Generator().manual_seed(seed),
+        decode_chunk_size=tiny_svd.config.decode_chunk_size, output_type="np", **kwargs,
+    ).frames[0]
+    return (np.asarray(frames) * 255).round().astype(np.uint8)
+
+
+def assert_close_to(ours: np.ndarray, expected: np.ndarray, most: int = 1) -> None:
+    assert ours.shape == expected.shape
+    difference = np.abs(ours.astype(np.int16) - expected.astype(np.int16))
+    print(f"largest difference from diffusers: {difference.max()} (of 255)")
+    assert difference.max() <= most, f"differs from diffusers' by up to {difference.max()}"
+    assert ours.std() > 1  # not a constant picture
+
+
+TEXT = {"prompt": "a lighthouse on a cliff at dusk", "negative_prompt": "blurry", "seed": 17}
+VIDEO = {"num_frames": 5, "num_inference_steps": 3, "guidance_scale": 2.5, "min_guidance_scale": 1.0, "fps": 9,
+         "motion_bucket_id": 90, "noise_aug_strength": 0.05}
+
+
+def test_keyframe_equals_diffusers_stable_diffusion(tiny_svd, tiny_svd_assets: Path) -> None:
+    from diffusers import StableDiffusionPipeline
+
+    from visualizr.families.stable_video_diffusion.vocabulary import KEYFRAME_PREFIX
+    from visualizr.pipeline.assets import SchedulerFactory
+    from visualizr.pipeline.components import StageComponents
+    from visualizr.pipeline_config import KEYFRAME_DIRNAME, SCHEDULER_DIRNAME
+
+    pipeline, components = ours_on(tiny_svd, tiny_svd_assets)
+    request = make_svd_request(image=None, width=64, height=48, **{**VIDEO, **TEXT})
+    keyframe = run(pipeline.keyframe(request, StageComponents(components, KEYFRAME_PREFIX)))[0]
+
+    networks = tiny_svd.networks
+    reference = StableDiffusionPipeline(
+        vae=networks["keyframe_vae_decoder"],
+        text_encoder=networks["keyframe_text_encoder"],
+        tokenizer=tiny_svd.assets[f"{KEYFRAME_DIRNAME}/tokenizer"],
+        unet=networks["keyframe_unet"],
+        scheduler=SchedulerFactory.from_dir(tiny_svd_assets / KEYFRAME_DIRNAME / SCHEDULER_DIRNAME)(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    reference.set_progress_bar_config(disable=True)
+    expected = reference(
+        TEXT["prompt"], negative_prompt=TEXT["negative_prompt"], height=48, width=64, num_inference_steps=3,
+        guidance_scale=tiny_svd.config.keyframe.guidance_scale, generator=torch.Generator().manual_seed(TEXT["seed"]),
+        output_type="np",
+    ).images[0]
+    assert_close_to(keyframe, (np.asarray(expected) * 255).round().astype(np.uint8))
+
+
+def test_text_request_animates_its_keyframe_as_diffusers_does(tiny_svd, tiny_svd_assets: Path) -> None:
+    pipeline, components = ours_on(tiny_svd, tiny_svd_assets)
+    request = make_svd_request(image=None, width=64, height=48, **{**VIDEO, **TEXT})
+    events = run(collect(pipeline, request, components))
+    keyframe, frames = events[-1].keyframe, events[-1].frames
+    assert [e.phase for e in events[:2]] == [names.PHASE_TEXT_ENCODING, names.PHASE_KEYFRAME]
+    svd = {k: v for k, v in VIDEO.items() if k not in ("guidance_scale", "min_guidance_scale")}
+    expected = diffusers_svd(tiny_svd, tiny_svd_assets, keyframe, TEXT["seed"], max_guidance_scale=2.5,
+                             min_guidance_scale=1.0, **svd)
+    assert_close_to(frames, expected)
+
+
+def test_each_segment_is_diffusers_svd_given_the_frame_it_begins_at(tiny_svd, tiny_svd_assets: Path) -> None:
+    """Window 4, overlap 1: segment 0 makes frames 0..3 from the image, segment 1 frames 3..6 from segment 0's
+    frame 3, with the next seed; frame 3 is their cross-fade."""
+    pipeline, components = ours_on(tiny_svd, tiny_svd_assets, native_num_frames=4, segment_overlap=1)
+    image = np.tile(np.clip(SVD_IMAGE.astype(np.int16) * 3 // 2, 0, 255).astype(np.uint8), (2, 2, 1))  # 32 x 64
+    request = make_svd_request(image=image, width=64, height=32, seed=11, **{**VIDEO, "num_frames": 7})
+    video = run(pipeline(request, components))
+    svd = {k: v for k, v in VIDEO.items() if k not in ("guidance_scale", "min_guidance_scale", "num_frames")}
+    options = {"num_frames": 4, "max_guidance_scale": 2.5, "min_guidance_scale": 1.0, **svd}
+    first = diffusers_svd(tiny_svd, tiny_svd_assets, image, 11, **options)
+    ours_first = run(pipeline(dataclasses.replace(request, num_frames=4), components))  # the picture we gave it
+    assert_close_to(ours_first, first)
+    second = diffusers_svd(tiny_svd, tiny_svd_assets, ours_first[3], 12, **options)
+    assert video.shape == (7, 32, 64, 3)
+    assert_close_to(video[:3], first[:3])
+    assert_close_to(video[4:], second[1:])
+    fade = (first[3].astype(np.float32) + second[0].astype(np.float32)) / 2
+    assert np.abs(video[3].astype(np.float32) - fade).max() <= 2

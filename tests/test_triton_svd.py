@@ -1,6 +1,7 @@
 """Stable Video Diffusion on the real tritonserver (conftest.triton): streamed progress, frames of exactly the
 requested size, determinism, equality with the in-process ONNX loop, per-request errors, cancellation within
-one step, and both families serving side by side."""
+one step, both families serving side by side; a text request through the demo's keyframe stage (the keyframe
+sent with the frames) and a clip longer than one pass (segments)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,11 @@ def test_same_seed_same_frames_and_equal_to_the_in_process_loop(triton: TritonSe
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [({"image": None}, "image"), ({"width": 60}, "width"), ({"motion_bucket_id": 999}, "motion_bucket_id")],
+    [
+        ({"image": None, "prompt": ""}, "prompt"),  # neither an image nor a prompt to make one from
+        ({"width": 60}, "width"),
+        ({"motion_bucket_id": 999}, "motion_bucket_id"),
+    ],
 )
 def test_bad_request_gets_an_error_response(triton: TritonServer, overrides: dict, message: str) -> None:
     with pytest.raises(InferenceServerException, match=message):
@@ -84,3 +89,51 @@ def test_both_families_serve_concurrently(triton: TritonServer) -> None:
 
 def test_cancel_stops_within_one_step(triton: TritonServer) -> None:
     assert_cancel_stops_within_one_step(triton, MODEL_ID, SMALL)
+
+
+TEXT = GenerationRequest(
+    "a lighthouse on a cliff", 64, 48, 5, 2, 2.5, 77, negative_prompt="blurry", fps=7, motion_bucket_id=100
+)
+
+
+def test_text_request_streams_the_keyframe_stage_and_sends_the_keyframe(
+    triton: TritonServer, model_repository: Path
+) -> None:
+    events = generate(triton, TEXT)
+    keyframe_steps = 2  # the demo's keyframe scheduler (DDIM): one step per timestep
+    total = keyframe_steps + 2
+    assert [(e.phase, e.step, e.total_steps) for e in events] == [
+        (names.PHASE_TEXT_ENCODING, 0, total),
+        (names.PHASE_KEYFRAME, 1, total),
+        (names.PHASE_KEYFRAME, 2, total),
+        (names.PHASE_IMAGE_ENCODING, 2, total),
+        (names.PHASE_FRAME_GENERATION, 3, total),
+        (names.PHASE_FRAME_GENERATION, 4, total),
+        (names.PHASE_DECODING, 4, total),
+        (names.PHASE_DONE, 4, total),
+    ]
+    done = events[-1]
+    assert done.frames.shape == (5, 48, 64, 3) and done.keyframe.shape == (48, 64, 3)
+    assert all(e.keyframe is None for e in events[:-1])
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
+    local = asyncio.run(_last(pipeline.generate(TEXT, components)))
+    for ours, theirs in ((done.frames, local.frames), (done.keyframe, local.keyframe)):
+        assert np.abs(ours.astype(np.int16) - theirs.astype(np.int16)).max() <= 1
+
+
+def test_a_clip_longer_than_one_pass_is_made_of_segments(triton: TritonServer) -> None:
+    request = GenerationRequest(**{**SMALL.__dict__, "num_frames": 30, "num_inference_steps": 2})
+    events = generate(triton, request)
+    segments = 3  # window 14, overlap 2: frames 0-13, 12-25, 24-37 (trimmed to 29)
+    steps = [e.step for e in events]
+    assert steps == sorted(steps) and events[-1].total_steps == segments * 2
+    assert [e.step for e in events if e.phase == names.PHASE_FRAME_GENERATION] == list(range(1, segments * 2 + 1))
+    assert events[-1].frames.shape == (30, 48, 64, 3) and events[-1].keyframe is None
+
+
+async def _last(events):
+    last = None
+    async for event in events:
+        last = event
+    return last

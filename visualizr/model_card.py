@@ -36,6 +36,8 @@ class Capabilities(msgspec.Struct, frozen=True):
     # Frames one pass of the model makes (its motion window / segment). Longer clips, up to parameters.num_frames.max,
     # are made of overlapping windows or segments; 0: the model makes every clip in one pass.
     native_num_frames: int = 0
+    # An image-to-video model that takes text too: a keyframe stage makes the first frame from the prompt.
+    text_to_video_via_keyframe: bool = False
 
 
 class Requirements(msgspec.Struct, frozen=True):

@@ -41,6 +41,12 @@ UNET: Final = "unet"
 VAE_DECODER: Final = "vae_decoder"
 VAE_ENCODER: Final = "vae_encoder"
 
+# text_encoder (CLIP, of every Stable Diffusion-class prompt: AnimateDiff's, SVD's keyframe stage's):
+# input_ids int64 [B, L] -> last_hidden_state float32 [B, L, D]
+TEXT_ENCODER: Final = "text_encoder"
+TEXT_INPUT_IDS: Final = "input_ids"
+TEXT_HIDDEN_STATES: Final = "last_hidden_state"
+
 
 # Files of a component model's version folder, and its Triton config parameter for onnxruntime's threads.
 ONNX_FILENAME: Final = "model.onnx"
@@ -90,6 +96,7 @@ OUT_STEP: Final = "step"
 OUT_TOTAL_STEPS: Final = "total_steps"
 OUT_PHASE: Final = "phase"
 OUT_FRAMES: Final = "frames"
+OUT_KEYFRAME: Final = "keyframe"
 
 PIPELINE_INPUTS: Final = {
     t.name: t
@@ -114,7 +121,8 @@ PIPELINE_INPUTS: Final = {
         PipelineTensor(IN_NOISE_AUG_STRENGTH, "float32", (1,), "noise added to the conditioning image, >= 0"),
     )
 }
-# Every response carries step, total_steps and phase; the last one (phase done) also carries frames.
+# Every response carries step, total_steps and phase; the last one (phase done) also carries frames (and the
+# keyframe, when a keyframe stage made the first frame from the prompt).
 PIPELINE_OUTPUTS: Final = {
     t.name: t
     for t in (
@@ -122,6 +130,9 @@ PIPELINE_OUTPUTS: Final = {
         PipelineTensor(OUT_TOTAL_STEPS, "int32", (1,), "denoising steps this request runs"),
         PipelineTensor(OUT_PHASE, "bytes", (1,), "one of PHASES"),
         PipelineTensor(OUT_FRAMES, "uint8", (-1, -1, -1, 3), "the video, [num_frames, height, width, 3]"),
+        PipelineTensor(
+            OUT_KEYFRAME, "uint8", (-1, -1, 3), "the first frame, made from the prompt (keyframe stage), [H, W, 3]"
+        ),
     )
 }
 
@@ -135,4 +146,4 @@ PHASE_DONE: Final = "done"
 PHASE_ENCODING: Final = "encoding"
 # The first phase of a generation encodes its conditioning: the prompt or the image, per family.
 CONDITIONING_PHASES: Final = (PHASE_TEXT_ENCODING, PHASE_IMAGE_ENCODING)
-PHASES: Final = (*CONDITIONING_PHASES, PHASE_FRAME_GENERATION, PHASE_DECODING, PHASE_DONE)
+PHASES: Final = (*CONDITIONING_PHASES, PHASE_KEYFRAME, PHASE_FRAME_GENERATION, PHASE_DECODING, PHASE_DONE)

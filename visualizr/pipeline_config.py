@@ -17,6 +17,7 @@ PIPELINE_CONFIG_FILENAME = "pipeline.json"
 TOKENIZER_DIRNAME = "tokenizer"
 SCHEDULER_DIRNAME = "scheduler"
 FEATURE_EXTRACTOR_DIRNAME = "feature_extractor"
+KEYFRAME_DIRNAME = "keyframe"  # a keyframe stage's own assets (tokenizer/, scheduler/), Stable Video Diffusion's
 
 
 def assets_dir(model_dir: Path, version: int | str = 1) -> Path:
@@ -31,6 +32,9 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     vae_scale_factor: int  # 8: pixels per latent cell
     vae_scaling_factor: float  # 0.18215 for SD1.5-style VAEs
     decode_chunk_size: int = 8  # frames decoded per vae_decoder call
+    # Latent cells (frames x h x w) one vae_decoder call may take, 0: no limit. Large frames are decoded fewer at
+    # a time, so that the decoder's memory stays bounded (its attention grows with the square of a frame's cells).
+    decode_max_cells: int = 0
     unet_max_batch: int = 4  # max_batch_size of the unet model (batch = 2 x jobs with guidance)
 
 

@@ -49,18 +49,20 @@ class GenerationInfo(msgspec.Struct):
     gpu_memory_used_gb: float | None  # null: the service does not measure per-job GPU memory yet
 
 
-class VideoDetails(msgspec.Struct):
+class VideoDetails(msgspec.Struct, omit_defaults=True):
     id: str
     url: str
     thumbnail_url: str
     preview_gif_url: str
     prompt: str
     negative_prompt: str
+    style: str | None  # beyond the reference: the style applied to the prompt (frontend.styles), null for none
     model: str
     parameters: VideoParameters
     metadata: VideoFileMetadata
     generation_info: GenerationInfo
     created_at: str
+    keyframe_url: str | None = None  # the keyframe (PNG) of a video whose model made one from the prompt
 
 
 class DeleteVideoResponse(msgspec.Struct):

@@ -3,8 +3,8 @@
 * The list reads the stored metadata (cheap); the details read the file back with PyAV (what is on disk).
 * A job that is queued, running, failed or cancelled is not an asset: 404 here, like an unknown id.
 * Delete removes the job's row first (atomically: of two concurrent deletes one wins, the other gets 404), then
-  its three files; ``freed_space_bytes`` counts only the files actually removed. A completed job whose files
-  are already gone can still be deleted (its row is cleaned up; 0 bytes freed).
+  its files (video, thumbnail, preview, keyframe); ``freed_space_bytes`` counts only the files actually removed. A
+  completed job whose files are already gone can still be deleted (its row is cleaned up; 0 bytes freed).
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class AssetService:
             preview_gif_url=asset_url(files.preview.name),
             prompt=record.prompt,
             negative_prompt=record.negative_prompt,
+            style=record.style,
             model=record.model,
             parameters=record.parameters,
             metadata=VideoFileMetadata(
@@ -151,6 +152,7 @@ class AssetService:
                 gpu_memory_used_gb=None,
             ),
             created_at=clock.iso(record.completed_at) or "",
+            keyframe_url=asset_url(record.keyframe_path) if record.keyframe_path else None,
         )
 
     # ------------------------------------------------------------------ delete

@@ -1,10 +1,11 @@
 """Validate ``POST /api/v1/generate/character-animation`` into an ordinary generation job.
 
-The prompt is composed from the character catalogue (``generation.characters``); ``resolution`` ("WxH") is checked
-against the card's width/height ranges as one field; ``duration_seconds`` becomes ``round(duration x fps)``
-frames at the card's default fps; ``num_inference_steps`` (optional) is checked against the card, guidance takes
-the card's default. Unknown ``character_id``: 400 INVALID_PARAMETERS naming the field and listing the known ids
-(the reference has no character error code).
+The prompt is composed from the character catalogue (``generation.characters``); ``animation_style`` is one of the
+API's styles (``frontend.styles``; absent: none), applied as ``style`` is on text-to-video; ``resolution`` ("WxH")
+is checked against the card's width/height ranges as one field; ``duration_seconds`` becomes
+``round(duration x fps)`` frames at the card's default fps; ``num_inference_steps`` (optional) is checked against
+the card, guidance takes the card's default. Unknown ``character_id``: 400 INVALID_PARAMETERS naming the field
+and listing the known ids (the reference has no character error code).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from visualizr.frontend.generation.characters import (
     DEFAULT_ACTION,
     DEFAULT_BACKGROUND,
     DEFAULT_EMOTION,
-    DEFAULT_STYLE,
     MAX_WORD_CHARS,
     compose_prompt,
 )
@@ -36,6 +36,7 @@ from visualizr.frontend.generation.validation import (
     resolve_seed,
 )
 from visualizr.frontend.jobs.record import KIND_CHARACTER, GenerationParameters
+from visualizr.frontend.styles import check_style
 from visualizr.model_card import ModelCard
 
 _RESOLUTION_RE = re.compile(r"^\s*([0-9]{1,5})\s*[xX]\s*([0-9]{1,5})\s*$")
@@ -83,10 +84,10 @@ def validate_character_request(
         "action": _word(req.action, "action", DEFAULT_ACTION),
         "emotion": _word(req.emotion, "emotion", DEFAULT_EMOTION),
         "background": _word(req.background, "background", DEFAULT_BACKGROUND),
-        "style": _word(req.animation_style, "animation_style", DEFAULT_STYLE),
     }
     composed = compose_prompt(req.character_id, **words)
     card = resolve_card(catalog, req.model, KIND_CHARACTER)
+    style = check_style(req.animation_style, "animation_style", card)
     width, height = parse_resolution(card, req.resolution)
     fps = int(default_of(card, "fps"))
     num_frames = frames_for_duration(card, req.duration_seconds, fps)
@@ -106,7 +107,7 @@ def validate_character_request(
         card=card,
         prompt=composed.prompt,
         negative_prompt=check_negative_prompt(negative, card),
-        style=words["style"],
+        style=style,
         parameters=GenerationParameters(seed=resolve_seed(req.seed, random_seed), **values),
         kind=KIND_CHARACTER,
     )

@@ -1,15 +1,15 @@
 """The character catalogue of ``POST /api/v1/generate/character-animation``.
 
-A character is a description, not a trained identity: its appearance is written into the prompt, followed by
-the request's action, emotion, background and animation style, e.g.::
+A character is a description, not a trained identity. The prompt is::
 
-    assistant, a friendly humanoid AI assistant with a sleek white body and soft glowing blue eyes, greeting,
-    waving hello, happy expression, smiling, in a bright modern office, natural animation style, smooth
-    lifelike motion
+    {character_id}, {appearance}, {action phrase}, {emotion phrase}, {background phrase}
 
-Known words of each field get a richer phrase (``ACTIONS``, ``EMOTIONS``, ``BACKGROUNDS``, ``STYLES``); any
-other word is used as given (short free text: ``MAX_WORD_CHARS``). The same character, action and seed give the
-same prompt and so, with the same model, the same video.
+e.g. ``assistant, a friendly humanoid AI assistant with a sleek white body and soft glowing blue eyes, greeting,
+waving hello, happy expression, smiling, in a bright modern office``, and the negative prompt the character's.
+Known words of each field get a richer phrase (``ACTIONS``, ``EMOTIONS``, ``BACKGROUNDS``); any other word is
+used as given (short free text: ``MAX_WORD_CHARS``): an action as it is, an emotion as ``{word} expression``, a
+background as ``{word} background``. ``animation_style`` is one of the API's styles (``frontend.styles``), which
+wraps this prompt like any other. The same character, words, style and seed give the same video on one model.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ CHARACTERS: Final[dict[str, Character]] = {
 DEFAULT_ACTION: Final = "idle"
 DEFAULT_EMOTION: Final = "neutral"
 DEFAULT_BACKGROUND: Final = "studio"
-DEFAULT_STYLE: Final = "natural"
 
 ACTIONS: Final = {
     "idle": "standing still, breathing gently",
@@ -75,13 +74,6 @@ BACKGROUNDS: Final = {
     "space": "in outer space among the stars",
     "home": "in a cozy living room",
 }
-STYLES: Final = {
-    "natural": "natural animation style, smooth lifelike motion",
-    "cartoon": "cartoon animation style, bold outlines",
-    "anime": "anime animation style",
-    "3d": "3d animation style, soft lighting",
-    "cinematic": "cinematic animation style, shallow depth of field",
-}
 
 
 class CharacterPrompt(msgspec.Struct, frozen=True):
@@ -93,14 +85,13 @@ def _phrase(word: str, known: dict[str, str], fallback: str) -> str:
     return known.get(word.lower(), fallback.format(word))
 
 
-def compose_prompt(character_id: str, action: str, emotion: str, background: str, style: str) -> CharacterPrompt:
-    """The prompt of one animation. ``character_id`` must be a key of ``CHARACTERS``."""
+def compose_prompt(character_id: str, action: str, emotion: str, background: str) -> CharacterPrompt:
+    """The prompt of one animation (before its style). ``character_id`` must be a key of ``CHARACTERS``."""
     character = CHARACTERS[character_id]
     parts = (
         f"{character_id}, {character.appearance}",
         _phrase(action, ACTIONS, "{}"),
         _phrase(emotion, EMOTIONS, "{} expression"),
         _phrase(background, BACKGROUNDS, "{} background"),
-        _phrase(style, STYLES, "{} animation style"),
     )
     return CharacterPrompt(prompt=", ".join(parts), negative_prompt=character.negative_prompt)

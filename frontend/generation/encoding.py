@@ -1,4 +1,5 @@
-"""Frames -> H.264 MP4 (PyAV/libx264), JPEG thumbnail and animated GIF preview (Pillow); metadata read back.
+"""Frames -> H.264 MP4 (PyAV/libx264), JPEG thumbnail and animated GIF preview (Pillow), and a keyframe stage's
+picture -> PNG; metadata read back.
 
 The preview is for hovering over a gallery card, so it is small: one shared palette, no dithering (both help
 LZW), at most PREVIEW_LADDER[0]'s size, frame rate and colours. Its bytes are bounded by the MP4's:
@@ -176,13 +177,27 @@ def write_preview_gif(frames: np.ndarray, fps: int, path: Path, budget_bytes: in
     return rung
 
 
-def encode_assets(frames: np.ndarray, fps: int, directory: Path, video_id: str) -> tuple[VideoAssets, VideoMetadata]:
+def write_png(picture: np.ndarray, path: Path) -> None:
+    """uint8 [H, W, 3] as a PNG."""
+    tmp = _tmp(path)
+    try:
+        Image.fromarray(np.ascontiguousarray(picture)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def encode_assets(
+    frames: np.ndarray, fps: int, directory: Path, video_id: str, keyframe: np.ndarray | None = None
+) -> tuple[VideoAssets, VideoMetadata]:
     directory.mkdir(parents=True, exist_ok=True)
-    assets = VideoAssets.of(directory, video_id)
+    assets = VideoAssets.of(directory, video_id, keyframe=keyframe is not None)
     try:
         write_mp4(frames, fps, assets.video)
         write_thumbnail(frames, assets.thumbnail)
         write_preview_gif(frames, fps, assets.preview, preview_budget(assets.video.stat().st_size))
+        if assets.keyframe is not None:
+            write_png(keyframe, assets.keyframe)
         return assets, probe_video(assets.video)
     except BaseException:
         remove_assets(assets)

@@ -1,27 +1,100 @@
-"""Generation-time estimates from the measured history of completed jobs, and the waits they add up to.
+"""Generation-time estimates: what a job costs (its workload), what a unit of work takes on a model (its history),
+how long a running job has left (its own pace) and the waits these add up to.
 
-A job's cost is its work units, ``num_inference_steps x num_frames x width x height`` (the UNet dominates and
-scales with all four). Per model, over the latest ``HISTORY`` completed jobs (processing time = completed_at -
-started_at, which includes text encoding, decoding and our video encoding):
+A job's workload is counted in UNet evaluations of one latent cell (a frame's (width/8) x (height/8)):
+
+* denoising: ``steps x frames x cells``, twice with classifier-free guidance (``guidance_scale > 1``: one UNet call
+  at twice the batch);
+* decoding: ``DECODE_WEIGHT x frames x cells`` (the VAE decoder), then encoding the video in the API
+  ``ENCODE_WEIGHT x frames x cells``;
+* the keyframe, for text-to-video on an image-to-video model: one frame made first by a text-to-image model,
+  ``(2 x steps + DECODE_WEIGHT) x cells`` (guided steps, one decode).
+
+A clip longer than the model's window (segments, context windows) is counted once per frame: the overlaps cost a
+little more than that, which the job's own pace (below) takes up.
+
+Per model, over the latest ``HISTORY`` completed jobs (processing time = completed_at - started_at):
 
 * with >= 3 jobs of differing sizes: least squares ``seconds = overhead + rate x units`` (both clamped >= 0);
 * otherwise: ``rate = sum(seconds) / sum(units)`` and no overhead;
-* before any history: the prior ``PRIOR_SECONDS_PER_UNIT`` = 3e-7 s/unit, i.e. ~31 s for 512x512, 16 frames,
-  25 steps (an AnimateDiff-class model on one GPU, as the reference's example), plus
-  ``PRIOR_OVERHEAD_SECONDS``.
+* before any history: the prior ``PRIOR_SECONDS_PER_UNIT``, i.e. ~31 s for 512x512, 16 frames, 25 guided steps
+  (an AnimateDiff-class model on one GPU, as the reference's example), plus ``PRIOR_OVERHEAD_SECONDS``.
 
-Estimates are never below ``MIN_ESTIMATE_SECONDS``.
+A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining time
+is the work left at the estimate's rate, moving over to its own pace (seconds per unit since its first event) as
+the work measured reaches ``PACE_TRUSTED_AFTER`` of the whole; between events the work is taken to go on at that
+rate up to the next event's share. Estimates are never below ``MIN_ESTIMATE_SECONDS``. Issue 19 replaces the
+fixed weights with a fitted cost model.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+from visualizr import names
+from visualizr.frontend.jobs.record import GenerationParameters
 
 HISTORY = 50
-PRIOR_SECONDS_PER_UNIT = 3e-7
+# Weights in UNet evaluations per frame cell, measured on this project's CPU demos (onnxruntime, 2 threads):
+# AnimateDiff's VAE decoder ~1.0, Stable Video Diffusion's temporal decoder ~5; MP4 + JPEG + GIF ~0.15.
+DECODE_WEIGHT = 2.0
+ENCODE_WEIGHT = 0.2
+LATENT_SCALE = 8  # pixels per latent cell along each side
+PRIOR_SECONDS_PER_UNIT = 9e-6
 PRIOR_OVERHEAD_SECONDS = 1.0
 MIN_ESTIMATE_SECONDS = 0.5
+PACE_TRUSTED_AFTER = 0.1  # fraction of the workload measured before the job's own pace is all that counts
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A job's work in UNet evaluations of one latent cell, by part, in the order the parts run."""
+
+    keyframe: float
+    denoise: float
+    decode: float
+    encode: float
+    keyframe_steps: int = 0  # the keyframe stage's denoising steps
+
+    @property
+    def total(self) -> float:
+        return self.keyframe + self.denoise + self.decode + self.encode
+
+    def position(self, phase: str, step: int, total_steps: int, video_from: int = 0) -> tuple[float, float]:
+        """(units done, units done at the next event) once the pipeline reported ``phase`` at ``step`` of
+        ``total_steps``. Events come when a phase is done: the prompt's encoding and the keyframe's steps (a
+        keyframe stage), the conditioning of the video (its ``step``: ``video_from``, the steps before the video's),
+        each denoising step, decoding, then the frames; the API's video encoding ends the job. Steps count across
+        the stages; a long clip's segments are steps of its video."""
+        video = self.keyframe + self.denoise
+        if phase == names.PHASE_KEYFRAME or (phase == names.PHASE_TEXT_ENCODING and self.keyframe and step == 0):
+            share = self.keyframe / max(1, self.keyframe_steps)
+            done = min(self.keyframe, share * step)
+            return done, min(self.keyframe, done + share)
+        video_steps = max(1, total_steps - video_from)
+        if phase == names.PHASE_FRAME_GENERATION:
+            done = self.keyframe + self.denoise * min(1.0, max(0.0, (step - video_from) / video_steps))
+            return done, (video + self.decode if done >= video else done + self.denoise / video_steps)
+        if phase in (names.PHASE_DECODING, names.PHASE_DONE):
+            return video + self.decode, self.total
+        # the video's conditioning (or nothing yet): its first step is next
+        return self.keyframe, self.keyframe + self.denoise / video_steps
+
+
+def workload(parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
+    """The workload of a job with these parameters (``keyframe``: it makes its first frame from its prompt)."""
+    cells = (parameters.width / LATENT_SCALE) * (parameters.height / LATENT_SCALE)
+    evaluations = 2 if parameters.guidance_scale > 1 else 1
+    steps, frames = parameters.num_inference_steps, parameters.num_frames
+    return Workload(
+        keyframe=(2 * steps + DECODE_WEIGHT) * cells if keyframe else 0.0,
+        denoise=float(evaluations * steps * frames * cells),
+        decode=DECODE_WEIGHT * frames * cells,
+        encode=ENCODE_WEIGHT * frames * cells,
+        keyframe_steps=steps if keyframe else 0,
+    )
 
 
 class Estimator:
@@ -68,11 +141,47 @@ class Estimator:
         return max(MIN_ESTIMATE_SECONDS, overhead + rate * units)
 
 
-def remaining_seconds(progress: int, elapsed: float, estimate: float) -> float:
-    """Seconds until a running job is done: extrapolated from its progress once it has some, else its estimate."""
-    if progress >= 10:
-        return max(0.0, elapsed * (100 - progress) / progress)
-    return max(0.0, estimate - elapsed)
+@dataclass
+class Pace:
+    """A running job's progress against the clock: the work done at its first progress event, at its last one,
+    and when the next event is due."""
+
+    first_at: float | None = None
+    first_done: float = 0.0
+    done: float = 0.0
+    next_done: float = 0.0
+    last_at: float = 0.0
+    video_from: int = 0  # the step of the video's conditioning event (after a keyframe stage's steps)
+
+    def reached(self, work: Workload, phase: str, step: int, total_steps: int, now: float) -> None:
+        """A progress event of the run (``Workload.position``)."""
+        if phase in names.CONDITIONING_PHASES:
+            self.video_from = step
+        done, next_done = work.position(phase, step, total_steps, self.video_from)
+        if self.first_at is None:
+            self.first_at, self.first_done = now, done
+        self.done, self.next_done, self.last_at = max(self.done, done), max(self.next_done, next_done), now
+
+
+def remaining_seconds(work: Workload, pace: Pace, estimate: float, now: float) -> float:
+    """Seconds until a running job is done. At a rate (seconds per unit), the work goes on from the last event
+    until the next event's share is done (a late phase then waits there), and what is left takes that rate. The
+    rate is the estimate's at first, the job's own as more of its work is measured."""
+    total = work.total
+    if total <= 0:
+        return 0.0
+
+    def left_at(rate: float) -> float:
+        since = max(0.0, now - pace.last_at) if pace.first_at is not None else 0.0
+        done_now = min(pace.done + since / rate, max(pace.done, pace.next_done)) if rate > 0 else pace.done
+        return rate * max(0.0, total - done_now)
+
+    by_estimate = left_at(estimate / total)
+    measured = pace.done - pace.first_done
+    if pace.first_at is None or measured <= 0 or pace.last_at <= pace.first_at:
+        return by_estimate
+    trust = min(1.0, measured / (PACE_TRUSTED_AFTER * total))
+    return trust * left_at((pace.last_at - pace.first_at) / measured) + (1 - trust) * by_estimate
 
 
 def wait_seconds(running: Iterable[float], ahead: Iterable[float], workers: int) -> float:

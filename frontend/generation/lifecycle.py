@@ -113,7 +113,7 @@ class JobLifecycle:
         """After a job's terminal state is recorded: learn from it, retire it, delete its source image."""
         rec = job.record
         if rec.status == COMPLETED and rec.processing_time_seconds:
-            self.estimator.observe(rec.model, rec.processing_time_seconds, rec.parameters.work_units)
+            self.estimator.observe(rec.model, rec.processing_time_seconds, job.workload.total)
         if rec.terminal:
             self.queue.retire(job)
             if rec.source_image is not None:
@@ -135,6 +135,7 @@ class JobLifecycle:
             "video_path": assets.video.name,
             "thumbnail_path": assets.thumbnail.name,
             "preview_path": assets.preview.name,
+            "keyframe_path": None if assets.keyframe is None else assets.keyframe.name,
             "metadata": outcome.metadata,
         }
 

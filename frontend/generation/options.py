@@ -1,5 +1,6 @@
 """What a client needs to build generation forms beyond the model cards: the character catalogue, the prompt
-length, the default motion strength and where job updates stream (the studio page inlines it)."""
+length, the default motion strength and where job updates stream (the studio page inlines it). The styles a model
+takes are on its details (``capabilities.styles``)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,9 @@ def client_options() -> dict[str, Any]:
         "actions": list(characters.ACTIONS),
         "emotions": list(characters.EMOTIONS),
         "backgrounds": list(characters.BACKGROUNDS),
-        "animation_styles": list(characters.STYLES),
         "defaults": {
             "action": characters.DEFAULT_ACTION,
             "emotion": characters.DEFAULT_EMOTION,
             "background": characters.DEFAULT_BACKGROUND,
-            "animation_style": characters.DEFAULT_STYLE,
         },
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from visualizr.frontend.generation.backend import GenerationStream
+from visualizr.frontend.generation.eta import Pace, Workload
 from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 
@@ -22,7 +23,9 @@ class LiveJob:
     """A job that is not terminal yet: its record (as stored) and what only the running process knows."""
 
     record: JobRecord
+    workload: Workload
     estimate_seconds: float
+    pace: Pace = field(default_factory=Pace)  # of the run under way
     stream: GenerationStream | None = None
     cancel_requested: bool = False
     not_before: float = 0.0  # a retry waits until then (clock of the service)

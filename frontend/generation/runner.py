@@ -20,8 +20,10 @@ from typing import Protocol
 
 import numpy as np
 
+from visualizr.frontend import clock
 from visualizr.frontend.errors import GENERATION_FAILED, INSUFFICIENT_GPU_MEMORY, VisualizrError
 from visualizr.frontend.generation.backend import GenerationBackend, GenerationInput, GenerationStream
+from visualizr.frontend.generation.eta import Pace
 from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.progress import DECODING_DONE, progress_of
 from visualizr.frontend.generation.queue import LiveJob
@@ -34,6 +36,7 @@ from visualizr.frontend.jobs.files import VideoAssets, load_input, remove_assets
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.telemetry import JobTelemetry
+from visualizr.frontend.styles import styled
 from visualizr.model_card import ModelCard
 from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING
 from visualizr.pipeline.request import GenerationRequest
@@ -41,7 +44,8 @@ from visualizr.pipeline.request import GenerationRequest
 logger = logging.getLogger("visualizr.frontend.generation")
 
 OUT_OF_MEMORY_MESSAGE = "Not enough GPU memory available"
-Encoder = Callable[[np.ndarray, int, Path, str], tuple[VideoAssets, VideoMetadata]]
+# (frames, fps, assets folder, video id, keyframe or None) -> the files written and the video's metadata
+Encoder = Callable[[np.ndarray, int, Path, str, np.ndarray | None], tuple[VideoAssets, VideoMetadata]]
 
 COMPLETED_RUN, FAILED_RUN, RETRY_RUN, STOPPED_RUN = "completed", "failed", "retry", "stopped"
 
@@ -81,10 +85,12 @@ class InferenceGate(Protocol):
 
 
 def generation_request(record: JobRecord, image: np.ndarray | None) -> GenerationRequest:
+    """What the pipeline gets for a job: its parameters, and its prompts with its style applied."""
     params = record.parameters
+    prompt, negative_prompt = styled(record.prompt, record.negative_prompt, record.style)
     return GenerationRequest(
-        prompt=record.prompt,
-        negative_prompt=record.negative_prompt,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
         width=params.width,
         height=params.height,
         num_frames=params.num_frames,
@@ -110,6 +116,7 @@ class JobRunner:
         stall_timeout_s: float,
         encoder: Encoder,
         telemetry: JobTelemetry,
+        now: Callable[[], float] = clock.now,
     ) -> None:
         self.backend = backend
         self.gate = gate
@@ -119,6 +126,7 @@ class JobRunner:
         self.stall_timeout_s = stall_timeout_s
         self.encoder = encoder
         self.telemetry = telemetry
+        self._now = now
 
     async def run(self, job: LiveJob) -> Outcome:
         rec = job.record
@@ -152,10 +160,11 @@ class JobRunner:
             endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
         )
         job.stream = stream
+        job.pace = Pace()
         if job.cancel_requested:
             stream.cancel()
         try:
-            frames = await self._frames(job, stream)
+            frames, keyframe = await self._frames(job, stream)
         except asyncio.CancelledError:  # the worker is stopping: stop the pipeline too
             stream.cancel()
             raise
@@ -182,28 +191,31 @@ class JobRunner:
         if tuple(frames.shape) != expected or frames.dtype != np.uint8:
             got = f"{frames.dtype} {list(frames.shape)}"
             return failed(f"the pipeline returned frames {got}, expected uint8 {list(expected)}")
-        return await self._encode(job, frames)
+        return await self._encode(job, frames, keyframe)
 
-    async def _frames(self, job: LiveJob, stream: GenerationStream) -> np.ndarray | None:
+    async def _frames(self, job: LiveJob, stream: GenerationStream) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The frames and (a keyframe stage's) keyframe of the final event, progress recorded on the way."""
         frames: np.ndarray | None = None
+        keyframe: np.ndarray | None = None
         timer = self.telemetry.phase_timer(job.record.model)
         async for event in within_stall_timeout(stream, self.stall_timeout_s):
             if job.terminal:
                 stream.cancel()
                 break
             timer.on_event(event.phase)
+            job.pace.reached(job.workload, event.phase, event.step, event.total_steps, self._now())
             if event.frames is not None:
-                frames = event.frames
+                frames, keyframe = event.frames, event.keyframe
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
-        return frames
+        return frames, keyframe
 
-    async def _encode(self, job: LiveJob, frames: np.ndarray) -> Outcome:
+    async def _encode(self, job: LiveJob, frames: np.ndarray, keyframe: np.ndarray | None) -> Outcome:
         rec = job.record
         await self.journal.progress(job, DECODING_DONE, PHASE_ENCODING)
         started = time.monotonic()
         try:
             assets, metadata = await asyncio.to_thread(
-                self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id)
+                self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id), keyframe
             )
             self.telemetry.phase(rec.model, PHASE_ENCODING, time.monotonic() - started)
         except Exception as exc:

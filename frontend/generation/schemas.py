@@ -10,14 +10,11 @@ from visualizr.frontend.jobs.record import VideoMetadata
 
 DEFAULT_MODEL = "animatediff"
 MAX_PROMPT_CHARS = 2000
-MAX_STYLE_CHARS = 100
 
 
 class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """POST /api/v1/generate/video body. Absent (or null) fields take the model card's defaults.
-
-    ``style`` is accepted and stored with the job, but no model uses it yet.
-    """
+    """POST /api/v1/generate/video body. Absent (or null) fields take the model card's defaults; ``style`` is
+    one of ``frontend.styles.STYLES`` (absent: none)."""
 
     prompt: str | None = None
     negative_prompt: str | None = None
@@ -42,6 +39,7 @@ GENERATE_VIDEO_EXAMPLE = {
     "num_inference_steps": 4,
     "guidance_scale": 7.5,
     "seed": 42,
+    "style": "cinematic",
 }
 IMAGE_TO_VIDEO_EXAMPLE = {
     "motion_prompt": "gentle swaying in the wind",
@@ -109,11 +107,12 @@ class CharacterAnimationResponse(msgspec.Struct):
     created_at: str
 
 
-class VideoResult(msgspec.Struct):
+class VideoResult(msgspec.Struct, omit_defaults=True):
     video_url: str
     thumbnail_url: str
     preview_gif_url: str
     metadata: VideoMetadata
+    keyframe_url: str | None = None  # the first frame a keyframe stage made from the prompt (PNG), when one did
 
 
 class QueuedStatus(msgspec.Struct, omit_defaults=True):

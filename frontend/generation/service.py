@@ -78,12 +78,12 @@ class GenerationService:
         self._now = now
         self.telemetry = telemetry
         self.estimator = Estimator()
-        self.standing = Standing(lambda: self.queue, self.estimator, gate, disk, settings.workers, now)
+        self.standing = Standing(lambda: self.queue, self.estimator, catalog, gate, disk, settings.workers, now)
         self.queue = JobQueue(self.standing.startable)
         self.journal = JobJournal(store, hub, self.standing.progress_message, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
         runner = JobRunner(backend, gate, self.journal, settings.data_dir, settings.assets_dir,
-                           settings.job_stall_timeout_s, encoder, telemetry=self.telemetry)  # fmt: skip
+                           settings.job_stall_timeout_s, encoder, telemetry=self.telemetry, now=now)  # fmt: skip
         self.lifecycle = JobLifecycle(
             self.queue, self.journal, runner, self.policy, self.estimator, settings.data_dir, now, self.dispatch
         )
@@ -103,7 +103,9 @@ class GenerationService:
                            ", ".join(sorted(interrupted)))  # fmt: skip
         waiting = await self.store.list_by_status([QUEUED])
         for model in {r.model for r in waiting} | set(self.catalog.ids()):
-            self.estimator.load(model, await self.store.history(model))
+            history = await self.store.history(model)
+            work = self.standing.workload
+            self.estimator.load(model, [(s, work(model, kind, p).total) for s, kind, p in history])
         for record in waiting:
             job = self.standing.live(record)
             self.queue.add(job)

@@ -7,19 +7,23 @@ import math
 from collections.abc import Callable
 
 from visualizr.frontend import clock
+from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.errors import ModelNotFoundError
 from visualizr.frontend.generation import views
-from visualizr.frontend.generation.eta import Estimator, remaining_seconds, wait_seconds
+from visualizr.frontend.generation.eta import Estimator, Workload, remaining_seconds, wait_seconds, workload
 from visualizr.frontend.generation.queue import JobQueue, LiveJob
 from visualizr.frontend.generation.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
 from visualizr.frontend.jobs.record import (
+    KIND_IMAGE,
     PROCESSING,
     QUEUED,
     STEP_QUEUED,
     STEP_RETRYING,
     STEP_WAITING_FOR_DISK,
     STEP_WAITING_FOR_INFERENCE,
+    GenerationParameters,
     JobRecord,
 )
 
@@ -29,26 +33,30 @@ class Standing:
         self,
         queue: Callable[[], JobQueue],
         estimator: Estimator,
+        catalog: ModelCatalog,
         gate: InferenceGate,
         disk: DiskGuard,
         workers: int,
         now: Callable[[], float],
     ) -> None:
-        self._queue, self.estimator, self.gate, self.disk, self.workers, self._now = (
-            queue,
-            estimator,
-            gate,
-            disk,
-            workers,
-            now,
-        )
+        self._queue, self.estimator, self.catalog, self.gate, self.disk = queue, estimator, catalog, gate, disk
+        self.workers, self._now = workers, now
 
     @property
     def queue(self) -> JobQueue:
         return self._queue()
 
+    def workload(self, model: str, kind: str, parameters: GenerationParameters) -> Workload:
+        """A job's workload; a prompt-only job on an image-to-video model makes its keyframe first."""
+        try:
+            image_model = self.catalog.get(model).type == KIND_IMAGE
+        except ModelNotFoundError:  # its card is gone: the job will fail, its estimate matters little
+            image_model = False
+        return workload(parameters, keyframe=image_model and kind != KIND_IMAGE)
+
     def live(self, record: JobRecord) -> LiveJob:
-        return LiveJob(record, self.estimator.estimate(record.model, record.parameters.work_units))
+        work = self.workload(record.model, record.kind, record.parameters)
+        return LiveJob(record, work, self.estimator.estimate(record.model, work.total))
 
     def held_by(self, job: LiveJob) -> tuple[str, str] | None:
         """(current_step, reason) of a waiting job that cannot start yet; None when only a worker is missing."""
@@ -64,11 +72,7 @@ class Standing:
         return self.held_by(job) is None
 
     def running_remaining(self) -> list[float]:
-        now = self._now()
-        return [
-            remaining_seconds(j.record.progress, max(0.0, now - (j.record.started_at or now)), j.estimate_seconds)
-            for j in self.queue.running()
-        ]
+        return [self.remaining(job) for job in self.queue.running()]
 
     def waiting(self, job: LiveJob) -> views.Waiting:
         ahead = [j.estimate_seconds for j in self.queue.ahead_of(job.request_id)]
@@ -78,8 +82,7 @@ class Standing:
         return views.Waiting(self.queue.position(job.request_id), wait + job.estimate_seconds, step, reason)
 
     def remaining(self, job: LiveJob) -> float:
-        rec, now = job.record, self._now()
-        return remaining_seconds(rec.progress, max(0.0, now - (rec.started_at or now)), job.estimate_seconds)
+        return remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now())
 
     def status_of(self, rec: JobRecord, job: LiveJob | None) -> JobStatus:
         if rec.status == QUEUED:

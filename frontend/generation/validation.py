@@ -3,8 +3,9 @@ requested model.
 
 Order of checks: JSON syntax and field types (INVALID_PARAMETERS, while decoding), presence of the prompt
 (INVALID_PARAMETERS for a missing or null one), the prompt's content: empty after strip or too long
-(INVALID_PROMPT), the model (MODEL_NOT_FOUND), then every numeric parameter against the card's range and step
-(INVALID_PARAMETERS). Error details always name the offending ``field``.
+(INVALID_PROMPT), the model (MODEL_NOT_FOUND), the style (one the model takes, ``frontend.styles``), then every
+numeric parameter against the card's range and step (INVALID_PARAMETERS). Error details always name the
+offending ``field``.
 
 The helpers below (``check_prompt``, ``resolve_card``, ``resolve_parameters``, ``frames_for_duration``,
 ``check_resolution``, ``resolve_seed``) are shared by the three kinds of request (text-to-video here,
@@ -25,10 +26,10 @@ from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
 from visualizr.frontend.generation.schemas import (
     DEFAULT_MODEL,
     MAX_PROMPT_CHARS,
-    MAX_STYLE_CHARS,
     GenerateVideoRequest,
 )
 from visualizr.frontend.jobs.record import KIND_IMAGE, KIND_TEXT, GenerationParameters
+from visualizr.frontend.styles import check_style
 from visualizr.model_card import ModelCard, ParameterRange
 from visualizr.pipeline.request import MAX_SEED
 
@@ -104,7 +105,7 @@ def check_prompt(
     return prompt
 
 
-def check_text(value: str | None, field: str, max_chars: int = MAX_STYLE_CHARS) -> str | None:
+def check_text(value: str | None, field: str, max_chars: int) -> str | None:
     """An optional short text field, stripped; None when absent."""
     if value is None:
         return None
@@ -117,10 +118,11 @@ def check_text(value: str | None, field: str, max_chars: int = MAX_STYLE_CHARS) 
 
 def serves(card: ModelCard, kind: str) -> bool:
     """Whether a model serves a kind of request. Every kind runs the same pipeline model; image-to-video needs
-    its optional ``image``/``strength`` inputs (``capabilities.supports_image_to_video``)."""
+    its optional ``image``/``strength`` inputs (``capabilities.supports_image_to_video``), text an image-to-video
+    model with a keyframe stage (``capabilities.text_to_video_via_keyframe``)."""
     if kind == KIND_IMAGE:
         return card.type == KIND_IMAGE or card.capabilities.supports_image_to_video
-    return card.type == KIND_TEXT
+    return card.type == KIND_TEXT or card.capabilities.text_to_video_via_keyframe
 
 
 def default_model(catalog: ModelCatalog, kind: str) -> str:
@@ -235,14 +237,14 @@ def validate_request(
 ) -> ValidatedRequest:
     prompt = check_prompt(req.prompt)
     negative = check_negative_prompt(req.negative_prompt)
-    check_text(req.style, "style")
     card = resolve_card(catalog, req.model)
     negative = check_negative_prompt(negative, card)
+    style = check_style(req.style, "style", card)
     values = resolve_parameters(card, {name: getattr(req, name) for name in PARAMETER_NAMES})
     return ValidatedRequest(
         card=card,
         prompt=prompt,
         negative_prompt=negative,
-        style=req.style,
+        style=style,
         parameters=GenerationParameters(seed=resolve_seed(req.seed, random_seed), **values),
     )

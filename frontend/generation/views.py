@@ -57,6 +57,7 @@ def result_of(rec: JobRecord) -> VideoResult:
         thumbnail_url=asset_url(rec.thumbnail_path or thumb),
         preview_gif_url=asset_url(rec.preview_path or preview),
         metadata=metadata,
+        keyframe_url=asset_url(rec.keyframe_path) if rec.keyframe_path else None,
     )
 
 

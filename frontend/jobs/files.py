@@ -1,5 +1,5 @@
-"""A job's files: its three asset files (video, thumbnail, preview), read back and removed, and the stored source
-image of an image-to-video job. Blocking: call through ``asyncio.to_thread``."""
+"""A job's files: its asset files (video, thumbnail, preview, and the keyframe of a job that had one), read back and
+removed, and the stored source image of an image-to-video job. Blocking: call through ``asyncio.to_thread``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 from PIL import Image
 
-from visualizr.frontend.jobs.naming import asset_names
+from visualizr.frontend.jobs.naming import asset_names, keyframe_name
 from visualizr.frontend.jobs.record import VideoMetadata
 
 
@@ -18,11 +18,18 @@ class VideoAssets(msgspec.Struct, frozen=True):
     video: Path
     thumbnail: Path
     preview: Path
+    keyframe: Path | None = None  # a keyframe stage's picture (PNG); None: the job had none
 
     @classmethod
-    def of(cls, directory: Path, video_id: str) -> VideoAssets:
+    def of(cls, directory: Path, video_id: str, keyframe: bool = True) -> VideoAssets:
+        """The files of a video; ``keyframe`` False leaves the keyframe out (a job without one)."""
         video, thumbnail, preview = (directory / name for name in asset_names(video_id))
-        return cls(video=video, thumbnail=thumbnail, preview=preview)
+        key = directory / keyframe_name(video_id) if keyframe else None
+        return cls(video=video, thumbnail=thumbnail, preview=preview, keyframe=key)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return tuple(p for p in (self.video, self.thumbnail, self.preview, self.keyframe) if p is not None)
 
 
 def probe_video(path: Path) -> VideoMetadata:
@@ -56,9 +63,9 @@ def probe_video(path: Path) -> VideoMetadata:
 
 
 def remove_assets(assets: VideoAssets) -> int:
-    """Delete the three files (missing ones are skipped); returns the bytes freed by the files actually removed."""
+    """Delete the files (missing ones are skipped); returns the bytes freed by the files actually removed."""
     freed = 0
-    for path in (assets.video, assets.thumbnail, assets.preview):
+    for path in assets.files:
         try:
             size = path.lstat().st_size  # a link's own size: unlink removes the link, not its target
             path.unlink()

@@ -17,9 +17,16 @@ ASSETS_URL_PREFIX = "/assets/video"
 MAX_HEX_CHARS = 64  # request ids carry a 32-hex uuid4; anything much longer is not one of ours
 INPUTS_DIR = "inputs"  # source images of image-to-video jobs, under the data folder
 
-# Asset file suffixes after the video id, and what they are served as.
+# Asset file suffixes after the video id, and what they are served as. A keyframe (the first frame a keyframe
+# stage made from the prompt) is kept beside the video of a job that had one.
 VIDEO_SUFFIX, THUMBNAIL_SUFFIX, PREVIEW_SUFFIX = ".mp4", "_thumb.jpg", "_preview.gif"
-MEDIA_TYPES = {VIDEO_SUFFIX: "video/mp4", THUMBNAIL_SUFFIX: "image/jpeg", PREVIEW_SUFFIX: "image/gif"}
+KEYFRAME_SUFFIX = "_keyframe.png"
+MEDIA_TYPES = {
+    VIDEO_SUFFIX: "video/mp4",
+    THUMBNAIL_SUFFIX: "image/jpeg",
+    PREVIEW_SUFFIX: "image/gif",
+    KEYFRAME_SUFFIX: "image/png",
+}
 
 _ID = f"(?:{'|'.join(map(re.escape, REQUEST_PREFIX_BY_VIDEO_PREFIX))})[0-9a-f]{{1,{MAX_HEX_CHARS}}}"
 VIDEO_ID_RE = re.compile(_ID)
@@ -49,6 +56,11 @@ def request_id_of(video_id: str) -> str | None:
 def asset_names(video_id: str) -> tuple[str, str, str]:
     """File names of a video's MP4, JPEG thumbnail and GIF preview."""
     return f"{video_id}{VIDEO_SUFFIX}", f"{video_id}{THUMBNAIL_SUFFIX}", f"{video_id}{PREVIEW_SUFFIX}"
+
+
+def keyframe_name(video_id: str) -> str:
+    """File name of a video's keyframe (a PNG), for the jobs that had one."""
+    return f"{video_id}{KEYFRAME_SUFFIX}"
 
 
 def asset_url(file_name: str) -> str:

@@ -44,11 +44,6 @@ class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
     motion_bucket_id: int | None = None
     noise_aug_strength: float | None = None
 
-    @property
-    def work_units(self) -> float:
-        """Denoising work of a job: steps x frames x pixels (what generation time scales with)."""
-        return float(self.num_inference_steps) * self.num_frames * self.width * self.height
-
 
 class VideoMetadata(msgspec.Struct):
     duration_seconds: float
@@ -81,6 +76,7 @@ class JobRecord(msgspec.Struct):
     video_path: str | None = None
     thumbnail_path: str | None = None
     preview_path: str | None = None
+    keyframe_path: str | None = None  # the keyframe (PNG) of a job whose model made one from the prompt
     metadata: VideoMetadata | None = None
     processing_time_seconds: float | None = None
     kind: str = KIND_TEXT

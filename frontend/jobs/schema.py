@@ -58,6 +58,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "request_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)",
         "CREATE TABLE IF NOT EXISTS queue_daily_max (day TEXT PRIMARY KEY, max_length INTEGER NOT NULL)",
     ),
+    # 2: the keyframe a text-to-video job on an image-to-video model keeps
+    ("ALTER TABLE jobs ADD COLUMN keyframe_path TEXT",),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

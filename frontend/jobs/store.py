@@ -27,7 +27,7 @@ from visualizr.frontend.jobs.schema import migrate
 
 T = TypeVar("T")
 
-_COLUMNS = tuple(JobRecord.__struct_fields__) + ("work_units",)
+_COLUMNS = tuple(JobRecord.__struct_fields__)
 _JSON_COLUMNS = {"parameters": GenerationParameters, "metadata": VideoMetadata}
 
 
@@ -36,7 +36,6 @@ def _to_row(job: JobRecord) -> dict[str, Any]:
     for name in _JSON_COLUMNS:
         if row[name] is not None:
             row[name] = msgspec.json.encode(row[name]).decode()
-    row["work_units"] = job.parameters.work_units
     return row
 
 
@@ -150,16 +149,16 @@ class JobStore:
 
         return await self.run(work)
 
-    async def history(self, model: str, limit: int = 50) -> list[tuple[float, float]]:
-        """(processing_time_seconds, work_units) of the model's latest completed jobs, newest first."""
+    async def history(self, model: str, limit: int = 50) -> list[tuple[float, str, GenerationParameters]]:
+        """(processing_time_seconds, kind, parameters) of the model's latest completed jobs, newest first."""
 
-        def query(conn: Connection) -> list[tuple[float, float]]:
+        def query(conn: Connection) -> list[tuple[float, str, GenerationParameters]]:
             rows = conn.execute(
-                "SELECT processing_time_seconds, work_units FROM jobs WHERE model = ? AND status = ? "
-                "AND processing_time_seconds IS NOT NULL AND work_units > 0 "
-                "ORDER BY completed_at DESC LIMIT ?",
+                "SELECT processing_time_seconds, kind, parameters FROM jobs WHERE model = ? AND status = ? "
+                "AND processing_time_seconds IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
                 (model, COMPLETED, limit),
             ).fetchall()
-            return [(float(r[0]), float(r[1])) for r in rows]
+            decode = msgspec.json.Decoder(GenerationParameters).decode
+            return [(float(r[0]), r[1] or KIND_TEXT, decode(r[2])) for r in rows]
 
         return await self.run(query)

@@ -2,8 +2,9 @@
 
 * queue wait (submit -> first start) and end to end (submit -> completed) per model, observed by the lifecycle;
 * the duration of each phase of a run per model and phase (``text_encoding``, or ``image_encoding`` for a
-  family conditioned on the image alone, ``frame_generation``: the denoising loop, ``decoding``: the VAE,
-  ``encoding``: MP4/JPEG/GIF in the API), observed by the runner from the pipeline's progress events;
+  family conditioned on the image alone, ``keyframe``: a keyframe stage's steps, ``frame_generation``: the
+  denoising loop, ``decoding``: the VAE, ``encoding``: MP4/JPEG/GIF in the API), observed by the runner from the
+  pipeline's progress events;
 * WebSocket connections open now and opened since start.
 """
 
@@ -17,12 +18,13 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from visualizr.names import CONDITIONING_PHASES, PHASE_DECODING, PHASE_FRAME_GENERATION
+from visualizr.names import CONDITIONING_PHASES, PHASE_DECODING, PHASE_FRAME_GENERATION, PHASE_KEYFRAME
 
 # Upper bounds in seconds (+Inf is implicit). Jobs: a fraction of a second (the demo on a GPU) to half an hour (real
 # weights on a CPU); phases: one text encoding (ms) to a long denoising loop.
 JOB_BUCKETS: Final = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
                       1800.0)
+STEP_PHASES: Final = (PHASE_KEYFRAME, PHASE_FRAME_GENERATION)  # reported once per step
 PHASE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -85,24 +87,24 @@ class JobTelemetry(Collector):
 
 class PhaseTimer:
     """Turns one run's progress events into phase durations. The pipeline reports a phase when it is done: its
-    conditioning once (text or image encoding), each denoising step, then decoding; so the conditioning runs from
-    the start to its event, denoising from there to the last step's event, decoding from there to its event."""
+    conditioning once (text or image encoding), each step of a run of steps (a keyframe's, the denoising loop's),
+    then decoding; so a phase runs from the end of the one before to its event, a run of steps to its last step's
+    event (text-to-video through a keyframe: text_encoding, keyframe, image_encoding, frame_generation, decoding)."""
 
     def __init__(self, sink: Callable[[str, float], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._sink = sink
         self._clock = clock
         self._mark = clock()
-        self._last_step: float | None = None
+        self._stepping: str | None = None  # the phase of the run of steps under way
+        self._last_step = self._mark
 
     def on_event(self, phase: str) -> None:
         now = self._clock()
-        if phase in CONDITIONING_PHASES:
+        if self._stepping is not None and phase != self._stepping:  # that run of steps ended at its last step
+            self._sink(self._stepping, self._last_step - self._mark)
+            self._mark, self._stepping = self._last_step, None
+        if phase in STEP_PHASES:
+            self._stepping, self._last_step = phase, now
+        elif phase in CONDITIONING_PHASES or phase == PHASE_DECODING:
             self._sink(phase, now - self._mark)
             self._mark = now
-        elif phase == PHASE_FRAME_GENERATION:
-            self._last_step = now
-        elif phase == PHASE_DECODING:
-            if self._last_step is not None:
-                self._sink(PHASE_FRAME_GENERATION, self._last_step - self._mark)
-                self._mark = self._last_step
-            self._sink(PHASE_DECODING, now - self._mark)

@@ -1,9 +1,10 @@
 """Wire types of /api/v1/models (msgspec Structs): the API reference's fields plus the live Triton state.
 
 Added to the reference: ``status`` (loaded | loading | unloading | unloaded | failed | unknown) and ``loaded``
-on list items and details; ``loaded_at``, ``load_error`` (the last failed load: MODEL_LOAD_FAILED with Triton's
-reason) and ``inference_servers`` (the model on each Triton endpoint: its status there, ``down`` for an endpoint
-that cannot be reached, and the problem that keeps it from serving, if any) on details. Times and rates not
+on list items and details; ``capabilities.styles`` (the styles the model takes, ``frontend.styles``; then
+``supports_style_transfer`` is true), ``loaded_at``, ``load_error`` (the last failed load: MODEL_LOAD_FAILED with
+Triton's reason) and ``inference_servers`` (the model on each Triton endpoint: its status there, ``down`` for an
+endpoint that cannot be reached, and the problem that keeps it from serving, if any) on details. Times and rates not
 measured yet are null.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import msgspec
 
 from visualizr.frontend.errors import ErrorInfo
-from visualizr.model_card import Capabilities, ParameterRange, Requirements
+from visualizr.frontend.styles import styles_for
+from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements
 
 LOADED = "loaded"
 LOADING = "loading"
@@ -53,13 +55,26 @@ class Performance(msgspec.Struct):
     total_generations: int
 
 
+class ServedCapabilities(Capabilities, frozen=True):
+    """A card's capabilities as the API serves them: the ``styles`` the API applies for this model, and
+    ``supports_style_transfer`` true where there are any."""
+
+    styles: list[str] = []
+
+    @classmethod
+    def of(cls, card: ModelCard) -> ServedCapabilities:
+        styles = styles_for(card)
+        fields = {**msgspec.structs.asdict(card.capabilities), "supports_style_transfer": bool(styles)}
+        return cls(**fields, styles=styles)
+
+
 class ModelDetail(msgspec.Struct):
     id: str
     name: str
     description: str
     version: str
     type: str
-    capabilities: Capabilities
+    capabilities: ServedCapabilities
     requirements: Requirements
     parameters: dict[str, ParameterRange]
     performance: Performance

@@ -157,7 +157,7 @@ class ModelService:
             description=card.description,
             version=card.version,
             type=card.type,
-            capabilities=card.capabilities,
+            capabilities=s.ServedCapabilities.of(card),
             requirements=card.requirements,
             parameters=dict(card.parameters),
             performance=s.Performance(

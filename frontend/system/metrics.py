@@ -10,7 +10,7 @@
   ``queue_daily_max`` table so a restart keeps it); ``average_wait_time_seconds`` mean started_at -
   created_at.
 * storage: files in the asset folder (``total_videos`` counts the .mp4 files, ``total_size_gb`` every file:
-  videos, thumbnails, previews) and the free space of the data folder's disk.
+  videos, thumbnails, previews, keyframes) and the free space of the data folder's disk.
 * models: per model, ``generations`` (completed + failed), ``success_rate`` (percent) and
   ``average_time_seconds``; every model of the repository is listed.
 

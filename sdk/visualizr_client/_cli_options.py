@@ -42,7 +42,7 @@ GENERATE_FLAGS = {
     **SEED,
     **NEGATIVE,
     **MODEL,
-    "style": Flag("style", str, "a style word, stored with the video"),
+    "style": Flag("style", str, "a style that shapes the prompt, e.g. cinematic, anime"),
 }
 FROM_IMAGE_FLAGS = {
     "duration": Flag("duration_seconds", float, "length of the video in seconds"),
@@ -60,7 +60,7 @@ ANIMATE_FLAGS = {
     "background": Flag("background", str, "e.g. office, outdoors, space"),
     "duration": Flag("duration_seconds", float, "length of the video in seconds"),
     "resolution": Flag("resolution", str, "WIDTHxHEIGHT"),
-    "style": Flag("animation_style", str, "e.g. natural, cartoon, anime"),
+    "style": Flag("animation_style", str, "a style that shapes the prompt, e.g. natural, cartoon, anime"),
     "steps": TUNING["steps"],
     **SEED,
     **MODEL,
@@ -86,10 +86,13 @@ def limits(field: str, card: m.ModelDetail | None) -> str:
         return "0 or more; default: random"
     if field == "motion_strength":
         return f"above 0, at most 1; default {MOTION_STRENGTH_DEFAULT}"
-    if field in ("negative_prompt", "style", "action", "emotion", "background", "animation_style"):
+    if field in ("negative_prompt", "action", "emotion", "background"):
         return "free text; default: the server's"
     if card is None:
         return "limits and default: see the model card"
+    if field in ("style", "animation_style"):
+        styles = card.capabilities.styles if card.capabilities else []
+        return f"one of {', '.join(styles)}; default: none" if styles else f"{card.id} takes no style"
     params = card.parameters
     if field == "model":
         return f"default: the server's; these limits are {card.id}'s"

@@ -51,6 +51,7 @@ class VideoResult(Model):
     thumbnail_url: str | None = None
     preview_gif_url: str | None = None
     metadata: VideoMetadata | None = None
+    keyframe_url: str | None = None  # server extension: the picture a keyframe stage made from the prompt
 
 
 class GenerationAccepted(Model):
@@ -127,6 +128,7 @@ class ModelCapabilities(Model):
     supported_formats: list[str] = []
     supports_negative_prompt: bool | None = None
     supports_style_transfer: bool | None = None
+    styles: list[str] = []  # server extension: what ``style`` / ``animation_style`` take on this model
 
 
 class ModelRequirements(Model):
@@ -236,11 +238,13 @@ class VideoDetail(Model):
     preview_gif_url: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
+    style: str | None = None  # server extension: the style applied to the prompt
     model: str | None = None
     parameters: VideoParameters | None = None
     metadata: VideoMetadata | None = None
     generation_info: GenerationInfo | None = None
     created_at: str | None = None
+    keyframe_url: str | None = None  # server extension (see VideoResult)
 
 
 class VideoDeleteResult(Model):

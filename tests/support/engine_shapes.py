@@ -18,5 +18,5 @@ CONFIG = AnimateDiffConfig(
     vae_scale_factor=8,
     vae_scaling_factor=0.18215,
 )
-CARD = tiny_model_card("animatediff", [], multiple_of=8, max_frames=32)
+CARD = tiny_model_card("animatediff", [], multiple_of=8, native_frames=16)
 LIMITS = shape_limits(CARD, CONFIG)

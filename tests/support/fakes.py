@@ -61,10 +61,16 @@ def make_card(model_id: str = MODEL_ID) -> ModelCard:
     )
 
 
-def svd_card(model_id: str = "stable-video-diffusion") -> ModelCard:
-    """A Stable Video Diffusion card: image-to-video only, no negative prompt."""
+def svd_card(model_id: str = "stable-video-diffusion", keyframe: bool = False) -> ModelCard:
+    """A Stable Video Diffusion card: image-to-video only, no negative prompt; with ``keyframe``, text too (and a
+    negative prompt) through a keyframe stage."""
     card = make_card(model_id)
-    caps = msgspec.structs.replace(card.capabilities, supports_negative_prompt=False, supports_image_to_video=True)
+    caps = msgspec.structs.replace(
+        card.capabilities,
+        supports_negative_prompt=keyframe,
+        supports_image_to_video=True,
+        text_to_video_via_keyframe=keyframe,
+    )
     family = "stable-video-diffusion"
     return msgspec.structs.replace(card, family=family, type="image-to-video", name="SVD (test)", capabilities=caps)
 
@@ -110,12 +116,15 @@ class FakeStream:
 
     async def _events(self) -> AsyncIterator[ProgressEvent]:
         job = self.job
-        total = job.num_inference_steps
+        keyframe_steps = self.backend.keyframe_steps if job.image is None else 0  # a keyframe stage's
+        total = keyframe_steps + job.num_inference_steps
         await self._pause(self.backend.step_delay)
         if self.cancelled:
             return
         yield ProgressEvent(names.PHASE_TEXT_ENCODING, 0, total)
         for step in range(1, total + 1):
+            if step == keyframe_steps + 1 and keyframe_steps:
+                yield ProgressEvent(names.PHASE_IMAGE_ENCODING, keyframe_steps, total)
             if self.backend.fail_at_step == step:
                 raise BackendError("Video generation failed", f"fake pipeline exploded at step {step}")
             if step == self.backend.hold_at_step:
@@ -124,10 +133,12 @@ class FakeStream:
             if self.cancelled:
                 self.backend.cancelled_at_step.append(step)
                 return
-            yield ProgressEvent(names.PHASE_FRAME_GENERATION, step, total)
+            phase = names.PHASE_KEYFRAME if step <= keyframe_steps else names.PHASE_FRAME_GENERATION
+            yield ProgressEvent(phase, step, total)
         yield ProgressEvent(names.PHASE_DECODING, total, total)
         frames = self.backend.frames_factory(job)
-        yield ProgressEvent(names.PHASE_DONE, total, total, frames=frames)
+        keyframe = frames[0] if keyframe_steps else None
+        yield ProgressEvent(names.PHASE_DONE, total, total, frames=frames, keyframe=keyframe)
 
 
 class FakeBackend:
@@ -138,8 +149,11 @@ class FakeBackend:
         hold_at_step: int | None = None,
         fail_at_step: int | None = None,
         frames_factory: Callable[[GenerationRequest], np.ndarray] | None = None,
+        keyframe_steps: int = 0,
     ) -> None:
         self.step_delay = step_delay
+        # > 0: a text request runs a keyframe stage of that many steps first (its picture: the first frame)
+        self.keyframe_steps = keyframe_steps
         self.hold_at_step = hold_at_step
         self.fail_at_step = fail_at_step
         self.release = threading.Event()
@@ -185,6 +199,15 @@ def wait_for(
             return body
         time.sleep(0.01)
     raise AssertionError(f"{request_id} never reached {statuses}; last: {body}")
+
+
+def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The ``error`` object of an error response, checked to have ``status``, ``code`` and the body's shape."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert body["error"]["code"] == code and body["error"]["message"], body
+    return body["error"]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -19,6 +19,7 @@ from visualizr.families.stable_video_diffusion.vocabulary import (
     UNET_ADDED_TIME_IDS,
 )
 from visualizr.pipeline import GenerationRequest
+from visualizr.pipeline.text_to_image import TextToImageConfig, TextToImagePipeline
 
 CONFIG = AnimateDiffConfig(
     model_id="tiny",
@@ -134,17 +135,33 @@ SVD_EMBED_DIM = 6
 
 
 class FakeSvdComponents:
-    """Stable Video Diffusion's networks as deterministic functions; ``calls`` lists (kind, shape)."""
+    """Stable Video Diffusion's networks (and its keyframe stage's, AnimateDiff's fakes' 2D counterparts) as
+    deterministic functions; ``calls`` lists (kind, shape), ``outputs`` what each call returned."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[int, ...]]] = []
         self.inputs: dict[str, list[dict[str, np.ndarray]]] = {}
+        self.outputs: dict[str, list[np.ndarray]] = {}
 
     async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
         self.inputs.setdefault(component, []).append(inputs)
         first = next(iter(inputs.values()))
         self.calls.append((component, first.shape))
-        return await getattr(self, component)(inputs)
+        result = await getattr(self, component)(inputs)
+        self.outputs.setdefault(component, []).append(result)
+        return result
+
+    async def keyframe_text_encoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        base = inputs[TEXT_INPUT_IDS].astype(np.float32)[:, :, None] / 100.0
+        return np.repeat(base, KEYFRAME_CONFIG.text_hidden_size, axis=2)
+
+    async def keyframe_unet(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        sample, hidden = inputs[names.UNET_SAMPLE], inputs[names.UNET_ENCODER_HIDDEN_STATES]
+        assert sample.ndim == 4 and inputs[names.UNET_TIMESTEP].shape == (sample.shape[0],)
+        return (0.1 * sample + hidden.mean(axis=(1, 2)).reshape(-1, 1, 1, 1)).astype(np.float32)
+
+    async def keyframe_vae_decoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return fake_decode(inputs[names.VAE_LATENT])
 
     async def image_encoder(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         pixels = inputs[IMAGE_ENCODER_PIXELS]
@@ -168,16 +185,30 @@ class FakeSvdComponents:
         return fake_decode(inputs[names.VAE_LATENT])
 
 
-def make_svd_pipeline(**config) -> StableVideoDiffusionPipeline:
+KEYFRAME_CONFIG = TextToImageConfig(
+    latent_channels=4, vae_scale_factor=8, vae_scaling_factor=0.5, text_max_length=8, text_hidden_size=6
+)
+
+
+def make_svd_pipeline(keyframe: bool = False, **config) -> StableVideoDiffusionPipeline:
+    """A Stable Video Diffusion loop over the fakes above; ``keyframe``: with a keyframe stage (DDIM, the fake
+    tokenizer)."""
     from diffusers import EulerDiscreteScheduler
     from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
     from visualizr.export.families.stable_video_diffusion.tiny import SCHEDULER_CONFIG
 
+    stage = None
+    if keyframe:
+        scheduler_config = DDIMScheduler().config
+        stage = TextToImagePipeline(
+            KEYFRAME_CONFIG, FakeTokenizer(), lambda: DDIMScheduler.from_config(scheduler_config)
+        )
     return StableVideoDiffusionPipeline(
-        msgspec.structs.replace(SVD_CONFIG, **config),
+        msgspec.structs.replace(SVD_CONFIG, keyframe=KEYFRAME_CONFIG if keyframe else None, **config),
         ClipNormalization(tuple(OPENAI_CLIP_MEAN), tuple(OPENAI_CLIP_STD)),
         lambda: EulerDiscreteScheduler.from_config(SCHEDULER_CONFIG),
+        keyframe=stage,
     )
 
 

@@ -17,7 +17,10 @@ VENDORED_SPEC = Path(__file__).resolve().parents[1] / "data" / "visualizr-api.md
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
+_ANY_BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)  # the multipart example's block names no language
 _LABEL = re.compile(r"\*\*(Response[^*]*?):?\*\*:?|^####\s+(.+)$", re.M)
+_REQUEST_LABEL = re.compile(r"\*\*Request Body[^*]*\*\*")
+_FORM_LINE = re.compile(r"^(\w+):\s*(.*?)\s*$")
 
 
 def spec_text() -> str:
@@ -47,6 +50,35 @@ def endpoint_examples() -> dict[tuple[str, str], dict[str, Any]]:
             elif current is not None and label.startswith("Response"):
                 examples[current][label] = json.loads(body)
     return examples
+
+
+@cache
+def request_bodies() -> dict[tuple[str, str], dict[str, Any]]:
+    """{(METHOD, path template): body} of every example under a "Request Body" caption: a ```json block as its
+    JSON, a multipart/form-data block (``name: value`` lines) as {name: text}, quotes around a value dropped.
+    A file field keeps the reference's placeholder text (``[image file]``): the caller sends a file there."""
+    text = spec_text()
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
+    current: tuple[str, str] | None = None
+    previous_end = 0
+    for block in _ANY_BLOCK.finditer(text):
+        language, body = block.group(1), block.group(2)
+        captioned = _REQUEST_LABEL.search(text, previous_end, block.start()) is not None
+        previous_end = block.end()
+        if language == "http" and body.split() and body.split()[0] in HTTP_METHODS:
+            current = (body.split()[0], body.split()[1])
+        elif captioned and current is not None:
+            bodies[current] = json.loads(body) if language == "json" else _form_fields(body)
+    return bodies
+
+
+def _form_fields(block: str) -> dict[str, str]:
+    fields = {}
+    for line in block.strip().splitlines():
+        match = _FORM_LINE.match(line.strip())
+        assert match, f"not a 'name: value' line of a form example: {line!r}"
+        fields[match.group(1)] = match.group(2).removeprefix('"').removesuffix('"')
+    return fields
 
 
 def example(method: str, path: str, label: str = "Response") -> Any:

@@ -15,3 +15,14 @@ class Components(Protocol):
         """Call the network ``component`` (a name of the family's networks) with ``inputs`` (tensor names of
         ``visualizr.names`` or the family's vocabulary, shapes as in ONNX) and return its output ``output``."""
         ...
+
+
+class StageComponents:
+    """The Components of one stage of a model, whose networks are its owner's ``<prefix><component>`` (Stable
+    Video Diffusion's keyframe stage calls ``unet``, which is the model's ``keyframe_unet``)."""
+
+    def __init__(self, components: Components, prefix: str) -> None:
+        self.components, self.prefix = components, prefix
+
+    async def run(self, component: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        return await self.components.run(self.prefix + component, inputs, output)

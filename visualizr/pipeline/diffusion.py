@@ -144,18 +144,48 @@ class DiffusionPipeline(ABC):
         kwargs = {"generator": state.generator} if _accepts_generator(scheduler) else {}
         return scheduler.step(noise_pred, t, latents, **kwargs).prev_sample
 
-    async def decode_latents(self, components: Components, latents: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Latents (the family's layout) -> uint8 frames [B*F, H, W, 3] on the host; decode_chunk_size frames
-        per call, the images stay on the device until they are uint8."""
+    async def denoise(
+        self,
+        components: Components,
+        state: Denoising,
+        checkpoint: Checkpoint,
+        first_step: int,
+        total: int,
+        phase: str = names.PHASE_FRAME_GENERATION,
+    ) -> AsyncIterator[ProgressEvent]:
+        """The denoising loop over ``state.timesteps``: a checkpoint before each step, a ``phase`` event after it;
+        steps are counted from ``first_step`` of ``total`` (a request of several stages counts across them)."""
+        for index, t in enumerate(state.timesteps):
+            checkpoint(first_step + index)
+            state.latents = await self.denoise_step(components, state, t)
+            yield ProgressEvent(phase, first_step + index + 1, total)
+
+    def frames_per_decode(self, latent_height: int, latent_width: int) -> int:
+        """Frames one vae_decoder call takes: decode_chunk_size, fewer where ``decode_max_cells`` (latent cells
+        per call) says so at large sizes, at least one."""
+        chunk, cells = self.config.decode_chunk_size, self.config.decode_max_cells
+        if cells:
+            chunk = min(chunk, cells // (latent_height * latent_width))
+        return max(1, chunk)
+
+    async def decode_latents(
+        self, components: Components, latents: torch.Tensor | np.ndarray, checkpoint: Checkpoint | None = None
+    ) -> np.ndarray:
+        """Latents (the family's layout) -> uint8 frames [B*F, H, W, 3] on the host; ``frames_per_decode`` frames
+        per call (``checkpoint`` before each), each chunk's images made uint8 on the device before the next (a
+        long clip never holds all its frames as float images)."""
         place = self.placement
         latents = place.from_network(latents) / self.config.vae_scaling_factor
         flat = latents.movedim(self.frames_axis, 1).flatten(0, 1)  # [B*F, C, h, w], frames in order
-        chunk = max(1, self.config.decode_chunk_size)
-        images = []
+        chunk = self.frames_per_decode(*flat.shape[-2:])
+        frames = []
         for start in range(0, flat.shape[0], chunk):
+            if checkpoint is not None:
+                checkpoint(0)
             inputs = self.decoder_inputs(flat[start : start + chunk])
-            images.append(place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE)))
-        return to_uint8_frames(torch.cat(images))
+            images = place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE))
+            frames.append(to_uint8_frames(images))
+        return np.concatenate(frames)
 
     # -- the whole generation -------------------------------------------------------------------------------
 
@@ -178,10 +208,8 @@ class DiffusionPipeline(ABC):
         checkpoint(0)
         state = await self.prepare(request, components, checkpoint)
         yield ProgressEvent(self.conditioning_phase, 0, total)
-        for index, t in enumerate(state.timesteps):
-            checkpoint(index)
-            state.latents = await self.denoise_step(components, state, t)
-            yield ProgressEvent(names.PHASE_FRAME_GENERATION, index + 1, total)
+        async for event in self.denoise(components, state, checkpoint, 0, total):
+            yield event
 
         checkpoint(total)
         frames = await self.decode_latents(components, state.latents)

@@ -40,14 +40,18 @@ class OnnxComponents:
 
     @classmethod
     def from_repository(cls, model_repository: Path, model_id: str, intra_op_num_threads: int = 0) -> OnnxComponents:
-        """Every network of the exported model ``model_id`` (its family is read from its pipeline.json)."""
+        """Every network of the exported model ``model_id`` (its family is read from its pipeline.json; an optional
+        network the model was exported without is left out)."""
         config = read_pipeline_config(assets_dir(Path(model_repository) / model_id) / PIPELINE_CONFIG_FILENAME)
+        paths = {
+            network.component: (component_onnx_path(model_repository, model_id, network.component), network.optional)
+            for network in get_family(config.family).networks
+        }
         return cls(
             {
-                component: open_session(
-                    component_onnx_path(model_repository, model_id, component), intra_op_num_threads
-                )
-                for component in get_family(config.family).components
+                component: open_session(path, intra_op_num_threads)
+                for component, (path, optional) in paths.items()
+                if not optional or path.is_file()
             }
         )
 

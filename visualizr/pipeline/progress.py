@@ -11,12 +11,14 @@ from visualizr.names import PHASE_DONE
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``step`` counts denoising steps completed so far; the last (phase ``done``) carries ``frames``."""
+    """``step`` counts denoising steps completed so far; the last (phase ``done``) carries ``frames``, and the
+    ``keyframe`` uint8 [H, W, 3] when a keyframe stage made the first frame from the prompt."""
 
     phase: str
     step: int
     total_steps: int
     frames: np.ndarray | None = None
+    keyframe: np.ndarray | None = None
 
     @property
     def is_final(self) -> bool:

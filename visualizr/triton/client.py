@@ -1,7 +1,8 @@
 """Client side of the pipeline model over tritonclient.grpc.aio: inputs, responses, cancellation.
 
 Each response carries ``step`` INT32[1], ``total_steps`` INT32[1], ``phase`` BYTES[1]; the last one (phase
-``done``) also carries ``frames`` UINT8[F,H,W,3] and has the ``triton_final_response`` parameter set to
+``done``) also carries ``frames`` UINT8[F,H,W,3] (and ``keyframe`` UINT8[H,W,3] when a keyframe stage made the
+first frame) and has the ``triton_final_response`` parameter set to
 true (Triton adds it to every streamed response of a decoupled model; false on the others). Errors arrive as
 the iterator's ``error`` item (for example ``invalid request: width must be ...``).
 
@@ -46,13 +47,14 @@ def infer_inputs(request: GenerationRequest, accepted: Collection[str] | None = 
 
 
 def progress_event(result: InferResult) -> ProgressEvent:
-    """One streamed response as a ProgressEvent (frames set on the last one only)."""
+    """One streamed response as a ProgressEvent (frames, and a keyframe, set on the last one only)."""
     phase = result.as_numpy(names.OUT_PHASE)[0]
     return ProgressEvent(
         phase=phase.decode("utf-8") if isinstance(phase, bytes) else str(phase),
         step=int(result.as_numpy(names.OUT_STEP)[0]),
         total_steps=int(result.as_numpy(names.OUT_TOTAL_STEPS)[0]),
         frames=result.as_numpy(names.OUT_FRAMES),
+        keyframe=result.as_numpy(names.OUT_KEYFRAME),
     )
 
 

@@ -108,15 +108,17 @@ def request_arrays(request: GenerationRequest, accepted: Collection[str] | None 
 
 
 def progress_arrays(event: ProgressEvent) -> dict[str, np.ndarray]:
-    """step INT32[1], total_steps INT32[1], phase BYTES[1], and frames UINT8[F,H,W,3] on the last event."""
+    """step INT32[1], total_steps INT32[1], phase BYTES[1], and frames UINT8[F,H,W,3] (and the keyframe
+    UINT8[H,W,3], when one was made) on the last event."""
     outputs = names.PIPELINE_OUTPUTS
     arrays = {
         names.OUT_STEP: np.array([event.step], dtype=numpy_dtype(outputs[names.OUT_STEP])),
         names.OUT_TOTAL_STEPS: np.array([event.total_steps], dtype=numpy_dtype(outputs[names.OUT_TOTAL_STEPS])),
         names.OUT_PHASE: np.array([event.phase.encode("utf-8")], dtype=numpy_dtype(outputs[names.OUT_PHASE])),
     }
-    if event.frames is not None:
-        arrays[names.OUT_FRAMES] = np.ascontiguousarray(event.frames, dtype=numpy_dtype(outputs[names.OUT_FRAMES]))
+    for name, array in ((names.OUT_FRAMES, event.frames), (names.OUT_KEYFRAME, event.keyframe)):
+        if array is not None:
+            arrays[name] = np.ascontiguousarray(array, dtype=numpy_dtype(outputs[name]))
     return arrays
 
 

@@ -31,13 +31,19 @@ class AnimateDiffExport(FamilyExport):
         return load_animatediff(Path(options.weights), options.motion_adapter)
 
     def describe(self, options: ExportOptions, components: AnimateDiffComponents) -> LoadedModel:
+        import msgspec
+
         from visualizr.export.families.animatediff import cards
         from visualizr.export.families.animatediff.specs import NETWORK_SPECS, AnimateDiffDims
+        from visualizr.export.families.animatediff.tiny import DECODE_CHUNK_SIZE
         from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.animatediff.loop import AnimateDiffConfig
         from visualizr.pipeline_config import SCHEDULER_DIRNAME, TOKENIZER_DIRNAME
 
         model_id = options.id
+        windows = cards.CONTEXT_WINDOWS
+        windows = msgspec.structs.replace(windows, length=min(windows.length, components.max_frames))
+        tiny_only = {"decode_chunk_size": DECODE_CHUNK_SIZE} if options.is_tiny else {}  # real weights: the default
         config = AnimateDiffConfig(
             model_id=model_id,
             family=self.family.name,
@@ -46,16 +52,19 @@ class AnimateDiffExport(FamilyExport):
             latent_channels=components.latent_channels,
             vae_scale_factor=components.vae_scale_factor,
             vae_scaling_factor=components.vae_scaling_factor,
+            context=windows,
+            **tiny_only,
         )
         multiple_of = components.vae_scale_factor  # the UNet export accepts every latent size (see trace_case)
         card = model_card(
-            cards, options, self.triton_models(model_id), multiple_of, components.max_frames, components.source_name
+            cards, options, self.triton_models(model_id), multiple_of, windows.length, components.source_name
         )
         dims = AnimateDiffDims(
             latent_channels=config.latent_channels,
             vae_scale_factor=config.vae_scale_factor,
             text_max_length=config.text_max_length,
             text_hidden_size=config.text_hidden_size,
+            windows=windows,
         )
         vae = components.vae
         return LoadedModel(

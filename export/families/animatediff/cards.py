@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from visualizr.export.model_cards import TINY_WEIGHTS_LABEL, build_card, video_parameters
+from visualizr.families.animatediff.context import ContextWindows
 from visualizr.model_card import ModelCard, ParameterRange, Requirements
 
 FAMILY: Final = "animatediff"
@@ -16,6 +17,12 @@ GUIDANCE_RANGE: Final = ParameterRange(
     default=7.5,
     description="Classifier-free guidance scale: higher follows the prompt more",
 )
+# FreeNoise context windows of every export (diffusers' enable_free_noise defaults): clips longer than one window,
+# up to LONG_CLIP_MAX_FRAMES, are made in windows of `length` frames `stride` apart (capped at the motion adapter's
+# positional-embedding length). The window is the card's native_num_frames.
+CONTEXT_WINDOWS: Final = ContextWindows(length=16, stride=4, weighting="pyramid", noise="shuffle_context")
+LONG_CLIP_MAX_FRAMES: Final = 120  # 5 s at 24 fps; memory and time grow linearly with the frames
+MAX_SIZE: Final = 1024
 # The tiny demo's defaults are chosen so that a prompt-only request finishes in well under 30 s on 2 CPU cores
 # (see the export report: one UNet call at batch 2 and the VAE decode were measured at these sizes).
 TINY_DEFAULT_SIZE: Final = 128
@@ -23,17 +30,20 @@ TINY_DEFAULT_FRAMES: Final = 16
 TINY_DEFAULT_STEPS: Final = 20
 
 
-def _card(parameters: dict[str, ParameterRange], **fields) -> ModelCard:
-    return build_card(FAMILY, "text-to-video", parameters, negative_prompt=True, **fields)
+def _card(parameters: dict[str, ParameterRange], native_frames: int, **fields) -> ModelCard:
+    return build_card(
+        FAMILY, "text-to-video", parameters, negative_prompt=True, native_num_frames=native_frames, **fields
+    )
 
 
-def tiny_model_card(model_id: str, triton_models: list[str], multiple_of: int, max_frames: int) -> ModelCard:
-    sizes = (64, 512, TINY_DEFAULT_SIZE)
+def tiny_model_card(model_id: str, triton_models: list[str], multiple_of: int, native_frames: int) -> ModelCard:
+    sizes = (64, MAX_SIZE, TINY_DEFAULT_SIZE)
     parameters = video_parameters(
-        sizes, multiple_of, (max_frames, TINY_DEFAULT_FRAMES), FPS_RANGE, TINY_DEFAULT_STEPS, GUIDANCE_RANGE
+        sizes, multiple_of, (LONG_CLIP_MAX_FRAMES, TINY_DEFAULT_FRAMES), FPS_RANGE, TINY_DEFAULT_STEPS, GUIDANCE_RANGE
     )
     return _card(
         parameters,
+        native_frames,
         id=model_id,
         name="AnimateDiff (tiny demo)",
         description=(
@@ -49,12 +59,14 @@ def tiny_model_card(model_id: str, triton_models: list[str], multiple_of: int, m
 
 
 def weights_model_card(
-    model_id: str, name: str, source_name: str, triton_models: list[str], multiple_of: int, max_frames: int
+    model_id: str, name: str, source_name: str, triton_models: list[str], multiple_of: int, native_frames: int
 ) -> ModelCard:
-    sizes = (256, 1024, 512 - 512 % multiple_of)
-    parameters = video_parameters(sizes, multiple_of, (max_frames, min(16, max_frames)), FPS_RANGE, 25, GUIDANCE_RANGE)
+    sizes = (256, MAX_SIZE, 512 - 512 % multiple_of)
+    frames = (LONG_CLIP_MAX_FRAMES, min(16, native_frames))
+    parameters = video_parameters(sizes, multiple_of, frames, FPS_RANGE, 25, GUIDANCE_RANGE)
     return _card(
         parameters,
+        native_frames,
         id=model_id,
         name=name,
         description=f"AnimateDiff text-to-video exported from the local weights {source_name!r}.",

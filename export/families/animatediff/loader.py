@@ -49,6 +49,7 @@ class AnimateDiffComponents(DiffusersComponents):
 
     @property
     def max_frames(self) -> int:
+        """Frames the motion modules' positional embeddings cover: the longest context window."""
         return int(self.unet.config.motion_max_seq_length)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from visualizr import names
@@ -16,10 +16,12 @@ from visualizr.export.specs import (
     AxisRange,
     NetworkDims,
     NetworkSpec,
+    ShapeCase,
     ShapeLimits,
     TensorSpec,
     VAEEncoderSpec,
 )
+from visualizr.families.animatediff.context import ContextWindows
 from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
 
 
@@ -27,6 +29,7 @@ from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_
 class AnimateDiffDims(NetworkDims):
     text_max_length: int = 77
     text_hidden_size: int = 768
+    windows: ContextWindows = ContextWindows()  # the motion modules' FreeNoise context windows
 
 
 class TextEncoderSpec(NetworkSpec):
@@ -57,7 +60,7 @@ class TextEncoderSpec(NetworkSpec):
 
 
 class UNetSpec(NetworkSpec):
-    """UNetMotionModel: latents [B, C, F, h, w]."""
+    """UNetMotionModel: latents [B, C, F, h, w], its motion modules in context windows (any F)."""
 
     component = names.UNET
     dims: AnimateDiffDims
@@ -86,10 +89,25 @@ class UNetSpec(NetworkSpec):
             return torch.randint(1, 1000, shape, generator=generator).float()
         return torch.randn(shape, generator=generator)
 
+    def trace_case(self, downsample_factor: int) -> ShapeCase:
+        """Traced over several windows and an incomplete last one (16, 4: windows at 0, 4, 8 and one ending at 25)."""
+        windows = self.dims.windows
+        return replace(super().trace_case(downsample_factor), frames=windows.length + 2 * windows.stride + 1)
+
+    def verification_cases(self, downsample_factor: int) -> tuple[ShapeCase, ...]:
+        """The shared cases (one window: the plain motion modules) and the same sizes at two frame counts past one
+        window: whole windows to the last frame (16, 4: 28 frames) and an incomplete last one (35)."""
+        first, second = super().verification_cases(downsample_factor)
+        length, stride = self.dims.windows.length, self.dims.windows.stride
+        return (first, second, replace(first, frames=length + 3 * stride), replace(second, frames=2 * length + 3))
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "window_weights": self.dims.windows.weights()}
+
     def wrapper(self, network: Any) -> Any:
         from visualizr.export.families.animatediff.wrappers import UNetWrapper
 
-        return UNetWrapper(network)
+        return UNetWrapper(network, self.dims.windows)
 
 
 class VAEDecoderSpec(NetworkSpec):

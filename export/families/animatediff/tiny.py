@@ -3,6 +3,12 @@
 It is saved the way a user's local weights look (a Stable Diffusion 1.5 diffusers folder plus a separate
 motion adapter folder) and loaded back through the family's loader (``loader.py``), so the demo exercises the
 same code path as real weights. The build is cached under ``build/tiny-animatediff/``, keyed on the sources and corpus.
+
+Shaped to stay cheap at the largest size its card accepts (1024x1024, a latent of 128x128, and up to 120 frames):
+attention, spatial and temporal, only where the latent is small (the UNet's cross-attention blocks and motion
+transformers at 1/4 and 1/8 of the latent; the two top levels' motion modules have no transformer layers), few
+channels at full resolution, and a VAE without mid-block attention and with one resnet per decoder level. The
+``stable-diffusion/`` folder stays a valid Stable Diffusion 1.5 folder (a text-to-image model of its own).
 """
 
 from __future__ import annotations
@@ -17,11 +23,18 @@ from visualizr.export.fingerprint import REPO_ROOT, hash_files, hash_json
 
 TINY_SEED: Final = 20240611
 TEXT_HIDDEN_SIZE: Final = 32
-UNET_BLOCK_OUT_CHANNELS: Final = (32, 64)
-VAE_BLOCK_OUT_CHANNELS: Final = (8, 16, 32, 32)  # four blocks: 2**3 = 8 pixels per latent cell, as in SD1.5
+UNET_BLOCK_OUT_CHANNELS: Final = (4, 8, 16, 32)  # latent, 1/2, 1/4, 1/8 of it
+UNET_DOWN_BLOCKS: Final = ("DownBlock2D", "DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+UNET_UP_BLOCKS: Final = ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D")
+MOTION_TRANSFORMER_LAYERS: Final = (0, 0, 1, 1)  # per UNet level: temporal attention at 1/4 and 1/8 only
+NORM_GROUPS: Final = 4
+VAE_BLOCK_OUT_CHANNELS: Final = (4, 4, 4, 4)  # four blocks: 2**3 = 8 pixels per latent cell, as in SD1.5
 LATENT_CHANNELS: Final = 4
 MOTION_MAX_FRAMES: Final = 32
 VAE_SCALING_FACTOR: Final = 0.18215
+# Frames per vae_decoder call: onnxruntime's CPU arena keeps ~0.5 GB per 1024x1024 frame of the call at its peak,
+# while the time per frame hardly depends on the chunk (measured: chunks of 8, 4, 2 peak at 3.9, 2.0, 1.0 GB).
+DECODE_CHUNK_SIZE: Final = 2
 TOKENIZER_VOCAB_SIZE: Final = 1024
 
 SD_DIRNAME: Final = "stable-diffusion"
@@ -76,12 +89,12 @@ def _build_unet():
         sample_size=32,
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=UNET_DOWN_BLOCKS,
+        up_block_types=UNET_UP_BLOCKS,
         block_out_channels=UNET_BLOCK_OUT_CHANNELS,
         layers_per_block=1,
         attention_head_dim=4,
-        norm_num_groups=16,
+        norm_num_groups=NORM_GROUPS,
         cross_attention_dim=TEXT_HIDDEN_SIZE,
     ).eval()
 
@@ -92,8 +105,9 @@ def _build_motion_adapter():
     return MotionAdapter(
         block_out_channels=UNET_BLOCK_OUT_CHANNELS,
         motion_layers_per_block=1,
-        motion_num_attention_heads=4,
-        motion_norm_num_groups=16,
+        motion_transformer_layers_per_block=MOTION_TRANSFORMER_LAYERS,
+        motion_num_attention_heads=2,
+        motion_norm_num_groups=NORM_GROUPS,
         motion_max_seq_length=MOTION_MAX_FRAMES,
         use_motion_mid_block=True,
     ).eval()
@@ -109,9 +123,10 @@ def _build_vae():
         down_block_types=("DownEncoderBlock2D",) * blocks,
         up_block_types=("UpDecoderBlock2D",) * blocks,
         block_out_channels=VAE_BLOCK_OUT_CHANNELS,
-        layers_per_block=1,
+        layers_per_block=0,  # one resnet per decoder level (layers_per_block + 1); needs equal channels
         latent_channels=LATENT_CHANNELS,
-        norm_num_groups=8,
+        norm_num_groups=NORM_GROUPS,
+        mid_block_add_attention=False,
         sample_size=256,
         scaling_factor=VAE_SCALING_FACTOR,
     ).eval()

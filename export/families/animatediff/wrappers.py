@@ -1,8 +1,20 @@
-"""AnimateDiff's torch wrappers: forward takes a network's ONNX inputs in order and returns its single output."""
+"""AnimateDiff's torch wrappers: forward takes a network's ONNX inputs in order and returns its single output.
+
+The UNet's motion modules attend over frames in FreeNoise context windows (``ContextWindowedBlock``), so one
+exported graph makes clips of any length: diffusers' ``FreeNoiseTransformerBlock`` loops over the windows in
+Python, which the legacy ONNX exporter would trace as constants of the traced frame count.
+"""
 
 from __future__ import annotations
 
+import copy
+import itertools
+import math
+from dataclasses import dataclass
+
 import torch
+
+from visualizr.families.animatediff.context import ContextWindows
 
 
 class TextEncoderWrapper(torch.nn.Module):
@@ -15,9 +27,11 @@ class TextEncoderWrapper(torch.nn.Module):
 
 
 class UNetWrapper(torch.nn.Module):
-    def __init__(self, unet: torch.nn.Module) -> None:
+    """``unet`` (a UNetMotionModel, left as it is) with its motion modules windowed (``with_context_windows``)."""
+
+    def __init__(self, unet: torch.nn.Module, windows: ContextWindows) -> None:
         super().__init__()
-        self.unet = unet
+        self.unet = with_context_windows(unet, windows)
 
     def forward(
         self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor
@@ -36,3 +50,102 @@ class VAEDecoderWrapper(torch.nn.Module):
 
     def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latent_sample, return_dict=True).sample
+
+
+def with_context_windows(unet: torch.nn.Module, windows: ContextWindows) -> torch.nn.Module:
+    """A copy of ``unet`` sharing its weights whose motion modules' transformer blocks are ``ContextWindowedBlock``s
+    (diffusers' ``enable_free_noise`` swaps the blocks of the unet itself)."""
+    from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+
+    shared = {id(tensor): tensor for tensor in itertools.chain(unet.parameters(), unet.buffers())}
+    windowed = copy.deepcopy(unet, memo=shared)
+    for module in windowed.modules():
+        if isinstance(module, AnimateDiffTransformer3D):
+            blocks = (ContextWindowedBlock(block, windows) for block in module.transformer_blocks)
+            module.transformer_blocks = torch.nn.ModuleList(blocks)
+    return windowed
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where a clip's context windows are, as tensors computed from its frame count F (traced, so the ONNX graph
+    takes any F). Windows of ``min(F, length)`` frames start every ``stride`` frames while they fit; when the last
+    one ends before F, one more ends at F and gives only the frames past the others (diffusers'
+    ``last_frame_batch_length``). A clip of at most ``length`` frames is one window."""
+
+    gather: torch.Tensor  # int64 [W, window length]: the frame at each position of each window
+    sources: tuple[torch.Tensor, ...]  # int64 [F] each: a position in the flattened windows, per frame
+    weights: tuple[torch.Tensor, ...]  # float [F] each: its weight there (0: the frame is not in that window)
+    totals: torch.Tensor  # float [F]: what diffusers divides each frame's weighted sum by
+
+
+def window_plan(frames: torch.Tensor, windows: ContextWindows, window_weights: torch.Tensor) -> WindowPlan:
+    """``frames``: int64 scalar tensor. Every frame's contributions come in diffusers' order (earliest window
+    first), so the blend adds the same numbers in the same order as ``FreeNoiseTransformerBlock``."""
+    length, stride = windows.length, windows.stride
+    span = frames.clamp(max=length)  # window length
+    full = (frames - span) // stride + 1  # windows [k * stride, k * stride + span)
+    tail = frames - ((full - 1) * stride + span)  # frames after the last of them
+    count = full + (tail > 0).long()
+    starts = torch.minimum(torch.arange(count) * stride, frames - span)
+    gather = starts[:, None] + torch.arange(span)[None, :]
+    # One window: weights 1, so the block is exactly the plain one (no x * w / w rounding).
+    weights = torch.where(frames > length, window_weights, torch.ones_like(window_weights))[:span]
+    frame = torch.arange(frames)
+    sources, contributions = [], []
+    for cover in reversed(range(math.ceil(length / stride))):  # the windows holding a frame, earliest first
+        window = frame // stride - cover
+        position = frame - window * stride
+        inside = (window >= 0) & (window < full) & (position < span)
+        position = position.clamp(max=span - 1)
+        sources.append(torch.minimum(window.clamp(min=0), full - 1) * span + position)
+        contributions.append(torch.where(inside, weights[position], torch.zeros_like(weights[position])))
+    totals = sum(contributions)
+    # The extra last window: its weighted outputs, but (diffusers' quirk) each frame's total grows by the one
+    # weight at the window's first new position, weights[span - tail], not by the frame's own weight.
+    position = (frame - (frames - span)).clamp(min=0)
+    extra = frame >= frames - tail
+    sources.append((count - 1) * span + position)
+    contributions.append(torch.where(extra, weights[position], torch.zeros_like(weights[position])))
+    first_new = weights[(span - tail).clamp(max=span - 1)]
+    totals = totals + torch.where(extra, first_new, torch.zeros_like(first_new))
+    return WindowPlan(gather, tuple(sources), tuple(contributions), totals)
+
+
+class ContextWindowedBlock(torch.nn.Module):
+    """A motion module's BasicTransformerBlock computing what diffusers' ``FreeNoiseTransformerBlock`` computes,
+    in tensor ops: every window gathered into the batch, both attentions run on all of them at once, the outputs
+    weighted and summed back per frame, divided by the frame's total weight, then the feed-forward on the whole
+    clip. Up to ``windows.length`` frames it is the plain block, bit for bit."""
+
+    def __init__(self, block: torch.nn.Module, windows: ContextWindows) -> None:
+        super().__init__()
+        if block.norm_type != "layer_norm" or block._chunk_size is not None:
+            raise ValueError("context windows need a layer-norm motion block without chunked feed-forward")
+        self.block, self.windows = block, windows
+        self.register_buffer("window_weights", torch.tensor(windows.weights()), persistent=False)
+
+    def forward(
+        self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None, **_: object
+    ) -> torch.Tensor:
+        # hidden_states [N, F, C] (N = batch x height x width); motion modules attend over frames only.
+        if encoder_hidden_states is not None:
+            raise ValueError("motion modules take no encoder_hidden_states")
+        block = self.block
+        frames = torch.as_tensor(hidden_states.shape[1])
+        plan = window_plan(frames, self.windows, self.window_weights.to(hidden_states.dtype))
+        batch, channels = hidden_states.shape[0], hidden_states.shape[2]
+        chunk = hidden_states[:, plan.gather].flatten(0, 1)  # [N * W, window length, C]
+        for norm, attention in ((block.norm1, block.attn1), (block.norm2, block.attn2)):
+            if attention is None:
+                continue
+            normed = norm(chunk)
+            normed = block.pos_embed(normed) if block.pos_embed is not None else normed
+            chunk = attention(normed) + chunk
+        outputs = chunk.reshape(batch, -1, channels)  # [N, W * window length, C]
+        blended = None
+        for source, weight in zip(plan.sources, plan.weights, strict=True):
+            term = outputs.index_select(1, source) * weight[:, None]
+            blended = term if blended is None else blended + term
+        blended = blended / plan.totals[:, None]
+        return block.ff(block.norm3(blended)) + blended

@@ -6,7 +6,12 @@ Accepted layout (local, nothing is downloaded): a saved ``StableVideoDiffusionPi
 (UNetSpatioTemporalConditionModel), ``vae/`` (AutoencoderKLTemporalDecoder), ``scheduler/``. Weights saved only
 as the ``fp16`` variant are loaded from it. Everything is exported in float32.
 
-The tiny demo model is saved in this layout and loaded back through this module.
+The keyframe stage (text-to-video: the first frame made from the prompt) comes from a Stable Diffusion-class
+diffusers folder: ``tokenizer/`` (CLIPTokenizer), ``text_encoder/`` (CLIPTextModel), ``unet/``
+(UNet2DConditionModel), ``vae/`` (AutoencoderKL), ``scheduler/`` (used as it is, like StableDiffusionPipeline
+uses it). The tiny demo's is the AnimateDiff demo's Stable Diffusion folder.
+
+The tiny demo model is saved in these layouts and loaded back through this module.
 """
 
 from __future__ import annotations
@@ -18,7 +23,28 @@ from typing import Any
 from visualizr.export.family import DiffusersComponents, class_name, freeze, quiet_libraries
 
 SUBFOLDERS = ("image_encoder", "feature_extractor", "unet", "vae", "scheduler")
+KEYFRAME_SUBFOLDERS = ("tokenizer", "text_encoder", "unet", "vae", "scheduler")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass
+class KeyframeComponents(DiffusersComponents):
+    """A Stable Diffusion-class text-to-image model: the keyframe stage's networks."""
+
+    tokenizer: Any  # transformers.CLIPTokenizer
+    text_encoder: Any  # transformers.CLIPTextModel
+    unet: Any  # diffusers.UNet2DConditionModel
+    vae: Any  # diffusers.AutoencoderKL
+    scheduler: Any  # the folder's diffusers scheduler
+    source_name: str
+
+    @property
+    def text_max_length(self) -> int:
+        return int(self.tokenizer.model_max_length)
+
+    @property
+    def text_hidden_size(self) -> int:
+        return int(self.text_encoder.config.hidden_size)
 
 
 @dataclass
@@ -29,6 +55,7 @@ class StableVideoDiffusionComponents(DiffusersComponents):
     vae: Any  # diffusers.AutoencoderKLTemporalDecoder
     scheduler: Any  # diffusers.EulerDiscreteScheduler (v-prediction, Karras sigmas)
     source_name: str  # the weights folder's name, for the model card
+    keyframe: KeyframeComponents | None = None  # the keyframe stage, when exported with one
 
     @property
     def image_size(self) -> int:
@@ -51,36 +78,80 @@ def weights_variant(folder: Path) -> str | None:
     return "fp16" if not plain and any(".fp16." in name for name in files) else None
 
 
+def _missing(folder: Path, subfolders: tuple[str, ...]) -> list[str]:
+    return [name for name in subfolders if not (Path(folder) / name).is_dir()]
+
+
 def check_folder(weights: Path) -> str | None:
     """Why ``weights`` is not a Stable Video Diffusion folder, or None."""
-    missing = [name for name in SUBFOLDERS if not (Path(weights) / name).is_dir()]
+    missing = _missing(weights, SUBFOLDERS)
     return f"not a StableVideoDiffusionPipeline folder (missing {', '.join(missing)})" if missing else None
 
 
-def load_stable_video_diffusion(weights: Path) -> StableVideoDiffusionComponents:
-    """Load a local Stable Video Diffusion folder (layout: see the module docstring) in float32, eval mode."""
+def check_keyframe_folder(weights: Path) -> str | None:
+    """Why ``weights`` is not a Stable Diffusion folder the keyframe stage can use, or None."""
+    missing = _missing(weights, KEYFRAME_SUBFOLDERS)
+    if missing:
+        return f"not a Stable Diffusion diffusers folder (missing {', '.join(missing)})"
+    if class_name(Path(weights) / "unet") not in (None, "UNet2DConditionModel"):
+        return f"its unet is a {class_name(Path(weights) / 'unet')}, not a UNet2DConditionModel"
+    return None
+
+
+def _pretrained(weights: Path, model_class: Any, name: str) -> Any:
+    folder = weights / name
+    return model_class.from_pretrained(str(folder), variant=weights_variant(folder))
+
+
+def _scheduler(folder: Path, default: str) -> Any:
     import diffusers
+
+    return getattr(diffusers, class_name(folder) or default).from_pretrained(str(folder))
+
+
+def _checked(weights: Path, problem: str | None) -> Path:
+    if problem:
+        raise FileNotFoundError(f"{weights}: {problem}")
+    return weights
+
+
+def load_keyframe(weights: Path) -> KeyframeComponents:
+    """Load a local Stable Diffusion folder as the keyframe stage, in float32, eval mode."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    quiet_libraries()
+    weights = Path(weights).resolve()
+    _checked(weights, check_keyframe_folder(weights))
+    components = KeyframeComponents(
+        tokenizer=CLIPTokenizer.from_pretrained(str(weights / "tokenizer")),
+        text_encoder=_pretrained(weights, CLIPTextModel, "text_encoder"),
+        unet=_pretrained(weights, UNet2DConditionModel, "unet"),
+        vae=_pretrained(weights, AutoencoderKL, "vae"),
+        scheduler=_scheduler(weights / "scheduler", "PNDMScheduler"),
+        source_name=weights.name,
+    )
+    freeze(components.text_encoder, components.unet, components.vae)
+    return components
+
+
+def load_stable_video_diffusion(weights: Path, keyframe: Path | None = None) -> StableVideoDiffusionComponents:
+    """Load a local Stable Video Diffusion folder (layout: see the module docstring) in float32, eval mode, with
+    the keyframe stage of the Stable Diffusion folder ``keyframe`` when given."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     quiet_libraries()
     weights = Path(weights).resolve()
-    problem = check_folder(weights)
-    if problem:
-        raise FileNotFoundError(f"{weights}: {problem}")
-
-    def pretrained(model_class: Any, name: str) -> Any:
-        folder = weights / name
-        return model_class.from_pretrained(str(folder), variant=weights_variant(folder))
-
-    scheduler_class = getattr(diffusers, class_name(weights / "scheduler") or "EulerDiscreteScheduler")
+    _checked(weights, check_folder(weights))
     components = StableVideoDiffusionComponents(
-        image_encoder=pretrained(CLIPVisionModelWithProjection, "image_encoder"),
+        image_encoder=_pretrained(weights, CLIPVisionModelWithProjection, "image_encoder"),
         feature_extractor=CLIPImageProcessor.from_pretrained(str(weights / "feature_extractor")),
-        unet=pretrained(UNetSpatioTemporalConditionModel, "unet"),
-        vae=pretrained(AutoencoderKLTemporalDecoder, "vae"),
-        scheduler=scheduler_class.from_pretrained(str(weights / "scheduler")),
+        unet=_pretrained(weights, UNetSpatioTemporalConditionModel, "unet"),
+        vae=_pretrained(weights, AutoencoderKLTemporalDecoder, "vae"),
+        scheduler=_scheduler(weights / "scheduler", "EulerDiscreteScheduler"),
         source_name=weights.name,
+        keyframe=None if keyframe is None else load_keyframe(keyframe),
     )
     freeze(components.image_encoder, components.unet, components.vae)
     return components

@@ -1,4 +1,6 @@
-"""Stable Video Diffusion's network specs (the VAE encoder's is shared: ``visualizr.export.specs.VAEEncoderSpec``)."""
+"""Stable Video Diffusion's network specs (the VAE encoder's is shared: ``visualizr.export.specs.VAEEncoderSpec``),
+and its keyframe stage's: a Stable Diffusion model, whose text encoder and VAE decoder are AnimateDiff's (AnimateDiff
+is Stable Diffusion with motion modules), so those specs are AnimateDiff's under the keyframe's component names."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from visualizr import names
+from visualizr.export.families.animatediff.specs import TextEncoderSpec, VAEDecoderSpec
 from visualizr.export.specs import (
     BATCH,
     FRAMES,
@@ -26,6 +29,9 @@ from visualizr.families.stable_video_diffusion.vocabulary import (
     IMAGE_EMBEDS,
     IMAGE_ENCODER,
     IMAGE_ENCODER_PIXELS,
+    KEYFRAME_TEXT_ENCODER,
+    KEYFRAME_UNET,
+    KEYFRAME_VAE_DECODER,
     UNET_ADDED_TIME_IDS,
 )
 
@@ -138,5 +144,60 @@ class TemporalVAEDecoderSpec(NetworkSpec):
         return TemporalVAEDecoderWrapper(network)
 
 
-# In the order of the family's networks (visualizr.families.stable_video_diffusion.FAMILY).
+@dataclass(frozen=True)
+class KeyframeDims(NetworkDims):
+    """The keyframe stage's Stable Diffusion networks."""
+
+    text_max_length: int = 77
+    text_hidden_size: int = 768
+
+
+class KeyframeTextEncoderSpec(TextEncoderSpec):
+    component = KEYFRAME_TEXT_ENCODER
+    dims: KeyframeDims
+
+
+class KeyframeUNetSpec(NetworkSpec):
+    """UNet2DConditionModel: one picture's latents [B, C, h, w]."""
+
+    component = KEYFRAME_UNET
+    dims: KeyframeDims
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        d = self.dims
+        return (
+            TensorSpec(names.UNET_SAMPLE, "float32", (BATCH, d.latent_channels, LATENT_HEIGHT, LATENT_WIDTH)),
+            TensorSpec(names.UNET_TIMESTEP, "float32", (BATCH,)),
+            TensorSpec(names.UNET_ENCODER_HIDDEN_STATES, "float32", (BATCH, d.text_max_length, d.text_hidden_size)),
+        )
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        shape = (BATCH, self.dims.latent_channels, LATENT_HEIGHT, LATENT_WIDTH)
+        return (TensorSpec(names.UNET_NOISE_PRED, "float32", shape),)
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.unet_batch
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        import torch
+
+        if tensor.name == names.UNET_TIMESTEP:
+            return torch.randint(1, 1000, shape, generator=generator).float()
+        return torch.randn(shape, generator=generator)
+
+    def wrapper(self, network: Any) -> Any:
+        from visualizr.export.families.stable_video_diffusion.wrappers import KeyframeUNetWrapper
+
+        return KeyframeUNetWrapper(network)
+
+
+class KeyframeVAEDecoderSpec(VAEDecoderSpec):
+    component = KEYFRAME_VAE_DECODER
+
+
+# In the order of the family's networks (visualizr.families.stable_video_diffusion.FAMILY): SVD's own, then the
+# keyframe stage's (for a model exported with one; they take KeyframeDims).
 NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (ImageEncoderSpec, VAEEncoderSpec, UNetSpec, TemporalVAEDecoderSpec)
+KEYFRAME_SPECS: tuple[type[NetworkSpec], ...] = (KeyframeTextEncoderSpec, KeyframeUNetSpec, KeyframeVAEDecoderSpec)

@@ -18,8 +18,18 @@ from visualizr.export.fingerprint import REPO_ROOT, hash_files, hash_json
 TINY_SEED: Final = 20240612
 IMAGE_SIZE: Final = 224  # the image encoder's input, as SVD's CLIP ViT-H/14 (diffusers resizes to 224)
 IMAGE_EMBED_DIM: Final = 32
-UNET_BLOCK_OUT_CHANNELS: Final = (32, 64)
-# Four blocks: 2**3 = 8 pixels per latent cell, as in SVD. The temporal decoder's norms need multiples of 32.
+# Cheap at 1024 x 1024 (128 x 128 latent cells x 14 frames x 2 for guidance): the fewest channels the classes allow
+# at the two largest levels (their GroupNorms have 32 groups) and no resnet on the way down there (only the up
+# path's one, which merges the skip connection); attention (spatial and temporal) only at the smallest level, 1/8
+# of the latent, and in the mid block. More channels down there cost nothing at any size and keep each GroupNorm
+# group large enough at the smallest sizes (64 px: one latent cell), where two values per group made the network
+# chaotic (a 1e-6 change of the input moved its output by 0.1). ~1.7-2.4 s per unet call at 1024 x 1024 (README).
+UNET_BLOCK_OUT_CHANNELS: Final = (32, 32, 64, 128)
+UNET_LAYERS_PER_BLOCK: Final = (0, 0, 1, 1)
+UNET_DOWN_BLOCKS: Final = ("DownBlockSpatioTemporal",) * 3 + ("CrossAttnDownBlockSpatioTemporal",)
+# Four blocks: 2**3 = 8 pixels per latent cell, as in SVD. The temporal decoder's norms need multiples of 32, and
+# its mid block always has attention at the latent's size: decoded a frame at a time at 1024 x 1024
+# (``cards.TINY_DECODE_MAX_CELLS``).
 VAE_BLOCK_OUT_CHANNELS: Final = (32, 32, 32, 32)
 LATENT_CHANNELS: Final = 4
 NUM_FRAMES: Final = 14  # the frame count the UNet "was trained on", as stable-video-diffusion-img2vid
@@ -74,14 +84,14 @@ def _build_unet():
         sample_size=16,
         in_channels=2 * LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        down_block_types=UNET_DOWN_BLOCKS,
+        up_block_types=tuple(block.replace("Down", "Up") for block in reversed(UNET_DOWN_BLOCKS)),
         block_out_channels=UNET_BLOCK_OUT_CHANNELS,
         addition_time_embed_dim=time_embed_dim,
         projection_class_embeddings_input_dim=3 * time_embed_dim,  # fps, motion bucket, noise augmentation
-        layers_per_block=1,
+        layers_per_block=UNET_LAYERS_PER_BLOCK,
         cross_attention_dim=IMAGE_EMBED_DIM,
-        num_attention_heads=(2, 4),
+        num_attention_heads=(2, 2, 4, 8),
         num_frames=NUM_FRAMES,
     ).eval()
 

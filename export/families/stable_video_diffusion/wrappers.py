@@ -39,3 +39,16 @@ class TemporalVAEDecoderWrapper(torch.nn.Module):
 
     def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latent_sample, num_frames=latent_sample.shape[0], return_dict=True).sample
+
+
+class KeyframeUNetWrapper(torch.nn.Module):
+    """The keyframe stage's UNet2DConditionModel: one picture's noise prediction."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor
+    ) -> torch.Tensor:
+        return self.unet(sample, timestep, encoder_hidden_states, return_dict=True).sample

@@ -64,6 +64,7 @@ export class CreateForm {
     document.querySelectorAll("#create-form [data-kinds]").forEach((el) => {
       el.hidden = !el.dataset.kinds.split(" ").includes(kind);
     });
+    $("style-label").textContent = kind === "character" ? "Animation style" : "Style";
     this.fillModelSelect();
   }
 
@@ -83,9 +84,7 @@ export class CreateForm {
     }
     $("model-hint").textContent = card.description;
     const caps = card.capabilities;
-    $("style-hint").textContent = caps.supports_style_transfer
-      ? "A style word, e.g. cinematic or anime."
-      : "Stored with the video; this model does not use it yet.";
+    fillStyles(caps.styles || []);
     const plan = KIND_PARAMETERS[this.kind];
     const params = card.parameters;
     const defaultDuration = params.num_frames && params.fps ? params.num_frames.default / params.fps.default : 2;
@@ -165,7 +164,7 @@ export class CreateForm {
       action: value("action") || undefined,
       emotion: value("emotion") || undefined,
       background: value("background") || undefined,
-      animation_style: value("animation_style") || undefined,
+      animation_style: value("style") || undefined,
       resolution: width && height ? `${width}x${height}` : undefined,
       model,
       seed,
@@ -191,6 +190,7 @@ export class CreateForm {
     this.renderParameters();
     form[image ? "motion_prompt" : "prompt"].value = video.prompt;
     if (form.negative_prompt) form.negative_prompt.value = video.negative_prompt || "";
+    if (!image && [...form.style.options].some((o) => o.value === (video.style || ""))) form.style.value = video.style || "";
     for (const [name, v] of Object.entries(video.parameters)) {
       if (name === "seed") form.seed.value = v;
       else if (name === "strength" && form.motion_strength) form.motion_strength.value = v;
@@ -199,6 +199,18 @@ export class CreateForm {
     if (image && form.duration_seconds) form.duration_seconds.value = round(video.parameters.num_frames / video.parameters.fps, 2);
     $("advanced").open = true;
   }
+}
+
+/** The style picker: "None" and the styles the model takes (its card's capabilities.styles). */
+function fillStyles(styles) {
+  const select = $("f-style");
+  const previous = select.value;
+  select.replaceChildren(new Option("None", ""), ...styles.map((name) => new Option(name, name)));
+  select.disabled = styles.length === 0;
+  if (styles.includes(previous)) select.value = previous;
+  $("style-hint").textContent = styles.length
+    ? "Shapes the prompt and the negative prompt (see the README's style table)."
+    : "This model takes no prompt, so no style.";
 }
 
 function numberField(name, range, optional = false) {

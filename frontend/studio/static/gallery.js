@@ -179,6 +179,7 @@ function detailRows(details) {
   const rows = [
     ["Prompt", details.prompt],
     ["Negative prompt", details.negative_prompt || "—"],
+    ["Style", details.style || "—"],
     ["Model", details.model],
     ["Size", `${p.width}×${p.height}, ${p.num_frames} frames at ${p.fps} fps`],
     ["Steps · guidance", `${p.num_inference_steps} · ${p.guidance_scale}`],

@@ -143,7 +143,7 @@ function fillCatalog() {
   const describe = () => ($("character-hint").textContent = catalog.characters[characters.value] || "");
   characters.addEventListener("change", describe);
   describe();
-  const lists = { "l-actions": "actions", "l-emotions": "emotions", "l-backgrounds": "backgrounds", "l-styles": "animation_styles" };
+  const lists = { "l-actions": "actions", "l-emotions": "emotions", "l-backgrounds": "backgrounds" };
   for (const [id, key] of Object.entries(lists)) $(id).replaceChildren(...catalog[key].map((word) => new Option(word)));
   for (const [field, word] of Object.entries(catalog.defaults)) $(`f-${field}`).placeholder = word;
   $("f-prompt").maxLength = catalog.max_prompt_chars;

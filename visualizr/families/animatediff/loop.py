@@ -12,19 +12,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import torch
 from diffusers import SchedulerMixin
 
 from visualizr import names
-from visualizr.families.animatediff.tokenizer import ClipTokenizer
-from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
+from visualizr.families.animatediff.context import ContextWindows, shuffle_context
 from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
 from visualizr.pipeline.components import Components
 from visualizr.pipeline.diffusion import Checkpoint, Denoising, DiffusionPipeline
 from visualizr.pipeline.errors import InvalidRequest
+from visualizr.pipeline.prompt import PromptEncoding
 from visualizr.pipeline.request import GenerationRequest, check_common_inputs, check_prompt
 from visualizr.pipeline.tensors import TensorPlacement
+from visualizr.pipeline.tokenizer import ClipTokenizer
 from visualizr.pipeline_config import (
     PIPELINE_CONFIG_FILENAME,
     TOKENIZER_DIRNAME,
@@ -36,9 +38,11 @@ from visualizr.pipeline_config import (
 class AnimateDiffConfig(PipelineConfig, frozen=True, kw_only=True):
     text_max_length: int  # tokenizer padding length (77 for CLIP)
     text_hidden_size: int  # D of the text encoder output
+    # FreeNoise: the exported UNet's context windows; the loop draws the initial noise by them (context.py).
+    context: ContextWindows = msgspec.field(default_factory=ContextWindows)
 
 
-class AnimateDiffPipeline(DiffusionPipeline):
+class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
     family_name = "animatediff"
     conditioning_phase = names.PHASE_TEXT_ENCODING
     channels_axis, frames_axis = 1, 2  # latents [B, C, F, h, w]
@@ -76,27 +80,6 @@ class AnimateDiffPipeline(DiffusionPipeline):
         steps = request.num_inference_steps
         return steps if request.image is None else denoising_steps(steps, request.strength)
 
-    def tokenize(self, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool) -> np.ndarray:
-        """int64 [B, text_max_length]: [negative, prompt] with guidance, else [prompt]."""
-        texts = [negative_prompt, prompt] if do_classifier_free_guidance else [prompt]
-        encoded = self.tokenizer(
-            texts,
-            padding="max_length",
-            max_length=self.config.text_max_length,
-            truncation=True,
-            return_tensors="np",
-        )
-        return np.ascontiguousarray(encoded.input_ids, dtype=np.int64)
-
-    async def encode_prompt(
-        self, components: Components, prompt: str, negative_prompt: str, do_classifier_free_guidance: bool
-    ) -> torch.Tensor:
-        """One text-encoder call (batch 2 with guidance: [uncond, cond]) -> float32 [B, L, D] on the device."""
-        input_ids = self.tokenize(prompt, negative_prompt, do_classifier_free_guidance)
-        input_ids = self.placement.to_network(input_ids, torch.int64)
-        hidden = await components.run(TEXT_ENCODER, {TEXT_INPUT_IDS: input_ids}, TEXT_HIDDEN_STATES)
-        return self.placement.from_network(hidden)
-
     def latent_shape(self, request: GenerationRequest) -> tuple[int, int, int, int, int]:
         factor = self.config.vae_scale_factor
         return (1, self.config.latent_channels, request.num_frames, request.height // factor, request.width // factor)
@@ -105,8 +88,11 @@ class AnimateDiffPipeline(DiffusionPipeline):
         self, request: GenerationRequest, scheduler: SchedulerMixin, generator: torch.Generator
     ) -> torch.Tensor:
         """Seeded Gaussian noise [1, C, F, h, w] (drawn on the CPU, like diffusers' randn_tensor with a CPU
-        generator) on the device, scaled by the scheduler's init_noise_sigma."""
+        generator; past one context window shuffled as FreeNoise's ``shuffle_context`` does) on the device,
+        scaled by the scheduler's init_noise_sigma."""
         latents = torch.randn(self.latent_shape(request), generator=generator, dtype=torch.float32)
+        if self.config.context.noise == "shuffle_context":
+            latents = shuffle_context(latents, self.config.context, generator)
         return latents.to(self.placement.device) * scheduler.init_noise_sigma
 
     def strength_timesteps(self, scheduler: SchedulerMixin, steps: int, strength: float) -> torch.Tensor:

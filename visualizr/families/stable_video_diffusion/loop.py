@@ -10,12 +10,20 @@ diffusers' ``StableVideoDiffusionPipeline`` does it (same seed, same networks ->
 * the temporal vae_decoder, one clip of ``decode_chunk_size`` frames per call (it mixes the frames of a clip).
 
 Latents are [B, F, C, h, w] (frames before channels, unlike AnimateDiff).
+
+A request without an image, on a model exported with a keyframe stage, first makes the image from its prompt
+(``visualizr.pipeline.text_to_image``: diffusers' StableDiffusionPipeline, with the same seed), then animates it;
+progress counts the steps of both stages. A clip longer than the native window is made of segments
+(``segments``): each one is the generation above at the window's length, conditioned on the frame of the previous
+one where it begins, with the next seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -26,20 +34,25 @@ from diffusers import SchedulerMixin
 from visualizr import names
 from visualizr.families.stable_video_diffusion import MAX_MOTION_BUCKET_ID
 from visualizr.families.stable_video_diffusion.clip_image import ClipNormalization, resize_with_antialiasing
+from visualizr.families.stable_video_diffusion.segments import DEFAULT_OVERLAP, ClipStitcher, SegmentPlan, segment_seed
 from visualizr.families.stable_video_diffusion.vocabulary import (
     IMAGE_EMBEDS,
     IMAGE_ENCODER,
     IMAGE_ENCODER_PIXELS,
+    KEYFRAME_PREFIX,
     UNET_ADDED_TIME_IDS,
 )
 from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
-from visualizr.pipeline.components import Components
-from visualizr.pipeline.diffusion import Checkpoint, Denoising, DiffusionPipeline
-from visualizr.pipeline.errors import InvalidRequest
-from visualizr.pipeline.request import GenerationRequest, check_common_inputs
+from visualizr.pipeline.components import Components, StageComponents
+from visualizr.pipeline.diffusion import CancelCheck, Checkpoint, Denoising, DiffusionPipeline
+from visualizr.pipeline.errors import Cancelled, InvalidRequest
+from visualizr.pipeline.progress import ProgressEvent
+from visualizr.pipeline.request import GenerationRequest, check_common_inputs, check_prompt
 from visualizr.pipeline.tensors import TensorPlacement
+from visualizr.pipeline.text_to_image import TextToImageConfig, TextToImagePipeline
 from visualizr.pipeline_config import (
     FEATURE_EXTRACTOR_DIRNAME,
+    KEYFRAME_DIRNAME,
     PIPELINE_CONFIG_FILENAME,
     PipelineConfig,
     read_pipeline_config,
@@ -54,6 +67,27 @@ DEFAULT_MIN_GUIDANCE_SCALE: Final = 1.0
 
 class StableVideoDiffusionConfig(PipelineConfig, frozen=True, kw_only=True):
     image_size: int  # side of the image encoder's square input (224 for SVD's CLIP ViT-H/14)
+    native_num_frames: int = 0  # frames one pass makes (the UNet's num_frames); longer clips are segments; 0: any
+    segment_overlap: int = DEFAULT_OVERLAP  # frames consecutive segments share (cross-faded)
+    keyframe: TextToImageConfig | None = None  # the keyframe stage (text-to-video); None: image-to-video only
+
+
+@dataclass
+class _Run:
+    """One request's progress across its stages: steps done of ``total``, the cancellation checkpoint, and what
+    the stages made so far."""
+
+    total: int
+    is_cancelled: CancelCheck
+    done: int = 0
+    keyframe: np.ndarray | None = None
+
+    def checkpoint(self, step: int = 0) -> None:
+        if self.is_cancelled():
+            raise Cancelled(max(step, self.done), self.total)
+
+    def event(self, phase: str) -> ProgressEvent:
+        return ProgressEvent(phase, self.done, self.total)
 
 
 class StableVideoDiffusionPipeline(DiffusionPipeline):
@@ -67,26 +101,39 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
         normalization: Callable[[torch.Tensor], torch.Tensor],
         scheduler_factory: Callable[[], SchedulerMixin],
         placement: TensorPlacement | None = None,
+        keyframe: TextToImagePipeline | None = None,
     ) -> None:
         super().__init__(config, scheduler_factory, placement)
         self.normalization = normalization  # CLIP's (a ClipNormalization: the exported feature_extractor's)
+        self.keyframe = keyframe  # the keyframe stage, or None (image-to-video only)
 
     @classmethod
     def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> StableVideoDiffusionPipeline:
-        """Read ``<directory>/pipeline.json``, ``feature_extractor/`` and ``scheduler/`` (see assets_dir)."""
+        """Read ``<directory>/pipeline.json``, ``feature_extractor/``, ``scheduler/`` and, with a keyframe stage,
+        ``keyframe/`` (its tokenizer and scheduler; see assets_dir)."""
         directory = check_assets_dir(directory)
+        config = read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, StableVideoDiffusionConfig)
+        keyframe = None
+        if config.keyframe is not None:
+            keyframe = TextToImagePipeline.from_assets(directory / KEYFRAME_DIRNAME, config.keyframe, placement)
         return cls(
-            read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, StableVideoDiffusionConfig),
+            config,
             ClipNormalization.from_pretrained(directory / FEATURE_EXTRACTOR_DIRNAME),
             SchedulerFactory.from_assets(directory),
             placement,
+            keyframe,
         )
 
     # -- the steps of one generation ------------------------------------------------------------------------
 
     def check_inputs(self, request: GenerationRequest) -> None:
         if request.image is None:
-            raise InvalidRequest("image is required: Stable Video Diffusion animates a source image")
+            if self.keyframe is None:
+                raise InvalidRequest(
+                    "image is required: this Stable Video Diffusion model animates a source image (it was exported "
+                    "without a keyframe stage to make one from a prompt)"
+                )
+            check_prompt(request)
         check_common_inputs(request, self.config)
         if request.fps is not None and request.fps < 1:
             raise InvalidRequest(f"fps must be >= 1, got {request.fps}")
@@ -97,6 +144,16 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
             value = getattr(request, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise InvalidRequest(f"{name} must be a finite number >= 0, got {value}")
+
+    def segment_plan(self, request: GenerationRequest) -> SegmentPlan:
+        return SegmentPlan.of(request.num_frames, self.config.native_num_frames, self.config.segment_overlap)
+
+    def keyframe_steps(self, request: GenerationRequest) -> int:
+        return 0 if request.image is not None or self.keyframe is None else self.keyframe.total_steps(request)
+
+    def total_steps(self, request: GenerationRequest) -> int:
+        """The keyframe's steps (text requests), then every segment's."""
+        return self.keyframe_steps(request) + self.segment_plan(request).count * request.num_inference_steps
 
     @staticmethod
     def conditioning_values(request: GenerationRequest) -> tuple[int, int, float, float]:
@@ -171,3 +228,52 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
             guidance=self.guidance_ramp(request, min_guidance) if do_cfg else None,
             concat_latents=image_latents,
         )
+
+    # -- the whole generation: keyframe, segments ----------------------------------------------------------------
+
+    async def generate(
+        self, request: GenerationRequest, components: Components, is_cancelled: CancelCheck | None = None
+    ) -> AsyncIterator[ProgressEvent]:
+        """Progress after the prompt's encoding and every keyframe step (text requests), after the image's encoding,
+        every denoising step of every segment and decoding, then ``done`` with the frames (and the keyframe).
+        ``is_cancelled`` is checked before every component call (Cancelled is raised)."""
+        self.check_inputs(request)
+        plan = self.segment_plan(request)
+        run = _Run(self.total_steps(request), is_cancelled or (lambda: False))
+        run.checkpoint()
+        image = request.image
+        if image is None:
+            async for event in self._make_keyframe(request, components, run):
+                yield event
+            image = run.keyframe
+        stitcher = ClipStitcher(plan)
+        for index in range(plan.count):
+            segment = dataclasses.replace(
+                request, image=image, num_frames=plan.window, seed=segment_seed(request.seed, index)
+            )
+            run.checkpoint()
+            state = await self.prepare(segment, components, run.checkpoint)
+            if index == 0:
+                yield run.event(names.PHASE_IMAGE_ENCODING)
+            async for event in self.denoise(components, state, run.checkpoint, run.done, run.total):
+                yield event
+            run.done += len(state.timesteps)
+            frames = await self.decode_latents(components, state.latents, run.checkpoint)
+            stitcher.add(frames)
+            image = frames[plan.stride] if index + 1 < plan.count else None
+        yield run.event(names.PHASE_DECODING)
+        yield ProgressEvent(names.PHASE_DONE, run.done, run.total, stitcher.video, run.keyframe)
+
+    async def _make_keyframe(
+        self, request: GenerationRequest, components: Components, run: _Run
+    ) -> AsyncIterator[ProgressEvent]:
+        """The keyframe stage on the model's ``keyframe_*`` networks; leaves the picture in ``run.keyframe``."""
+        stage, stage_components = self.keyframe, StageComponents(components, KEYFRAME_PREFIX)
+        assert stage is not None
+        state = await stage.prepare(request, stage_components, run.checkpoint)
+        yield run.event(names.PHASE_TEXT_ENCODING)
+        async for event in stage.denoise(stage_components, state, run.checkpoint, 0, run.total, names.PHASE_KEYFRAME):
+            yield event
+        run.done = len(state.timesteps)
+        run.checkpoint()
+        run.keyframe = (await stage.decode_latents(stage_components, state.latents))[0]
