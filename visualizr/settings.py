@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import msgspec
@@ -60,6 +61,13 @@ class Settings(msgspec.Struct, frozen=True):
     # postgresql://user:password@host:port/db: the job database every API replica shares; empty: SQLite in the data
     # folder (one API process).
     database_url: str = ""
+    # s3://bucket[/prefix]: where videos, thumbnails, previews, keyframes and uploaded inputs are kept (endpoint from
+    # s3_endpoint_url, credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); empty: the data folder.
+    asset_store: str = ""
+    s3_endpoint_url: str = ""
+    # This API process's name among the replicas of one database (metrics' replica label, a job's runner); empty:
+    # <hostname>-<pid>, unique per process.
+    replica_id: str = ""
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     # Comma-separated origins (e.g. https://app.example.com) allowed to call the API from a browser; empty: no
@@ -126,6 +134,9 @@ class Settings(msgspec.Struct, frozen=True):
             triton_urls=_list(env.get("VISUALIZR_TRITON_URLS", "")),
             load_models=_list(env.get("VISUALIZR_LOAD_MODELS", "")),
             database_url=env.get("VISUALIZR_DATABASE_URL", base.database_url).strip(),
+            asset_store=env.get("VISUALIZR_ASSET_STORE", base.asset_store).strip(),
+            s3_endpoint_url=env.get("VISUALIZR_S3_ENDPOINT_URL", base.s3_endpoint_url).strip(),
+            replica_id=env.get("VISUALIZR_REPLICA_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}",
             api_keys=keys,
             cors_origins=_list(env.get("VISUALIZR_CORS_ORIGINS", "")),
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),
