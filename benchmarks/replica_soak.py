@@ -224,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     repository = Settings.from_env().model_repository
     urls = [u for u in args.triton_urls.split(",") if u]
     overrides = {"VISUALIZR_WORKERS": "2", "VISUALIZR_QUEUE_SIZE": str(args.jobs)}
-    with tempfile.TemporaryDirectory(prefix="visualizr-soak-") as root, replica_stack(
-        Path(root), repository, args.replicas, args.tritons, triton_urls=urls, **overrides
-    ) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="visualizr-soak-") as root,
+        replica_stack(Path(root), repository, args.replicas, args.tritons, triton_urls=urls, **overrides) as stack,
+    ):
         result = asyncio.run(soak(stack, args))
     for name, value in result.items():
         print(f"{name:18} {value}")

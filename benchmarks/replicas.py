@@ -157,4 +157,3 @@ def replica_stack(
             )
             result.replicas.append(Replica(replica_id, settings, env).start())
         yield result
-
