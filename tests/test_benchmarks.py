@@ -84,7 +84,8 @@ def test_replica_soak_smoke_one_replica(model_repository: Path) -> None:
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["accepted"] == 6 and result["completed"] + result["cancelled"] == 6, result
-    for figure in ("failed", "lost", "stuck", "duplicated_events", "missing_events", "bad_videos", "store_extra"):
+    figures = ("failed", "lost", "stuck", "cancel_ignored", "duplicated_events", "missing_events", "bad_videos")
+    for figure in (*figures, "store_extra"):
         assert result[figure] == 0, (figure, result)
     assert result["cancel_answers"] == {"200": 2}, result
     assert (result["death_to_rerun_s"] is not None) == (result["victims"] > 0), result
