@@ -25,13 +25,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
 import psycopg
 import websockets
+from psycopg.rows import dict_row
 
-from benchmarks.replicas import ReplicaStack, replica_stack
+from benchmarks.replicas import Replica, ReplicaStack, replica_stack
 from visualizr.frontend.jobs.naming import ASSET_FILE_RE, VIDEO_SUFFIX, request_id_of
 from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, TERMINAL_STATES
 from visualizr.settings import Settings
@@ -50,6 +52,7 @@ class Run:
     acknowledged: set[str] = field(default_factory=set)  # jobs a DELETE answered "cancelled" for
     terminal_events: list[Counter[str]] = field(default_factory=list)  # per subscriber: request id -> count
     replica_killed_at: float | None = None
+    replicas: list[Replica] = field(default_factory=list)  # as they were at the start
     victims: list[str] = field(default_factory=list)  # jobs running on the killed replica when it died
     submitted: asyncio.Event = field(default_factory=asyncio.Event)  # every client is through its jobs
     done: asyncio.Event = field(default_factory=asyncio.Event)  # every job settled: the subscribers stop
@@ -110,10 +113,14 @@ async def subscriber(stack: ReplicaStack, run: Run, replica: int) -> None:
             await asyncio.sleep(0.5)
 
 
-def rows(stack: ReplicaStack) -> dict[str, tuple]:
-    with psycopg.connect(stack.database_url) as conn:
-        found = conn.execute("SELECT request_id, status, started_at, parameters, video_path FROM jobs").fetchall()
-    return {row[0]: row[1:] for row in found}
+def rows(stack: ReplicaStack) -> dict[str, dict[str, Any]]:
+    """Every job row, by request id."""
+    with psycopg.connect(stack.database_url, row_factory=dict_row) as conn:
+        return {row["request_id"]: row for row in conn.execute("SELECT * FROM jobs")}
+
+
+def state(table: dict[str, dict[str, Any]], request_id: str) -> str:
+    return table.get(request_id, {}).get("status", "")
 
 
 async def chaos(stack: ReplicaStack, run: Run, args: argparse.Namespace) -> None:
@@ -121,20 +128,31 @@ async def chaos(stack: ReplicaStack, run: Run, args: argparse.Namespace) -> None
     tritonserver of the harness's own (restarted likewise)."""
     while len(run.accepted) < args.kill_replica_after and not run.submitted.is_set():
         await asyncio.sleep(0.1)
-    victim = 1 % len(stack.replicas)
-    stack.replicas[victim].kill()
+    victim = stack.replicas[1 % len(stack.replicas)]
+    victim.kill()
     run.replica_killed_at = time.time()
     table = await asyncio.to_thread(rows, stack)
-    run.victims = [r for r, i in run.accepted.items() if i == victim and table.get(r, ("",))[0] == PROCESSING]
+    run.victims = [r for r in run.accepted if state(table, r) == PROCESSING and runner(table, run, r) is victim]
     await asyncio.sleep(args.down_s)
-    await asyncio.to_thread(stack.replicas[victim].start)
+    # as a new pod would (a new name), or under its old one (--restart-same-name)
+    renamed = None if args.restart_same_name else f"{victim.replica_id}-life{victim.lives + 1}"
+    await asyncio.to_thread(victim.start, renamed)
     if stack.tritons and args.kill_triton:
         stack.kill_triton(0)
         await asyncio.sleep(args.down_s)
         await asyncio.to_thread(stack.restart_triton, 0)
 
 
-def frames_of(stack: ReplicaStack, request_id: str, accepted_by: int, video_path: str) -> int:
+def runner(table: dict[str, dict[str, Any]], run: Run, request_id: str) -> Replica:
+    """The replica running a job: the database's ``owner`` column where the queue lives in the database, else
+    (an API that runs the jobs it accepted) the one that accepted it."""
+    owner = table[request_id].get("owner")
+    if owner is None:
+        return run.replicas[run.accepted[request_id]]
+    return next((r for r in run.replicas if r.replica_id == owner), run.replicas[run.accepted[request_id]])
+
+
+def frames_of(stack: ReplicaStack, accepted_by: int, video_path: str) -> int:
     """The frame count of a job's MP4, downloaded from the replica after the one that accepted it (-1: none)."""
     replica = stack.replicas[(accepted_by + 1) % len(stack.replicas)]
     response = httpx.get(f"{replica.base_url}/assets/video/{video_path}", timeout=60)
@@ -158,22 +176,22 @@ def stored_objects(stack: ReplicaStack) -> Counter[str]:
 
 def figures(stack: ReplicaStack, run: Run, seconds: float) -> dict[str, object]:
     table = rows(stack)
-    states = Counter(table[r][0] for r in run.accepted if r in table)
-    completed = {r for r in run.accepted if table.get(r, ("",))[0] == COMPLETED}
-    wanted = {r: json.loads(table[r][2])["num_frames"] for r in completed}
-    bad_videos = [r for r in completed if frames_of(stack, r, run.accepted[r], table[r][3]) != wanted[r]]
+    states = Counter(state(table, r) for r in run.accepted if r in table)
+    completed = {r for r in run.accepted if state(table, r) == COMPLETED}
+    wanted = {r: json.loads(table[r]["parameters"])["num_frames"] for r in completed}
+    bad_videos = [r for r in completed if frames_of(stack, run.accepted[r], table[r]["video_path"]) != wanted[r]]
     objects = stored_objects(stack)
-    restarted = [table[r][1] for r in run.victims if table.get(r, (None, None))[1] is not None]
+    restarted = [table[r]["started_at"] for r in run.victims if table[r]["started_at"] is not None]
     first_rerun = min((s for s in restarted if s > (run.replica_killed_at or 0)), default=None)
     return {
         "replicas": len(stack.replicas), "tritons": len(stack.triton_urls), "seconds": round(seconds, 1),
         "accepted": len(run.accepted), "refused": dict(run.refused), "completed": states[COMPLETED],
         "cancelled": states[CANCELLED], "failed": states[FAILED],
         "lost": sum(1 for r in run.accepted if r not in table),
-        "stuck": sum(1 for r in run.accepted if r in table and table[r][0] not in TERMINAL_STATES),
+        "stuck": sum(1 for r in run.accepted if r in table and state(table, r) not in TERMINAL_STATES),
         "cancel_answers": {str(k): v for k, v in run.cancels.items()},
         # a DELETE that answered "cancelled" for a job that then ended otherwise: two terminal states
-        "cancel_ignored": sum(1 for r in run.acknowledged if table.get(r, ("",))[0] != CANCELLED),
+        "cancel_ignored": sum(1 for r in run.acknowledged if state(table, r) != CANCELLED),
         "duplicated_events": sum(1 for got in run.terminal_events for n in got.values() if n > 1),
         "missing_events": sum(1 for got in run.terminal_events for r in run.accepted if r not in got),
         "bad_videos": len(bad_videos),
@@ -192,7 +210,7 @@ def healthy(result: dict[str, object]) -> bool:
 
 
 async def soak(stack: ReplicaStack, args: argparse.Namespace) -> dict[str, object]:
-    run = Run()
+    run = Run(replicas=list(stack.replicas))
     started = time.monotonic()
     listeners = [asyncio.create_task(subscriber(stack, run, 2 % len(stack.replicas))) for _ in range(args.subscribers)]
     numbers = list(range(args.jobs, 0, -1))
@@ -202,7 +220,7 @@ async def soak(stack: ReplicaStack, args: argparse.Namespace) -> dict[str, objec
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         table = await asyncio.to_thread(rows, stack)
-        if all(table.get(r, ("",))[0] in TERMINAL_STATES for r in run.accepted):
+        if all(state(table, r) in TERMINAL_STATES for r in run.accepted):
             break
         await asyncio.sleep(1)
     await asyncio.sleep(2)  # the last terminal events reach the subscribers
@@ -223,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-replica-after", type=int, default=60, help="accepted jobs before the SIGKILL")
     parser.add_argument("--down-s", type=float, default=3.0, help="seconds a killed server stays down")
     parser.add_argument("--no-kill-triton", dest="kill_triton", action="store_false")
+    parser.add_argument("--restart-same-name", action="store_true", help="the killed replica comes back as itself")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every job to settle")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

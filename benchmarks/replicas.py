@@ -21,6 +21,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from benchmarks.backing_services import PostgresServer, S3Server
 from benchmarks.stack import ApiProcess, stack_settings, start_api
 from visualizr.launcher import TritonServer
@@ -45,7 +47,12 @@ class Replica:
     def alive(self) -> bool:
         return self.api is not None and self.api.process.poll() is None
 
-    def start(self) -> Replica:
+    def start(self, replica_id: str | None = None) -> Replica:
+        """Start (again), under a new ``replica_id`` if given (as a new pod would be named)."""
+        if replica_id is not None:
+            self.replica_id = replica_id
+            self.env = {**self.env, "VISUALIZR_REPLICA_ID": replica_id}
+            self.settings = msgspec.structs.replace(self.settings, replica_id=replica_id)
         log = self.settings.data_dir / "api.log"
         if log.exists():  # keep the earlier life's log beside the new one
             log.rename(log.with_name(f"api.{self.lives}.log"))
