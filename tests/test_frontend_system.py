@@ -70,8 +70,10 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
         "models",
         "workers",
         "storage",
+        "database",
         "triton_supervisor",
         "problems",
+        "replica",
     }
     assert body["status"] == "healthy" and ISO_Z.match(body["timestamp"]) and body["version"]
     assert body["problems"] == []
@@ -79,6 +81,8 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
     assert body["models"] == [{"id": MODEL_ID, "status": "loaded", "serving": True, "problems": []}]
     assert body["workers"] == {"alive": 1, "configured": 1, "restarts": 0}
     assert body["triton_supervisor"] is None  # not under make serve
+    assert body["database"] == {"engine": "sqlite", "status": "up", "events": None, "problem": None}
+    assert body["replica"] == client.app.state.settings.replica_id
     assert body["storage"]["free_mb"] > body["storage"]["min_free_mb"] == 256
     assert isinstance(body["uptime_seconds"], int)
     assert body["gpu_info"] == {

@@ -119,6 +119,19 @@ class Database(ABC):
         """``run`` from a thread other than the event loop's (the Prometheus collector's): waits there."""
         return self._submit(fn).result()
 
+    async def ping(self, timeout_s: float) -> None:
+        """A cheap ``SELECT 1`` (health): DatabaseUnavailableError when it fails or takes over ``timeout_s``."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._submit_ping(timeout_s)), timeout_s)
+        except TimeoutError as exc:
+            raise DatabaseUnavailableError(
+                f"The job database did not answer within {timeout_s:g} s",
+                {"database": self.describe(), "reason": "timeout"},
+            ) from exc
+
+    @abstractmethod
+    def _submit_ping(self, timeout_s: float) -> Future[None]: ...
+
 
 class SqliteDatabase(Database):
     """The embedded default: one file in the data folder, one dedicated thread, WAL."""
@@ -168,6 +181,12 @@ class SqliteDatabase(Database):
         if self._executor is None or self._conn is None:
             raise RuntimeError("the job database is not open")
         return self._executor.submit(self._transaction, fn, self._conn)
+
+    def _submit_ping(self, timeout_s: float) -> Future[None]:
+        if self._executor is None or self._conn is None:
+            raise RuntimeError("the job database is not open")
+        conn = self._conn
+        return self._executor.submit(lambda: conn.execute("SELECT 1").close())
 
     def _transaction(self, fn: Callable[[Connection], T], conn: sqlite3.Connection) -> T:
         try:
@@ -223,6 +242,7 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=self.max_connections,
             timeout=self.timeout_s,
+            check=ConnectionPool.check_connection,  # tried before lent: none a database restart closed fails a request
             kwargs={"autocommit": True, "connect_timeout": int(self.timeout_s)},
             open=False,
         )
@@ -241,18 +261,23 @@ class PostgresDatabase(Database):
             raise RuntimeError("the job database is not open")
         return self._executor.submit(self._transaction, fn)
 
-    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+    def _submit_ping(self, timeout_s: float) -> Future[None]:
+        if self._executor is None or self._pool is None:
+            raise RuntimeError("the job database is not open")
+        return self._executor.submit(self._transaction, lambda conn: conn.execute("SELECT 1"), timeout_s)
+
+    def _transaction(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> T:
         import psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._pool.connection(timeout=timeout_s) as conn, conn.transaction():
                 return fn(Connection(conn, POSTGRESQL))
         except psycopg.errors.DiskFull as exc:
             raise InsufficientStorageError(
                 "The database server's disk is full: the job store cannot be written", {"reason": str(exc)}
             ) from exc
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:

@@ -30,6 +30,12 @@ class JobCounts(Protocol):
     def worker_restarts(self) -> int: ...
 
 
+class EventListener(Protocol):
+    """The listener of other replicas' job events (``EventRelay``) as health sees it."""
+
+    listening: bool
+
+
 @runtime_checkable
 class HealingCounts(Protocol):
     """Healing of dead Python-backend stubs as metrics see it (``Healer``)."""
