@@ -150,7 +150,7 @@ def test_updates_are_relayed_with_anyone_listening_and_delivered_here_too() -> N
             "progress",
             "completed",
         ]
-        return [decode_notice(p).text for p in relay._outbox]  # type: ignore[union-attr]
+        return [decode_notice(p).text for p, _ in relay._outbox]  # type: ignore[union-attr]
 
     sent = asyncio.run(scenario())
     assert [msgspec.json.decode(t)["type"] for t in sent] == ["progress", "completed"]  # type: ignore[arg-type]

@@ -118,7 +118,7 @@ class EventRelay:
         self.url, self.origin = url, origin
         self.throttle = throttle or Throttle()
         self.listening = False
-        self._outbox: collections.deque[str] = collections.deque(maxlen=OUTBOX_LIMIT)
+        self._outbox: collections.deque[tuple[str, bool]] = collections.deque(maxlen=OUTBOX_LIMIT)  # payload, terminal
         self._ready = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._reads: set[asyncio.Task[None]] = set()
@@ -127,7 +127,7 @@ class EventRelay:
         payload = encode_notice(self.origin, request_id, text, terminal=terminal)
         now, wait = self.throttle.offer(request_id, phase, payload, terminal=terminal)
         if now is not None:
-            self._send(payload)
+            self._send(payload, terminal)
             timer = self._timers.pop(request_id, None)
             if timer is not None:
                 timer.cancel()
@@ -138,10 +138,10 @@ class EventRelay:
         self._timers.pop(request_id, None)
         payload = self.throttle.release(request_id)
         if payload is not None:
-            self._send(payload)
+            self._send(payload, False)
 
-    def _send(self, payload: str) -> None:
-        self._outbox.append(payload)
+    def _send(self, payload: str, terminal: bool) -> None:
+        self._outbox.append((payload, terminal))
         self._ready.set()
 
     async def run(self, hub: LocalSubscribers, current: CurrentUpdate) -> None:
@@ -171,19 +171,27 @@ class EventRelay:
                 await asyncio.sleep(delay)
 
     async def _sending(self, conn: Any) -> None:
+        """Send the outbox in order. When the connection is lost, terminal notices wait for the next one; progress
+        is dropped (stale by then: listeners catch up from the rows when they reconnect)."""
         import psycopg
 
-        while True:
-            while not self._outbox:
-                self._ready.clear()
-                await self._ready.wait()
-            payload = self._outbox[0]
-            try:  # a lost connection raises through: the payload is sent again on the next one
-                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-            except (psycopg.DataError, psycopg.ProgrammingError) as exc:
-                logger.warning("dropping a job notice the database refuses: %s", exc)
-            if self._outbox and self._outbox[0] is payload:
-                self._outbox.popleft()
+        try:
+            while True:
+                while not self._outbox:
+                    self._ready.clear()
+                    await self._ready.wait()
+                notice = self._outbox[0]
+                try:
+                    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice[0]))
+                except (psycopg.DataError, psycopg.ProgrammingError) as exc:
+                    logger.warning("dropping a job notice the database refuses: %s", exc)
+                if self._outbox and self._outbox[0] is notice:
+                    self._outbox.popleft()
+        except psycopg.Error:
+            kept = [notice for notice in self._outbox if notice[1]]
+            self._outbox.clear()
+            self._outbox.extend(kept)
+            raise
 
     async def _listening(self, conn: Any, hub: LocalSubscribers, current: CurrentUpdate) -> None:
         await conn.execute(f"LISTEN {CHANNEL}")

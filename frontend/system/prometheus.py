@@ -26,6 +26,7 @@ outcome completed | failed | cancelled; jobs that never started have no duration
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,12 +46,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from visualizr.frontend.errors import DatabaseUnavailableError
 from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.jobs import stats as job_stats
+from visualizr.frontend.jobs.database import Connection
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JOB_BUCKETS
 from visualizr.frontend.system.sources import HealingCounts, JobCounts
 from visualizr.supervisor_status import read_supervisor_status
+
+logger = logging.getLogger("visualizr.frontend")
 
 # What generate_latest writes (prometheus_client's CONTENT_TYPE_LATEST announces the 1.0.0 text format).
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -175,7 +180,11 @@ class JobTableCollector(Collector):
         self._store = store
 
     def collect(self) -> Iterator[Metric]:
-        queued, processing = self._store.run_blocking(job_stats.live_counts)
+        try:
+            (queued, processing), outcomes, failed = self._store.run_blocking(_job_table)
+        except DatabaseUnavailableError as exc:  # this replica's own series still go out; health says why
+            logger.warning("metrics without the job table's series: %s", exc.message)
+            return
         yield GaugeMetricFamily("visualizr_queue_length", "Generation jobs waiting, on every replica", queued)
         yield GaugeMetricFamily("visualizr_jobs_processing", "Generation jobs running, on every replica", processing)
         by_outcome = ["model", "outcome"]
@@ -188,7 +197,7 @@ class JobTableCollector(Collector):
             labels=by_outcome,
         )
         bounds = [*map(floatToGoString, JOB_BUCKETS), "+Inf"]
-        for row in self._store.run_blocking(job_stats.outcome_stats):
+        for row in outcomes:
             cumulative = zip(bounds, [*row.buckets, row.timed], strict=True)
             jobs.add_metric([row.model, row.outcome], row.count)
             durations.add_metric([row.model, row.outcome], list(cumulative), row.duration_sum)
@@ -197,9 +206,14 @@ class JobTableCollector(Collector):
             "Failed generation jobs by model and error code",
             labels=["model", "error_code"],
         )
-        for model, code, count in self._store.run_blocking(job_stats.failure_stats):
+        for model, code, count in failed:
             failures.add_metric([model, code], count)
         yield from (jobs, durations, failures)
+
+
+def _job_table(conn: Connection) -> tuple[tuple[int, int], list[job_stats.OutcomeStats], list[tuple[str, str, int]]]:
+    """What ``JobTableCollector`` reads, in one transaction."""
+    return job_stats.live_counts(conn), job_stats.outcome_stats(conn), job_stats.failure_stats(conn)
 
 
 class ReplicaLabel(Collector):

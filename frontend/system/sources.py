@@ -30,6 +30,7 @@ class JobCounts(Protocol):
     def worker_restarts(self) -> int: ...
 
 
+@runtime_checkable
 class EventListener(Protocol):
     """The listener of other replicas' job events (``EventRelay``) as health sees it."""
 
