@@ -400,6 +400,15 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
     assert value(samples, "visualizr_job_duration_seconds_count", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="failed", le="+Inf") == 1
     assert value(samples, "visualizr_job_failures_total", model=MODEL_ID) == 1
+    # this replica's own series carry its name; the shared queue and the job table's series do not
+    assert {name for name, labels, _ in samples if "replica" not in labels} == {
+        "visualizr_queue_length",
+        "visualizr_jobs_processing",
+        "visualizr_jobs_total",
+        "visualizr_job_failures_total",
+        *(f"visualizr_job_duration_seconds_{part}" for part in ("bucket", "sum", "count")),
+    }
+    assert {labels["replica"] for _, labels, _ in samples if "replica" in labels} == {settings.replica_id}
 
 
 def test_prometheus_counts_jobs_from_history(tmp_path: Path) -> None:

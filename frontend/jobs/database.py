@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+UNAVAILABLE = "The job database cannot be reached; retry shortly"
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, never the :: of a cast
 
@@ -90,7 +91,8 @@ class Connection:
 
 
 class Database(ABC):
-    """Where the jobs live. ``run(fn)`` runs ``fn(connection)`` in one transaction, off the event loop."""
+    """Where the jobs live. ``run(fn)`` runs ``fn(connection)`` in one transaction, off the event loop
+    (``_submit``'s ``timeout_s``: how long to wait for a pooled connection, when not the default)."""
 
     dialect: str
 
@@ -110,7 +112,7 @@ class Database(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    def _submit(self, fn: Callable[[Connection], T]) -> Future[T]: ...
+    def _submit(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> Future[T]: ...
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         return await asyncio.wrap_future(self._submit(fn))
@@ -122,15 +124,10 @@ class Database(ABC):
     async def ping(self, timeout_s: float) -> None:
         """A cheap ``SELECT 1`` (health): DatabaseUnavailableError when it fails or takes over ``timeout_s``."""
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self._submit_ping(timeout_s)), timeout_s)
+            await asyncio.wait_for(asyncio.wrap_future(self._submit(_select_one, timeout_s)), timeout_s)
         except TimeoutError as exc:
-            raise DatabaseUnavailableError(
-                f"The job database did not answer within {timeout_s:g} s",
-                {"database": self.describe(), "reason": "timeout"},
-            ) from exc
-
-    @abstractmethod
-    def _submit_ping(self, timeout_s: float) -> Future[None]: ...
+            reason = f"no answer within {timeout_s:g} s"
+            raise DatabaseUnavailableError(UNAVAILABLE, {"database": self.describe(), "reason": reason}) from exc
 
 
 class SqliteDatabase(Database):
@@ -177,16 +174,10 @@ class SqliteDatabase(Database):
         self._executor.shutdown(wait=True)
         self._executor = None
 
-    def _submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+    def _submit(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> Future[T]:
         if self._executor is None or self._conn is None:
             raise RuntimeError("the job database is not open")
         return self._executor.submit(self._transaction, fn, self._conn)
-
-    def _submit_ping(self, timeout_s: float) -> Future[None]:
-        if self._executor is None or self._conn is None:
-            raise RuntimeError("the job database is not open")
-        conn = self._conn
-        return self._executor.submit(lambda: conn.execute("SELECT 1").close())
 
     def _transaction(self, fn: Callable[[Connection], T], conn: sqlite3.Connection) -> T:
         try:
@@ -256,15 +247,10 @@ class PostgresDatabase(Database):
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def _submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+    def _submit(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> Future[T]:
         if self._executor is None or self._pool is None:
             raise RuntimeError("the job database is not open")
-        return self._executor.submit(self._transaction, fn)
-
-    def _submit_ping(self, timeout_s: float) -> Future[None]:
-        if self._executor is None or self._pool is None:
-            raise RuntimeError("the job database is not open")
-        return self._executor.submit(self._transaction, lambda conn: conn.execute("SELECT 1"), timeout_s)
+        return self._executor.submit(self._transaction, fn, timeout_s)
 
     def _transaction(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> T:
         import psycopg
@@ -282,7 +268,7 @@ class PostgresDatabase(Database):
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
         return DatabaseUnavailableError(
-            "The job database cannot be reached; retry shortly",
+            UNAVAILABLE,
             {"database": self.describe(), "reason": str(exc).strip().splitlines()[0] if str(exc) else repr(exc)},
         )
 
@@ -294,6 +280,10 @@ def open_database(url: str | None, sqlite_path: Path) -> Database:
             raise ValueError(f"VISUALIZR_DATABASE_URL must be a postgresql:// URL, got {redact_url(url)!r}")
         return PostgresDatabase(url)
     return SqliteDatabase(sqlite_path)
+
+
+def _select_one(conn: Connection) -> None:
+    conn.execute("SELECT 1")
 
 
 def redact_url(url: str) -> str:
