@@ -123,6 +123,10 @@ class EventRelay:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._reads: set[asyncio.Task[None]] = set()
 
+    def name(self, what: str) -> str:
+        """The application_name of one of its connections (pg_stat_activity shows who listens)."""
+        return f"visualizr job events: {what} ({self.origin})"[:63]
+
     def publish(self, request_id: str, text: str, phase: Hashable, *, terminal: bool) -> None:
         payload = encode_notice(self.origin, request_id, text, terminal=terminal)
         now, wait = self.throttle.offer(request_id, phase, payload, terminal=terminal)
@@ -160,7 +164,8 @@ class EventRelay:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **KEEPALIVES
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name=self.name(what),
+                    **KEEPALIVES,
                 ) as conn:
                     failures = 0
                     await session(conn, *args)

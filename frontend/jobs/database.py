@@ -28,6 +28,7 @@ T = TypeVar("T")
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 UNAVAILABLE = "The job database cannot be reached; retry shortly"
+OUTAGE_WAIT_S = 1.0  # how long a request waits for a connection while the server is down: its 503 comes fast
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, never the :: of a cast
 
@@ -91,8 +92,7 @@ class Connection:
 
 
 class Database(ABC):
-    """Where the jobs live. ``run(fn)`` runs ``fn(connection)`` in one transaction, off the event loop
-    (``_submit``'s ``timeout_s``: how long to wait for a pooled connection, when not the default)."""
+    """Where the jobs live. ``run(fn)`` runs ``fn(connection)`` in one transaction, off the event loop."""
 
     dialect: str
 
@@ -123,11 +123,11 @@ class Database(ABC):
 
     async def ping(self, timeout_s: float) -> None:
         """A cheap ``SELECT 1`` (health): DatabaseUnavailableError when it fails or takes over ``timeout_s``."""
+        select = self._submit(lambda conn: conn.execute("SELECT 1"), timeout_s)
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self._submit(_select_one, timeout_s)), timeout_s)
+            await asyncio.wait_for(asyncio.wrap_future(select), timeout_s)
         except TimeoutError as exc:
-            reason = f"no answer within {timeout_s:g} s"
-            raise DatabaseUnavailableError(UNAVAILABLE, {"database": self.describe(), "reason": reason}) from exc
+            raise DatabaseUnavailableError(UNAVAILABLE, {"database": self.describe(), "reason": "timed out"}) from exc
 
 
 class SqliteDatabase(Database):
@@ -208,6 +208,7 @@ class PostgresDatabase(Database):
         self.url = url
         self.max_connections = max_connections
         self.timeout_s = timeout_s
+        self._reachable = True  # the last transaction found the server (else requests wait OUTAGE_WAIT_S at most)
         self._pool: Any = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -256,14 +257,17 @@ class PostgresDatabase(Database):
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        wait = timeout_s or (self.timeout_s if self._reachable else OUTAGE_WAIT_S)
         try:
-            with self._pool.connection(timeout=timeout_s) as conn, conn.transaction():
+            with self._pool.connection(timeout=wait) as conn, conn.transaction():
+                self._reachable = True  # a connection that passed its check
                 return fn(Connection(conn, POSTGRESQL))
         except psycopg.errors.DiskFull as exc:
             raise InsufficientStorageError(
                 "The database server's disk is full: the job store cannot be written", {"reason": str(exc)}
             ) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            self._reachable = False
             raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
@@ -280,10 +284,6 @@ def open_database(url: str | None, sqlite_path: Path) -> Database:
             raise ValueError(f"VISUALIZR_DATABASE_URL must be a postgresql:// URL, got {redact_url(url)!r}")
         return PostgresDatabase(url)
     return SqliteDatabase(sqlite_path)
-
-
-def _select_one(conn: Connection) -> None:
-    conn.execute("SELECT 1")
 
 
 def redact_url(url: str) -> str:
