@@ -184,6 +184,8 @@ def create_app(
             yield
         finally:
             await service.stop()
+            if relay is not None:
+                await relay.drain()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,6 +1,7 @@
 """Two EventRelays on a real PostgreSQL, in one process (the session server; no API): a notice goes from one replica
 to the other's subscribers and never back to its own, a message over NOTIFY's limit arrives as a read of the row,
-and a listener whose connection the server ends reconnects and catches up from the rows of the jobs it watches."""
+a listener whose connection the server ends reconnects and catches up from the rows of the jobs it watches, and a
+stopping replica drains what it holds."""
 
 from __future__ import annotations
 
@@ -87,7 +88,11 @@ def test_notices_cross_replicas_and_a_listener_catches_up_after_its_connection_i
             await until(lambda: len(on_b.delivered) == 2)  # reconnected: caught up from the rows again
             assert b.listening and [t for _, t, _ in on_b.delivered] == list(caught_up)
             a.publish("job-1", progress, ("processing", "decoding"), terminal=False)
-            await until(lambda: len(on_b.delivered) == 3)
+            later = progress.replace("30", "31")
+            a.publish("job-1", later, ("processing", "decoding"), terminal=False)  # within the interval: held
+            await a.drain()  # a stopping replica sends what it holds, without waiting for the interval
+            assert not a._outbox and not a._timers
+            await until(lambda: on_b.delivered[-1][1] == later)  # (the first one, unsent yet, may have given way)
         finally:
             for task in tasks:
                 task.cancel()

@@ -11,9 +11,10 @@ are not replayed. docs/ARCHITECTURE.md says why this is not Litestar's channels 
 from __future__ import annotations
 
 import asyncio
-import collections
+import itertools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol
 
@@ -27,7 +28,9 @@ CHANNEL = "visualizr_job_events"
 MAX_PAYLOAD_BYTES = 7999  # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 PROGRESS_INTERVAL_S = 0.25  # per job, between two progress notices of one phase
 RECONNECT = ExponentialBackoff(first_s=0.25, max_s=5.0)
-OUTBOX_LIMIT = 10_000  # notices waiting for the sending connection; the oldest go first when it is down that long
+BATCH = 500  # notices sent in one round trip
+DRAIN_S = 1.0  # how long a stopping replica waits for its last notices to go
+SEND = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"  # in the array's order
 CONNECT_TIMEOUT_S = 5
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 
@@ -118,7 +121,7 @@ class EventRelay:
         self.url, self.origin = url, origin
         self.throttle = throttle or Throttle()
         self.listening = False
-        self._outbox: collections.deque[tuple[str, bool]] = collections.deque(maxlen=OUTBOX_LIMIT)  # payload, terminal
+        self._outbox: OrderedDict[tuple[str, bool], str] = OrderedDict()  # (request id, terminal) -> its newest
         self._ready = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._reads: set[asyncio.Task[None]] = set()
@@ -131,7 +134,7 @@ class EventRelay:
         payload = encode_notice(self.origin, request_id, text, terminal=terminal)
         now, wait = self.throttle.offer(request_id, phase, payload, terminal=terminal)
         if now is not None:
-            self._send(payload, terminal)
+            self._send(request_id, payload, terminal)
             timer = self._timers.pop(request_id, None)
             if timer is not None:
                 timer.cancel()
@@ -142,11 +145,23 @@ class EventRelay:
         self._timers.pop(request_id, None)
         payload = self.throttle.release(request_id)
         if payload is not None:
-            self._send(payload, False)
+            self._send(request_id, payload, False)
 
-    def _send(self, payload: str, terminal: bool) -> None:
-        self._outbox.append((payload, terminal))
+    def _send(self, request_id: str, payload: str, terminal: bool) -> None:
+        """Into the outbox: a job's newer progress replaces its unsent one in place; its terminal notice ends it."""
+        if terminal:
+            self._outbox.pop((request_id, False), None)
+        self._outbox[(request_id, terminal)] = payload
         self._ready.set()
+
+    async def drain(self, timeout_s: float = DRAIN_S) -> None:
+        """Send what is pending, held progress too, for at most ``timeout_s`` (a stopping replica's last updates)."""
+        for request_id in list(self._timers):
+            self._timers[request_id].cancel()
+            self._release(request_id)
+        deadline = time.monotonic() + timeout_s
+        while self._outbox and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def run(self, hub: LocalSubscribers, current: CurrentUpdate) -> None:
         """Send and listen, each on its connection, reconnecting, until cancelled."""
@@ -176,27 +191,26 @@ class EventRelay:
                 await asyncio.sleep(delay)
 
     async def _sending(self, conn: Any) -> None:
-        """Send the outbox in order. When the connection is lost, terminal notices wait for the next one; progress
-        is dropped (stale by then: listeners catch up from the rows when they reconnect)."""
+        """Send the outbox in order, up to ``BATCH`` notices a statement. When the connection is lost, terminal
+        notices wait for the next one; progress is dropped (stale by then: listeners catch up from the rows)."""
         import psycopg
 
-        try:
-            while True:
-                while not self._outbox:
-                    self._ready.clear()
-                    await self._ready.wait()
-                notice = self._outbox[0]
-                try:
-                    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice[0]))
-                except (psycopg.DataError, psycopg.ProgrammingError) as exc:
-                    logger.warning("dropping a job notice the database refuses: %s", exc)
-                if self._outbox and self._outbox[0] is notice:
-                    self._outbox.popleft()
-        except psycopg.Error:
-            kept = [notice for notice in self._outbox if notice[1]]
-            self._outbox.clear()
-            self._outbox.extend(kept)
-            raise
+        while True:
+            while not self._outbox:
+                self._ready.clear()
+                await self._ready.wait()
+            batch = list(itertools.islice(self._outbox.items(), BATCH))
+            try:
+                await conn.execute(SEND, (CHANNEL, [payload for _, payload in batch]))
+            except (psycopg.DataError, psycopg.ProgrammingError) as exc:
+                logger.warning("dropping %d job notice(s) the database refuses: %s", len(batch), exc)
+            except psycopg.Error:
+                for key in [key for key in self._outbox if not key[1]]:
+                    del self._outbox[key]
+                raise
+            for key, payload in batch:
+                if self._outbox.get(key) is payload:  # not replaced by a newer one meanwhile
+                    del self._outbox[key]
 
     async def _listening(self, conn: Any, hub: LocalSubscribers, current: CurrentUpdate) -> None:
         await conn.execute(f"LISTEN {CHANNEL}")
