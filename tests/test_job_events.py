@@ -14,6 +14,7 @@ from visualizr.frontend.errors import ErrorInfo
 from visualizr.frontend.generation.hub import GenerationHub, Subscriber, phase_of
 from visualizr.frontend.generation.relay import (
     MAX_PAYLOAD_BYTES,
+    PRUNE_AT,
     EventRelay,
     Notice,
     Throttle,
@@ -90,6 +91,18 @@ def test_phase_changes_and_terminal_messages_are_never_held() -> None:
     assert throttle.offer("a", ("processing", "decoding"), "d2", terminal=False)[0] is None
     assert throttle.offer("a", "WsCompleted", "done", terminal=True) == ("done", 0.0)
     assert throttle.release("a") is None  # the held progress died with the terminal message
+
+
+def test_the_throttle_forgets_jobs_whose_interval_is_over() -> None:
+    clock = Clock()
+    throttle = Throttle(0.25, clock)
+    for index in range(PRUNE_AT - 1):  # jobs whose terminal notice this replica never sees
+        throttle.offer(f"job-{index}", "p", "x", terminal=False)
+    clock.t += 1.0
+    assert throttle.offer("held", "p", "x", terminal=False) == ("x", 0.0)
+    assert throttle.offer("held", "p", "y", terminal=False)[0] is None  # the remembered count reached PRUNE_AT
+    assert set(throttle._sent) == {"held"} and throttle.release("held") == "y"
+    assert throttle.offer("job-1", "p", "z", terminal=False) == ("z", 0.0)  # forgotten: as if new
 
 
 def test_the_phase_of_a_message_is_its_status_and_step() -> None:

@@ -28,6 +28,7 @@ CHANNEL = "visualizr_job_events"
 MAX_PAYLOAD_BYTES = 7999  # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 PROGRESS_INTERVAL_S = 0.25  # per job, between two progress notices of one phase
 RECONNECT = ExponentialBackoff(first_s=0.25, max_s=5.0)
+PRUNE_AT = 1024  # jobs the throttle remembers before it forgets those that no longer matter
 BATCH = 500  # notices sent in one round trip
 DRAIN_S = 1.0  # how long a stopping replica waits for its last notices to go
 SEND = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"  # in the array's order
@@ -76,6 +77,7 @@ class Throttle:
         self.interval_s, self._now = interval_s, now
         self._sent: dict[str, tuple[float, Hashable]] = {}  # request id -> (when its last notice went, its phase)
         self._held: dict[str, str] = {}
+        self._prune_at = PRUNE_AT
 
     def offer(self, request_id: str, phase: Hashable, payload: str, *, terminal: bool) -> tuple[str | None, float]:
         """(the payload to send now or None, seconds until the held one is due: 0 when none is held)."""
@@ -84,6 +86,8 @@ class Throttle:
             self._held.pop(request_id, None)
             return payload, 0.0
         now = self._now()
+        if len(self._sent) >= self._prune_at:
+            self._prune(now)
         last = self._sent.get(request_id)
         if last is None or last[1] != phase or now - last[0] >= self.interval_s:
             self._sent[request_id] = (now, phase)
@@ -91,6 +95,14 @@ class Throttle:
             return payload, 0.0
         self._held[request_id] = payload
         return None, last[0] + self.interval_s - now
+
+    def _prune(self, now: float) -> None:
+        """Forget jobs whose interval is over and hold nothing (their terminal notice may come from another
+        replica): the next notice of one goes at once either way."""
+        for request_id, (sent_at, _) in list(self._sent.items()):
+            if now - sent_at >= self.interval_s and request_id not in self._held:
+                del self._sent[request_id]
+        self._prune_at = max(PRUNE_AT, 2 * len(self._sent))
 
     def release(self, request_id: str) -> str | None:
         """The held payload of a job, now due (None when a newer one went out meanwhile)."""
@@ -184,7 +196,7 @@ class EventRelay:
                 ) as conn:
                     failures = 0
                     await session(conn, *args)
-            except (psycopg.Error, OSError) as exc:
+            except Exception as exc:  # the database (psycopg.Error, OSError) or a bug: either way, start again
                 failures += 1
                 delay = RECONNECT.delay(failures)
                 logger.warning("job events (%s): %s; reconnecting in %.2f s", what, str(exc).strip(), delay)
