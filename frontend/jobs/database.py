@@ -28,6 +28,7 @@ T = TypeVar("T")
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 UNAVAILABLE = "The job database cannot be reached; retry shortly"
+RECONNECT_S = 5.0  # how long the pool retries one connection (its delays double from 1 s) before it gives up
 OUTAGE_WAIT_S = 1.0  # how long a request waits for a connection while the server is down: its 503 comes fast
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, never the :: of a cast
@@ -205,9 +206,7 @@ class PostgresDatabase(Database):
     dialect = POSTGRESQL
 
     def __init__(self, url: str, max_connections: int = 8, timeout_s: float = 10.0) -> None:
-        self.url = url
-        self.max_connections = max_connections
-        self.timeout_s = timeout_s
+        self.url, self.max_connections, self.timeout_s = url, max_connections, timeout_s
         self._reachable = True  # the last transaction found the server (else requests wait OUTAGE_WAIT_S at most)
         self._pool: Any = None
         self._executor: ThreadPoolExecutor | None = None
@@ -234,6 +233,7 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=self.max_connections,
             timeout=self.timeout_s,
+            reconnect_timeout=RECONNECT_S,  # then a request starts a fresh attempt, not the nth of a long backoff
             check=ConnectionPool.check_connection,  # tried before lent: none a database restart closed fails a request
             kwargs={"autocommit": True, "connect_timeout": int(self.timeout_s)},
             open=False,
