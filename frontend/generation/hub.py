@@ -66,7 +66,7 @@ class GenerationHub:
     replica's through it; what other replicas publish arrives through ``deliver``."""
 
     def __init__(self, relay: EventRelay | None = None) -> None:
-        self.relay = relay
+        self._relay = relay
         self._subs: dict[str, dict[Subscriber, bool]] = {}  # request id -> subscriber -> nothing sent to it yet
 
     def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
@@ -85,7 +85,7 @@ class GenerationHub:
 
     def has_subscribers(self, request_id: str) -> bool:
         """Whether anyone may listen: a subscriber here, or on any replica when updates are relayed."""
-        return self.relay is not None or self.watched(request_id)
+        return self._relay is not None or self.watched(request_id)
 
     def watched(self, request_id: str) -> bool:
         """Whether this replica has subscribers of the job."""
@@ -97,8 +97,8 @@ class GenerationHub:
     def publish(self, request_id: str, message: msgspec.Struct, *, terminal: bool = False) -> None:
         text = msgspec.json.encode(message).decode()
         self.deliver(request_id, text, terminal=terminal)
-        if self.relay is not None:
-            self.relay.publish(request_id, text, phase_of(message), terminal=terminal)
+        if self._relay is not None:
+            self._relay.publish(request_id, text, phase_of(message), terminal=terminal)
 
     def deliver(self, request_id: str, text: str, *, terminal: bool) -> None:
         """One update to this replica's subscribers of the job (nothing follows a terminal one)."""

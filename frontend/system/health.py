@@ -131,7 +131,7 @@ async def _database(store: JobStore, events: EventListener | None) -> DatabaseHe
         await store.database.ping(DATABASE_TIMEOUT_S)
     except Exception as exc:  # whatever the driver says, the answer is the same: down, and why
         reason = exc.details.get("reason") if isinstance(exc, DatabaseUnavailableError) else str(exc)
-        return DatabaseHealth(store.database.dialect, "down", listening, f"{reason or type(exc).__name__}")
+        return DatabaseHealth(store.database.dialect, "down", listening, reason or type(exc).__name__)
     return DatabaseHealth(store.database.dialect, "up", listening)
 
 
