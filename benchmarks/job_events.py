@@ -40,7 +40,7 @@ class Received:
     def watched(self, request_id: str) -> bool:
         return True
 
-    def watched_ids(self) -> list[str]:
+    def subscribed(self) -> list[str]:
         return []
 
 

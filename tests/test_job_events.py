@@ -1,6 +1,6 @@
 """Job events between replicas, the pure parts: the notice payload, the progress throttle, the hub's catch-up on
 subscription and its delivery of what other replicas relay (the relay over a real PostgreSQL:
-tests/test_integration_replicas.py)."""
+tests/test_job_events_postgres.py; two API replicas: tests/test_integration_replica_events.py)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class Watching:
     def watched(self, request_id: str) -> bool:
         return request_id in self.request_ids
 
-    def watched_ids(self) -> list[str]:
+    def subscribed(self) -> list[str]:
         return sorted(self.request_ids)
 
 

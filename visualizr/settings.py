@@ -29,11 +29,6 @@ LOOPBACK = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 
 
-def default_replica_id() -> str:
-    """<hostname>-<pid>: unique per API process."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 class Settings(msgspec.Struct, frozen=True):
     # The API's address. VISUALIZR_HOST when set; else all interfaces when API keys are set, loopback when the API
     # runs open (from_env), so an open API is never reachable from another machine by default.
@@ -72,7 +67,7 @@ class Settings(msgspec.Struct, frozen=True):
     s3_endpoint_url: str = ""
     # This API process's name among the replicas of one database (metrics' replica label, a job's runner); empty:
     # <hostname>-<pid>, unique per process.
-    replica_id: str = msgspec.field(default_factory=default_replica_id)
+    replica_id: str = ""
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     # Comma-separated origins (e.g. https://app.example.com) allowed to call the API from a browser; empty: no
@@ -141,7 +136,7 @@ class Settings(msgspec.Struct, frozen=True):
             database_url=env.get("VISUALIZR_DATABASE_URL", base.database_url).strip(),
             asset_store=env.get("VISUALIZR_ASSET_STORE", base.asset_store).strip(),
             s3_endpoint_url=env.get("VISUALIZR_S3_ENDPOINT_URL", base.s3_endpoint_url).strip(),
-            replica_id=env.get("VISUALIZR_REPLICA_ID", "").strip() or default_replica_id(),
+            replica_id=env.get("VISUALIZR_REPLICA_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}",
             api_keys=keys,
             cors_origins=_list(env.get("VISUALIZR_CORS_ORIGINS", "")),
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),

@@ -83,6 +83,10 @@ class GenerationHub:
         for request_id in [rid for rid, subs in self._subs.items() if subscriber in subs]:
             self.unsubscribe(request_id, subscriber)
 
+    def subscribed(self) -> list[str]:
+        """The request ids someone here subscribes to."""
+        return list(self._subs)
+
     def has_subscribers(self, request_id: str) -> bool:
         """Whether anyone may listen: a subscriber here, or on any replica when updates are relayed."""
         return self._relay is not None or self.watched(request_id)
@@ -90,9 +94,6 @@ class GenerationHub:
     def watched(self, request_id: str) -> bool:
         """Whether this replica has subscribers of the job."""
         return bool(self._subs.get(request_id))
-
-    def watched_ids(self) -> list[str]:
-        return list(self._subs)
 
     def publish(self, request_id: str, message: msgspec.Struct, *, terminal: bool = False) -> None:
         text = msgspec.json.encode(message).decode()

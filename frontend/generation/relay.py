@@ -119,7 +119,7 @@ class LocalSubscribers(Protocol):
 
     def watched(self, request_id: str) -> bool: ...
 
-    def watched_ids(self) -> list[str]: ...
+    def subscribed(self) -> list[str]: ...
 
 
 CurrentUpdate = Callable[[str], Awaitable[tuple[msgspec.Struct, bool]]]  # a job's message from its row, terminal?
@@ -228,7 +228,7 @@ class EventRelay:
         await conn.execute(f"LISTEN {CHANNEL}")
         self.listening = True
         try:
-            await catch_up(hub, current, hub.watched_ids())
+            await catch_up(hub, current, hub.subscribed())
             async for notify in conn.notifies():
                 self._receive(notify.payload, hub, current)
         finally:
