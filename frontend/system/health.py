@@ -71,16 +71,16 @@ class Workers(msgspec.Struct):
     restarts: int
 
 
-class Storage(msgspec.Struct):
-    free_mb: float
-    min_free_mb: float
-
-
 class DatabaseHealth(msgspec.Struct):
     engine: str  # sqlite | postgresql
     status: str  # up | down
     events: str | None  # postgresql: listening | reconnecting (other replicas' job events); sqlite: null
     problem: str | None = None
+
+
+class Storage(msgspec.Struct):
+    free_mb: float
+    min_free_mb: float
 
 
 class TritonSupervision(msgspec.Struct):
@@ -101,8 +101,8 @@ class HealthResponse(msgspec.Struct):
     inference_servers: list[InferenceServer]
     models: list[ModelHealth]
     workers: Workers
-    storage: Storage
     database: DatabaseHealth
+    storage: Storage
     triton_supervisor: TritonSupervision | None
     problems: list[str]
     replica: str
@@ -189,8 +189,8 @@ async def health(
         inference_servers=servers,
         models=[ModelHealth(m.id, m.status, m.serving, list(m.problems)) for m in model_health],
         workers=Workers(jobs.workers_alive, jobs.workers_configured, jobs.worker_restarts),
-        storage=storage,
         database=database,
+        storage=storage,
         triton_supervisor=supervision,
         problems=problems,
         replica=settings.replica_id,
