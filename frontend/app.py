@@ -25,6 +25,7 @@ from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
 from visualizr.frontend.generation.hub import GenerationHub
 from visualizr.frontend.generation.options import client_options
+from visualizr.frontend.generation.relay import EventRelay
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.frontend.infra.control import BackendReadiness, ModelControl
@@ -52,6 +53,7 @@ from visualizr.frontend.system.metrics import system_metrics
 from visualizr.frontend.system.prometheus import (
     HttpMetrics,
     JobTableCollector,
+    ReplicaLabel,
     RequestMetricsMiddleware,
     ServiceCollector,
     new_registry,
@@ -143,14 +145,16 @@ def create_app(
     models = ModelService(catalog, pool, gpu, store, healer)
     placement = Placement(catalog, pool, models, healer, gpu)
     disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)
-    hub = GenerationHub()
-    metrics_registry = new_registry()
-    http_metrics = HttpMetrics(metrics_registry)
-    telemetry = JobTelemetry(metrics_registry)
+    relay = EventRelay(settings.database_url, settings.replica_id) if settings.database_url else None
+    hub = GenerationHub(relay)
+    metrics_registry, own_metrics = new_registry(), new_registry()  # all /metrics shows; this replica's series
+    http_metrics = HttpMetrics(own_metrics)
+    telemetry = JobTelemetry(own_metrics)
     service = GenerationService(
         settings, store, catalog, backend or TritonBackend(), placement, hub, disk, telemetry=telemetry
     )
-    metrics_registry.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
+    own_metrics.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
+    metrics_registry.register(ReplicaLabel(own_metrics, settings.replica_id))
     metrics_registry.register(JobTableCollector(store))
     assets = AssetService(store, settings.assets_dir)
     watermark = QueueWatermark(store.run)
@@ -164,6 +168,9 @@ def create_app(
         await store.open()
         watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
         follower = asyncio.create_task(healer.follow(supervised), name="triton-supervisor-feed")
+        tasks = [watcher, follower]
+        if relay is not None:  # other replicas' job events, and ours to them
+            tasks.append(asyncio.create_task(relay.run(hub, service.current_update), name="job-events"))
         try:
             await service.start()
             await watermark.restore()
@@ -177,7 +184,9 @@ def create_app(
             yield
         finally:
             await service.stop()
-            for task in (watcher, follower):
+            if relay is not None:
+                await relay.drain()
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -201,6 +210,7 @@ def create_app(
         "watermark": watermark,
         "metrics_registry": metrics_registry,
         "tickets": tickets,
+        "events": relay,
         "studio": StudioPage(client_options()),
     }
     app = Litestar(

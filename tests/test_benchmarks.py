@@ -43,6 +43,7 @@ ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
         ("triton_startup", ["--rounds", "1", "--baseline", "HEAD"], STARTUP_LINES, ANIMATEDIFF_ONLY),
         ("large_clip", LARGE_CLIP, ("20 frames, 2 steps, in-process", "s per step", "peak RSS"), {}),
         ("large_clip", [*LARGE_CLIP, "--triton"], ("through Triton", "peak RSS per stub animatediff"), {}),
+        ("job_events", ["--jobs", "5", "--seconds", "0.3"], ("latency: 15 of 15", "p99", "notices/s"), {}),
     ],
 )
 def test_benchmark_runs(

@@ -19,6 +19,8 @@ import logging
 import math
 from collections.abc import Callable
 
+import msgspec
+
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, QueueFullError, RequestNotFoundError
@@ -168,14 +170,23 @@ class GenerationService:
     # ------------------------------------------------------------------ WebSocket subscriptions
 
     async def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        """Subscribe and send the current state at once (no update can slip in between)."""
+        """Subscribe, then send the state read after that (updates are not replayed: none can slip in between)."""
+        self.hub.subscribe(request_id, subscriber)
+        try:
+            message, terminal = await self.current_update(request_id)
+        except BaseException:
+            self.hub.unsubscribe(request_id, subscriber)
+            raise
+        self.hub.catch_up(subscriber, request_id, message, terminal=terminal)
+
+    async def current_update(self, request_id: str) -> tuple[msgspec.Struct, bool]:
+        """The job's WebSocket message as it stands (from this replica's live job, else its row), and whether it
+        is terminal."""
         rec, job = await self._record(request_id)
         if rec.terminal:
-            self.hub.publish_to(subscriber, request_id, views.terminal_message(rec), terminal=True)
-            return
-        self.hub.subscribe(request_id, subscriber)
-        # not live: only while a POST is between its insert and its enqueue
-        self.hub.publish_to(subscriber, request_id, self.standing.progress_message(job or self.standing.live(rec)))
+            return views.terminal_message(rec), True
+        # not live here: on another replica, or a POST between its insert and its enqueue
+        return self.standing.progress_message(job or self.standing.live(rec)), False
 
     async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         if request_id not in self.queue.live:
