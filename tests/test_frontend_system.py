@@ -70,6 +70,7 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
         "models",
         "workers",
         "storage",
+        "object_store",
         "triton_supervisor",
         "problems",
     }
@@ -80,6 +81,8 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
     assert body["workers"] == {"alive": 1, "configured": 1, "restarts": 0}
     assert body["triton_supervisor"] is None  # not under make serve
     assert body["storage"]["free_mb"] > body["storage"]["min_free_mb"] == 256
+    data_dir = str(client.app.state.settings.data_dir)
+    assert body["object_store"] == {"location": data_dir, "status": "up", "problem": None}
     assert isinstance(body["uptime_seconds"], int)
     assert body["gpu_info"] == {
         "available": True,
