@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.stack import free_port
+from tests.support.fakes import FakeBackend, error_of, make_settings, running_app, wait_for
 from visualizr.frontend.generation.encoding import encode_assets
 from visualizr.frontend.infra.objects import FolderStore, ObjectStoreError
-from visualizr.frontend.jobs.files import JobFiles
+from visualizr.frontend.jobs.files import WORK_DIR, JobFiles
 from visualizr.frontend.jobs.naming import ASSETS_KEY_PREFIX, asset_key, input_path
 from visualizr.settings import Settings
 
@@ -128,3 +130,29 @@ def test_a_store_that_cannot_be_used_is_a_problem_and_refuses_deletes(tmp_path: 
         run(files.check())
     assert raised.value.http_status == 503 and raised.value.code == "OBJECT_STORE_UNAVAILABLE"
     assert raised.value.headers["Retry-After"]
+
+
+def test_an_unreachable_s3_makes_health_degraded_and_file_routes_answer_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real app and boto3 against an S3 address nothing serves: the service stays up and says why."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "visualizr-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "visualizr-test-secret")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    settings = make_settings(tmp_path, asset_store="s3://videos/prod", s3_endpoint_url=endpoint)
+    with running_app(settings, FakeBackend(), timeout=60) as client:
+        body = client.get("/api/v1/health").json()
+        assert body["status"] == "degraded" and body["object_store"]["status"] == "down"
+        assert body["object_store"]["location"] == f"s3://videos/prod at {endpoint}"
+        (problem,) = body["problems"]
+        assert "the object store cannot be reached" in problem and endpoint in problem
+        for response in (
+            client.get("/assets/video/video_0123.mp4", headers={"Range": "bytes=0-9"}),
+            client.delete("/api/v1/assets/videos/video_0123"),
+        ):
+            error = error_of(response, 503, "OBJECT_STORE_UNAVAILABLE")
+            assert endpoint in error["details"]["reason"] and response.headers["Retry-After"]
+        request_id = client.post("/api/v1/generate/video", json={"prompt": "a cat"}).json()["request_id"]
+        retrying = wait_for(client, request_id, {"queued"}, timeout=30)  # encoded, not stored: it runs again
+        assert retrying["current_step"] == "retrying", retrying
+    assert not list((settings.data_dir / WORK_DIR).iterdir())  # the local copies did not stay

@@ -1,0 +1,117 @@
+"""The API with its files in a real S3-compatible server (SeaweedFS) and its jobs in a real PostgreSQL, on the
+session Triton: every file a job makes or takes lives in the bucket, the MP4 comes back through /assets with byte
+ranges, the bucket and the job rows agree, and DELETE empties the bucket. Nothing stays in the local data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from benchmarks.backing_services import PostgresServer, S3Server
+from tests.support.images import gradient_png
+from tests.support.jobs import SMALL, decode_frames, submit, wait_terminal
+from tests.support.stack import start_sibling_api
+from visualizr.launcher import TritonServer
+from visualizr.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def bucket_objects(s3: S3Server, prefix: str) -> dict[str, int]:
+    """Key (without the prefix) -> size of every object under ``prefix``."""
+    listed = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=f"{prefix}/")
+    return {item["Key"].removeprefix(f"{prefix}/"): item["Size"] for item in listed.get("Contents", [])}
+
+
+def local_files(data_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.is_file() and p.name != "api.log")
+
+
+def job_row(database_url: str, request_id: str) -> dict[str, Any] | None:
+    with psycopg.connect(database_url) as conn:
+        cursor = conn.execute(
+            "SELECT status, video_path, thumbnail_path, preview_path, source_image FROM jobs WHERE request_id = %s",
+            (request_id,),
+        )
+        row = cursor.fetchone()
+        return None if row is None else dict(zip([c.name for c in cursor.description], row, strict=True))
+
+
+def test_a_job_end_to_end_on_postgresql_and_s3(
+    postgres: PostgresServer,
+    s3: S3Server,
+    triton: TritonServer,
+    stack_env: tuple[Settings, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    database_url, prefix, data_dir = postgres.new_database(), f"e2e-{tmp_path.name}", tmp_path / "data"
+    api = start_sibling_api(
+        stack_env[1], data_dir, VISUALIZR_DATABASE_URL=database_url, VISUALIZR_ASSET_STORE=f"s3://{s3.bucket}/{prefix}",
+        VISUALIZR_S3_ENDPOINT_URL=s3.endpoint_url, **s3.credentials,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=api.base_url, timeout=60) as client:
+            store = client.get("/api/v1/health").json()["object_store"]
+            location = f"s3://{s3.bucket}/{prefix} at {s3.endpoint_url}"
+            assert store == {"location": location, "status": "up", "problem": None}
+
+            # an image-to-video job: its source image is put in the bucket, read back by the run, then deleted
+            form = {"motion_prompt": "swaying", "duration_seconds": "1", "fps": "4", "num_inference_steps": "2",
+                    "width": "64", "height": "64"}  # fmt: skip
+            posted = client.post(
+                "/api/v1/generate/video/from-image", data=form, files={"image": ("a.png", gradient_png(), "image/png")}
+            )
+            assert posted.status_code == 202, posted.text
+            from_image = posted.json()["request_id"]
+            text = submit(api, prompt="in the bucket", seed=4, **SMALL)["request_id"]
+            for request_id in (from_image, text):
+                assert wait_terminal(api, request_id, 120)["status"] == "completed"
+            image_row = job_row(database_url, from_image)
+            assert image_row is not None and image_row["source_image"] == f"inputs/{from_image}.png"
+            assert image_row["source_image"] not in bucket_objects(s3, prefix)  # deleted once the job ended
+
+            final = client.get(f"/api/v1/generate/status/{text}").json()
+            video_id = Path(final["result"]["video_url"]).stem
+            row = job_row(database_url, text)
+            assert row is not None and row["status"] == "completed"
+            names = (row["video_path"], row["thumbnail_path"], row["preview_path"])
+            objects = bucket_objects(s3, prefix)
+            assert {f"assets/video/{name}" for name in names} <= set(objects)
+            assert len(objects) == 6  # the two jobs' video, thumbnail and preview; nothing else
+            assert local_files(data_dir) == []  # encoded in data/work, then only in the bucket
+
+            url = final["result"]["video_url"]
+            data = s3.client().get_object(Bucket=s3.bucket, Key=f"{prefix}{url}")["Body"].read()
+            whole = client.get(url)
+            assert whole.status_code == 200 and whole.content == data
+            assert whole.headers["content-type"] == "video/mp4" and whole.headers["accept-ranges"] == "bytes"
+            frames, _ = decode_frames(whole.content)
+            assert len(frames) == SMALL["num_frames"]
+            part = client.get(url, headers={"Range": "bytes=100-299"})
+            assert part.status_code == 206 and part.content == data[100:300]
+            assert part.headers["content-range"] == f"bytes 100-299/{len(data)}"
+            etag = whole.headers["etag"]
+            tail = client.get(url, headers={"Range": "bytes=-50", "If-Range": etag})
+            assert tail.status_code == 206 and tail.content == data[-50:]
+            past = client.get(url, headers={"Range": f"bytes={len(data)}-"})
+            assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(data)}"
+            assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+            thumb = client.get(final["result"]["thumbnail_url"])
+            assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+            details = client.get(f"/api/v1/assets/videos/{video_id}").json()  # probed from the object
+            assert details["metadata"]["file_size_bytes"] == len(data) and details["metadata"]["format"] == "mp4"
+            listed = client.get("/api/v1/assets/videos").json()
+            assert video_id in [video["id"] for video in listed["videos"]] and listed["total_count"] == 2
+
+            deleted = client.delete(f"/api/v1/assets/videos/{video_id}").json()
+            assert deleted["freed_space_bytes"] == sum(objects[f"assets/video/{name}"] for name in names)
+            assert not {f"assets/video/{name}" for name in names} & set(bucket_objects(s3, prefix))
+            assert len(bucket_objects(s3, prefix)) == 3 and job_row(database_url, text) is None
+            assert client.get(url).status_code == 404
+    finally:
+        api.stop()
