@@ -112,12 +112,12 @@ def prepare_storage(settings: Settings) -> tuple[JobStore, JobFiles]:
     """The data folder created and proven writable, the object store of the files named and the job database
     opened once: DataDirError with one line when one is unusable (a file, read-only, not a database, not an
     ``s3://`` URL ...), before anything else starts. An S3 server that is down is a health problem, not this."""
-    prepare_data_dir(settings.data_dir, settings.assets_dir)
     try:
         objects = open_object_store(settings.asset_store, settings.data_dir, settings.s3_endpoint_url)
     except ValueError as exc:
         raise DataDirError(str(exc)) from None
     files = JobFiles(objects, settings.data_dir / WORK_DIR)
+    prepare_data_dir(settings.data_dir, files.encode_dir)
     store = JobStore(open_database(settings.database_url, settings.database_path))
     try:
         store.check()
@@ -185,6 +185,7 @@ def create_app(
             yield
         finally:
             await service.stop()
+            await files.drain()
             for task in (watcher, follower):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -41,40 +41,44 @@ def job_row(database_url: str, request_id: str) -> dict[str, Any] | None:
         return None if row is None else dict(zip([c.name for c in cursor.description], row, strict=True))
 
 
-def test_a_job_end_to_end_on_postgresql_and_s3(
+def test_a_job_end_to_end_on_postgresql_and_s3_served_by_another_replica(
     postgres: PostgresServer,
     s3: S3Server,
     triton: TritonServer,
     stack_env: tuple[Settings, dict[str, str]],
     tmp_path: Path,
 ) -> None:
-    database_url, prefix, data_dir = postgres.new_database(), f"e2e-{tmp_path.name}", tmp_path / "data"
-    api = start_sibling_api(
-        stack_env[1], data_dir, VISUALIZR_DATABASE_URL=database_url, VISUALIZR_ASSET_STORE=f"s3://{s3.bucket}/{prefix}",
-        VISUALIZR_S3_ENDPOINT_URL=s3.endpoint_url, **s3.credentials,
-    )  # fmt: skip
+    """Replica A runs the jobs; replica B (the same database and bucket, its own empty data folder) serves their
+    files with ranges, lists them, counts them and deletes one."""
+    database_url, prefix = postgres.new_database(), f"e2e-{tmp_path.name}"
+    shared = {"VISUALIZR_DATABASE_URL": database_url, "VISUALIZR_ASSET_STORE": f"s3://{s3.bucket}/{prefix}",
+              "VISUALIZR_S3_ENDPOINT_URL": s3.endpoint_url, **s3.credentials}  # fmt: skip
+    replica_a = start_sibling_api(stack_env[1], tmp_path / "a", **shared)
+    replica_b = start_sibling_api(stack_env[1], tmp_path / "b", **shared)  # up before any job: none to requeue
     try:
-        with httpx.Client(base_url=api.base_url, timeout=60) as client:
-            store = client.get("/api/v1/health").json()["object_store"]
+        with httpx.Client(base_url=replica_a.base_url, timeout=60) as a, httpx.Client(
+            base_url=replica_b.base_url, timeout=60
+        ) as b:
+            store = b.get("/api/v1/health").json()["object_store"]
             location = f"s3://{s3.bucket}/{prefix} at {s3.endpoint_url}"
             assert store == {"location": location, "status": "up", "problem": None}
 
             # an image-to-video job: its source image is put in the bucket, read back by the run, then deleted
             form = {"motion_prompt": "swaying", "duration_seconds": "1", "fps": "4", "num_inference_steps": "2",
                     "width": "64", "height": "64"}  # fmt: skip
-            posted = client.post(
+            posted = a.post(
                 "/api/v1/generate/video/from-image", data=form, files={"image": ("a.png", gradient_png(), "image/png")}
             )
             assert posted.status_code == 202, posted.text
             from_image = posted.json()["request_id"]
-            text = submit(api, prompt="in the bucket", seed=4, **SMALL)["request_id"]
+            text = submit(replica_a, prompt="in the bucket", seed=4, **SMALL)["request_id"]
             for request_id in (from_image, text):
-                assert wait_terminal(api, request_id, 120)["status"] == "completed"
+                assert wait_terminal(replica_a, request_id, 120)["status"] == "completed"
             image_row = job_row(database_url, from_image)
             assert image_row is not None and image_row["source_image"] == f"inputs/{from_image}.png"
             assert image_row["source_image"] not in bucket_objects(s3, prefix)  # deleted once the job ended
 
-            final = client.get(f"/api/v1/generate/status/{text}").json()
+            final = b.get(f"/api/v1/generate/status/{text}").json()
             video_id = Path(final["result"]["video_url"]).stem
             row = job_row(database_url, text)
             assert row is not None and row["status"] == "completed"
@@ -82,36 +86,42 @@ def test_a_job_end_to_end_on_postgresql_and_s3(
             objects = bucket_objects(s3, prefix)
             assert {f"assets/video/{name}" for name in names} <= set(objects)
             assert len(objects) == 6  # the two jobs' video, thumbnail and preview; nothing else
-            assert local_files(data_dir) == []  # encoded in data/work, then only in the bucket
+            for replica in ("a", "b"):  # encoded in a/work, then only in the bucket
+                assert local_files(tmp_path / replica) == []
 
             url = final["result"]["video_url"]
             data = s3.client().get_object(Bucket=s3.bucket, Key=f"{prefix}{url}")["Body"].read()
-            whole = client.get(url)
+            whole = b.get(url)
             assert whole.status_code == 200 and whole.content == data
             assert whole.headers["content-type"] == "video/mp4" and whole.headers["accept-ranges"] == "bytes"
             frames, _ = decode_frames(whole.content)
             assert len(frames) == SMALL["num_frames"]
-            part = client.get(url, headers={"Range": "bytes=100-299"})
+            part = b.get(url, headers={"Range": "bytes=100-299"})
             assert part.status_code == 206 and part.content == data[100:300]
             assert part.headers["content-range"] == f"bytes 100-299/{len(data)}"
             etag = whole.headers["etag"]
-            tail = client.get(url, headers={"Range": "bytes=-50", "If-Range": etag})
+            assert a.get(url, headers={"Range": "bytes=0-9"}).headers["etag"] == etag  # one validator everywhere
+            tail = b.get(url, headers={"Range": "bytes=-50", "If-Range": etag})
             assert tail.status_code == 206 and tail.content == data[-50:]
-            past = client.get(url, headers={"Range": f"bytes={len(data)}-"})
+            past = b.get(url, headers={"Range": f"bytes={len(data)}-"})
             assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(data)}"
-            assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
-            thumb = client.get(final["result"]["thumbnail_url"])
+            assert b.get(url, headers={"If-None-Match": etag}).status_code == 304
+            thumb = b.get(final["result"]["thumbnail_url"])
             assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
 
-            details = client.get(f"/api/v1/assets/videos/{video_id}").json()  # probed from the object
+            details = b.get(f"/api/v1/assets/videos/{video_id}").json()  # probed from the object
             assert details["metadata"]["file_size_bytes"] == len(data) and details["metadata"]["format"] == "mp4"
-            listed = client.get("/api/v1/assets/videos").json()
-            assert video_id in [video["id"] for video in listed["videos"]] and listed["total_count"] == 2
+            newest = b.get("/api/v1/assets/videos", params={"limit": 1}).json()
+            assert (newest["total_count"], newest["has_more"], len(newest["videos"])) == (2, True, 1)
+            storage = [client.get("/api/v1/metrics").json()["storage"] for client in (a, b)]
+            assert storage[0] == storage[1] and storage[0]["total_videos"] == 2
 
-            deleted = client.delete(f"/api/v1/assets/videos/{video_id}").json()
+            deleted = b.delete(f"/api/v1/assets/videos/{video_id}").json()
             assert deleted["freed_space_bytes"] == sum(objects[f"assets/video/{name}"] for name in names)
             assert not {f"assets/video/{name}" for name in names} & set(bucket_objects(s3, prefix))
             assert len(bucket_objects(s3, prefix)) == 3 and job_row(database_url, text) is None
-            assert client.get(url).status_code == 404
+            assert a.get(url).status_code == 404
+            assert a.get("/api/v1/assets/videos").json()["total_count"] == 1
     finally:
-        api.stop()
+        replica_b.stop()
+        replica_a.stop()

@@ -112,7 +112,7 @@ def test_source_images_are_put_read_and_dropped(tmp_path: Path, remote: bool) ->
         files.drop_input(key)
         if remote:  # deleted in the background
             assert (root / key).is_file()
-            await asyncio.gather(*files._background)
+            await files.drain()
         assert not (root / key).exists()
         with pytest.raises(ValueError, match="cannot be read: it is gone"):
             await files.load_input(key, 8, 6)

@@ -1,7 +1,7 @@
 """List, describe and delete video assets: completed jobs (the job database) whose MP4 is in the object store.
 
 * The list reads the stored metadata (cheap); with the data folder it keeps the jobs whose MP4 is on disk (one
-  directory read), with S3 the database is the truth (no bucket listing per page).
+  directory read); with S3 the database is the truth, and pages it (no bucket listing).
 * The details read the file back with PyAV (what is stored).
 * A job that is queued, running, failed or cancelled is not an asset: 404 here, like an unknown id.
 * Delete removes the job's row first (atomically: of two concurrent deletes one wins, the other gets 404), then
@@ -30,7 +30,14 @@ from visualizr.frontend.assets.schemas import (
 from visualizr.frontend.errors import RequestNotFoundError
 from visualizr.frontend.infra.objects import ObjectStoreError
 from visualizr.frontend.jobs.files import JobFiles, bitrate_kbps
-from visualizr.frontend.jobs.listing import ListedRow, ListQuery, completed_ids, delete_completed, listed_rows
+from visualizr.frontend.jobs.listing import (
+    ListedRow,
+    ListQuery,
+    completed_ids,
+    completed_page,
+    delete_completed,
+    listed_rows,
+)
 from visualizr.frontend.jobs.naming import asset_names, asset_url, request_id_of, shown, video_id_of
 from visualizr.frontend.jobs.record import COMPLETED, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.store import JobStore
@@ -66,10 +73,7 @@ class AssetService:
         self._now = now
 
     def _with_video_stored(self, request_ids: list[str]) -> list[str]:
-        """The ids whose MP4 exists: one directory read (not one stat per job) for the data folder; all of them
-        for S3 (the database is the truth)."""
-        if not self.files.in_place:
-            return request_ids
+        """The ids whose MP4 is in the data folder (one directory read, not one stat per job)."""
         try:
             names = set(os.listdir(self.files.encode_dir))
         except FileNotFoundError:
@@ -79,14 +83,15 @@ class AssetService:
     # ------------------------------------------------------------------ list
 
     async def list_videos(self, query: ListQuery) -> VideoList:
-        candidates = await self.store.run(lambda conn: completed_ids(conn, query))
-        present = await asyncio.to_thread(self._with_video_stored, candidates)
-        page = present[query.offset : query.offset + query.limit]
+        if self.files.in_place:
+            candidates = await self.store.run(lambda conn: completed_ids(conn, query))
+            present = await asyncio.to_thread(self._with_video_stored, candidates)
+            page, total = present[query.offset : query.offset + query.limit], len(present)
+        else:  # the table is the truth: paginated by the database
+            page, total = await self.store.run(lambda conn: completed_page(conn, query))
         rows = await self.store.run(lambda conn: listed_rows(conn, page))
         videos = [self._listed(rows[rid]) for rid in page if rid in rows]  # a row may go between the reads
-        return VideoList(
-            videos=videos, total_count=len(present), has_more=query.offset + len(page) < len(present)
-        )
+        return VideoList(videos=videos, total_count=total, has_more=query.offset + len(page) < total)
 
     @staticmethod
     def _listed(row: ListedRow) -> ListedVideo:

@@ -177,6 +177,10 @@ class JobFiles:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def drain(self) -> None:
+        """Wait for the background deletes (at shutdown)."""
+        await asyncio.gather(*self._background)
+
     async def _delete_logged(self, key: str) -> None:
         try:
             await self.store.delete([key])
