@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
 import numpy as np
 import pytest
 from PIL import Image
@@ -76,7 +77,11 @@ def test_a_remote_store_gets_every_file_and_no_local_copy_stays(tmp_path: Path) 
     run(files.publish(assets))
     assert stored(bucket) == [asset_key(n) for n in ("video_ab.mp4", "video_ab_preview.gif", "video_ab_thumb.jpg")]
     assert stored(work) == []
+    size = metadata.file_size_bytes
     assert run(files.probe("video_ab.mp4")) == metadata  # read back from the object's bytes
+    in_row = msgspec.structs.replace(metadata, codec="from the row", file_size_bytes=1)  # answered, with the size
+    assert run(files.probe("video_ab.mp4", in_row)) == msgspec.structs.replace(in_row, file_size_bytes=size)
+    assert run(files.probe("video_cd.mp4", in_row)) is None  # no object: gone, whatever the row says
     sizes = sum(p.stat().st_size for p in bucket.rglob("*") if p.is_file())
     assert run(files.discard(files.outputs_of("video_ab"))) == sizes and stored(bucket) == []
 

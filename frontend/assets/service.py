@@ -120,7 +120,7 @@ class AssetService:
         """The file's own metadata; None when it is gone. A file PyAV cannot read falls back to the stored
         metadata (logged), so one damaged file does not turn its details into a 500."""
         try:
-            return await self.files.probe(file_name)
+            return await self.files.probe(file_name, record.metadata)
         except FileNotFoundError:
             return None
         except ObjectStoreError:

@@ -73,6 +73,10 @@ def probe_video(source: Path | bytes) -> VideoMetadata:
     )
 
 
+def _probe_file(path: Path) -> VideoMetadata | None:
+    return probe_video(path) if path.is_file() else None
+
+
 def remove_assets(assets: VideoAssets) -> int:
     """Delete the files (missing ones are skipped); returns the bytes freed by the files actually removed."""
     freed = 0
@@ -142,13 +146,20 @@ class JobFiles:
             await asyncio.to_thread(remove_assets, assets)
         return freed
 
-    async def probe(self, file_name: str) -> VideoMetadata | None:
-        """The metadata of a published video read back from its object; None when it is gone."""
+    async def probe(self, file_name: str, stored: VideoMetadata | None = None) -> VideoMetadata | None:
+        """A published video's metadata; None when it is gone. The data folder probes the file; S3 checks that
+        the object is there (HEAD) and answers ``stored`` (probed from the same bytes when the job completed: no
+        download), probing the object's bytes only for a job that has none."""
         own = self.store.folder(ASSETS_KEY_PREFIX)
         if own is not None:
-            path = own / file_name
-            return await asyncio.to_thread(probe_video, path) if path.is_file() else None
-        data = await self.store.get_bytes(asset_key(file_name))
+            return await asyncio.to_thread(_probe_file, own / file_name)
+        key = asset_key(file_name)
+        found = await self.store.info(key)
+        if found is None:
+            return None
+        if stored is not None:
+            return msgspec.structs.replace(stored, file_size_bytes=found.size)
+        data = await self.store.get_bytes(key)
         return None if data is None else await asyncio.to_thread(probe_video, data)
 
     async def put_input(self, key: str, png: bytes) -> None:
