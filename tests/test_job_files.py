@@ -19,7 +19,9 @@ from PIL import Image
 
 from benchmarks.stack import free_port
 from tests.support.fakes import FakeBackend, error_of, make_settings, running_app, wait_for
+from visualizr.frontend.app import prepare_storage
 from visualizr.frontend.generation.encoding import encode_assets
+from visualizr.frontend.infra.disk import DataDirError
 from visualizr.frontend.infra.objects import FolderStore, ObjectStoreError
 from visualizr.frontend.jobs.files import WORK_DIR, JobFiles
 from visualizr.frontend.jobs.naming import ASSETS_KEY_PREFIX, asset_key, input_path
@@ -161,3 +163,8 @@ def test_an_unreachable_s3_makes_health_degraded_and_file_routes_answer_503(
         retrying = wait_for(client, request_id, {"queued"}, timeout=30)  # encoded, not stored: it runs again
         assert retrying["current_step"] == "retrying", retrying
     assert not list((settings.data_dir / WORK_DIR).iterdir())  # the local copies did not stay
+
+
+def test_an_asset_store_that_is_not_an_s3_url_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DataDirError, match=r"VISUALIZR_ASSET_STORE must be s3://bucket\[/prefix\], got 'gs://videos'"):
+        prepare_storage(make_settings(tmp_path, asset_store="gs://videos"))
