@@ -4,6 +4,8 @@ ranges, the bucket and the job rows agree, and DELETE empties the bucket. Nothin
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,38 @@ def test_a_job_end_to_end_on_postgresql_and_s3_served_by_another_replica(
     finally:
         replica_b.stop()
         replica_a.stop()
+
+
+def test_jobs_wait_while_the_bucket_is_down_and_complete_once_when_it_returns(
+    triton: TritonServer, stack_env: tuple[Settings, dict[str, str]], tmp_path: Path
+) -> None:
+    """A SeaweedFS of the test's own, stopped under a job and started again on the same address: the run that could
+    not store its video is retried, the job waits (no run spent) until the bucket answers, then completes once."""
+    with S3Server(tmp_path / "s3") as s3:
+        bucket = {"VISUALIZR_ASSET_STORE": f"s3://{s3.bucket}/outage", "VISUALIZR_S3_ENDPOINT_URL": s3.endpoint_url}
+        api = start_sibling_api(stack_env[1], tmp_path / "data", **bucket, **s3.credentials)
+        try:
+            with httpx.Client(base_url=api.base_url, timeout=60) as client:
+                s3.stop()
+                request_id = submit(api, prompt="while the bucket is down", seed=5, **SMALL)["request_id"]
+                deadline = time.monotonic() + 120
+                while (body := client.get(f"/api/v1/generate/status/{request_id}").json())[
+                    "current_step"
+                ] != "waiting_for_object_store":
+                    assert body["status"] != "completed" and time.monotonic() < deadline, body
+                    time.sleep(0.2)
+                assert body["attempts"] == 1 and s3.endpoint_url in body["waiting_reason"], body
+                store = client.get("/api/v1/health").json()["object_store"]
+                assert store["status"] == "down" and s3.endpoint_url in store["problem"]
+
+                s3.start()
+                final = wait_terminal(api, request_id, 120)
+                assert final["status"] == "completed", final
+                with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:
+                    runs = db.execute("SELECT attempts FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
+                assert runs == (2,)  # the run that could not store, and the one after the bucket came back
+                assert client.get("/api/v1/health").json()["object_store"]["status"] == "up"
+                assert len(bucket_objects(s3, "outage")) == 3  # one video, thumbnail, preview
+                assert client.get(final["result"]["video_url"]).status_code == 200
+        finally:
+            api.stop()

@@ -15,10 +15,11 @@ from typing import TypeVar
 import msgspec
 import numpy as np
 import pytest
+from litestar.testing import TestClient
 from PIL import Image
 
 from benchmarks.stack import free_port
-from tests.support.fakes import FakeBackend, error_of, make_settings, running_app, wait_for
+from tests.support.fakes import FakeBackend, error_of, make_settings, running_app, wait_for, wait_until
 from visualizr.frontend.app import prepare_storage
 from visualizr.frontend.generation.encoding import encode_assets
 from visualizr.frontend.infra.disk import DataDirError
@@ -139,15 +140,29 @@ def test_a_store_that_cannot_be_used_is_a_problem_and_refuses_deletes(tmp_path: 
     assert raised.value.headers["Retry-After"]
 
 
-def test_an_unreachable_s3_makes_health_degraded_and_file_routes_answer_503(
+def step_of(client: TestClient, request_id: str) -> str:
+    return client.get(f"/api/v1/generate/status/{request_id}").json()["current_step"]
+
+
+def test_an_unreachable_s3_makes_health_degraded_file_routes_503_and_jobs_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The real app and boto3 against an S3 address nothing serves: the service stays up and says why."""
+    """The real app and boto3 against an S3 address nothing serves: the service stays up and says why, and jobs
+    wait for the store instead of spending their runs."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "visualizr-test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "visualizr-test-secret")
     endpoint = f"http://127.0.0.1:{free_port()}"
     settings = make_settings(tmp_path, asset_store="s3://videos/prod", s3_endpoint_url=endpoint)
     with running_app(settings, FakeBackend(), timeout=60) as client:
+        first = client.post("/api/v1/generate/video", json={"prompt": "a cat"}).json()["request_id"]
+        retrying = wait_for(client, first, {"queued"}, timeout=30)  # encoded, but not stored: it runs again
+        assert retrying["current_step"] == "retrying" and endpoint in retrying["last_error"], retrying
+        wait_until(lambda: step_of(client, first) == "waiting_for_object_store", timeout=30)  # not before it answers
+        waiting = client.get(f"/api/v1/generate/status/{first}").json()
+        assert endpoint in waiting["waiting_reason"] and waiting["attempts"] == 1, waiting
+        second = client.post("/api/v1/generate/video", json={"prompt": "a dog"}).json()["request_id"]
+        assert step_of(client, second) == "waiting_for_object_store"  # held at once: no run spent
+
         body = client.get("/api/v1/health").json()
         assert body["status"] == "degraded" and body["object_store"]["status"] == "down"
         assert body["object_store"]["location"] == f"s3://videos/prod at {endpoint}"
@@ -159,9 +174,7 @@ def test_an_unreachable_s3_makes_health_degraded_and_file_routes_answer_503(
         ):
             error = error_of(response, 503, "OBJECT_STORE_UNAVAILABLE")
             assert endpoint in error["details"]["reason"] and response.headers["Retry-After"]
-        request_id = client.post("/api/v1/generate/video", json={"prompt": "a cat"}).json()["request_id"]
-        retrying = wait_for(client, request_id, {"queued"}, timeout=30)  # encoded, not stored: it runs again
-        assert retrying["current_step"] == "retrying", retrying
+        assert client.get(f"/api/v1/generate/status/{second}").json()["status"] == "queued"
     assert not list((settings.data_dir / WORK_DIR).iterdir())  # the local copies did not stay
 
 

@@ -187,7 +187,10 @@ class JobLifecycle:
             )
 
     async def tick(self) -> None:
-        """The maintenance loop's turn: record parked changes, start whatever became startable."""
+        """The maintenance loop's turn: record parked changes, see whether a failed object store is back, start
+        whatever became startable."""
         if self.journal.parked_count:
             await self.journal.flush(self.finished)
+        if self.files.outage:
+            await self.files.problem()
         self._wake()

@@ -78,7 +78,7 @@ class GenerationService:
         self._now = now
         self.telemetry = telemetry
         self.estimator = Estimator()
-        self.standing = Standing(lambda: self.queue, self.estimator, catalog, gate, disk, settings.workers, now)
+        self.standing = Standing(lambda: self.queue, self.estimator, catalog, gate, disk, files, settings.workers, now)
         self.queue = JobQueue(self.standing.startable)
         self.journal = JobJournal(store, hub, self.standing.progress_message, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)

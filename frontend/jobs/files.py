@@ -121,6 +121,7 @@ class JobFiles:
         self.in_place = own is not None  # encoded where the objects live: publishing renames nothing more
         self.encode_dir = own if own is not None else Path(work_dir)
         self._background: set[asyncio.Task[object]] = set()
+        self.outage: str | None = None  # why the store failed last; jobs wait while set, cleared when it answers
 
     def outputs_of(self, video_id: str, keyframe: bool = True) -> VideoAssets:
         return VideoAssets.of(self.encode_dir, video_id, keyframe)
@@ -131,7 +132,9 @@ class JobFiles:
         try:
             for path in sorted(assets.files, key=lambda p: p == assets.video):
                 await self.store.publish(asset_key(path.name), path)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, ObjectStoreError):
+                self.outage = exc.message
             with contextlib.suppress(Exception):
                 await self.discard(assets)
             raise
@@ -167,7 +170,11 @@ class JobFiles:
 
     async def load_input(self, key: str, width: int, height: int) -> np.ndarray:
         """The stored source image, uint8 [H, W, 3]; ValueError when it is gone or not that size."""
-        png = await self.store.get_bytes(key)
+        try:
+            png = await self.store.get_bytes(key)
+        except ObjectStoreError as exc:
+            self.outage = exc.message
+            raise
         if png is None:
             raise ValueError(f"the source image {key} cannot be read: it is gone")
         return await asyncio.to_thread(decode_input, key, png, width, height)
@@ -199,11 +206,12 @@ class JobFiles:
             logger.warning("could not delete %s from %s: %s", key, self.store.describe(), exc)
 
     async def problem(self) -> str | None:
-        """Why the store cannot be used now (health); None when it can."""
+        """Why the store cannot be used now (health); None when it can. Ends or starts an outage."""
         try:
-            return await asyncio.wait_for(self.store.problem(), PROBE_TIMEOUT_S)
+            self.outage = await asyncio.wait_for(self.store.problem(), PROBE_TIMEOUT_S)
         except TimeoutError:
-            return f"the object store {self.store.describe()} did not answer in {PROBE_TIMEOUT_S:.0f} s"
+            self.outage = f"the object store {self.store.describe()} did not answer in {PROBE_TIMEOUT_S:.0f} s"
+        return self.outage
 
     async def check(self) -> None:
         """ObjectStoreError (503) when the store cannot be used now."""
