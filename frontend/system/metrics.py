@@ -101,7 +101,7 @@ def free_bytes(data_dir: Path) -> int:
 
 async def storage_of(files: JobFiles, store: JobStore, settings: Settings) -> StorageMetrics:
     if files.in_place:
-        return await asyncio.to_thread(storage_usage, settings.assets_dir, settings.data_dir)
+        return await asyncio.to_thread(storage_usage, files.encode_dir, settings.data_dir)
     videos, size = await store.run(stored_videos)
     free = await asyncio.to_thread(free_bytes, settings.data_dir)
     return StorageMetrics(videos, round(size / GIB, 3), round(free / GIB, 3))
