@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from benchmarks.backing_services import PostgresServer, S3Server
+from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_png
 from tests.support.jobs import SMALL, decode_frames, submit, wait_terminal
 from tests.support.stack import start_sibling_api
@@ -43,6 +45,19 @@ def job_row(database_url: str, request_id: str) -> dict[str, Any] | None:
         return None if row is None else dict(zip([c.name for c in cursor.description], row, strict=True))
 
 
+def start_together(base_env: dict[str, str], data_dirs: list[Path], overrides: dict[str, str]) -> list[ApiProcess]:
+    """Sibling APIs started at the same time; if one cannot start, the others are stopped."""
+    with ThreadPoolExecutor(len(data_dirs)) as pool:
+        starting = [pool.submit(start_sibling_api, base_env, data_dir, **overrides) for data_dir in data_dirs]
+    failed = [f.exception() for f in starting if f.exception() is not None]
+    if failed:
+        for future in starting:
+            if future.exception() is None:
+                future.result().stop()
+        raise failed[0]  # type: ignore[misc]
+    return [future.result() for future in starting]
+
+
 def test_a_job_end_to_end_on_postgresql_and_s3_served_by_another_replica(
     postgres: PostgresServer,
     s3: S3Server,
@@ -55,8 +70,7 @@ def test_a_job_end_to_end_on_postgresql_and_s3_served_by_another_replica(
     database_url, prefix = postgres.new_database(), f"e2e-{tmp_path.name}"
     shared = {"VISUALIZR_DATABASE_URL": database_url, "VISUALIZR_ASSET_STORE": f"s3://{s3.bucket}/{prefix}",
               "VISUALIZR_S3_ENDPOINT_URL": s3.endpoint_url, **s3.credentials}  # fmt: skip
-    replica_a = start_sibling_api(stack_env[1], tmp_path / "a", **shared)
-    replica_b = start_sibling_api(stack_env[1], tmp_path / "b", **shared)  # up before any job: none to requeue
+    replica_a, replica_b = start_together(stack_env[1], [tmp_path / "a", tmp_path / "b"], shared)  # before any job
     try:
         with httpx.Client(base_url=replica_a.base_url, timeout=60) as a, httpx.Client(
             base_url=replica_b.base_url, timeout=60
