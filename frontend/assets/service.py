@@ -2,7 +2,8 @@
 
 * The list reads the stored metadata (cheap); with the data folder it keeps the jobs whose MP4 is on disk (one
   directory read); with S3 the database is the truth, and pages it (no bucket listing).
-* The details read the file back with PyAV (what is stored).
+* The details read the file back with PyAV (what is stored; S3: a HEAD, and the metadata probed from the same
+  bytes when the job completed).
 * A job that is queued, running, failed or cancelled is not an asset: 404 here, like an unknown id.
 * Delete removes the job's row first (atomically: of two concurrent deletes one wins, the other gets 404), then
   its objects (video, thumbnail, preview, keyframe); ``freed_space_bytes`` counts only the objects actually
