@@ -148,7 +148,8 @@ class S3Server:
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 60.0) -> S3Server:
-        for name in WEED_COMPONENTS:
+        """Start it (again: on the same ports and data, so a client sees the same server come back)."""
+        for name in WEED_COMPONENTS if not self.ports else ():
             self.ports[name], self.ports[f"{name}.grpc"] = free_port(), free_port()
         for folder in ("logs", "data"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)

@@ -33,9 +33,11 @@ from visualizr.frontend.infra.disk import DataDirError, DiskGuard, prepare_data_
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
 from visualizr.frontend.infra.memory import return_large_frees_to_the_os
+from visualizr.frontend.infra.objects import open_object_store
 from visualizr.frontend.infra.supervision import SupervisedTriton
 from visualizr.frontend.infra.triton import TritonConnection
 from visualizr.frontend.jobs.database import open_database
+from visualizr.frontend.jobs.files import WORK_DIR, JobFiles
 from visualizr.frontend.jobs.schema import SchemaTooNewError
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
@@ -108,10 +110,16 @@ def cors_config(settings: Settings) -> CORSConfig | None:
     )
 
 
-def prepare_storage(settings: Settings) -> JobStore:
-    """The data folder created and proven writable, and the job database opened once: DataDirError with one
-    line when either is unusable (a file, read-only, not a database ...), before anything else starts."""
-    prepare_data_dir(settings.data_dir, settings.assets_dir)
+def prepare_storage(settings: Settings) -> tuple[JobStore, JobFiles]:
+    """The data folder created and proven writable, the object store of the files named and the job database
+    opened once: DataDirError with one line when one is unusable (a file, read-only, not a database, not an
+    ``s3://`` URL ...), before anything else starts. An S3 server that is down is a health problem, not this."""
+    try:
+        objects = open_object_store(settings.asset_store, settings.data_dir, settings.s3_endpoint_url)
+    except ValueError as exc:
+        raise DataDirError(str(exc)) from None
+    files = JobFiles(objects, settings.data_dir / WORK_DIR)
+    prepare_data_dir(settings.data_dir, files.encode_dir)
     store = JobStore(open_database(settings.database_url, settings.database_path))
     try:
         store.check()
@@ -120,7 +128,7 @@ def prepare_storage(settings: Settings) -> JobStore:
     except (DatabaseUnavailableError, SchemaTooNewError) as exc:
         reason = exc.details.get("reason") if isinstance(exc, DatabaseUnavailableError) else str(exc)
         raise DataDirError(f"the job database {store.describe()} is not usable: {reason}") from None
-    return store
+    return store, files
 
 
 def create_app(
@@ -136,7 +144,7 @@ def create_app(
     ``settings.triton_grpc_url`` when healing cannot help (``make serve`` passes its supervisor's; False: a restart
     is under way already)."""
     settings = settings or Settings.from_env()
-    store = prepare_storage(settings)
+    store, files = prepare_storage(settings)
     catalog = ModelCatalog(settings.model_repository)
     gpu = gpu or NvmlReader()
     pool = inference_pool(settings, catalog, backend, model_control)
@@ -151,12 +159,12 @@ def create_app(
     http_metrics = HttpMetrics(own_metrics)
     telemetry = JobTelemetry(own_metrics)
     service = GenerationService(
-        settings, store, catalog, backend or TritonBackend(), placement, hub, disk, telemetry=telemetry
+        settings, store, catalog, backend or TritonBackend(), placement, hub, disk, files, telemetry=telemetry
     )
     own_metrics.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
     metrics_registry.register(ReplicaLabel(own_metrics, settings.replica_id))
     metrics_registry.register(JobTableCollector(store))
-    assets = AssetService(store, settings.assets_dir)
+    assets = AssetService(store, files)
     watermark = QueueWatermark(store.run)
     uptime = Uptime()
     tickets = TicketBook()
@@ -186,6 +194,7 @@ def create_app(
             await service.stop()
             if relay is not None:
                 await relay.drain()
+            await files.drain()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -206,6 +215,7 @@ def create_app(
         "pool": pool,
         "gpu": gpu,
         "disk": disk,
+        "files": files,
         "uptime": uptime,
         "watermark": watermark,
         "metrics_registry": metrics_registry,

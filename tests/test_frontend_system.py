@@ -71,6 +71,7 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
         "workers",
         "database",
         "storage",
+        "object_store",
         "triton_supervisor",
         "problems",
         "replica",
@@ -84,6 +85,8 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
     assert body["database"] == {"engine": "sqlite", "status": "up", "events": None, "problem": None}
     assert body["replica"] == client.app.state.settings.replica_id
     assert body["storage"]["free_mb"] > body["storage"]["min_free_mb"] == 256
+    data_dir = str(client.app.state.settings.data_dir)
+    assert body["object_store"] == {"location": data_dir, "status": "up", "problem": None}
     assert isinstance(body["uptime_seconds"], int)
     assert body["gpu_info"] == {
         "available": True,

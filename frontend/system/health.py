@@ -2,15 +2,17 @@
 
 ``healthy`` only when a job would run: every inference endpoint up, every model servable (a model that is not
 loaded, or loading, is fine: jobs load it on demand), every worker alive, the disk above its floor, the job
-database reachable. Otherwise ``degraded`` with the reasons in ``problems``. HTTP 503 when no inference endpoint
-is up (no job can run), else 200.
+database and the object store reachable. Otherwise ``degraded`` with the reasons in ``problems``. HTTP 503 when no
+inference endpoint is up (no job can run), else 200.
 
 Beyond the reference: ``inference_servers`` (each Triton endpoint: up/down, jobs in flight, why it is down),
-``models`` (each model's status and problems), ``workers`` (alive, configured, restarts), ``storage`` (free space
-against the floor), ``database`` (its engine, up or down by a ``SELECT 1`` within ``DATABASE_TIMEOUT_S``, and on
-PostgreSQL whether this replica receives the other replicas' job events), ``triton_supervisor`` (under ``make
-serve``: the supervised Triton's state, restarts and why the last one happened, else null), ``problems``,
-``replica`` (which API replica answered). Never behind the API keys (load balancers and orchestrators probe it).
+``models`` (each model's status and problems), ``workers`` (alive, configured, restarts), ``database`` (its
+engine, up or down by a ``SELECT 1`` within ``DATABASE_TIMEOUT_S``, and on PostgreSQL whether this replica receives
+the other replicas' job events), ``storage`` (free space of the data folder against the floor: with S3 too, videos
+are encoded there), ``object_store`` (where the files live, up/down and why: an S3 bucket that cannot be reached
+makes the service degraded), ``triton_supervisor`` (under ``make serve``: the supervised Triton's state, restarts
+and why the last one happened, else null), ``problems``, ``replica`` (which API replica answered). Never behind the
+API keys (load balancers and orchestrators probe it).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from visualizr.frontend.infra.disk import MIB, DiskGuard
 from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.infra.gpu import GpuInfo, GpuReader
 from visualizr.frontend.jobs import stats
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.system.sources import EventListener, JobCounts, ModelHealthSource, utc_midnight
 from visualizr.settings import Settings
@@ -83,6 +86,12 @@ class Storage(msgspec.Struct):
     min_free_mb: float
 
 
+class ObjectStoreHealth(msgspec.Struct):
+    location: str  # the data folder, or s3://bucket/prefix at its endpoint
+    status: str  # up | down
+    problem: str | None = None
+
+
 class TritonSupervision(msgspec.Struct):
     state: str  # starting | ready | restarting | stopped
     restarts: int
@@ -103,6 +112,7 @@ class HealthResponse(msgspec.Struct):
     workers: Workers
     database: DatabaseHealth
     storage: Storage
+    object_store: ObjectStoreHealth
     triton_supervisor: TritonSupervision | None
     problems: list[str]
     replica: str
@@ -143,6 +153,7 @@ async def health(
     gpu: GpuReader,
     store: JobStore,
     disk: DiskGuard,
+    files: JobFiles,
     settings: Settings,
     uptime: Uptime,
     events: EventListener | None,
@@ -170,6 +181,10 @@ async def health(
         problems.append(f"{jobs.workers_configured - jobs.workers_alive} generation worker(s) not running")
     if disk_problem:
         problems.append(disk_problem)
+    objects_problem = await files.problem()
+    if objects_problem:
+        problems.append(objects_problem)
+    objects = ObjectStoreHealth(files.store.describe(), "down" if objects_problem else "up", objects_problem)
     supervised = read_supervisor_status(settings.supervisor_status_path)
     supervision = None
     if supervised is not None and supervised.supervisor_alive():
@@ -191,6 +206,7 @@ async def health(
         workers=Workers(jobs.workers_alive, jobs.workers_configured, jobs.worker_restarts),
         database=database,
         storage=storage,
+        object_store=objects,
         triton_supervisor=supervision,
         problems=problems,
         replica=settings.replica_id,
