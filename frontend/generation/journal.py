@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from visualizr.frontend.errors import InsufficientStorageError
+from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation import views
 from visualizr.frontend.generation.hub import GenerationHub
 from visualizr.frontend.generation.queue import LiveJob
@@ -60,7 +60,8 @@ class JobJournal:
 
     async def progress(self, job: LiveJob, progress: int, step: str) -> None:
         """A running job's progress: written and announced when the phase changed or the interval has passed. A
-        full disk skips it (neither written nor announced): the run goes on, the outcome is what must be kept."""
+        full disk or a database outage skips it (neither written nor announced): the run goes on, the outcome is
+        what must be kept."""
         record = job.record
         progress = max(record.progress, progress)
         if progress == record.progress and step == record.current_step:
@@ -69,7 +70,7 @@ class JobJournal:
             return
         try:
             await self.commit(job, progress=progress, current_step=step)
-        except InsufficientStorageError as exc:
+        except (InsufficientStorageError, DatabaseUnavailableError) as exc:
             logger.debug("progress of %s not recorded: %s", job.request_id, exc)
 
     # ------------------------------------------------------------------ writes that must not be lost

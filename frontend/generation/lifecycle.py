@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from visualizr.frontend.errors import InsufficientStorageError
@@ -23,7 +22,7 @@ from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.queue import JobQueue, LiveJob
 from visualizr.frontend.generation.retry import RetryPolicy
 from visualizr.frontend.generation.runner import COMPLETED_RUN, FAILED_RUN, RETRY_RUN, JobRunner, Outcome, failed
-from visualizr.frontend.jobs.files import remove_input
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.record import COMPLETED, FAILED, PROCESSING, QUEUED, STEP_QUEUED, STEP_RETRYING
 from visualizr.names import PHASE_DONE, PHASE_TEXT_ENCODING
 
@@ -40,7 +39,7 @@ class JobLifecycle:
         runner: JobRunner,
         policy: RetryPolicy,
         estimator: Estimator,
-        data_dir: Path,
+        files: JobFiles,
         now: Callable[[], float],
         wake: Callable[[], None],
     ) -> None:
@@ -49,7 +48,7 @@ class JobLifecycle:
         self.runner = runner
         self.policy = policy
         self.estimator = estimator
-        self.data_dir = data_dir
+        self.files = files
         self._now = now
         self._wake = wake  # dispatch waiting jobs (a retry became due, a job left)
 
@@ -117,8 +116,7 @@ class JobLifecycle:
         if rec.terminal:
             self.queue.retire(job)
             if rec.source_image is not None:
-                with contextlib.suppress(OSError):  # a small file: unlinked inline
-                    remove_input(self.data_dir, rec.source_image)
+                self.files.drop_input(rec.source_image)
         else:  # a parked requeue went through
             self.queue.add(job, front=True)
         self._wake()
@@ -189,7 +187,10 @@ class JobLifecycle:
             )
 
     async def tick(self) -> None:
-        """The maintenance loop's turn: record parked changes, start whatever became startable."""
+        """The maintenance loop's turn: record parked changes, see whether a failed object store is back, start
+        whatever became startable."""
         if self.journal.parked_count:
             await self.journal.flush(self.finished)
+        if self.files.outage:
+            await self.files.problem()
         self._wake()

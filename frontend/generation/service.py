@@ -14,10 +14,11 @@ workers and the job lifecycle. docs/ARCHITECTURE.md tells the whole job path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable
+
+import msgspec
 
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
@@ -38,7 +39,7 @@ from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.generation.validation import ValidatedRequest
 from visualizr.frontend.generation.workers import WorkerPool
 from visualizr.frontend.infra.disk import DiskGuard
-from visualizr.frontend.jobs.files import remove_input, write_input
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.naming import input_path, new_request_id, shown
 from visualizr.frontend.jobs.record import (
     CANCELLED,
@@ -68,24 +69,25 @@ class GenerationService:
         gate: InferenceGate,
         hub: GenerationHub,
         disk: DiskGuard,
+        files: JobFiles,
         *,
         telemetry: JobTelemetry,
         encoder: Encoder = encode_assets,
         now: Callable[[], float] = clock.now,
     ) -> None:
         self.settings, self.store, self.catalog, self.gate, self.hub = settings, store, catalog, gate, hub
-        self.disk = disk
+        self.disk, self.files = disk, files
         self._now = now
         self.telemetry = telemetry
         self.estimator = Estimator()
-        self.standing = Standing(lambda: self.queue, self.estimator, catalog, gate, disk, settings.workers, now)
+        self.standing = Standing(lambda: self.queue, self.estimator, catalog, gate, disk, files, settings.workers, now)
         self.queue = JobQueue(self.standing.startable)
         self.journal = JobJournal(store, hub, self.standing.progress_message, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
-        runner = JobRunner(backend, gate, self.journal, settings.data_dir, settings.assets_dir,
-                           settings.job_stall_timeout_s, encoder, telemetry=self.telemetry, now=now)  # fmt: skip
+        runner = JobRunner(backend, gate, self.journal, files, settings.job_stall_timeout_s, encoder,
+                           telemetry=self.telemetry, now=now)  # fmt: skip
         self.lifecycle = JobLifecycle(
-            self.queue, self.journal, runner, self.policy, self.estimator, settings.data_dir, now, self.dispatch
+            self.queue, self.journal, runner, self.policy, self.estimator, files, now, self.dispatch
         )
         life = self.lifecycle
         self.workers = WorkerPool(self.queue, settings.workers, life.run_one, life.requeue_on_shutdown, life.tick)
@@ -168,14 +170,23 @@ class GenerationService:
     # ------------------------------------------------------------------ WebSocket subscriptions
 
     async def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        """Subscribe and send the current state at once (no update can slip in between)."""
+        """Subscribe, then send the state read after that (updates are not replayed: none can slip in between)."""
+        self.hub.subscribe(request_id, subscriber)
+        try:
+            message, terminal = await self.current_update(request_id)
+        except BaseException:
+            self.hub.unsubscribe(request_id, subscriber)
+            raise
+        self.hub.catch_up(subscriber, request_id, message, terminal=terminal)
+
+    async def current_update(self, request_id: str) -> tuple[msgspec.Struct, bool]:
+        """The job's WebSocket message as it stands (from this replica's live job, else its row), and whether it
+        is terminal."""
         rec, job = await self._record(request_id)
         if rec.terminal:
-            self.hub.publish_to(subscriber, request_id, views.terminal_message(rec), terminal=True)
-            return
-        self.hub.subscribe(request_id, subscriber)
-        # not live: only while a POST is between its insert and its enqueue
-        self.hub.publish_to(subscriber, request_id, self.standing.progress_message(job or self.standing.live(rec)))
+            return views.terminal_message(rec), True
+        # not live here: on another replica, or a POST between its insert and its enqueue
+        return self.standing.progress_message(job or self.standing.live(rec)), False
 
     async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         if request_id not in self.queue.live:
@@ -249,14 +260,14 @@ class GenerationService:
 
     async def _store_new(self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None) -> None:
         """Write a new job: its source image first (a stored job always finds its image), then its row."""
-        data_dir, image = self.settings.data_dir, record.source_image
+        image = record.source_image
         if image is not None and source_png is not None:
-            await asyncio.to_thread(write_input, data_dir, image, source_png)
+            await self.files.put_input(image, source_png)
         try:
             await self.store.insert(record, idempotency=(claim.key, claim.fingerprint) if claim else None)
         except BaseException:
             if image is not None:
-                await asyncio.to_thread(remove_input, data_dir, image)
+                await self.files.remove_input(image)
             raise
 
     async def cancel(self, request_id: str) -> CancelResponse:
@@ -284,6 +295,5 @@ class GenerationService:
             if was_waiting:
                 self._publish_queue_positions()
         if job is None and rec.source_image is not None:
-            with contextlib.suppress(OSError):
-                remove_input(self.settings.data_dir, rec.source_image)
+            self.files.drop_input(rec.source_image)
         return CancelResponse(request_id, CANCELLED, clock.iso(now) or "", "Generation request cancelled successfully")

@@ -15,6 +15,7 @@ from visualizr.frontend.generation.queue import JobQueue, LiveJob
 from visualizr.frontend.generation.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.record import (
     KIND_IMAGE,
     PROCESSING,
@@ -23,6 +24,7 @@ from visualizr.frontend.jobs.record import (
     STEP_RETRYING,
     STEP_WAITING_FOR_DISK,
     STEP_WAITING_FOR_INFERENCE,
+    STEP_WAITING_FOR_OBJECT_STORE,
     GenerationParameters,
     JobRecord,
 )
@@ -36,10 +38,12 @@ class Standing:
         catalog: ModelCatalog,
         gate: InferenceGate,
         disk: DiskGuard,
+        files: JobFiles,
         workers: int,
         now: Callable[[], float],
     ) -> None:
         self._queue, self.estimator, self.catalog, self.gate, self.disk = queue, estimator, catalog, gate, disk
+        self.files = files
         self.workers, self._now = workers, now
 
     @property
@@ -66,7 +70,9 @@ class Standing:
         if blocked is not None:
             return STEP_WAITING_FOR_INFERENCE, blocked
         shortage = self.disk.shortage()
-        return (STEP_WAITING_FOR_DISK, shortage) if shortage else None
+        if shortage:
+            return STEP_WAITING_FOR_DISK, shortage
+        return (STEP_WAITING_FOR_OBJECT_STORE, self.files.outage) if self.files.outage else None
 
     def startable(self, job: LiveJob) -> bool:
         return self.held_by(job) is None
