@@ -112,14 +112,21 @@ def replica_env(
         VISUALIZR_REPLICA_ID=replica_id,
         VISUALIZR_MODEL_REPOSITORY=str(repository),
         VISUALIZR_TRITON_URLS=",".join(triton_urls),
-        VISUALIZR_DATABASE_URL=database_url,
-        # one prefix per database: stacks sharing a server never see each other's files
-        VISUALIZR_ASSET_STORE=f"s3://{s3.bucket}/{database_url.rsplit('/', 1)[-1]}",
-        VISUALIZR_S3_ENDPOINT_URL=s3.endpoint_url,
-        AWS_DEFAULT_REGION="us-east-1",
-        **s3.credentials,
+        **shared_storage(database_url, s3),
         **overrides,
     )
+
+
+def shared_storage(database_url: str, s3: S3Server) -> dict[str, str]:
+    """The environment that puts an API's jobs in ``database_url`` and its files in ``s3``'s bucket, under a prefix
+    named after the database (stacks sharing a server never see each other's files)."""
+    return {
+        "VISUALIZR_DATABASE_URL": database_url,
+        "VISUALIZR_ASSET_STORE": f"s3://{s3.bucket}/{database_url.rsplit('/', 1)[-1]}",
+        "VISUALIZR_S3_ENDPOINT_URL": s3.endpoint_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **s3.credentials,
+    }
 
 
 @contextmanager

@@ -1,10 +1,11 @@
 """The API tier at scale, through the real API over HTTP, each comparison interleaved in one run:
 
 1. **A big job table**: status p50/p99 (``GET /api/v1/generate/status/{id}``, random ids) and asset-listing p50/p99
-   (``GET /api/v1/assets/videos``) with ``--jobs`` completed jobs (default 100,000) in the table, SQLite vs
-   PostgreSQL. The rows are bulk-loaded into the migrated schema (executemany / COPY), not submitted through the API;
-   each has its (empty) MP4 in the assets folder. These APIs point at a Triton address nothing serves: no inference
-   runs beside the measurement.
+   (``GET /api/v1/assets/videos``) with ``--jobs`` completed jobs (default 100,000) in the table: SQLite vs PostgreSQL
+   with the files in the data folder (each job has its empty MP4 there: the listing keeps the jobs whose MP4 exists),
+   and PostgreSQL with the files in S3 (the replicas' setup: the table is the truth, paged by the database). The rows
+   are bulk-loaded into the migrated schema (executemany / COPY), not submitted through the API. These APIs point at
+   a Triton address nothing serves: no inference runs beside the measurement.
 2. **Replicas**: submit and status throughput (requests/s, ``--clients`` concurrent clients) with ``--replicas`` API
    processes (default 3) vs one, on one PostgreSQL, in front of one tritonserver loading only AnimateDiff
    (``benchmarks.replicas``). "One" sends every request to replica 0, "N" spreads them over all, alternating rounds.
@@ -27,8 +28,8 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from benchmarks.backing_services import PostgresServer
-from benchmarks.replicas import replica_stack
+from benchmarks.backing_services import PostgresServer, S3Server
+from benchmarks.replicas import replica_stack, shared_storage
 from benchmarks.stack import ApiProcess, free_port, stack_settings, start_api
 from visualizr.frontend.jobs.database import POSTGRESQL, Connection, open_database
 from visualizr.frontend.jobs.naming import asset_names, new_request_id, video_id_of
@@ -73,15 +74,16 @@ def bulk_load(conn: Connection, jobs: Sequence[JobRecord]) -> None:
         conn.raw.executemany(f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
-def filled_api(data_dir: Path, jobs: Sequence[JobRecord], assets: Path, database_url: str = "") -> ApiProcess:
-    """An API (no Triton behind it) on a job table holding ``jobs``, their MP4s in the ``assets`` folder."""
-    settings, env = stack_settings(data_dir, VISUALIZR_DATABASE_URL=database_url,
-                                   VISUALIZR_TRITON_URLS=f"127.0.0.1:{free_port()}")  # fmt: skip
-    database = open_database(database_url, settings.database_path)
+def filled_api(data_dir: Path, jobs: Sequence[JobRecord], assets: Path | None, **storage: str) -> ApiProcess:
+    """An API (no Triton behind it) on a job table holding ``jobs``, their MP4s in the ``assets`` folder (None: the
+    files are in the object store ``storage`` names)."""
+    settings, env = stack_settings(data_dir, VISUALIZR_TRITON_URLS=f"127.0.0.1:{free_port()}", **storage)
+    database = open_database(settings.database_url, settings.database_path)
     JobStore(database).check()  # the schema, migrated as the API does at start-up
     database.run_once(lambda conn: bulk_load(conn, jobs))
-    settings.assets_dir.parent.mkdir(parents=True, exist_ok=True)
-    settings.assets_dir.symlink_to(assets, target_is_directory=True)
+    if assets is not None:
+        settings.assets_dir.parent.mkdir(parents=True, exist_ok=True)
+        settings.assets_dir.symlink_to(assets, target_is_directory=True)
     return start_api(settings, env, timeout_s=120)
 
 
@@ -98,7 +100,7 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
 
-def big_table(postgres: PostgresServer, root: Path, jobs: int, requests: int) -> None:
+def big_table(postgres: PostgresServer, s3: S3Server, root: Path, jobs: int, requests: int) -> None:
     now = time.time()
     records = [completed_job(i, now) for i in range(jobs)]
     assets = root / "assets"
@@ -108,9 +110,10 @@ def big_table(postgres: PostgresServer, root: Path, jobs: int, requests: int) ->
     loaded = time.perf_counter()
     apis = {
         "sqlite": filled_api(root / "sqlite", records, assets),
-        "postgresql": filled_api(root / "postgresql", records, assets, postgres.new_database()),
+        "postgresql": filled_api(root / "postgresql", records, assets, VISUALIZR_DATABASE_URL=postgres.new_database()),
+        "postgresql+s3": filled_api(root / "pg-s3", records, None, **shared_storage(postgres.new_database(), s3)),
     }
-    print(f"{jobs} completed jobs loaded into SQLite and PostgreSQL, APIs up in {time.perf_counter() - loaded:.1f} s")
+    print(f"{jobs} completed jobs loaded into each table, APIs up in {time.perf_counter() - loaded:.1f} s")
     try:
         ids = [r.request_id for r in records]
         samples: dict[tuple[str, str], list[float]] = {}
@@ -118,7 +121,8 @@ def big_table(postgres: PostgresServer, root: Path, jobs: int, requests: int) ->
             for api in apis.values():  # one warm-up each
                 timed_get(client, f"{api.base_url}/api/v1/assets/videos?limit=20")
             for i in range(requests):
-                order = list(apis.items()) if i % 2 == 0 else list(reversed(apis.items()))
+                engines = list(apis.items())
+                order = engines[i % len(engines) :] + engines[: i % len(engines)]  # each first in turn
                 status_path = f"/api/v1/generate/status/{random.choice(ids)}"
                 for name, api in order:
                     samples.setdefault((name, "status"), []).append(timed_get(client, api.base_url + status_path))
@@ -130,10 +134,11 @@ def big_table(postgres: PostgresServer, root: Path, jobs: int, requests: int) ->
     for what in ("status", "listing"):
         for name in apis:
             got = samples[(name, what)]
-            print(f"{what:7} {name:10} p50 {percentile(got, 50) * 1e3:8.1f} ms  p99 {percentile(got, 99) * 1e3:8.1f} ms"
+            print(f"{what:7} {name:13} p50 {percentile(got, 50) * 1e3:8.1f} ms  p99 {percentile(got, 99) * 1e3:8.1f} ms"
                   f"  ({len(got)} requests, {jobs} jobs)")  # fmt: skip
-        ratio = percentile(samples[("postgresql", what)], 99) / percentile(samples[("sqlite", what)], 99)
-        print(f"{what} p99 postgresql / sqlite = {ratio:.2f}")
+        for name in ("postgresql", "postgresql+s3"):
+            ratio = percentile(samples[(name, what)], 99) / percentile(samples[("sqlite", what)], 99)
+            print(f"{what} p99 {name} / sqlite = {ratio:.2f}")
 
 
 # ------------------------------------------------------------------------------------------- replicas
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="visualizr-scale-") as scratch, PostgresServer() as postgres:
         root = Path(scratch)
-        big_table(postgres, root / "table", args.jobs, args.requests)
+        with S3Server(root / "s3") as s3:
+            big_table(postgres, s3, root / "table", args.jobs, args.requests)
         replicas_throughput(args, postgres, root / "replicas")
     return 0
 

@@ -36,6 +36,7 @@ SCALE = ["--jobs", "2000", "--requests", "20", "--replicas", "2", "--submissions
 SCALE_LINES = (
     "status p99 postgresql / sqlite =",
     "listing p99 postgresql / sqlite =",
+    "listing p99 postgresql+s3 / sqlite =",
     "submit throughput 2 replicas / 1 =",
     "status throughput 2 replicas / 1 =",
 )
