@@ -89,14 +89,14 @@ def test_replica_soak_smoke_one_replica(model_repository: Path) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["accepted"] == 6 and result["completed"] + result["cancelled"] == 6, result
     figures = ("failed", "lost", "stuck", "cancel_ignored", "duplicated_events", "missing_events", "bad_videos")
-    for figure in (*figures, "store_extra"):
+    for figure in (*figures, "store_missing", "store_extra"):
         assert result[figure] == 0, (figure, result)
-    assert result["cancel_answers"] == {"200": 2}, result
+    assert result["store_objects"] == result["completed"], result  # one MP4 in the bucket per completed job
+    # two DELETEs sent; each one answered "cancelled" cancelled its job (a job may finish before its DELETE comes)
+    assert sum(result["cancel_answers"].values()) == 2, result
+    assert result["cancelled"] == result["cancel_answers"].get("200", 0), result
     assert (result["death_to_rerun_s"] is not None) == (result["victims"] > 0), result
-    # The files go to the object store once VISUALIZR_ASSET_STORE is wired (issue 16, object-store); from then on
-    # every completed job's MP4 must be there.
-    if result["store_objects"]:
-        assert result["store_missing"] == 0 and done.returncode == 0, done.stdout
+    assert done.returncode == 0 and "verdict            pass" in done.stdout, done.stdout
 
 
 @pytest.mark.integration
