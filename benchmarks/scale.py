@@ -22,7 +22,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -144,39 +144,44 @@ def big_table(postgres: PostgresServer, s3: S3Server, root: Path, jobs: int, req
 # ------------------------------------------------------------------------------------------- replicas
 
 
-async def submit_all(urls: list[str], count: int, clients: int) -> tuple[float, list[tuple[str, str]]]:
-    """``count`` tiny jobs from ``clients`` concurrent clients, round-robin over ``urls``: (seconds, accepted)."""
-    accepted: list[tuple[str, str]] = []
-    jobs = iter(range(count))
+async def concurrently(count: int, clients: int, request: Callable[[httpx.AsyncClient, int], Awaitable[None]]) -> float:
+    """Seconds ``clients`` concurrent clients take to make ``count`` requests (``request(client, index)``)."""
+    indices = iter(range(count))
 
     async def client_loop(client: httpx.AsyncClient) -> None:
-        for index in jobs:
-            url = urls[index % len(urls)]
-            body = {**TINY_JOB, "prompt": f"scale {index}", "seed": index}
-            response = await client.post(f"{url}/api/v1/generate/video", json=body)
-            if response.status_code != 202:
-                raise RuntimeError(f"submit: {response.status_code} {response.text[:300]}")
-            accepted.append((url, response.json()["request_id"]))
-
-    started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=120) as client:
-        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
-    return time.perf_counter() - started, accepted
-
-
-async def poll_all(urls: list[str], ids: list[str], count: int, clients: int) -> float:
-    requests = iter(range(count))
-
-    async def client_loop(client: httpx.AsyncClient) -> None:
-        for index in requests:
-            response = await client.get(f"{urls[index % len(urls)]}/api/v1/generate/status/{ids[index % len(ids)]}")
-            if response.status_code != 200:
-                raise RuntimeError(f"status: {response.status_code} {response.text[:300]}")
+        for index in indices:
+            await request(client, index)
 
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=120) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
     return time.perf_counter() - started
+
+
+async def submit_all(urls: list[str], count: int, clients: int) -> tuple[float, list[tuple[str, str]]]:
+    """``count`` tiny jobs, round-robin over ``urls``: (seconds, [(url, request id) accepted])."""
+    accepted: list[tuple[str, str]] = []
+
+    async def submit(client: httpx.AsyncClient, index: int) -> None:
+        url = urls[index % len(urls)]
+        body = {**TINY_JOB, "prompt": f"scale {index}", "seed": index}
+        response = await client.post(f"{url}/api/v1/generate/video", json=body)
+        if response.status_code != 202:
+            raise RuntimeError(f"submit: {response.status_code} {response.text[:300]}")
+        accepted.append((url, response.json()["request_id"]))
+
+    return await concurrently(count, clients, submit), accepted
+
+
+async def poll_all(urls: list[str], ids: list[str], count: int, clients: int) -> float:
+    """Seconds for ``count`` status requests over ``ids``, round-robin over ``urls``."""
+
+    async def poll(client: httpx.AsyncClient, index: int) -> None:
+        response = await client.get(f"{urls[index % len(urls)]}/api/v1/generate/status/{ids[index % len(ids)]}")
+        if response.status_code != 200:
+            raise RuntimeError(f"status: {response.status_code} {response.text[:300]}")
+
+    return await concurrently(count, clients, poll)
 
 
 async def cancel_all(accepted: list[tuple[str, str]]) -> None:
