@@ -198,6 +198,9 @@ def figures(stack: ReplicaStack, run: Run, seconds: float) -> dict[str, object]:
         "store_objects": sum(objects.values()),
         "store_missing": sum(1 for r in completed if objects[r] == 0),
         "store_extra": sum(n if r not in completed else n - 1 for r, n in objects.items()),
+        # which jobs those are, and their state (at most 10): what to look at when store_extra is not 0
+        "store_extra_jobs": [f"{r} {state(table, r) or 'no row'}" for r, n in objects.items()
+                             if n > 1 or r not in completed][:10],  # fmt: skip
         "victims": len(run.victims),
         "death_to_rerun_s": None if first_rerun is None else round(first_rerun - run.replica_killed_at, 2),
     }  # fmt: skip
