@@ -162,15 +162,15 @@ def frames_of(stack: ReplicaStack, accepted_by: int, video_path: str) -> int:
         return sum(1 for _ in container.decode(container.streams.video[0]))
 
 
-def stored_objects(stack: ReplicaStack) -> Counter[str]:
-    """Request id -> MP4 objects under this stack's prefix of the bucket."""
+def stored_objects(stack: ReplicaStack) -> dict[str, list[str]]:
+    """Request id -> the keys of its MP4 objects under this stack's prefix of the bucket."""
     prefix = stack.database_url.rsplit("/", 1)[-1]
-    found: Counter[str] = Counter()
+    found: dict[str, list[str]] = {}
     for page in stack.s3.client().get_paginator("list_objects_v2").paginate(Bucket=stack.s3.bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             match = ASSET_FILE_RE.search(item["Key"])
             if match and match.group(2) == VIDEO_SUFFIX:
-                found[request_id_of(match.group(1)) or ""] += 1
+                found.setdefault(request_id_of(match.group(1)) or "", []).append(item["Key"])
     return found
 
 
@@ -195,12 +195,12 @@ def figures(stack: ReplicaStack, run: Run, seconds: float) -> dict[str, object]:
         "duplicated_events": sum(1 for got in run.terminal_events for n in got.values() if n > 1),
         "missing_events": sum(1 for got in run.terminal_events for r in run.accepted if r not in got),
         "bad_videos": len(bad_videos),
-        "store_objects": sum(objects.values()),
-        "store_missing": sum(1 for r in completed if objects[r] == 0),
-        "store_extra": sum(n if r not in completed else n - 1 for r, n in objects.items()),
-        # which jobs those are, and their state (at most 10): what to look at when store_extra is not 0
-        "store_extra_jobs": [f"{r} {state(table, r) or 'no row'}" for r, n in objects.items()
-                             if n > 1 or r not in completed][:10],  # fmt: skip
+        "store_objects": sum(len(keys) for keys in objects.values()),
+        "store_missing": sum(1 for r in completed if r not in objects),
+        "store_extra": sum(len(keys) - (r in completed) for r, keys in objects.items()),
+        # the jobs of those, their state and keys (at most 10): what to look at when store_extra is not 0
+        "store_extra_jobs": [f"{r} {state(table, r) or 'no row'}: {' '.join(keys)}" for r, keys in objects.items()
+                             if len(keys) > 1 or r not in completed][:10],  # fmt: skip
         "victims": len(run.victims),
         "death_to_rerun_s": None if first_rerun is None else round(first_rerun - run.replica_killed_at, 2),
     }  # fmt: skip
