@@ -46,6 +46,7 @@ JOB = {"width": 64, "height": 64, "num_frames": 4, "fps": 4, "num_inference_step
 class Run:
     """What the clients saw."""
 
+    key_prefix: str = field(default_factory=lambda: f"soak-{time.time_ns()}")  # of the Idempotency-Keys
     accepted: dict[str, int] = field(default_factory=dict)  # request id -> the replica that accepted it
     refused: Counter[str] = field(default_factory=Counter)  # why a submission was not accepted
     cancels: Counter[int] = field(default_factory=Counter)  # DELETE answers by status code
@@ -78,7 +79,11 @@ async def client_loop(stack: ReplicaStack, run: Run, jobs: list[int], args: argp
         while jobs:
             number = jobs.pop()
             body = {**JOB, "prompt": f"soak {number}", "seed": number}
-            index, response = await request_any(client, stack, number, "POST", "/api/v1/generate/video", json=body)
+            # a retry after a lost answer (its replica killed) must not make a second job
+            headers = {"Idempotency-Key": f"{run.key_prefix}-{number}"}
+            index, response = await request_any(
+                client, stack, number, "POST", "/api/v1/generate/video", json=body, headers=headers
+            )
             if response.status_code != 202:
                 run.refused[f"{response.status_code} {response.json().get('error', {}).get('code')}"] += 1
                 continue
@@ -188,6 +193,7 @@ def figures(stack: ReplicaStack, run: Run, seconds: float) -> dict[str, object]:
         "accepted": len(run.accepted), "refused": dict(run.refused), "completed": states[COMPLETED],
         "cancelled": states[CANCELLED], "failed": states[FAILED],
         "lost": sum(1 for r in run.accepted if r not in table),
+        "unknown_jobs": sum(1 for r in table if r not in run.accepted),  # made, but no client was told
         "stuck": sum(1 for r in run.accepted if r in table and state(table, r) not in TERMINAL_STATES),
         "cancel_answers": {str(k): v for k, v in run.cancels.items()},
         # a DELETE that answered "cancelled" for a job that then ended otherwise: two terminal states
@@ -207,8 +213,8 @@ def figures(stack: ReplicaStack, run: Run, seconds: float) -> dict[str, object]:
 
 
 def healthy(result: dict[str, object]) -> bool:
-    zero = ("failed", "lost", "stuck", "cancel_ignored", "duplicated_events", "missing_events", "bad_videos",
-            "store_missing", "store_extra")  # fmt: skip
+    zero = ("failed", "lost", "unknown_jobs", "stuck", "cancel_ignored", "duplicated_events", "missing_events",
+            "bad_videos", "store_missing", "store_extra")  # fmt: skip
     return all(result[k] == 0 for k in zero) and result["completed"] + result["cancelled"] == result["accepted"]
 
 
