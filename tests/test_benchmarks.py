@@ -88,9 +88,9 @@ def test_replica_soak_smoke_one_replica(model_repository: Path) -> None:
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["accepted"] == 6 and result["completed"] + result["cancelled"] == 6, result
-    figures = ("failed", "lost", "unknown_jobs", "stuck", "cancel_ignored", "duplicated_events", "missing_events")
-    figures = (*figures, "bad_videos")
-    for figure in (*figures, "store_missing", "store_extra"):
+    figures = ("failed", "lost", "unknown_jobs", "stuck", "cancel_ignored", "duplicated_events", "missing_events",
+               "bad_videos", "store_missing", "store_extra")  # fmt: skip
+    for figure in figures:
         assert result[figure] == 0, (figure, result)
     assert result["store_objects"] == result["completed"], result  # one MP4 in the bucket per completed job
     # two DELETEs sent; each one answered "cancelled" cancelled its job (a job may finish before its DELETE comes)
