@@ -75,6 +75,10 @@ class GenerationHub:
         for request_id in [rid for rid, subs in self._subs.items() if subscriber in subs]:
             self.unsubscribe(request_id, subscriber)
 
+    def subscribed(self) -> list[str]:
+        """The request ids someone here subscribes to."""
+        return list(self._subs)
+
     def has_subscribers(self, request_id: str) -> bool:
         return bool(self._subs.get(request_id))
 

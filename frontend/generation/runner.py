@@ -132,7 +132,7 @@ class JobRunner:
         rec = job.record
 
         async def on_loading() -> None:
-            await self.journal.progress(job, rec.progress, STEP_LOADING_MODEL)
+            await self.journal.progress(job, job.record.progress, STEP_LOADING_MODEL)
 
         try:
             endpoint = await self.gate.acquire(rec.model, on_loading)
@@ -154,14 +154,14 @@ class JobRunner:
             image = await self._source_image(rec)
         except ValueError as exc:
             return failed(str(exc))
-        if rec.current_step == STEP_LOADING_MODEL:
-            await self.journal.progress(job, rec.progress, PHASE_TEXT_ENCODING)
+        if job.record.current_step == STEP_LOADING_MODEL:
+            await self.journal.progress(job, job.record.progress, PHASE_TEXT_ENCODING)
         stream = self.backend.stream(
             endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
         )
         job.stream = stream
         job.pace = Pace()
-        if job.cancel_requested:
+        if job.terminal:
             stream.cancel()
         try:
             frames, keyframe = await self._frames(job, stream)
