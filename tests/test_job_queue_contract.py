@@ -8,12 +8,13 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 import pytest
 
-from tests import test_job_store_contract as store_contract
+from tests.support.job_database import ENGINES, engine_database, job
 from visualizr.frontend.jobs.database import Database, PostgresDatabase, SqliteDatabase
 from visualizr.frontend.jobs.record import JobRecord
 from visualizr.frontend.jobs.store import JobStore
@@ -22,8 +23,11 @@ from visualizr.frontend.jobs.work_queue import Admission, Lease, QueueIsFull, ad
 
 T = TypeVar("T")
 FIRST_STEP = "text_encoding"
-database = store_contract.database  # the engine-parametrised fixture: SQLite, PostgreSQL
-job = store_contract.job
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    return engine_database(request, tmp_path)
 
 
 def twin(database: Database) -> Database:

@@ -5,57 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 import pytest
 
-from benchmarks.backing_services import PostgresServer
+from tests.support.job_database import ENGINES, PARAMS, engine_database, job, with_store
 from visualizr.frontend.jobs import listing, stats
-from visualizr.frontend.jobs.database import Connection, Database, PostgresDatabase, SqliteDatabase
-from visualizr.frontend.jobs.record import GenerationParameters, JobRecord, VideoMetadata
+from visualizr.frontend.jobs.database import Connection, Database
+from visualizr.frontend.jobs.record import JobRecord, VideoMetadata
 from visualizr.frontend.jobs.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNewError, migrate
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Completed, Retrying, advance
 from visualizr.frontend.jobs.work_queue import reap
 from visualizr.frontend.system.watermark import QueueWatermark
 
-T = TypeVar("T")
-PARAMS = GenerationParameters(64, 48, 4, 8, 2, 7.5, 1)
-ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-
 
 @pytest.fixture(params=ENGINES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        yield SqliteDatabase(tmp_path / "jobs.sqlite3")
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    yield PostgresDatabase(server.new_database())
-
-
-def with_store(database: Database, scenario: Callable[[JobStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = JobStore(database)
-        store.check()
-        await store.open()
-        try:
-            return await scenario(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def job(
-    request_id: str, status: str = "queued", created: float = 1.0, parameters: GenerationParameters = PARAMS,
-    **fields: object,
-) -> JobRecord:
-    return JobRecord(request_id, "animatediff", f"prompt of {request_id}", "", None, parameters, status, 0, "queued",
-                     created, **fields)  # type: ignore[arg-type]  # fmt: skip
+    yield engine_database(request, tmp_path)
 
 
 def test_insert_get_update_and_list_in_order(database: Database) -> None:
