@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from visualizr.frontend.errors import InsufficientStorageError
+from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation.eta import Estimator
 from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.queue import LiveJob, LocalQueue
@@ -205,15 +205,21 @@ class JobLifecycle:
         lost), take back the jobs of replicas that died, wake the workers."""
         if self.journal.parked_count:
             await self.journal.flush(self.finished)
+        try:
+            await self._renew()
+            await self.reap()
+        except (DatabaseUnavailableError, InsufficientStorageError) as exc:  # said by health; tried again next tick
+            logger.warning("could not renew leases or reap: %s", exc.message)
+        await self.refresh_counts()
+        self.queue.wake()
+
+    async def _renew(self) -> None:
         live = list(self.queue.live.values())
         held = await self.store.run(renew(self.lease(), [j.request_id for j in live if not j.terminal]))
         for job in live:
             if not job.terminal and job.request_id not in held:
                 logger.warning("%s: lease lost (cancelled or taken back): its run stops", job.request_id)
                 job.stop()
-        await self.reap()
-        await self.refresh_counts()
-        self.queue.wake()
 
     async def reap(self, *, everything: bool = False) -> None:
         """Queue again (or fail, past the retry policy) the running jobs whose lease expired: their replica died.

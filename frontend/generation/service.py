@@ -189,9 +189,9 @@ class GenerationService:
             details={"queue_size": self.settings.queue_size, "retry_after_seconds": retry},
         )
 
-    async def _accepted_again(self, claim: IdempotencyClaim, fingerprint: str, request_id: str) -> (
-        GenerateVideoResponse
-    ):
+    async def _accepted_again(
+        self, claim: IdempotencyClaim, fingerprint: str, request_id: str
+    ) -> GenerateVideoResponse:
         """The 202 of the job first stored under the claim's key (409 when the key was used for another request)."""
         self.idempotency.check(claim, fingerprint, request_id)
         return await self.standing.accepted(await self._record(request_id), self.queue.live.get(request_id))

@@ -80,13 +80,13 @@ class Standing:
 
     def _running_remaining(self, running: list[JobRecord]) -> list[float]:
         """Seconds left of each running job: its pace where it runs here, else its estimate less its time so far."""
-        left = []
-        for rec in running:
-            job = self.local.live.get(rec.request_id)
-            elapsed = self._now() - (rec.started_at or self._now())
-            left.append(self.remaining(job) if job else max(0.0, self.estimate(rec.model, rec.kind, rec.parameters)
-                                                             - elapsed))  # fmt: skip
-        return left
+        return [self._left(rec, self.local.live.get(rec.request_id)) for rec in running]
+
+    def _left(self, rec: JobRecord, job: LiveJob | None) -> float:
+        if job is not None:
+            return self.remaining(job)
+        elapsed = self._now() - (rec.started_at or self._now())
+        return max(0.0, self.estimate(rec.model, rec.kind, rec.parameters) - elapsed)
 
     async def running_remaining(self) -> list[float]:
         return self._running_remaining((await self.store.run(queue_view(None))).running)

@@ -196,4 +196,3 @@ def queue_counts(conn: Connection) -> tuple[int, int]:
     )
     counts = {str(r[0]): int(r[1]) for r in rows}
     return counts.get(QUEUED, 0), counts.get(PROCESSING, 0)
-

@@ -42,7 +42,10 @@ def with_store(database: Database, scenario: Callable[[JobStore], Awaitable[T]])
 
 
 def job(
-    request_id: str, status: str = "queued", created: float = 1.0, parameters: GenerationParameters = PARAMS,
+    request_id: str,
+    status: str = "queued",
+    created: float = 1.0,
+    parameters: GenerationParameters = PARAMS,
     **fields: object,
 ) -> JobRecord:
     return JobRecord(request_id, "animatediff", f"prompt of {request_id}", "", None, parameters, status, 0, "queued",
