@@ -29,7 +29,7 @@ from visualizr.frontend.generation.retry import RetryPolicy
 from visualizr.frontend.generation.runner import COMPLETED_RUN, FAILED_RUN, RETRY_RUN, JobRunner, Outcome, failed
 from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.jobs.files import remove_assets, remove_input
-from visualizr.frontend.jobs.record import COMPLETED, JobRecord
+from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Completed, Failed, Released, Retrying, Transition
 from visualizr.frontend.jobs.work_queue import Lease, claim, queue_counts, reap, renew
@@ -154,11 +154,14 @@ class JobLifecycle:
         self.queue.wake()
 
     async def _discard(self, job: LiveJob, outcome: Outcome | None) -> None:
-        """A run whose job this replica no longer owns (cancelled, or taken back), or that was stopped: its files
-        go (the canceller deletes the source image; a job taken back keeps it for its next run)."""
+        """A run that was stopped, or whose job this replica no longer owns. What it encoded is deleted when the
+        job was cancelled; a job taken back keeps them: they bear the job's names, and its next run (same seed)
+        writes the same files over them, so shared storage never loses the copy that run makes."""
         self.queue.retire(job)
         if outcome is not None and outcome.assets is not None:
-            await asyncio.to_thread(remove_assets, outcome.assets)
+            row = await self.store.get(job.request_id)
+            if row is None or row.status == CANCELLED:
+                await asyncio.to_thread(remove_assets, outcome.assets)
         await self.refresh_counts()
         self.queue.wake()
 

@@ -32,7 +32,7 @@ from visualizr.frontend.generation.views import FAILED_MESSAGE
 from visualizr.frontend.infra.endpoints import Endpoint
 from visualizr.frontend.infra.failures import OUT_OF_MEMORY, STALLED, BackendError
 from visualizr.frontend.jobs.database import is_disk_full
-from visualizr.frontend.jobs.files import VideoAssets, load_input, remove_assets
+from visualizr.frontend.jobs.files import VideoAssets, load_input
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.telemetry import JobTelemetry
@@ -223,9 +223,8 @@ class JobRunner:
                 return Outcome(RETRY_RUN, f"the disk filled up while encoding the video: {exc}")
             logger.exception("encoding %s failed", rec.request_id)
             return failed(f"video encoding failed: {exc}")
-        if job.terminal:  # cancelled while encoding
-            await asyncio.to_thread(remove_assets, assets)
-            return Outcome(STOPPED_RUN)
+        if job.terminal:  # cancelled or taken back while encoding: the lifecycle decides what becomes of the files
+            return Outcome(STOPPED_RUN, assets=assets)
         return Outcome(COMPLETED_RUN, assets=assets, metadata=metadata)
 
     async def _source_image(self, rec: JobRecord) -> np.ndarray | None:
