@@ -135,6 +135,11 @@ def test_reaping_past_the_retry_policy_fails_the_job_and_a_release_does_not_coun
             "video_req_a", "failed", 20.0, "gave up",
         )  # fmt: skip
         assert failed.owner == "r1", "a finished job keeps the replica that ran it"
+        # a replica starting again under its old name takes its own running jobs back, leases or not
+        assert (await two.run(claim(lease("r2", now=20.0), [], FIRST_STEP))) is not None  # b, until 25
+        assert await one.run(reap(21.0, lambda r: Retrying("restarted", 21.0), owner="r1")) == []
+        (restarted,) = await one.run(reap(21.0, lambda r: Retrying("restarted", 21.0), owner="r2"))
+        assert (restarted.request_id, restarted.status, restarted.last_error) == ("video_req_b", "queued", "restarted")
 
     with_replicas(database, scenario)
 

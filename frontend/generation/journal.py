@@ -18,7 +18,7 @@ from functools import partial
 
 import msgspec
 
-from visualizr.frontend.errors import InsufficientStorageError
+from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation import views
 from visualizr.frontend.generation.hub import GenerationHub
 from visualizr.frontend.generation.queue import LiveJob
@@ -71,7 +71,8 @@ class JobJournal:
 
     async def progress(self, job: LiveJob, progress: int, step: str) -> None:
         """A running job's progress: written and announced when the phase changed or the interval has passed. A
-        full disk skips it (neither written nor announced): the run goes on, the outcome is what must be kept."""
+        full disk or an unreachable database skips it (neither written nor announced): the run goes on, the
+        outcome is what must be kept."""
         record = job.record
         progress = max(record.progress, progress)
         if job.terminal or (progress == record.progress and step == record.current_step):
@@ -80,7 +81,7 @@ class JobJournal:
             return
         try:
             await self.advance(job, Progressed(progress, step))
-        except InsufficientStorageError as exc:
+        except (InsufficientStorageError, DatabaseUnavailableError) as exc:
             logger.debug("progress of %s not recorded: %s", job.request_id, exc)
 
     # ------------------------------------------------------------------ writes that must not be lost

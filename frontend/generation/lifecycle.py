@@ -28,6 +28,7 @@ from visualizr.frontend.generation.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.retry import RetryPolicy
 from visualizr.frontend.generation.runner import COMPLETED_RUN, FAILED_RUN, RETRY_RUN, JobRunner, Outcome, failed
 from visualizr.frontend.generation.standing import Standing
+from visualizr.frontend.jobs.database import SQLITE
 from visualizr.frontend.jobs.files import remove_assets, remove_input
 from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
@@ -104,8 +105,8 @@ class JobLifecycle:
             outcome = await self.runner.run(job)
         except asyncio.CancelledError:
             raise
-        except InsufficientStorageError as exc:  # the disk filled up under the run: run it again later
-            outcome = Outcome(RETRY_RUN, exc.message)
+        except (InsufficientStorageError, DatabaseUnavailableError) as exc:  # the disk filled up, the database
+            outcome = Outcome(RETRY_RUN, exc.message)  # went away under the run: run it again later
         except Exception as exc:  # a bug in our own code: the job fails with the reason, the worker lives on
             logger.exception("unexpected error while running %s", job.request_id)
             outcome = failed(f"internal error: {type(exc).__name__}: {exc}")
@@ -224,19 +225,24 @@ class JobLifecycle:
                 logger.warning("%s: lease lost (cancelled or taken back): its run stops", job.request_id)
                 job.stop()
 
-    async def reap(self, *, everything: bool = False) -> None:
+    async def reap(self, *, at_start: bool = False) -> None:
         """Queue again (or fail, past the retry policy) the running jobs whose lease expired: their replica died.
-        ``everything``: every running job, at the start-up of the embedded mode (one process owns the file)."""
+        ``at_start``: also this replica's own (a previous process under the same name), and with SQLite every
+        running job (the embedded mode: one process owns the file)."""
         now = self._now()
+        everything = at_start and self.store.database.dialect == SQLITE
 
         def decide(record: JobRecord) -> Transition:
-            why = INTERRUPTED_REASON if everything else f"interrupted: replica {record.owner} stopped renewing it"
+            why = INTERRUPTED_REASON if at_start and (everything or record.owner == self.owner) else (
+                f"interrupted: replica {record.owner} stopped renewing it"
+            )  # fmt: skip
             refusal = self.policy.give_up_reason(record, now)
             if refusal is not None:
                 return _failed(failed(f"{refusal}; the last one was {why}"), now)
             return Retrying(last_error=why, not_before=now)  # the replica died, not the inference: at once
 
-        reaped = await self.store.run(reap(now, decide, math.inf if everything else None))
+        owner = self.owner if at_start else ""
+        reaped = await self.store.run(reap(now, decide, math.inf if everything else None, owner))
         if reaped:
             logger.warning("took back %d job(s) whose runs were interrupted: %s", len(reaped),
                            ", ".join(f"{r.request_id} ({r.status})" for r in reaped))  # fmt: skip

@@ -11,7 +11,8 @@ docs/ARCHITECTURE.md tells the whole job path.
 * Cancel, on any replica: the row is cancelled at once; a job running here stops at once, one running elsewhere
   when its runner next writes (within a step) or renews its lease.
 * Start-up: the embedded mode (SQLite, one process) takes back every job the previous process left
-  ``processing`` (counted as an attempt); with PostgreSQL the reaper does, once their leases expire.
+  ``processing`` (counted as an attempt); with PostgreSQL, those of a previous process under this replica's name,
+  and the reaper the others', once their leases expire.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.generation.validation import ValidatedRequest
 from visualizr.frontend.generation.workers import WorkerPool
 from visualizr.frontend.infra.disk import DiskGuard
-from visualizr.frontend.jobs.database import SQLITE
 from visualizr.frontend.jobs.files import remove_input, write_input
 from visualizr.frontend.jobs.naming import input_path, new_request_id, shown
 from visualizr.frontend.jobs.record import CANCELLED, QUEUED, STEP_QUEUED, JobRecord
@@ -100,8 +100,7 @@ class GenerationService:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        if self.store.database.dialect == SQLITE:  # one process owns the file: whatever runs was interrupted
-            await self.lifecycle.reap(everything=True)
+        await self.lifecycle.reap(at_start=True)
         waiting = await self.store.list_by_status([QUEUED])
         for model in {r.model for r in waiting} | set(self.catalog.ids()):
             history = await self.store.history(model)

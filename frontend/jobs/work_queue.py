@@ -140,18 +140,20 @@ def renew(lease: Lease, request_ids: Sequence[str]) -> Callable[[Connection], se
 
 
 def reap(
-    now: float, decide: Callable[[JobRecord], Transition], expired_before: float | None = None
+    now: float, decide: Callable[[JobRecord], Transition], expired_before: float | None = None, owner: str = ""
 ) -> Callable[[Connection], list[JobRecord]]:
     """Take back the running jobs whose lease expired before ``expired_before`` (default ``now``; ``math.inf``:
-    every running job, the embedded mode's start-up), each by the transition ``decide`` picks (``Retrying``, or
-    ``Failed`` when the retry policy gives up). Returns their rows as they are now."""
+    every running job, the embedded mode's start-up), and those of ``owner`` (a replica starting again under its
+    old name), each by the transition ``decide`` picks (``Retrying``, or ``Failed`` when the retry policy gives
+    up). Returns their rows as they are now."""
     limit = now if expired_before is None else expired_before
 
     def work(conn: Connection) -> list[JobRecord]:
         lock = " FOR UPDATE SKIP LOCKED" if conn.dialect == POSTGRESQL else ""
-        expired = f"status = '{PROCESSING}' AND COALESCE(lease_expires_at, 0) < :limit"
-        rows = conn.execute(f"SELECT * FROM jobs WHERE {expired} {_QUEUE_ORDER}{lock}", {"limit": limit})
-        reaped = (apply(conn, r.request_id, decide(r), expired, {"limit": limit}) for r in map(decode_row, rows))
+        expired = f"status = '{PROCESSING}' AND (COALESCE(lease_expires_at, 0) < :limit OR owner = :owner)"
+        params = {"limit": limit, "owner": owner}
+        rows = conn.execute(f"SELECT * FROM jobs WHERE {expired} {_QUEUE_ORDER}{lock}", params)
+        reaped = (apply(conn, r.request_id, decide(r), expired, params) for r in map(decode_row, rows))
         return [record for record in reaped if record is not None]
 
     return work
