@@ -39,9 +39,13 @@ def replica_pair(postgres: PostgresServer, base_env: dict[str, str], root: Path)
     url = postgres.new_database()
     common = {"VISUALIZR_DATABASE_URL": url, "VISUALIZR_WORKERS": "1", "VISUALIZR_JOB_LEASE": str(LEASE_S),
               "VISUALIZR_QUEUE_POLL_MS": "200"}  # fmt: skip
-    apis = []
-    for name in ("replica-a", "replica-b"):
-        apis.append(start_sibling_api(base_env, root / name, VISUALIZR_REPLICA_ID=name, **common))
+    apis = [start_sibling_api(base_env, root / name, VISUALIZR_REPLICA_ID=name, **common)
+            for name in ("replica-a", "replica-b")]  # fmt: skip
+    for api in apis:  # both see the session Triton serve the model before any job: both can claim
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{api.base_url}/api/v1/health", timeout=30).json()["status"] != "healthy":
+            assert time.monotonic() < deadline, api.log_tail()
+            time.sleep(0.2)
     return url, apis
 
 
