@@ -85,11 +85,21 @@ class PostgresServer:
         self.root.chmod(0o700)
         self._run(str(binaries / "initdb"), "-D", str(self._data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--no-sync")  # fmt: skip
+        self._pg_ctl_start(binaries)
+        self._run(str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE)
+        return self
+
+    def halt(self) -> None:
+        """Stop the server and keep its data (a database outage); ``resume`` starts it again on the same port."""
+        self._run(str(postgres_bin() / "pg_ctl"), "-D", str(self._data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._pg_ctl_start(postgres_bin())
+
+    def _pg_ctl_start(self, binaries: Path) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         self._run(str(binaries / "pg_ctl"), "-D", str(self._data), "-o", options, "-l", str(self.root / "log"),
                   "-w", "start")  # fmt: skip
-        self._run(str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", DATABASE)
-        return self
 
     def stop(self) -> None:
         if (self._data / "postmaster.pid").exists():
@@ -138,7 +148,8 @@ class S3Server:
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 60.0) -> S3Server:
-        for name in WEED_COMPONENTS:
+        """Start it (again: on the same ports and data, so a client sees the same server come back)."""
+        for name in WEED_COMPONENTS if not self.ports else ():
             self.ports[name], self.ports[f"{name}.grpc"] = free_port(), free_port()
         for folder in ("logs", "data"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)

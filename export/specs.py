@@ -197,6 +197,21 @@ def pixels_sample(shape: tuple[int, ...], generator: Any) -> Any:
     return torch.rand(shape, generator=generator) * 2 - 1
 
 
+class DiscreteTimestepUNetSpec(NetworkSpec):
+    """A Stable Diffusion-class UNet (timesteps 1..999 of a discrete schedule), batched by classifier-free
+    guidance; its tensors are the subclass's."""
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.unet_batch
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        import torch
+
+        if tensor.name == names.UNET_TIMESTEP:
+            return torch.randint(1, 1000, shape, generator=generator).float()
+        return torch.randn(shape, generator=generator)
+
+
 class VAEEncoderSpec(NetworkSpec):
     """The image's latent (the latent distribution's mean, not yet scaled); the same in every family."""
 

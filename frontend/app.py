@@ -25,6 +25,7 @@ from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
 from visualizr.frontend.generation.hub import GenerationHub
 from visualizr.frontend.generation.options import client_options
+from visualizr.frontend.generation.relay import EventRelay
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.frontend.infra.control import BackendReadiness, ModelControl
@@ -32,9 +33,11 @@ from visualizr.frontend.infra.disk import DataDirError, DiskGuard, prepare_data_
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.gpu import GpuReader, NvmlReader
 from visualizr.frontend.infra.memory import return_large_frees_to_the_os
+from visualizr.frontend.infra.objects import open_object_store
 from visualizr.frontend.infra.supervision import SupervisedTriton
 from visualizr.frontend.infra.triton import TritonConnection
 from visualizr.frontend.jobs.database import open_database
+from visualizr.frontend.jobs.files import WORK_DIR, JobFiles
 from visualizr.frontend.jobs.schema import SchemaTooNewError
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
@@ -52,6 +55,7 @@ from visualizr.frontend.system.metrics import system_metrics
 from visualizr.frontend.system.prometheus import (
     HttpMetrics,
     JobTableCollector,
+    ReplicaLabel,
     RequestMetricsMiddleware,
     ServiceCollector,
     new_registry,
@@ -106,10 +110,16 @@ def cors_config(settings: Settings) -> CORSConfig | None:
     )
 
 
-def prepare_storage(settings: Settings) -> JobStore:
-    """The data folder created and proven writable, and the job database opened once: DataDirError with one
-    line when either is unusable (a file, read-only, not a database ...), before anything else starts."""
-    prepare_data_dir(settings.data_dir, settings.assets_dir)
+def prepare_storage(settings: Settings) -> tuple[JobStore, JobFiles]:
+    """The data folder created and proven writable, the object store of the files named and the job database
+    opened once: DataDirError with one line when one is unusable (a file, read-only, not a database, not an
+    ``s3://`` URL ...), before anything else starts. An S3 server that is down is a health problem, not this."""
+    try:
+        objects = open_object_store(settings.asset_store, settings.data_dir, settings.s3_endpoint_url)
+    except ValueError as exc:
+        raise DataDirError(str(exc)) from None
+    files = JobFiles(objects, settings.data_dir / WORK_DIR)
+    prepare_data_dir(settings.data_dir, files.encode_dir)
     store = JobStore(open_database(settings.database_url, settings.database_path))
     try:
         store.check()
@@ -118,7 +128,7 @@ def prepare_storage(settings: Settings) -> JobStore:
     except (DatabaseUnavailableError, SchemaTooNewError) as exc:
         reason = exc.details.get("reason") if isinstance(exc, DatabaseUnavailableError) else str(exc)
         raise DataDirError(f"the job database {store.describe()} is not usable: {reason}") from None
-    return store
+    return store, files
 
 
 def create_app(
@@ -134,7 +144,7 @@ def create_app(
     ``settings.triton_grpc_url`` when healing cannot help (``make serve`` passes its supervisor's; False: a restart
     is under way already)."""
     settings = settings or Settings.from_env()
-    store = prepare_storage(settings)
+    store, files = prepare_storage(settings)
     catalog = ModelCatalog(settings.model_repository)
     gpu = gpu or NvmlReader()
     pool = inference_pool(settings, catalog, backend, model_control)
@@ -143,16 +153,18 @@ def create_app(
     models = ModelService(catalog, pool, gpu, store, healer)
     placement = Placement(catalog, pool, models, healer, gpu)
     disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)
-    hub = GenerationHub()
-    metrics_registry = new_registry()
-    http_metrics = HttpMetrics(metrics_registry)
-    telemetry = JobTelemetry(metrics_registry)
+    relay = EventRelay(settings.database_url, settings.replica_id) if settings.database_url else None
+    hub = GenerationHub(relay)
+    metrics_registry, own_metrics = new_registry(), new_registry()  # all /metrics shows; this replica's series
+    http_metrics = HttpMetrics(own_metrics)
+    telemetry = JobTelemetry(own_metrics)
     service = GenerationService(
-        settings, store, catalog, backend or TritonBackend(), placement, hub, disk, telemetry=telemetry
+        settings, store, catalog, backend or TritonBackend(), placement, hub, disk, files, telemetry=telemetry
     )
-    metrics_registry.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
+    own_metrics.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
+    metrics_registry.register(ReplicaLabel(own_metrics, settings.replica_id))
     metrics_registry.register(JobTableCollector(store))
-    assets = AssetService(store, settings.assets_dir)
+    assets = AssetService(store, files)
     watermark = QueueWatermark(store.run)
     uptime = Uptime()
     tickets = TicketBook()
@@ -164,6 +176,9 @@ def create_app(
         await store.open()
         watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
         follower = asyncio.create_task(healer.follow(supervised), name="triton-supervisor-feed")
+        tasks = [watcher, follower]
+        if relay is not None:  # other replicas' job events, and ours to them
+            tasks.append(asyncio.create_task(relay.run(hub, service.current_update), name="job-events"))
         try:
             await service.start()
             await watermark.restore()
@@ -177,7 +192,10 @@ def create_app(
             yield
         finally:
             await service.stop()
-            for task in (watcher, follower):
+            if relay is not None:
+                await relay.drain()
+            await files.drain()
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -197,10 +215,12 @@ def create_app(
         "pool": pool,
         "gpu": gpu,
         "disk": disk,
+        "files": files,
         "uptime": uptime,
         "watermark": watermark,
         "metrics_registry": metrics_registry,
         "tickets": tickets,
+        "events": relay,
         "studio": StudioPage(client_options()),
     }
     app = Litestar(

@@ -5,7 +5,8 @@ ours (the README lists them): ``UNAUTHORIZED`` (401, a missing or wrong API key)
 the data folder's disk is below its free-space floor or full), ``IDEMPOTENCY_KEY_REUSED`` (409, an
 ``Idempotency-Key`` sent again with a different request), ``ROUTE_NOT_FOUND`` (404, no route or static file at
 that path: the reference's ``REQUEST_NOT_FOUND`` means an unknown generation request or asset, which a mistyped URL
-is not) and ``DATABASE_UNAVAILABLE`` (503 with Retry-After, the shared job database cannot be reached).
+is not), ``DATABASE_UNAVAILABLE`` (503 with Retry-After, the shared job database cannot be reached) and
+``OBJECT_STORE_UNAVAILABLE`` (503 with Retry-After, the S3 bucket of the files cannot be reached).
 Litestar's own exceptions (parameter validation, a missing body, unknown route, wrong method, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
@@ -46,6 +47,7 @@ INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+OBJECT_STORE_UNAVAILABLE = "OBJECT_STORE_UNAVAILABLE"
 BODY_PARAMETER = "data"  # Litestar's name of a route's body: a problem of that key is a body that is missing
 
 
@@ -124,6 +126,15 @@ class InsufficientStorageError(VisualizrError):
 
 class DatabaseUnavailableError(VisualizrError):
     code = DATABASE_UNAVAILABLE
+    http_status = 503
+    RETRY_AFTER_SECONDS: ClassVar[int] = 5
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message, details, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
+
+
+class ObjectStoreUnavailableError(VisualizrError):
+    code = OBJECT_STORE_UNAVAILABLE
     http_status = 503
     RETRY_AFTER_SECONDS: ClassVar[int] = 5
 

@@ -29,6 +29,7 @@ OVERHEAD_LINES = (
 
 
 LARGE_CLIP = ["--width", "64", "--height", "64", "--frames", "20", "--steps", "2"]  # past one context window
+ASSET_LINES = ("folder whole median", "s3     whole median", "s3 / folder: whole throughput =")
 # The benchmarks that need one model only have their tritonservers load that one (VISUALIZR_LOAD_MODELS).
 ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
 
@@ -43,6 +44,8 @@ ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
         ("triton_startup", ["--rounds", "1", "--baseline", "HEAD"], STARTUP_LINES, ANIMATEDIFF_ONLY),
         ("large_clip", LARGE_CLIP, ("20 frames, 2 steps, in-process", "s per step", "peak RSS"), {}),
         ("large_clip", [*LARGE_CLIP, "--triton"], ("through Triton", "peak RSS per stub animatediff"), {}),
+        ("job_events", ["--jobs", "5", "--seconds", "0.3"], ("latency: 15 of 15", "p99", "notices/s"), {}),
+        ("asset_serving", ["--mib", "2", "--rounds", "1", "--ranges", "3"], ASSET_LINES, {}),
     ],
 )
 def test_benchmark_runs(

@@ -69,9 +69,12 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
         "inference_servers",
         "models",
         "workers",
+        "database",
         "storage",
+        "object_store",
         "triton_supervisor",
         "problems",
+        "replica",
     }
     assert body["status"] == "healthy" and ISO_Z.match(body["timestamp"]) and body["version"]
     assert body["problems"] == []
@@ -79,7 +82,11 @@ def test_health_has_the_reference_shape(client: TestClient) -> None:
     assert body["models"] == [{"id": MODEL_ID, "status": "loaded", "serving": True, "problems": []}]
     assert body["workers"] == {"alive": 1, "configured": 1, "restarts": 0}
     assert body["triton_supervisor"] is None  # not under make serve
+    assert body["database"] == {"engine": "sqlite", "status": "up", "events": None, "problem": None}
+    assert body["replica"] == client.app.state.settings.replica_id
     assert body["storage"]["free_mb"] > body["storage"]["min_free_mb"] == 256
+    data_dir = str(client.app.state.settings.data_dir)
+    assert body["object_store"] == {"location": data_dir, "status": "up", "problem": None}
     assert isinstance(body["uptime_seconds"], int)
     assert body["gpu_info"] == {
         "available": True,
@@ -396,6 +403,15 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
     assert value(samples, "visualizr_job_duration_seconds_count", model=MODEL_ID, outcome="failed") == 1
     assert value(samples, "visualizr_job_duration_seconds_bucket", model=MODEL_ID, outcome="failed", le="+Inf") == 1
     assert value(samples, "visualizr_job_failures_total", model=MODEL_ID) == 1
+    # this replica's own series carry its name; the shared queue and the job table's series do not
+    assert {name for name, labels, _ in samples if "replica" not in labels} == {
+        "visualizr_queue_length",
+        "visualizr_jobs_processing",
+        "visualizr_jobs_total",
+        "visualizr_job_failures_total",
+        *(f"visualizr_job_duration_seconds_{part}" for part in ("bucket", "sum", "count")),
+    }
+    assert {labels["replica"] for _, labels, _ in samples if "replica" in labels} == {settings.replica_id}
 
 
 def test_prometheus_counts_jobs_from_history(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_character_animation_completes(api: ApiProcess) -> None:
     assert metadata["resolution"] == "64x64" and metadata["duration_seconds"] == pytest.approx(1.0, abs=0.01)
 
     too_big = httpx.post(
-        f"{api.base_url}/api/v1/generate/character-animation", json={**body, "resolution": "1024x1024"}, timeout=30
+        f"{api.base_url}/api/v1/generate/character-animation", json={**body, "resolution": "2048x2048"}, timeout=30
     )
     assert too_big.status_code == 400
     assert too_big.json()["error"]["details"]["field"] == "resolution"

@@ -396,7 +396,7 @@ def test_image_to_video_and_character_animation(client: VisualizrClient, tmp_pat
     assert final.status == "completed" and final.result is not None
     assert decode(client.download(final.result.video_url, tmp_path / "anim.mp4"))[1] == (64, 64)
     with pytest.raises(InvalidParametersError):
-        client.generate_character_animation("assistant", resolution="1024x1024")
+        client.generate_character_animation("assistant", resolution="2048x2048")
 
 
 def test_cli_from_image_and_animate(api: ApiProcess, tmp_path: Path) -> None:

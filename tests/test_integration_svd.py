@@ -21,7 +21,7 @@ from PIL import Image
 from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_image
 from tests.support.jobs import decode_frames, download, status, wait_terminal
-from tests.support.triton_stats import unet_inferences
+from tests.support.triton_stats import assert_delete_stops_within_one_step, unet_inferences
 from visualizr.frontend.generation.progress import progress_of
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.launcher import TritonServer
@@ -105,14 +105,8 @@ def test_cancel_mid_run_stops_svd_within_one_step(api: ApiProcess, triton: Trito
         assert body["status"] in {"queued", "processing"} and time.monotonic() < deadline, body
         time.sleep(0.05)
     started = unet_inferences(triton, SVD)
-    response = httpx.delete(f"{api.base_url}/api/v1/generate/{request_id}", timeout=30)
-    assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
-    at_cancel = unet_inferences(triton, SVD)
-    time.sleep(3)  # many steps' worth at this size
-    after = unet_inferences(triton, SVD)
-    # each step is one unet execution of 2 inferences (the guidance batch); one step of slack
-    assert after - at_cancel <= 2, (started, at_cancel, after)
-    assert after < started + 2 * steps
+    assert_delete_stops_within_one_step(api.base_url, triton, SVD, request_id)
+    assert unet_inferences(triton, SVD) < started + 2 * steps
     assert status(api, request_id)["status"] == "cancelled"
 
 
@@ -169,13 +163,7 @@ def test_cancel_in_the_second_segment_stops_svd_within_one_step(api: ApiProcess,
     while (body := status(api, request_id))["progress"] < second_segment:
         assert body["status"] in {"queued", "processing"} and time.monotonic() < deadline, body
         time.sleep(0.02)
-    started = unet_inferences(triton, SVD)
-    response = httpx.delete(f"{api.base_url}/api/v1/generate/{request_id}", timeout=30)
-    assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
-    at_cancel = unet_inferences(triton, SVD)
-    time.sleep(3)  # many steps' worth at this size
-    after = unet_inferences(triton, SVD)
-    assert after - at_cancel <= 2, (started, at_cancel, after)  # one step (two inferences: guidance) of slack
+    assert_delete_stops_within_one_step(api.base_url, triton, SVD, request_id)
     assert status(api, request_id)["status"] == "cancelled"
 
 

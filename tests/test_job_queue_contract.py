@@ -77,7 +77,6 @@ def test_claims_take_the_oldest_startable_job_and_two_replicas_never_share_one(d
             return got
 
         by_one, by_two = await asyncio.gather(claim_all(one, "r1"), claim_all(two, "r2"))
-        assert by_one and by_two, "both replicas claim"
         assert sorted(by_one + by_two) == [f"video_req_{i:02d}" for i in range(1, 20)]  # each exactly once
         assert await one.run(queue_counts) == (2, 20)
         due = await two.run(claim(Lease("r2", 100.0, 5.0), [], FIRST_STEP))

@@ -127,6 +127,27 @@ def test_listing_and_delete(database: Database) -> None:
     with_store(database, scenario)
 
 
+def test_pages_and_stored_videos_from_the_table(database: Database) -> None:
+    """What the asset listing and the storage metrics read when the files live in S3 (the table is the truth)."""
+
+    async def scenario(store: JobStore) -> None:
+        for index, size in enumerate((1000, 2500, 40)):
+            metadata = VideoMetadata(0.5, 8, "64x48", size, "mp4", "h264", 4)
+            await store.insert(job(f"video_req_{index}", "completed", completed_at=10.0 + index, metadata=metadata,
+                                   video_path=f"video_{index}.mp4"))  # fmt: skip
+        await store.insert(job("video_req_q", "queued"))
+        await store.insert(job("video_req_f", "failed"))
+        page = listing.ListQuery(limit=2, offset=1)
+        assert await store.run(lambda conn: listing.completed_page(conn, page)) == (["video_req_1", "video_req_0"], 3)
+        past = listing.ListQuery(limit=2, offset=5, created_from=11.0)
+        assert await store.run(lambda conn: listing.completed_page(conn, past)) == ([], 2)
+        assert await store.run(listing.stored_videos) == (3, 3540)
+        await store.run(lambda conn: listing.delete_completed(conn, "video_req_1"))
+        assert await store.run(listing.stored_videos) == (2, 1040)
+
+    with_store(database, scenario)
+
+
 def test_queue_watermark_survives_a_restart(database: Database) -> None:
     async def scenario(store: JobStore) -> int:
         watermark = QueueWatermark(store.run, now=lambda: 86400.0 * 3)

@@ -66,9 +66,17 @@ def test_a_folder_store_never_serves_outside_its_root(tmp_path: Path) -> None:
     (root / "assets").mkdir(parents=True)
     (tmp_path / "secret.txt").write_text("secret")
     (root / "assets" / "link.mp4").symlink_to(tmp_path / "secret.txt")
+    (root / "jobs.sqlite3").write_text("the job database")
+    (root / "assets" / "video").mkdir()
+    (root / "assets" / "video" / "video_ab.mp4").symlink_to(root / "jobs.sqlite3")  # inside the root, not its folder
+    (root / "assets" / "video" / "video_cd.mp4").write_text("a video")
+    (root / "assets" / "video" / "video_ef.mp4").symlink_to("video_cd.mp4")  # stays in its folder: fine
     store = FolderStore(root)
     assert run(lambda: store.info("assets/link.mp4")) is None
     assert run(lambda: store.info("../secret.txt")) is None
+    assert run(lambda: store.info("assets/video/video_ab.mp4")) is None
+    assert run(lambda: collect(store.read("assets/video/video_ab.mp4", 0, 100))) == b""
+    assert run(lambda: store.get_bytes("assets/video/video_ef.mp4")) == b"a video"
 
 
 def test_an_unreachable_s3_server_is_a_problem_not_a_crash() -> None:

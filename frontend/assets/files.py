@@ -1,19 +1,16 @@
-"""``GET|HEAD /assets/video/<file>``: the generated files, with byte ranges (video players seek), ETag and
-Last-Modified (304 on a matching If-None-Match / If-Modified-Since).
+"""``GET|HEAD /assets/video/<file>``: the generated files, from the object store whatever replica asks, with byte
+ranges (video players seek), ETag and Last-Modified (304 on a matching If-None-Match / If-Modified-Since).
 
-Only the service's own file names (``video_<hex>.mp4``, ``_thumb.jpg``, ``_preview.gif``) are served, and only
-when the resolved path (symlinks followed) is a regular file inside ``assets_dir``; anything else is a 404,
-whatever the encoding of the request path. Litestar 2.25's ``File`` / static-files router sends whole files
-only (no Range), hence this handler.
+Proxied, not redirected to a presigned URL: the API keys (Bearer, ``?api_key=``, studio tickets) keep guarding the
+files, the URLs and range semantics stay the same with the data folder and with S3, and the S3 endpoint may be an
+internal address clients cannot reach. Only the service's own file names (``video_<hex>.mp4``, ``_thumb.jpg``,
+``_preview.gif``, ``_keyframe.png``) are served; anything else is a 404, whatever the encoding of the request path
+(the data folder also refuses a link that leaves the assets folder). Litestar 2.25's ``File`` / static-files
+router sends whole local files only (no Range), hence this handler.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import stat
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from litestar import HttpMethod, Request, route
@@ -23,48 +20,13 @@ from litestar.response.streaming import ASGIStreamingResponse
 from visualizr.frontend.assets.ranges import (
     byte_range,
     content_range,
-    etag_of,
     http_date,
     if_range_holds,
     not_modified,
 )
-from visualizr.frontend.assets.service import AssetService
 from visualizr.frontend.errors import RequestNotFoundError
-from visualizr.frontend.jobs.naming import ASSETS_URL_PREFIX, media_type_of, shown
-
-CHUNK_BYTES = 256 * 1024
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def resolve_asset(assets_dir: Path, file_name: str) -> tuple[Path, os.stat_result] | None:
-    """(real path, stat) of a servable asset file, or None. Blocking: call it in a thread."""
-    if media_type_of(file_name) is None:
-        return None
-    root = assets_dir.resolve()
-    try:
-        path = (root / file_name).resolve(strict=True)
-        info = path.stat()
-    except (OSError, RuntimeError):  # missing, dangling link, link loop
-        return None
-    if not path.is_relative_to(root) or not stat.S_ISREG(info.st_mode):
-        return None
-    return path, info
-
-
-async def read_span(path: Path, offset: int, length: int) -> AsyncIterator[bytes]:
-    """The bytes [offset, offset + length) of a file, read in a thread chunk by chunk. The file is opened on
-    the first read, so a response that is never streamed (HEAD, a client gone) holds no descriptor."""
-    fd = await asyncio.to_thread(os.open, path, _OPEN_FLAGS)
-    try:
-        end = offset + length
-        while offset < end:
-            chunk = await asyncio.to_thread(os.pread, fd, min(CHUNK_BYTES, end - offset), offset)
-            if not chunk:  # the file shrank under us: end the body short (the client sees it)
-                return
-            offset += len(chunk)
-            yield chunk
-    finally:
-        os.close(fd)
+from visualizr.frontend.jobs.files import JobFiles
+from visualizr.frontend.jobs.naming import ASSETS_URL_PREFIX, asset_key, media_type_of, shown
 
 
 def _file_not_found(file_name: str) -> RequestNotFoundError:
@@ -77,16 +39,16 @@ def _file_not_found(file_name: str) -> RequestNotFoundError:
     name="video_assets",
     tags=["assets"],
 )
-async def serve_asset(file_name: str, request: Request[Any, Any, Any], assets: AssetService) -> ASGIResponse:
-    found = await asyncio.to_thread(resolve_asset, assets.assets_dir, file_name)
-    if found is None:
+async def serve_asset(file_name: str, request: Request[Any, Any, Any], files: JobFiles) -> ASGIResponse:
+    media_type = media_type_of(file_name)
+    found = None if media_type is None else await files.store.info(asset_key(file_name))
+    if media_type is None or found is None:
         raise _file_not_found(file_name)
-    path, info = found
-    size = info.st_size
-    etag, last_modified = etag_of(size, info.st_mtime_ns), http_date(info.st_mtime)
+    size = found.size
+    etag, last_modified = f'"{found.version}"', http_date(found.modified)
     headers = {"accept-ranges": "bytes", "etag": etag, "last-modified": last_modified}
     if not_modified(
-        request.headers.get("if-none-match"), request.headers.get("if-modified-since"), etag, info.st_mtime
+        request.headers.get("if-none-match"), request.headers.get("if-modified-since"), etag, found.modified
     ):
         return ASGIResponse(status_code=304, headers=headers)
 
@@ -98,11 +60,10 @@ async def serve_asset(file_name: str, request: Request[Any, Any, Any], assets: A
     length = last - first + 1 if size else 0
     if span is not None:
         headers["content-range"] = content_range(first, last, size)
-    media_type = media_type_of(file_name) or "application/octet-stream"
     # set here, not through media_type=: Litestar leaves content-type (and length) off HEAD responses
     headers.update({"content-type": media_type, "content-length": str(length)})
     return ASGIStreamingResponse(
-        iterator=read_span(path, first, length),
+        iterator=files.store.read(asset_key(file_name), first, length),
         status_code=206 if span is not None else 200,
         media_type=media_type,
         headers=headers,

@@ -65,11 +65,6 @@ def content_range(first: int, last: int, size: int) -> str:
     return f"bytes {first}-{last}/{size}"
 
 
-def etag_of(size: int, mtime_ns: int) -> str:
-    """A strong validator of one version of a file (asset files are written once, by rename)."""
-    return f'"{size:x}-{mtime_ns:x}"'
-
-
 def http_date(epoch_seconds: float) -> str:
     return formatdate(epoch_seconds, usegmt=True)
 

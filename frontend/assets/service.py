@@ -1,10 +1,14 @@
-"""List, describe and delete video assets: completed jobs (SQLite) whose MP4 is on disk (assets_dir).
+"""List, describe and delete video assets: completed jobs (the job database) whose MP4 is in the object store.
 
-* The list reads the stored metadata (cheap); the details read the file back with PyAV (what is on disk).
+* The list reads the stored metadata (cheap); with the data folder it keeps the jobs whose MP4 is on disk (one
+  directory read); with S3 the database is the truth, and pages it (no bucket listing).
+* The details read the file back with PyAV (what is stored; S3: a HEAD, and the metadata probed from the same
+  bytes when the job completed).
 * A job that is queued, running, failed or cancelled is not an asset: 404 here, like an unknown id.
 * Delete removes the job's row first (atomically: of two concurrent deletes one wins, the other gets 404), then
-  its files (video, thumbnail, preview, keyframe); ``freed_space_bytes`` counts only the files actually removed. A
-  completed job whose files are already gone can still be deleted (its row is cleaned up; 0 bytes freed).
+  its objects (video, thumbnail, preview, keyframe); ``freed_space_bytes`` counts only the objects actually
+  removed. A completed job whose files are already gone can still be deleted (its row is cleaned up; 0 bytes
+  freed). A store that is down answers 503 OBJECT_STORE_UNAVAILABLE before anything is deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from visualizr.frontend import clock
 from visualizr.frontend.assets.schemas import (
@@ -26,8 +29,16 @@ from visualizr.frontend.assets.schemas import (
     VideoList,
 )
 from visualizr.frontend.errors import RequestNotFoundError
-from visualizr.frontend.jobs.files import VideoAssets, bitrate_kbps, probe_video, remove_assets
-from visualizr.frontend.jobs.listing import ListedRow, ListQuery, completed_ids, delete_completed, listed_rows
+from visualizr.frontend.infra.objects import ObjectStoreError
+from visualizr.frontend.jobs.files import JobFiles, bitrate_kbps
+from visualizr.frontend.jobs.listing import (
+    ListedRow,
+    ListQuery,
+    completed_ids,
+    completed_page,
+    delete_completed,
+    listed_rows,
+)
 from visualizr.frontend.jobs.naming import asset_names, asset_url, request_id_of, shown, video_id_of
 from visualizr.frontend.jobs.record import COMPLETED, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.store import JobStore
@@ -57,18 +68,15 @@ def _listed_metadata(metadata: VideoMetadata | None) -> ListedVideoMetadata:
 
 
 class AssetService:
-    def __init__(self, store: JobStore, assets_dir: Path, *, now: Callable[[], float] = clock.now) -> None:
+    def __init__(self, store: JobStore, files: JobFiles, *, now: Callable[[], float] = clock.now) -> None:
         self.store = store
-        self.assets_dir = Path(assets_dir)
+        self.files = files
         self._now = now
 
-    def files_of(self, video_id: str) -> VideoAssets:
-        return VideoAssets.of(self.assets_dir, video_id)
-
-    def _with_video_on_disk(self, request_ids: list[str]) -> list[str]:
-        """The ids whose MP4 exists (one directory read, not one stat per job)."""
+    def _with_video_stored(self, request_ids: list[str]) -> list[str]:
+        """The ids whose MP4 is in the data folder (one directory read, not one stat per job)."""
         try:
-            names = set(os.listdir(self.assets_dir))
+            names = set(os.listdir(self.files.encode_dir))
         except FileNotFoundError:
             return []
         return [rid for rid in request_ids if asset_names(video_id_of(rid))[0] in names]
@@ -76,14 +84,15 @@ class AssetService:
     # ------------------------------------------------------------------ list
 
     async def list_videos(self, query: ListQuery) -> VideoList:
-        candidates = await self.store.run(lambda conn: completed_ids(conn, query))
-        present = await asyncio.to_thread(self._with_video_on_disk, candidates)
-        page = present[query.offset : query.offset + query.limit]
+        if self.files.in_place:
+            candidates = await self.store.run(lambda conn: completed_ids(conn, query))
+            present = await asyncio.to_thread(self._with_video_stored, candidates)
+            page, total = present[query.offset : query.offset + query.limit], len(present)
+        else:  # the table is the truth: paginated by the database
+            page, total = await self.store.run(lambda conn: completed_page(conn, query))
         rows = await self.store.run(lambda conn: listed_rows(conn, page))
         videos = [self._listed(rows[rid]) for rid in page if rid in rows]  # a row may go between the reads
-        return VideoList(
-            videos=videos, total_count=len(present), has_more=query.offset + len(page) < len(present)
-        )
+        return VideoList(videos=videos, total_count=total, has_more=query.offset + len(page) < total)
 
     @staticmethod
     def _listed(row: ListedRow) -> ListedVideo:
@@ -108,30 +117,30 @@ class AssetService:
             raise video_not_found(video_id)
         return record
 
-    def _probe(self, record: JobRecord, path: Path) -> VideoMetadata | None:
+    async def _probe(self, record: JobRecord, file_name: str) -> VideoMetadata | None:
         """The file's own metadata; None when it is gone. A file PyAV cannot read falls back to the stored
         metadata (logged), so one damaged file does not turn its details into a 500."""
-        if not path.is_file():
-            return None
         try:
-            return probe_video(path)
+            return await self.files.probe(file_name, record.metadata)
         except FileNotFoundError:
             return None
+        except ObjectStoreError:
+            raise
         except Exception:
-            logger.warning("could not probe %s; answering its stored metadata", path, exc_info=True)
-            return record.metadata or VideoMetadata(0.0, 0, "0x0", path.stat().st_size, "mp4", "h264")
+            logger.warning("could not probe %s; answering its stored metadata", file_name, exc_info=True)
+            return record.metadata or VideoMetadata(0.0, 0, "0x0", 0, "mp4", "h264")
 
     async def get_video(self, video_id: str) -> VideoDetails:
         record = await self._completed_record(video_id)
-        files = self.files_of(video_id)
-        metadata = await asyncio.to_thread(self._probe, record, files.video)
+        video, thumbnail, preview = asset_names(video_id)
+        metadata = await self._probe(record, video)
         if metadata is None:
             raise video_not_found(video_id)
         return VideoDetails(
             id=video_id,
-            url=asset_url(files.video.name),
-            thumbnail_url=asset_url(files.thumbnail.name),
-            preview_gif_url=asset_url(files.preview.name),
+            url=asset_url(video),
+            thumbnail_url=asset_url(thumbnail),
+            preview_gif_url=asset_url(preview),
             prompt=record.prompt,
             negative_prompt=record.negative_prompt,
             style=record.style,
@@ -159,9 +168,16 @@ class AssetService:
 
     async def delete_video(self, video_id: str) -> DeleteVideoResponse:
         request_id = request_id_of(video_id)
-        if request_id is None or not await self.store.run(lambda conn: delete_completed(conn, request_id)):
+        if request_id is None:
             raise video_not_found(video_id)
-        freed = await asyncio.to_thread(remove_assets, self.files_of(video_id))
+        await self.files.check()  # a store that is down: 503 before the row goes, so nothing is left behind
+        if not await self.store.run(lambda conn: delete_completed(conn, request_id)):
+            raise video_not_found(video_id)
+        try:
+            freed = await self.files.discard(self.files.outputs_of(video_id))
+        except ObjectStoreError:
+            logger.warning("deleted %s, but its objects were left in the store", video_id)
+            raise
         logger.info("deleted %s (%d bytes freed)", video_id, freed)
         return DeleteVideoResponse(
             video_id=video_id, status=DELETED, freed_space_bytes=freed, deleted_at=clock.iso(self._now()) or ""

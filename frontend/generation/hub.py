@@ -2,7 +2,8 @@
 
 Every WebSocket has a ``Subscriber``: a small pending-message buffer drained by its own sender task, so
 publishing never awaits a socket. Progress messages are coalesced per request (a slow socket gets the latest
-progress, not a backlog); terminal and error messages are always kept.
+progress, not a backlog); terminal and error messages are always kept. With several API replicas on PostgreSQL the
+hub publishes through an ``EventRelay`` too (``relay.py``) and delivers what the other replicas publish.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections import OrderedDict
 from collections.abc import Hashable
 
 import msgspec
+
+from visualizr.frontend.generation.relay import EventRelay
+from visualizr.frontend.generation.schemas import WsProgress
 
 logger = logging.getLogger("visualizr.frontend.ws")
 
@@ -58,16 +62,20 @@ class Subscriber:
 
 
 class GenerationHub:
-    def __init__(self) -> None:
-        self._subs: dict[str, set[Subscriber]] = {}
+    """Job updates to WebSocket subscribers: this replica's, and, given an ``EventRelay`` (PostgreSQL), every other
+    replica's through it; what other replicas publish arrives through ``deliver``."""
+
+    def __init__(self, relay: EventRelay | None = None) -> None:
+        self._relay = relay
+        self._subs: dict[str, dict[Subscriber, bool]] = {}  # request id -> subscriber -> nothing sent to it yet
 
     def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        self._subs.setdefault(request_id, set()).add(subscriber)
+        self._subs.setdefault(request_id, {})[subscriber] = True  # a resubscription gets the state again
 
     def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         subs = self._subs.get(request_id)
         if subs is not None:
-            subs.discard(subscriber)
+            subs.pop(subscriber, None)
             if not subs:
                 del self._subs[request_id]
 
@@ -80,22 +88,42 @@ class GenerationHub:
         return list(self._subs)
 
     def has_subscribers(self, request_id: str) -> bool:
+        """Whether anyone may listen: a subscriber here, or on any replica when updates are relayed."""
+        return self._relay is not None or self.watched(request_id)
+
+    def watched(self, request_id: str) -> bool:
+        """Whether this replica has subscribers of the job."""
         return bool(self._subs.get(request_id))
 
     def publish(self, request_id: str, message: msgspec.Struct, *, terminal: bool = False) -> None:
-        subs = self._subs.get(request_id)
+        text = msgspec.json.encode(message).decode()
+        self.deliver(request_id, text, terminal=terminal)
+        if self._relay is not None:
+            self._relay.publish(request_id, text, phase_of(message), terminal=terminal)
+
+    def deliver(self, request_id: str, text: str, *, terminal: bool) -> None:
+        """One update to this replica's subscribers of the job (nothing follows a terminal one)."""
+        subs = self._subs.pop(request_id, None) if terminal else self._subs.get(request_id)
         if not subs:
             return
-        text = msgspec.json.encode(message).decode()
         key = (request_id, TERMINAL if terminal else PROGRESS)
         for subscriber in list(subs):
+            subs[subscriber] = False
             subscriber.offer(key, text)
-        if terminal:
-            self._subs.pop(request_id, None)  # nothing follows a terminal message
 
-    def publish_to(
-        self, subscriber: Subscriber, request_id: str, message: msgspec.Struct, *, terminal: bool = False
-    ) -> None:
-        """One message to one subscriber (the current state sent on subscribe)."""
-        text = msgspec.json.encode(message).decode()
-        subscriber.offer((request_id, TERMINAL if terminal else PROGRESS), text)
+    def catch_up(self, subscriber: Subscriber, request_id: str, message: msgspec.Struct, *, terminal: bool) -> None:
+        """The job's state read after ``subscribe``, to that subscriber, unless an update reached it meanwhile
+        (newer, or as new: an update is published after its write)."""
+        subs = self._subs.get(request_id)
+        if subs is None or not subs.get(subscriber):
+            return
+        if terminal:
+            self.unsubscribe(request_id, subscriber)
+        else:
+            subs[subscriber] = False
+        subscriber.offer((request_id, TERMINAL if terminal else PROGRESS), msgspec.json.encode(message).decode())
+
+
+def phase_of(message: msgspec.Struct) -> Hashable:
+    """What makes an update a phase change for the relay's throttle: a progress message's status and step."""
+    return (message.status, message.current_step) if isinstance(message, WsProgress) else type(message).__name__

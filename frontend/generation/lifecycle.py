@@ -19,7 +19,6 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation.eta import Estimator
@@ -29,7 +28,7 @@ from visualizr.frontend.generation.retry import RetryPolicy
 from visualizr.frontend.generation.runner import COMPLETED_RUN, FAILED_RUN, RETRY_RUN, JobRunner, Outcome, failed
 from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.jobs.database import SQLITE
-from visualizr.frontend.jobs.files import remove_assets, remove_input
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Completed, Failed, Released, Retrying, Transition
@@ -50,7 +49,7 @@ class JobLifecycle:
         standing: Standing,
         policy: RetryPolicy,
         estimator: Estimator,
-        data_dir: Path,
+        files: JobFiles,
         lease_s: float,
         now: Callable[[], float],
     ) -> None:
@@ -61,7 +60,7 @@ class JobLifecycle:
         self.standing = standing
         self.policy = policy
         self.estimator = estimator
-        self.data_dir = data_dir
+        self.files = files
         self.lease_s = lease_s
         self._now = now
         self.counts = (0, 0)  # (queued, processing) on all replicas, as last read
@@ -82,7 +81,7 @@ class JobLifecycle:
     async def claim(self) -> LiveJob | None:
         """The next job this replica can start, claimed in the database; None when there is none (or the
         database cannot be written now: the worker tries again later)."""
-        if self.standing.disk.shortage():
+        if self.standing.disk.shortage() or self.files.outage:
             return None
         blocked = [m for m in self.standing.catalog.ids() if self.standing.gate.blocked_reason(m) is not None]
         try:
@@ -162,14 +161,13 @@ class JobLifecycle:
         if outcome is not None and outcome.assets is not None:
             row = await self.store.get(job.request_id)
             if row is None or row.status == CANCELLED:
-                await asyncio.to_thread(remove_assets, outcome.assets)
+                await self.files.discard(outcome.assets)
         await self.refresh_counts()
         self.queue.wake()
 
     def _remove_input(self, rec: JobRecord) -> None:
         if rec.source_image is not None:
-            with contextlib.suppress(OSError):  # a small file: unlinked inline
-                remove_input(self.data_dir, rec.source_image)
+            self.files.drop_input(rec.source_image)
 
     def _completed(self, job: LiveJob, outcome: Outcome) -> Completed:
         now, rec, assets = self._now(), job.record, outcome.assets
@@ -205,10 +203,13 @@ class JobLifecycle:
     # ------------------------------------------------------------------ the shared queue's upkeep
 
     async def tick(self) -> None:
-        """The maintenance loop's turn: record parked changes, renew this replica's leases (stopping the runs it
-        lost), take back the jobs of replicas that died, wake the workers."""
+        """The maintenance loop's turn: record parked changes, see whether a failed object store is back, renew
+        this replica's leases (stopping the runs it lost), take back the jobs of replicas that died, wake the
+        workers."""
         if self.journal.parked_count:
             await self.journal.flush(self.finished)
+        if self.files.outage:
+            await self.files.problem()
         try:
             await self._renew()
             await self.reap()

@@ -31,8 +31,9 @@ from visualizr.frontend.generation.stall import StreamStalled, within_stall_time
 from visualizr.frontend.generation.views import FAILED_MESSAGE
 from visualizr.frontend.infra.endpoints import Endpoint
 from visualizr.frontend.infra.failures import OUT_OF_MEMORY, STALLED, BackendError
+from visualizr.frontend.infra.objects import ObjectStoreError
 from visualizr.frontend.jobs.database import is_disk_full
-from visualizr.frontend.jobs.files import VideoAssets, load_input
+from visualizr.frontend.jobs.files import JobFiles, VideoAssets
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.telemetry import JobTelemetry
@@ -111,8 +112,7 @@ class JobRunner:
         backend: GenerationBackend,
         gate: InferenceGate,
         journal: JobJournal,
-        data_dir: Path,
-        assets_dir: Path,
+        files: JobFiles,
         stall_timeout_s: float,
         encoder: Encoder,
         telemetry: JobTelemetry,
@@ -121,8 +121,7 @@ class JobRunner:
         self.backend = backend
         self.gate = gate
         self.journal = journal
-        self.data_dir = data_dir
-        self.assets_dir = assets_dir
+        self.files = files
         self.stall_timeout_s = stall_timeout_s
         self.encoder = encoder
         self.telemetry = telemetry
@@ -154,6 +153,8 @@ class JobRunner:
             image = await self._source_image(rec)
         except ValueError as exc:
             return failed(str(exc))
+        except ObjectStoreError as exc:
+            return Outcome(RETRY_RUN, str(exc))
         if job.record.current_step == STEP_LOADING_MODEL:
             await self.journal.progress(job, job.record.progress, PHASE_TEXT_ENCODING)
         stream = self.backend.stream(
@@ -215,7 +216,7 @@ class JobRunner:
         started = time.monotonic()
         try:
             assets, metadata = await asyncio.to_thread(
-                self.encoder, frames, rec.parameters.fps, self.assets_dir, video_id_of(rec.request_id), keyframe
+                self.encoder, frames, rec.parameters.fps, self.files.encode_dir, video_id_of(rec.request_id), keyframe
             )
             self.telemetry.phase(rec.model, PHASE_ENCODING, time.monotonic() - started)
         except Exception as exc:
@@ -223,6 +224,10 @@ class JobRunner:
                 return Outcome(RETRY_RUN, f"the disk filled up while encoding the video: {exc}")
             logger.exception("encoding %s failed", rec.request_id)
             return failed(f"video encoding failed: {exc}")
+        try:
+            await self.files.publish(assets)
+        except (ObjectStoreError, OSError) as exc:  # the store went away: the job runs again
+            return Outcome(RETRY_RUN, f"the video could not be stored: {exc}")
         if job.terminal:  # cancelled or taken back while encoding: the lifecycle decides what becomes of the files
             return Outcome(STOPPED_RUN, assets=assets)
         return Outcome(COMPLETED_RUN, assets=assets, metadata=metadata)
@@ -232,4 +237,4 @@ class JobRunner:
         if rec.source_image is None:
             return None
         params = rec.parameters
-        return await asyncio.to_thread(load_input, self.data_dir, rec.source_image, params.width, params.height)
+        return await self.files.load_input(rec.source_image, params.width, params.height)

@@ -117,8 +117,8 @@ class VideoResult(msgspec.Struct, omit_defaults=True):
 
 class QueuedStatus(msgspec.Struct, omit_defaults=True):
     """A waiting job. ``current_step`` says what it waits for (``queued``: a worker; ``retrying``,
-    ``waiting_for_inference_server``, ``waiting_for_disk_space``), ``waiting_reason`` why in words; ``attempts``
-    and ``last_error`` are there once a run of it failed on the infrastructure."""
+    ``waiting_for_inference_server``, ``waiting_for_disk_space``, ``waiting_for_object_store``), ``waiting_reason``
+    why in words; ``attempts`` and ``last_error`` are there once a run of it failed on the infrastructure."""
 
     request_id: str
     status: str

@@ -18,13 +18,14 @@ docs/ARCHITECTURE.md tells the whole job path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
 import socket
 from collections.abc import Callable
 from functools import partial
+
+import msgspec
 
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
@@ -45,7 +46,7 @@ from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.generation.validation import ValidatedRequest
 from visualizr.frontend.generation.workers import WorkerPool
 from visualizr.frontend.infra.disk import DiskGuard
-from visualizr.frontend.jobs.files import remove_input, write_input
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.naming import input_path, new_request_id, shown
 from visualizr.frontend.jobs.record import CANCELLED, QUEUED, STEP_QUEUED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
@@ -70,25 +71,26 @@ class GenerationService:
         gate: InferenceGate,
         hub: GenerationHub,
         disk: DiskGuard,
+        files: JobFiles,
         *,
         telemetry: JobTelemetry,
         encoder: Encoder = encode_assets,
         now: Callable[[], float] = clock.now,
     ) -> None:
         self.settings, self.store, self.catalog, self.gate, self.hub = settings, store, catalog, gate, hub
-        self.disk = disk
+        self.disk, self.files = disk, files
         self._now = now
         self.telemetry = telemetry
         self.replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
         self.estimator = Estimator()
         self.queue = LocalQueue()
-        self.standing = Standing(store, self.queue, self.estimator, catalog, gate, disk, settings.workers, now)
+        self.standing = Standing(store, self.queue, self.estimator, catalog, gate, disk, files, settings.workers, now)
         self.journal = JobJournal(store, hub, self.standing.progress_message, self.replica, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
-        runner = JobRunner(backend, gate, self.journal, settings.data_dir, settings.assets_dir,
-                           settings.job_stall_timeout_s, encoder, telemetry=self.telemetry, now=now)  # fmt: skip
+        runner = JobRunner(backend, gate, self.journal, files, settings.job_stall_timeout_s, encoder,
+                           telemetry=self.telemetry, now=now)  # fmt: skip
         self.lifecycle = JobLifecycle(self.queue, self.journal, runner, self.standing, self.policy, self.estimator,
-                                      settings.data_dir, settings.job_lease_s, now)  # fmt: skip
+                                      files, settings.job_lease_s, now)  # fmt: skip
         life = self.lifecycle
         self.workers = WorkerPool(self.queue, settings.workers, life.claim, life.run_one, life.release_on_shutdown,
                                   self._tick, poll_s=settings.queue_poll_ms / 1000,
@@ -163,14 +165,22 @@ class GenerationService:
     # ------------------------------------------------------------------ WebSocket subscriptions
 
     async def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        """Subscribe and send the current state at once (no update can slip in between)."""
+        """Subscribe, then send the state read after that (updates are not replayed: none can slip in between)."""
+        self.hub.subscribe(request_id, subscriber)
+        try:
+            message, terminal = await self.current_update(request_id)
+        except BaseException:
+            self.hub.unsubscribe(request_id, subscriber)
+            raise
+        self.hub.catch_up(subscriber, request_id, message, terminal=terminal)
+
+    async def current_update(self, request_id: str) -> tuple[msgspec.Struct, bool]:
+        """The job's WebSocket message as its row stands (with this replica's pace when it runs here), and whether
+        it is terminal."""
         rec = await self._record(request_id)
         if rec.terminal:
-            self.hub.publish_to(subscriber, request_id, views.terminal_message(rec), terminal=True)
-            return
-        self.hub.subscribe(request_id, subscriber)
-        message = await self.standing.progress_message(rec, self.queue.live.get(request_id))
-        self.hub.publish_to(subscriber, request_id, message)
+            return views.terminal_message(rec), True
+        return await self.standing.progress_message(rec, self.queue.live.get(request_id)), False
 
     async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         if request_id not in self.queue.live:
@@ -243,9 +253,9 @@ class GenerationService:
         self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None, start: bool
     ) -> Admission:
         """Write a new job: its source image first (a stored job always finds its image), then its row."""
-        data_dir, image = self.settings.data_dir, record.source_image
+        image = record.source_image
         if image is not None and source_png is not None:
-            await asyncio.to_thread(write_input, data_dir, image, source_png)
+            await self.files.put_input(image, source_png)
         lease = Lease(self.replica, self._now(), self.settings.job_lease_s) if start else None
         keys = (claim.key, claim.fingerprint) if claim else None
         admission = admit(record, self.settings.queue_size, start=lease, first_step=PHASE_TEXT_ENCODING,
@@ -254,12 +264,12 @@ class GenerationService:
             stored = await self.store.run(admission)
         except BaseException as exc:
             if image is not None:
-                await asyncio.to_thread(remove_input, data_dir, image)
+                await self.files.remove_input(image)
             if isinstance(exc, QueueIsFull):
                 raise await self._queue_full() from None
             raise
         if stored.record is None and image is not None:
-            await asyncio.to_thread(remove_input, data_dir, image)
+            await self.files.remove_input(image)
         return stored
 
     async def cancel(self, request_id: str) -> CancelResponse:
@@ -280,8 +290,7 @@ class GenerationService:
             job.stop()
         await self.journal.announce(rec)
         if rec.source_image is not None:  # read when a run starts: a runner elsewhere has it already, or fails
-            with contextlib.suppress(OSError):
-                remove_input(self.settings.data_dir, rec.source_image)
+            self.files.drop_input(rec.source_image)
         await self.lifecycle.refresh_counts()
         await self._publish_queue_positions()
         return CancelResponse(request_id, CANCELLED, clock.iso(now) or "", "Generation request cancelled successfully")

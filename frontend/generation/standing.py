@@ -17,6 +17,7 @@ from visualizr.frontend.generation.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
+from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.record import (
     KIND_IMAGE,
     PROCESSING,
@@ -25,6 +26,7 @@ from visualizr.frontend.jobs.record import (
     STEP_RETRYING,
     STEP_WAITING_FOR_DISK,
     STEP_WAITING_FOR_INFERENCE,
+    STEP_WAITING_FOR_OBJECT_STORE,
     GenerationParameters,
     JobRecord,
 )
@@ -41,11 +43,12 @@ class Standing:
         catalog: ModelCatalog,
         gate: InferenceGate,
         disk: DiskGuard,
+        files: JobFiles,
         workers: int,
         now: Callable[[], float],
     ) -> None:
         self.store, self.local, self.estimator, self.catalog = store, local, estimator, catalog
-        self.gate, self.disk, self.workers, self._now = gate, disk, workers, now
+        self.gate, self.disk, self.files, self.workers, self._now = gate, disk, files, workers, now
 
     def workload(self, model: str, kind: str, parameters: GenerationParameters) -> Workload:
         """A job's workload; a prompt-only job on an image-to-video model makes its keyframe first."""
@@ -70,7 +73,9 @@ class Standing:
         if blocked is not None:
             return STEP_WAITING_FOR_INFERENCE, blocked
         shortage = self.disk.shortage()
-        return (STEP_WAITING_FOR_DISK, shortage) if shortage else None
+        if shortage:
+            return STEP_WAITING_FOR_DISK, shortage
+        return (STEP_WAITING_FOR_OBJECT_STORE, self.files.outage) if self.files.outage else None
 
     def startable(self, record: JobRecord) -> bool:
         return self.held_by(record) is None

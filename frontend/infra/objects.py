@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visualizr.frontend.errors import ObjectStoreUnavailableError
+
 CHUNK_BYTES = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -31,8 +33,11 @@ class ObjectInfo:
     version: str  # changes whenever the content may have: the ETag's seed
 
 
-class ObjectStoreError(RuntimeError):
-    """The object store could not be reached or refused an operation."""
+class ObjectStoreError(ObjectStoreUnavailableError):
+    """The object store could not be reached or refused an operation (a route answers 503 with the reason)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The file store cannot be used now: {reason}", {"reason": reason})
 
 
 class ObjectStore(ABC):
@@ -65,9 +70,15 @@ class ObjectStore(ABC):
     async def problem(self) -> str | None:
         """Why the store cannot be used now (health), None when it can."""
 
+    def folder(self, prefix: str) -> Path | None:
+        """The local folder that holds the keys under ``prefix`` (files written there are published in place);
+        None when the objects are elsewhere (S3)."""
+        return None
+
 
 class FolderStore(ObjectStore):
-    """Objects as files under ``root`` (the data folder); keys never leave it (symlinks followed and checked)."""
+    """Objects as files under ``root`` (the data folder); a key never leaves its own folder (symlinks followed
+    and checked)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -78,16 +89,19 @@ class FolderStore(ObjectStore):
     def path(self, key: str) -> Path:
         return self.root / key
 
+    def folder(self, prefix: str) -> Path:
+        return self.root / prefix
+
     def _resolve(self, key: str) -> tuple[Path, os.stat_result] | None:
         root = self.root.resolve()
         try:
+            home = (root / key).parent.resolve(strict=True)  # the key's own folder (an asset link stays in it)
             path = (root / key).resolve(strict=True)
             found = path.stat()
         except (OSError, RuntimeError):  # missing, dangling link, link loop
             return None
-        if not path.is_relative_to(root) or not stat.S_ISREG(found.st_mode):
-            return None
-        return path, found
+        inside = home.is_relative_to(root) and path.is_relative_to(home)
+        return (path, found) if inside and stat.S_ISREG(found.st_mode) else None
 
     async def publish(self, key: str, source: Path) -> None:
         target = self.path(key)
@@ -106,7 +120,7 @@ class FolderStore(ObjectStore):
         if found is None:
             return None
         st = found[1]
-        return ObjectInfo(st.st_size, st.st_mtime, f"{st.st_size}-{st.st_mtime_ns}")
+        return ObjectInfo(st.st_size, st.st_mtime, f"{st.st_size:x}-{st.st_mtime_ns:x}")
 
     async def read(self, key: str, offset: int, length: int) -> AsyncIterator[bytes]:
         found = await asyncio.to_thread(self._resolve, key)
@@ -128,7 +142,7 @@ class FolderStore(ObjectStore):
         return await asyncio.to_thread(_unlink_all, [self.path(k) for k in keys])
 
     async def problem(self) -> str | None:
-        return None if await asyncio.to_thread(os.access, self.root, os.W_OK) else f"{self.root} is not writable"
+        return await asyncio.to_thread(_folder_problem, self.root)
 
 
 class S3Store(ObjectStore):
@@ -176,7 +190,8 @@ class S3Store(ObjectStore):
             raise ObjectStoreError(f"{self.describe()}: {exc}") from exc
 
     async def publish(self, key: str, source: Path) -> None:
-        await self.put_bytes(key, await asyncio.to_thread(Path(source).read_bytes))
+        with open(source, "rb") as body:  # streamed from the file; the object appears once the PUT is whole
+            await self._call("put_object", Key=self._key(key), Body=body)
 
     async def put_bytes(self, key: str, data: bytes) -> None:
         await self._call("put_object", Key=self._key(key), Body=data)
@@ -223,14 +238,22 @@ class S3Store(ObjectStore):
     async def problem(self) -> str | None:
         try:
             await self._call("head_bucket")
-        except (ObjectStoreError, FileNotFoundError) as exc:
-            return f"the object store {self.describe()} cannot be reached: {exc}"
+        except ObjectStoreError as exc:
+            return f"the object store cannot be reached: {exc.details['reason']}"
+        except FileNotFoundError:
+            return f"the object store {self.describe()} has no bucket {self.bucket!r}"
         return None
 
 
 def open_object_store(url: str, data_dir: Path, endpoint_url: str | None = None) -> ObjectStore:
     """The S3 bucket of an ``s3://`` URL, else the data folder."""
     return S3Store.from_url(url, endpoint_url) if url else FolderStore(data_dir)
+
+
+def _folder_problem(root: Path) -> str | None:
+    if not root.is_dir():
+        return f"the data folder {root} is not a folder"
+    return None if os.access(root, os.W_OK) else f"the data folder {root} is not writable"
 
 
 def _replace_into(source: Path, target: Path) -> None:

@@ -27,6 +27,9 @@ T = TypeVar("T")
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+UNAVAILABLE = "The job database cannot be reached; retry shortly"
+RECONNECT_S = 5.0  # how long the pool retries one connection (its delays double from 1 s) before it gives up
+OUTAGE_WAIT_S = 1.0  # how long a request waits for a connection while the server is down: its 503 comes fast
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # :name, never the :: of a cast
 
@@ -110,7 +113,7 @@ class Database(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
-    def _submit(self, fn: Callable[[Connection], T]) -> Future[T]: ...
+    def _submit(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> Future[T]: ...
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         return await asyncio.wrap_future(self._submit(fn))
@@ -118,6 +121,14 @@ class Database(ABC):
     def run_blocking(self, fn: Callable[[Connection], T]) -> T:
         """``run`` from a thread other than the event loop's (the Prometheus collector's): waits there."""
         return self._submit(fn).result()
+
+    async def ping(self, timeout_s: float) -> None:
+        """A cheap ``SELECT 1`` (health): DatabaseUnavailableError when it fails or takes over ``timeout_s``."""
+        select = self._submit(lambda conn: conn.execute("SELECT 1"), timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(select), timeout_s)
+        except TimeoutError as exc:
+            raise DatabaseUnavailableError(UNAVAILABLE, {"database": self.describe(), "reason": "timed out"}) from exc
 
 
 class SqliteDatabase(Database):
@@ -164,7 +175,7 @@ class SqliteDatabase(Database):
         self._executor.shutdown(wait=True)
         self._executor = None
 
-    def _submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+    def _submit(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> Future[T]:
         if self._executor is None or self._conn is None:
             raise RuntimeError("the job database is not open")
         return self._executor.submit(self._transaction, fn, self._conn)
@@ -195,9 +206,8 @@ class PostgresDatabase(Database):
     dialect = POSTGRESQL
 
     def __init__(self, url: str, max_connections: int = 8, timeout_s: float = 10.0) -> None:
-        self.url = url
-        self.max_connections = max_connections
-        self.timeout_s = timeout_s
+        self.url, self.max_connections, self.timeout_s = url, max_connections, timeout_s
+        self._reachable = True  # the last transaction found the server (else requests wait OUTAGE_WAIT_S at most)
         self._pool: Any = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -223,6 +233,8 @@ class PostgresDatabase(Database):
             min_size=1,
             max_size=self.max_connections,
             timeout=self.timeout_s,
+            reconnect_timeout=RECONNECT_S,  # then a request starts a fresh attempt, not the nth of a long backoff
+            check=ConnectionPool.check_connection,  # tried before lent: none a database restart closed fails a request
             kwargs={"autocommit": True, "connect_timeout": int(self.timeout_s)},
             open=False,
         )
@@ -236,28 +248,31 @@ class PostgresDatabase(Database):
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def _submit(self, fn: Callable[[Connection], T]) -> Future[T]:
+    def _submit(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> Future[T]:
         if self._executor is None or self._pool is None:
             raise RuntimeError("the job database is not open")
-        return self._executor.submit(self._transaction, fn)
+        return self._executor.submit(self._transaction, fn, timeout_s)
 
-    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+    def _transaction(self, fn: Callable[[Connection], T], timeout_s: float | None = None) -> T:
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        wait = timeout_s or (self.timeout_s if self._reachable else OUTAGE_WAIT_S)
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._pool.connection(timeout=wait) as conn, conn.transaction():
+                self._reachable = True  # a connection that passed its check
                 return fn(Connection(conn, POSTGRESQL))
         except psycopg.errors.DiskFull as exc:
             raise InsufficientStorageError(
                 "The database server's disk is full: the job store cannot be written", {"reason": str(exc)}
             ) from exc
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            self._reachable = False
             raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> DatabaseUnavailableError:
         return DatabaseUnavailableError(
-            "The job database cannot be reached; retry shortly",
+            UNAVAILABLE,
             {"database": self.describe(), "reason": str(exc).strip().splitlines()[0] if str(exc) else repr(exc)},
         )
 

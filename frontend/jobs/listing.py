@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from visualizr.frontend.jobs.database import Connection
+from visualizr.frontend.jobs.database import POSTGRESQL, Connection
 from visualizr.frontend.jobs.record import COMPLETED, VideoMetadata
 
 DEFAULT_LIMIT = 50
@@ -29,9 +29,7 @@ class ListedRow(msgspec.Struct, frozen=True):
     metadata: VideoMetadata | None
 
 
-def completed_ids(conn: Connection, query: ListQuery) -> list[str]:
-    """Request ids of the completed jobs matching the filters, newest first (not paginated: the caller drops
-    the ones whose files are gone before counting and slicing)."""
+def _filters(query: ListQuery) -> tuple[str, list[Any]]:
     where = ["status = ?", "completed_at IS NOT NULL"]
     params: list[Any] = [COMPLETED]
     if query.model is not None:
@@ -43,8 +41,38 @@ def completed_ids(conn: Connection, query: ListQuery) -> list[str]:
     if query.created_before is not None:
         where.append("completed_at < ?")
         params.append(query.created_before)
-    sql = f"SELECT request_id FROM jobs WHERE {' AND '.join(where)} ORDER BY completed_at DESC, request_id DESC"
-    return [row[0] for row in conn.execute(sql, params)]
+    return " AND ".join(where), params
+
+
+_NEWEST_FIRST = "ORDER BY completed_at DESC, request_id DESC"
+
+
+def completed_ids(conn: Connection, query: ListQuery) -> list[str]:
+    """Request ids of the completed jobs matching the filters, newest first (not paginated: the caller drops
+    the ones whose files are gone before counting and slicing)."""
+    where, params = _filters(query)
+    return [row[0] for row in conn.execute(f"SELECT request_id FROM jobs WHERE {where} {_NEWEST_FIRST}", params)]
+
+
+def completed_page(conn: Connection, query: ListQuery) -> tuple[list[str], int]:
+    """One page of those ids and how many match, paginated by the database (when the table is the truth)."""
+    where, params = _filters(query)
+    total = conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()
+    sql = f"SELECT request_id FROM jobs WHERE {where} {_NEWEST_FIRST} LIMIT ? OFFSET ?"
+    page = conn.execute(sql, [*params, query.limit, query.offset])
+    return [row[0] for row in page], int(total[0]) if total else 0
+
+
+def stored_videos(conn: Connection) -> tuple[int, int]:
+    """(videos, their MP4s' bytes) of the completed jobs, from the metadata read back when each was made."""
+    size = "file_size_bytes"
+    if conn.dialect == POSTGRESQL:
+        size_of = f"(metadata::json ->> '{size}')::bigint"
+    else:
+        size_of = f"json_extract(metadata, '$.{size}')"
+    sql = f"SELECT COUNT(*), COALESCE(SUM({size_of}), 0) FROM jobs WHERE status = ? AND video_path IS NOT NULL"
+    row = conn.execute(sql, (COMPLETED,)).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def listed_rows(conn: Connection, request_ids: list[str]) -> dict[str, ListedRow]:

@@ -16,6 +16,7 @@ REQUEST_PREFIX_BY_VIDEO_PREFIX = {video: request for request, video in VIDEO_ID_
 ASSETS_URL_PREFIX = "/assets/video"
 MAX_HEX_CHARS = 64  # request ids carry a 32-hex uuid4; anything much longer is not one of ours
 INPUTS_DIR = "inputs"  # source images of image-to-video jobs, under the data folder
+ASSETS_KEY_PREFIX = "assets/video"  # the asset files' object keys (folder store: under the data folder)
 
 # Asset file suffixes after the video id, and what they are served as. A keyframe (the first frame a keyframe
 # stage made from the prompt) is kept beside the video of a job that had one.
@@ -68,6 +69,11 @@ def asset_url(file_name: str) -> str:
     return f"{ASSETS_URL_PREFIX}/{file_name}"
 
 
+def asset_key(file_name: str) -> str:
+    """The object key of an asset file."""
+    return f"{ASSETS_KEY_PREFIX}/{file_name}"
+
+
 def media_type_of(file_name: str) -> str | None:
     """The content type of one of the service's asset files; None for any other name (never served)."""
     match = ASSET_FILE_RE.fullmatch(file_name)
@@ -75,7 +81,7 @@ def media_type_of(file_name: str) -> str | None:
 
 
 def input_path(request_id: str) -> str:
-    """Where a job's source image lives, relative to the data folder (what the job row stores)."""
+    """A job's source image: its object key, relative to the data folder (what the job row stores)."""
     return f"{INPUTS_DIR}/{request_id}.png"
 
 

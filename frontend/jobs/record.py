@@ -18,6 +18,7 @@ STEP_LOADING_MODEL = "loading_model"  # a worker is loading the model through Tr
 STEP_RETRYING = "retrying"  # waiting to run again after an infrastructure failure (attempts, last_error)
 STEP_WAITING_FOR_INFERENCE = "waiting_for_inference_server"  # no Triton endpoint can take it now
 STEP_WAITING_FOR_DISK = "waiting_for_disk_space"  # the data folder's disk is below the free-space floor
+STEP_WAITING_FOR_OBJECT_STORE = "waiting_for_object_store"  # the S3 bucket of the files failed; until it answers
 
 # Job kinds: all three run the same pipeline; image-to-video adds a source image.
 KIND_TEXT = "text-to-video"

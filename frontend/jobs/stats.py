@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from visualizr.frontend.jobs.database import Connection
-from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, FAILED
+from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED
 from visualizr.frontend.jobs.telemetry import JOB_BUCKETS
 
 OUTCOMES = (COMPLETED, FAILED, CANCELLED)
@@ -90,6 +90,16 @@ def request_counts(conn: Connection, since: float) -> RequestCounts:
         (since, COMPLETED, since, COMPLETED, FAILED),
     ).fetchone()
     return RequestCounts(*(int(v or 0) for v in row))
+
+
+def live_counts(conn: Connection) -> tuple[int, int]:
+    """(queued, processing): the shared queue, whichever replica holds its jobs."""
+    row = conn.execute(
+        "SELECT SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) FROM jobs "
+        "WHERE status IN (?, ?)",
+        (QUEUED, PROCESSING, QUEUED, PROCESSING),
+    ).fetchone()
+    return (int(row[0] or 0), int(row[1] or 0)) if row is not None else (0, 0)
 
 
 def average_wait_seconds(conn: Connection) -> float | None:

@@ -10,7 +10,8 @@
   ``queue_daily_max`` table so a restart keeps it); ``average_wait_time_seconds`` mean started_at -
   created_at.
 * storage: files in the asset folder (``total_videos`` counts the .mp4 files, ``total_size_gb`` every file:
-  videos, thumbnails, previews, keyframes) and the free space of the data folder's disk.
+  videos, thumbnails, previews, keyframes) and the free space of the data folder's disk. With the files in S3
+  the job table says it (every replica the same, no bucket listing): the completed videos and their MP4s' bytes.
 * models: per model, ``generations`` (completed + failed), ``success_rate`` (percent) and
   ``average_time_seconds``; every model of the repository is listed.
 
@@ -31,6 +32,8 @@ from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.jobs import stats as job_stats
 from visualizr.frontend.jobs.database import Connection
+from visualizr.frontend.jobs.files import JobFiles
+from visualizr.frontend.jobs.listing import stored_videos
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.system.sources import JobCounts, utc_midnight
 from visualizr.frontend.system.watermark import QueueWatermark
@@ -89,8 +92,18 @@ def storage_usage(assets_dir: Path, data_dir: Path) -> StorageMetrics:
             if path.is_file():
                 size += path.stat().st_size
                 videos += path.suffix == ".mp4"
-    probe = data_dir if data_dir.exists() else data_dir.parent
-    free = shutil.disk_usage(probe).free
+    return StorageMetrics(videos, round(size / GIB, 3), round(free_bytes(data_dir) / GIB, 3))
+
+
+def free_bytes(data_dir: Path) -> int:
+    return shutil.disk_usage(data_dir if data_dir.exists() else data_dir.parent).free
+
+
+async def storage_of(files: JobFiles, store: JobStore, settings: Settings) -> StorageMetrics:
+    if files.in_place:
+        return await asyncio.to_thread(storage_usage, files.encode_dir, settings.data_dir)
+    videos, size = await store.run(stored_videos)
+    free = await asyncio.to_thread(free_bytes, settings.data_dir)
     return StorageMetrics(videos, round(size / GIB, 3), round(free / GIB, 3))
 
 
@@ -114,11 +127,17 @@ def _snapshot(since: float) -> Callable[[Connection], _Snapshot]:
 
 
 async def collect(
-    jobs: JobCounts, store: JobStore, settings: Settings, watermark: QueueWatermark, model_ids: list[str], now: float
+    jobs: JobCounts,
+    store: JobStore,
+    files: JobFiles,
+    settings: Settings,
+    watermark: QueueWatermark,
+    model_ids: list[str],
+    now: float,
 ) -> MetricsResponse:
     midnight = utc_midnight(now)
     snap = await store.run(_snapshot(midnight))
-    storage = await asyncio.to_thread(storage_usage, settings.assets_dir, settings.data_dir)
+    storage = await storage_of(files, store, settings)
     watermark.observe(jobs.waiting_count)
     counts = snap.counts
     finished = counts.completed + counts.failed
@@ -144,7 +163,12 @@ async def collect(
 
 @get("/api/v1/metrics", tags=["system"])
 async def system_metrics(
-    jobs: JobCounts, store: JobStore, settings: Settings, catalog: ModelCatalog, watermark: QueueWatermark
+    jobs: JobCounts,
+    store: JobStore,
+    files: JobFiles,
+    settings: Settings,
+    catalog: ModelCatalog,
+    watermark: QueueWatermark,
 ) -> MetricsResponse:
     """Request, generation, queue, storage and per-model figures from the job history and the disk."""
-    return await collect(jobs, store, settings, watermark, catalog.ids(), clock.now())
+    return await collect(jobs, store, files, settings, watermark, catalog.ids(), clock.now())

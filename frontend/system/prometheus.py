@@ -1,6 +1,7 @@
 """``GET /metrics``: Prometheus text exposition (format 0.0.4) of the app's own prometheus_client registry.
 
-In memory since the process started, as prometheus_client metrics:
+Each replica's own, with a ``replica`` label (``settings.replica_id``, added by ``ReplicaLabel``): in memory since
+the process started, as prometheus_client metrics:
 
 * ``visualizr_http_requests_total{method,route,status}`` and ``visualizr_http_request_duration_seconds
   {method,route}`` (histogram): every HTTP request that matched a route, from ``RequestMetricsMiddleware``
@@ -8,22 +9,24 @@ In memory since the process started, as prometheus_client metrics:
   label set);
 * ``visualizr_job_queue_wait_seconds{model}``, ``visualizr_job_end_to_end_seconds{model}``,
   ``visualizr_job_phase_duration_seconds{model,phase}`` (histograms), ``visualizr_websocket_connections`` (gauge)
-  and ``visualizr_websocket_connections_total``: ``JobTelemetry``.
+  and ``visualizr_websocket_connections_total``: ``JobTelemetry``;
 
-Read from their owners at scrape time, by the collectors below:
+and read from their owners at scrape time by ``ServiceCollector``: ``visualizr_workers_alive`` (gauge) and
+``visualizr_worker_restarts_total``: the generation service; ``visualizr_inference_server_up{url}``,
+``visualizr_inference_server_outages_total{url}``, ``visualizr_inference_server_jobs_in_flight{url}``: the
+endpoint pool; ``visualizr_triton_restarts_total``: the supervisor's status file; the heal counters.
 
-* ``visualizr_queue_length``, ``visualizr_jobs_processing``, ``visualizr_workers_alive`` (gauges) and
-  ``visualizr_worker_restarts_total``: the generation service; ``visualizr_inference_server_up{url}``,
-  ``visualizr_inference_server_outages_total{url}``, ``visualizr_inference_server_jobs_in_flight{url}``: the
-  endpoint pool; ``visualizr_triton_restarts_total``: the supervisor's status file;
-* ``visualizr_jobs_total{model,outcome}`` (counter) and ``visualizr_job_duration_seconds{model,outcome}``
-  (histogram; outcome completed | failed | cancelled; jobs that never started have no duration), and
-  ``visualizr_job_failures_total{model,error_code}``: the job table, so they survive restarts.
+Shared by every replica, without the label, from the job table (``JobTableCollector``, so they survive restarts
+and agree across replicas): ``visualizr_queue_length`` and ``visualizr_jobs_processing`` (gauges),
+``visualizr_jobs_total{model,outcome}`` (counter) and ``visualizr_job_duration_seconds{model,outcome}`` (histogram;
+outcome completed | failed | cancelled; jobs that never started have no duration), and
+``visualizr_job_failures_total{model,error_code}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,16 +46,21 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from visualizr.frontend.errors import DatabaseUnavailableError
 from visualizr.frontend.infra.endpoints import EndpointPool
 from visualizr.frontend.jobs import stats as job_stats
+from visualizr.frontend.jobs.database import Connection
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JOB_BUCKETS
 from visualizr.frontend.system.sources import HealingCounts, JobCounts
 from visualizr.supervisor_status import read_supervisor_status
 
+logger = logging.getLogger("visualizr.frontend")
+
 # What generate_latest writes (prometheus_client's CONTENT_TYPE_LATEST announces the 1.0.0 text format).
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 # Upper bounds of the HTTP latency buckets in seconds (+Inf is implicit): sub-millisecond to seconds.
+REPLICA_LABEL: Final = "replica"
 HTTP_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -118,8 +126,8 @@ class RequestMetricsMiddleware:
 
 
 class ServiceCollector(Collector):
-    """The queue and workers, the inference servers, healing and the supervised Triton's restarts, as they are
-    now."""
+    """This replica's workers, its view of the inference servers, healing and the supervised Triton's restarts,
+    as they are now."""
 
     def __init__(self, jobs: JobCounts, pool: EndpointPool, healing: HealingCounts, supervisor_status: Path) -> None:
         self._jobs = jobs
@@ -129,8 +137,6 @@ class ServiceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         jobs = self._jobs
-        yield GaugeMetricFamily("visualizr_queue_length", "Generation jobs waiting for a worker", jobs.waiting_count)
-        yield GaugeMetricFamily("visualizr_jobs_processing", "Generation jobs running", jobs.running_count)
         yield GaugeMetricFamily("visualizr_workers_alive", "Generation worker tasks running", jobs.workers_alive)
         yield CounterMetricFamily(
             "visualizr_worker_restarts_total", "Generation workers restarted after ending", jobs.worker_restarts
@@ -167,12 +173,20 @@ class ServiceCollector(Collector):
 
 
 class JobTableCollector(Collector):
-    """Job outcomes, run times and failures from the job table (its queries wait in the scraping thread)."""
+    """The shared queue, job outcomes, run times and failures from the job table (its queries wait in the scraping
+    thread): the same from every replica."""
 
     def __init__(self, store: JobStore) -> None:
         self._store = store
 
     def collect(self) -> Iterator[Metric]:
+        try:
+            (queued, processing), outcomes, failed = self._store.run_blocking(_job_table)
+        except DatabaseUnavailableError as exc:  # this replica's own series still go out; health says why
+            logger.warning("metrics without the job table's series: %s", exc.message)
+            return
+        yield GaugeMetricFamily("visualizr_queue_length", "Generation jobs waiting, on every replica", queued)
+        yield GaugeMetricFamily("visualizr_jobs_processing", "Generation jobs running, on every replica", processing)
         by_outcome = ["model", "outcome"]
         jobs = CounterMetricFamily(
             "visualizr_jobs_total", "Generation jobs that ended, by model and outcome", labels=by_outcome
@@ -183,7 +197,7 @@ class JobTableCollector(Collector):
             labels=by_outcome,
         )
         bounds = [*map(floatToGoString, JOB_BUCKETS), "+Inf"]
-        for row in self._store.run_blocking(job_stats.outcome_stats):
+        for row in outcomes:
             cumulative = zip(bounds, [*row.buckets, row.timed], strict=True)
             jobs.add_metric([row.model, row.outcome], row.count)
             durations.add_metric([row.model, row.outcome], list(cumulative), row.duration_sum)
@@ -192,9 +206,29 @@ class JobTableCollector(Collector):
             "Failed generation jobs by model and error code",
             labels=["model", "error_code"],
         )
-        for model, code, count in self._store.run_blocking(job_stats.failure_stats):
+        for model, code, count in failed:
             failures.add_metric([model, code], count)
         yield from (jobs, durations, failures)
+
+
+def _job_table(conn: Connection) -> tuple[tuple[int, int], list[job_stats.OutcomeStats], list[tuple[str, str, int]]]:
+    """What ``JobTableCollector`` reads, in one transaction."""
+    return job_stats.live_counts(conn), job_stats.outcome_stats(conn), job_stats.failure_stats(conn)
+
+
+class ReplicaLabel(Collector):
+    """The series of ``registry`` (this process's own) with a ``replica`` label added to every sample."""
+
+    def __init__(self, registry: CollectorRegistry, replica: str) -> None:
+        self._registry, self._replica = registry, replica
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            for sample in metric.samples:
+                labels = {REPLICA_LABEL: self._replica, **sample.labels}
+                labelled.add_sample(sample.name, labels, sample.value, sample.timestamp, sample.exemplar)
+            yield labelled
 
 
 @get("/metrics", tags=["system"], media_type=CONTENT_TYPE, include_in_schema=True)

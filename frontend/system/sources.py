@@ -31,6 +31,13 @@ class JobCounts(Protocol):
 
 
 @runtime_checkable
+class EventListener(Protocol):
+    """The listener of other replicas' job events (``EventRelay``) as health sees it."""
+
+    listening: bool
+
+
+@runtime_checkable
 class HealingCounts(Protocol):
     """Healing of dead Python-backend stubs as metrics see it (``Healer``)."""
 

@@ -19,6 +19,7 @@
         ├── InsufficientStorageError          INSUFFICIENT_STORAGE (507: the server's disk is below its floor)
         ├── IdempotencyKeyReusedError         IDEMPOTENCY_KEY_REUSED (409: the key went with another request)
         ├── DatabaseUnavailableError          DATABASE_UNAVAILABLE (503: the server's job database is down)
+        ├── ObjectStoreUnavailableError       OBJECT_STORE_UNAVAILABLE (503: the server's file bucket is down)
         ├── ModelLoadFailedError              MODEL_LOAD_FAILED
         ├── GenerationFailedError             GENERATION_FAILED, or a job that ended ``failed``
         ├── GenerationCancelledError          a job that ended ``cancelled``
@@ -118,6 +119,12 @@ class DatabaseUnavailableError(VisualizrAPIError):
     spec_code = "DATABASE_UNAVAILABLE"
 
 
+class ObjectStoreUnavailableError(VisualizrAPIError):
+    """The server's object store (the S3 bucket of its files) cannot be reached: retry shortly."""
+
+    spec_code = "OBJECT_STORE_UNAVAILABLE"
+
+
 class ModelLoadFailedError(VisualizrAPIError):
     spec_code = "MODEL_LOAD_FAILED"
 
@@ -181,6 +188,7 @@ ERRORS_BY_CODE: dict[str, type[VisualizrAPIError]] = {
         InsufficientStorageError,
         IdempotencyKeyReusedError,
         DatabaseUnavailableError,
+        ObjectStoreUnavailableError,
         ModelLoadFailedError,
         GenerationFailedError,
         QueueFullError,

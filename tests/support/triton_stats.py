@@ -72,3 +72,16 @@ def assert_cancel_stops_within_one_step(
     assert total <= at_cancel + 1, f"{total} unet calls after cancelling at step {cancel_at} ({at_cancel} then)"
     assert total < steps
     assert cancelled_line in triton.log_tail(200)
+
+
+def assert_delete_stops_within_one_step(base_url: str, triton: TritonServer, model_id: str, request_id: str) -> dict:
+    """``DELETE`` a running job over REST and check with the unet's statistics that at most one more step (two
+    samples: the guidance batch) ran after the answer; returns the answer's body."""
+    started = unet_inferences(triton, model_id)
+    response = httpx.delete(f"{base_url}/api/v1/generate/{request_id}", timeout=30)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
+    at_cancel = unet_inferences(triton, model_id)
+    time.sleep(3)  # many steps' worth at the sizes the tests use
+    after = unet_inferences(triton, model_id)
+    assert after - at_cancel <= 2, (started, at_cancel, after)
+    return response.json()

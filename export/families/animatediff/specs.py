@@ -14,6 +14,7 @@ from visualizr.export.specs import (
     PIXEL_HEIGHT,
     PIXEL_WIDTH,
     AxisRange,
+    DiscreteTimestepUNetSpec,
     NetworkDims,
     NetworkSpec,
     ShapeCase,
@@ -59,7 +60,7 @@ class TextEncoderSpec(NetworkSpec):
         return TextEncoderWrapper(network)
 
 
-class UNetSpec(NetworkSpec):
+class UNetSpec(DiscreteTimestepUNetSpec):
     """UNetMotionModel: latents [B, C, F, h, w], its motion modules in context windows (any F)."""
 
     component = names.UNET
@@ -78,16 +79,6 @@ class UNetSpec(NetworkSpec):
     def outputs(self) -> tuple[TensorSpec, ...]:
         shape = (BATCH, self.dims.latent_channels, FRAMES, LATENT_HEIGHT, LATENT_WIDTH)
         return (TensorSpec(names.UNET_NOISE_PRED, "float32", shape),)
-
-    def batch_range(self, limits: ShapeLimits) -> AxisRange:
-        return limits.unet_batch
-
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
-        import torch
-
-        if tensor.name == names.UNET_TIMESTEP:
-            return torch.randint(1, 1000, shape, generator=generator).float()
-        return torch.randn(shape, generator=generator)
 
     def trace_case(self, downsample_factor: int) -> ShapeCase:
         """Traced over several windows and an incomplete last one (16, 4: windows at 0, 4, 8 and one ending at 25)."""

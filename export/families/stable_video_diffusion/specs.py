@@ -17,6 +17,7 @@ from visualizr.export.specs import (
     PIXEL_HEIGHT,
     PIXEL_WIDTH,
     AxisRange,
+    DiscreteTimestepUNetSpec,
     NetworkDims,
     NetworkSpec,
     ShapeCase,
@@ -157,7 +158,7 @@ class KeyframeTextEncoderSpec(TextEncoderSpec):
     dims: KeyframeDims
 
 
-class KeyframeUNetSpec(NetworkSpec):
+class KeyframeUNetSpec(DiscreteTimestepUNetSpec):
     """UNet2DConditionModel: one picture's latents [B, C, h, w]."""
 
     component = KEYFRAME_UNET
@@ -176,16 +177,6 @@ class KeyframeUNetSpec(NetworkSpec):
     def outputs(self) -> tuple[TensorSpec, ...]:
         shape = (BATCH, self.dims.latent_channels, LATENT_HEIGHT, LATENT_WIDTH)
         return (TensorSpec(names.UNET_NOISE_PRED, "float32", shape),)
-
-    def batch_range(self, limits: ShapeLimits) -> AxisRange:
-        return limits.unet_batch
-
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
-        import torch
-
-        if tensor.name == names.UNET_TIMESTEP:
-            return torch.randint(1, 1000, shape, generator=generator).float()
-        return torch.randn(shape, generator=generator)
 
     def wrapper(self, network: Any) -> Any:
         from visualizr.export.families.stable_video_diffusion.wrappers import KeyframeUNetWrapper
