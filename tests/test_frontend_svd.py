@@ -196,7 +196,8 @@ def test_progress_shows_the_keyframe_stage_then_moves_on(
     keyframe_fake.hold_at_step = 2  # inside the keyframe stage (steps 1..3 of 3 + 4)
     request_id = keyframe_client.post("/api/v1/generate/video", json=TEXT_BODY).json()["request_id"]
     deadline = time.monotonic() + 10
-    while (body := keyframe_client.get(f"/api/v1/generate/status/{request_id}").json())["progress"] == 0:
+    encoding_text = progress_of(names.PHASE_TEXT_ENCODING, 0, KEYFRAME_STEPS + 4)[0]  # written before the keyframe
+    while (body := keyframe_client.get(f"/api/v1/generate/status/{request_id}").json())["progress"] <= encoding_text:
         assert time.monotonic() < deadline, body
         time.sleep(0.01)
     assert (body["status"], body["current_step"]) == ("processing", names.PHASE_KEYFRAME)

@@ -97,8 +97,8 @@ class JobLifecycle:
     async def run_one(self, job: LiveJob) -> None:
         """A worker's whole handling of one claimed job; never raises for the job's sake."""
         try:
-            await self.journal.announce(job.record, job)
             rec = job.record
+            await self.journal.announce(rec, job)
             if rec.attempts == 1 and rec.started_at is not None:
                 self.runner.telemetry.started(rec.model, rec.created_at, rec.started_at)
             outcome = await self.runner.run(job)
