@@ -343,3 +343,18 @@ def test_a_silent_pipeline_stream_fails_the_job_instead_of_hanging(tmp_path: Pat
         follow_up = client.post(GENERATE, json={"prompt": "next"}).json()["request_id"]
         fake.release.set()
         assert wait_for(client, follow_up, {"completed"}, timeout=15)["status"] == "completed"
+
+
+def test_status_names_the_replica_that_runs_the_job(tmp_path: Path) -> None:
+    fake = FakeBackend(hold_at_step=1)
+    settings = make_settings(tmp_path, workers=1, replica_id="replica-x")
+    with TestClient(create_app(settings, backend=fake), timeout=10) as client:
+        running = client.post(GENERATE, json={"prompt": "here"}).json()["request_id"]
+        waiting = client.post(GENERATE, json={"prompt": "later"}).json()["request_id"]
+        assert client.get(f"/api/v1/generate/status/{running}").headers["X-Visualizr-Job-Replica"] == "replica-x"
+        assert "X-Visualizr-Job-Replica" not in client.get(f"/api/v1/generate/status/{waiting}").headers
+        fake.release.set()
+        wait_for(client, waiting, {"completed"})
+        assert client.get(f"/api/v1/generate/status/{waiting}").headers["X-Visualizr-Job-Replica"] == "replica-x"
+    with sqlite3.connect(settings.database_path) as db:
+        assert db.execute("SELECT DISTINCT owner FROM jobs").fetchall() == [("replica-x",)]

@@ -139,8 +139,8 @@ def test_a_prompt_only_job_on_an_image_model_makes_a_keyframe(tmp_path: Path) ->
     for card in (make_card(), svd_card()):
         (tmp_path / card.id).mkdir()
         write_model_card(card, tmp_path / card.id / "model_card.json")
-    unused = None  # the queue, the gate and the disk: a workload needs only the cards
-    standing = Standing(lambda: unused, Estimator(), ModelCatalog(tmp_path), unused, unused, unused, 1, lambda: 0.0)
+    unused = None  # the store, the local queue, the gate, the disk and the files: a workload needs only the cards
+    standing = Standing(unused, unused, Estimator(), ModelCatalog(tmp_path), unused, unused, unused, 1, lambda: 0.0)
     svd = "stable-video-diffusion"
     assert standing.workload(svd, KIND_TEXT, SMALL).keyframe > 0
     assert standing.workload(svd, KIND_CHARACTER, SMALL).keyframe > 0

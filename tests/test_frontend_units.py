@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
 from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.jobs.transitions import Retrying
+from visualizr.frontend.jobs.work_queue import reap
 from visualizr.triton.client import infer_inputs, is_final_response, progress_event
 
 
@@ -114,7 +117,7 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
         for rid, status in (("video_req_a", "processing"), ("video_req_b", "queued")):
             await store.insert(JobRecord(rid, "animatediff", "p", "", None, params, status, 0, "queued", 1.0))
         assert (await store.get("video_req_b")).parameters == params
-        assert await store.requeue_interrupted("interrupted") == ["video_req_a"]
+        await store.run(reap(2.0, lambda record: Retrying("interrupted", 2.0), expired_before=math.inf))
         again = await store.get("video_req_a")
         assert (again.status, again.current_step, again.started_at, again.last_error) == (
             "queued",
@@ -123,8 +126,9 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
             "interrupted",
         )
         assert [r.request_id for r in await store.list_by_status(["queued"])] == ["video_req_a", "video_req_b"]
-        await store.update("video_req_a", status="cancelled")
-        await store.update("video_req_b", status="completed", processing_time_seconds=3.0, completed_at=4.0)
+        await store.run(lambda conn: conn.execute(
+            "UPDATE jobs SET status = 'completed', processing_time_seconds = 3.0, completed_at = 4.0 "
+            "WHERE request_id = 'video_req_b'"))  # fmt: skip
         assert await store.history("animatediff") == [(3.0, "text-to-video", params)]
         assert await store.get("nope") is None
         await store.close()

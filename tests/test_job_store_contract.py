@@ -4,54 +4,28 @@ PostgreSQL server (Debian's packages, started by the tests on 127.0.0.1)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+import math
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 import pytest
 
-from benchmarks.backing_services import PostgresServer
+from tests.support.job_database import ENGINES, PARAMS, engine_database, job, with_store
 from visualizr.frontend.jobs import listing, stats
-from visualizr.frontend.jobs.database import Connection, Database, PostgresDatabase, SqliteDatabase
-from visualizr.frontend.jobs.record import GenerationParameters, JobRecord, VideoMetadata
+from visualizr.frontend.jobs.database import Connection, Database
+from visualizr.frontend.jobs.record import JobRecord, VideoMetadata
 from visualizr.frontend.jobs.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNewError, migrate
 from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.jobs.transitions import Completed, Retrying, advance
+from visualizr.frontend.jobs.work_queue import reap
 from visualizr.frontend.system.watermark import QueueWatermark
-
-T = TypeVar("T")
-PARAMS = GenerationParameters(64, 48, 4, 8, 2, 7.5, 1)
-ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 
 
 @pytest.fixture(params=ENGINES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        yield SqliteDatabase(tmp_path / "jobs.sqlite3")
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    yield PostgresDatabase(server.new_database())
-
-
-def with_store(database: Database, scenario: Callable[[JobStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = JobStore(database)
-        store.check()
-        await store.open()
-        try:
-            return await scenario(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def job(
-    request_id: str, status: str = "queued", created: float = 1.0, parameters: GenerationParameters = PARAMS,
-    **fields: object,
-) -> JobRecord:
-    return JobRecord(request_id, "animatediff", f"prompt of {request_id}", "", None, parameters, status, 0, "queued",
-                     created, **fields)  # type: ignore[arg-type]  # fmt: skip
+    yield engine_database(request, tmp_path)
 
 
 def test_insert_get_update_and_list_in_order(database: Database) -> None:
@@ -65,13 +39,14 @@ def test_insert_get_update_and_list_in_order(database: Database) -> None:
         await store.insert(job("video_req_c", created=1.0))
         assert await store.get("video_req_b") == first
         assert await store.get("video_req_none") is None
-        await store.update("video_req_b", status="completed", progress=100, metadata=metadata, completed_at=3.5)
-        done = await store.get("video_req_b")
+        await store.run(lambda conn: conn.execute(
+            "UPDATE jobs SET status = 'processing', owner = 'r1' WHERE request_id = 'video_req_b'"))  # fmt: skip
+        completed = Completed(3.5, 1.5, "b.mp4", "b.jpg", "b.gif", None, metadata)
+        done = await store.run(partial(advance, request_id="video_req_b", owner="r1", transition=completed))
+        assert done == await store.get("video_req_b")
         assert done is not None and (done.status, done.metadata, done.completed_at) == ("completed", metadata, 3.5)
         queued = await store.list_by_status(["queued"])
         assert [r.request_id for r in queued] == ["video_req_c", "video_req_a"]  # created_at, then id
-        with pytest.raises(ValueError, match="unknown job column"):
-            await store.update("video_req_a", no_such_column=1)
 
     with_store(database, scenario)
 
@@ -84,9 +59,9 @@ def test_interrupted_jobs_queue_again_and_history(database: Database) -> None:
             await store.insert(
                 job(f"video_req_done{index}", "completed", completed_at=10.0 + index, processing_time_seconds=seconds)
             )
-        assert await store.requeue_interrupted("interrupted") == ["video_req_run"]
+        reaped = await store.run(reap(5.0, lambda r: Retrying("interrupted", 5.0), expired_before=math.inf))
         again = await store.get("video_req_run")
-        assert again is not None
+        assert again is not None and reaped == [again]
         assert (again.status, again.current_step, again.started_at, again.attempts, again.last_error) == (
             "queued", "retrying", None, 1, "interrupted",
         )  # fmt: skip
@@ -212,9 +187,10 @@ def test_a_version_1_database_gains_the_keyframe_column_and_keeps_its_rows(datab
     async def scenario(store: JobStore) -> None:
         old = await store.get("video_req_v1")
         assert old is not None and (old.status, old.parameters, old.keyframe_path) == ("completed", PARAMS, None)
-        await store.update("video_req_v1", keyframe_path="video_req_v1_keyframe.png")
+        assert (old.owner, old.lease_expires_at, old.cancel_requested, old.not_before) == (None, None, False, 0.0)
+        await store.run(lambda conn: conn.execute("UPDATE jobs SET keyframe_path = 'k.png'"))
         again = await store.get("video_req_v1")
-        assert again is not None and again.keyframe_path == "video_req_v1_keyframe.png"
+        assert again is not None and again.keyframe_path == "k.png"
 
     with_store(database, scenario)
 

@@ -68,6 +68,11 @@ class Settings(msgspec.Struct, frozen=True):
     # This API process's name among the replicas of one database (metrics' replica label, a job's runner); empty:
     # <hostname>-<pid>, unique per process.
     replica_id: str = ""
+    # A running job's lease on the database: its replica renews it every third of this; a job whose lease ran out
+    # (its replica died) is queued again by any replica's reaper. Workers look for others' submissions every
+    # queue_poll_ms (their own wake them at once).
+    job_lease_s: int = 30
+    queue_poll_ms: int = 500
     # Comma-separated Bearer keys; empty means the API runs open (issue 3).
     api_keys: tuple[str, ...] = ()
     # Comma-separated origins (e.g. https://app.example.com) allowed to call the API from a browser; empty: no
@@ -137,6 +142,8 @@ class Settings(msgspec.Struct, frozen=True):
             asset_store=env.get("VISUALIZR_ASSET_STORE", base.asset_store).strip(),
             s3_endpoint_url=env.get("VISUALIZR_S3_ENDPOINT_URL", base.s3_endpoint_url).strip(),
             replica_id=env.get("VISUALIZR_REPLICA_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}",
+            job_lease_s=_int(env, "VISUALIZR_JOB_LEASE", base.job_lease_s),
+            queue_poll_ms=_int(env, "VISUALIZR_QUEUE_POLL_MS", base.queue_poll_ms),
             api_keys=keys,
             cors_origins=_list(env.get("VISUALIZR_CORS_ORIGINS", "")),
             log_level=env.get("VISUALIZR_LOG_LEVEL", base.log_level),

@@ -7,8 +7,8 @@ import contextlib
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, WebSocket, delete, get, post, websocket
-from litestar.datastructures import UploadFile
+from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
+from litestar.datastructures import ResponseHeader, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, WebSocketDisconnect
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -42,6 +42,7 @@ from visualizr.frontend.generation.websocket import handle_client_message, run_s
 from visualizr.frontend.paths import WS_PATH
 
 MULTIPART = "multipart/form-data"
+REPLICA_HEADER = "X-Visualizr-Job-Replica"
 FORM_TYPES = (MULTIPART, "application/x-www-form-urlencoded")  # the latter cannot carry the image: 400 naming it
 FORM_OVERHEAD_BYTES = 1024 * 1024  # the text fields and part headers around the image
 
@@ -147,9 +148,20 @@ class GenerationController(Controller):
             created_at=accepted.created_at,
         )
 
-    @get("/status/{request_id:str}")
-    async def get_status(self, request_id: str, service: GenerationService) -> JobStatus:
-        return await service.get_status(request_id)
+    @get(
+        "/status/{request_id:str}",
+        response_headers=[
+            ResponseHeader(
+                name=REPLICA_HEADER,
+                description="The API replica (VISUALIZR_REPLICA_ID) that runs the job, or ran it last; absent "
+                "before it first starts",
+                documentation_only=True,
+            )
+        ],
+    )
+    async def get_status(self, request_id: str, service: GenerationService) -> Response[JobStatus]:
+        status, replica = await service.get_status(request_id)
+        return Response(status, headers={REPLICA_HEADER: replica} if replica else None)
 
     @delete("/{request_id:str}", status_code=HTTP_200_OK)
     async def cancel(self, request_id: str, service: GenerationService) -> CancelResponse:

@@ -6,9 +6,7 @@ image bytes), not of the raw body, so a multipart boundary or key order does not
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
@@ -56,27 +54,21 @@ class IdempotencyClaim:
 
 
 class IdempotencyKeys:
+    """Keys are global: the key table's primary key decides which of two racing requests (on any replicas) stores
+    its job (``jobs.work_queue.admit``); ``first_job`` answers the common repeat before any other check."""
+
     def __init__(self, store: JobStore) -> None:
         self._store = store
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def lock(self, key: str) -> asyncio.Lock:
-        """One lock per key, so two requests racing with one key cannot both queue a job."""
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+    async def first_job(self, claim: IdempotencyClaim) -> tuple[str, str] | None:
+        """(fingerprint, request id) of the job first stored under the claim's key; None for a new key."""
+        return await self._store.idempotent_job(claim.key, clock.now() - KEY_TTL_SECONDS)
 
-    async def first_job(self, claim: IdempotencyClaim) -> str | None:
-        """The request id of the job first stored under the claim's key; None for a new key."""
-        found = await self._store.idempotent_job(claim.key, clock.now() - KEY_TTL_SECONDS)
-        if found is None:
-            return None
-        fingerprint, request_id = found
+    @staticmethod
+    def check(claim: IdempotencyClaim, fingerprint: str, request_id: str) -> None:
+        """IDEMPOTENCY_KEY_REUSED when the key's first job came from a different request."""
         if fingerprint != claim.fingerprint:
             raise IdempotencyKeyReusedError(
                 f"{HEADER} {claim.key[:60]!r} was already used for a different request",
                 {"field": HEADER, "request_id": request_id},
             )
-        return request_id

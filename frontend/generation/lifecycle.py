@@ -1,11 +1,15 @@
-"""A job's way from the queue to its end: start it, run it (``JobRunner``), record the outcome.
+"""A job's way through this replica: claim it, run it (``JobRunner``), record the outcome as a typed transition;
+and the replica's share of keeping the shared queue alive: renew its leases, reap the jobs of dead replicas.
 
-* start: ``processing``, ``started_at``, one more attempt (a job that starts at its submission is inserted so);
-* completed / failed: recorded, the job retired (its source image deleted);
-* retry (an infrastructure failure): back to the front of the queue as ``queued`` / ``retrying`` with the reason
-  in ``last_error``, after a backoff; or failed when the retry policy gives up, the reason saying why;
-* a write that fails (the disk is full) is parked and retried by ``tick``; the job stays as it was meanwhile, in
-  memory and in the table alike, and the worker moves on.
+* claim: the oldest queued job that can start here (its retry due, its model servable, the disk above its
+  floor), now ``processing`` under this replica's lease with one more attempt;
+* completed / failed: recorded (fenced on this replica owning the job), the job retired (its source image
+  deleted);
+* retry (an infrastructure failure): back to the queue as ``queued`` / ``retrying`` with the reason in
+  ``last_error``, due after a backoff (it keeps its place); or failed when the retry policy gives up;
+* lost (cancelled, or taken back after the lease expired): the run stops, nothing is written, its files go;
+* a write that fails (the disk is full) is parked and retried by ``tick``; the job stays as it was meanwhile,
+  in memory and in the table alike (its lease renewed), and the worker moves on.
 """
 
 from __future__ import annotations
@@ -13,75 +17,95 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
-from typing import Any
 
-from visualizr.frontend.errors import InsufficientStorageError
+from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation.eta import Estimator
 from visualizr.frontend.generation.journal import JobJournal
-from visualizr.frontend.generation.queue import JobQueue, LiveJob
+from visualizr.frontend.generation.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.retry import RetryPolicy
 from visualizr.frontend.generation.runner import COMPLETED_RUN, FAILED_RUN, RETRY_RUN, JobRunner, Outcome, failed
+from visualizr.frontend.generation.standing import Standing
+from visualizr.frontend.jobs.database import SQLITE
 from visualizr.frontend.jobs.files import JobFiles
-from visualizr.frontend.jobs.record import COMPLETED, FAILED, PROCESSING, QUEUED, STEP_QUEUED, STEP_RETRYING
-from visualizr.names import PHASE_DONE, PHASE_TEXT_ENCODING
+from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, JobRecord
+from visualizr.frontend.jobs.store import JobStore
+from visualizr.frontend.jobs.transitions import Completed, Failed, Released, Retrying, Transition
+from visualizr.frontend.jobs.work_queue import Lease, claim, queue_counts, reap, renew
+from visualizr.names import PHASE_TEXT_ENCODING
 
 logger = logging.getLogger("visualizr.frontend.generation")
 
-START_RETRY_SECONDS = 5.0  # a job whose start could not be recorded waits this long before it is tried again
+INTERRUPTED_REASON = "interrupted by a server restart"
 
 
 class JobLifecycle:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: LocalQueue,
         journal: JobJournal,
         runner: JobRunner,
+        standing: Standing,
         policy: RetryPolicy,
         estimator: Estimator,
         files: JobFiles,
+        lease_s: float,
         now: Callable[[], float],
-        wake: Callable[[], None],
     ) -> None:
         self.queue = queue
         self.journal = journal
+        self.store: JobStore = journal.store
         self.runner = runner
+        self.standing = standing
         self.policy = policy
         self.estimator = estimator
         self.files = files
+        self.lease_s = lease_s
         self._now = now
-        self._wake = wake  # dispatch waiting jobs (a retry became due, a job left)
+        self.counts = (0, 0)  # (queued, processing) on all replicas, as last read
 
-    def start_fields(self, job: LiveJob) -> dict[str, Any]:
-        return {
-            "status": PROCESSING,
-            "started_at": self._now(),
-            "progress": 0,
-            "current_step": PHASE_TEXT_ENCODING,
-            "attempts": job.record.attempts + 1,
-        }
+    async def refresh_counts(self) -> None:
+        with contextlib.suppress(Exception):  # the database away: health says so; the counts wait
+            self.counts = await self.store.run(queue_counts)
+
+    @property
+    def owner(self) -> str:
+        return self.journal.owner
+
+    def lease(self) -> Lease:
+        return Lease(self.owner, self._now(), self.lease_s)
+
+    # ------------------------------------------------------------------ one job
+
+    async def claim(self) -> LiveJob | None:
+        """The next job this replica can start, claimed in the database; None when there is none (or the
+        database cannot be written now: the worker tries again later)."""
+        if self.standing.disk.shortage() or self.files.outage:
+            return None
+        blocked = [m for m in self.standing.catalog.ids() if self.standing.gate.blocked_reason(m) is not None]
+        try:
+            record = await self.store.run(claim(self.lease(), blocked, PHASE_TEXT_ENCODING))
+        except Exception as exc:  # a full disk, the database away: the job stays queued
+            logger.debug("could not claim a job: %s", exc)
+            return None
+        if record is None:
+            return None
+        await self.refresh_counts()
+        return self.standing.live(record)
 
     async def run_one(self, job: LiveJob) -> None:
-        """A worker's whole handling of one job; never raises for the job's sake."""
+        """A worker's whole handling of one claimed job; never raises for the job's sake."""
         try:
-            if job.record.status == QUEUED:
-                try:
-                    await self.journal.commit(job, **self.start_fields(job))
-                except Exception as exc:  # cannot record the start (full disk): back in line, a little later
-                    logger.warning("could not start %s: %s", job.request_id, exc)
-                    job.not_before = self._now() + START_RETRY_SECONDS
-                    self.queue.add(job, front=True)
-                    return
-            if job.terminal:
-                return
             rec = job.record
+            await self.journal.announce(rec, job)
             if rec.attempts == 1 and rec.started_at is not None:
                 self.runner.telemetry.started(rec.model, rec.created_at, rec.started_at)
             outcome = await self.runner.run(job)
         except asyncio.CancelledError:
             raise
-        except InsufficientStorageError as exc:  # the disk filled up under the run: run it again later
-            outcome = Outcome(RETRY_RUN, exc.message)
+        except (InsufficientStorageError, DatabaseUnavailableError) as exc:  # the disk filled up, the database
+            outcome = Outcome(RETRY_RUN, exc.message)  # went away under the run: run it again later
         except Exception as exc:  # a bug in our own code: the job fails with the reason, the worker lives on
             logger.exception("unexpected error while running %s", job.request_id)
             outcome = failed(f"internal error: {type(exc).__name__}: {exc}")
@@ -89,108 +113,143 @@ class JobLifecycle:
 
     async def settle(self, job: LiveJob, outcome: Outcome) -> None:
         if job.terminal or outcome.kind not in (COMPLETED_RUN, FAILED_RUN, RETRY_RUN):
+            await self._discard(job, outcome)
             return
         if outcome.kind == RETRY_RUN:
             reason = self.policy.give_up_reason(job.record, self._now())
             if reason is None:
-                await self._requeue(job, outcome.details)
+                await self._retry(job, outcome.details)
                 return
             outcome = failed(f"{reason}; the last one failed: {outcome.details}")
-        fields = self._completed_fields(job, outcome) if outcome.kind == COMPLETED_RUN else self._failed_fields(outcome)
         if outcome.kind == FAILED_RUN:
             logger.warning("job %s failed: %s (%s)", job.request_id, outcome.message, outcome.details)
+        completed = outcome.kind == COMPLETED_RUN
+        await self._record(job, self._completed(job, outcome) if completed else _failed(outcome, self._now()))
+        if job.lost:
+            await self._discard(job, outcome)
+
+    async def _record(self, job: LiveJob, transition: Transition) -> None:
         try:
-            await self.journal.commit(job, **fields)
+            written = await self.journal.advance(job, transition)
         except Exception:
-            self.journal.park(job, fields)
+            self.journal.park(job, transition)
             return
-        if job.record.status == COMPLETED and job.record.completed_at is not None:
-            self.runner.telemetry.completed(job.record.model, job.record.created_at, job.record.completed_at)
-        self.finished(job)
+        if written:
+            await self.finished(job)
 
-    def finished(self, job: LiveJob) -> None:
-        """After a job's terminal state is recorded: learn from it, retire it, delete its source image."""
+    async def finished(self, job: LiveJob) -> None:
+        """After a job's transition is recorded (or refused): learn from it, retire it, delete what it leaves."""
         rec = job.record
-        if rec.status == COMPLETED and rec.processing_time_seconds:
-            self.estimator.observe(rec.model, rec.processing_time_seconds, job.workload.total)
+        if job.lost:
+            await self._discard(job, None)
+            return
+        if rec.status == COMPLETED and rec.completed_at is not None:
+            self.runner.telemetry.completed(rec.model, rec.created_at, rec.completed_at)
+            if rec.processing_time_seconds:
+                self.estimator.observe(rec.model, rec.processing_time_seconds, job.workload.total)
+        self.queue.retire(job)
         if rec.terminal:
-            self.queue.retire(job)
-            if rec.source_image is not None:
-                self.files.drop_input(rec.source_image)
-        else:  # a parked requeue went through
-            self.queue.add(job, front=True)
-        self._wake()
+            self._remove_input(rec)
+        await self.refresh_counts()
+        self.queue.wake()
 
-    def _completed_fields(self, job: LiveJob, outcome: Outcome) -> dict[str, Any]:
+    async def _discard(self, job: LiveJob, outcome: Outcome | None) -> None:
+        """A run that was stopped, or whose job this replica no longer owns. What it encoded is deleted when the
+        job was cancelled; a job taken back keeps them: they bear the job's names, and its next run (same seed)
+        writes the same files over them, so shared storage never loses the copy that run makes."""
+        self.queue.retire(job)
+        if outcome is not None and outcome.assets is not None:
+            row = await self.store.get(job.request_id)
+            if row is None or row.status == CANCELLED:
+                await self.files.discard(outcome.assets)
+        await self.refresh_counts()
+        self.queue.wake()
+
+    def _remove_input(self, rec: JobRecord) -> None:
+        if rec.source_image is not None:
+            self.files.drop_input(rec.source_image)
+
+    def _completed(self, job: LiveJob, outcome: Outcome) -> Completed:
         now, rec, assets = self._now(), job.record, outcome.assets
         assert assets is not None
-        return {
-            "status": COMPLETED,
-            "progress": 100,
-            "current_step": PHASE_DONE,
-            "completed_at": now,
-            "processing_time_seconds": max(0.0, now - (rec.started_at or now)),
-            "video_path": assets.video.name,
-            "thumbnail_path": assets.thumbnail.name,
-            "preview_path": assets.preview.name,
-            "keyframe_path": None if assets.keyframe is None else assets.keyframe.name,
-            "metadata": outcome.metadata,
-        }
+        return Completed(
+            completed_at=now,
+            processing_time_seconds=max(0.0, now - (rec.started_at or now)),
+            video_path=assets.video.name,
+            thumbnail_path=assets.thumbnail.name,
+            preview_path=assets.preview.name,
+            keyframe_path=None if assets.keyframe is None else assets.keyframe.name,
+            metadata=outcome.metadata,
+        )
 
-    def _failed_fields(self, outcome: Outcome) -> dict[str, Any]:
-        return {
-            "status": FAILED,
-            "failed_at": self._now(),
-            "error_code": outcome.code,
-            "error_message": outcome.message,
-            "error_details": outcome.details,
-        }
-
-    async def _requeue(self, job: LiveJob, reason: str) -> None:
+    async def _retry(self, job: LiveJob, reason: str) -> None:
         attempts = job.record.attempts
         delay = self.policy.delay(attempts)
         logger.warning(
             "job %s: run %d failed (%s); running it again in %.1f s", job.request_id, attempts, reason, delay
         )
-        fields = {
-            "status": QUEUED,
-            "progress": 0,
-            "current_step": STEP_RETRYING,
-            "started_at": None,
-            "last_error": reason,
-        }
-        job.not_before = self._now() + delay
-        try:
-            await self.journal.commit(job, **fields)
-        except Exception:
-            self.journal.park(job, fields)
-            return
-        self.queue.add(job, front=True)
-        asyncio.get_running_loop().call_later(delay, self._wake)
+        await self._record(job, Retrying(last_error=reason, not_before=self._now() + delay))
+        asyncio.get_running_loop().call_later(delay, self.queue.wake)
 
-    async def requeue_on_shutdown(self, job: LiveJob) -> None:
+    async def release_on_shutdown(self, job: LiveJob) -> None:
         """A running job at a clean shutdown goes back to the queue; the stopped run does not count."""
-        if job.terminal:
-            return
         if job.stream is not None:
             job.stream.cancel()
-        if job.record.status != PROCESSING:
-            return
-        with contextlib.suppress(Exception):
-            await self.journal.commit(
-                job,
-                status=QUEUED,
-                progress=0,
-                current_step=STEP_QUEUED,
-                started_at=None,
-                attempts=max(0, job.record.attempts - 1),
-            )
+        if not job.terminal:
+            with contextlib.suppress(Exception):
+                await self.journal.advance(job, Released())
+        self.queue.retire(job)
+
+    # ------------------------------------------------------------------ the shared queue's upkeep
 
     async def tick(self) -> None:
-        """The maintenance loop's turn: record parked changes, see whether a failed object store is back, start
-        whatever became startable."""
+        """The maintenance loop's turn: record parked changes, see whether a failed object store is back, renew
+        this replica's leases (stopping the runs it lost), take back the jobs of replicas that died, wake the
+        workers."""
         if self.journal.parked_count:
             await self.journal.flush(self.finished)
         if self.files.outage:
             await self.files.problem()
-        self._wake()
+        try:
+            await self._renew()
+            await self.reap()
+        except (DatabaseUnavailableError, InsufficientStorageError) as exc:  # said by health; tried again next tick
+            logger.warning("could not renew leases or reap: %s", exc.message)
+        await self.refresh_counts()
+        self.queue.wake()
+
+    async def _renew(self) -> None:
+        live = list(self.queue.live.values())
+        held = await self.store.run(renew(self.lease(), [j.request_id for j in live if not j.terminal]))
+        for job in live:
+            if not job.terminal and job.request_id not in held:
+                logger.warning("%s: lease lost (cancelled or taken back): its run stops", job.request_id)
+                job.stop()
+
+    async def reap(self, *, at_start: bool = False) -> None:
+        """Queue again (or fail, past the retry policy) the running jobs whose lease expired: their replica died.
+        ``at_start``: also this replica's own (a previous process under the same name), and with SQLite every
+        running job (the embedded mode: one process owns the file)."""
+        now = self._now()
+        everything = at_start and self.store.database.dialect == SQLITE
+
+        def decide(record: JobRecord) -> Transition:
+            why = INTERRUPTED_REASON if at_start and (everything or record.owner == self.owner) else (
+                f"interrupted: replica {record.owner} stopped renewing it"
+            )  # fmt: skip
+            refusal = self.policy.give_up_reason(record, now)
+            if refusal is not None:
+                return _failed(failed(f"{refusal}; the last one was {why}"), now)
+            return Retrying(last_error=why, not_before=now)  # the replica died, not the inference: at once
+
+        owner = self.owner if at_start else ""
+        reaped = await self.store.run(reap(now, decide, math.inf if everything else None, owner))
+        if reaped:
+            logger.warning("took back %d job(s) whose runs were interrupted: %s", len(reaped),
+                           ", ".join(f"{r.request_id} ({r.status})" for r in reaped))  # fmt: skip
+        for record in reaped:
+            await self.journal.announce(record)
+
+
+def _failed(outcome: Outcome, now: float) -> Failed:
+    return Failed(failed_at=now, error_code=outcome.code, error_message=outcome.message, error_details=outcome.details)

@@ -1,16 +1,18 @@
-"""The job queue: live jobs, the waiting ones in order, and the idle workers that take them.
+"""This replica's side of the queue (the queue itself is the job table, ``jobs.work_queue``): the jobs it runs and
+its workers looking for work.
 
-``dispatch()`` hands waiting jobs to idle workers in queue order, skipping a job that cannot start yet (``startable``
-says so: a retry not yet due, its model unservable on every endpoint, the disk below its floor); the skipped job
-keeps its place. ``queue_position`` is 1 for the next job to start, 0 for one that is not waiting.
+A worker looking for a job takes one handed to it by a submission (``reserve`` then ``hand``: a job submitted
+while a worker is idle is stored already claimed and starts at once), else claims the next one from the database;
+when there is none it sleeps until ``wake`` (a local submission, a retry falling due, an endpoint coming back) or
+the poll interval (other replicas' submissions).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from visualizr.frontend.generation.backend import GenerationStream
@@ -20,18 +22,16 @@ from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 @dataclass(eq=False)
 class LiveJob:
-    """A job that is not terminal yet: its record (as stored) and what only the running process knows."""
+    """A job this replica runs (or shows): its record as last written and what only the running replica knows."""
 
     record: JobRecord
     workload: Workload
     estimate_seconds: float
     pace: Pace = field(default_factory=Pace)  # of the run under way
     stream: GenerationStream | None = None
-    cancel_requested: bool = False
-    not_before: float = 0.0  # a retry waits until then (clock of the service)
+    lost: bool = False  # cancelled or taken back under the run: it must stop and write nothing more
     last_write: float = 0.0
     written_step: str = ""
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def request_id(self) -> str:
@@ -39,114 +39,76 @@ class LiveJob:
 
     @property
     def terminal(self) -> bool:
-        return self.record.terminal
+        """Nothing more to do for this run: the job ended, or this replica no longer owns it."""
+        return self.record.terminal or self.lost
+
+    def stop(self) -> None:
+        """The run must end now (cancelled, or its lease lost): Triton stops within a step."""
+        self.lost = True
+        if self.stream is not None:
+            self.stream.cancel()
 
 
-class JobQueue:
-    def __init__(self, startable: Callable[[LiveJob], bool]) -> None:
-        self._startable = startable
+class LocalQueue:
+    def __init__(self) -> None:
         self.live: dict[str, LiveJob] = {}
-        self.waiting: OrderedDict[str, LiveJob] = OrderedDict()
-        self._idle: deque[asyncio.Future[LiveJob]] = deque()
-
-    # ------------------------------------------------------------------ membership
-
-    def add(self, job: LiveJob, *, front: bool = False) -> None:
-        """Make a job live and waiting (at the end, or at the front: a retry keeps its turn)."""
-        self.live[job.request_id] = job
-        self.waiting[job.request_id] = job
-        if front:
-            self.waiting.move_to_end(job.request_id, last=False)
-
-    def track(self, job: LiveJob) -> None:
-        """Make a job live without queueing it (it starts at once)."""
-        self.live[job.request_id] = job
-
-    def unwait(self, request_id: str) -> bool:
-        return self.waiting.pop(request_id, None) is not None
-
-    def retire(self, job: LiveJob) -> None:
-        if self.live.get(job.request_id) is job:
-            del self.live[job.request_id]
-        self.waiting.pop(job.request_id, None)
-        job.done.set()
-
-    # ------------------------------------------------------------------ queries
-
-    @property
-    def waiting_count(self) -> int:
-        return len(self.waiting)
+        self._handed: deque[LiveJob] = deque()
+        self._looking = 0  # workers looking for a job
+        self._reserved = 0  # of them, promised to a submission being stored
+        self._wake = asyncio.Event()
 
     def running(self) -> Iterator[LiveJob]:
         return (j for j in self.live.values() if j.record.status == PROCESSING)
 
     @property
-    def running_count(self) -> int:
-        return sum(1 for _ in self.running())
-
-    @property
     def idle_count(self) -> int:
-        return sum(1 for f in self._idle if not f.done())
+        return max(0, self._looking - self._reserved)
 
-    def position(self, request_id: str) -> int:
-        for index, rid in enumerate(self.waiting, start=1):
-            if rid == request_id:
-                return index
-        return 0
+    def wake(self) -> None:
+        self._wake.set()
 
-    def ahead_of(self, request_id: str | None) -> Iterator[LiveJob]:
-        """The waiting jobs in front of ``request_id`` (all of them for None)."""
-        for rid, job in self.waiting.items():
-            if rid == request_id:
-                return
-            yield job
+    def reserve(self) -> bool:
+        """Promise an idle worker to a submission (then ``hand`` it the job, or ``unreserve``)."""
+        if self.idle_count <= 0:
+            return False
+        self._reserved += 1
+        return True
 
-    # ------------------------------------------------------------------ workers
+    def unreserve(self) -> None:
+        self._reserved -= 1
+        self.wake()
 
-    async def take(self) -> LiveJob:
-        """Wait for the next job (a worker's loop). Cancelled while waiting: the worker leaves the idle line."""
-        future: asyncio.Future[LiveJob] = asyncio.get_running_loop().create_future()
-        self._idle.append(future)
-        self.dispatch()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._idle.remove(future)
-            if future.done() and not future.cancelled():  # handed a job in the same tick: put it back
-                self.add(future.result(), front=True)
-            raise
+    def hand(self, job: LiveJob) -> None:
+        """Give the reserved worker its job (stored already claimed)."""
+        self._reserved -= 1
+        self.live[job.request_id] = job
+        self._handed.append(job)
+        self.wake()
 
-    def take_idle(self) -> asyncio.Future[LiveJob] | None:
-        """An idle worker's slot, taken out of the line (the caller must hand it a job at once), or None."""
-        while self._idle:
-            future = self._idle.popleft()
-            if not future.done():
-                return future
-        return None
-
-    def give_back(self, future: asyncio.Future[LiveJob]) -> None:
-        """Return an idle worker's slot taken with ``take_idle`` that got no job after all."""
-        if not future.done():
-            self._idle.appendleft(future)
-
-    def dispatch(self) -> list[LiveJob]:
-        """Hand startable waiting jobs to idle workers, in queue order; returns the jobs handed out."""
-        handed: list[LiveJob] = []
-        for job in list(self.waiting.values()):
-            if not self.idle_count:
-                break
-            if not self._startable(job):
-                continue
-            future = self.take_idle()
-            if future is None:
-                break
-            del self.waiting[job.request_id]
-            future.set_result(job)
-            handed.append(job)
+    def drain_handed(self) -> list[LiveJob]:
+        """The jobs handed to workers that never took them (at shutdown)."""
+        handed, self._handed = list(self._handed), deque()
         return handed
 
-    def close(self) -> None:
-        for future in self._idle:
-            future.cancel()
-        self._idle.clear()
+    def retire(self, job: LiveJob) -> None:
+        if self.live.get(job.request_id) is job:
+            del self.live[job.request_id]
+
+    async def next(self, claim: Callable[[], Awaitable[LiveJob | None]], poll_s: float) -> LiveJob:
+        """A worker's next job: one handed to it, else one claimed; sleeps between tries. A cancelled worker
+        leaves no job behind."""
+        self._looking += 1
+        try:
+            while True:
+                self._wake.clear()
+                if self._handed:
+                    return self._handed.popleft()
+                if self._looking > self._reserved:
+                    job = await claim()
+                    if job is not None:
+                        self.live[job.request_id] = job
+                        return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll_s)
+        finally:
+            self._looking -= 1

@@ -131,7 +131,7 @@ class JobRunner:
         rec = job.record
 
         async def on_loading() -> None:
-            await self.journal.progress(job, rec.progress, STEP_LOADING_MODEL)
+            await self.journal.progress(job, job.record.progress, STEP_LOADING_MODEL)
 
         try:
             endpoint = await self.gate.acquire(rec.model, on_loading)
@@ -155,14 +155,14 @@ class JobRunner:
             return failed(str(exc))
         except ObjectStoreError as exc:
             return Outcome(RETRY_RUN, str(exc))
-        if rec.current_step == STEP_LOADING_MODEL:
-            await self.journal.progress(job, rec.progress, PHASE_TEXT_ENCODING)
+        if job.record.current_step == STEP_LOADING_MODEL:
+            await self.journal.progress(job, job.record.progress, PHASE_TEXT_ENCODING)
         stream = self.backend.stream(
             endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
         )
         job.stream = stream
         job.pace = Pace()
-        if job.cancel_requested:
+        if job.terminal:
             stream.cancel()
         try:
             frames, keyframe = await self._frames(job, stream)
@@ -228,9 +228,8 @@ class JobRunner:
             await self.files.publish(assets)
         except (ObjectStoreError, OSError) as exc:  # the store went away: the job runs again
             return Outcome(RETRY_RUN, f"the video could not be stored: {exc}")
-        if job.terminal:  # cancelled while encoding
-            await self.files.discard(assets)
-            return Outcome(STOPPED_RUN)
+        if job.terminal:  # cancelled or taken back while encoding: the lifecycle decides what becomes of the files
+            return Outcome(STOPPED_RUN, assets=assets)
         return Outcome(COMPLETED_RUN, assets=assets, metadata=metadata)
 
     async def _source_image(self, rec: JobRecord) -> np.ndarray | None:

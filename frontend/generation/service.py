@@ -1,14 +1,18 @@
-"""The generation service: what the routes call (submit, status, cancel, subscribe) over the job queue, the
-workers and the job lifecycle. docs/ARCHITECTURE.md tells the whole job path.
+"""The generation service: what the routes call (submit, status, cancel, subscribe) over the shared queue (the job
+table: ``jobs.work_queue``, ``jobs.transitions``), this replica's workers and the job lifecycle.
+docs/ARCHITECTURE.md tells the whole job path.
 
-* Submit: refused with QUEUE_FULL (503 + Retry-After) when ``queue_size`` jobs wait, INSUFFICIENT_STORAGE (507)
-  when the disk is below its floor, INSUFFICIENT_GPU_MEMORY (507) when the request cannot fit; else written to
-  the store (with its source image and idempotency key) and started at once when a worker is idle and the job can
-  start, queued otherwise.
-* Status and WebSocket messages come from the live job (memory, which is never ahead of the table) or the store.
-* Cancel: written first, then the job leaves the queue or its stream is cancelled (Triton stops within a step).
-* Start-up: jobs the previous process left ``processing`` run again (counted as an attempt), queued ones keep
-  their order.
+* Submit: refused with INSUFFICIENT_STORAGE (507) when the disk is below its floor, INSUFFICIENT_GPU_MEMORY (507)
+  when the request cannot fit, QUEUE_FULL (503 + Retry-After) when ``queue_size`` jobs wait on all replicas; else
+  stored (with its source image and idempotency key, in one transaction) and started at once when a worker of
+  this replica is idle and the job can start, queued otherwise.
+* Status and WebSocket messages come from the job table, the same on every replica (a job running here adds its
+  measured pace).
+* Cancel, on any replica: the row is cancelled at once; a job running here stops at once, one running elsewhere
+  when its runner next writes (within a step) or renews its lease.
+* Start-up: the embedded mode (SQLite, one process) takes back every job the previous process left
+  ``processing`` (counted as an attempt); with PostgreSQL, those of a previous process under this replica's name,
+  and the reaper the others', once their leases expire.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 from collections.abc import Callable
+from functools import partial
 
 import msgspec
 
@@ -28,12 +35,12 @@ from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.encoding import encode_assets
 from visualizr.frontend.generation.eta import Estimator
 from visualizr.frontend.generation.hub import GenerationHub, Subscriber
-from visualizr.frontend.generation.idempotency import IdempotencyClaim, IdempotencyKeys
+from visualizr.frontend.generation.idempotency import KEY_TTL_SECONDS, IdempotencyClaim, IdempotencyKeys
 from visualizr.frontend.generation.journal import JobJournal
 from visualizr.frontend.generation.lifecycle import JobLifecycle
-from visualizr.frontend.generation.queue import JobQueue, LiveJob
+from visualizr.frontend.generation.queue import LocalQueue
 from visualizr.frontend.generation.retry import RetryPolicy
-from visualizr.frontend.generation.runner import Encoder, InferenceGate, JobRunner, failed
+from visualizr.frontend.generation.runner import Encoder, InferenceGate, JobRunner
 from visualizr.frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus
 from visualizr.frontend.generation.standing import Standing
 from visualizr.frontend.generation.validation import ValidatedRequest
@@ -41,21 +48,16 @@ from visualizr.frontend.generation.workers import WorkerPool
 from visualizr.frontend.infra.disk import DiskGuard
 from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.naming import input_path, new_request_id, shown
-from visualizr.frontend.jobs.record import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    QUEUED,
-    STEP_QUEUED,
-    JobRecord,
-)
+from visualizr.frontend.jobs.record import CANCELLED, QUEUED, STEP_QUEUED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
+from visualizr.frontend.jobs.transitions import cancel
+from visualizr.frontend.jobs.work_queue import Admission, Lease, QueueIsFull, admit
+from visualizr.names import PHASE_TEXT_ENCODING
 from visualizr.settings import Settings
 
 logger = logging.getLogger("visualizr.frontend.generation")
 
-INTERRUPTED_REASON = "interrupted by a server restart"
 IMAGE_DECODE_SLOTS = 2
 
 
@@ -79,60 +81,54 @@ class GenerationService:
         self.disk, self.files = disk, files
         self._now = now
         self.telemetry = telemetry
+        self.replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
         self.estimator = Estimator()
-        self.standing = Standing(lambda: self.queue, self.estimator, catalog, gate, disk, files, settings.workers, now)
-        self.queue = JobQueue(self.standing.startable)
-        self.journal = JobJournal(store, hub, self.standing.progress_message, now)
+        self.queue = LocalQueue()
+        self.standing = Standing(store, self.queue, self.estimator, catalog, gate, disk, files, settings.workers, now)
+        self.journal = JobJournal(store, hub, self.standing.progress_message, self.replica, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
         runner = JobRunner(backend, gate, self.journal, files, settings.job_stall_timeout_s, encoder,
                            telemetry=self.telemetry, now=now)  # fmt: skip
-        self.lifecycle = JobLifecycle(
-            self.queue, self.journal, runner, self.policy, self.estimator, files, now, self.dispatch
-        )
+        self.lifecycle = JobLifecycle(self.queue, self.journal, runner, self.standing, self.policy, self.estimator,
+                                      files, settings.job_lease_s, now)  # fmt: skip
         life = self.lifecycle
-        self.workers = WorkerPool(self.queue, settings.workers, life.run_one, life.requeue_on_shutdown, life.tick)
+        self.workers = WorkerPool(self.queue, settings.workers, life.claim, life.run_one, life.release_on_shutdown,
+                                  self._tick, poll_s=settings.queue_poll_ms / 1000,
+                                  tick_s=min(1.0, settings.job_lease_s / 3))  # fmt: skip
         self.idempotency = IdempotencyKeys(store)
         self.image_slots = asyncio.Semaphore(IMAGE_DECODE_SLOTS)  # uploads decoded at once (memory stays flat)
-        self._reserved = 0
-        gate.on_change(self.dispatch)
+        gate.on_change(self.queue.wake)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        interrupted = set(await self.store.requeue_interrupted(INTERRUPTED_REASON))
-        if interrupted:
-            logger.warning("%d job(s) interrupted by the last stop will run again: %s", len(interrupted),
-                           ", ".join(sorted(interrupted)))  # fmt: skip
+        await self.lifecycle.reap(at_start=True)
         waiting = await self.store.list_by_status([QUEUED])
         for model in {r.model for r in waiting} | set(self.catalog.ids()):
             history = await self.store.history(model)
             work = self.standing.workload
             self.estimator.load(model, [(s, work(model, kind, p).total) for s, kind, p in history])
-        for record in waiting:
-            job = self.standing.live(record)
-            self.queue.add(job)
-            reason = self.policy.give_up_reason(record, self._now()) if record.request_id in interrupted else None
-            if reason is not None:
-                self.queue.unwait(record.request_id)
-                await self.lifecycle.settle(job, failed(f"{reason}; the last one was {INTERRUPTED_REASON}"))
+        await self.lifecycle.refresh_counts()
         self.workers.start()
 
     async def stop(self) -> None:
         await self.workers.stop()
+        for job in self.queue.drain_handed():
+            await self.lifecycle.release_on_shutdown(job)
 
-    def dispatch(self) -> None:
-        if self.queue.dispatch():
-            self._publish_queue_positions()
+    async def _tick(self) -> None:
+        await self.lifecycle.tick()
+        await self._publish_queue_positions()
 
     # ------------------------------------------------------------------ queries
 
     @property
     def waiting_count(self) -> int:
-        return self.queue.waiting_count
+        return self.lifecycle.counts[0]
 
     @property
     def running_count(self) -> int:
-        return self.queue.running_count
+        return self.lifecycle.counts[1]
 
     @property
     def workers_alive(self) -> int:
@@ -146,26 +142,25 @@ class GenerationService:
     def worker_restarts(self) -> int:
         return self.workers.restarts
 
-    def _publish_queue_positions(self) -> None:
-        for job in self.queue.waiting.values():
-            self.journal.announce(job)
+    async def _publish_queue_positions(self) -> None:
+        """The place of every queued job someone here watches (it moves as jobs start or leave on any replica)."""
+        for request_id in self.hub.subscribed():
+            rec = await self.store.get(request_id)
+            if rec is not None and rec.status == QUEUED:
+                await self.journal.announce(rec)
 
-    async def _record(self, request_id: str) -> tuple[JobRecord, LiveJob | None]:
-        job = self.queue.live.get(request_id)
-        if job is not None:
-            return job.record, job
+    async def _record(self, request_id: str) -> JobRecord:
         rec = await self.store.get(request_id)
-        job = self.queue.live.get(request_id)  # it may have gone live while we read
-        if job is not None:
-            return job.record, job
         if rec is None:
             raise RequestNotFoundError(
                 f"Generation request {shown(request_id)!r} not found", {"request_id": shown(request_id)}
             )
-        return rec, None
+        return rec
 
-    async def get_status(self, request_id: str) -> JobStatus:
-        return self.standing.status_of(*await self._record(request_id))
+    async def get_status(self, request_id: str) -> tuple[JobStatus, str | None]:
+        """The job's status body and the replica that runs (or ran) it."""
+        rec = await self._record(request_id)
+        return await self.standing.status_of(rec, self.queue.live.get(request_id)), rec.owner
 
     # ------------------------------------------------------------------ WebSocket subscriptions
 
@@ -180,13 +175,12 @@ class GenerationService:
         self.hub.catch_up(subscriber, request_id, message, terminal=terminal)
 
     async def current_update(self, request_id: str) -> tuple[msgspec.Struct, bool]:
-        """The job's WebSocket message as it stands (from this replica's live job, else its row), and whether it
-        is terminal."""
-        rec, job = await self._record(request_id)
+        """The job's WebSocket message as its row stands (with this replica's pace when it runs here), and whether
+        it is terminal."""
+        rec = await self._record(request_id)
         if rec.terminal:
             return views.terminal_message(rec), True
-        # not live here: on another replica, or a POST between its insert and its enqueue
-        return self.standing.progress_message(job or self.standing.live(rec)), False
+        return await self.standing.progress_message(rec, self.queue.live.get(request_id)), False
 
     async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         if request_id not in self.queue.live:
@@ -195,30 +189,27 @@ class GenerationService:
 
     # ------------------------------------------------------------------ submit / cancel
 
-    def _retry_after(self) -> int:
-        running = self.standing.running_remaining()
-        return int(min(600, max(1, math.ceil(min(running)) if running else 5)))
+    async def _queue_full(self) -> QueueFullError:
+        running = await self.standing.running_remaining()
+        retry = int(min(600, max(1, math.ceil(min(running)) if running else 5)))
+        return QueueFullError(
+            f"The generation queue is full ({self.settings.queue_size} waiting); retry in {retry} s",
+            retry_after_seconds=retry,
+            details={"queue_size": self.settings.queue_size, "retry_after_seconds": retry},
+        )
 
-    def _check_room(self) -> None:
-        if self.queue.waiting_count + self._reserved + 1 - self.queue.idle_count > self.settings.queue_size:
-            retry = self._retry_after()
-            raise QueueFullError(
-                f"The generation queue is full ({self.settings.queue_size} waiting); retry in {retry} s",
-                retry_after_seconds=retry,
-                details={"queue_size": self.settings.queue_size, "retry_after_seconds": retry},
-            )
+    async def _accepted_again(
+        self, claim: IdempotencyClaim, fingerprint: str, request_id: str
+    ) -> GenerateVideoResponse:
+        """The 202 of the job first stored under the claim's key (409 when the key was used for another request)."""
+        self.idempotency.check(claim, fingerprint, request_id)
+        return await self.standing.accepted(await self._record(request_id), self.queue.live.get(request_id))
 
     async def submit(self, request: ValidatedRequest, claim: IdempotencyClaim | None = None) -> GenerateVideoResponse:
-        if claim is not None:
-            async with self.idempotency.lock(claim.key):
-                first = await self.idempotency.first_job(claim)
-                if first is not None:
-                    return self.standing.accepted(*await self._record(first))
-                return await self._submit(request, claim)
-        return await self._submit(request, None)
-
-    async def _submit(self, request: ValidatedRequest, claim: IdempotencyClaim | None) -> GenerateVideoResponse:
-        self._check_room()
+        if claim is not None:  # the common repeat, answered before any check (the insert settles races)
+            first = await self.idempotency.first_job(claim)
+            if first is not None:
+                return await self._accepted_again(claim, *first)
         self.disk.check()
         await self.gate.check_capacity(request.card, request.parameters)
         request_id = new_request_id(request.kind)
@@ -236,64 +227,70 @@ class GenerationService:
             kind=request.kind,
             source_image=input_path(request_id) if request.source_png is not None else None,
         )
-        job = self.standing.live(record)
-        worker = self.queue.take_idle() if self.standing.startable(job) else None
-        if worker is not None:  # starts at once: stored as started
-            for name, value in self.lifecycle.start_fields(job).items():
-                setattr(record, name, value)
-        self._reserved += 1
+        reserved = self.standing.startable(record) and self.queue.reserve()
         try:
-            await self._store_new(record, request.source_png, claim)
+            admission = await self._store_new(record, request.source_png, claim, reserved)
         except BaseException:
-            if worker is not None:
-                self.queue.give_back(worker)
+            if reserved:
+                self.queue.unreserve()
             raise
-        finally:
-            self._reserved -= 1
-        if worker is not None:
-            self.queue.track(job)
-            worker.set_result(job)
+        if admission.record is None:  # the key was stored meanwhile (another replica, a concurrent request)
+            if reserved:
+                self.queue.unreserve()
+            assert claim is not None and admission.duplicate_of is not None and admission.fingerprint is not None
+            return await self._accepted_again(claim, admission.fingerprint, admission.duplicate_of)
+        job = self.standing.live(admission.record)
+        if admission.started:
+            self.queue.hand(job)
+        elif reserved:
+            self.queue.unreserve()
         else:
-            self.queue.add(job)
-            self.dispatch()
-        return self.standing.accepted(record, job)
+            self.queue.wake()
+        await self.lifecycle.refresh_counts()
+        return await self.standing.accepted(admission.record, job)
 
-    async def _store_new(self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None) -> None:
+    async def _store_new(
+        self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None, start: bool
+    ) -> Admission:
         """Write a new job: its source image first (a stored job always finds its image), then its row."""
         image = record.source_image
         if image is not None and source_png is not None:
             await self.files.put_input(image, source_png)
+        lease = Lease(self.replica, self._now(), self.settings.job_lease_s) if start else None
+        keys = (claim.key, claim.fingerprint) if claim else None
+        admission = admit(record, self.settings.queue_size, start=lease, first_step=PHASE_TEXT_ENCODING,
+                          idempotency=keys, keys_since=self._now() - KEY_TTL_SECONDS)  # fmt: skip
         try:
-            await self.store.insert(record, idempotency=(claim.key, claim.fingerprint) if claim else None)
-        except BaseException:
+            stored = await self.store.run(admission)
+        except BaseException as exc:
             if image is not None:
                 await self.files.remove_input(image)
+            if isinstance(exc, QueueIsFull):
+                raise await self._queue_full() from None
             raise
+        if stored.record is None and image is not None:
+            await self.files.remove_input(image)
+        return stored
 
     async def cancel(self, request_id: str) -> CancelResponse:
-        rec, job = await self._record(request_id)
-        if rec.status == CANCELLED:
-            return CancelResponse(
-                request_id, CANCELLED, clock.iso(rec.cancelled_at) or "", "Generation request was already cancelled"
-            )
-        if rec.status in (COMPLETED, FAILED):
+        now = self._now()
+        rec = await self.store.run(partial(cancel, request_id=request_id, now=now))
+        if rec is None:
+            rec = await self._record(request_id)
+            if rec.status == CANCELLED:
+                return CancelResponse(request_id, CANCELLED, clock.iso(rec.cancelled_at) or "",
+                                      "Generation request was already cancelled")  # fmt: skip
             raise InvalidParametersError(
                 f"Generation request {request_id!r} is already {rec.status} and cannot be cancelled",
                 {"request_id": request_id, "status": rec.status},
             )
-        now = self._now()
-        fields = {"status": CANCELLED, "cancelled_at": now, "progress": rec.progress}
-        if job is None:  # between a POST's insert and its enqueue
-            await self.store.update(request_id, **fields)
-        else:
-            await self.journal.commit(job, **fields)
-            job.cancel_requested = True
-            if job.stream is not None:
-                job.stream.cancel()
-            was_waiting = self.queue.unwait(request_id)
-            self.lifecycle.finished(job)
-            if was_waiting:
-                self._publish_queue_positions()
-        if job is None and rec.source_image is not None:
+        job = self.queue.live.get(request_id)
+        if job is not None:  # it runs here: it stops now
+            job.record = rec
+            job.stop()
+        await self.journal.announce(rec)
+        if rec.source_image is not None:  # read when a run starts: a runner elsewhere has it already, or fails
             self.files.drop_input(rec.source_image)
+        await self.lifecycle.refresh_counts()
+        await self._publish_queue_positions()
         return CancelResponse(request_id, CANCELLED, clock.iso(now) or "", "Generation request cancelled successfully")

@@ -1,9 +1,9 @@
 """The worker tasks and the maintenance loop that keeps them alive.
 
-``count`` workers each take a job from the queue and run it (``run_one``). A worker survives any exception from one
-job (``run_one`` must settle the job itself); if a worker task ends anyway, the maintenance loop restarts it and
-counts the restart. The same loop runs ``tick`` (retries parked writes, dispatches jobs that became startable)
-every ``TICK_SECONDS``.
+``count`` workers each take a job (``LocalQueue.next``: handed by a submission or claimed from the shared queue)
+and run it (``run_one``). A worker survives any exception from one job (``run_one`` must settle the job itself);
+if a worker task ends anyway, the maintenance loop restarts it and counts the restart. The same loop runs
+``tick`` (parked writes, lease renewal, the reaper, waking the workers) every ``tick_s``.
 """
 
 from __future__ import annotations
@@ -13,24 +13,29 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from visualizr.frontend.generation.queue import JobQueue, LiveJob
+from visualizr.frontend.generation.queue import LiveJob, LocalQueue
 
 logger = logging.getLogger("visualizr.frontend.generation")
 
-TICK_SECONDS = 1.0
 
 
 class WorkerPool:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: LocalQueue,
         count: int,
+        claim: Callable[[], Awaitable[LiveJob | None]],
         run_one: Callable[[LiveJob], Awaitable[None]],
         on_shutdown: Callable[[LiveJob], Awaitable[None]],
         tick: Callable[[], Awaitable[None]],
+        *,
+        poll_s: float,
+        tick_s: float,
     ) -> None:
         self.queue = queue
         self.count = count
+        self._claim = claim
+        self.poll_s, self.tick_s = poll_s, tick_s
         self._run_one = run_one
         self._on_shutdown = on_shutdown
         self._tick = tick
@@ -51,7 +56,7 @@ class WorkerPool:
 
     async def _work(self, index: int) -> None:
         while True:
-            job = await self.queue.take()
+            job = await self.queue.next(self._claim, self.poll_s)
             try:
                 await self._run_one(job)
             except asyncio.CancelledError:
@@ -70,7 +75,7 @@ class WorkerPool:
 
     async def _maintain(self) -> None:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(self.tick_s)
             try:
                 self.revive()
                 await self._tick()
@@ -85,4 +90,3 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks, self._maintenance = [], None
-        self.queue.close()

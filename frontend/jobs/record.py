@@ -84,6 +84,10 @@ class JobRecord(msgspec.Struct):
     source_image: str | None = None  # image-to-video: path of the source image, relative to the data folder
     attempts: int = 0  # runs started so far (a run that failed on the infrastructure is run again)
     last_error: str | None = None  # why the last run failed, while the job waits to run again
+    owner: str | None = None  # the replica (settings.replica_id) running the job, or that ran it last
+    lease_expires_at: float | None = None  # while processing: its owner renews it; past it, any replica requeues it
+    cancel_requested: bool = False  # cancelled while running: its runner, wherever it is, still has to stop
+    not_before: float = 0.0  # a retry waits until then
 
     @property
     def terminal(self) -> bool:

@@ -60,6 +60,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 2: the keyframe a text-to-video job on an image-to-video model keeps
     ("ALTER TABLE jobs ADD COLUMN keyframe_path TEXT",),
+    # 3: the queue in the database: which replica runs a job and until when its lease holds, a cancel its runner
+    # has still to act on, a retry's due time; the claim's and the reaper's indexes
+    (
+        "ALTER TABLE jobs ADD COLUMN owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_expires_at DOUBLE PRECISION",
+        "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN not_before DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, created_at, request_id)",
+        "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_expires_at)",
+    ),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

@@ -16,9 +16,6 @@ from visualizr.frontend.jobs.database import Connection, Database, Row
 from visualizr.frontend.jobs.record import (
     COMPLETED,
     KIND_TEXT,
-    PROCESSING,
-    QUEUED,
-    STEP_RETRYING,
     GenerationParameters,
     JobRecord,
     VideoMetadata,
@@ -29,22 +26,27 @@ T = TypeVar("T")
 
 _COLUMNS = tuple(JobRecord.__struct_fields__)
 _JSON_COLUMNS = {"parameters": GenerationParameters, "metadata": VideoMetadata}
+INSERT_JOB = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 
 
-def _to_row(job: JobRecord) -> dict[str, Any]:
+def encode_row(job: JobRecord) -> dict[str, Any]:
+    """A JobRecord as the parameters of an INSERT (JSON columns encoded)."""
     row: dict[str, Any] = {name: getattr(job, name) for name in JobRecord.__struct_fields__}
     for name in _JSON_COLUMNS:
         if row[name] is not None:
             row[name] = msgspec.json.encode(row[name]).decode()
+    row["cancel_requested"] = int(job.cancel_requested)  # INTEGER on both engines
     return row
 
 
-def _from_row(row: Row) -> JobRecord:
+def decode_row(row: Row) -> JobRecord:
+    """A ``jobs`` row (``SELECT *`` or ``RETURNING *``) as a JobRecord."""
     data = {name: row[name] for name in JobRecord.__struct_fields__}
     for name, typ in _JSON_COLUMNS.items():
         if data[name] is not None:
             data[name] = msgspec.json.decode(data[name], type=typ)
     data["kind"] = data["kind"] or KIND_TEXT
+    data["cancel_requested"] = bool(data["cancel_requested"])
     return JobRecord(**data)
 
 
@@ -77,11 +79,10 @@ class JobStore:
 
     async def insert(self, job: JobRecord, idempotency: tuple[str, str] | None = None) -> None:
         """Insert a new job and, given ``(key, fingerprint)``, its idempotency key, in one transaction."""
-        row = _to_row(job)
-        sql = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+        row = encode_row(job)
 
         def work(conn: Connection) -> None:
-            conn.execute(sql, row)
+            conn.execute(INSERT_JOB, row)
             if idempotency is not None:
                 key, fingerprint = idempotency
                 conn.execute(
@@ -102,23 +103,10 @@ class JobStore:
 
         return await self.run(work)
 
-    async def update(self, request_id: str, **fields: Any) -> None:
-        """Set some columns of one job. JSON columns take their Struct."""
-        if not fields:
-            return
-        for name, value in list(fields.items()):
-            if name not in _COLUMNS or name == "request_id":
-                raise ValueError(f"unknown job column {name!r}")
-            if name in _JSON_COLUMNS and value is not None:
-                fields[name] = msgspec.json.encode(value).decode()
-        sql = f"UPDATE jobs SET {', '.join(f'{n} = :{n}' for n in fields)} WHERE request_id = :request_id"
-        params = {**fields, "request_id": request_id}
-        await self.run(lambda conn: conn.execute(sql, params))
-
     async def get(self, request_id: str) -> JobRecord | None:
         def query(conn: Connection) -> JobRecord | None:
             row = conn.execute("SELECT * FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
-            return None if row is None else _from_row(row)
+            return None if row is None else decode_row(row)
 
         return await self.run(query)
 
@@ -130,24 +118,9 @@ class JobStore:
             rows = conn.execute(
                 f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at, request_id", wanted
             ).fetchall()
-            return [_from_row(r) for r in rows]
+            return [decode_row(r) for r in rows]
 
         return await self.run(query)
-
-    async def requeue_interrupted(self, reason: str) -> list[str]:
-        """Put every `processing` job (the server stopped under it) back in the queue to run again, in its
-        original place, with ``reason`` as its last error; returns their ids."""
-
-        def work(conn: Connection) -> list[str]:
-            ids = [r[0] for r in conn.execute("SELECT request_id FROM jobs WHERE status = ?", (PROCESSING,))]
-            conn.execute(
-                "UPDATE jobs SET status = ?, progress = 0, current_step = ?, started_at = NULL, last_error = ? "
-                "WHERE status = ?",
-                (QUEUED, STEP_RETRYING, reason, PROCESSING),
-            )
-            return ids
-
-        return await self.run(work)
 
     async def history(self, model: str, limit: int = 50) -> list[tuple[float, str, GenerationParameters]]:
         """(processing_time_seconds, kind, parameters) of the model's latest completed jobs, newest first."""
