@@ -65,7 +65,7 @@ def bulk_load(conn: Connection, jobs: Sequence[JobRecord]) -> None:
         row = msgspec.structs.asdict(job)
         for name in _JSON_COLUMNS:
             row[name] = None if row[name] is None else msgspec.json.encode(row[name]).decode()
-        rows.append(tuple(row[c] for c in columns))
+        rows.append(tuple(int(row[c]) if isinstance(row[c], bool) else row[c] for c in columns))  # flags: INTEGER
     if conn.dialect == POSTGRESQL:
         with conn.raw.cursor().copy(f"COPY jobs ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
