@@ -56,6 +56,12 @@ class ApiProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL (a replica's sudden death: nothing flushed, nothing handed over), then reap."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 

@@ -30,6 +30,16 @@ OVERHEAD_LINES = (
 
 LARGE_CLIP = ["--width", "64", "--height", "64", "--frames", "20", "--steps", "2"]  # past one context window
 ASSET_LINES = ("folder whole median", "s3     whole median", "s3 / folder: whole throughput =")
+# benchmarks.scale, briefly: a small table, two replicas, one round
+SCALE = ["--jobs", "2000", "--requests", "20", "--replicas", "2", "--submissions", "8", "--clients", "4",
+         "--rounds", "1"]  # fmt: skip
+SCALE_LINES = (
+    "status p99 postgresql / sqlite =",
+    "listing p99 postgresql / sqlite =",
+    "listing p99 postgresql+s3 / sqlite =",
+    "submit throughput 2 replicas / 1 =",
+    "status throughput 2 replicas / 1 =",
+)
 # The benchmarks that need one model only have their tritonservers load that one (VISUALIZR_LOAD_MODELS).
 ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
 
@@ -46,6 +56,7 @@ ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
         ("large_clip", [*LARGE_CLIP, "--triton"], ("through Triton", "peak RSS per stub animatediff"), {}),
         ("job_events", ["--jobs", "5", "--seconds", "0.3"], ("latency: 15 of 15", "p99", "notices/s"), {}),
         ("asset_serving", ["--mib", "2", "--rounds", "1", "--ranges", "3"], ASSET_LINES, {}),
+        ("scale", SCALE, SCALE_LINES, ANIMATEDIFF_ONLY),
     ],
 )
 def test_benchmark_runs(
@@ -59,6 +70,34 @@ def test_benchmark_runs(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for line in lines:
         assert line in done.stdout, done.stdout
+
+
+# The soak as this build can pass it: one replica (the queue is still per process), killed and restarted mid-run, on
+# a Triton of its own (killed and restarted too; the session's server is never hit by a dead client's streams).
+SOAK = ["--replicas", "1", "--tritons", "1", "--jobs", "6", "--clients", "2", "--subscribers", "1",
+        "--cancel-every", "3", "--kill-replica-after", "2", "--down-s", "1", "--timeout", "300", "--json"]  # fmt: skip
+
+
+@pytest.mark.integration
+def test_replica_soak_smoke_one_replica(model_repository: Path) -> None:
+    env = {**os.environ, "VISUALIZR_MODEL_REPOSITORY": str(model_repository)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.replica_soak", *SOAK], cwd=REPO_ROOT, env=env, capture_output=True,
+        text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["accepted"] == 6 and result["completed"] + result["cancelled"] == 6, result
+    figures = ("failed", "lost", "unknown_jobs", "stuck", "cancel_ignored", "duplicated_events", "missing_events",
+               "bad_videos", "store_missing", "store_extra")  # fmt: skip
+    for figure in figures:
+        assert result[figure] == 0, (figure, result)
+    assert result["store_objects"] == result["completed"], result  # one MP4 in the bucket per completed job
+    # two DELETEs sent; each one answered "cancelled" cancelled its job (a job may finish before its DELETE comes)
+    assert sum(result["cancel_answers"].values()) == 2, result
+    assert result["cancelled"] == result["cancel_answers"].get("200", 0), result
+    assert (result["death_to_rerun_s"] is not None) == (result["victims"] > 0), result
+    assert done.returncode == 0 and "verdict            pass" in done.stdout, done.stdout
 
 
 @pytest.mark.integration

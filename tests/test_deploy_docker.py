@@ -1,6 +1,7 @@
-"""docker/: every Dockerfile is hadolint-clean, and the images, compose.yaml and the Prometheus/Grafana files agree
-with visualizr/settings.py (ports, environment names, volumes, health checks). No Docker engine runs here: the
-files are linted and parsed, the images are not built (README: "GPU deployment")."""
+"""docker/: every Dockerfile is hadolint-clean, and the images, compose.yaml (three API replicas behind the nginx
+proxy, on PostgreSQL and SeaweedFS) and the nginx, Prometheus and Grafana files agree with visualizr/settings.py
+(ports, environment names, volumes, health checks). No Docker engine runs here: the files are linted and parsed, the
+images are not built (README: "GPU deployment")."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import yaml
 
 from tests.support.deploy import (
     DOCKER_DIR,
+    api_settings,
     compose,
     exec_form,
     flags,
@@ -130,7 +132,7 @@ def _gpu_capabilities(service: dict) -> list[str]:
 
 
 def test_compose_services_and_gpus(services: dict) -> None:
-    assert set(services) == {"export", "triton", "frontend", "prometheus", "grafana"}
+    assert set(services) == {"export", "triton", "postgres", "s3", "frontend", "proxy", "prometheus", "grafana"}
     assert _gpu_capabilities(services["export"]) == ["gpu"] and _gpu_capabilities(services["triton"]) == ["gpu"]
     assert gib(services["triton"]["shm_size"]) >= 1  # the Python backend's tensors travel through /dev/shm
     for name in ("export", "triton", "frontend"):
@@ -141,9 +143,11 @@ def test_compose_services_and_gpus(services: dict) -> None:
 def test_compose_start_order_and_health_checks(services: dict) -> None:
     assert services["export"]["restart"] == "no"  # one-shot
     assert services["triton"]["depends_on"] == {"export": {"condition": "service_completed_successfully"}}
-    assert services["frontend"]["depends_on"] == {"triton": {"condition": "service_healthy"}}
+    healthy = {"condition": "service_healthy"}
+    assert services["frontend"]["depends_on"] == {"triton": healthy, "postgres": healthy, "s3": healthy}
+    assert services["proxy"]["depends_on"] == {"frontend": healthy}
     assert "service_healthy" in str(services["grafana"]["depends_on"])
-    for name in ("triton", "frontend", "prometheus", "grafana"):
+    for name in ("triton", "postgres", "s3", "frontend", "proxy", "prometheus", "grafana"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
     triton_check = " ".join(services["triton"]["healthcheck"]["test"])
     assert f"localhost:{DEFAULTS.triton_http_port}/v2/health/ready" in triton_check
@@ -153,32 +157,32 @@ def test_compose_ports_volumes_and_environment_follow_the_settings(services: dic
     triton, frontend, export = services["triton"], services["frontend"], services["export"]
     assert triton["ports"] == [f"{p}:{p}" for p in (8000, 8001, 8003)]
     assert (DEFAULTS.triton_http_port, DEFAULTS.triton_grpc_port, DEFAULTS.triton_metrics_port) == (8000, 8001, 8003)
-    environment = {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v)) for k, v in frontend["environment"].items()}
-    assert set(environment) <= settings_env_names()
-    settings = Settings.from_env(environment)
+    settings = api_settings(frontend)
     assert settings.triton_host == "triton"
     assert (settings.triton_http_port, settings.triton_grpc_port, settings.triton_metrics_port) == (8000, 8001, 8003)
-    assert frontend["ports"] == [f"{settings.port}:{settings.port}"]
+    assert "ports" not in frontend and services["proxy"]["ports"] == [f"{settings.port}:{settings.port}"]
     assert f"localhost:{settings.port}/api/v1/health" in " ".join(frontend["healthcheck"]["test"])
-    frontend_mounts = mounts(frontend["volumes"])
-    assert Path(frontend_mounts["model-repository"]) == settings.model_repository
-    assert Path(frontend_mounts["data"]) == settings.data_dir
+    assert mounts(frontend["volumes"]) == {"model-repository": str(settings.model_repository)}
+    assert [Path(t.split(":")[0]) for t in frontend["tmpfs"]] == [settings.data_dir]  # scratch only
     repository = flags(exec_form(instruction("triton.Dockerfile", "CMD")[0]))["model-repository"]
     assert mounts(triton["volumes"])["model-repository"] == repository
     assert mounts(export["volumes"])["model-repository"] == repository
     assert "model-repository:/models:ro" in triton["volumes"] and "model-repository:/models:ro" in frontend["volumes"]
-    assert set(compose()["volumes"]) >= {"model-repository", "data"}
+    named = {"model-repository", "postgres-data", "s3-data", "prometheus-data", "grafana-data"}
+    assert set(compose()["volumes"]) == named  # no data volume: the replicas keep jobs and files in postgres and s3
 
 
 def test_prometheus_scrapes_triton_and_the_api(services: dict) -> None:
     config_path = mounts(services["prometheus"]["volumes"])["./prometheus/prometheus.yml"]
     assert config_path == "/etc/prometheus/prometheus.yml"
     config = yaml.safe_load((DOCKER_DIR / "prometheus" / "prometheus.yml").read_text())
-    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
-    assert targets == {
-        "triton": [f"triton:{DEFAULTS.triton_metrics_port}"],
-        "visualizr-api": [f"frontend:{DEFAULTS.port}"],
-    }
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"triton", "visualizr-api"}
+    assert jobs["triton"]["static_configs"][0]["targets"] == [f"triton:{DEFAULTS.triton_metrics_port}"]
+    # every API replica on its own: one address per replica of the frontend service
+    assert jobs["visualizr-api"]["dns_sd_configs"] == [
+        {"names": ["frontend"], "type": "A", "port": DEFAULTS.port, "refresh_interval": "30s"}
+    ]
 
 
 def test_grafana_provisions_the_dashboard(services: dict) -> None:

@@ -1,6 +1,7 @@
 """docker/kubernetes: every resource validates against the Kubernetes schemas (kubernetes-validate, offline), and
 the manifests agree with visualizr/settings.py and the images: GPU requests, probes on Triton's and the API's
-health endpoints, ports, environment names, volumes."""
+health endpoints, ports, environment names, volumes; the API runs as several replicas on a shared database and
+object store (from a Secret and the ConfigMap) with scratch space only, and a redeploy keeps serving."""
 
 from __future__ import annotations
 
@@ -48,9 +49,14 @@ def _ports(container: dict) -> dict[str, int]:
 
 
 def _settings() -> Settings:
-    data = find(DOCUMENTS, "ConfigMap", "visualizr-config")["data"]
-    assert set(data) <= settings_env_names()
-    return Settings.from_env(data)
+    """The API's settings: the ConfigMap's, then the Secret's (the order of its envFrom)."""
+    config = find(DOCUMENTS, "ConfigMap", "visualizr-config")["data"]
+    assert set(config) <= settings_env_names()
+    return Settings.from_env({**config, **_secret("visualizr-backing")})
+
+
+def _secret(name: str) -> dict[str, str]:
+    return find(DOCUMENTS, "Secret", name)["stringData"]
 
 
 def test_triton_gets_a_gpu_probes_and_shared_memory() -> None:
@@ -107,7 +113,7 @@ def test_the_api_settings_point_at_the_triton_service_and_the_volumes() -> None:
     mounts = {m["name"]: m for m in frontend["volumeMounts"]}
     assert Path(mounts["model-repository"]["mountPath"]) == settings.model_repository
     assert mounts["model-repository"]["readOnly"]
-    assert Path(mounts["data"]["mountPath"]) == settings.data_dir
+    assert Path(mounts["scratch"]["mountPath"]) == settings.data_dir
 
 
 def test_the_api_probes_and_runs_as_a_user() -> None:
@@ -118,6 +124,62 @@ def test_the_api_probes_and_runs_as_a_user() -> None:
     # only asks whether the process accepts connections.
     assert frontend["livenessProbe"] == {"tcpSocket": {"port": "http"}, "periodSeconds": 15, "failureThreshold": 4}
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
-    secret = next(e for e in frontend["envFrom"] if "secretRef" in e)["secretRef"]
-    assert secret == {"name": "visualizr-api-keys", "optional": True}
+    secrets = [e["secretRef"] for e in frontend["envFrom"] if "secretRef" in e]
+    assert secrets == [{"name": "visualizr-backing"}, {"name": "visualizr-api-keys", "optional": True}]
     assert "nvidia.com/gpu" not in str(frontend["resources"])
+
+
+# ------------------------------------------------------------------------------------------- API replicas
+
+
+def test_the_api_runs_as_replicas_and_a_redeploy_keeps_serving() -> None:
+    deployment = find(DOCUMENTS, "Deployment", "frontend")
+    assert deployment["spec"]["replicas"] == 3
+    strategy = deployment["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    budget = find(DOCUMENTS, "PodDisruptionBudget", "frontend")["spec"]
+    assert budget["selector"] == deployment["spec"]["selector"]
+    assert 1 <= budget["minAvailable"] < deployment["spec"]["replicas"]  # a drain may take one, never all
+
+
+def test_the_api_has_no_volume_of_its_own() -> None:
+    """Scratch (emptyDir) and the model cards of the shared read-only model repository: nothing a replica owns."""
+    pod = _pod("frontend")
+    claims = {c["metadata"]["name"]: c for c in DOCUMENTS if c["kind"] == "PersistentVolumeClaim"}
+    mounts = {m["name"]: m for m in _container(pod, "frontend")["volumeMounts"]}
+    for volume in pod["volumes"]:
+        if "emptyDir" in volume:
+            continue
+        claim = claims[volume["persistentVolumeClaim"]["claimName"]]
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"] and mounts[volume["name"]]["readOnly"], volume
+    assert set(claims) == {"model-repository"}  # no data volume left anywhere
+
+
+def test_the_api_reaches_the_shared_database_and_object_store() -> None:
+    settings = _settings()
+    assert settings.database_url.startswith("postgresql://") and settings.asset_store.startswith("s3://")
+    assert settings.s3_endpoint_url.startswith(("http://", "https://"))
+    config = find(DOCUMENTS, "ConfigMap", "visualizr-config")["data"]
+    assert "VISUALIZR_DATABASE_URL" not in config and not any(k.startswith("AWS_") for k in config)  # secrets only
+    assert set(_secret("visualizr-backing")) == {"VISUALIZR_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_every_variable_the_manifests_set_is_read_and_every_secret_referenced_exists() -> None:
+    for deployment in (d for d in DOCUMENTS if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            for source in container.get("envFrom", []):
+                if "secretRef" in source and not source["secretRef"].get("optional"):
+                    names = set(_secret(source["secretRef"]["name"]))
+                elif "configMapRef" in source:
+                    names = set(find(DOCUMENTS, "ConfigMap", source["configMapRef"]["name"])["data"])
+                else:
+                    continue
+                assert names <= settings_env_names() | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, names
+            assert {e["name"] for e in container.get("env", [])} <= settings_env_names()
+
+
+def test_the_example_secret_holds_placeholders_only() -> None:
+    assert all("REPLACE-ME" in value for value in _secret("visualizr-backing").values())
+    header = (KUBERNETES_DIR / "backing-secret.yaml").read_text().split("apiVersion")[0]
+    assert "TO BE REPLACED" in header and "kubectl -n visualizr create secret generic visualizr-backing" in header

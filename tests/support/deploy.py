@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from visualizr.settings import REPO_ROOT
+from visualizr.settings import REPO_ROOT, Settings
 
 DOCKER_DIR = REPO_ROOT / "docker"
 KUBERNETES_DIR = DOCKER_DIR / "kubernetes"
@@ -73,3 +73,27 @@ def mounts(volumes: list[str]) -> dict[str, str]:
 def gib(size: str) -> float:
     number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)b?", size.lower()).groups()
     return float(number) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit] / (1 << 30)
+
+
+def env_file(relative: str) -> dict[str, str]:
+    """A compose env file of docker/ (KEY=VALUE lines; comments and blank lines skipped)."""
+    lines = (DOCKER_DIR / relative).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def compose_environment(service: dict[str, Any]) -> dict[str, str]:
+    """The environment a compose service's process gets: its env files, then its ``environment`` (a
+    ``${NAME:-default}`` read as its default)."""
+    environment: dict[str, str] = {}
+    for relative in service.get("env_file", []):
+        environment.update(env_file(relative))
+    for name, value in service.get("environment", {}).items():
+        environment[name] = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+    return environment
+
+
+def api_settings(frontend: dict[str, Any]) -> Settings:
+    """The settings an API replica of compose.yaml runs with (every VISUALIZR_* name one Settings reads)."""
+    environment = compose_environment(frontend)
+    assert {name for name in environment if name.startswith("VISUALIZR_")} <= settings_env_names()
+    return Settings.from_env(environment)
