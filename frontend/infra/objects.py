@@ -139,7 +139,7 @@ class FolderStore(ObjectStore):
             os.close(fd)
 
     async def delete(self, keys: Iterable[str]) -> int:
-        return await asyncio.to_thread(_unlink_all, [self.path(k) for k in keys])
+        return await asyncio.to_thread(unlink_all, [self.path(k) for k in keys])
 
     async def problem(self) -> str | None:
         return await asyncio.to_thread(_folder_problem, self.root)
@@ -274,7 +274,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _unlink_all(paths: list[Path]) -> int:
+def unlink_all(paths: Iterable[Path]) -> int:
+    """Delete the files (missing ones are skipped); returns the bytes freed by the files actually removed."""
     freed = 0
     for path in paths:
         try:

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 from PIL import Image
 
-from visualizr.frontend.infra.objects import ObjectStore, ObjectStoreError
+from visualizr.frontend.infra.objects import ObjectStore, ObjectStoreError, unlink_all
 from visualizr.frontend.jobs.naming import ASSETS_KEY_PREFIX, asset_key, asset_names, keyframe_name
 from visualizr.frontend.jobs.record import VideoMetadata
 
@@ -79,15 +79,7 @@ def _probe_file(path: Path) -> VideoMetadata | None:
 
 def remove_assets(assets: VideoAssets) -> int:
     """Delete the files (missing ones are skipped); returns the bytes freed by the files actually removed."""
-    freed = 0
-    for path in assets.files:
-        try:
-            size = path.lstat().st_size  # a link's own size: unlink removes the link, not its target
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        freed += size
-    return freed
+    return unlink_all(assets.files)
 
 
 def bitrate_kbps(metadata: VideoMetadata) -> int:
