@@ -45,14 +45,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests using the session stack are ``integration``. For parallel runs (``make test``: pytest-xdist with
     ``--dist loadgroup``) every test gets a group: the session stack's users one group, in collection order on one
     worker, so the stack starts once and they meet it in the order a serial run does (a cancelled stream can keep
-    Triton from unloading the pipeline model for minutes); every other test its module's group, so a module's own
-    servers start once. ``gpu``-marked tests skip, saying why, where torch sees no CUDA device."""
+    Triton from unloading the pipeline model for minutes: tests marked ``abandons_streams`` run last); every other
+    test its module's group, so a module's own servers start once. ``gpu``-marked tests skip, saying why, where
+    torch sees no CUDA device."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if SERVER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.integration)
         uses_stack = bool(SESSION_STACK_FIXTURES & fixtures)
         item.add_marker(pytest.mark.xdist_group(SESSION_STACK_GROUP if uses_stack else item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: item.get_closest_marker("abandons_streams") is not None)  # stable: those last
     if not any(item.get_closest_marker("gpu") for item in items):
         return
     import torch

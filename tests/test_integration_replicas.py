@@ -29,7 +29,7 @@ from visualizr.frontend.paths import WS_PATH
 from visualizr.launcher import TritonServer
 from visualizr.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.abandons_streams]
 
 REPLICA_HEADER = "X-Visualizr-Job-Replica"
 LEASE_S = 2

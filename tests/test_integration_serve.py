@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from benchmarks.stack import stack_settings
+from tests.support.jobs import metric
 from visualizr import process_tree
 from visualizr.settings import Settings
 from visualizr.supervisor_status import SupervisorStatus, read_supervisor_status
@@ -82,7 +83,7 @@ def test_serve_restarts_a_killed_tritonserver_and_stops_cleanly(tmp_path: Path, 
             "state": "ready", "restarts": 1, "last_exit_code": -signal.SIGKILL,
             "last_restart_reason": "tritonserver killed by SIGKILL",
         }  # fmt: skip
-        assert "visualizr_triton_restarts_total 1.0" in httpx.get(f"{base}/metrics", timeout=10).text
+        assert metric(httpx.get(f"{base}/metrics", timeout=10).text, "visualizr_triton_restarts_total") == 1
 
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=90) == 0

@@ -50,11 +50,13 @@ def wait_running(api: ApiProcess, request_id: str, timeout_s: float = 300) -> No
 
 
 def metric(exposition: str, name: str) -> float:
-    """The value of the unlabelled series ``name`` in a Prometheus text exposition."""
-    for line in exposition.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in the exposition")
+    """The value of the one series ``name`` in a Prometheus text exposition, whatever its labels (a replica's own
+    series carry ``replica``)."""
+    values = [
+        float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith((f"{name} ", name + "{"))
+    ]
+    assert len(values) == 1, f"{len(values)} series {name} in the exposition"
+    return values[0]
 
 
 def download(api: ApiProcess, url: str) -> httpx.Response:
