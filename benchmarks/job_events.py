@@ -21,7 +21,7 @@ import time
 import msgspec
 
 from benchmarks.backing_services import PostgresServer
-from visualizr.frontend.generation.relay import EventRelay
+from visualizr.frontend.generation.reporting.relay import EventRelay
 
 
 class Received:

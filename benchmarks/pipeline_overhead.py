@@ -36,7 +36,7 @@ from tritonclient.grpc import model_config_pb2
 
 from benchmarks.stack import private_stack
 from visualizr.families import get_family
-from visualizr.frontend.generation.encoding import encode_assets
+from visualizr.frontend.generation.running.encoding import encode_assets
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, read_model_card
 from visualizr.names import UNET, component_model_name
 from visualizr.pipeline import GenerationRequest

@@ -21,13 +21,13 @@ from visualizr.frontend.assets.files import serve_asset
 from visualizr.frontend.assets.service import AssetService
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import EXCEPTION_HANDLERS, DatabaseUnavailableError
-from visualizr.frontend.generation.backend import GenerationBackend
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
-from visualizr.frontend.generation.hub import GenerationHub
-from visualizr.frontend.generation.options import client_options
-from visualizr.frontend.generation.relay import EventRelay
+from visualizr.frontend.generation.intake.options import client_options
+from visualizr.frontend.generation.reporting.hub import GenerationHub
+from visualizr.frontend.generation.reporting.relay import EventRelay
+from visualizr.frontend.generation.running.backend import GenerationBackend
+from visualizr.frontend.generation.running.triton_backend import TritonBackend
 from visualizr.frontend.generation.service import GenerationService
-from visualizr.frontend.generation.triton_backend import TritonBackend
 from visualizr.frontend.infra.control import BackendReadiness, ModelControl
 from visualizr.frontend.infra.disk import DataDirError, DiskGuard, prepare_data_dir, unusable
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool

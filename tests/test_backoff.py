@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from visualizr.backoff import ExponentialBackoff
-from visualizr.frontend.generation.retry import RetryPolicy
+from visualizr.frontend.generation.running.retry import RetryPolicy
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.supervisor import RestartBackoff
 

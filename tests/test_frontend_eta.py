@@ -11,7 +11,7 @@ import pytest
 from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
-from visualizr.frontend.generation.eta import (
+from visualizr.frontend.generation.reporting.eta import (
     PACE_TRUSTED_AFTER,
     Estimator,
     Pace,
@@ -19,7 +19,7 @@ from visualizr.frontend.generation.eta import (
     remaining_seconds,
     workload,
 )
-from visualizr.frontend.generation.standing import Standing
+from visualizr.frontend.generation.reporting.standing import Standing
 from visualizr.frontend.jobs.record import KIND_CHARACTER, KIND_IMAGE, KIND_TEXT, GenerationParameters
 from visualizr.model_card import write_model_card
 

@@ -13,9 +13,9 @@ from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.from_image import motion_parameters
-from visualizr.frontend.generation.progress import progress_of
-from visualizr.frontend.generation.validation import FROM_IMAGE_ROUTE, default_model, resolve_card
+from visualizr.frontend.generation.intake.from_image import motion_parameters
+from visualizr.frontend.generation.intake.validation import FROM_IMAGE_ROUTE, default_model, resolve_card
+from visualizr.frontend.generation.running.progress import progress_of
 from visualizr.frontend.jobs.record import KIND_CHARACTER, KIND_IMAGE, KIND_TEXT, GenerationParameters
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, write_model_card
 from visualizr_client.models import VideoParameters

@@ -19,9 +19,9 @@ from PIL import Image, ImageOps
 from tests.support.fakes import MODEL_ID, FakeBackend, make_card, make_settings, running_app, wait_for, wait_until
 from visualizr import names
 from visualizr.frontend.app import create_app
-from visualizr.frontend.generation.characters import CHARACTERS, compose_prompt
-from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES, output_size
-from visualizr.frontend.generation.runner import generation_request
+from visualizr.frontend.generation.intake.characters import CHARACTERS, compose_prompt
+from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_BYTES, output_size
+from visualizr.frontend.generation.running.runner import generation_request
 from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.naming import media_type_of, request_id_of, video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord

@@ -27,7 +27,7 @@ from tests.support.images import gradient_png
 from visualizr.frontend.assets.filters import parse_list_query
 from visualizr.frontend.assets.ranges import RangeNotSatisfiableError, byte_range
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.validation import frames_for_duration, resolve_parameters, resolve_seed
+from visualizr.frontend.generation.intake.validation import frames_for_duration, resolve_parameters, resolve_seed
 from visualizr.model_card import write_model_card
 
 GENERATE = "/api/v1/generate/video"

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from tests.support.fakes import FakeBackend, error_of, make_card, make_settings, running_app, svd_card, wait_for
 from tests.support.images import gradient_png
-from visualizr.frontend.generation.characters import CHARACTERS, compose_prompt
+from visualizr.frontend.generation.intake.characters import CHARACTERS, compose_prompt
 from visualizr.frontend.styles import STYLES, styled, styles_for
 from visualizr.model_card import write_model_card
 

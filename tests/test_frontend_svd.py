@@ -21,8 +21,8 @@ from PIL import Image
 from tests.support.fakes import FakeBackend, make_card, make_settings, running_app, svd_card, wait_for
 from visualizr import names
 from visualizr.families import get_family
-from visualizr.frontend.generation.progress import progress_of
-from visualizr.frontend.generation.runner import generation_request
+from visualizr.frontend.generation.running.progress import progress_of
+from visualizr.frontend.generation.running.runner import generation_request
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
 from visualizr.frontend.jobs.telemetry import PhaseTimer

@@ -19,12 +19,12 @@ from visualizr.families import get_family
 from visualizr.frontend.bodies import decode_json
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
-from visualizr.frontend.generation.encoding import encode_assets, probe_video
-from visualizr.frontend.generation.eta import PRIOR_SECONDS_PER_UNIT, Estimator
-from visualizr.frontend.generation.progress import progress_of
-from visualizr.frontend.generation.runner import generation_request
+from visualizr.frontend.generation.intake.validation import validate_request
+from visualizr.frontend.generation.reporting.eta import PRIOR_SECONDS_PER_UNIT, Estimator
+from visualizr.frontend.generation.running.encoding import encode_assets, probe_video
+from visualizr.frontend.generation.running.progress import progress_of
+from visualizr.frontend.generation.running.runner import generation_request
 from visualizr.frontend.generation.schemas import GenerateVideoRequest
-from visualizr.frontend.generation.validation import validate_request
 from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord

@@ -22,7 +22,7 @@ from benchmarks.stack import ApiProcess
 from tests.support.images import gradient_image
 from tests.support.jobs import decode_frames, download, status, wait_terminal
 from tests.support.triton_stats import assert_delete_stops_within_one_step, unet_inferences
-from visualizr.frontend.generation.progress import progress_of
+from visualizr.frontend.generation.running.progress import progress_of
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.launcher import TritonServer
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from visualizr.frontend.errors import ErrorInfo
-from visualizr.frontend.generation.hub import GenerationHub, Subscriber, phase_of
-from visualizr.frontend.generation.relay import (
+from visualizr.frontend.generation.reporting.hub import GenerationHub, Subscriber, phase_of
+from visualizr.frontend.generation.reporting.relay import (
     MAX_PAYLOAD_BYTES,
     PRUNE_AT,
     EventRelay,

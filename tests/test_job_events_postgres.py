@@ -12,7 +12,7 @@ import msgspec
 import psycopg
 
 from benchmarks.backing_services import PostgresServer
-from visualizr.frontend.generation.relay import MAX_PAYLOAD_BYTES, EventRelay
+from visualizr.frontend.generation.reporting.relay import MAX_PAYLOAD_BYTES, EventRelay
 from visualizr.frontend.generation.schemas import WsProgress
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 from benchmarks.stack import free_port
 from tests.support.fakes import FakeBackend, error_of, make_settings, running_app, wait_for, wait_until
 from visualizr.frontend.app import prepare_storage
-from visualizr.frontend.generation.encoding import encode_assets
+from visualizr.frontend.generation.running.encoding import encode_assets
 from visualizr.frontend.infra.disk import DataDirError
 from visualizr.frontend.infra.objects import FolderStore, ObjectStoreError
 from visualizr.frontend.jobs.files import WORK_DIR, JobFiles

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from visualizr.frontend.generation.eta import Workload
-from visualizr.frontend.generation.queue import LiveJob, LocalQueue
+from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
+from visualizr.frontend.generation.reporting.eta import Workload
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
 
 PARAMS = GenerationParameters(64, 48, 4, 8, 2, 7.5, 1)

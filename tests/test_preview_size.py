@@ -12,8 +12,8 @@ from PIL import Image
 from benchmarks.stack import ApiProcess
 from tests.support.fakes import gradient_frames
 from tests.support.jobs import download, submit, wait_terminal
-from visualizr.frontend.generation import encoding
-from visualizr.frontend.generation.encoding import (
+from visualizr.frontend.generation.running import encoding
+from visualizr.frontend.generation.running.encoding import (
     PREVIEW_LADDER,
     PREVIEW_MAX_RATIO,
     PREVIEW_MIN_BUDGET_BYTES,

@@ -18,8 +18,8 @@ from litestar.testing import TestClient
 from tests.support.fakes import FakeBackend, make_settings
 from tests.support.system_fakes import FakeGpu, FakeModelControl
 from visualizr.frontend.app import create_app
-from visualizr.frontend.generation.characters import CHARACTERS
-from visualizr.frontend.generation.options import client_options
+from visualizr.frontend.generation.intake.characters import CHARACTERS
+from visualizr.frontend.generation.intake.options import client_options
 from visualizr.frontend.security import WS_UNAUTHORIZED_CLOSE_CODE
 from visualizr.frontend.studio import vendor
 from visualizr.frontend.studio.controllers import STATIC_DIR, StudioPage

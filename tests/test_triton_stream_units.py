@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from visualizr.frontend.generation.triton_backend import classify
+from visualizr.frontend.generation.running.triton_backend import classify
 from visualizr.frontend.infra.failures import UNREACHABLE
 from visualizr.pipeline import GenerationRequest
 from visualizr.triton.client import CLOSED_UNDER_THE_STREAM, PipelineStream

@@ -18,12 +18,13 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from visualizr.frontend.bodies import BodyDTO
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.character_request import validate_character_request
-from visualizr.frontend.generation.from_image import validate_image_request
-from visualizr.frontend.generation.hub import Subscriber
-from visualizr.frontend.generation.idempotency import IdempotencyClaim, KeyHeader
-from visualizr.frontend.generation.image_input import FIELD as IMAGE_FIELD
-from visualizr.frontend.generation.image_input import MAX_IMAGE_BYTES
+from visualizr.frontend.generation.intake.character_request import validate_character_request
+from visualizr.frontend.generation.intake.from_image import validate_image_request
+from visualizr.frontend.generation.intake.idempotency import IdempotencyClaim, KeyHeader
+from visualizr.frontend.generation.intake.image_input import FIELD as IMAGE_FIELD
+from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_BYTES
+from visualizr.frontend.generation.intake.validation import validate_request
+from visualizr.frontend.generation.reporting.hub import Subscriber
 from visualizr.frontend.generation.schemas import (
     CHARACTER_ANIMATION_EXAMPLE,
     GENERATE_VIDEO_EXAMPLE,
@@ -37,7 +38,6 @@ from visualizr.frontend.generation.schemas import (
     JobStatus,
 )
 from visualizr.frontend.generation.service import GenerationService
-from visualizr.frontend.generation.validation import validate_request
 from visualizr.frontend.generation.websocket import handle_client_message, run_sender
 from visualizr.frontend.paths import WS_PATH
 

@@ -30,21 +30,21 @@ import msgspec
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, QueueFullError, RequestNotFoundError
-from visualizr.frontend.generation import views
-from visualizr.frontend.generation.backend import GenerationBackend
-from visualizr.frontend.generation.encoding import encode_assets
-from visualizr.frontend.generation.eta import Estimator
-from visualizr.frontend.generation.hub import GenerationHub, Subscriber
-from visualizr.frontend.generation.idempotency import KEY_TTL_SECONDS, IdempotencyClaim, IdempotencyKeys
-from visualizr.frontend.generation.journal import JobJournal
-from visualizr.frontend.generation.lifecycle import JobLifecycle
-from visualizr.frontend.generation.queue import LocalQueue
-from visualizr.frontend.generation.retry import RetryPolicy
-from visualizr.frontend.generation.runner import Encoder, InferenceGate, JobRunner
+from visualizr.frontend.generation.dispatch.journal import JobJournal
+from visualizr.frontend.generation.dispatch.lifecycle import JobLifecycle
+from visualizr.frontend.generation.dispatch.queue import LocalQueue
+from visualizr.frontend.generation.dispatch.workers import WorkerPool
+from visualizr.frontend.generation.intake.idempotency import KEY_TTL_SECONDS, IdempotencyClaim, IdempotencyKeys
+from visualizr.frontend.generation.intake.validation import ValidatedRequest
+from visualizr.frontend.generation.reporting import views
+from visualizr.frontend.generation.reporting.eta import Estimator
+from visualizr.frontend.generation.reporting.hub import GenerationHub, Subscriber
+from visualizr.frontend.generation.reporting.standing import Standing
+from visualizr.frontend.generation.running.backend import GenerationBackend
+from visualizr.frontend.generation.running.encoding import encode_assets
+from visualizr.frontend.generation.running.retry import RetryPolicy
+from visualizr.frontend.generation.running.runner import Encoder, InferenceGate, JobRunner
 from visualizr.frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus
-from visualizr.frontend.generation.standing import Standing
-from visualizr.frontend.generation.validation import ValidatedRequest
-from visualizr.frontend.generation.workers import WorkerPool
 from visualizr.frontend.infra.disk import DiskGuard
 from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.naming import input_path, new_request_id, shown

@@ -15,7 +15,7 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from visualizr.frontend.errors import INVALID_PARAMETERS, ErrorInfo, VisualizrError
-from visualizr.frontend.generation.hub import Subscriber
+from visualizr.frontend.generation.reporting.hub import Subscriber
 from visualizr.frontend.generation.schemas import WsClientMessage, WsError
 
 

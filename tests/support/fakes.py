@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from visualizr import names
 from visualizr.frontend.app import create_app
-from visualizr.frontend.generation.backend import GenerationInput
+from visualizr.frontend.generation.running.backend import GenerationInput
 from visualizr.frontend.infra.failures import BackendError
 from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements, write_model_card
 from visualizr.pipeline.progress import ProgressEvent

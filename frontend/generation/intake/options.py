@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from visualizr import __version__
-from visualizr.frontend.generation import characters
-from visualizr.frontend.generation.from_image import DEFAULT_MOTION_STRENGTH
+from visualizr.frontend.generation.intake import characters
+from visualizr.frontend.generation.intake.from_image import DEFAULT_MOTION_STRENGTH
 from visualizr.frontend.generation.schemas import MAX_PROMPT_CHARS
 from visualizr.frontend.paths import WS_PATH
 

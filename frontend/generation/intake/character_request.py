@@ -14,7 +14,7 @@ import re
 
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.characters import (
+from visualizr.frontend.generation.intake.characters import (
     CHARACTERS,
     DEFAULT_ACTION,
     DEFAULT_BACKGROUND,
@@ -22,8 +22,7 @@ from visualizr.frontend.generation.characters import (
     MAX_WORD_CHARS,
     compose_prompt,
 )
-from visualizr.frontend.generation.schemas import CharacterAnimationRequest
-from visualizr.frontend.generation.validation import (
+from visualizr.frontend.generation.intake.validation import (
     RandomSeed,
     ValidatedRequest,
     check_negative_prompt,
@@ -35,6 +34,7 @@ from visualizr.frontend.generation.validation import (
     resolve_parameters,
     resolve_seed,
 )
+from visualizr.frontend.generation.schemas import CharacterAnimationRequest
 from visualizr.frontend.jobs.record import KIND_CHARACTER, GenerationParameters
 from visualizr.frontend.styles import check_style
 from visualizr.model_card import ModelCard

@@ -26,7 +26,7 @@ from typing import Final
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.validation import default_of, size_limits
+from visualizr.frontend.generation.intake.validation import default_of, size_limits
 from visualizr.model_card import ModelCard
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024

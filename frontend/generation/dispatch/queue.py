@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-from visualizr.frontend.generation.backend import GenerationStream
-from visualizr.frontend.generation.eta import Pace, Workload
+from visualizr.frontend.generation.reporting.eta import Pace, Workload
+from visualizr.frontend.generation.running.backend import GenerationStream
 from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 

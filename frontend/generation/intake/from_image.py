@@ -30,9 +30,8 @@ from litestar.datastructures import UploadFile
 from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
-from visualizr.frontend.generation import image_input
-from visualizr.frontend.generation.schemas import ImageToVideoForm
-from visualizr.frontend.generation.validation import (
+from visualizr.frontend.generation.intake import image_input
+from visualizr.frontend.generation.intake.validation import (
     RandomSeed,
     ValidatedRequest,
     check_negative_prompt,
@@ -42,6 +41,7 @@ from visualizr.frontend.generation.validation import (
     resolve_parameters,
     resolve_seed,
 )
+from visualizr.frontend.generation.schemas import ImageToVideoForm
 from visualizr.frontend.jobs.record import KIND_IMAGE, GenerationParameters
 from visualizr.model_card import ModelCard
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from tritonclient.utils import InferenceServerException
 
-from visualizr.frontend.generation.backend import GenerationInput
+from visualizr.frontend.generation.running.backend import GenerationInput
 from visualizr.frontend.infra.endpoints import Endpoint
 from visualizr.frontend.infra.failures import (
     INPUT,

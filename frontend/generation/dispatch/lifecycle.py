@@ -21,12 +21,19 @@ import math
 from collections.abc import Callable
 
 from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
-from visualizr.frontend.generation.eta import Estimator
-from visualizr.frontend.generation.journal import JobJournal
-from visualizr.frontend.generation.queue import LiveJob, LocalQueue
-from visualizr.frontend.generation.retry import RetryPolicy
-from visualizr.frontend.generation.runner import COMPLETED_RUN, FAILED_RUN, RETRY_RUN, JobRunner, Outcome, failed
-from visualizr.frontend.generation.standing import Standing
+from visualizr.frontend.generation.dispatch.journal import JobJournal
+from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
+from visualizr.frontend.generation.reporting.eta import Estimator
+from visualizr.frontend.generation.reporting.standing import Standing
+from visualizr.frontend.generation.running.retry import RetryPolicy
+from visualizr.frontend.generation.running.runner import (
+    COMPLETED_RUN,
+    FAILED_RUN,
+    RETRY_RUN,
+    JobRunner,
+    Outcome,
+    failed,
+)
 from visualizr.frontend.jobs.database import SQLITE
 from visualizr.frontend.jobs.files import JobFiles
 from visualizr.frontend.jobs.record import CANCELLED, COMPLETED, JobRecord

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from visualizr.frontend.generation.queue import LiveJob, LocalQueue
+from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
 
 logger = logging.getLogger("visualizr.frontend.generation")
 

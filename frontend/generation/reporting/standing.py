@@ -11,10 +11,10 @@ from collections.abc import Callable
 from visualizr.frontend import clock
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import ModelNotFoundError
-from visualizr.frontend.generation import views
-from visualizr.frontend.generation.eta import Estimator, Workload, remaining_seconds, wait_seconds, workload
-from visualizr.frontend.generation.queue import LiveJob, LocalQueue
-from visualizr.frontend.generation.runner import InferenceGate
+from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
+from visualizr.frontend.generation.reporting import views
+from visualizr.frontend.generation.reporting.eta import Estimator, Workload, remaining_seconds, wait_seconds, workload
+from visualizr.frontend.generation.running.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
 from visualizr.frontend.jobs.files import JobFiles

@@ -16,7 +16,7 @@ from collections.abc import Hashable
 
 import msgspec
 
-from visualizr.frontend.generation.relay import EventRelay
+from visualizr.frontend.generation.reporting.relay import EventRelay
 from visualizr.frontend.generation.schemas import WsProgress
 
 logger = logging.getLogger("visualizr.frontend.ws")

@@ -22,13 +22,13 @@ import numpy as np
 
 from visualizr.frontend import clock
 from visualizr.frontend.errors import GENERATION_FAILED, INSUFFICIENT_GPU_MEMORY, VisualizrError
-from visualizr.frontend.generation.backend import GenerationBackend, GenerationInput, GenerationStream
-from visualizr.frontend.generation.eta import Pace
-from visualizr.frontend.generation.journal import JobJournal
-from visualizr.frontend.generation.progress import DECODING_DONE, progress_of
-from visualizr.frontend.generation.queue import LiveJob
-from visualizr.frontend.generation.stall import StreamStalled, within_stall_timeout
-from visualizr.frontend.generation.views import FAILED_MESSAGE
+from visualizr.frontend.generation.dispatch.journal import JobJournal
+from visualizr.frontend.generation.dispatch.queue import LiveJob
+from visualizr.frontend.generation.reporting.eta import Pace
+from visualizr.frontend.generation.reporting.views import FAILED_MESSAGE
+from visualizr.frontend.generation.running.backend import GenerationBackend, GenerationInput, GenerationStream
+from visualizr.frontend.generation.running.progress import DECODING_DONE, progress_of
+from visualizr.frontend.generation.running.stall import StreamStalled, within_stall_timeout
 from visualizr.frontend.infra.endpoints import Endpoint
 from visualizr.frontend.infra.failures import OUT_OF_MEMORY, STALLED, BackendError
 from visualizr.frontend.infra.objects import ObjectStoreError

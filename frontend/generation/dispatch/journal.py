@@ -19,9 +19,9 @@ from functools import partial
 import msgspec
 
 from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
-from visualizr.frontend.generation import views
-from visualizr.frontend.generation.hub import GenerationHub
-from visualizr.frontend.generation.queue import LiveJob
+from visualizr.frontend.generation.dispatch.queue import LiveJob
+from visualizr.frontend.generation.reporting import views
+from visualizr.frontend.generation.reporting.hub import GenerationHub
 from visualizr.frontend.jobs.record import JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Progressed, Transition, advance

@@ -1,0 +1,1 @@
+"""Running one job on Triton: the backend stream, progress, stall detection, the retry rule, encoding the frames."""
