@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,9 +13,11 @@ from tests.support.pipeline_fakes import (
     CONFIG,
     FakeComponents,
     FakeTokenizer,
+    collect,
     fake_encode_image,
     make_pipeline,
     make_request,
+    run,
 )
 from visualizr import names
 from visualizr.families.animatediff.context import ContextWindows
@@ -24,14 +25,6 @@ from visualizr.families.animatediff.loop import denoising_steps
 from visualizr.names import PHASE_DECODING, PHASE_DONE, PHASE_FRAME_GENERATION, PHASE_TEXT_ENCODING
 from visualizr.pipeline import Cancelled, InvalidRequest
 from visualizr.pipeline.diffusion import Denoising, to_uint8_frames
-
-
-async def collect(pipeline, request, components, is_cancelled=None):
-    return [event async for event in pipeline.generate(request, components, is_cancelled)]
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def test_guidance_batches_text_and_unet_calls_at_two() -> None:

@@ -5,13 +5,12 @@ keyframe stage of a text request (its steps counted with the video's, its pictur
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import numpy as np
 import pytest
 
-from tests.support.pipeline_fakes import FakeSvdComponents, make_svd_pipeline, make_svd_request
+from tests.support.pipeline_fakes import FakeSvdComponents, collect, make_svd_pipeline, make_svd_request, run
 from visualizr import names
 from visualizr.families.stable_video_diffusion.segments import ClipStitcher, SegmentPlan, segment_seed
 from visualizr.families.stable_video_diffusion.vocabulary import (
@@ -22,14 +21,6 @@ from visualizr.families.stable_video_diffusion.vocabulary import (
 )
 from visualizr.pipeline import Cancelled, InvalidRequest
 from visualizr.pipeline.request import MAX_SEED
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-async def collect(pipeline, request, components, is_cancelled=None):
-    return [event async for event in pipeline.generate(request, components, is_cancelled)]
 
 
 # -- the plan --

@@ -3,7 +3,6 @@ StableVideoDiffusionPipeline on the tiny demo's real torch networks (same seed -
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,8 +15,10 @@ from tests.support.pipeline_fakes import (
     SVD_CONFIG,
     SVD_IMAGE,
     FakeSvdComponents,
+    collect,
     make_svd_pipeline,
     make_svd_request,
+    run,
 )
 from visualizr import names
 from visualizr.families.stable_video_diffusion.clip_image import ClipNormalization
@@ -26,14 +27,6 @@ from visualizr.families.stable_video_diffusion.vocabulary import IMAGE_ENCODER, 
 from visualizr.pipeline import Cancelled, InvalidRequest
 from visualizr.pipeline.diffusion import Denoising
 from visualizr.pipeline.torch_components import TorchComponents
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-async def collect(pipeline, request, components, is_cancelled=None):
-    return [event async for event in pipeline.generate(request, components, is_cancelled)]
 
 
 def test_calls_in_order_with_one_batched_unet_call_per_step() -> None:

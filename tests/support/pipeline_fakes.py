@@ -3,6 +3,7 @@ stand-ins for each family's networks behind the Components protocol, recording e
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import msgspec
@@ -228,3 +229,13 @@ def make_svd_request(**overrides) -> GenerationRequest:
         fps=7,
     )
     return GenerationRequest(**{**values, **overrides})
+
+
+def run(coro):
+    """Run a coroutine to its end (the loops are async)."""
+    return asyncio.run(coro)
+
+
+async def collect(pipeline, request, components, is_cancelled=None):
+    """Every event a pipeline's ``generate`` yields."""
+    return [event async for event in pipeline.generate(request, components, is_cancelled)]
