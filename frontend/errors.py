@@ -124,22 +124,23 @@ class InsufficientStorageError(VisualizrError):
     http_status = 507
 
 
-class DatabaseUnavailableError(VisualizrError):
+class BackingServiceUnavailableError(VisualizrError):
+    """A shared service the request needs (the job database, the object store) cannot be reached: 503 with
+    ``Retry-After``; nothing was written."""
+
+    http_status = 503
+    RETRY_AFTER_SECONDS: ClassVar[int] = 5
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message, details, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
+
+
+class DatabaseUnavailableError(BackingServiceUnavailableError):
     code = DATABASE_UNAVAILABLE
-    http_status = 503
-    RETRY_AFTER_SECONDS: ClassVar[int] = 5
-
-    def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(message, details, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
-class ObjectStoreUnavailableError(VisualizrError):
+class ObjectStoreUnavailableError(BackingServiceUnavailableError):
     code = OBJECT_STORE_UNAVAILABLE
-    http_status = 503
-    RETRY_AFTER_SECONDS: ClassVar[int] = 5
-
-    def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(message, details, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 class IdempotencyKeyReusedError(VisualizrError):
