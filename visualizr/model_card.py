@@ -38,6 +38,10 @@ class Capabilities(msgspec.Struct, frozen=True):
     native_num_frames: int = 0
     # An image-to-video model that takes text too: a keyframe stage makes the first frame from the prompt.
     text_to_video_via_keyframe: bool = False
+    # The pipeline model takes a character's reference picture (`ip_adapter_image`, `ip_adapter_scale`): IP-Adapter.
+    supports_ip_adapter: bool = False
+    # The from-image route may carry an `end_image`: the video starts at `image` and ends at it.
+    supports_end_image: bool = False
 
 
 class Requirements(msgspec.Struct, frozen=True):

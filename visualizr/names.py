@@ -91,6 +91,10 @@ IN_STRENGTH: Final = "strength"
 IN_FPS: Final = "fps"
 IN_MOTION_BUCKET_ID: Final = "motion_bucket_id"
 IN_NOISE_AUG_STRENGTH: Final = "noise_aug_strength"
+# Reserved for the families that take them (added to PIPELINE_INPUTS with the family code that reads them).
+IN_IP_ADAPTER_IMAGE: Final = "ip_adapter_image"  # a character's reference picture (IP-Adapter), [H, W, 3] uint8
+IN_IP_ADAPTER_SCALE: Final = "ip_adapter_scale"  # the adapter scale, [0, 1]
+IN_END_IMAGE: Final = "end_image"  # the last frame of a keyframe (first + last frame) video, [H, W, 3] uint8
 
 OUT_STEP: Final = "step"
 OUT_TOTAL_STEPS: Final = "total_steps"
