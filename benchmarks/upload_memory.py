@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.stack import stack_settings, start_api
-from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from visualizr.frontend.infra.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 FROM_IMAGE = "/api/v1/generate/video/from-image"
 MIB = 1024 * 1024

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from visualizr.engines.manifest import DEFAULT_PRECISION, PRECISIONS
 from visualizr.export.build_stamp import DEFAULT_FAMILY, TINY_WEIGHTS, ExportOptions, is_up_to_date
+from visualizr.export.characters import PICTURES_DIRNAME, write_builtin_pictures
 from visualizr.export.triton_config import BACKENDS
 from visualizr.families import FAMILY_NAMES
 from visualizr.settings import Settings
@@ -141,7 +142,11 @@ def build(options: ExportOptions) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return max(build(options) for options in parse_args(argv))
+    models = parse_args(argv)
+    for repository in {options.repository for options in models}:  # cheap (Pillow): written or confirmed each time
+        written = write_builtin_pictures(repository)
+        print(f"export: built-in characters' pictures in {repository / PICTURES_DIRNAME}: {len(written)} written")
+    return max(build(options) for options in models)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,16 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 
+from visualizr.export.characters import PICTURES_DIRNAME
 from visualizr.frontend.assets.controllers import AssetsController
 from visualizr.frontend.assets.files import serve_asset
 from visualizr.frontend.assets.service import AssetService
 from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.characters.controllers import CharactersController
+from visualizr.frontend.characters.service import CharacterService
 from visualizr.frontend.errors import EXCEPTION_HANDLERS, DatabaseUnavailableError
 from visualizr.frontend.generation.controllers import GenerationController, generation_updates
+from visualizr.frontend.generation.intake.characters import CHARACTERS
 from visualizr.frontend.generation.intake.options import client_options
 from visualizr.frontend.generation.reporting.hub import GenerationHub
 from visualizr.frontend.generation.reporting.relay import EventRelay
@@ -36,6 +40,7 @@ from visualizr.frontend.infra.memory import return_large_frees_to_the_os
 from visualizr.frontend.infra.objects import open_object_store
 from visualizr.frontend.infra.supervision import SupervisedTriton
 from visualizr.frontend.infra.triton import TritonConnection
+from visualizr.frontend.jobs.characters import CharacterBook
 from visualizr.frontend.jobs.database import open_database
 from visualizr.frontend.jobs.files import WORK_DIR, JobFiles
 from visualizr.frontend.jobs.schema import SchemaTooNewError
@@ -72,6 +77,7 @@ ROUTES = [
     ModelsController,
     AssetsController,
     serve_asset,
+    CharactersController,
     health,
     system_metrics,
     prometheus_metrics,
@@ -165,6 +171,9 @@ def create_app(
     metrics_registry.register(ReplicaLabel(own_metrics, settings.replica_id))
     metrics_registry.register(JobTableCollector(store))
     assets = AssetService(store, files)
+    book = CharacterBook(store, files.store)
+    builtins = {character_id: c.appearance for character_id, c in CHARACTERS.items()}
+    characters = CharacterService(book, builtins, settings.model_repository / PICTURES_DIRNAME)
     watermark = QueueWatermark(store.run)
     uptime = Uptime()
     tickets = TicketBook()
@@ -174,6 +183,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
+        await characters.register_builtins()
         watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
         follower = asyncio.create_task(healer.follow(supervised), name="triton-supervisor-feed")
         tasks = [watcher, follower]
@@ -212,6 +222,8 @@ def create_app(
         "jobs": service,
         "models": models,
         "assets": assets,
+        "characters": characters,
+        "book": book,
         "pool": pool,
         "gpu": gpu,
         "disk": disk,

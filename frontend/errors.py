@@ -6,7 +6,8 @@ the data folder's disk is below its free-space floor or full), ``IDEMPOTENCY_KEY
 ``Idempotency-Key`` sent again with a different request), ``ROUTE_NOT_FOUND`` (404, no route or static file at
 that path: the reference's ``REQUEST_NOT_FOUND`` means an unknown generation request or asset, which a mistyped URL
 is not), ``DATABASE_UNAVAILABLE`` (503 with Retry-After, the shared job database cannot be reached) and
-``OBJECT_STORE_UNAVAILABLE`` (503 with Retry-After, the S3 bucket of the files cannot be reached).
+``OBJECT_STORE_UNAVAILABLE`` (503 with Retry-After, the S3 bucket of the files cannot be reached) and
+``CHARACTER_NOT_FOUND`` (404, no character of the registry has that id).
 Litestar's own exceptions (parameter validation, a missing body, unknown route, wrong method, oversized body) are
 mapped onto the same body so that nothing a client can send produces a bare 500:
 
@@ -48,6 +49,7 @@ IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 OBJECT_STORE_UNAVAILABLE = "OBJECT_STORE_UNAVAILABLE"
+CHARACTER_NOT_FOUND = "CHARACTER_NOT_FOUND"
 BODY_PARAMETER = "data"  # Litestar's name of a route's body: a problem of that key is a body that is missing
 
 
@@ -146,6 +148,13 @@ class ObjectStoreUnavailableError(BackingServiceUnavailableError):
 class IdempotencyKeyReusedError(VisualizrError):
     code = IDEMPOTENCY_KEY_REUSED
     http_status = 409
+
+
+class CharacterNotFoundError(VisualizrError):
+    """No character of the registry has that id (``frontend.characters``)."""
+
+    code = CHARACTER_NOT_FOUND
+    http_status = 404
 
 
 class UnauthorizedError(VisualizrError):

@@ -20,8 +20,9 @@ from tests.support.fakes import MODEL_ID, FakeBackend, make_card, make_settings,
 from visualizr import names
 from visualizr.frontend.app import create_app
 from visualizr.frontend.generation.intake.characters import CHARACTERS, compose_prompt
-from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_BYTES, output_size
+from visualizr.frontend.generation.intake.from_image import output_size
 from visualizr.frontend.generation.running.runner import generation_request
+from visualizr.frontend.infra.images import MAX_IMAGE_BYTES
 from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.naming import media_type_of, request_id_of, video_id_of
 from visualizr.frontend.jobs.record import GenerationParameters, JobRecord
@@ -356,7 +357,8 @@ def test_character_defaults_and_free_words(client: TestClient, fake: FakeBackend
     rid = client.post(ANIMATE, json={"character_id": "robot", "action": "juggling", "background": "beach"}).json()
     wait_for(client, rid["request_id"], {"completed"})
     job = fake.streams[0].job
-    assert job.prompt == compose_prompt("robot", "juggling", "neutral", "beach").prompt  # no style: as composed
+    composed = compose_prompt("robot", CHARACTERS["robot"], "juggling", "neutral", "beach")
+    assert job.prompt == composed.prompt  # no style: as composed
     assert "juggling" in job.prompt and "beach background" in job.prompt and "neutral expression" in job.prompt
     assert (job.width, job.height, job.num_frames) == (64, 48, 6)  # card defaults
 
@@ -380,9 +382,8 @@ def test_character_animation_rejects_the_reference_resolution_on_a_small_model(c
 
 
 def test_unknown_character(client: TestClient) -> None:
-    error = error_of(client.post(ANIMATE, json={**ANIMATION, "character_id": "gandalf"}), 400, "INVALID_PARAMETERS")
-    assert error["details"]["field"] == "character_id" and error["details"]["known"] == sorted(CHARACTERS)
-    assert "assistant" in error["message"]
+    error = error_of(client.post(ANIMATE, json={**ANIMATION, "character_id": "gandalf"}), 404, "CHARACTER_NOT_FOUND")
+    assert error["details"] == {"field": "character_id", "character_id": "gandalf"}
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def test_text_to_video_sends_the_styled_prompts_and_keeps_the_request_s(client: 
 def test_an_animation_style_wraps_the_character_prompt(client: TestClient, fake: FakeBackend) -> None:
     body = {"character_id": "mascot", "action": "dancing", "animation_style": "3d", "duration_seconds": 0.5}
     prompt, negative, request_id = sent(client, fake, ANIMATE, body)
-    composed = compose_prompt("mascot", "dancing", "neutral", "studio")
+    composed = compose_prompt("mascot", CHARACTERS["mascot"], "dancing", "neutral", "studio")
     assert (prompt, negative) == styled(composed.prompt, CHARACTERS["mascot"].negative_prompt, "3d")
     assert prompt.startswith("3d render of mascot, a cartoon fox mascot")
     details = client.get(f"/api/v1/assets/videos/{request_id.replace('_req_', '_')}").json()
@@ -123,6 +123,6 @@ def test_readme_documents_every_style_and_the_reference_s_character_prompt() -> 
     for name, style in STYLES.items():
         row = f"| `{name}` | `{style.template}` | `{style.negative}` |"
         assert row in readme, row
-    composed = compose_prompt("assistant", "greeting", "happy", "office")
+    composed = compose_prompt("assistant", CHARACTERS["assistant"], "greeting", "happy", "office")
     prompt, negative = styled(composed.prompt, composed.negative_prompt, "natural")
     assert f"prompt:          {prompt}\nnegative prompt: {negative}\n" in readme

@@ -1,4 +1,4 @@
-"""Source-image decoding (visualizr.frontend.generation.intake.image_input): the cheap path (header first, JPEG's scaled
+"""Source-image decoding (visualizr.frontend.infra.images): the cheap path (header first, JPEG's scaled
 decoding, whole-factor shrinking in stripes) gives what decoding the whole image and resizing it would."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.intake import image_input
+from visualizr.frontend.infra import images as image_input
 from visualizr.frontend.infra.memory import return_large_frees_to_the_os
 
 

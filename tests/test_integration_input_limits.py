@@ -14,8 +14,8 @@ from benchmarks.upload_memory import measure, report
 from tests.support.hostile import HUGE, json_body
 from tests.support.images import gradient_png
 from tests.support.stack import start_sibling_api, without_inference
-from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_PIXELS
 from visualizr.frontend.generation.service import IMAGE_DECODE_SLOTS
+from visualizr.frontend.infra.images import MAX_IMAGE_PIXELS
 from visualizr.settings import Settings
 
 pytestmark = pytest.mark.integration

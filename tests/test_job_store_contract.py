@@ -13,7 +13,8 @@ import msgspec
 import pytest
 
 from tests.support.job_database import ENGINES, PARAMS, engine_database, job, with_store
-from visualizr.frontend.jobs import listing, stats
+from visualizr.frontend.jobs import characters, listing, stats
+from visualizr.frontend.jobs.characters import CharacterRow
 from visualizr.frontend.jobs.database import Connection, Database
 from visualizr.frontend.jobs.record import JobRecord, VideoMetadata
 from visualizr.frontend.jobs.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNewError, migrate
@@ -203,3 +204,30 @@ def test_json_columns_round_trip_exactly(database: Database) -> None:
 
     stored = with_store(database, scenario)
     assert stored is not None and stored.parameters.motion_bucket_id == 127
+
+
+def test_the_character_registry_table(database: Database) -> None:
+    """Characters (schema version 4): insert once per id, pages oldest first, videos counted per character (completed
+    jobs only), user characters deleted, built-ins kept."""
+
+    async def scenario(store: JobStore) -> None:
+        builtin = CharacterRow("robot", "robot", "a robot", True, ("characters/robot/builtin_1.png",), 0.0)
+        mine = CharacterRow("hero", "Hero", "", False, ("characters/hero/a_1.png", "characters/hero/a_2.png"), 5.0)
+        assert await store.run(characters.insert_character(builtin))
+        assert await store.run(characters.insert_character(mine))
+        assert not await store.run(characters.insert_character(msgspec.structs.replace(mine, name="Other")))
+        assert await store.run(characters.get_character("hero")) == mine
+        assert await store.run(characters.get_character("nobody")) is None
+        assert await store.run(characters.character_page(1, 0)) == ([builtin], 2)
+        assert await store.run(characters.character_page(5, 1)) == ([mine], 2)
+        await store.insert(job("anim_req_1", "completed", character_id="hero"))
+        await store.insert(job("anim_req_2", "completed", character_id="hero"))
+        await store.insert(job("anim_req_3", "queued", character_id="hero"))
+        assert (await store.get("anim_req_3")).character_id == "hero"  # type: ignore[union-attr]
+        assert await store.run(characters.videos_using(["hero", "robot"])) == {"hero": 2}
+        assert await store.run(characters.delete_character("robot")) is None  # built in
+        assert await store.run(characters.delete_character("hero")) == mine
+        assert await store.run(characters.delete_character("hero")) is None
+        assert await store.run(characters.character_page(5, 0)) == ([builtin], 1)
+
+    with_store(database, scenario)

@@ -14,7 +14,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = REPO_ROOT / "frontend"
 PACKAGE = "visualizr.frontend"
-DOMAINS = ("generation", "models", "assets", "system", "studio")
+DOMAINS = ("generation", "models", "assets", "system", "studio", "characters")
 MAX_LINES = 300
 
 

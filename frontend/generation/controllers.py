@@ -10,19 +10,15 @@ import msgspec
 from litestar import Controller, Request, Response, WebSocket, delete, get, post, websocket
 from litestar.datastructures import ResponseHeader, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import ClientException, WebSocketDisconnect
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.spec import Example
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from visualizr.frontend.bodies import BodyDTO
-from visualizr.frontend.errors import InvalidParametersError
+from visualizr.frontend.bodies import FORM_OVERHEAD_BYTES, BodyDTO, read_form
 from visualizr.frontend.generation.intake.character_request import validate_character_request
 from visualizr.frontend.generation.intake.from_image import validate_image_request
 from visualizr.frontend.generation.intake.idempotency import IdempotencyClaim, KeyHeader
-from visualizr.frontend.generation.intake.image_input import FIELD as IMAGE_FIELD
-from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_BYTES
 from visualizr.frontend.generation.intake.validation import validate_request
 from visualizr.frontend.generation.reporting.hub import Subscriber
 from visualizr.frontend.generation.schemas import (
@@ -39,12 +35,11 @@ from visualizr.frontend.generation.schemas import (
 )
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.websocket import handle_client_message, run_sender
+from visualizr.frontend.infra.images import MAX_IMAGE_BYTES
+from visualizr.frontend.jobs.characters import CharacterBook
 from visualizr.frontend.paths import WS_PATH
 
-MULTIPART = "multipart/form-data"
 REPLICA_HEADER = "X-Visualizr-Job-Replica"
-FORM_TYPES = (MULTIPART, "application/x-www-form-urlencoded")  # the latter cannot carry the image: 400 naming it
-FORM_OVERHEAD_BYTES = 1024 * 1024  # the text fields and part headers around the image
 
 # The bodies, decoded by BodyDTO and documented with an example the demo model accepts (fuzzers vary it field by
 # field, so they reach past validation).
@@ -53,26 +48,6 @@ CharacterBody = Annotated[CharacterAnimationRequest, Body(examples=[Example(valu
 ImageForm = Annotated[
     ImageToVideoForm, Body(media_type=RequestEncodingType.MULTI_PART, examples=[Example(value=IMAGE_TO_VIDEO_EXAMPLE)])
 ]
-
-
-async def read_form(request: Request[Any, Any, Any]) -> None:
-    """The from-image route's ``before_request``: parses the form (Litestar builds ``data`` from it) so that its
-    failures are ours: a content type that is no form, a body over the limit (answered as the image's), malformed
-    parts and text that is not UTF-8 are INVALID_PARAMETERS."""
-    if request.content_type[0] not in FORM_TYPES:
-        raise InvalidParametersError(
-            f"Send the request as {MULTIPART}", {"field": None, "content_type": request.content_type[0]}
-        )
-    try:
-        await request.form()
-    except RequestEntityTooLarge:
-        raise InvalidParametersError(
-            f"Request body too large: the image may be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB",
-            {"field": IMAGE_FIELD, "max_bytes": MAX_IMAGE_BYTES},
-        ) from None
-    except (ClientException, UnicodeDecodeError) as exc:
-        reason = exc.detail if isinstance(exc, ClientException) else "a text field is not UTF-8"
-        raise InvalidParametersError(f"Malformed multipart body: {reason}", {"field": None, "reason": reason}) from None
 
 
 def claim_of(request: Request[Any, Any, Any], key: str | None, *parts: bytes) -> IdempotencyClaim | None:
@@ -134,12 +109,14 @@ class GenerationController(Controller):
         request: Request[Any, Any, Any],
         data: CharacterBody,
         service: GenerationService,
+        book: CharacterBook,
         idempotency_key: KeyHeader = None,
     ) -> CharacterAnimationResponse:
-        """Queue a character animation. Body: CharacterAnimationRequest (JSON); the prompt is composed from the
-        character catalogue (``generation.characters``)."""
-        validated = validate_character_request(data, service.catalog)
-        accepted = await service.submit(validated, claim_of(request, idempotency_key, fingerprint(data)))
+        """Queue a character animation. Body: CharacterAnimationRequest (JSON); the character comes from the
+        registry (``/api/v1/characters``), its first reference picture conditions the video where the model can."""
+        validated = await validate_character_request(data, service.catalog, book)
+        claim = claim_of(request, idempotency_key, fingerprint(data))
+        accepted = await service.submit(validated, claim)
         return CharacterAnimationResponse(
             request_id=accepted.request_id,
             status=accepted.status,

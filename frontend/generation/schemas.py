@@ -85,7 +85,7 @@ class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
     """POST /api/v1/generate/character-animation body. Only ``character_id`` is required; ``model``, ``seed``
-    and ``num_inference_steps`` extend the reference (as in the text-to-video body)."""
+    and ``num_inference_steps`` extend the reference (as in the text-to-video body), ``character_strength`` too."""
 
     character_id: str | None = None
     action: str | None = None
@@ -97,6 +97,7 @@ class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
     model: str | None = None
     seed: int | None = None
     num_inference_steps: int | None = None
+    character_strength: float | None = None  # 0-1: how strongly the reference picture conditions (IP-Adapter)
 
 
 class CharacterAnimationResponse(msgspec.Struct):

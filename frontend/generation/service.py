@@ -226,6 +226,7 @@ class GenerationService:
             created_at=self._now(),
             kind=request.kind,
             source_image=input_path(request_id) if request.source_png is not None else None,
+            character_id=request.character_id,
         )
         reserved = self.standing.startable(record) and self.queue.reserve()
         try:

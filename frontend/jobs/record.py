@@ -44,6 +44,7 @@ class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
     strength: float | None = None
     motion_bucket_id: int | None = None
     noise_aug_strength: float | None = None
+    character_strength: float | None = None  # character-animation on an IP-Adapter model: the adapter scale
 
 
 class VideoMetadata(msgspec.Struct):
@@ -88,6 +89,7 @@ class JobRecord(msgspec.Struct):
     lease_expires_at: float | None = None  # while processing: its owner renews it; past it, any replica requeues it
     cancel_requested: bool = False  # cancelled while running: its runner, wherever it is, still has to stop
     not_before: float = 0.0  # a retry waits until then
+    character_id: str | None = None  # character-animation: the registry's character it animated
 
     @property
     def terminal(self) -> bool:

@@ -70,6 +70,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, created_at, request_id)",
         "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_expires_at)",
     ),
+    # 4: the character registry (built-in and users' characters, their reference pictures' object keys as a JSON
+    # list) and the character a job animated
+    (
+        "CREATE TABLE IF NOT EXISTS characters (character_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "description TEXT NOT NULL DEFAULT '', builtin INTEGER NOT NULL DEFAULT 0, reference_images TEXT NOT NULL, "
+        "created_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS characters_listing ON characters (created_at, character_id)",
+        "ALTER TABLE jobs ADD COLUMN character_id TEXT",
+        "CREATE INDEX IF NOT EXISTS jobs_character ON jobs (character_id, status)",
+    ),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

@@ -9,6 +9,7 @@ from visualizr_client._client import VisualizrClient
 from visualizr_client._errors import (
     AuthenticationError,
     BadRequestError,
+    CharacterNotFoundError,
     DatabaseUnavailableError,
     GenerationCancelledError,
     GenerationFailedError,
@@ -67,6 +68,7 @@ __all__ = [
     "ProgressMessage",
     "QueueFullError",
     "RequestNotFoundError",
+    "CharacterNotFoundError",
     "RouteNotFoundError",
     "StreamMessage",
     "UnexpectedResponseError",

@@ -14,6 +14,7 @@
         ├── NotFoundError
         │   ├── ModelNotFoundError            MODEL_NOT_FOUND
         │   ├── RequestNotFoundError          REQUEST_NOT_FOUND
+        │   ├── CharacterNotFoundError        CHARACTER_NOT_FOUND
         │   └── RouteNotFoundError            ROUTE_NOT_FOUND (no route or file at this path: a wrong URL)
         ├── InsufficientGpuMemoryError        INSUFFICIENT_GPU_MEMORY
         ├── InsufficientStorageError          INSUFFICIENT_STORAGE (507: the server's disk is below its floor)
@@ -93,6 +94,10 @@ class ModelNotFoundError(NotFoundError):
 
 class RequestNotFoundError(NotFoundError):
     spec_code = "REQUEST_NOT_FOUND"
+
+
+class CharacterNotFoundError(NotFoundError):
+    spec_code = "CHARACTER_NOT_FOUND"
 
 
 class RouteNotFoundError(NotFoundError):
@@ -184,6 +189,7 @@ ERRORS_BY_CODE: dict[str, type[VisualizrAPIError]] = {
         ModelNotFoundError,
         RequestNotFoundError,
         RouteNotFoundError,
+        CharacterNotFoundError,
         InsufficientGpuMemoryError,
         InsufficientStorageError,
         IdempotencyKeyReusedError,

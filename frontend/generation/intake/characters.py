@@ -1,11 +1,14 @@
-"""The character catalogue of ``POST /api/v1/generate/character-animation``.
+"""The prompt template of ``POST /api/v1/generate/character-animation`` and the built-in characters.
 
-A character is a description, not a trained identity. The prompt is::
+A character of the registry (``frontend.characters``) is a name, a description and reference pictures (which
+condition the video where the model can: ``character_request``). ``CHARACTERS`` are the built-ins: their name is
+their id, their description the appearance below. The prompt is::
 
-    {character_id}, {appearance}, {action phrase}, {emotion phrase}, {background phrase}
+    {name}, {description}, {action phrase}, {emotion phrase}, {background phrase}
 
-e.g. ``assistant, a friendly humanoid AI assistant with a sleek white body and soft glowing blue eyes, greeting,
-waving hello, happy expression, smiling, in a bright modern office``, and the negative prompt the character's.
+(``{name}`` alone when the description is empty), e.g. ``assistant, a friendly humanoid AI assistant with a sleek
+white body and soft glowing blue eyes, greeting, waving hello, happy expression, smiling, in a bright modern
+office``, and the negative prompt the character's (``COMMON_NEGATIVE`` for every character of the registry).
 Known words of each field get a richer phrase (``ACTIONS``, ``EMOTIONS``, ``BACKGROUNDS``); any other word is
 used as given (short free text: ``MAX_WORD_CHARS``): an action as it is, an emotion as ``{word} expression``, a
 background as ``{word} background``. ``animation_style`` is one of the API's styles (``frontend.styles``), which
@@ -85,11 +88,10 @@ def _phrase(word: str, known: dict[str, str], fallback: str) -> str:
     return known.get(word.lower(), fallback.format(word))
 
 
-def compose_prompt(character_id: str, action: str, emotion: str, background: str) -> CharacterPrompt:
-    """The prompt of one animation (before its style). ``character_id`` must be a key of ``CHARACTERS``."""
-    character = CHARACTERS[character_id]
+def compose_prompt(name: str, character: Character, action: str, emotion: str, background: str) -> CharacterPrompt:
+    """The prompt of one animation of the character called ``name`` (before its style)."""
     parts = (
-        f"{character_id}, {character.appearance}",
+        f"{name}, {character.appearance}" if character.appearance else name,
         _phrase(action, ACTIONS, "{}"),
         _phrase(emotion, EMOTIONS, "{} expression"),
         _phrase(background, BACKGROUNDS, "{} background"),

@@ -14,7 +14,7 @@ AnimateDiff's img2img ``strength`` = m; Stable Video Diffusion's ``motion_bucket
 ``noise_aug_strength`` = 0.04 m (m = 0.5 gives SVD's defaults, 127 and 0.02).
 
 Order of checks: form syntax and field types (the image a file part), the prompt, the model, motion_strength, the
-parameters, then the image's header, whose aspect ratio sets a missing width/height (``image_input.output_size``);
+parameters, then the image's header, whose aspect ratio sets a missing width/height (``output_size``);
 only then are its pixels decoded (in a thread, at the scale the output needs).
 """
 
@@ -30,18 +30,20 @@ from litestar.datastructures import UploadFile
 from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError
-from visualizr.frontend.generation.intake import image_input
 from visualizr.frontend.generation.intake.validation import (
     RandomSeed,
     ValidatedRequest,
     check_negative_prompt,
     check_prompt,
+    default_of,
     frames_for_duration,
     resolve_card,
     resolve_parameters,
     resolve_seed,
+    size_limits,
 )
 from visualizr.frontend.generation.schemas import ImageToVideoForm
+from visualizr.frontend.infra import images
 from visualizr.frontend.jobs.record import KIND_IMAGE, GenerationParameters
 from visualizr.model_card import ModelCard
 
@@ -69,13 +71,35 @@ def motion_parameters(card: ModelCard, motion_strength: float) -> dict[str, int 
 
 async def read_upload(part: UploadFile) -> bytes:
     """The bytes of the ``image`` file part (at most MAX_IMAGE_BYTES + 1 are read)."""
-    data = await part.read(image_input.MAX_IMAGE_BYTES + 1)
-    image_input.check_size(len(data))
+    data = await part.read(images.MAX_IMAGE_BYTES + 1)
+    images.check_size(len(data))
     return data
 
 
-def _fitted_png(source: image_input.SourceImage, width: int, height: int) -> bytes:
-    return image_input.png_bytes(source.fitted(width, height))
+def _fit(value: float, limits: tuple[int, int, int]) -> int:
+    low, high, step = limits
+    return min(high, max(low, round(value / step) * step))
+
+
+def output_size(card: ModelCard, image_size: tuple[int, int], width: int | None, height: int | None) -> tuple[int, int]:
+    """(width, height) of the video: given sizes as they are (validated later against the card); a missing
+    one follows the image's aspect ratio; both missing fit the image inside the card's default size."""
+    image_w, image_h = image_size
+    aspect = image_w / image_h
+    w_limits, h_limits = size_limits(card, "width"), size_limits(card, "height")
+    if width is not None and height is not None:
+        return width, height
+    if width is not None:
+        return width, _fit(width / aspect, h_limits)
+    if height is not None:
+        return _fit(height * aspect, w_limits), height
+    box_w, box_h = float(default_of(card, "width")), float(default_of(card, "height"))
+    scale = min(box_w / image_w, box_h / image_h)
+    return _fit(image_w * scale, w_limits), _fit(image_h * scale, h_limits)
+
+
+def _fitted_png(source: images.SourceImage, width: int, height: int) -> bytes:
+    return images.png_bytes(source.fitted(width, height))
 
 
 async def validate_image_request(
@@ -93,8 +117,8 @@ async def validate_image_request(
     num_frames = frames_for_duration(card, form.duration_seconds, fps)
     seed = resolve_seed(form.seed, random_seed)
     data = await read_upload(form.image)
-    source = await asyncio.to_thread(image_input.open_image, data)  # the header (a PNG's EXIF may need more)
-    width, height = image_input.output_size(card, source.size, form.width, form.height)
+    source = await asyncio.to_thread(images.open_image, data)  # the header (a PNG's EXIF may need more)
+    width, height = output_size(card, source.size, form.width, form.height)
     values = resolve_parameters(card, {**given, "width": width, "height": height, "num_frames": num_frames})
     png = await asyncio.to_thread(_fitted_png, source, width, height)
     return ValidatedRequest(

@@ -52,6 +52,7 @@ class ValidatedRequest(msgspec.Struct, frozen=True):
     parameters: GenerationParameters
     kind: str = KIND_TEXT
     source_png: bytes | None = None  # image-to-video: the source image, resized to width x height, as PNG
+    character_id: str | None = None  # character-animation: the registry's character
 
 
 def _range(card: ModelCard, name: str) -> ParameterRange:

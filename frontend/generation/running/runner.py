@@ -86,9 +86,11 @@ class InferenceGate(Protocol):
 
 
 def generation_request(record: JobRecord, image: np.ndarray | None) -> GenerationRequest:
-    """What the pipeline gets for a job: its parameters, and its prompts with its style applied."""
+    """What the pipeline gets for a job: its parameters, and its prompts with its style applied. ``image`` is the
+    job's stored picture: the source image, or (a character job with ``character_strength``) the IP-Adapter's."""
     params = record.parameters
     prompt, negative_prompt = styled(record.prompt, record.negative_prompt, record.style)
+    adapter = params.character_strength is not None  # the image is a character's picture for the IP-Adapter
     return GenerationRequest(
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -98,7 +100,9 @@ def generation_request(record: JobRecord, image: np.ndarray | None) -> Generatio
         num_inference_steps=params.num_inference_steps,
         guidance_scale=params.guidance_scale,
         seed=params.seed,
-        image=image,
+        image=None if adapter else image,
+        ip_adapter_image=image if adapter else None,
+        ip_adapter_scale=params.character_strength,
         strength=params.strength if params.strength is not None else 1.0,
         fps=params.fps,  # the encoded video's; image-conditioned families (SVD) are conditioned on it
         motion_bucket_id=params.motion_bucket_id,

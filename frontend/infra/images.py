@@ -1,13 +1,12 @@
-"""Source images of image-to-video jobs: decode an upload, fit the output size, crop and resize.
+"""Uploaded pictures (image-to-video source images, characters' reference pictures): decode, crop and resize.
 
 Blocking (Pillow): call these through ``asyncio.to_thread``.
 
 * Accepted: PNG, JPEG, WebP, GIF (its first frame), at most ``MAX_IMAGE_BYTES`` and ``MAX_IMAGE_SIDE`` pixels a
   side (``MAX_IMAGE_PIXELS`` in all), checked from the header before any pixel is decoded. EXIF orientation is
   applied; transparency is flattened onto white.
-* The default output size keeps the image's aspect ratio inside the card's default size, in multiples of the
-  pixel step, within the card's limits. The image is then centre-cropped to the output aspect and resized
-  with Lanczos, so the stored file is exactly width x height.
+* The output size is the caller's (image-to-video: ``generation.intake.from_image.output_size``). The image is
+  centre-cropped to the output aspect and resized with Lanczos, so the stored file is exactly width x height.
 * Memory: the output size is decided from the header (``open_image``), then ``SourceImage.fitted`` decodes only
   what it needs: a JPEG at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when that still leaves ``REDUCING_GAP``
   times the output size, other formats in full, then shrunk by a whole factor in stripes, so one full-size copy
@@ -26,8 +25,6 @@ from typing import Final
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from visualizr.frontend.errors import InvalidParametersError
-from visualizr.frontend.generation.intake.validation import default_of, size_limits
-from visualizr.model_card import ModelCard
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
 MAX_IMAGE_SIDE: Final = 8192
@@ -159,28 +156,6 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(flat, rgba).convert("RGB")
     return image.convert("RGB")
-
-
-def _fit(value: float, limits: tuple[int, int, int]) -> int:
-    low, high, step = limits
-    return min(high, max(low, round(value / step) * step))
-
-
-def output_size(card: ModelCard, image_size: tuple[int, int], width: int | None, height: int | None) -> tuple[int, int]:
-    """(width, height) of the video: given sizes as they are (validated later against the card); a missing
-    one follows the image's aspect ratio; both missing fit the image inside the card's default size."""
-    image_w, image_h = image_size
-    aspect = image_w / image_h
-    w_limits, h_limits = size_limits(card, "width"), size_limits(card, "height")
-    if width is not None and height is not None:
-        return width, height
-    if width is not None:
-        return width, _fit(width / aspect, h_limits)
-    if height is not None:
-        return _fit(height * aspect, w_limits), height
-    box_w, box_h = float(default_of(card, "width")), float(default_of(card, "height"))
-    scale = min(box_w / image_w, box_h / image_h)
-    return _fit(image_w * scale, w_limits), _fit(image_h * scale, h_limits)
 
 
 def png_bytes(image: Image.Image) -> bytes:
