@@ -1,11 +1,13 @@
 """The character registry over the real stack (the session's API and tritonserver): a character with two pictures
 animated on AnimateDiff and on Stable Video Diffusion (its picture the conditioning image), listed, shown with its
 video count, deleted while its video stays playable; the built-ins' pictures load; bad uploads and unknown ids give
-the documented errors and leave no file behind."""
+the documented errors and leave no file behind; the SDK (sync and async) and the CLI manage characters."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,8 @@ from benchmarks.stack import ApiProcess
 from tests.support.jobs import decode_frames, download, wait_terminal
 from visualizr.frontend.generation.intake.characters import CHARACTERS
 from visualizr.settings import Settings
+from visualizr_client import AsyncVisualizrClient, CharacterNotFoundError, VisualizrClient
+from visualizr_client import _cli as cli
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +113,36 @@ def test_bad_uploads_and_unknown_ids(api: ApiProcess, stack_env: tuple[Settings,
     for method, path in (("GET", "/api/v1/characters/nobody"), ("DELETE", "/api/v1/characters/nobody")):
         response = httpx.request(method, f"{api.base_url}{path}", timeout=10)
         assert response.status_code == 404 and response.json()["error"]["code"] == "CHARACTER_NOT_FOUND"
+
+
+def test_the_sdk_and_cli_manage_characters(
+    api: ApiProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with VisualizrClient(api.base_url) as client:
+        made = client.create_character("Blue", [png((20, 20, 220)), png((20, 220, 220))], "a blue ghost", "blue")
+        assert (made.character_id, made.builtin, len(made.reference_image_urls)) == ("blue", False, 2)
+        assert client.get_character("blue").description == "a blue ghost"
+        assert "blue" in {c.character_id for c in client.list_characters(limit=100).characters}
+        assert client.delete_character("blue").status == "deleted"
+        with pytest.raises(CharacterNotFoundError):
+            client.get_character("blue")
+
+    async def with_async_client() -> None:
+        async with AsyncVisualizrClient(api.base_url) as client:
+            made = await client.create_character("Async", [png((9, 9, 9))], character_id="async-one")
+            assert (await client.get_character("async-one")).name == "Async" and made.video_count == 0
+            assert (await client.list_characters(limit=1)).has_more
+            assert (await client.delete_character("async-one")).character_id == "async-one"
+
+    asyncio.run(with_async_client())
+
+    picture = tmp_path / "cli.png"
+    picture.write_bytes(png((200, 200, 20)))
+    base = ["--url", api.base_url, "characters"]
+    assert cli.main([*base, "create", "Yellow", str(picture), "--id", "yellow", "--description", "a lemon"]) == 0
+    assert json.loads(capsys.readouterr().out)["reference_image_urls"] == ["/api/v1/characters/yellow/images/1"]
+    assert cli.main([*base, "show", "yellow"]) == 0 and json.loads(capsys.readouterr().out)["name"] == "Yellow"
+    assert cli.main([*base, "list", "--limit", "100"]) == 0
+    assert "yellow" in {c["character_id"] for c in json.loads(capsys.readouterr().out)["characters"]}
+    assert cli.main([*base, "delete", "yellow"]) == 0 and json.loads(capsys.readouterr().out)["status"] == "deleted"
+    assert cli.main([*base, "show", "yellow"]) == 1 and "CHARACTER_NOT_FOUND" in capsys.readouterr().err

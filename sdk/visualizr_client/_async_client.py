@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -168,6 +168,27 @@ class AsyncVisualizrClient:
                     async for chunk in response.aiter_bytes(_core.CHUNK_SIZE):
                         handle.write(chunk)
         return path
+
+    # --- characters -------------------------------------------------------------------------------------
+
+    async def create_character(
+        self,
+        name: str,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        description: str | None = None,
+        character_id: str | None = None,
+    ) -> m.CharacterInfo:
+        """Register a character with one to four reference pictures (file paths or encoded bytes)."""
+        return await self._call(_core.create_character(name, images, description, character_id))
+
+    async def list_characters(self, limit: int | None = None, offset: int | None = None) -> m.CharacterList:
+        return await self._call(_core.list_characters(limit, offset))
+
+    async def get_character(self, character_id: str) -> m.CharacterInfo:
+        return await self._call(_core.get_character(character_id))
+
+    async def delete_character(self, character_id: str) -> m.CharacterDeleteResult:
+        return await self._call(_core.delete_character(character_id))
 
     # --- system -----------------------------------------------------------------------------------------
 

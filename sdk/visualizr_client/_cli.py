@@ -5,6 +5,7 @@
     visualizr animate assistant --action greeting --emotion happy --resolution 256x256 --out hello.mp4
     visualizr status video_req_...        visualizr cancel video_req_...
     visualizr models [MODEL_ID]           visualizr videos --limit 10
+    visualizr characters [list|show|create|delete] ...  (``_cli_characters``)
     visualizr health
 
 Global options: ``--url`` (env VISUALIZR_URL, default http://localhost:8002), ``--api-key`` (env
@@ -30,6 +31,7 @@ import msgspec
 
 from visualizr_client import _core
 from visualizr_client import models as m
+from visualizr_client._cli_characters import add_characters_command
 from visualizr_client._cli_options import (
     ANIMATE_FLAGS,
     FROM_IMAGE_FLAGS,
@@ -116,13 +118,13 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
     add_job_command(
         commands,
         "animate",
-        "animate a character (assistant, robot, ...) and download the MP4",
+        "animate a character of the registry (assistant, robot, ... or your own) and download the MP4",
         ANIMATE_FLAGS,
         lambda client, args, out, err: run_job(
             client, client.generate_character_animation(args.character_id, **job_params(args)), args, out, err
         ),
         card,
-    ).add_argument("character_id", help="assistant, robot, narrator, teacher, mascot, ... (visualizr-api.md)")
+    ).add_argument("character_id", help="a built-in (assistant, robot, ...) or a character of yours")
 
     status = commands.add_parser("status", help="status of a generation request")
     status.add_argument("request_id")
@@ -143,6 +145,8 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
     videos.add_argument("--start-date", help="ISO 8601")
     videos.add_argument("--end-date", help="ISO 8601")
     videos.set_defaults(handler=cmd_videos)
+
+    add_characters_command(commands)
 
     health = commands.add_parser("health", help="service health")
     health.set_defaults(handler=lambda client, args, out, err: show(client.health(), out))

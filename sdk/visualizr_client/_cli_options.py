@@ -61,6 +61,7 @@ ANIMATE_FLAGS = {
     "duration": Flag("duration_seconds", float, "length of the video in seconds"),
     "resolution": Flag("resolution", str, "WIDTHxHEIGHT"),
     "style": Flag("animation_style", str, "a style that shapes the prompt, e.g. natural, cartoon, anime"),
+    "strength": Flag("character_strength", float, "0-1: how much the reference picture conditions (IP-Adapter)"),
     "steps": TUNING["steps"],
     **SEED,
     **MODEL,

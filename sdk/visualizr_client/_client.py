@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,6 +171,27 @@ class VisualizrClient:
                 for chunk in response.iter_bytes(_core.CHUNK_SIZE):
                     handle.write(chunk)
         return path
+
+    # --- characters -------------------------------------------------------------------------------------
+
+    def create_character(
+        self,
+        name: str,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        description: str | None = None,
+        character_id: str | None = None,
+    ) -> m.CharacterInfo:
+        """Register a character with one to four reference pictures (file paths or encoded bytes)."""
+        return self._call(_core.create_character(name, images, description, character_id))
+
+    def list_characters(self, limit: int | None = None, offset: int | None = None) -> m.CharacterList:
+        return self._call(_core.list_characters(limit, offset))
+
+    def get_character(self, character_id: str) -> m.CharacterInfo:
+        return self._call(_core.get_character(character_id))
+
+    def delete_character(self, character_id: str) -> m.CharacterDeleteResult:
+        return self._call(_core.delete_character(character_id))
 
     # --- system -----------------------------------------------------------------------------------------
 

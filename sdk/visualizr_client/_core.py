@@ -11,7 +11,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
@@ -54,7 +54,7 @@ class Call(Generic[T]):
     params: dict[str, Any] | None = None
     json: dict[str, Any] | None = None
     data: dict[str, Any] | None = None  # multipart form fields (with ``files``)
-    files: dict[str, tuple[str, bytes, str]] | None = None
+    files: dict[str, tuple[str, bytes, str]] | list[tuple[str, tuple[str, bytes, str]]] | None = None
     headers: dict[str, str] | None = None
 
     def options(self) -> dict[str, Any]:
@@ -119,19 +119,22 @@ def generate_video_from_image(
     idempotency_key: str | None = None,
 ) -> Call[m.GenerationAccepted]:
     """``image``: a file path or the encoded bytes (PNG, JPEG, WebP or GIF)."""
-    if isinstance(image, bytes):
-        name, content = "image", image
-    else:
-        name, content = Path(image).name, Path(image).read_bytes()
     form = {key: str(value) for key, value in _compact({"motion_prompt": motion_prompt, **params}).items()}
     return Call(
         "POST",
         "/api/v1/generate/video/from-image",
         m.GenerationAccepted,
         data=form,
-        files={"image": (name, content, "application/octet-stream")},
+        files={"image": _file_part(image)},
         headers=_idempotency(idempotency_key),
     )
+
+
+def _file_part(image: str | os.PathLike[str] | bytes) -> tuple[str, bytes, str]:
+    """A file path or encoded bytes as a multipart file part."""
+    if isinstance(image, bytes):
+        return "image", image, "application/octet-stream"
+    return Path(image).name, Path(image).read_bytes(), "application/octet-stream"
 
 
 def generate_character_animation(
@@ -179,6 +182,30 @@ def get_video(video_id: str) -> Call[m.VideoDetail]:
 
 def delete_video(video_id: str) -> Call[m.VideoDeleteResult]:
     return Call("DELETE", f"/api/v1/assets/videos/{_segment(video_id)}", m.VideoDeleteResult)
+
+
+def create_character(
+    name: str,
+    images: Sequence[str | os.PathLike[str] | bytes],
+    description: str | None = None,
+    character_id: str | None = None,
+) -> Call[m.CharacterInfo]:
+    """``images``: one to four file paths or encoded pictures (PNG, JPEG, WebP or GIF)."""
+    form = _compact({"name": name, "description": description, "character_id": character_id})
+    files = [("images", _file_part(image)) for image in images]
+    return Call("POST", "/api/v1/characters", m.CharacterInfo, data=form, files=files)
+
+
+def list_characters(limit: int | None, offset: int | None) -> Call[m.CharacterList]:
+    return Call("GET", "/api/v1/characters", m.CharacterList, params=_compact({"limit": limit, "offset": offset}))
+
+
+def get_character(character_id: str) -> Call[m.CharacterInfo]:
+    return Call("GET", f"/api/v1/characters/{_segment(character_id)}", m.CharacterInfo)
+
+
+def delete_character(character_id: str) -> Call[m.CharacterDeleteResult]:
+    return Call("DELETE", f"/api/v1/characters/{_segment(character_id)}", m.CharacterDeleteResult)
 
 
 def health() -> Call[m.HealthStatus]:

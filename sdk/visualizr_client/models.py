@@ -208,6 +208,34 @@ class VideoList(Model):
     has_more: bool = False
 
 
+class CharacterInfo(Model):
+    """A character of the registry: ``GET /api/v1/characters/{character_id}`` (and each of the list)."""
+
+    character_id: str
+    name: str = ""
+    description: str = ""
+    builtin: bool = False
+    reference_image_urls: list[str] = []
+    video_count: int = 0
+    created_at: str | None = None
+
+
+class CharacterList(Model):
+    """Answer of ``GET /api/v1/characters``."""
+
+    characters: list[CharacterInfo] = []
+    total_count: int = 0
+    has_more: bool = False
+
+
+class CharacterDeleteResult(Model):
+    """Answer of ``DELETE /api/v1/characters/{character_id}``."""
+
+    character_id: str
+    status: str
+    deleted_at: str | None = None
+
+
 class VideoParameters(Model):
     width: int | None = None
     height: int | None = None
