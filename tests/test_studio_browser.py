@@ -332,3 +332,56 @@ def test_schema_viewers_render_offline(api: ApiProcess, browser: Browser, path: 
         # page, before any network request; Chrome logs each refusal and the font's failure
         blocked = ("Content Security Policy", "A network error occurred.")
         assert [e for e in traffic.errors if not e.startswith(blocked) and blocked[0] not in e] == []
+
+
+def test_the_characters_panel_end_to_end(api: ApiProcess, browser: Browser) -> None:
+    with guarded_page(browser) as (page, traffic):
+        open_studio(page, api)
+        # the built-ins, with the pictures the export drew
+        robot = page.locator('#character-list [data-character-id="robot"]')
+        expect(robot).to_contain_text("built in")
+        expect(robot.locator(".character-delete")).to_have_count(0)
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-character-id="robot"] img')]
+                .filter((img) => img.naturalWidth === 256).length === 2""",
+            timeout=30_000,
+        )
+        # a refused create says why and adds nothing
+        page.fill("#c-name", "Studio hero")
+        page.click("#character-create")
+        expect(page.locator("#character-error")).to_contain_text("A setting is not accepted")
+        # a character with two pictures: listed, and offered by the character form's picker
+        page.fill("#c-character_id", "studio-hero")
+        page.fill("#c-description", "a green dragon")
+        page.set_input_files(
+            "#c-images",
+            [
+                {"name": "a.png", "mimeType": "image/png", "buffer": gradient_png()},
+                {"name": "b.png", "mimeType": "image/png", "buffer": gradient_png(invert=True)},
+            ],
+        )
+        page.click("#character-create")
+        hero = page.locator('#character-list [data-character-id="studio-hero"]')
+        expect(hero).to_contain_text("Studio hero (studio-hero)")
+        expect(page.locator("#character-error")).to_be_hidden()
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-character-id="studio-hero"] img')]
+                .filter((img) => img.naturalWidth > 0).length === 2""",
+            timeout=30_000,
+        )
+        # animated from the Character tab
+        page.click("#tab-character")
+        page.select_option("#f-character_id", "studio-hero")
+        expect(page.locator("#character-hint")).to_have_text("a green dragon")
+        fill_small(page)
+        page.fill("#f-duration_seconds", "0.5")
+        page.click("#submit")
+        wait_job(page, 0, "completed")
+        expect(hero).to_contain_text("1 video")
+        # deleted: gone from the panel and the picker; its video stays in the gallery
+        hero.locator(".character-delete").click()
+        expect(hero).to_have_count(0)
+        expect(page.locator('#f-character_id option[value="studio-hero"]')).to_have_count(0)
+        assert httpx.get(f"{api.base_url}/api/v1/characters/studio-hero", timeout=30).status_code == 404
+        screenshot(page, "studio-characters")
+        assert_self_contained(traffic, api)

@@ -1,6 +1,7 @@
 // Visualizr Studio: wires the key bar, the Create form, the queue and the gallery together.
 
 import { apiKey, catalog, describeError, onUnauthorized, request, videoIdOf } from "./api.js";
+import { CharacterPanel } from "./characters.js";
 import { CreateForm } from "./forms.js";
 import { Gallery } from "./gallery.js";
 import { JobBoard } from "./jobs.js";
@@ -14,6 +15,7 @@ const jobs = new JobBoard($("job-list"), {
   onOpen: (url) => gallery.openUrl(url),
   onCompleted: async (requestId, result) => {
     gallery.load(0);
+    characterPanel.load().catch(() => {}); // its video count
     try {
       const details = await gallery.describe(videoIdOf(result.video_url));
       lastSeed = details.parameters.seed;
@@ -24,6 +26,18 @@ const jobs = new JobBoard($("job-list"), {
     }
   },
 });
+
+// The character form's picker lists the registry (the catalogue's built-ins until it is loaded).
+const characterHints = { ...catalog.characters };
+function pickCharacters(characters) {
+  const picker = $("f-character_id");
+  const chosen = picker.value;
+  picker.replaceChildren(...characters.map((c) => new Option(c.builtin ? c.character_id : `${c.name} (${c.character_id})`, c.character_id)));
+  for (const c of characters) characterHints[c.character_id] = c.description;
+  if (characters.some((c) => c.character_id === chosen)) picker.value = chosen;
+  picker.dispatchEvent(new Event("change"));
+}
+const characterPanel = new CharacterPanel({ onChange: pickCharacters });
 
 // --- API key --------------------------------------------------------------------------------------------
 
@@ -140,7 +154,7 @@ $("create-form").addEventListener("submit", async (event) => {
 function fillCatalog() {
   const characters = $("f-character_id");
   characters.replaceChildren(...Object.keys(catalog.characters).map((id) => new Option(id, id)));
-  const describe = () => ($("character-hint").textContent = catalog.characters[characters.value] || "");
+  const describe = () => ($("character-hint").textContent = characterHints[characters.value] || "");
   characters.addEventListener("change", describe);
   describe();
   const lists = { "l-actions": "actions", "l-emotions": "emotions", "l-backgrounds": "backgrounds" };
@@ -168,6 +182,7 @@ async function start() {
     await form.loadModels();
     gallery.setModels(form.summaries);
     await gallery.load(0);
+    await characterPanel.load();
     return true;
   } catch (error) {
     $("model-hint").textContent = describeError(error);
