@@ -86,6 +86,8 @@ def test_create_list_show_pictures_and_delete(settings: Settings) -> None:
         rid = client.post(ANIMATE, json={"character_id": "hero", "resolution": "64x48"}).json()["request_id"]
         assert wait_for(client, rid, {"completed", "failed"})["status"] == "completed"
         assert client.get(f"{CHARACTERS_URL}/hero").json()["video_count"] == 1
+        video_id = "anim_" + rid.removeprefix("anim_req_")
+        assert client.get(f"/api/v1/assets/videos/{video_id}").json()["character_id"] == "hero"
 
         deleted = client.delete(f"{CHARACTERS_URL}/hero").json()
         assert (deleted["character_id"], deleted["status"]) == ("hero", "deleted")
@@ -232,3 +234,12 @@ def test_an_image_to_video_model_is_conditioned_on_the_picture(tmp_path: Path) -
     assert job.ip_adapter_image is None and job.ip_adapter_scale is None
     assert job.image is not None and job.image.shape == (48, 64, 3)  # centre-cropped to the video's size
     assert np.abs(job.image.astype(int) - (10, 200, 10)).max() <= 1
+
+
+def test_the_builtin_pictures_are_the_same_bytes_every_build(tmp_path: Path) -> None:
+    first = write_builtin_pictures(tmp_path / "a")
+    assert len(first) == 2 * len(CHARACTERS) and write_builtin_pictures(tmp_path / "a") == []  # nothing rewritten
+    write_builtin_pictures(tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [(tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+                                               for p in first]  # fmt: skip
+    assert len({p.read_bytes() for p in first}) == len(first)  # every picture its own

@@ -63,6 +63,7 @@ class VideoDetails(msgspec.Struct, omit_defaults=True):
     generation_info: GenerationInfo
     created_at: str
     keyframe_url: str | None = None  # the keyframe (PNG) of a video whose model made one from the prompt
+    character_id: str | None = None  # a character animation's character (``/api/v1/characters``)
 
 
 class DeleteVideoResponse(msgspec.Struct):

@@ -162,6 +162,7 @@ class AssetService:
             ),
             created_at=clock.iso(record.completed_at) or "",
             keyframe_url=asset_url(record.keyframe_path) if record.keyframe_path else None,
+            character_id=record.character_id,
         )
 
     # ------------------------------------------------------------------ delete

@@ -22,6 +22,7 @@ from visualizr.frontend import clock
 from visualizr.frontend.characters.schemas import Character, CharacterList, DeleteCharacterResponse
 from visualizr.frontend.characters.uploads import CharacterDraft
 from visualizr.frontend.errors import InvalidParametersError
+from visualizr.frontend.infra.objects import ObjectStoreError
 from visualizr.frontend.jobs import characters as table
 from visualizr.frontend.jobs.characters import CharacterBook, CharacterRow
 
@@ -65,8 +66,11 @@ class CharacterService:
             if not files:
                 logger.warning("no pictures of the built-in character %r in %s", character_id, self.pictures_dir)
             keys = picture_keys(character_id, len(files), BUILTIN_TOKEN)
-            for key, path in zip(keys, files, strict=True):
-                await self.objects.put_bytes(key, path.read_bytes())  # the same bytes every build
+            try:
+                for key, path in zip(keys, files, strict=True):
+                    await self.objects.put_bytes(key, path.read_bytes())  # the same bytes every build
+            except ObjectStoreError as exc:  # the bucket is down: the API still starts (put again at the next start)
+                logger.warning("could not store the pictures of the built-in character %r: %s", character_id, exc)
             row = CharacterRow(character_id, character_id, description, True, tuple(keys), 0.0)
             await self.store.run(table.insert_character(row))
 
