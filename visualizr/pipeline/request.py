@@ -36,10 +36,10 @@ class GenerationRequest:
     motion_bucket_id: int | None = None  # how much the video moves
     noise_aug_strength: float | None = None  # noise added to the conditioning image
     min_guidance_scale: float | None = None  # guidance of the first frame; guidance_scale is the last frame's
-    # IP-Adapter families: a character's reference picture, uint8 [height, width, 3], and the adapter scale (0-1).
-    # Compared by its pixels, like ``image``.
+    # IP-Adapter (families whose model has one): a reference picture, uint8 [H, W, 3] (None: none; like ``image``
+    # left out of repr and compared by its pixels), and the adapter's scale in [0, 1].
     ip_adapter_image: np.ndarray | None = field(default=None, repr=False, compare=False)
-    ip_adapter_scale: float | None = None
+    ip_adapter_scale: float = 1.0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GenerationRequest):
@@ -47,7 +47,7 @@ class GenerationRequest:
         compared = [f.name for f in fields(self) if f.compare]
         if any(getattr(self, name) != getattr(other, name) for name in compared):
             return False
-        return _same_pixels(self.image, other.image) and _same_pixels(self.ip_adapter_image, other.ip_adapter_image)
+        return all(_same_pixels(getattr(self, f), getattr(other, f)) for f in ("image", "ip_adapter_image"))
 
     @property
     def do_classifier_free_guidance(self) -> bool:

@@ -91,6 +91,7 @@ def generation_request(record: JobRecord, image: np.ndarray | None) -> Generatio
     params = record.parameters
     prompt, negative_prompt = styled(record.prompt, record.negative_prompt, record.style)
     adapter = params.character_strength is not None  # the image is a character's picture for the IP-Adapter
+    adapter_inputs = {"ip_adapter_image": image, "ip_adapter_scale": params.character_strength} if adapter else {}
     return GenerationRequest(
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -101,12 +102,11 @@ def generation_request(record: JobRecord, image: np.ndarray | None) -> Generatio
         guidance_scale=params.guidance_scale,
         seed=params.seed,
         image=None if adapter else image,
-        ip_adapter_image=image if adapter else None,
-        ip_adapter_scale=params.character_strength,
         strength=params.strength if params.strength is not None else 1.0,
         fps=params.fps,  # the encoded video's; image-conditioned families (SVD) are conditioned on it
         motion_bucket_id=params.motion_bucket_id,
         noise_aug_strength=params.noise_aug_strength,
+        **adapter_inputs,
     )
 
 

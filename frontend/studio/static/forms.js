@@ -13,13 +13,14 @@ const LABELS = {
   guidance_scale: "Guidance scale",
   duration_seconds: "Duration (s)",
   motion_strength: "Motion strength",
+  character_strength: "Character strength",
 };
 // Which card parameters each kind sends, and which of them stay out of the fold. Anything else the card lists
 // is sent by the text kind (its body takes every card parameter) and shown under "Advanced settings".
 const KIND_PARAMETERS = {
   text: { main: ["num_frames", "fps"], advanced: null },
   image: { main: ["fps"], advanced: ["width", "height", "num_inference_steps", "guidance_scale"] },
-  character: { main: [], advanced: ["width", "height", "num_inference_steps"] },
+  character: { main: [], advanced: ["width", "height", "num_inference_steps", "character_strength"] }, // the last: IP-Adapter cards
 };
 const OPTIONAL_FOR_IMAGE = new Set(["width", "height"]); // blank: taken from the image's aspect ratio
 
