@@ -74,6 +74,10 @@ def test_create_list_show_pictures_and_delete(settings: Settings) -> None:
         assert body["reference_image_urls"] == [f"{CHARACTERS_URL}/hero/images/1", f"{CHARACTERS_URL}/hero/images/2"]
         second = Image.open(io.BytesIO(client.get(body["reference_image_urls"][1]).content))
         assert second.size == (512, 341)  # no side over 512, aspect kept
+        thin = create(client, [png((9, 9, 9), (8, 4000))], character_id="thin").json()
+        picture = Image.open(io.BytesIO(client.get(thin["reference_image_urls"][0]).content))
+        assert picture.size == (8, 512)  # no side under 8: a picture the route can read again
+        assert client.delete(f"{CHARACTERS_URL}/thin").status_code == 200
         assert client.get(f"{CHARACTERS_URL}/hero").json() == body
 
         listed = client.get(CHARACTERS_URL).json()

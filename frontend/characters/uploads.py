@@ -60,8 +60,8 @@ def _reference_png(data: bytes) -> bytes:
     source = images.open_image(data)
     width, height = source.size
     scale = min(1.0, REFERENCE_MAX_SIDE / max(width, height))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return images.png_bytes(source.fitted(*size))
+    size = tuple(max(images.MIN_IMAGE_SIDE, round(side * scale)) for side in (width, height))  # readable again
+    return images.png_bytes(source.fitted(size[0], size[1]))
 
 
 async def _picture(part: UploadFile, index: int) -> bytes:
