@@ -36,6 +36,10 @@ class GenerationRequest:
     motion_bucket_id: int | None = None  # how much the video moves
     noise_aug_strength: float | None = None  # noise added to the conditioning image
     min_guidance_scale: float | None = None  # guidance of the first frame; guidance_scale is the last frame's
+    # IP-Adapter (families whose model has one): a reference picture, uint8 [H, W, 3] (None: none; like ``image``
+    # left out of repr and compared by its pixels), and the adapter's scale in [0, 1].
+    ip_adapter_image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    ip_adapter_scale: float = 1.0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GenerationRequest):
@@ -43,14 +47,18 @@ class GenerationRequest:
         compared = [f.name for f in fields(self) if f.compare]
         if any(getattr(self, name) != getattr(other, name) for name in compared):
             return False
-        if self.image is None or other.image is None:
-            return self.image is other.image
-        return self.image.dtype == other.image.dtype and np.array_equal(self.image, other.image)
+        return all(_same_pixels(getattr(self, f), getattr(other, f)) for f in ("image", "ip_adapter_image"))
 
     @property
     def do_classifier_free_guidance(self) -> bool:
         """Classifier-free guidance doubles the batch; a scale <= 1 makes it a no-op, so it is skipped."""
         return self.guidance_scale > 1.0
+
+
+def _same_pixels(first: np.ndarray | None, second: np.ndarray | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return first.dtype == second.dtype and np.array_equal(first, second)
 
 
 def check_common_inputs(request: GenerationRequest, config: PipelineConfig) -> None:
