@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
     )
     parser.add_argument("--motion-adapter", type=Path, help="AnimateDiff: local MotionAdapter folder or checkpoint")
     parser.add_argument(
+        "--ip-adapter",
+        type=Path,
+        help="AnimateDiff: a local IP-Adapter folder in the h94/IP-Adapter layout (default for the tiny demo: its own)",
+    )
+    parser.add_argument(
         "--keyframe-weights",
         type=Path,
         help="Stable Video Diffusion: a local Stable Diffusion folder that makes the first frame of text requests",
@@ -77,6 +82,15 @@ def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
         parser.error("--motion-adapter is for --family animatediff")
     if args.motion_adapter is not None and not args.motion_adapter.exists():
         parser.error(f"--motion-adapter {args.motion_adapter}: not found")
+    if args.ip_adapter is not None:
+        from visualizr.export.families.animatediff.ip_adapter import weights_file
+
+        if families != ["animatediff"]:
+            parser.error("--ip-adapter is for --family animatediff")
+        try:
+            weights_file(args.ip_adapter)
+        except FileNotFoundError as error:
+            parser.error(f"--ip-adapter: {error}")
     if args.keyframe_weights is not None:
         if families != ["stable-video-diffusion"] or tiny:
             parser.error("--keyframe-weights is for --family stable-video-diffusion with --weights")
@@ -100,6 +114,7 @@ def parse_args(argv: list[str] | None = None) -> list[ExportOptions]:
             weights=weights,
             motion_adapter=args.motion_adapter.resolve() if args.motion_adapter else None,
             keyframe_weights=args.keyframe_weights.resolve() if args.keyframe_weights else None,
+            ip_adapter=args.ip_adapter.resolve() if args.ip_adapter else None,
             model_id=args.model_id,
             model_name=args.model_name,
             backend=args.backend,

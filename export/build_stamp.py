@@ -25,6 +25,7 @@ class ExportOptions:
     weights: str = TINY_WEIGHTS  # "tiny" or a local diffusers folder
     motion_adapter: Path | None = None  # AnimateDiff only
     keyframe_weights: Path | None = None  # Stable Video Diffusion only: a Stable Diffusion folder (keyframe stage)
+    ip_adapter: Path | None = None  # AnimateDiff only: an h94/IP-Adapter-style folder (tiny: the demo's own)
     model_id: str | None = None  # default: the family's name
     model_name: str | None = None
     backend: str = "onnxruntime"
@@ -44,8 +45,9 @@ class ExportOptions:
     def build_key(self) -> str:
         """Changes whenever the repository content for this model could change."""
         sources = [TINY_WEIGHTS] if self.is_tiny else [tree_fingerprint(Path(self.weights))]
-        if self.keyframe_weights is not None:
-            sources.append(tree_fingerprint(self.keyframe_weights))
+        for folder in (self.keyframe_weights, self.ip_adapter):
+            if folder is not None:
+                sources.append(tree_fingerprint(folder))
         if self.motion_adapter is not None:
             sources.append(
                 tree_fingerprint(self.motion_adapter)

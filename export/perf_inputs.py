@@ -2,7 +2,8 @@
 
 For each model (the component networks and the pipeline model) and each profile (``default``: the model card's
 default request; ``max``: its largest; ``min``: its smallest, for smoke tests; the pipeline also gets ``image``:
-image-to-video at the default size), one
+image-to-video at the default size; with an IP-Adapter ``character``: the default request with a reference
+picture), one
 perf_analyzer JSON file with real data and the matching ``--shape`` / ``-b`` arguments::
 
     <repository's folder>/build/perf_inputs/<model id>/manifest.json
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from visualizr import names
+from visualizr.families.animatediff.vocabulary import UNET_IP_ADAPTER_SCALE
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, read_model_card
 
 MANIFEST_FILENAME = "manifest.json"
@@ -35,6 +37,8 @@ PROMPT = "A serene mountain landscape at sunset, gentle clouds drifting"
 NEGATIVE_PROMPT = "blurry, low quality"
 TIMESTEP = 500.0
 IMAGE_STRENGTH = 0.7
+IP_ADAPTER_SCALE = 0.6  # AnimateDiff's character_strength default
+REFERENCE_SIZE = (96, 80)  # the IP-Adapter reference picture's height and width (any size: the loop resizes it)
 SEED = 42
 PROFILES = ("min", "default", "max")
 _LEVEL = {"min": 0, "default": 1, "max": 2}  # index into NetworkSpec.profiles(): (min, opt, max)
@@ -119,6 +123,11 @@ class _Data:
             return self.token_ids(shape[0])[:, : shape[1]].reshape(shape).astype(dtype)
         if name == names.UNET_TIMESTEP:
             return np.full(shape, TIMESTEP, dtype=dtype)
+        if name == UNET_IP_ADAPTER_SCALE:
+            return np.full(shape, IP_ADAPTER_SCALE, dtype=dtype)
+        if name == names.IMAGE_ENCODER_PIXELS:  # CLIP-normalised pixels: about [-2, 2]
+            image = picture(shape[-2], shape[-1]).transpose(2, 0, 1).astype(np.float32) / 64.0 - 2.0
+            return np.broadcast_to(image, shape).astype(dtype)
         if all(a in axes for a in _PIXEL_AXES) and 3 in shape:  # NCHW pixels in [-1, 1]
             image = picture(shape[-2], shape[-1]).transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
             return np.broadcast_to(image, shape).astype(dtype)
@@ -149,13 +158,14 @@ def component_entries(model_dir: Path, spec: Any, limits: Any, data: _Data) -> d
 
 def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, Any]]:
     """The pipeline model's requests: the card's default request, its largest one, and (when the card says it can)
-    image-to-video at the default size. A model that takes no text (Stable Video Diffusion without a keyframe
+    image-to-video at the default size, and a character request (an IP-Adapter reference picture at the default
+    scale) when the card says it takes one. A model that takes no text (Stable Video Diffusion without a keyframe
     stage) gets an image in every request."""
     model = read_config(model_dir)
     takes_text = card.type == "text-to-video" or card.capabilities.text_to_video_via_keyframe
     image_required = not takes_text or any(i.name == names.IN_IMAGE and not i.optional for i in model.inputs)
 
-    def request(level: str, with_image: bool) -> dict[str, Any]:
+    def request(level: str, with_image: bool, with_reference: bool = False) -> dict[str, Any]:
         values = {n: getattr(p, level) for n, p in card.parameters.items()}
         values["guidance_scale"] = card.parameter("guidance_scale").default
         if level == "max":  # the largest video at the default number of steps (more steps only repeat them)
@@ -174,6 +184,11 @@ def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, An
                 tensors[i.name], shapes[i.name] = _tensor(image), image.shape
             elif i.name == names.IN_STRENGTH and with_image:
                 tensors[i.name] = _tensor(np.array([IMAGE_STRENGTH], dtype=np.float32))
+            elif i.name == names.IN_IP_ADAPTER_IMAGE and with_reference:
+                image = picture(*REFERENCE_SIZE)
+                tensors[i.name], shapes[i.name] = _tensor(image), image.shape
+            elif i.name == names.IN_IP_ADAPTER_SCALE and with_reference:
+                tensors[i.name] = _tensor(np.array([IP_ADAPTER_SCALE], dtype=np.float32))
             elif i.name in values:
                 tensors[i.name] = _tensor(np.array([values[i.name]], dtype=_NUMPY[i.data_type]))
             elif not i.optional:
@@ -183,6 +198,8 @@ def pipeline_entries(model_dir: Path, card: ModelCard) -> dict[str, dict[str, An
     entries = {level: request(level, image_required) for level in ("min", "default", "max")}
     if card.capabilities.supports_image_to_video and not image_required:
         entries["image"] = request("default", True)
+    if card.capabilities.supports_ip_adapter:
+        entries["character"] = request("default", image_required, with_reference=True)
     return entries
 
 

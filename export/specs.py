@@ -236,3 +236,30 @@ class VAEEncoderSpec(NetworkSpec):
         from visualizr.export.wrappers import VAEEncoderWrapper
 
         return VAEEncoderWrapper(network)
+
+
+class ImageEncoderSpec(NetworkSpec):
+    """A CLIP image encoder (CLIPVisionModelWithProjection): Stable Video Diffusion's, an IP-Adapter's. Its dims
+    have ``image_size`` (the square input) and ``image_embed_dim``."""
+
+    component = names.IMAGE_ENCODER
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        size = self.dims.image_size
+        return (TensorSpec(names.IMAGE_ENCODER_PIXELS, "float32", (BATCH, 3, size, size)),)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec(names.IMAGE_EMBEDS, "float32", (BATCH, self.dims.image_embed_dim)),)
+
+    def batch_range(self, limits: ShapeLimits) -> AxisRange:
+        return limits.encode_batch
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        return pixels_sample(shape, generator) * 2  # about the range of CLIP-normalised pixels
+
+    def wrapper(self, network: Any) -> Any:
+        from visualizr.export.wrappers import ImageEncoderWrapper
+
+        return ImageEncoderWrapper(network)

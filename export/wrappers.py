@@ -16,3 +16,12 @@ class VAEEncoderWrapper(torch.nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.vae.encode(pixel_values, return_dict=True).latent_dist.mean
+
+
+class ImageEncoderWrapper(torch.nn.Module):
+    def __init__(self, image_encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.image_encoder(pixel_values=pixel_values, return_dict=True).image_embeds

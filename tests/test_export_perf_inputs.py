@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from visualizr import names
 from visualizr.export.perf_inputs import perf_inputs_dir, picture, read_manifest
 from visualizr.families import FAMILY_NAMES, get_family
-from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
+from visualizr.families.animatediff.vocabulary import IMAGE_ENCODER_PIXELS, TEXT_INPUT_IDS, UNET_IP_ADAPTER_SCALE
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
-DTYPES = {"input_ids": np.int64, "image": np.uint8}
+DTYPES = {"input_ids": np.int64, "image": np.uint8, "ip_adapter_image": np.uint8}
 
 
 @pytest.mark.parametrize("model_id", FAMILY_NAMES)  # the demo holds one model per family, named like it
@@ -66,3 +67,30 @@ def test_picture_is_an_image_not_noise() -> None:
     assert image.shape == (64, 96, 3) and image.dtype == np.uint8
     rows = np.abs(np.diff(image.astype(np.int16), axis=1)).mean()
     assert rows < 20  # smooth regions: neighbouring pixels are alike (uniform noise averages ~85)
+
+
+def _data(folder: Path, filename: str) -> dict:
+    return json.loads((folder / filename).read_text())["data"][0]
+
+
+def _array(tensor: dict, dtype: type) -> np.ndarray:
+    if "content" in tensor:
+        return np.array(tensor["content"], dtype=dtype).reshape(tensor["shape"])
+    return np.frombuffer(base64.b64decode(tensor["b64"]), dtype=dtype).reshape(tensor["shape"])
+
+
+def test_the_ip_adapter_gets_a_character_request_a_picture_and_the_default_scale(model_repository: Path) -> None:
+    folder = perf_inputs_dir(model_repository, "animatediff")
+    manifest = read_manifest(model_repository, "animatediff")
+    pipeline = next(m for m in manifest["models"] if m["model"] == "animatediff")
+    character = pipeline["profiles"]["character"]
+    data = _data(folder, character["input_data"])
+    reference = _array(data[names.IN_IP_ADAPTER_IMAGE], np.uint8)
+    assert reference.ndim == 3 and reference.shape[2] == 3 and reference.std() > 10
+    assert any(a.startswith(f"{names.IN_IP_ADAPTER_IMAGE}:") for a in character["shape"])
+    assert _array(data[names.IN_IP_ADAPTER_SCALE], np.float32).tolist() == [np.float32(0.6)]
+    assert names.IN_IP_ADAPTER_IMAGE not in _data(folder, pipeline["profiles"]["default"]["input_data"])
+    unet = _data(folder, "animatediff_unet.default.json")
+    assert np.all(_array(unet[UNET_IP_ADAPTER_SCALE], np.float32) == np.float32(0.6))
+    pixels = _array(_data(folder, "animatediff_image_encoder.default.json")[IMAGE_ENCODER_PIXELS], np.float32)
+    assert pixels.shape == (1, 3, 32, 32) and -2.1 < pixels.min() < pixels.max() < 2.1

@@ -19,7 +19,7 @@ from visualizr.export.fingerprint import REPO_ROOT
 from visualizr.export.shims import COMPONENT_MODEL_PY, PIPELINE_MODEL_PY
 from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.families.animatediff.loop import AnimateDiffConfig
-from visualizr.families.animatediff.vocabulary import TEXT_INPUT_IDS
+from visualizr.families.animatediff.vocabulary import IMAGE_EMBEDS, TEXT_INPUT_IDS, UNET_IP_ADAPTER_SCALE
 from visualizr.model_card import read_model_card
 from visualizr.pipeline_config import read_pipeline_config
 
@@ -70,8 +70,8 @@ def test_model_py_shims(repository: Path, root: str) -> None:
 
 
 def test_component_configs(repository: Path) -> None:
-    text_encoder, unet, vae, vae_encoder = (_config(repository, c) for c in COMPONENT_DIRS)
-    for config, name in zip((text_encoder, unet, vae, vae_encoder), COMPONENT_DIRS, strict=True):
+    text_encoder, unet, vae, vae_encoder, image_encoder = (_config(repository, c) for c in COMPONENT_DIRS)
+    for config, name in zip((text_encoder, unet, vae, vae_encoder, image_encoder), COMPONENT_DIRS, strict=True):
         assert config.name == name and config.backend == "python"
         assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
         assert config.parameters["intra_op_num_threads"].string_value == "2"
@@ -83,11 +83,14 @@ def test_component_configs(repository: Path) -> None:
     assert unet.max_batch_size == 4
     assert unet.dynamic_batching.max_queue_delay_microseconds == 2000
     inputs = {i.name: i for i in unet.input}
-    assert list(inputs) == [names.UNET_SAMPLE, names.UNET_TIMESTEP, names.UNET_ENCODER_HIDDEN_STATES]
+    assert list(inputs) == [
+        names.UNET_SAMPLE, names.UNET_TIMESTEP, names.UNET_ENCODER_HIDDEN_STATES, IMAGE_EMBEDS, UNET_IP_ADAPTER_SCALE
+    ]
     assert list(inputs[names.UNET_SAMPLE].dims) == [4, -1, -1, -1]
-    assert list(inputs[names.UNET_TIMESTEP].dims) == [1]
-    timestep = inputs[names.UNET_TIMESTEP]
-    assert timestep.HasField("reshape") and list(timestep.reshape.shape) == []  # sent as [B, 1], runs as [B]
+    assert list(inputs[IMAGE_EMBEDS].dims) == [16]  # the tiny IP-Adapter's image embeds
+    for per_sample in (inputs[names.UNET_TIMESTEP], inputs[UNET_IP_ADAPTER_SCALE]):
+        assert list(per_sample.dims) == [1]
+        assert per_sample.HasField("reshape") and list(per_sample.reshape.shape) == []  # sent as [B, 1], runs as [B]
     assert all(i.data_type == FP32 for i in unet.input)
     assert (unet.output[0].name, list(unet.output[0].dims)) == (names.UNET_NOISE_PRED, [4, -1, -1, -1])
     assert vae.max_batch_size == 0
@@ -99,6 +102,11 @@ def test_component_configs(repository: Path) -> None:
     assert [(t.name, t.data_type, list(t.dims)) for t in (*vae_encoder.input, *vae_encoder.output)] == [
         (names.VAE_ENCODER_PIXELS, FP32, [-1, 3, -1, -1]),
         (names.VAE_ENCODER_LATENT, FP32, [-1, 4, -1, -1]),
+    ]
+    assert image_encoder.max_batch_size == 0  # the IP-Adapter's: one reference picture per request
+    assert [(t.name, t.data_type, list(t.dims)) for t in (*image_encoder.input, *image_encoder.output)] == [
+        (names.IMAGE_ENCODER_PIXELS, FP32, [-1, 3, 32, 32]),
+        (names.IMAGE_EMBEDS, FP32, [-1, 16]),
     ]
 
 
@@ -118,13 +126,23 @@ def test_pipeline_config(repository: Path) -> None:
         names.IN_SEED,
         names.IN_IMAGE,
         names.IN_STRENGTH,
+        names.IN_IP_ADAPTER_IMAGE,
+        names.IN_IP_ADAPTER_SCALE,
     ]
-    optional = {names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_IMAGE, names.IN_STRENGTH}
+    optional = {
+        names.IN_NEGATIVE_PROMPT,
+        names.IN_SEED,
+        names.IN_IMAGE,
+        names.IN_STRENGTH,
+        names.IN_IP_ADAPTER_IMAGE,
+        names.IN_IP_ADAPTER_SCALE,
+    }
     assert {name for name, i in inputs.items() if i.optional} == optional
     assert inputs[names.IN_PROMPT].data_type == model_config_pb2.DataType.TYPE_STRING
     assert inputs[names.IN_SEED].data_type == model_config_pb2.DataType.TYPE_INT64
-    image, strength = inputs.pop(names.IN_IMAGE), inputs[names.IN_STRENGTH]
-    assert (image.data_type, list(image.dims)) == (model_config_pb2.DataType.TYPE_UINT8, [-1, -1, 3])
+    for picture in (inputs.pop(names.IN_IMAGE), inputs.pop(names.IN_IP_ADAPTER_IMAGE)):
+        assert (picture.data_type, list(picture.dims)) == (model_config_pb2.DataType.TYPE_UINT8, [-1, -1, 3])
+    strength = inputs[names.IN_STRENGTH]
     assert strength.data_type == FP32
     assert all(list(i.dims) == [1] for i in inputs.values())
     outputs = {o.name: o for o in config.output}
@@ -150,7 +168,9 @@ def test_model_card(repository: Path) -> None:
         "fps",
         "num_inference_steps",
         "guidance_scale",
+        "character_strength",  # the tiny IP-Adapter's scale
     }
+    assert card.capabilities.supports_ip_adapter
     for name, p in card.parameters.items():
         assert p.min <= p.default <= p.max, name
     for axis in ("width", "height"):

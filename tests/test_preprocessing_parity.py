@@ -88,3 +88,24 @@ def test_clip_normalization_is_the_exported_image_processor(model_repository: Pa
             return_tensors="pt",
         ).pixel_values
         assert torch.equal(ours(images), expected.to(torch.float32))
+
+
+@pytest.mark.parametrize("size", [224, 32])
+def test_clip_image_processor_is_transformers_bit_for_bit(tmp_path: Path, size: int) -> None:
+    """The IP-Adapter's image processor (diffusers makes CLIPImageProcessor(size=S, crop_size=S)): pictures of many
+    shapes, up and down, square and not, noise and smooth, against transformers' PIL backend."""
+    from transformers import CLIPImageProcessorPil
+
+    from visualizr.pipeline.clip_image_processor import ClipImageProcessor
+
+    processor = CLIPImageProcessorPil(size=size, crop_size=size)
+    processor.save_pretrained(str(tmp_path))
+    ours = ClipImageProcessor.from_pretrained(tmp_path)
+    rng = np.random.default_rng(size)
+    shapes = [(64, 96), (128, 128), (20, 50), (size, size), (size + 1, size), (300, 200), (33, 77), (1024, 576), (7, 9)]
+    for height, width in shapes:
+        y, x = np.mgrid[0:height, 0:width]
+        smooth = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) * 7 % 256], axis=-1)
+        for image in (rng.integers(0, 256, (height, width, 3), dtype=np.uint8), smooth.astype(np.uint8)):
+            expected = processor(image, return_tensors="pt").pixel_values
+            assert torch.equal(ours(image), expected), (height, width)

@@ -141,3 +141,22 @@ def test_image_to_video(triton: TritonServer, model_repository: Path) -> None:
 
     low, full = distance(0.25), distance(1.0)
     assert low < 0.75 * full, f"strength 0.25 is {low:.1f} from the image, strength 1.0 {full:.1f}"
+
+
+def test_character_reference_through_the_ip_adapter(triton: TritonServer, model_repository: Path) -> None:
+    """The two IP-Adapter inputs through the real tritonserver: the picture's encoding is its own phase, the frames
+    are the in-process loop's, and the reference changes them."""
+    from tests.test_animatediff_ip_adapter import picture
+
+    request = GenerationRequest(**{**SMALL.__dict__, "ip_adapter_image": picture(1), "ip_adapter_scale": 0.6})
+    events = generate(triton, request)
+    assert [e.phase for e in events[:2]] == [names.PHASE_IMAGE_ENCODING, names.PHASE_TEXT_ENCODING]
+    frames = events[-1].frames
+    assert frames is not None and frames.shape == (4, 64, 64, 3)
+    assert not np.array_equal(frames, generate(triton, SMALL)[-1].frames)
+
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
+    local = asyncio.run(pipeline(request, components))
+    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
+    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"

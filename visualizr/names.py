@@ -46,6 +46,11 @@ VAE_ENCODER: Final = "vae_encoder"
 TEXT_ENCODER: Final = "text_encoder"
 TEXT_INPUT_IDS: Final = "input_ids"
 TEXT_HIDDEN_STATES: Final = "last_hidden_state"
+# image_encoder (CLIPVisionModelWithProjection, of Stable Video Diffusion and of AnimateDiff's IP-Adapter):
+# pixel_values float32 [B, 3, S, S] (CLIP-normalised) -> image_embeds float32 [B, D]
+IMAGE_ENCODER: Final = "image_encoder"
+IMAGE_ENCODER_PIXELS: Final = "pixel_values"
+IMAGE_EMBEDS: Final = "image_embeds"
 
 
 # Files of a component model's version folder, and its Triton config parameter for onnxruntime's threads.
@@ -123,6 +128,10 @@ PIPELINE_INPUTS: Final = {
         PipelineTensor(IN_FPS, "int32", (1,), "frame rate the video is conditioned on"),
         PipelineTensor(IN_MOTION_BUCKET_ID, "int32", (1,), "amount of motion the video is conditioned on, [0, 255]"),
         PipelineTensor(IN_NOISE_AUG_STRENGTH, "float32", (1,), "noise added to the conditioning image, >= 0"),
+        PipelineTensor(IN_IP_ADAPTER_IMAGE, "uint8", (-1, -1, 3), "IP-Adapter reference picture, [H, W, 3]"),
+        PipelineTensor(
+            IN_IP_ADAPTER_SCALE, "float32", (1,), "IP-Adapter scale, [0, 1] (absent: 1)", requires=IN_IP_ADAPTER_IMAGE
+        ),
     )
 }
 # Every response carries step, total_steps and phase; the last one (phase done) also carries frames (and the

@@ -4,6 +4,7 @@
     check_inputs(request)             what its networks need of a request
     prepare(request, components, ...) encode the conditioning (prompt or image) and the initial latents
     total_steps(request)              denoising steps a request runs (default: num_inference_steps)
+    encode_reference(request, ...)    the unet's conditioning from a reference picture (default: none)
     decoder_inputs(chunk)             the vae_decoder's inputs for a chunk of frame latents
 
 and, as class attributes, the axes of its latents (``frames_axis``, ``channels_axis``) and the phase its
@@ -99,6 +100,12 @@ class DiffusionPipeline(ABC):
 
     def total_steps(self, request: GenerationRequest) -> int:
         return request.num_inference_steps
+
+    async def encode_reference(self, request: GenerationRequest, components: Components) -> dict[str, torch.Tensor]:
+        """The unet's conditioning from a reference picture (an IP-Adapter's), at the unet's batch, replacing what
+        ``prepare`` put under the same names; empty (the default): the request has none. ``generate`` runs it
+        first and reports it as its own phase (image_encoding)."""
+        return {}
 
     def decoder_inputs(self, latents: torch.Tensor) -> dict[str, NetworkArray]:
         """The vae_decoder's inputs (``placement.to_network``) for frame latents [N, C, h, w] on the device,
@@ -206,7 +213,12 @@ class DiffusionPipeline(ABC):
                 raise Cancelled(step, total)
 
         checkpoint(0)
+        reference = await self.encode_reference(request, components)
+        if reference:
+            yield ProgressEvent(names.PHASE_IMAGE_ENCODING, 0, total)
+            checkpoint(0)
         state = await self.prepare(request, components, checkpoint)
+        state.conditioning.update(reference)
         yield ProgressEvent(self.conditioning_phase, 0, total)
         async for event in self.denoise(components, state, checkpoint, 0, total):
             yield event

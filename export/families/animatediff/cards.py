@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import msgspec
+
 from visualizr.export.model_cards import TINY_WEIGHTS_LABEL, build_card, video_parameters
 from visualizr.families.animatediff.context import ContextWindows
 from visualizr.model_card import ModelCard, ParameterRange, Requirements
@@ -21,6 +23,14 @@ GUIDANCE_RANGE: Final = ParameterRange(
 # up to LONG_CLIP_MAX_FRAMES, are made in windows of `length` frames `stride` apart (capped at the motion adapter's
 # positional-embedding length). The window is the card's native_num_frames.
 CONTEXT_WINDOWS: Final = ContextWindows(length=16, stride=4, weighting="pyramid", noise="shuffle_context")
+# IP-Adapter: the API's character_strength (the adapter scale of a character's reference picture).
+CHARACTER_STRENGTH: Final = "character_strength"
+CHARACTER_STRENGTH_RANGE: Final = ParameterRange(
+    min=0.0,
+    max=1.0,
+    default=0.6,
+    description="How closely the video follows the character's reference picture (the IP-Adapter scale)",
+)
 LONG_CLIP_MAX_FRAMES: Final = 120  # 5 s at 24 fps; memory and time grow linearly with the frames
 MAX_SIZE: Final = 1024
 # The tiny demo's defaults are chosen so that a prompt-only request finishes in well under 30 s on 2 CPU cores
@@ -74,3 +84,10 @@ def weights_model_card(
         triton_models=triton_models,
         weights=source_name,
     )
+
+
+def with_ip_adapter(card: ModelCard) -> ModelCard:
+    """The card of a model exported with an IP-Adapter: it takes a reference picture and a character_strength."""
+    capabilities = msgspec.structs.replace(card.capabilities, supports_ip_adapter=True)
+    parameters = {**card.parameters, CHARACTER_STRENGTH: CHARACTER_STRENGTH_RANGE}
+    return msgspec.structs.replace(card, capabilities=capabilities, parameters=parameters)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visualizr.export.families.animatediff.ip_adapter import IPAdapter, add_ip_adapter, load_ip_adapter
 from visualizr.export.family import DiffusersComponents, class_name, freeze, quiet_libraries
 
 # Schedulers the pipeline's denoising loop supports as they are; anything else (SD1.5 ships PNDM) is converted
@@ -38,6 +39,7 @@ class AnimateDiffComponents(DiffusersComponents):
     vae: Any  # diffusers.AutoencoderKL
     scheduler: Any  # diffusers.DDIMScheduler | diffusers.EulerDiscreteScheduler
     source_name: str  # the weights folder's name, for the model card
+    ip_adapter: IPAdapter | None = None  # its image projection and attention already in ``unet``
 
     @property
     def text_hidden_size(self) -> int:
@@ -87,8 +89,11 @@ def load_scheduler(scheduler_dir: Path):
     return diffusers.DDIMScheduler.from_config({**config, **ANIMATEDIFF_DDIM_OVERRIDES})
 
 
-def load_animatediff(weights: Path, motion_adapter: Path | None = None) -> AnimateDiffComponents:
-    """Load a local AnimateDiff (layouts: see the module docstring) in float32 and eval mode."""
+def load_animatediff(
+    weights: Path, motion_adapter: Path | None = None, ip_adapter: Path | None = None
+) -> AnimateDiffComponents:
+    """Load a local AnimateDiff (layouts: see the module docstring) in float32 and eval mode, with the IP-Adapter
+    of the folder ``ip_adapter`` (``ip_adapter.py``) added to its UNet."""
     from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -105,4 +110,7 @@ def load_animatediff(weights: Path, motion_adapter: Path | None = None) -> Anima
         source_name=weights.name,
     )
     freeze(components.text_encoder, components.unet, components.vae)
+    if ip_adapter is not None:
+        components.ip_adapter = load_ip_adapter(ip_adapter)
+        add_ip_adapter(components.unet, components.ip_adapter)
     return components

@@ -15,6 +15,7 @@ from visualizr.export.specs import (
     PIXEL_WIDTH,
     AxisRange,
     DiscreteTimestepUNetSpec,
+    ImageEncoderSpec,
     NetworkDims,
     NetworkSpec,
     ShapeCase,
@@ -23,7 +24,13 @@ from visualizr.export.specs import (
     VAEEncoderSpec,
 )
 from visualizr.families.animatediff.context import ContextWindows
-from visualizr.families.animatediff.vocabulary import TEXT_ENCODER, TEXT_HIDDEN_STATES, TEXT_INPUT_IDS
+from visualizr.families.animatediff.vocabulary import (
+    IMAGE_EMBEDS,
+    TEXT_ENCODER,
+    TEXT_HIDDEN_STATES,
+    TEXT_INPUT_IDS,
+    UNET_IP_ADAPTER_SCALE,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,9 @@ class AnimateDiffDims(NetworkDims):
     text_max_length: int = 77
     text_hidden_size: int = 768
     windows: ContextWindows = ContextWindows()  # the motion modules' FreeNoise context windows
+    # IP-Adapter (0: none): the image encoder's square input and embedding size; the UNet then takes the embeds.
+    image_size: int = 0
+    image_embed_dim: int = 0
 
 
 class TextEncoderSpec(NetworkSpec):
@@ -73,7 +83,25 @@ class UNetSpec(DiscreteTimestepUNetSpec):
             TensorSpec(names.UNET_SAMPLE, "float32", (BATCH, d.latent_channels, FRAMES, LATENT_HEIGHT, LATENT_WIDTH)),
             TensorSpec(names.UNET_TIMESTEP, "float32", (BATCH,)),
             TensorSpec(names.UNET_ENCODER_HIDDEN_STATES, "float32", (BATCH, d.text_max_length, d.text_hidden_size)),
+            *self.ip_adapter_inputs,
         )
+
+    @property
+    def ip_adapter_inputs(self) -> tuple[TensorSpec, ...]:
+        """With an IP-Adapter: the image embeds (the image projection is in the graph) and the per-sample scale."""
+        if not self.dims.image_embed_dim:
+            return ()
+        return (
+            TensorSpec(IMAGE_EMBEDS, "float32", (BATCH, self.dims.image_embed_dim)),
+            TensorSpec(UNET_IP_ADAPTER_SCALE, "float32", (BATCH,)),
+        )
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        import torch
+
+        if tensor.name == UNET_IP_ADAPTER_SCALE:
+            return torch.rand(shape, generator=generator)
+        return super()._sample_input(tensor, shape, generator)
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
@@ -96,9 +124,10 @@ class UNetSpec(DiscreteTimestepUNetSpec):
         return {**super().describe(), "window_weights": self.dims.windows.weights()}
 
     def wrapper(self, network: Any) -> Any:
-        from visualizr.export.families.animatediff.wrappers import UNetWrapper
+        from visualizr.export.families.animatediff.wrappers import IPAdapterUNetWrapper, UNetWrapper
 
-        return UNetWrapper(network, self.dims.windows)
+        wrapper = IPAdapterUNetWrapper if self.dims.image_embed_dim else UNetWrapper
+        return wrapper(network, self.dims.windows)
 
 
 class VAEDecoderSpec(NetworkSpec):
@@ -124,5 +153,12 @@ class VAEDecoderSpec(NetworkSpec):
         return VAEDecoderWrapper(network)
 
 
-# In the order of the family's networks (visualizr.families.animatediff.FAMILY).
-NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (TextEncoderSpec, UNetSpec, VAEDecoderSpec, VAEEncoderSpec)
+# In the order of the family's networks (visualizr.families.animatediff.FAMILY); the image encoder only with an
+# IP-Adapter.
+NETWORK_SPECS: tuple[type[NetworkSpec], ...] = (
+    TextEncoderSpec,
+    UNetSpec,
+    VAEDecoderSpec,
+    VAEEncoderSpec,
+    ImageEncoderSpec,
+)

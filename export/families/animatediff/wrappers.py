@@ -41,6 +41,90 @@ class UNetWrapper(torch.nn.Module):
         return self.unet(sample, timestep, per_frame, return_dict=True).sample
 
 
+class IPAdapterUNetWrapper(UNetWrapper):
+    """A UNet with an IP-Adapter (``ip_adapter.add_ip_adapter``): the image embeds go through the UNet's image
+    projection; its decoupled cross-attentions add their output times ``ip_adapter_scale`` per sample
+    (``RequestScaledIPAdapterProcessor``), so the scale is an input, not a constant of the graph."""
+
+    def __init__(self, unet: torch.nn.Module, windows: ContextWindows) -> None:
+        super().__init__(unet, windows)
+        from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
+
+        processors = self.unet.attn_processors  # the windowed copy's: the caller's unet keeps diffusers' own
+        self.unet.set_attn_processor(
+            {
+                name: RequestScaledIPAdapterProcessor(p) if isinstance(p, IPAdapterAttnProcessor2_0) else p
+                for name, p in processors.items()
+            }
+        )
+
+    def forward(  # type: ignore[override]
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        image_embeds: torch.Tensor,
+        ip_adapter_scale: torch.Tensor,
+    ) -> torch.Tensor:
+        frames = sample.shape[2]
+        per_frame = encoder_hidden_states.repeat_interleave(frames, dim=0)
+        scale = ip_adapter_scale.repeat_interleave(frames)[:, None, None]  # [B * F, 1, 1], like the hidden states
+        return self.unet(
+            sample,
+            timestep,
+            per_frame,
+            added_cond_kwargs={"image_embeds": [image_embeds[:, None]]},  # one image per sample, as diffusers'
+            cross_attention_kwargs={"ip_adapter_scale": scale},
+            return_dict=True,
+        ).sample
+
+
+class RequestScaledIPAdapterProcessor(torch.nn.Module):
+    """diffusers' ``IPAdapterAttnProcessor2_0`` for one adapter without masks (what ``AnimateDiffPipeline`` runs),
+    the same operations in the same order, with the scale a tensor given per call: the text attention plus
+    ``ip_adapter_scale`` times the image attention (0: exactly the text attention, as diffusers' skip gives)."""
+
+    def __init__(self, processor: torch.nn.Module) -> None:
+        super().__init__()
+        if len(processor.to_k_ip) != 1:
+            raise ValueError("one IP-Adapter at a time")
+        self.to_k_ip, self.to_v_ip = processor.to_k_ip[0], processor.to_v_ip[0]
+
+    def __call__(
+        self,
+        attn: torch.nn.Module,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: tuple[torch.Tensor, list[torch.Tensor]],
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        ip_adapter_scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if hidden_states.ndim != 3 or attention_mask is not None or attn.spatial_norm is not None:
+            raise ValueError("a UNet's spatial cross-attention: [B, N, C] tokens, no mask, no spatial norm")
+        text, (image,) = encoder_hidden_states
+        residual = hidden_states
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if attn.norm_cross:
+            text = attn.norm_encoder_hidden_states(text)
+        out = _attention(attn, query, attn.to_k(text), attn.to_v(text))
+        out = out + ip_adapter_scale * _attention(attn, query, self.to_k_ip(image), self.to_v_ip(image))
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+def _attention(attn: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Multi-head scaled dot-product attention, shaped as diffusers' processors shape it."""
+    batch, heads = query.shape[0], attn.heads
+    head_dim = key.shape[-1] // heads
+    query, key, value = (t.view(batch, -1, heads, head_dim).transpose(1, 2) for t in (query, key, value))
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+    return out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
+
+
 class VAEDecoderWrapper(torch.nn.Module):
     """The pipeline divides the latents by the VAE scaling factor before calling the decoder."""
 

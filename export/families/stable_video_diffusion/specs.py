@@ -18,18 +18,15 @@ from visualizr.export.specs import (
     PIXEL_WIDTH,
     AxisRange,
     DiscreteTimestepUNetSpec,
+    ImageEncoderSpec,
     NetworkDims,
     NetworkSpec,
     ShapeCase,
     ShapeLimits,
     TensorSpec,
     VAEEncoderSpec,
-    pixels_sample,
 )
 from visualizr.families.stable_video_diffusion.vocabulary import (
-    IMAGE_EMBEDS,
-    IMAGE_ENCODER,
-    IMAGE_ENCODER_PIXELS,
     KEYFRAME_TEXT_ENCODER,
     KEYFRAME_UNET,
     KEYFRAME_VAE_DECODER,
@@ -45,31 +42,6 @@ class StableVideoDiffusionDims(NetworkDims):
     image_size: int = 224  # the image encoder's square input
     image_embed_dim: int = 1024  # image_embeds (the unet's cross-attention dim)
     time_ids: int = 3  # fps - 1, motion_bucket_id, noise_aug_strength
-
-
-class ImageEncoderSpec(NetworkSpec):
-    component = IMAGE_ENCODER
-    dims: StableVideoDiffusionDims
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        size = self.dims.image_size
-        return (TensorSpec(IMAGE_ENCODER_PIXELS, "float32", (BATCH, 3, size, size)),)
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return (TensorSpec(IMAGE_EMBEDS, "float32", (BATCH, self.dims.image_embed_dim)),)
-
-    def batch_range(self, limits: ShapeLimits) -> AxisRange:
-        return limits.encode_batch
-
-    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
-        return pixels_sample(shape, generator) * 2  # about the range of CLIP-normalised pixels
-
-    def wrapper(self, network: Any) -> Any:
-        from visualizr.export.families.stable_video_diffusion.wrappers import ImageEncoderWrapper
-
-        return ImageEncoderWrapper(network)
 
 
 class UNetSpec(NetworkSpec):

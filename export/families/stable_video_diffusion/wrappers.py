@@ -5,15 +5,6 @@ from __future__ import annotations
 import torch
 
 
-class ImageEncoderWrapper(torch.nn.Module):
-    def __init__(self, image_encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.image_encoder = image_encoder
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.image_encoder(pixel_values=pixel_values, return_dict=True).image_embeds
-
-
 class UNetWrapper(torch.nn.Module):
     def __init__(self, unet: torch.nn.Module) -> None:
         super().__init__()

@@ -1,5 +1,10 @@
 """AnimateDiff's denoising loop: the shared ``DiffusionPipeline`` with a CLIP text prompt as conditioning.
 
+IP-Adapter (a model exported with one, ``request.ip_adapter_image`` set), as diffusers' ``AnimateDiffPipeline`` with
+``load_ip_adapter``: the picture, preprocessed as its ``CLIPImageProcessor`` does, through the image encoder; with
+guidance the negative embeds are zeros (diffusers' ``encode_image``); the UNet adds its image attention times
+``ip_adapter_scale``. Without a picture such a model's UNet gets zero embeds at scale 0: the plain UNet.
+
 Image-to-video (``request.image`` set), like diffusers' img2img / AnimateDiffVideoToVideo: the image's latent,
 repeated over the frames, is noised to the first of the last ``denoising_steps(steps, strength)`` timesteps and
 only those steps run; ``total_steps`` in the progress events is that number of steps actually run.
@@ -19,7 +24,14 @@ from diffusers import SchedulerMixin
 
 from visualizr import names
 from visualizr.families.animatediff.context import ContextWindows, shuffle_context
+from visualizr.families.animatediff.vocabulary import (
+    IMAGE_EMBEDS,
+    IMAGE_ENCODER,
+    IMAGE_ENCODER_PIXELS,
+    UNET_IP_ADAPTER_SCALE,
+)
 from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
+from visualizr.pipeline.clip_image_processor import ClipImageProcessor
 from visualizr.pipeline.components import Components
 from visualizr.pipeline.diffusion import Checkpoint, Denoising, DiffusionPipeline
 from visualizr.pipeline.errors import InvalidRequest
@@ -28,6 +40,7 @@ from visualizr.pipeline.request import GenerationRequest, check_common_inputs, c
 from visualizr.pipeline.tensors import TensorPlacement
 from visualizr.pipeline.tokenizer import ClipTokenizer
 from visualizr.pipeline_config import (
+    FEATURE_EXTRACTOR_DIRNAME,
     PIPELINE_CONFIG_FILENAME,
     TOKENIZER_DIRNAME,
     PipelineConfig,
@@ -40,6 +53,9 @@ class AnimateDiffConfig(PipelineConfig, frozen=True, kw_only=True):
     text_hidden_size: int  # D of the text encoder output
     # FreeNoise: the exported UNet's context windows; the loop draws the initial noise by them (context.py).
     context: ContextWindows = msgspec.field(default_factory=ContextWindows)
+    # IP-Adapter: the image encoder's embedding size (0: the model has no adapter; its UNet takes no image embeds).
+    # The image processor is the assets' feature_extractor/.
+    ip_adapter_embed_dim: int = 0
 
 
 class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
@@ -53,19 +69,27 @@ class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
         tokenizer: Any,
         scheduler_factory: Callable[[], SchedulerMixin],
         placement: TensorPlacement | None = None,
+        image_processor: ClipImageProcessor | None = None,
     ) -> None:
         super().__init__(config, scheduler_factory, placement)
         self.tokenizer = tokenizer  # a ClipTokenizer, or anything called like it (transformers' CLIPTokenizer)
+        if config.ip_adapter_embed_dim and image_processor is None:
+            raise ValueError("a model with an IP-Adapter needs its image processor")
+        self.image_processor = image_processor  # the IP-Adapter's; None: the model has none
 
     @classmethod
     def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> AnimateDiffPipeline:
-        """Read ``<directory>/pipeline.json``, ``tokenizer/`` and ``scheduler/`` (see assets_dir)."""
+        """Read ``<directory>/pipeline.json``, ``tokenizer/``, ``scheduler/`` and, with an IP-Adapter,
+        ``feature_extractor/`` (see assets_dir)."""
         directory = check_assets_dir(directory)
+        config = read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, AnimateDiffConfig)
+        processor = directory / FEATURE_EXTRACTOR_DIRNAME
         return cls(
-            read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, AnimateDiffConfig),
+            config,
             ClipTokenizer.from_pretrained(directory / TOKENIZER_DIRNAME),
             SchedulerFactory.from_assets(directory),
             placement,
+            ClipImageProcessor.from_pretrained(processor) if config.ip_adapter_embed_dim else None,
         )
 
     # -- the steps of one generation ------------------------------------------------------------------------
@@ -75,6 +99,10 @@ class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
         check_common_inputs(request, self.config)
         if not math.isfinite(request.strength) or not 0 < request.strength <= 1:
             raise InvalidRequest(f"strength must be in (0, 1], got {request.strength}")
+        if request.ip_adapter_image is not None and self.image_processor is None:
+            raise InvalidRequest(f"{names.IN_IP_ADAPTER_IMAGE}: this model has no IP-Adapter (export it with one)")
+        if not math.isfinite(request.ip_adapter_scale) or not 0 <= request.ip_adapter_scale <= 1:
+            raise InvalidRequest(f"{names.IN_IP_ADAPTER_SCALE} must be in [0, 1], got {request.ip_adapter_scale}")
 
     def total_steps(self, request: GenerationRequest) -> int:
         steps = request.num_inference_steps
@@ -108,6 +136,32 @@ class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
         pixels = self.placement.to_network(image.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0)
         latent = await components.run(names.VAE_ENCODER, {names.VAE_ENCODER_PIXELS: pixels}, names.VAE_ENCODER_LATENT)
         return self.placement.from_network(latent) * self.config.vae_scaling_factor
+
+    async def encode_reference(self, request: GenerationRequest, components: Components) -> dict[str, torch.Tensor]:
+        """The IP-Adapter picture's embeds (one image_encoder call) and scale, as the UNet's conditioning."""
+        if request.ip_adapter_image is None:
+            return {}
+        assert self.image_processor is not None  # check_inputs
+        pixels = self.placement.to_network(self.image_processor(request.ip_adapter_image))
+        embeds = await components.run(IMAGE_ENCODER, {IMAGE_ENCODER_PIXELS: pixels}, IMAGE_EMBEDS)
+        return self.ip_adapter_conditioning(request, self.placement.from_network(embeds), request.ip_adapter_scale)
+
+    def ip_adapter_conditioning(
+        self, request: GenerationRequest, embeds: torch.Tensor | None, scale: float
+    ) -> dict[str, torch.Tensor]:
+        """The UNet's IP-Adapter inputs at its batch: with guidance [zeros (diffusers' negative embeds), embeds];
+        ``embeds`` None: zeros at scale 0 (the plain UNet). Empty for a model without an adapter."""
+        if not self.config.ip_adapter_embed_dim:
+            return {}
+        device = self.placement.device
+        if embeds is None:
+            embeds, scale = torch.zeros((1, self.config.ip_adapter_embed_dim), device=device), 0.0
+        if request.do_classifier_free_guidance:
+            embeds = torch.cat([torch.zeros_like(embeds), embeds])
+        return {
+            IMAGE_EMBEDS: embeds,
+            UNET_IP_ADAPTER_SCALE: torch.full((embeds.shape[0],), scale, dtype=torch.float32, device=device),
+        }
 
     def prepare_image_latents(
         self,
@@ -144,7 +198,10 @@ class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
             timesteps=timesteps,
             latents=latents,
             generator=generator,
-            conditioning={names.UNET_ENCODER_HIDDEN_STATES: hidden},
+            conditioning={
+                names.UNET_ENCODER_HIDDEN_STATES: hidden,
+                **self.ip_adapter_conditioning(request, None, 0.0),  # encode_reference's replace these
+            },
             guidance=request.guidance_scale if do_cfg else None,
         )
 

@@ -25,9 +25,9 @@ from typing import Final
 
 from visualizr import names
 
-IMAGE_ENCODER: Final = "image_encoder"
-IMAGE_ENCODER_PIXELS: Final = "pixel_values"
-IMAGE_EMBEDS: Final = "image_embeds"
+IMAGE_ENCODER: Final = names.IMAGE_ENCODER  # shared with AnimateDiff's IP-Adapter (visualizr.names)
+IMAGE_ENCODER_PIXELS: Final = names.IMAGE_ENCODER_PIXELS
+IMAGE_EMBEDS: Final = names.IMAGE_EMBEDS
 UNET_ADDED_TIME_IDS: Final = "added_time_ids"
 
 KEYFRAME_PREFIX: Final = "keyframe_"
