@@ -17,7 +17,7 @@ from visualizr.families import FAMILY_NAMES
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.names import ONNX_FILENAME
 from visualizr.pipeline import engine_calibration as calibration
-from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO
+from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO, OnnxRuntimeEngine
 from visualizr.settings import Settings
 from visualizr.triton.component_model import calibrated_model, engine_calls
 
@@ -140,3 +140,10 @@ def test_without_a_default_request_a_component_is_served_by_onnxruntime_unmeasur
                                        small_repository, env={})  # fmt: skip
     assert model.engine.name == ONNXRUNTIME and measured is None
     assert calibration.served_engine(small_repository, TEXT_ENCODER, AUTO) == (None, {})
+
+
+def test_onnxruntime_sessions_do_not_busy_wait_between_calls(model_repository: Path) -> None:
+    engine = OnnxRuntimeEngine(model_repository / TEXT_ENCODER / "1" / ONNX_FILENAME, 2)
+    options = engine.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
