@@ -65,7 +65,7 @@ def test_measure_interleaves_the_engines_round_by_round() -> None:
 
 
 def _key(**changes: object) -> calibration.CalibrationKey:
-    key = calibration.CalibrationKey("EPYC", "f1a9", 2, {"onnxruntime": "1.0"}, {"x": [2, 3]}, 2, 10, 1)
+    key = calibration.CalibrationKey("EPYC", "f1a9", 2, {"onnxruntime": "1.0"}, {}, {"x": [2, 3]}, 2, 10, 1)
     return replace(key, **changes)
 
 
@@ -82,7 +82,8 @@ def test_calibration_is_cached_under_its_key_and_redone_when_any_part_changes(tm
     again, measured = calibration.calibrate(_key(), cache, calls)
     assert not measured and again == first and len(runs) == 1
     changes = [{"processor": "Xeon"}, {"cpu_flags": "00"}, {"cores": 4}, {"engines": {"onnxruntime": "1.1"}},
-               {"shapes": {"x": [4, 3]}}, {"threads": 1}, {"onnx_size": 11}, {"onnx_mtime_ns": 2}]  # fmt: skip
+               {"engine_options": {"onnxruntime": {"spin": "1"}}}, {"shapes": {"x": [4, 3]}}, {"threads": 1},
+               {"onnx_size": 11}, {"onnx_mtime_ns": 2}]  # fmt: skip
     for count, change in enumerate(changes, start=2):
         _, measured = calibration.calibrate(_key(**change), cache, calls)
         assert measured and len(runs) == count, change

@@ -18,6 +18,14 @@ ONNXRUNTIME: Final = "onnxruntime"
 OPENVINO: Final = "openvino"
 ENGINE_NAMES: Final = (ONNXRUNTIME, OPENVINO)
 AUTO: Final = "auto"  # VISUALIZR_CPU_ENGINE's default: the engine the calibration measured fastest
+# Each engine's settings (part of the calibration's key: measured again when they change).
+ENGINE_OPTIONS: Final[dict[str, dict[str, str]]] = {
+    # No busy-waiting between calls: a pipeline's stubs take turns on the same few cores, and a pool spinning after
+    # its call starves the next one (the in-process loop ran ~4x slower with it on a loaded 2-core machine).
+    ONNXRUNTIME: {"session.intra_op.allow_spinning": "0"},
+    # fp32 also on CPUs with bf16 (outputs match onnxruntime's), one request at a time.
+    OPENVINO: {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
+}
 
 
 class Engine(Protocol):
@@ -46,9 +54,8 @@ class OnnxRuntimeEngine:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # No busy-waiting between calls: a pipeline's stubs take turns on the same few cores, and a pool spinning
-        # after its call starves the next one (the loop ran ~4x slower on a loaded 2-core machine with it)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in ENGINE_OPTIONS[ONNXRUNTIME].items():
+            options.add_session_config_entry(key, value)
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.input_ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}
         self.output_names = frozenset(o.name for o in self.session.get_outputs())
@@ -66,7 +73,7 @@ class OpenVinoEngine:
         import openvino as ov
 
         _require_file(path)
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        config: dict[str, object] = dict(ENGINE_OPTIONS[OPENVINO])
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(path), "CPU", config)

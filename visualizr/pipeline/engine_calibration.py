@@ -1,10 +1,10 @@
 """Which CPU engine serves a component model: measured on the machine that serves, cached, overridable.
 
 A component stub times every installed engine on its network at the card's default shapes (the export's
-perf_analyzer data, ``build/perf_inputs/<model id>/``), interleaved, and serves with
-the fastest. The measurement is cached in ``build/cpu_engines/<triton model>.json`` beside the repository with
-its key (processor, flags, cores, engine versions, shapes, threads, the ONNX file's size and time) and redone
-when any of those changes. ``VISUALIZR_CPU_ENGINE`` names one engine for every network instead (``auto``: the
+perf_analyzer data, ``build/perf_inputs/<model id>/``), interleaved, and serves with the fastest. The
+measurement is cached in ``build/cpu_engines/<triton model>.json`` beside the repository with its key (processor,
+flags, cores, engine versions and settings, shapes, threads, the ONNX file's size and time) and redone when any of
+those changes. ``VISUALIZR_CPU_ENGINE`` names one engine for every network instead (``auto``: the
 measured choice). Stdlib and numpy only (a component stub imports it).
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME
+from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ENGINE_OPTIONS, ONNXRUNTIME
 
 CPU_ENGINE_ENV: Final = "VISUALIZR_CPU_ENGINE"
 CALIBRATION_ROUNDS: Final = 5
@@ -106,6 +106,7 @@ class CalibrationKey:
     cpu_flags: str
     cores: int
     engines: dict[str, str]
+    engine_options: dict[str, dict[str, str]]
     shapes: dict[str, list[int]]
     threads: int
     onnx_size: int
@@ -120,6 +121,7 @@ class CalibrationKey:
             cpu_flags=flags,
             cores=len(os.sched_getaffinity(0)),
             engines=installed_engines(),
+            engine_options=ENGINE_OPTIONS,
             shapes={name: list(array.shape) for name, array in sorted(feeds.items())},
             threads=threads,
             onnx_size=stat.st_size,
