@@ -33,6 +33,7 @@ from benchmarks.perf_tool import find_perf_analyzer, say
 from visualizr.export.perf_inputs import perf_inputs_dir, read_manifest
 from visualizr.launcher import models_to_load
 from visualizr.model_card import MODEL_CARD_FILENAME
+from visualizr.pipeline.engine_calibration import served_engine
 from visualizr.settings import REPO_ROOT, Settings
 
 OUT_DIR = REPO_ROOT / "build" / "perf"
@@ -56,6 +57,7 @@ class Row:
     compute_ms: float = 0.0  # server compute per request (pipeline: in its composing models)
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    engine: str = "-"  # a component's CPU engine (this repository's calibration or VISUALIZR_CPU_ENGINE)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -184,13 +186,13 @@ def run_one(pa: list[str], url: str, entry: dict, profile_name: str, data_dir: P
 
 def table(rows: list[Row]) -> str:
     header = (f"{'model':<26} {'profile':<8} {'conc':>4} {'batch':>5} {'infer/s':>9} {'p50 ms':>9} {'p95 ms':>9} "
-              f"{'p99 ms':>9} {'first p50':>9} {'queue ms':>9} {'compute ms':>10}  errors")
+              f"{'p99 ms':>9} {'first p50':>9} {'queue ms':>9} {'compute ms':>10} {'engine':<11}  errors")
     lines = [header, "-" * len(header)]
     for r in rows:
         first = f"{r.first_p50_ms:9.1f}" if r.first_p50_ms is not None else f"{'-':>9}"
         lines.append(f"{r.model:<26} {r.profile:<8} {r.concurrency:>4} {r.batch_size:>5} {r.throughput:>9.3f} "
                      f"{r.p50_ms:>9.1f} {r.p95_ms:>9.1f} {r.p99_ms:>9.1f} {first} {r.queue_ms:>9.1f} "
-                     f"{r.compute_ms:>10.1f}  {'; '.join(r.errors) or '-'}")
+                     f"{r.compute_ms:>10.1f} {r.engine:<11}  {'; '.join(r.errors) or '-'}")
     return "\n".join(lines)
 
 
@@ -256,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                 for concurrency in sweep:
                     rows.append(run_one(pa, url, entry, profile, data_dir, concurrency, args, client, Path(work)))
         client.close()
+    for row in rows:  # after the runs: a server started here calibrated its components when it loaded them
+        if row.kind == "component":
+            row.engine = served_engine(repository, row.model, Settings.from_env().cpu_engine)[0] or "unmeasured"
     print(table(rows))
     write_results(rows, args.out)
     return 1 if any(r.errors or r.throughput <= 0 for r in rows) else 0

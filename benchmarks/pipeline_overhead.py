@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 import tritonclient.grpc.aio as grpcclient
 import websockets
 from google.protobuf import text_format
@@ -42,6 +43,7 @@ from visualizr.names import UNET, component_model_name
 from visualizr.pipeline import GenerationRequest
 from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
+from visualizr.pipeline.tensors import CPU_LOOP_THREADS
 from visualizr.pipeline_config import assets_dir
 from visualizr.settings import Settings
 from visualizr.triton.client import stream_generation
@@ -147,6 +149,7 @@ async def bench_model(model: str, repository: Path, client, api_url: str, data_d
     threads = component_threads(repository, model)
     pipeline = load_pipeline(assets_dir(repository / model))
     components = OnnxComponents.from_repository(repository, model, threads)
+    torch.set_num_threads(CPU_LOOP_THREADS)  # the loop's own torch work, as in a CPU pipeline instance
     print(f"model {model} ({card.family}), request {params}, onnxruntime intra-op threads {threads}, "
           f"{os.cpu_count()} CPUs")
     body, image_png = rest_body(model, request, params)

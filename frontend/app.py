@@ -156,7 +156,7 @@ def create_app(
     pool = inference_pool(settings, catalog, backend, model_control)
     supervised = SupervisedTriton.of(settings, pool, restart_triton)
     healer = Healer(HealBudget.from_settings(settings), escalate=supervised.escalate)
-    models = ModelService(catalog, pool, gpu, store, healer)
+    models = ModelService(catalog, pool, gpu, store, healer, cpu_engine=settings.cpu_engine)
     placement = Placement(catalog, pool, models, healer, gpu)
     disk = DiskGuard(settings.data_dir, settings.min_free_disk_mb)
     relay = EventRelay(settings.database_url, settings.replica_id) if settings.database_url else None

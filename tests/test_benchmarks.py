@@ -40,6 +40,7 @@ SCALE_LINES = (
     "submit throughput 2 replicas / 1 =",
     "status throughput 2 replicas / 1 =",
 )
+CPU_ENGINE_LINES = ("CPU engines, ms per call", "animatediff_unet", "openvino / ort  fastest")
 # The benchmarks that need one model only have their tritonservers load that one (VISUALIZR_LOAD_MODELS).
 ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
 
@@ -57,6 +58,7 @@ ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
         ("job_events", ["--jobs", "5", "--seconds", "0.3"], ("latency: 15 of 15", "p99", "notices/s"), {}),
         ("asset_serving", ["--mib", "2", "--rounds", "1", "--ranges", "3"], ASSET_LINES, {}),
         ("scale", SCALE, SCALE_LINES, ANIMATEDIFF_ONLY),
+        ("cpu_engines", ["--rounds", "1", "--models", "animatediff"], CPU_ENGINE_LINES, {}),
     ],
 )
 def test_benchmark_runs(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from visualizr.families import FAMILY_NAMES
+from visualizr.pipeline.cpu_engines import ENGINE_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STAND_IN_PB_UTILS = (
@@ -34,10 +35,20 @@ def packages_among(modules: set[str], *prefixes: str) -> set[str]:
     return {m for m in modules if any(m == p or m.startswith(f"{p}.") for p in prefixes)}
 
 
-def test_component_stub_imports_onnxruntime_and_no_torch_diffusers_or_transformers() -> None:
+def test_component_stub_imports_numpy_and_no_engine_torch_diffusers_or_transformers() -> None:
     modules = modules_imported_by("import visualizr.triton.onnx_component")
-    assert {"onnxruntime", "numpy"} <= modules
-    assert packages_among(modules, "torch", "diffusers", "transformers") == set()
+    assert "numpy" in modules  # an engine only when it opens a network (visualizr.pipeline.cpu_engines)
+    assert packages_among(modules, "torch", "diffusers", "transformers", *ENGINE_NAMES) == set()
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_a_component_imports_the_engine_it_serves_with_and_no_other(model_repository: Path, engine: str) -> None:
+    onnx = model_repository / "animatediff_text_encoder" / "1" / "model.onnx"
+    modules = modules_imported_by(
+        f"from visualizr.pipeline.cpu_engines import open_engine; open_engine({engine!r}, {str(onnx)!r})"
+    )
+    others = [e for e in ENGINE_NAMES if e != engine]
+    assert engine in modules and packages_among(modules, "torch", "diffusers", "transformers", *others) == set()
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)

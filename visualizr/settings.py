@@ -8,6 +8,9 @@ from pathlib import Path
 
 import msgspec
 
+from visualizr.pipeline.cpu_engines import AUTO
+from visualizr.pipeline.engine_calibration import requested_engine
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +92,9 @@ class Settings(msgspec.Struct, frozen=True):
     # within the window; beyond that it is given up on there and `make serve` restarts its supervised Triton.
     heal_max: int = 3
     heal_window_s: int = 600
+    # The CPU engine of every component model (VISUALIZR_CPU_ENGINE: onnxruntime | openvino); auto: per network
+    # the one measured fastest on this machine (visualizr/pipeline/engine_calibration.py). Read by the stubs too.
+    cpu_engine: str = AUTO
 
     @property
     def triton_grpc_url(self) -> str:
@@ -155,4 +161,5 @@ class Settings(msgspec.Struct, frozen=True):
             triton_ready_timeout_s=_int(env, "VISUALIZR_TRITON_READY_TIMEOUT", base.triton_ready_timeout_s),
             heal_max=_int(env, "VISUALIZR_HEAL_MAX", base.heal_max),
             heal_window_s=_int(env, "VISUALIZR_HEAL_WINDOW", base.heal_window_s),
+            cpu_engine=requested_engine(env),
         )

@@ -3,8 +3,9 @@
 Added to the reference: ``status`` (loaded | loading | unloading | unloaded | failed | unknown) and ``loaded``
 on list items and details; ``capabilities.styles`` (the styles the model takes, ``frontend.styles``; then
 ``supports_style_transfer`` is true), ``loaded_at``, ``load_error`` (the last failed load: MODEL_LOAD_FAILED with
-Triton's reason) and ``inference_servers`` (the model on each Triton endpoint: its status there, ``down`` for an
-endpoint that cannot be reached, and the problem that keeps it from serving, if any) on details. Times and rates not
+Triton's reason), ``inference_servers`` (the model on each Triton endpoint: its status there, ``down`` for an
+endpoint that cannot be reached, and the problem that keeps it from serving, if any) and ``cpu_engines`` (each
+component model's CPU engine and the calibration's timings) on details. Times and rates not
 measured yet are null.
 """
 
@@ -68,6 +69,15 @@ class ServedCapabilities(Capabilities, frozen=True):
         return cls(**fields, styles=styles)
 
 
+class ComponentEngine(msgspec.Struct):
+    """A component model's CPU engine (null: chosen by measurement when it loads) and each engine's measured ms
+    per call at the card's default shapes (empty: not measured on this machine yet)."""
+
+    model: str
+    engine: str | None
+    ms: dict[str, float]
+
+
 class ModelDetail(msgspec.Struct):
     id: str
     name: str
@@ -83,6 +93,7 @@ class ModelDetail(msgspec.Struct):
     loaded_at: str | None
     load_error: ErrorInfo | None
     inference_servers: list[ServerStatus]
+    cpu_engines: list[ComponentEngine] = []
 
 
 class LoadResponse(msgspec.Struct):

@@ -27,6 +27,7 @@ from visualizr.frontend.infra.gpu import GpuInfo, GpuReader
 from visualizr.frontend.jobs.stats import ModelStats, model_stats
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.models import schemas as s
+from visualizr.frontend.models.engines import component_engines
 from visualizr.frontend.models.healing import Healer
 from visualizr.frontend.models.status import Index, LoadFailure, LoadTask, all_ready, overall_status, status_on_endpoint
 from visualizr.frontend.models.unloading import unload_on
@@ -52,10 +53,10 @@ class ModelService:
         *,
         load_wait_seconds: float = LOAD_WAIT_SECONDS,
         now: Callable[[], float] = clock.now,
+        cpu_engine: str = "auto",  # VISUALIZR_CPU_ENGINE: what the details say serves each component
     ) -> None:
         self.catalog, self.pool, self.gpu, self.store, self.healer = catalog, pool, gpu, store, healer
-        self.load_wait_seconds = load_wait_seconds
-        self._now = now
+        self.load_wait_seconds, self._now, self.cpu_engine = load_wait_seconds, now, cpu_engine
         self._loads: dict[tuple[str, str], LoadTask] = {}  # (card id, endpoint url) -> our load there
         self._failures: dict[str, LoadFailure] = {}
         self._loaded_at: dict[str, float] = {}  # our loads, or when we first saw the model loaded
@@ -113,9 +114,7 @@ class ModelService:
         return servers
 
     def _memory_of(self, model_id: str, gpu: GpuInfo) -> float | None:
-        if model_id in self._memory_gb:
-            return self._memory_gb[model_id]
-        return None if gpu.available else 0.0
+        return self._memory_gb.get(model_id, None if gpu.available else 0.0)
 
     async def _stats(self) -> dict[str, ModelStats]:
         return await self.store.run(model_stats)
@@ -170,6 +169,7 @@ class ModelService:
             loaded_at=clock.iso(self._loaded_at.get(card.id)) if status == s.LOADED else None,
             load_error=error,
             inference_servers=self._servers(card, indices),
+            cpu_engines=component_engines(self.catalog.repository, card, self.cpu_engine),
         )
 
     async def health(self, gpu: GpuInfo) -> tuple[list[s.LoadedModel], list[s.ModelHealth]]:

@@ -19,6 +19,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import torch
 import triton_python_backend_utils as pb_utils
 
 from visualizr.engines.check import check_engines_here
@@ -26,7 +27,7 @@ from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.errors import Cancelled, InvalidRequest
 from visualizr.pipeline.progress import ProgressEvent
-from visualizr.pipeline.tensors import TensorPlacement, instance_gpu
+from visualizr.pipeline.tensors import CPU_LOOP_THREADS, TensorPlacement, instance_gpu
 from visualizr.pipeline_config import assets_dir
 from visualizr.triton.bls import BlsComponents
 from visualizr.triton.metrics import PipelineMetrics
@@ -68,6 +69,8 @@ class TritonPythonModel:
         check_engines_here(model_dir.parent, read_model_card(model_dir / MODEL_CARD_FILENAME))
         device_id = instance_gpu(args.get("model_instance_kind"), args.get("model_instance_device_id"))
         placement = TensorPlacement("cpu" if device_id is None else f"cuda:{device_id}")
+        if device_id is None:
+            torch.set_num_threads(CPU_LOOP_THREADS)
         self.pipeline = load_pipeline(assets_dir(model_dir, args["model_version"]), placement)
         self.components = BlsComponents(self.pipeline.config.model_id, self.pipeline.family, device_id)
         self.name = config.name

@@ -1,0 +1,150 @@
+"""The CPU engines of the component models: every engine matches the ONNX reference (onnxruntime) on every network
+of every family, the calibration picks by measurement and is cached under its key, VISUALIZR_CPU_ENGINE overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cpu_engines import read_config
+from visualizr.export.onnx_export import MAX_RELATIVE_ERROR, relative_error
+from visualizr.families import FAMILY_NAMES
+from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
+from visualizr.names import ONNX_FILENAME
+from visualizr.pipeline import engine_calibration as calibration
+from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO, OnnxRuntimeEngine
+from visualizr.settings import Settings
+from visualizr.triton.component_model import calibrated_model, engine_calls
+
+TEXT_ENCODER = "animatediff_text_encoder"
+
+
+def _components(repository: Path, model_id: str) -> list[str]:
+    card = read_model_card(repository / model_id / MODEL_CARD_FILENAME)
+    return [m for m in card.triton_models if m != card.id and (repository / m / "1" / ONNX_FILENAME).is_file()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", FAMILY_NAMES)  # the demo holds one model per family, named like it
+def test_every_engine_matches_onnxruntime_on_every_network_at_the_default_request(
+    model_repository: Path, model_id: str
+) -> None:
+    for model in _components(model_repository, model_id):
+        config = read_config(model_repository / model, None)
+        dtypes = {spec.name: spec.dtype for spec in config.inputs}
+        feeds = calibration.default_inputs(model_repository, model, dtypes, config.max_batch_size > 0)
+        assert feeds is not None, model
+        calls = engine_calls(config, model_repository / model / "1" / ONNX_FILENAME, feeds, ENGINE_NAMES)
+        assert set(calls) == set(ENGINE_NAMES), model  # every engine opens every network
+        reference = calls[ONNXRUNTIME][1]()
+        for engine, (_, call) in calls.items():
+            outputs = call()
+            for name, expected in reference.items():
+                assert outputs[name].shape == expected.shape and outputs[name].dtype == expected.dtype
+                assert relative_error(outputs[name], expected) <= MAX_RELATIVE_ERROR, (model, engine, name)
+
+
+def test_requested_engine_is_auto_unless_the_environment_names_an_engine() -> None:
+    assert calibration.requested_engine({}) == AUTO
+    assert calibration.requested_engine({"VISUALIZR_CPU_ENGINE": " OpenVINO "}) == OPENVINO
+    assert Settings.from_env({"VISUALIZR_CPU_ENGINE": "onnxruntime"}).cpu_engine == ONNXRUNTIME
+    with pytest.raises(ValueError, match="VISUALIZR_CPU_ENGINE must be one of onnxruntime, openvino, auto"):
+        Settings.from_env({"VISUALIZR_CPU_ENGINE": "tensorflow"})
+
+
+def test_measure_interleaves_the_engines_round_by_round() -> None:
+    order: list[str] = []
+    ms = calibration.measure({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3)
+    assert order == ["a", "b"] + ["a", "b"] * 3  # one warm-up each, then rounds
+    assert set(ms) == {"a", "b"} and all(value >= 0 for value in ms.values())
+
+
+def _key(**changes: object) -> calibration.CalibrationKey:
+    key = calibration.CalibrationKey("EPYC", "f1a9", 2, {"onnxruntime": "1.0"}, {}, {"x": [2, 3]}, 2, 10, 1)
+    return replace(key, **changes)
+
+
+def test_calibration_is_cached_under_its_key_and_redone_when_any_part_changes(tmp_path: Path) -> None:
+    cache = tmp_path / "build" / "cpu_engines" / "m.json"
+    runs: list[int] = []
+
+    def calls() -> dict:
+        runs.append(1)
+        return {"onnxruntime": lambda: None, "openvino": lambda: None}
+
+    first, measured = calibration.calibrate(_key(), cache, calls)
+    assert measured and len(runs) == 1 and calibration.read_calibration(cache) == first
+    again, measured = calibration.calibrate(_key(), cache, calls)
+    assert not measured and again == first and len(runs) == 1
+    changes = [{"processor": "Xeon"}, {"cpu_flags": "00"}, {"cores": 4}, {"engines": {"onnxruntime": "1.1"}},
+               {"engine_options": {"onnxruntime": {"spin": "1"}}}, {"shapes": {"x": [4, 3]}}, {"threads": 1},
+               {"onnx_size": 11}, {"onnx_mtime_ns": 2}]  # fmt: skip
+    for count, change in enumerate(changes, start=2):
+        _, measured = calibration.calibrate(_key(**change), cache, calls)
+        assert measured and len(runs) == count, change
+    cache.write_text("{not json")
+    _, measured = calibration.calibrate(_key(), cache, calls)
+    assert measured and json.loads(cache.read_text())["key"]["processor"] == "EPYC"
+
+
+def test_calibration_chooses_the_fastest_and_the_override_wins() -> None:
+    measured = calibration.Calibration(_key(), {"onnxruntime": 190.0, "openvino": 166.0})
+    assert measured.fastest == OPENVINO
+    assert calibration.engine_for(AUTO, measured) == OPENVINO
+    assert calibration.engine_for(ONNXRUNTIME, measured) == ONNXRUNTIME
+    assert calibration.engine_for(AUTO, None) == ONNXRUNTIME  # nothing measured: the default engine
+
+
+@pytest.fixture
+def small_repository(model_repository: Path, tmp_path: Path) -> Path:
+    """A repository holding the demo's text encoder and its default request, in a folder of its own."""
+    repository = tmp_path / "model_repository"
+    shutil.copytree(model_repository / TEXT_ENCODER, repository / TEXT_ENCODER)
+    inputs = model_repository.parent / "build" / "perf_inputs" / "animatediff"
+    target = tmp_path / "build" / "perf_inputs" / "animatediff"
+    target.mkdir(parents=True)
+    shutil.copy(inputs / "manifest.json", target)
+    shutil.copy(inputs / f"{TEXT_ENCODER}.default.json", target)
+    return repository
+
+
+def test_a_component_is_served_by_its_measured_engine_cached_then_by_the_override(small_repository: Path) -> None:
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    onnx_path = small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME
+    cache = calibration.calibration_path(small_repository, TEXT_ENCODER)
+    model, measured = calibrated_model(config, onnx_path, small_repository, env={})
+    assert measured is not None and set(measured.ms) == set(ENGINE_NAMES)
+    assert model.engine.name == measured.fastest and cache.is_file()
+    assert measured.key.shapes == {"input_ids": [2, 77]} and measured.key.engines.keys() == set(ENGINE_NAMES)
+    assert calibration.served_engine(small_repository, TEXT_ENCODER, AUTO) == (measured.fastest, measured.ms)
+    written = cache.stat().st_mtime_ns
+    _, cached = calibrated_model(config, onnx_path, small_repository, env={})
+    assert cached == measured and cache.stat().st_mtime_ns == written  # not measured again
+    os.utime(onnx_path, ns=(written, written + 1))  # a new ONNX file: measured again
+    _, remeasured = calibrated_model(config, onnx_path, small_repository, env={})
+    assert remeasured is not None and remeasured.key.onnx_mtime_ns == written + 1
+    for engine in ENGINE_NAMES:
+        model, none = calibrated_model(config, onnx_path, small_repository, env={"VISUALIZR_CPU_ENGINE": engine})
+        assert model.engine.name == engine and none is None
+        assert calibration.served_engine(small_repository, TEXT_ENCODER, engine)[0] == engine
+
+
+def test_without_a_default_request_a_component_is_served_by_onnxruntime_unmeasured(small_repository: Path) -> None:
+    shutil.rmtree(small_repository.parent / "build")
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    model, measured = calibrated_model(config, small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME,
+                                       small_repository, env={})  # fmt: skip
+    assert model.engine.name == ONNXRUNTIME and measured is None
+    assert calibration.served_engine(small_repository, TEXT_ENCODER, AUTO) == (None, {})
+
+
+def test_onnxruntime_sessions_do_not_busy_wait_between_calls(model_repository: Path) -> None:
+    engine = OnnxRuntimeEngine(model_repository / TEXT_ENCODER / "1" / ONNX_FILENAME, 2)
+    options = engine.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2

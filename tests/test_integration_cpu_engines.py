@@ -1,0 +1,23 @@
+"""Each component model's CPU engine, chosen by measurement when the session's tritonserver loaded it, shows in the
+model details and in tritonserver's log (tests/test_cpu_engines.py tests the choice, the cache and the override)."""
+
+from __future__ import annotations
+
+import httpx
+
+from benchmarks.stack import ApiProcess
+from visualizr.launcher import TritonServer
+from visualizr.pipeline.engine_calibration import installed_engines
+
+
+def test_model_details_and_the_log_show_each_components_measured_engine(api: ApiProcess, triton: TritonServer) -> None:
+    detail = httpx.get(f"{api.base_url}/api/v1/models/animatediff", timeout=30).json()
+    engines = {component["model"]: component for component in detail["cpu_engines"]}
+    assert set(engines) == {"animatediff_text_encoder", "animatediff_unet", "animatediff_vae_decoder",
+                            "animatediff_vae_encoder"}  # fmt: skip
+    log = triton.log_path.read_text(errors="replace")
+    for model, component in engines.items():
+        assert set(component["ms"]) == set(installed_engines()), component
+        assert component["engine"] == min(component["ms"], key=component["ms"].__getitem__), component
+        # this server's own choice (a server started beside it on the same repository may have written the cache)
+        assert any(f"{model}: CPU engine {engine} (" in log for engine in installed_engines()), model

@@ -1,0 +1,101 @@
+"""The CPU engines a component model can run its ONNX network with, behind one interface.
+
+``onnxruntime`` (always there) and ``openvino`` (same ONNX file, fp32), each imported only when opened so a
+component stub pays for the engine it runs and nothing else. Which engine serves a network is decided by
+measurement (``visualizr.pipeline.engine_calibration``), not here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final, Protocol
+
+import numpy as np
+
+ONNXRUNTIME: Final = "onnxruntime"
+OPENVINO: Final = "openvino"
+ENGINE_NAMES: Final = (ONNXRUNTIME, OPENVINO)
+AUTO: Final = "auto"  # VISUALIZR_CPU_ENGINE's default: the engine the calibration measured fastest
+# Each engine's settings (part of the calibration's key: measured again when they change).
+ENGINE_OPTIONS: Final[dict[str, dict[str, str]]] = {
+    # No busy-waiting between calls: a pipeline's stubs take turns on the same few cores, and a pool spinning after
+    # its call starves the next one (the in-process loop ran ~4x slower with it on a loaded 2-core machine).
+    ONNXRUNTIME: {"session.intra_op.allow_spinning": "0"},
+    # fp32 also on CPUs with bf16 (outputs match onnxruntime's), one request at a time.
+    OPENVINO: {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
+}
+
+
+class Engine(Protocol):
+    """One network opened by one engine: run it on numpy feeds, get numpy outputs in the order asked."""
+
+    name: str
+    input_ranks: Mapping[str, int]  # each ONNX input's rank
+    output_names: frozenset[str]
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def _require_file(path: Path) -> None:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+
+
+class OnnxRuntimeEngine:
+    name = ONNXRUNTIME
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        """A CPU onnxruntime session; 0 threads lets onnxruntime choose."""
+        import onnxruntime as ort
+
+        _require_file(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        for key, value in ENGINE_OPTIONS[ONNXRUNTIME].items():
+            options.add_session_config_entry(key, value)
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        self.input_ranks = {i.name: len(i.shape) for i in self.session.get_inputs()}
+        self.output_names = frozenset(o.name for o in self.session.get_outputs())
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(list(outputs), dict(feeds))
+
+
+class OpenVinoEngine:
+    """OpenVINO's CPU plugin over the same ONNX file, fp32 (no bf16 on CPUs that have it), tuned for latency."""
+
+    name = OPENVINO
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import openvino as ov
+
+        _require_file(path)
+        config: dict[str, object] = dict(ENGINE_OPTIONS[OPENVINO])
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        # a port may carry several tensor names (the ONNX name and OpenVINO's own): every one of them is valid
+        ranks = {n: p.get_partial_shape().rank.get_length() for p in self.compiled.inputs for n in p.get_names()}
+        self.input_ranks = ranks
+        self.output_names = frozenset(n for p in self.compiled.outputs for n in p.get_names())
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request, callers from several threads (in-process components)
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            results = self._request.infer(dict(feeds))
+            return [np.array(results[self.compiled.output(name)]) for name in outputs]
+
+
+_ENGINES: Final = {ONNXRUNTIME: OnnxRuntimeEngine, OPENVINO: OpenVinoEngine}
+
+
+def open_engine(name: str, path: Path, threads: int = 0) -> Engine:
+    """``path`` opened by the engine called ``name`` with ``threads`` intra-op threads (0: the engine's choice)."""
+    if name not in _ENGINES:
+        raise ValueError(f"unknown CPU engine {name!r}; one of {', '.join(ENGINE_NAMES)}")
+    return _ENGINES[name](path, threads)
+
