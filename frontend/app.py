@@ -62,6 +62,9 @@ from visualizr.frontend.system.prometheus import (
     prometheus_metrics,
 )
 from visualizr.frontend.system.watermark import QueueWatermark
+from visualizr.frontend.webhooks.sender import WebhookSender
+from visualizr.frontend.webhooks.service import Webhooks
+from visualizr.frontend.webhooks.targets import WebhookPolicy
 from visualizr.settings import Settings
 
 logger = logging.getLogger("visualizr.frontend")
@@ -164,6 +167,9 @@ def create_app(
     own_metrics.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
     metrics_registry.register(ReplicaLabel(own_metrics, settings.replica_id))
     metrics_registry.register(JobTableCollector(store))
+    webhook_policy = WebhookPolicy(settings)
+    sender = WebhookSender(settings, store, webhook_policy, service.get_status, own_metrics, service.replica)
+    webhooks = Webhooks(store, webhook_policy)
     assets = AssetService(store, files)
     watermark = QueueWatermark(store.run)
     uptime = Uptime()
@@ -176,7 +182,7 @@ def create_app(
         await store.open()
         watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
         follower = asyncio.create_task(healer.follow(supervised), name="triton-supervisor-feed")
-        tasks = [watcher, follower]
+        tasks = [watcher, follower, asyncio.create_task(sender.run(), name="webhooks")]
         if relay is not None:  # other replicas' job events, and ours to them
             tasks.append(asyncio.create_task(relay.run(hub, service.current_update), name="job-events"))
         try:
@@ -209,6 +215,7 @@ def create_app(
         "catalog": catalog,
         "store": store,
         "service": service,
+        "webhooks": webhooks,
         "jobs": service,
         "models": models,
         "assets": assets,
