@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,9 @@ def test_fails_twice_then_delivered_on_the_third_try_same_id_and_body(tmp_path: 
         first, second, third = (a["at"] for a in delivery["attempts"])
         assert second - first >= 0.9 and third - second >= 1.9  # the backoff: 1 s, then 2 s
         assert len(receiver.received) == 3
+        scraped = client.get("/metrics").text
+        counts = dict(re.findall(r'^visualizr_webhook_deliveries_total\{outcome="(\w+)"[^}]*\} (\S+)$', scraped, re.M))
+        assert counts == {"delivered": "1.0", "retrying": "2.0", "failed": "0.0", "dropped": "0.0"}
 
 
 @pytest.mark.slow
