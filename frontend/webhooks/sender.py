@@ -92,7 +92,10 @@ class WebhookSender:
                     logger.debug("could not claim webhook deliveries: %s", exc)
                     batch = []
                 if batch:
-                    await asyncio.gather(*(self.deliver(client, d) for d in batch))
+                    results = await asyncio.gather(*(self.deliver(client, d) for d in batch), return_exceptions=True)
+                    for delivery, result in zip(batch, results, strict=True):
+                        if isinstance(result, Exception):  # sent again once its lease runs out
+                            logger.warning("webhook %s not handled: %r", delivery.event_id, result)
                 else:
                     await asyncio.sleep(self.poll_s)
 
