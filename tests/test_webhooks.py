@@ -1,7 +1,7 @@
 """Signed webhooks through the real app on the fake backend (in-process), with a real receiver on 127.0.0.1:
 signatures checked by the SDK's helper, every terminal event once per webhook id, retries with the same id and
-body, the attempts on the job's status, a restart between attempts, URL validation (docs/ARCHITECTURE.md,
-"Webhooks")."""
+body, the attempts on the job's status, a restart between attempts, two replicas on one PostgreSQL sending each
+event once, URL validation (docs/ARCHITECTURE.md, "Webhooks")."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.backing_services import PostgresServer
 from tests.support.fakes import FakeBackend, error_of, make_settings, running_app, wait_for, wait_until
 from tests.support.webhook_receiver import Received, webhook_receiver
+from visualizr.frontend.errors import InvalidParametersError
 from visualizr.frontend.webhooks.signing import signed_headers
 from visualizr.frontend.webhooks.targets import WebhookPolicy
 from visualizr_client import WebhookVerificationError, verify_webhook
@@ -77,9 +79,9 @@ def test_signature_verifies_and_tampering_is_refused() -> None:
 )
 def test_garbage_urls_are_refused(url: str) -> None:
     policy = WebhookPolicy(webhook_settings(Path("/nonexistent")))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(InvalidParametersError) as caught:
         asyncio.run(policy.target(url, None))
-    assert caught.value.details["field"] == "webhook_url"  # type: ignore[attr-defined]
+    assert caught.value.details["field"] == "webhook_url"
 
 
 @pytest.mark.parametrize(
@@ -89,15 +91,15 @@ def test_garbage_urls_are_refused(url: str) -> None:
 )  # fmt: skip
 def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, url: str) -> None:
     strict = WebhookPolicy(webhook_settings(tmp_path, webhook_allow_private=False))
-    with pytest.raises(Exception, match="private, loopback or reserved") as caught:
+    with pytest.raises(InvalidParametersError, match="private, loopback or reserved") as caught:
         asyncio.run(strict.target(url, None))
-    assert caught.value.details["field"] == "webhook_url"  # type: ignore[attr-defined]
+    assert caught.value.details["field"] == "webhook_url"
     assert asyncio.run(WebhookPolicy(webhook_settings(tmp_path)).target(url, None)) is not None
     listed = WebhookPolicy(
         webhook_settings(tmp_path, webhook_allow_private=False, webhook_allowed_hosts=("h.example",))
     )
     assert asyncio.run(listed.target("https://h.example/hook", ["progress"])) is not None
-    with pytest.raises(Exception, match="not in VISUALIZR_WEBHOOK_ALLOWED_HOSTS"):
+    with pytest.raises(InvalidParametersError, match="not in VISUALIZR_WEBHOOK_ALLOWED_HOSTS"):
         asyncio.run(listed.target(url, None))
 
 
@@ -196,3 +198,17 @@ def test_a_restart_between_attempts_loses_nothing(tmp_path: Path) -> None:
             (delivery,) = client.get(f"/api/v1/generate/status/{request_id}").json()["webhook_deliveries"]
         assert [a["status_code"] for a in delivery["attempts"]] == [500] * failed + [200]
         assert delivery["status"] == "delivered" and len(receiver.received) == failed + 1
+
+
+def test_two_replicas_on_postgresql_send_each_event_once(tmp_path: Path, postgres: PostgresServer) -> None:
+    url = postgres.new_database()
+    replicas = [webhook_settings(tmp_path / name, database_url=url, replica_id=name) for name in ("a", "b")]
+    with webhook_receiver() as receiver, running_app(replicas[0], FakeBackend()) as one:
+        with running_app(replicas[1], FakeBackend()) as two:
+            jobs = [(one if i % 2 else two).post(GENERATE, json={**SMALL, "webhook_url": receiver.url, "seed": i})
+                    for i in range(6)]  # fmt: skip
+            posts = receiver.wait_for(6, timeout=60)
+            time.sleep(1.0)  # both senders poll every 50 ms: a second copy would have come
+        ids = sorted(p.headers["webhook-id"] for p in receiver.received)
+        assert len(receiver.received) == 6 and ids == sorted(f"msg_{j.json()['request_id']}_completed" for j in jobs)
+        assert {verified(p)["status"] for p in posts} == {"completed"}
