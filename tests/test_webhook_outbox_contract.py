@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.job_database import ENGINES, engine_database, job, with_replicas
 from visualizr.frontend.jobs.database import Connection, Database
+from visualizr.frontend.jobs.listing import delete_completed
 from visualizr.frontend.jobs.schema import LATEST_VERSION, MIGRATIONS
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Completed, Failed, Progressed, advance, cancel
@@ -68,6 +69,8 @@ def test_terminal_events_are_stored_once_with_their_transition(database: Databas
             ("msg_video_req_done_completed", "completed", PENDING, HOOK.url),
             ("msg_video_req_wait_cancelled", "cancelled", PENDING, HOOK.url),
         ]  # the failure was not asked for; the plain job has no webhook
+        assert await one.run(partial(delete_completed, request_id="video_req_done"))  # its video deleted: the job
+        assert [d.request_id for d in await two.run(deliveries_of(ids))] == ["video_req_wait"]  # and its webhook go
 
     with_replicas(database, scenario)
 

@@ -179,3 +179,9 @@ def release_leases(owner: str, everyone: bool) -> Callable[[Connection], int]:
         ).rowcount
 
     return work
+
+
+def forget(conn: Connection, request_id: str) -> None:
+    """A deleted job's webhook and deliveries (one still pending goes with them)."""
+    conn.execute("DELETE FROM webhook_deliveries WHERE request_id = ?", (request_id,))
+    conn.execute("DELETE FROM job_webhooks WHERE request_id = ?", (request_id,))
