@@ -226,13 +226,15 @@ def test_models_and_videos_print_aligned_tables_or_json(server: Server, capsys: 
     assert capsys.readouterr().out == "no videos (of 0)\n"
 
 
-def test_generate_sends_the_webhook_fields_json_and_form(server: Server, tmp_path: Path) -> None:
+def test_generate_sends_the_webhook_fields_json_form_and_cli(server: Server, tmp_path: Path) -> None:
     with VisualizrClient("http://127.0.0.1:9", transport=httpx.MockTransport(server)) as client:
         client.generate_video("a cat", webhook_url="https://hooks.example/x", webhook_events=["completed", "progress"])
         image = tmp_path / "a.png"
         image.write_bytes(b"png")
         client.generate_video_from_image(image, "sway", webhook_url="https://hooks.example/x",
                                          webhook_events=["failed", "cancelled"])  # fmt: skip
-    sent_json, sent_form = server.requests[0], server.requests[1]
+    assert cli.main([*BASE, "animate", "robot", "--webhook-url", "https://hooks.example/y", "--no-wait"]) == 0
+    sent_json, sent_form, sent_cli = server.requests[0], server.requests[1], server.requests[2]
+    assert json.loads(sent_cli.content)["webhook_url"] == "https://hooks.example/y"
     assert json.loads(sent_json.content)["webhook_events"] == ["completed", "progress"]
     assert b'name="webhook_events"\r\n\r\nfailed,cancelled\r\n' in sent_form.content
