@@ -67,6 +67,9 @@ from visualizr.frontend.system.prometheus import (
     prometheus_metrics,
 )
 from visualizr.frontend.system.watermark import QueueWatermark
+from visualizr.frontend.webhooks.sender import WebhookSender
+from visualizr.frontend.webhooks.service import Webhooks
+from visualizr.frontend.webhooks.targets import WebhookPolicy
 from visualizr.settings import Settings
 
 logger = logging.getLogger("visualizr.frontend")
@@ -170,6 +173,9 @@ def create_app(
     own_metrics.register(ServiceCollector(service, pool, healer, settings.supervisor_status_path))
     metrics_registry.register(ReplicaLabel(own_metrics, settings.replica_id))
     metrics_registry.register(JobTableCollector(store))
+    webhook_policy = WebhookPolicy(settings)
+    sender = WebhookSender(settings, store, webhook_policy, service.get_status, own_metrics, service.replica)
+    webhooks = Webhooks(store, webhook_policy)
     assets = AssetService(store, files)
     book = CharacterBook(store, files.store)
     builtins = {character_id: c.appearance for character_id, c in CHARACTERS.items()}
@@ -186,7 +192,7 @@ def create_app(
         await characters.register_builtins()
         watcher = asyncio.create_task(pool.watch(), name="inference-endpoints")
         follower = asyncio.create_task(healer.follow(supervised), name="triton-supervisor-feed")
-        tasks = [watcher, follower]
+        tasks = [watcher, follower, asyncio.create_task(sender.run(), name="webhooks")]
         if relay is not None:  # other replicas' job events, and ours to them
             tasks.append(asyncio.create_task(relay.run(hub, service.current_update), name="job-events"))
         try:
@@ -219,6 +225,7 @@ def create_app(
         "catalog": catalog,
         "store": store,
         "service": service,
+        "webhooks": webhooks,
         "jobs": service,
         "models": models,
         "assets": assets,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -14,8 +14,8 @@ from typing import TypeVar
 import msgspec
 import pytest
 
-from tests.support.job_database import ENGINES, engine_database, job
-from visualizr.frontend.jobs.database import Database, PostgresDatabase, SqliteDatabase
+from tests.support.job_database import ENGINES, engine_database, job, with_replicas
+from visualizr.frontend.jobs.database import Database
 from visualizr.frontend.jobs.record import JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Completed, Failed, Progressed, Released, Retrying, advance, cancel
@@ -28,29 +28,6 @@ FIRST_STEP = "text_encoding"
 @pytest.fixture(params=ENGINES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return engine_database(request, tmp_path)
-
-
-def twin(database: Database) -> Database:
-    """A second connection to the same database (another replica)."""
-    if isinstance(database, SqliteDatabase):
-        return SqliteDatabase(database.path)
-    assert isinstance(database, PostgresDatabase)
-    return PostgresDatabase(database.url)
-
-
-def with_replicas(database: Database, scenario: Callable[[JobStore, JobStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        one, two = JobStore(database), JobStore(twin(database))
-        one.check()
-        await one.open()
-        await two.open()
-        try:
-            return await scenario(one, two)
-        finally:
-            await two.close()
-            await one.close()
-
-    return asyncio.run(run())
 
 
 def lease(owner: str, now: float = 10.0, seconds: float = 5.0) -> Lease:

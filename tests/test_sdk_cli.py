@@ -56,7 +56,8 @@ class Server:
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
-        self.models: list[dict[str, str]] = [{"id": "animatediff"}]
+        self.models: list[dict[str, Any]] = [{"id": "animatediff"}]
+        self.videos: dict[str, Any] = {"videos": [], "total_count": 0, "has_more": False}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -71,6 +72,8 @@ class Server:
             return httpx.Response(200, content=MP4, headers={"content-type": "video/mp4"})
         if path == "/api/v1/models":
             return httpx.Response(200, json={"models": self.models})
+        if path == "/api/v1/assets/videos":
+            return httpx.Response(200, json=self.videos)
         if path == "/api/v1/models/animatediff":
             return httpx.Response(200, json=CARD)
         if path == f"/api/v1/models/{SVD}":
@@ -185,3 +188,53 @@ def test_missing_image_is_a_one_line_usage_error(server: Server, capsys: pytest.
     err = capsys.readouterr().err
     assert err == "usage error: image file not found: no/such/photo.png\n"
     assert server.requests == []  # nothing was sent
+
+
+def test_models_and_videos_print_aligned_tables_or_json(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    server.models = [
+        {"id": "animatediff", "type": "text-to-video", "status": "loaded", "max_resolution": "128x128",
+         "max_duration_seconds": 2.0, "gpu_memory_required_gb": 0.5},
+        {"id": SVD, "type": "image-to-video", "status": "unloaded"},
+    ]  # fmt: skip
+    assert cli.main([*BASE, "models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "TYPE", "STATUS", "MAX", "RESOLUTION", "MAX", "DURATION", "GPU", "MEMORY",
+                                "AVERAGE", "TIME"]  # fmt: skip
+    assert lines[1].split()[:5] == ["animatediff", "text-to-video", "loaded", "128x128", "2"]
+    assert lines[2].split() == [SVD, "image-to-video", "unloaded", "-", "-", "-", "-"]
+    assert lines[0].index("TYPE") == lines[1].index("text-to-video") == lines[2].index("image-to-video")  # aligned
+    assert lines[0].index("STATUS") == lines[1].index("loaded") == lines[2].index("unloaded")
+    assert cli.main([*BASE, "models", "--json"]) == 0
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)["models"]] == ["animatediff", SVD]
+
+    server.videos = {
+        "videos": [{"id": "video_1", "url": "/assets/video/video_1.mp4", "model": "animatediff",
+                    "prompt": "a red balloon drifting over a calm lake at dawn, in soft golden light, 35 mm film",
+                    "metadata": RESULT["metadata"], "created_at": "2026-01-02T03:04:05Z"}],
+        "total_count": 3,
+        "has_more": True,
+    }  # fmt: skip
+    assert cli.main([*BASE, "videos", "--limit", "1"]) == 0
+    header, row, footer = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "MODEL", "RESOLUTION", "DURATION", "CREATED", "PROMPT"]
+    assert row.split()[:5] == ["video_1", "animatediff", "64x64", "1", "s"] and row.endswith("…")
+    assert row.index("animatediff") == header.index("MODEL") and footer.startswith("1 of 3 video(s)")
+    assert cli.main([*BASE, "videos", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_count"] == 3
+    server.videos = {"videos": [], "total_count": 0, "has_more": False}
+    assert cli.main([*BASE, "videos"]) == 0
+    assert capsys.readouterr().out == "no videos (of 0)\n"
+
+
+def test_generate_sends_the_webhook_fields_json_form_and_cli(server: Server, tmp_path: Path) -> None:
+    with VisualizrClient("http://127.0.0.1:9", transport=httpx.MockTransport(server)) as client:
+        client.generate_video("a cat", webhook_url="https://hooks.example/x", webhook_events=["completed", "progress"])
+        image = tmp_path / "a.png"
+        image.write_bytes(b"png")
+        client.generate_video_from_image(image, "sway", webhook_url="https://hooks.example/x",
+                                         webhook_events=["failed", "cancelled"])  # fmt: skip
+    assert cli.main([*BASE, "animate", "robot", "--webhook-url", "https://hooks.example/y", "--no-wait"]) == 0
+    sent_json, sent_form, sent_cli = server.requests[0], server.requests[1], server.requests[2]
+    assert json.loads(sent_cli.content)["webhook_url"] == "https://hooks.example/y"
+    assert json.loads(sent_json.content)["webhook_events"] == ["completed", "progress"]
+    assert b'name="webhook_events"\r\n\r\nfailed,cancelled\r\n' in sent_form.content

@@ -28,6 +28,7 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+_YES = ("1", "true", "yes")
 LOOPBACK = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 
@@ -95,6 +96,16 @@ class Settings(msgspec.Struct, frozen=True):
     # The CPU engine of every component model (VISUALIZR_CPU_ENGINE: onnxruntime | openvino); auto: per network
     # the one measured fastest on this machine (visualizr/pipeline/engine_calibration.py). Read by the stubs too.
     cpu_engine: str = AUTO
+    # Signed webhooks (a generate request's webhook_url): the Standard Webhooks signing secret (whsec_<base64> or any
+    # text; empty: webhook fields are refused), the comma-separated hosts a webhook may target (empty: any host
+    # whose every address is public), an opt-in for private and loopback addresses (tests, a trusted network), the
+    # timeout of one POST, how long a failing delivery is retried, how often every replica looks for due ones.
+    webhook_secret: str = ""
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_allow_private: bool = False
+    webhook_timeout_s: int = 10
+    webhook_retry_for_s: int = 3600
+    webhook_poll_ms: int = 1000
 
     @property
     def triton_grpc_url(self) -> str:
@@ -162,4 +173,11 @@ class Settings(msgspec.Struct, frozen=True):
             heal_max=_int(env, "VISUALIZR_HEAL_MAX", base.heal_max),
             heal_window_s=_int(env, "VISUALIZR_HEAL_WINDOW", base.heal_window_s),
             cpu_engine=requested_engine(env),
+            webhook_secret=env.get("VISUALIZR_WEBHOOK_SECRET", base.webhook_secret).strip(),
+            webhook_allowed_hosts=tuple(h.lower() for h in _list(env.get("VISUALIZR_WEBHOOK_ALLOWED_HOSTS", ""))),
+            webhook_allow_private=env.get("VISUALIZR_WEBHOOK_ALLOW_PRIVATE", "").strip().lower()
+            in ("1", "true", "yes"),
+            webhook_timeout_s=_int(env, "VISUALIZR_WEBHOOK_TIMEOUT", base.webhook_timeout_s),
+            webhook_retry_for_s=_int(env, "VISUALIZR_WEBHOOK_RETRY_FOR", base.webhook_retry_for_s),
+            webhook_poll_ms=_int(env, "VISUALIZR_WEBHOOK_POLL_MS", base.webhook_poll_ms),
         )

@@ -38,6 +38,7 @@ from visualizr.frontend.generation.websocket import handle_client_message, run_s
 from visualizr.frontend.infra.images import MAX_IMAGE_BYTES
 from visualizr.frontend.jobs.characters import CharacterBook
 from visualizr.frontend.paths import WS_PATH
+from visualizr.frontend.webhooks.service import Webhooks
 
 REPLICA_HEADER = "X-Visualizr-Job-Replica"
 
@@ -72,12 +73,14 @@ class GenerationController(Controller):
         request: Request[Any, Any, Any],
         data: VideoBody,
         service: GenerationService,
+        webhooks: Webhooks,
         idempotency_key: KeyHeader = None,
     ) -> GenerateVideoResponse:
         """Queue a text-to-video job. Body: GenerateVideoRequest (JSON); absent fields take card defaults. An
         ``Idempotency-Key`` header makes a repeated request return the first job."""
         validated = validate_request(data, service.catalog)
-        return await service.submit(validated, claim_of(request, idempotency_key, fingerprint(data)))
+        webhook = await webhooks.policy.target(data.webhook_url, data.webhook_events)
+        return await service.submit(validated, claim_of(request, idempotency_key, fingerprint(data)), webhook)
 
     @post(
         "/video/from-image",
@@ -91,17 +94,19 @@ class GenerationController(Controller):
         request: Request[Any, Any, Any],
         data: ImageForm,
         service: GenerationService,
+        webhooks: Webhooks,
         idempotency_key: KeyHeader = None,
     ) -> GenerateVideoResponse:
         """Queue an image-to-video job. Body: multipart/form-data with the ``image`` file and the text fields
         of ImageToVideoForm (``motion_prompt``, ``duration_seconds``, ``fps``, ``motion_strength``, ...)."""
+        webhook = await webhooks.policy.target(data.webhook_url, data.webhook_events)
         try:
             async with service.image_slots:  # decoding is what takes memory: a few at a time
                 validated = await validate_image_request(data, service.catalog)
         finally:
             await data.image.close()
         claim = claim_of(request, idempotency_key, fingerprint(data), validated.source_png or b"")
-        return await service.submit(validated, claim)
+        return await service.submit(validated, claim, webhook)
 
     @post("/character-animation", status_code=HTTP_202_ACCEPTED, dto=BodyDTO[CharacterAnimationRequest])
     async def generate_character_animation(
@@ -110,13 +115,14 @@ class GenerationController(Controller):
         data: CharacterBody,
         service: GenerationService,
         book: CharacterBook,
+        webhooks: Webhooks,
         idempotency_key: KeyHeader = None,
     ) -> CharacterAnimationResponse:
         """Queue a character animation. Body: CharacterAnimationRequest (JSON); the character comes from the
         registry (``/api/v1/characters``), its first reference picture conditions the video where the model can."""
         validated = await validate_character_request(data, service.catalog, book)
-        claim = claim_of(request, idempotency_key, fingerprint(data))
-        accepted = await service.submit(validated, claim)
+        webhook = await webhooks.policy.target(data.webhook_url, data.webhook_events)
+        accepted = await service.submit(validated, claim_of(request, idempotency_key, fingerprint(data)), webhook)
         return CharacterAnimationResponse(
             request_id=accepted.request_id,
             status=accepted.status,
@@ -136,8 +142,9 @@ class GenerationController(Controller):
             )
         ],
     )
-    async def get_status(self, request_id: str, service: GenerationService) -> Response[JobStatus]:
+    async def get_status(self, request_id: str, service: GenerationService, webhooks: Webhooks) -> Response[JobStatus]:
         status, replica = await service.get_status(request_id)
+        status = await webhooks.with_deliveries(status)
         return Response(status, headers={REPLICA_HEADER: replica} if replica else None)
 
     @delete("/{request_id:str}", status_code=HTTP_200_OK)

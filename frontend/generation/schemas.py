@@ -7,6 +7,7 @@ from litestar.datastructures import UploadFile
 
 from visualizr.frontend.errors import ErrorInfo
 from visualizr.frontend.jobs.record import VideoMetadata
+from visualizr.frontend.webhooks.schemas import WebhookDelivery
 
 DEFAULT_MODEL = "animatediff"
 MAX_PROMPT_CHARS = 2000
@@ -27,6 +28,8 @@ class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
     seed: int | None = None
     model: str | None = None
     style: str | None = None
+    webhook_url: str | None = None  # where the job's events are POSTed, signed (README: "Webhooks")
+    webhook_events: list[str] | None = None  # of completed, failed, cancelled, progress (absent: the first three)
 
 
 # Request examples for the OpenAPI document: the reference's, cut to what the tiny demo model accepts (sizes and
@@ -81,6 +84,8 @@ class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     seed: int | None = None
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
+    webhook_url: str | None = None
+    webhook_events: str | None = None  # comma-separated, e.g. "completed,failed"
 
 
 class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,6 +103,8 @@ class CharacterAnimationRequest(msgspec.Struct, forbid_unknown_fields=True):
     seed: int | None = None
     num_inference_steps: int | None = None
     character_strength: float | None = None  # 0-1: how strongly the reference picture conditions (IP-Adapter)
+    webhook_url: str | None = None
+    webhook_events: list[str] | None = None
 
 
 class CharacterAnimationResponse(msgspec.Struct):
@@ -131,9 +138,10 @@ class QueuedStatus(msgspec.Struct, omit_defaults=True):
     waiting_reason: str | None = None
     attempts: int | None = None
     last_error: str | None = None
+    webhook_deliveries: list[WebhookDelivery] | None = None
 
 
-class ProcessingStatus(msgspec.Struct):
+class ProcessingStatus(msgspec.Struct, omit_defaults=True):
     request_id: str
     status: str
     progress: int
@@ -141,9 +149,10 @@ class ProcessingStatus(msgspec.Struct):
     estimated_remaining_seconds: int
     created_at: str
     started_at: str
+    webhook_deliveries: list[WebhookDelivery] | None = None
 
 
-class CompletedStatus(msgspec.Struct):
+class CompletedStatus(msgspec.Struct, omit_defaults=True):
     request_id: str
     status: str
     progress: int
@@ -151,14 +160,16 @@ class CompletedStatus(msgspec.Struct):
     created_at: str
     completed_at: str
     processing_time_seconds: float
+    webhook_deliveries: list[WebhookDelivery] | None = None
 
 
-class FailedStatus(msgspec.Struct):
+class FailedStatus(msgspec.Struct, omit_defaults=True):
     request_id: str
     status: str
     error: ErrorInfo
     created_at: str
     failed_at: str
+    webhook_deliveries: list[WebhookDelivery] | None = None
 
 
 class CancelledStatus(msgspec.Struct, omit_defaults=True):
@@ -168,6 +179,7 @@ class CancelledStatus(msgspec.Struct, omit_defaults=True):
     created_at: str
     cancelled_at: str
     started_at: str | None = None
+    webhook_deliveries: list[WebhookDelivery] | None = None
 
 
 JobStatus = QueuedStatus | ProcessingStatus | CompletedStatus | FailedStatus | CancelledStatus

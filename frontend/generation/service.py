@@ -52,6 +52,7 @@ from visualizr.frontend.jobs.record import CANCELLED, QUEUED, STEP_QUEUED, JobRe
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.frontend.jobs.transitions import cancel
+from visualizr.frontend.jobs.webhook_outbox import WebhookTarget
 from visualizr.frontend.jobs.work_queue import Admission, Lease, QueueIsFull, admit
 from visualizr.names import PHASE_TEXT_ENCODING
 from visualizr.settings import Settings
@@ -205,7 +206,9 @@ class GenerationService:
         self.idempotency.check(claim, fingerprint, request_id)
         return await self.standing.accepted(await self._record(request_id), self.queue.live.get(request_id))
 
-    async def submit(self, request: ValidatedRequest, claim: IdempotencyClaim | None = None) -> GenerateVideoResponse:
+    async def submit(
+        self, request: ValidatedRequest, claim: IdempotencyClaim | None = None, webhook: WebhookTarget | None = None
+    ) -> GenerateVideoResponse:
         if claim is not None:  # the common repeat, answered before any check (the insert settles races)
             first = await self.idempotency.first_job(claim)
             if first is not None:
@@ -230,7 +233,7 @@ class GenerationService:
         )
         reserved = self.standing.startable(record) and self.queue.reserve()
         try:
-            admission = await self._store_new(record, request.source_png, claim, reserved)
+            admission = await self._store_new(record, request.source_png, claim, reserved, webhook)
         except BaseException:
             if reserved:
                 self.queue.unreserve()
@@ -251,7 +254,8 @@ class GenerationService:
         return await self.standing.accepted(admission.record, job)
 
     async def _store_new(
-        self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None, start: bool
+        self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None, start: bool,
+        webhook: WebhookTarget | None,
     ) -> Admission:
         """Write a new job: its source image first (a stored job always finds its image), then its row."""
         image = record.source_image
@@ -260,7 +264,7 @@ class GenerationService:
         lease = Lease(self.replica, self._now(), self.settings.job_lease_s) if start else None
         keys = (claim.key, claim.fingerprint) if claim else None
         admission = admit(record, self.settings.queue_size, start=lease, first_step=PHASE_TEXT_ENCODING,
-                          idempotency=keys, keys_since=self._now() - KEY_TTL_SECONDS)  # fmt: skip
+                          idempotency=keys, keys_since=self._now() - KEY_TTL_SECONDS, webhook=webhook)  # fmt: skip
         try:
             stored = await self.store.run(admission)
         except BaseException as exc:

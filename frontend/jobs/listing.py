@@ -9,6 +9,7 @@ import msgspec
 
 from visualizr.frontend.jobs.database import POSTGRESQL, Connection
 from visualizr.frontend.jobs.record import COMPLETED, VideoMetadata
+from visualizr.frontend.jobs.webhook_outbox import forget as forget_webhook
 
 DEFAULT_LIMIT = 50
 
@@ -97,6 +98,8 @@ def listed_rows(conn: Connection, request_ids: list[str]) -> dict[str, ListedRow
 
 
 def delete_completed(conn: Connection, request_id: str) -> bool:
-    """Delete one completed job's row; False when there is none (unknown, or not completed)."""
+    """Delete one completed job's row (and its webhook's); False when there is none (unknown, or not completed)."""
     cursor = conn.execute("DELETE FROM jobs WHERE request_id = ? AND status = ?", (request_id, COMPLETED))
+    if cursor.rowcount > 0:
+        forget_webhook(conn, request_id)
     return cursor.rowcount > 0

@@ -80,6 +80,19 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE jobs ADD COLUMN character_id TEXT",
         "CREATE INDEX IF NOT EXISTS jobs_character ON jobs (character_id, status)",
     ),
+    # 5: signed webhooks, stored: a job's webhook (url, the
+    # events it wants, when its last progress event was made) and the outbox of its events, each delivery claimed
+    # under a lease by any replica, its attempts kept (jobs.webhook_outbox)
+    (
+        "CREATE TABLE IF NOT EXISTS job_webhooks (request_id TEXT PRIMARY KEY, url TEXT NOT NULL, "
+        "events TEXT NOT NULL, last_progress_at DOUBLE PRECISION NOT NULL DEFAULT 0)",
+        "CREATE TABLE IF NOT EXISTS webhook_deliveries (event_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
+        "event TEXT NOT NULL, url TEXT NOT NULL, status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
+        "next_attempt_at DOUBLE PRECISION NOT NULL, owner TEXT, lease_expires_at DOUBLE PRECISION, "
+        "payload TEXT, attempts TEXT NOT NULL DEFAULT '[]')",
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+        "CREATE INDEX IF NOT EXISTS webhook_deliveries_job ON webhook_deliveries (request_id, created_at)",
+    ),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

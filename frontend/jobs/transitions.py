@@ -10,6 +10,8 @@ one UPDATE (docs/ARCHITECTURE.md, "The queue in the database").
 A transition of a running job is fenced on its owner: it changes the row only while that replica still runs it
 (``WHERE request_id = ? AND owner = ? AND status = 'processing'``) and returns the row as it is then, or None: the
 replica lost the job (cancelled, or its lease expired and the job was queued again) and must write nothing more.
+A transition that ends a job (or reports its progress) stores its webhook's event in the same transaction
+(``webhook_outbox.record_event``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from visualizr.frontend import clock
 from visualizr.frontend.jobs.database import Connection
 from visualizr.frontend.jobs.record import (
     CANCELLED,
@@ -31,6 +34,7 @@ from visualizr.frontend.jobs.record import (
     VideoMetadata,
 )
 from visualizr.frontend.jobs.store import decode_row
+from visualizr.frontend.jobs.webhook_outbox import record_event
 from visualizr.names import PHASE_DONE
 
 _OWNED = "owner = :owner AND status = :processing"
@@ -102,7 +106,11 @@ def apply(
         f"UPDATE jobs SET {sets} WHERE request_id = :request_id AND {fence} RETURNING *",
         {**params, **fence_params, "request_id": request_id},
     ).fetchone()
-    return None if row is None else decode_row(row)
+    if row is None:
+        return None
+    record = decode_row(row)
+    record_event(conn, record, isinstance(transition, Progressed), clock.now())
+    return record
 
 
 def advance(conn: Connection, request_id: str, owner: str, transition: Transition) -> JobRecord | None:
@@ -120,4 +128,8 @@ def cancel(conn: Connection, request_id: str, now: float) -> JobRecord | None:
         f"WHERE request_id = ? AND status IN ('{QUEUED}', '{PROCESSING}') RETURNING *",
         (now, request_id),
     ).fetchone()
-    return None if row is None else decode_row(row)
+    if row is None:
+        return None
+    record = decode_row(row)
+    record_event(conn, record, False, now)
+    return record

@@ -19,6 +19,7 @@ from visualizr.frontend.jobs.database import POSTGRESQL, Connection
 from visualizr.frontend.jobs.record import KIND_TEXT, PROCESSING, QUEUED, GenerationParameters, JobRecord
 from visualizr.frontend.jobs.store import INSERT_JOB, decode_row, encode_row
 from visualizr.frontend.jobs.transitions import Transition, apply
+from visualizr.frontend.jobs.webhook_outbox import WebhookTarget, subscribe
 
 # pg_advisory_xact_lock key that serialises admissions ("vsz" + 2), so the queue cap holds across replicas
 ADMISSION_LOCK: Final = 0x76737A02
@@ -61,10 +62,12 @@ def admit(
     first_step: str = "",
     idempotency: tuple[str, str] | None = None,
     keys_since: float = 0.0,
+    webhook: WebhookTarget | None = None,
 ) -> Callable[[Connection], Admission]:
     """Store a new job: claimed at once by ``start``'s owner when it has an idle worker and no startable job waits,
     else queued unless ``queue_size`` jobs wait (QueueIsFull). Its ``(key, fingerprint)`` is inserted first, so a
-    key already used returns the first job instead (keys older than ``keys_since`` are forgotten)."""
+    key already used returns the first job instead (keys older than ``keys_since`` are forgotten). Its ``webhook``
+    is stored with it."""
 
     def work(conn: Connection) -> Admission:
         if conn.dialect == POSTGRESQL:
@@ -94,6 +97,8 @@ def admit(
             row.update(attempts=job.attempts + 1, current_step=first_step)
         stored = conn.execute(f"{INSERT_JOB} RETURNING *", row).fetchone()
         assert stored is not None
+        if webhook is not None:
+            subscribe(conn, job.request_id, webhook)
         return Admission(record=decode_row(stored), started=lease is not None)
 
     return work

@@ -30,7 +30,9 @@ from visualizr_client._errors import (
     VisualizrAPIError,
     VisualizrConnectionError,
     VisualizrError,
+    WebhookVerificationError,
 )
+from visualizr_client._webhooks import verify_webhook
 from visualizr_client.models import (
     CancelledMessage,
     CompletedMessage,
@@ -76,4 +78,6 @@ __all__ = [
     "VisualizrClient",
     "VisualizrConnectionError",
     "VisualizrError",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

@@ -12,7 +12,8 @@ Global options: ``--url`` (env VISUALIZR_URL, default http://localhost:8002), ``
 VISUALIZR_API_KEY), ``--json``. The job commands (generate, from-image, animate) follow the job on stderr and print
 a summary with the MP4's absolute path, or with ``--json`` one JSON object and nothing else; ``--no-wait`` prints
 the request id (or the accepted JSON) and exits. ``COMMAND --help`` shows each option's default and limits, read
-from the model card when the server answers. The other commands print JSON. Progress and errors go to stderr.
+from the model card when the server answers. ``models`` and ``videos`` print aligned tables (``--json``: the
+API's JSON); the other commands print JSON. Progress and errors go to stderr.
 Exit codes: 0 ok, 1 API / connection error, 2 usage (a missing input file too), 130 interrupted.
 """
 
@@ -40,6 +41,7 @@ from visualizr_client._cli_options import (
     add_flags,
     card_for_help,
 )
+from visualizr_client._cli_tables import models_table, videos_table
 from visualizr_client._client import VisualizrClient
 from visualizr_client._errors import VisualizrAPIError, VisualizrConnectionError, VisualizrError
 from visualizr_client._progress import ProgressBar
@@ -136,6 +138,7 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the models, or show one")
     models.add_argument("model_id", nargs="?")
+    models.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON")
     models.set_defaults(handler=cmd_models)
 
     videos = commands.add_parser("videos", help="list generated videos")
@@ -144,6 +147,7 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
     videos.add_argument("--model")
     videos.add_argument("--start-date", help="ISO 8601")
     videos.add_argument("--end-date", help="ISO 8601")
+    videos.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON")
     videos.set_defaults(handler=cmd_videos)
 
     add_characters_command(commands)
@@ -159,14 +163,23 @@ def show(value: Any, out: TextIO) -> int:
     return EXIT_OK
 
 
+def show_text(text: str, out: TextIO) -> int:
+    out.write(text)
+    out.flush()
+    return EXIT_OK
+
+
 def cmd_models(client: VisualizrClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """A table of the models (``--json``: the list as JSON); one model's details as JSON."""
     if args.model_id:
         return show(client.get_model(args.model_id), out)
-    return show({"models": client.list_models()}, out)
+    models = client.list_models()
+    return show({"models": models}, out) if args.json else show_text(models_table(models), out)
 
 
 def cmd_videos(client: VisualizrClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    return show(client.list_videos(args.limit, args.offset, args.model, args.start_date, args.end_date), out)
+    videos = client.list_videos(args.limit, args.offset, args.model, args.start_date, args.end_date)
+    return show(videos, out) if args.json else show_text(videos_table(videos), out)
 
 
 def follow(

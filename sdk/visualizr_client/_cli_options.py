@@ -33,6 +33,7 @@ TUNING = {
 SEED = {"seed": Flag("seed", int, "random seed: the same seed and settings give the same video")}
 MODEL = {"model": Flag("model", str, "model id (visualizr models)")}
 NEGATIVE = {"negative": Flag("negative_prompt", str, "what the video should not show")}
+WEBHOOK = {"webhook-url": Flag("webhook_url", str, "where the server POSTs the job's end, signed (README: Webhooks)")}
 
 GENERATE_FLAGS = {
     **SIZE,
@@ -43,6 +44,7 @@ GENERATE_FLAGS = {
     **NEGATIVE,
     **MODEL,
     "style": Flag("style", str, "a style that shapes the prompt, e.g. cinematic, anime"),
+    **WEBHOOK,
 }
 FROM_IMAGE_FLAGS = {
     "duration": Flag("duration_seconds", float, "length of the video in seconds"),
@@ -53,6 +55,7 @@ FROM_IMAGE_FLAGS = {
     **SEED,
     **NEGATIVE,
     **MODEL,
+    **WEBHOOK,
 }
 ANIMATE_FLAGS = {
     "action": Flag("action", str, "what the character does, e.g. greeting, talking, dancing"),
@@ -65,6 +68,7 @@ ANIMATE_FLAGS = {
     "steps": TUNING["steps"],
     **SEED,
     **MODEL,
+    **WEBHOOK,
 }
 JOB_COMMANDS = ("generate", "from-image", "animate")
 IMAGE_TO_VIDEO = "image-to-video"  # a model card's type: animates an image, takes no prompt
@@ -89,6 +93,8 @@ def limits(field: str, card: m.ModelDetail | None) -> str:
         return f"above 0, at most 1; default {MOTION_STRENGTH_DEFAULT}"
     if field in ("negative_prompt", "action", "emotion", "background"):
         return "free text; default: the server's"
+    if field == "webhook_url":
+        return "an http(s) URL; default: none"
     if card is None:
         return "limits and default: see the model card"
     if field in ("style", "animation_style"):

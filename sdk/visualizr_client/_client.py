@@ -64,7 +64,8 @@ class VisualizrClient:
     # --- generation -------------------------------------------------------------------------------------
 
     def generate_video(self, prompt: str, *, idempotency_key: str | None = None, **params: Any) -> m.GenerationAccepted:
-        """Queue a text-to-video job; ``params`` are the reference's body fields (width, num_frames, seed...)."""
+        """Queue a text-to-video job; ``params`` are the reference's body fields (width, num_frames, seed...) and
+        ``webhook_url`` / ``webhook_events`` (a list: completed, failed, cancelled, progress)."""
         return self._call(_core.generate_video(prompt, params, idempotency_key))
 
     def generate_video_from_image(

@@ -92,6 +92,11 @@ def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _form_text(value: Any) -> str:
+    """A form field's text: a list (``webhook_events``) comma-separated."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def _idempotency(key: str | None) -> dict[str, str] | None:
     """The ``Idempotency-Key`` header: sending the same request again with the same key returns the first job
     instead of queuing another (the server answers IDEMPOTENCY_KEY_REUSED for the key with another request)."""
@@ -105,7 +110,8 @@ def generate_video(
     prompt: str, params: Mapping[str, Any], idempotency_key: str | None = None
 ) -> Call[m.GenerationAccepted]:
     """Body fields as the reference names them (negative_prompt, width, height, num_frames, fps,
-    num_inference_steps, guidance_scale, seed, model, style); None values are left out (server defaults)."""
+    num_inference_steps, guidance_scale, seed, model, style; webhook_url and webhook_events, a list); None values
+    are left out (server defaults)."""
     body = _compact({"prompt": prompt, **params})
     return Call(
         "POST", "/api/v1/generate/video", m.GenerationAccepted, json=body, headers=_idempotency(idempotency_key)
@@ -119,7 +125,7 @@ def generate_video_from_image(
     idempotency_key: str | None = None,
 ) -> Call[m.GenerationAccepted]:
     """``image``: a file path or the encoded bytes (PNG, JPEG, WebP or GIF)."""
-    form = {key: str(value) for key, value in _compact({"motion_prompt": motion_prompt, **params}).items()}
+    form = {key: _form_text(value) for key, value in _compact({"motion_prompt": motion_prompt, **params}).items()}
     return Call(
         "POST",
         "/api/v1/generate/video/from-image",

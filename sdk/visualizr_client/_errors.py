@@ -51,6 +51,10 @@ class GenerationTimeoutError(VisualizrError, TimeoutError):
     """A wait ran out of time (also a built-in ``TimeoutError``)."""
 
 
+class WebhookVerificationError(VisualizrError):
+    """A webhook's signature or timestamp did not check out (``verify_webhook``): do not trust its body."""
+
+
 class VisualizrAPIError(VisualizrError):
     """The server answered with an error. ``status`` is the HTTP status (None when the error came from a job's
     state or a WebSocket message rather than an HTTP response)."""

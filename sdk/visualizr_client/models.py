@@ -65,6 +65,25 @@ class GenerationAccepted(Model):
     character_id: str | None = None
 
 
+class WebhookAttempt(Model):
+    """One POST of a webhook delivery: when (epoch seconds), the receiver's HTTP status or the error."""
+
+    at: float
+    duration_seconds: float = 0
+    status_code: int | None = None
+    error: str | None = None
+
+
+class WebhookDelivery(Model):
+    """One event of a job's webhook (``webhook_id`` is the same on every retry)."""
+
+    webhook_id: str
+    event: str
+    status: str
+    attempts: list[WebhookAttempt] = msgspec.field(default_factory=list)
+    next_attempt_at: str | None = None
+
+
 class GenerationStatus(Model):
     """Answer of ``GET /api/v1/generate/status/{request_id}`` in any state."""
 
@@ -82,6 +101,7 @@ class GenerationStatus(Model):
     failed_at: str | None = None
     cancelled_at: str | None = None
     processing_time_seconds: float | None = None
+    webhook_deliveries: list[WebhookDelivery] | None = None
 
     @property
     def is_terminal(self) -> bool:

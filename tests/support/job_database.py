@@ -1,5 +1,5 @@
 """The job database of the store and queue contract tests: each engine (SQLite, and a real PostgreSQL started by
-the ``postgres`` fixture), a store opened on it, a job row."""
+the ``postgres`` fixture), a store opened on it (or two: two "replicas" on one database), a job row."""
 
 from __future__ import annotations
 
@@ -50,3 +50,26 @@ def job(
 ) -> JobRecord:
     return JobRecord(request_id, "animatediff", f"prompt of {request_id}", "", None, parameters, status, 0, "queued",
                      created, **fields)  # type: ignore[arg-type]  # fmt: skip
+
+
+def twin(database: Database) -> Database:
+    """A second connection to the same database (another replica)."""
+    if isinstance(database, SqliteDatabase):
+        return SqliteDatabase(database.path)
+    assert isinstance(database, PostgresDatabase)
+    return PostgresDatabase(database.url)
+
+
+def with_replicas(database: Database, scenario: Callable[[JobStore, JobStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        one, two = JobStore(database), JobStore(twin(database))
+        one.check()
+        await one.open()
+        await two.open()
+        try:
+            return await scenario(one, two)
+        finally:
+            await two.close()
+            await one.close()
+
+    return asyncio.run(run())
