@@ -25,6 +25,7 @@ from visualizr.frontend.generation.intake.image_input import FIELD as IMAGE_FIEL
 from visualizr.frontend.generation.intake.image_input import MAX_IMAGE_BYTES
 from visualizr.frontend.generation.intake.validation import validate_request
 from visualizr.frontend.generation.reporting.hub import Subscriber
+from visualizr.frontend.generation.reporting.quote import quote
 from visualizr.frontend.generation.schemas import (
     CHARACTER_ANIMATION_EXAMPLE,
     GENERATE_VIDEO_EXAMPLE,
@@ -36,6 +37,7 @@ from visualizr.frontend.generation.schemas import (
     GenerateVideoResponse,
     ImageToVideoForm,
     JobStatus,
+    QuoteResponse,
 )
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.websocket import handle_client_message, run_sender
@@ -103,6 +105,13 @@ class GenerationController(Controller):
         ``Idempotency-Key`` header makes a repeated request return the first job."""
         validated = validate_request(data, service.catalog)
         return await service.submit(validated, claim_of(request, idempotency_key, fingerprint(data)))
+
+    @post("/quote", status_code=HTTP_200_OK, dto=BodyDTO[GenerateVideoRequest])
+    async def quote_video(self, data: VideoBody, service: GenerationService) -> QuoteResponse:
+        """What ``POST /video`` with this body would get now, without creating a job: queue position, predicted
+        wait and run seconds, frames, whether it fits the model's limits and memory (``fits: false`` names the
+        field and the limit). Same body and 400s as ``POST /video``."""
+        return await quote(data, service.catalog, service.gate, service.standing)
 
     @post(
         "/video/from-image",
