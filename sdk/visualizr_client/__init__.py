@@ -37,6 +37,8 @@ from visualizr_client.models import (
     GenerationAccepted,
     GenerationStatus,
     ProgressMessage,
+    Quote,
+    QuoteLimit,
     StreamMessage,
 )
 
@@ -66,6 +68,8 @@ __all__ = [
     "ObjectStoreUnavailableError",
     "ProgressMessage",
     "QueueFullError",
+    "Quote",
+    "QuoteLimit",
     "RequestNotFoundError",
     "RouteNotFoundError",
     "StreamMessage",

@@ -114,7 +114,12 @@ class Standing:
         return self.held_by(record) is None
 
     def remaining(self, job: LiveJob) -> float:
-        return remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now())
+        """Its time left at its pace so far, sped up or slowed down as the jobs running beside it changed since."""
+        left = remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now())
+        if not job.concurrency:
+            return left
+        seen = sum(job.concurrency) / len(job.concurrency)
+        return left * self.costs.slowdown(sum(1 for _ in self.local.running())) / self.costs.slowdown(seen)
 
     def _running_remaining(self, running: list[JobRecord]) -> list[float]:
         """Seconds left of each running job: its pace where it runs here, else its estimate less its time so far."""
