@@ -148,10 +148,12 @@ def report(jobs: list[Job], warmup: int) -> list[str]:
 
 
 @contextmanager
-def own_stack(workers: int) -> Iterator[str]:
-    """A stack of the benchmark's own, Stable Video Diffusion not loaded (its first job loads it): its API's URL."""
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings, env = stack_settings(Path(data_dir), VISUALIZR_WORKERS=str(workers), VISUALIZR_LOAD_MODELS=MODELS[0])
+def own_stack(workers: int, data_dir: str | None) -> Iterator[str]:
+    """A stack of the benchmark's own, Stable Video Diffusion not loaded (its first job loads it): its API's URL.
+    ``data_dir``: its data folder, kept (its job database holds the cost samples); else a temporary one."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(data_dir or scratch)
+        settings, env = stack_settings(folder, VISUALIZR_WORKERS=str(workers), VISUALIZR_LOAD_MODELS=MODELS[0])
         with TritonServer(settings) as triton:
             triton.wait_ready(300)
             api = start_api(settings, env)
@@ -169,13 +171,14 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--rounds", type=int, help="rounds of 1 or 3 jobs (default: 4 quick, 14)")
     parser.add_argument("--warmup", type=int, help="jobs left out of the summary (default: 2 quick, 10)")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--data-dir", help="the own stack's data folder, kept (default: a temporary one)")
     args = parser.parse_args(argv)
     rounds = workload(args.rounds or (4 if args.quick else 14), args.seed, args.quick)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
     if args.url:
         jobs = measure(args.url, rounds)
     else:
-        with own_stack(args.workers) as url:
+        with own_stack(args.workers, args.data_dir) as url:
             jobs = measure(url, rounds)
     lines = report(jobs, warmup)
     print("\n".join(lines), flush=True)
