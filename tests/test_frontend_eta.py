@@ -1,6 +1,7 @@
-"""Estimates for big and two-stage jobs (``generation.eta``): a job's workload scales with what drives its time, its
-progress events place it within that work, and its remaining time moves from the estimate to its own pace. Pure
-logic on an injected clock; the real stack's numbers are printed by tests/test_integration_contract_examples.py."""
+"""Estimates for big and two-stage jobs (``generation.eta``, ``generation.cost_model``): a job's cost features scale
+with what drives its time, the cost model learns them from measured runs (and the slowdown of jobs run at once), its
+progress events place a run within its work, and its remaining time moves from the estimate to its own pace. Pure
+logic on an injected clock; the real stack's numbers: benchmarks/eta.py (run by tests/test_eta_quote.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,19 @@ import pytest
 from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.generation.reporting.cost_model import (
+    DECODE,
+    DENOISE,
+    ENCODE,
+    KEYFRAME,
+    LOAD,
+    OVERHEAD,
+    CostModel,
+    features,
+    samples_of_run,
+)
 from visualizr.frontend.generation.reporting.eta import (
     PACE_TRUSTED_AFTER,
-    Estimator,
     Pace,
     Workload,
     remaining_seconds,
@@ -26,6 +37,11 @@ from visualizr.model_card import write_model_card
 # width, height, num_frames, fps, num_inference_steps, guidance_scale, seed
 SMALL = GenerationParameters(64, 64, 4, 4, 2, 7.5, 1)
 BIG = GenerationParameters(1024, 1024, 72, 24, 25, 7.5, 1)  # the contract's from-image example: 3 s at 24 fps
+
+
+def work_of(parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
+    """A job's workload by the prior (no history)."""
+    return workload(CostModel(), "m", parameters, keyframe=keyframe)
 
 
 def events(steps: int, keyframe_steps: int = 0) -> list[tuple[str, int, int]]:
@@ -50,24 +66,28 @@ def walk(work: Workload, run: list[tuple[str, int, int]]) -> list[tuple[float, f
     return positions
 
 
-def test_the_workload_scales_with_size_frames_steps_and_guidance() -> None:
-    base = workload(SMALL)
-    double_side = workload(GenerationParameters(128, 128, 4, 4, 2, 7.5, 1))
-    assert (double_side.denoise, double_side.decode) == (4 * base.denoise, 4 * base.decode)
-    more_steps = workload(GenerationParameters(64, 64, 4, 4, 8, 7.5, 1))
-    assert (more_steps.denoise, more_steps.decode) == (4 * base.denoise, base.decode)  # decoding: frames x pixels
-    unguided = workload(GenerationParameters(64, 64, 4, 4, 2, 1.0, 1))
-    assert unguided.denoise == base.denoise / 2  # guidance doubles the UNet's batch
-    assert base.keyframe == 0 and workload(SMALL, keyframe=True).keyframe > 0
-    longer = workload(GenerationParameters(64, 64, 40, 4, 2, 7.5, 1), keyframe=True)
-    assert longer.keyframe == workload(SMALL, keyframe=True).keyframe  # one frame, whatever the clip's length
-    # the contract's 1024x1024, 72 frames, 25 steps is thousands of times the smallest test job
-    assert workload(BIG).total / base.total > 5000
+def test_the_cost_features_scale_with_size_frames_steps_and_guidance() -> None:
+    def work(part: str, parameters: GenerationParameters) -> float:
+        return features(part, parameters)[1]
+
+    for part in (DENOISE, DECODE, ENCODE):
+        assert work(part, GenerationParameters(128, 128, 4, 4, 2, 7.5, 1)) == 4 * work(part, SMALL)
+    more_steps = GenerationParameters(64, 64, 4, 4, 8, 7.5, 1)
+    assert (work(DENOISE, more_steps), work(DECODE, more_steps)) == (4 * work(DENOISE, SMALL), work(DECODE, SMALL))
+    assert features(DENOISE, more_steps)[0] == 4 * features(DENOISE, SMALL)[0]  # a step's fixed cost
+    unguided = GenerationParameters(64, 64, 4, 4, 2, 1.0, 1)
+    assert work(DENOISE, unguided) == work(DENOISE, SMALL) / 2  # guidance doubles the UNet's batch
+    longer = GenerationParameters(64, 64, 40, 4, 2, 7.5, 1)
+    assert work(KEYFRAME, longer) == work(KEYFRAME, SMALL)  # one frame, whatever the clip's length
+    assert features(LOAD, BIG) == features(OVERHEAD, SMALL) == (1.0, 0.0)
+    assert work_of(SMALL).keyframe == 0 and work_of(SMALL, keyframe=True).keyframe > 0
+    # the contract's 1024x1024, 72 frames, 25 steps is thousands of times the smallest test job's denoising
+    assert work(DENOISE, BIG) / work(DENOISE, SMALL) > 5000
 
 
 @pytest.mark.parametrize("keyframe", [False, True])
 def test_progress_events_place_a_run_within_its_work_in_order(keyframe: bool) -> None:
-    work = workload(SMALL, keyframe=keyframe)
+    work = work_of(SMALL, keyframe=keyframe)
     positions = walk(work, events(SMALL.num_inference_steps, work.keyframe_steps))
     done = [d for d, _ in positions]
     assert done == sorted(done) and done[0] == 0 and done[-1] == work.total - work.encode
@@ -78,7 +98,7 @@ def test_progress_events_place_a_run_within_its_work_in_order(keyframe: bool) ->
 
 
 def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
-    work = workload(BIG, keyframe=True)
+    work = work_of(BIG, keyframe=True)
     segments = 6  # 72 frames in windows of 14 overlapping by 2: the video's steps are 6 x 25
     video_steps = segments * BIG.num_inference_steps
     run = events(video_steps, work.keyframe_steps)
@@ -99,7 +119,7 @@ def run_at(work: Workload, steps: int, seconds_per_unit: float, until: int) -> t
 
 
 def test_remaining_time_moves_from_the_estimate_to_the_job_s_own_pace() -> None:
-    work = workload(GenerationParameters(64, 64, 4, 4, 20, 7.5, 1))
+    work = work_of(GenerationParameters(64, 64, 4, 4, 20, 7.5, 1))
     estimate = 10.0
     assert remaining_seconds(work, Pace(), estimate, now=5.0) == estimate  # no event yet (loading the model)
     slow = 2 * estimate / work.total  # the job runs at half the estimate's speed
@@ -113,7 +133,7 @@ def test_remaining_time_moves_from_the_estimate_to_the_job_s_own_pace() -> None:
 
 
 def test_between_events_the_time_left_counts_down_to_the_next_event_s_share() -> None:
-    work = workload(BIG)
+    work = work_of(BIG)
     rate = 1e-6
     pace, now = run_at(work, BIG.num_inference_steps, rate, until=1 + BIG.num_inference_steps)  # decoding now
     at_last_step = remaining_seconds(work, pace, rate * work.total, now)
@@ -125,14 +145,41 @@ def test_between_events_the_time_left_counts_down_to_the_next_event_s_share() ->
     assert late == pytest.approx(rate * work.encode) and late > 0
 
 
-def test_a_model_s_history_of_small_jobs_scales_to_a_big_one() -> None:
-    estimator = Estimator()
-    overhead, rate = 1.5, 2e-5
-    for side, frames, steps in ((64, 4, 2), (128, 16, 20), (64, 8, 4), (128, 8, 10)):
-        units = workload(GenerationParameters(side, side, frames, 8, steps, 7.5, 1)).total
-        estimator.observe("m", overhead + rate * units, units)
-    big = workload(BIG).total
-    assert estimator.estimate("m", big) == pytest.approx(overhead + rate * big)
+def run_parts(truth: dict[str, tuple[float, float]], parameters: GenerationParameters) -> dict[str, float]:
+    """A run's measured parts, as ``truth`` (part -> (a, b)) makes them."""
+    return {part: sum(x * c for x, c in zip(features(part, parameters), truth[part], strict=True)) for part in truth}
+
+
+SIZES = [GenerationParameters(side, side, frames, 8, steps, 7.5, 1)
+         for side, frames, steps in ((64, 4, 2), (128, 16, 20), (64, 8, 4), (128, 8, 10), (96, 12, 6))]  # fmt: skip
+TRUTH = {"conditioning": (0.3, 0.0), DENOISE: (0.02, 3e-6), DECODE: (0.05, 8e-5), ENCODE: (0.01, 1e-5)}
+
+
+def test_the_cost_model_learns_a_model_s_parts_from_small_jobs_and_scales_to_a_big_one() -> None:
+    costs = CostModel(load_seconds={"m": 12.0})
+    before = costs.solo_seconds("m", BIG, keyframe=False, cold=True)
+    assert before > 12.0  # a sane prior: the card's load time and some seconds per unit of work
+    for _ in range(6):
+        for parameters in SIZES:
+            parts = run_parts(TRUTH, parameters)
+            costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()) + 0.5, concurrency=1.0))
+    expected = sum(run_parts(TRUTH, BIG).values()) + 0.5
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(expected, rel=0.02)
+    assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(12.0)  # no load measured: the card's
+    assert costs.part_seconds("other", DENOISE, BIG) == CostModel().part_seconds("other", DENOISE, BIG)
+
+
+def test_jobs_run_at_once_teach_the_slowdown_and_the_solo_costs_stay() -> None:
+    costs, contention = CostModel(), 0.7
+    for round_ in range(40):
+        parameters = SIZES[round_ % len(SIZES)]
+        concurrency = 1.0 if round_ % 2 else 3.0
+        slow = 1 + contention * (concurrency - 1)
+        parts = {part: seconds * slow for part, seconds in run_parts(TRUTH, parameters).items()}
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency))
+    assert costs.contention == pytest.approx(contention, rel=0.1)
+    solo = sum(run_parts(TRUTH, BIG).values())
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
 
 
 def test_a_prompt_only_job_on_an_image_model_makes_a_keyframe(tmp_path: Path) -> None:
@@ -140,10 +187,11 @@ def test_a_prompt_only_job_on_an_image_model_makes_a_keyframe(tmp_path: Path) ->
         (tmp_path / card.id).mkdir()
         write_model_card(card, tmp_path / card.id / "model_card.json")
     unused = None  # the store, the local queue, the gate, the disk and the files: a workload needs only the cards
-    standing = Standing(unused, unused, Estimator(), ModelCatalog(tmp_path), unused, unused, unused, 1, lambda: 0.0)
+    standing = Standing(unused, unused, CostModel(), ModelCatalog(tmp_path), unused, unused, unused, 1, lambda: 0.0)
     svd = "stable-video-diffusion"
     assert standing.workload(svd, KIND_TEXT, SMALL).keyframe > 0
     assert standing.workload(svd, KIND_CHARACTER, SMALL).keyframe > 0
     assert standing.workload(svd, KIND_IMAGE, SMALL).keyframe == 0
     assert standing.workload("animatediff", KIND_TEXT, SMALL).keyframe == 0
-    assert standing.workload("gone", KIND_TEXT, SMALL) == workload(SMALL)  # no card: no keyframe assumed
+    no_card = workload(CostModel(), "gone", SMALL)  # no keyframe assumed
+    assert standing.workload("gone", KIND_TEXT, SMALL) == no_card

@@ -379,6 +379,7 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
         "visualizr_job_queue_wait_seconds": "histogram",
         "visualizr_job_end_to_end_seconds": "histogram",
         "visualizr_job_phase_duration_seconds": "histogram",
+        "visualizr_eta_first_estimate_relative_error": "histogram",
         "visualizr_websocket_connections": "gauge",
         "visualizr_websocket_connections_total": "counter",
     }

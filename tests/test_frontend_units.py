@@ -20,7 +20,6 @@ from visualizr.frontend.bodies import decode_json
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import InvalidParametersError, InvalidPromptError, ModelNotFoundError
 from visualizr.frontend.generation.intake.validation import validate_request
-from visualizr.frontend.generation.reporting.eta import PRIOR_SECONDS_PER_UNIT, Estimator
 from visualizr.frontend.generation.running.encoding import encode_assets, probe_video
 from visualizr.frontend.generation.running.progress import progress_of
 from visualizr.frontend.generation.running.runner import generation_request
@@ -79,18 +78,6 @@ def test_progress_mapping() -> None:
     assert video_id_of("video_req_abc") == "video_abc"
 
 
-def test_estimator() -> None:
-    est = Estimator()
-    assert est.estimate("m", 1e8) == pytest.approx(1.0 + 1e8 * PRIOR_SECONDS_PER_UNIT)
-    est.observe("m", 2.0, 1e6)
-    assert est.estimate("m", 2e6) == pytest.approx(4.0)
-    for units in (1e6, 2e6, 4e6):
-        est.observe("m", 1.0 + units * 1e-6, units)
-    overhead, rate = est.coefficients("m")
-    assert rate > 0 and overhead >= 0
-    assert est.estimate("other", 1e8) == pytest.approx(1.0 + 1e8 * PRIOR_SECONDS_PER_UNIT)
-
-
 def test_validation_defaults_and_errors(tmp_path: Path) -> None:
     catalog = ModelCatalog(write_repository(tmp_path))
     valid = validate_request(
@@ -129,7 +116,6 @@ def test_store_roundtrip_and_recovery(tmp_path: Path) -> None:
         await store.run(lambda conn: conn.execute(
             "UPDATE jobs SET status = 'completed', processing_time_seconds = 3.0, completed_at = 4.0 "
             "WHERE request_id = 'video_req_b'"))  # fmt: skip
-        assert await store.history("animatediff") == [(3.0, "text-to-video", params)]
         assert await store.get("nope") is None
         await store.close()
 

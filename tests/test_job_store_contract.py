@@ -16,7 +16,7 @@ from tests.support.job_database import ENGINES, PARAMS, engine_database, job, wi
 from visualizr.frontend.jobs import characters, listing, stats
 from visualizr.frontend.jobs.characters import CharacterRow
 from visualizr.frontend.jobs.database import Connection, Database
-from visualizr.frontend.jobs.record import JobRecord, VideoMetadata
+from visualizr.frontend.jobs.record import CostSample, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.schema import LATEST_VERSION, MIGRATIONS, SchemaTooNewError, migrate
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Completed, Retrying, advance
@@ -52,7 +52,7 @@ def test_insert_get_update_and_list_in_order(database: Database) -> None:
     with_store(database, scenario)
 
 
-def test_interrupted_jobs_queue_again_and_history(database: Database) -> None:
+def test_interrupted_jobs_queue_again_and_cost_samples(database: Database) -> None:
     async def scenario(store: JobStore) -> None:
         await store.insert(job("video_req_run", "processing", started_at=2.0, attempts=1))
         await store.insert(job("video_req_wait", "queued"))
@@ -66,9 +66,18 @@ def test_interrupted_jobs_queue_again_and_history(database: Database) -> None:
         assert (again.status, again.current_step, again.started_at, again.attempts, again.last_error) == (
             "queued", "retrying", None, 1, "interrupted",
         )  # fmt: skip
-        done = [(seconds, "text-to-video", PARAMS) for seconds in (5.0, 3.0)]
-        assert await store.history("animatediff") == done
-        assert await store.history("other") == []
+        assert await store.cost_samples() == []
+        first = [CostSample("animatediff", "denoise", 4.0, 65536.0, 1.5, 2.0),
+                 CostSample("m", "overhead", 1.0, 0.0, 0.2)]  # fmt: skip
+        await store.add_cost_samples(first, recorded_at=1.0, keep=6)
+        later = [CostSample("m", "decode", 1.0, 64.0 * i, 0.1 * i) for i in range(4)]
+        await store.add_cost_samples(later, recorded_at=2.0, keep=6)
+        def runs(stored: list[list[CostSample]]) -> list[list[str]]:  # a run's own samples in any order
+            return [sorted(map(repr, run)) for run in stored]
+
+        assert runs(await store.cost_samples()) == runs([first, later])  # by run, oldest first
+        await store.add_cost_samples(later[:1], recorded_at=3.0, keep=6)
+        assert runs(await store.cost_samples()) == runs([later, later[:1]])  # the latest ``keep``: whole runs
 
     with_store(database, scenario)
 

@@ -21,6 +21,7 @@ from visualizr.frontend.generation.intake.from_image import validate_image_reque
 from visualizr.frontend.generation.intake.idempotency import IdempotencyClaim, KeyHeader
 from visualizr.frontend.generation.intake.validation import validate_request
 from visualizr.frontend.generation.reporting.hub import Subscriber
+from visualizr.frontend.generation.reporting.quote import quote
 from visualizr.frontend.generation.schemas import (
     CHARACTER_ANIMATION_EXAMPLE,
     GENERATE_VIDEO_EXAMPLE,
@@ -32,6 +33,7 @@ from visualizr.frontend.generation.schemas import (
     GenerateVideoResponse,
     ImageToVideoForm,
     JobStatus,
+    QuoteResponse,
 )
 from visualizr.frontend.generation.service import GenerationService
 from visualizr.frontend.generation.websocket import handle_client_message, run_sender
@@ -81,6 +83,13 @@ class GenerationController(Controller):
         validated = validate_request(data, service.catalog)
         webhook = await webhooks.policy.target(data.webhook_url, data.webhook_events)
         return await service.submit(validated, claim_of(request, idempotency_key, fingerprint(data)), webhook)
+
+    @post("/quote", status_code=HTTP_200_OK, dto=BodyDTO[GenerateVideoRequest])
+    async def quote_video(self, data: VideoBody, service: GenerationService) -> QuoteResponse:
+        """What ``POST /video`` with this body would get now, without creating a job: queue position, predicted
+        wait and run seconds, frames, whether it fits the model's limits and memory (``fits: false`` names the
+        field and the limit). Same body and 400s as ``POST /video``."""
+        return await quote(data, service.catalog, service.gate, service.standing)
 
     @post(
         "/video/from-image",

@@ -236,3 +236,28 @@ class WsClientMessage(msgspec.Struct):
 
     type: str
     request_id: str | None = None
+
+
+class QuoteLimit(msgspec.Struct):
+    """The limit a quoted request is over: the field (``gpu_memory`` for the memory it needs), the message its
+    submission's error would carry and that error's details (value, min, max; required_gb, available_gb)."""
+
+    field: str | None
+    message: str
+    details: dict[str, object]
+
+
+class QuoteResponse(msgspec.Struct):
+    """POST /api/v1/generate/quote answer: what a POST /api/v1/generate/video of the same body would get now,
+    without creating a job. Seconds are floats; ``fits`` false names the ``limit`` (the figures are then null when
+    the request cannot be resolved to parameters)."""
+
+    fits: bool
+    model: str
+    num_frames: int | None
+    queue_position: int | None
+    estimated_wait_seconds: float | None
+    estimated_run_seconds: float | None
+    estimated_time_seconds: float | None
+    model_loaded: bool | None
+    limit: QuoteLimit | None = None

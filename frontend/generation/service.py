@@ -37,7 +37,7 @@ from visualizr.frontend.generation.dispatch.workers import WorkerPool
 from visualizr.frontend.generation.intake.idempotency import KEY_TTL_SECONDS, IdempotencyClaim, IdempotencyKeys
 from visualizr.frontend.generation.intake.validation import ValidatedRequest
 from visualizr.frontend.generation.reporting import views
-from visualizr.frontend.generation.reporting.eta import Estimator
+from visualizr.frontend.generation.reporting.cost_model import CostModel
 from visualizr.frontend.generation.reporting.hub import GenerationHub, Subscriber
 from visualizr.frontend.generation.reporting.standing import Standing
 from visualizr.frontend.generation.running.backend import GenerationBackend
@@ -83,14 +83,15 @@ class GenerationService:
         self._now = now
         self.telemetry = telemetry
         self.replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.estimator = Estimator()
+        loads = {card.id: card.requirements.estimated_load_time_seconds for card in catalog.cards()}
+        self.costs = CostModel(load_seconds=loads)
         self.queue = LocalQueue()
-        self.standing = Standing(store, self.queue, self.estimator, catalog, gate, disk, files, settings.workers, now)
+        self.standing = Standing(store, self.queue, self.costs, catalog, gate, disk, files, settings.workers, now)
         self.journal = JobJournal(store, hub, self.standing.progress_message, self.replica, now)
         self.policy = RetryPolicy(settings.job_max_attempts, settings.job_deadline_s)
         runner = JobRunner(backend, gate, self.journal, files, settings.job_stall_timeout_s, encoder,
                            telemetry=self.telemetry, now=now)  # fmt: skip
-        self.lifecycle = JobLifecycle(self.queue, self.journal, runner, self.standing, self.policy, self.estimator,
+        self.lifecycle = JobLifecycle(self.queue, self.journal, runner, self.standing, self.policy, self.costs,
                                       files, settings.job_lease_s, now)  # fmt: skip
         life = self.lifecycle
         self.workers = WorkerPool(self.queue, settings.workers, life.claim, life.run_one, life.release_on_shutdown,
@@ -104,11 +105,7 @@ class GenerationService:
 
     async def start(self) -> None:
         await self.lifecycle.reap(at_start=True)
-        waiting = await self.store.list_by_status([QUEUED])
-        for model in {r.model for r in waiting} | set(self.catalog.ids()):
-            history = await self.store.history(model)
-            work = self.standing.workload
-            self.estimator.load(model, [(s, work(model, kind, p).total) for s, kind, p in history])
+        self.costs.replay(await self.store.cost_samples())
         await self.lifecycle.refresh_counts()
         self.workers.start()
 
@@ -243,7 +240,7 @@ class GenerationService:
                 self.queue.unreserve()
             assert claim is not None and admission.duplicate_of is not None and admission.fingerprint is not None
             return await self._accepted_again(claim, admission.fingerprint, admission.duplicate_of)
-        job = self.standing.live(admission.record)
+        job = await self.standing.live(admission.record)
         if admission.started:
             self.queue.hand(job)
         elif reserved:

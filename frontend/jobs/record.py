@@ -94,3 +94,15 @@ class JobRecord(msgspec.Struct):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATES
+
+
+class CostSample(msgspec.Struct, frozen=True):
+    """One measured part of a completed run (``generation.reporting.cost_model``): its features, its seconds and
+    how many jobs ran at once meanwhile."""
+
+    model: str
+    part: str
+    fixed: float
+    work: float
+    seconds: float
+    concurrency: float = 1.0

@@ -93,6 +93,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
         "CREATE INDEX IF NOT EXISTS webhook_deliveries_job ON webhook_deliveries (request_id, created_at)",
     ),
+    # 6: ETA cost history: the measured parts of completed runs, which
+    # the ETA's cost model (generation.reporting.cost_model) replays at start-up
+    (
+        "CREATE TABLE IF NOT EXISTS eta_samples (model TEXT NOT NULL, part TEXT NOT NULL, "
+        "fixed DOUBLE PRECISION NOT NULL, work DOUBLE PRECISION NOT NULL, seconds DOUBLE PRECISION NOT NULL, "
+        "concurrency DOUBLE PRECISION NOT NULL, recorded_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS eta_samples_recorded ON eta_samples (recorded_at)",
+    ),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

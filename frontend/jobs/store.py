@@ -14,8 +14,8 @@ import msgspec
 
 from visualizr.frontend.jobs.database import Connection, Database, Row
 from visualizr.frontend.jobs.record import (
-    COMPLETED,
     KIND_TEXT,
+    CostSample,
     GenerationParameters,
     JobRecord,
     VideoMetadata,
@@ -122,16 +122,36 @@ class JobStore:
 
         return await self.run(query)
 
-    async def history(self, model: str, limit: int = 50) -> list[tuple[float, str, GenerationParameters]]:
-        """(processing_time_seconds, kind, parameters) of the model's latest completed jobs, newest first."""
+    async def add_cost_samples(self, samples: Iterable[CostSample], recorded_at: float, keep: int) -> None:
+        """Store a run's cost samples (``generation.reporting.cost_model``); only the latest ``keep`` stay."""
+        rows = [(s.model, s.part, s.fixed, s.work, s.seconds, s.concurrency, recorded_at) for s in samples]
 
-        def query(conn: Connection) -> list[tuple[float, str, GenerationParameters]]:
+        def work(conn: Connection) -> None:
+            for row in rows:
+                conn.execute(
+                    "INSERT INTO eta_samples (model, part, fixed, work, seconds, concurrency, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            oldest = conn.execute(
+                "SELECT recorded_at FROM eta_samples ORDER BY recorded_at DESC LIMIT 1 OFFSET ?", (keep,)
+            ).fetchone()
+            if oldest is not None:
+                conn.execute("DELETE FROM eta_samples WHERE recorded_at <= ?", (oldest[0],))
+
+        await self.run(work)
+
+    async def cost_samples(self) -> list[list[CostSample]]:
+        """The stored cost samples by run (those stored together), oldest first: the order they are replayed in."""
+
+        def query(conn: Connection) -> list[list[CostSample]]:
             rows = conn.execute(
-                "SELECT processing_time_seconds, kind, parameters FROM jobs WHERE model = ? AND status = ? "
-                "AND processing_time_seconds IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
-                (model, COMPLETED, limit),
+                "SELECT model, part, fixed, work, seconds, concurrency, recorded_at FROM eta_samples "
+                "ORDER BY recorded_at"
             ).fetchall()
-            decode = msgspec.json.Decoder(GenerationParameters).decode
-            return [(float(r[0]), r[1] or KIND_TEXT, decode(r[2])) for r in rows]
+            runs: dict[float, list[CostSample]] = {}
+            for r in rows:
+                runs.setdefault(float(r[6]), []).append(CostSample(str(r[0]), str(r[1]), *map(float, r[2:6])))
+            return list(runs.values())
 
         return await self.run(query)

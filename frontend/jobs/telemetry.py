@@ -5,6 +5,9 @@
   family conditioned on the image alone, ``keyframe``: a keyframe stage's steps, ``frame_generation``: the
   denoising loop, ``decoding``: the VAE, ``encoding``: MP4/JPEG/GIF in the API), observed by the runner from the
   pipeline's progress events;
+* the signed relative error of each completed job's first estimate (its 202's ``estimated_time_seconds`` against
+  submit -> completed, ``(estimate - actual) / actual``: negative when the job took longer), per model, observed by
+  the lifecycle for the jobs submitted on this replica: the ETA's calibration;
 * WebSocket connections open now and opened since start.
 """
 
@@ -25,6 +28,7 @@ from visualizr.names import CONDITIONING_PHASES, PHASE_DECODING, PHASE_FRAME_GEN
 JOB_BUCKETS: Final = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
                       1800.0)
 STEP_PHASES: Final = (PHASE_KEYFRAME, PHASE_FRAME_GENERATION)  # reported once per step
+ETA_ERROR_BUCKETS: Final = (-0.9, -0.5, -0.3, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 PHASE_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -52,6 +56,14 @@ class JobTelemetry(Collector):
             buckets=PHASE_BUCKETS,
             registry=registry,
         )
+        self.eta_error = Histogram(
+            "visualizr_eta_first_estimate_relative_error",
+            "Signed relative error of a completed job's first estimate (the 202's estimated_time_seconds against "
+            "submit to completed): (estimate - actual) / actual",
+            ["model"],
+            buckets=ETA_ERROR_BUCKETS,
+            registry=registry,
+        )
         self.websockets_open = 0
         self.websockets_opened = 0
         # A gauge `x` beside a counter `x_total`: prometheus_client's metric objects refuse the pair (OpenMetrics
@@ -71,6 +83,11 @@ class JobTelemetry(Collector):
     def completed(self, model: str, created_at: float, completed_at: float) -> None:
         self.end_to_end.labels(model).observe(max(0.0, completed_at - created_at))
 
+    def first_estimate(self, model: str, estimate: float, created_at: float, completed_at: float) -> None:
+        actual = completed_at - created_at
+        if actual > 0:
+            self.eta_error.labels(model).observe((estimate - actual) / actual)
+
     def phase(self, model: str, phase: str, seconds: float) -> None:
         self.phases.labels(model, phase).observe(max(0.0, seconds))
 
@@ -80,9 +97,6 @@ class JobTelemetry(Collector):
 
     def websocket_disconnected(self) -> None:
         self.websockets_open = max(0, self.websockets_open - 1)
-
-    def phase_timer(self, model: str) -> PhaseTimer:
-        return PhaseTimer(lambda phase, seconds: self.phase(model, phase, seconds))
 
 
 class PhaseTimer:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.errors import VisualizrError
 from visualizr.frontend.infra.endpoints import Endpoint, EndpointPool
 from visualizr.frontend.infra.failures import UNHEALTHY_MODEL, UNREACHABLE, BackendError
 from visualizr.frontend.infra.gpu import GpuReader, check_fits, required_memory_gb
@@ -71,6 +72,14 @@ class Placement:
             return f"no inference server is reachable: {self.pool.down_reasons()}"
         names = self._triton_models(model_id)
         return "; ".join(filter(None, (self.healer.sickness(e, names) for e in self.pool.up())))
+
+    async def loaded(self, model_id: str) -> bool:
+        try:
+            card = self.catalog.get(model_id)
+        except VisualizrError:  # its card is gone: its job fails without loading anything
+            return True
+        indices = [await self.models.index_of(e) for e in self._usable(model_id)]
+        return any(index is not None and all_ready(card, index) for index in indices)
 
     async def acquire(self, model_id: str, on_loading: Callable[[], Awaitable[None]]) -> Endpoint:
         card = self.catalog.get(model_id)

@@ -40,6 +40,8 @@ from visualizr_client.models import (
     GenerationAccepted,
     GenerationStatus,
     ProgressMessage,
+    Quote,
+    QuoteLimit,
     StreamMessage,
 )
 
@@ -69,6 +71,8 @@ __all__ = [
     "ObjectStoreUnavailableError",
     "ProgressMessage",
     "QueueFullError",
+    "Quote",
+    "QuoteLimit",
     "RequestNotFoundError",
     "CharacterNotFoundError",
     "RouteNotFoundError",

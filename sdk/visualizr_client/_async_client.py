@@ -68,6 +68,10 @@ class AsyncVisualizrClient:
     ) -> m.GenerationAccepted:
         return await self._call(_core.generate_video(prompt, params, idempotency_key))
 
+    async def quote(self, prompt: str, **params: Any) -> m.Quote:
+        """What ``generate_video(prompt, **params)`` would get now, without making a job."""
+        return await self._call(_core.quote_video(prompt, params))
+
     async def generate_video_from_image(
         self,
         image: str | os.PathLike[str] | bytes,

@@ -3,6 +3,7 @@
     visualizr generate "a red balloon" --out clip.mp4 --frames 8 --fps 8 --seed 42
     visualizr from-image photo.png "gentle swaying in the wind" --duration 2 --strength 0.7 --out clip.mp4
     visualizr animate assistant --action greeting --emotion happy --resolution 256x256 --out hello.mp4
+    visualizr quote "a red balloon" --frames 8     (queue position, predicted wait and run; no job made)
     visualizr status video_req_...        visualizr cancel video_req_...
     visualizr models [MODEL_ID]           visualizr videos --limit 10
     visualizr characters [list|show|create|delete] ...  (``_cli_characters``)
@@ -127,6 +128,14 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
         ),
         card,
     ).add_argument("character_id", help="a built-in (assistant, robot, ...) or a character of yours")
+
+    quote = commands.add_parser("quote", help="what `generate` would get now (wait, run, fits), making no job")
+    quote.add_argument("prompt", help="what the video shows")
+    add_flags(quote, GENERATE_FLAGS, card)
+    quote.set_defaults(
+        handler=lambda client, args, out, err: show(client.quote(args.prompt, **job_params(args)), out),
+        flags=GENERATE_FLAGS,
+    )
 
     status = commands.add_parser("status", help="status of a generation request")
     status.add_argument("request_id")

@@ -68,6 +68,11 @@ class VisualizrClient:
         ``webhook_url`` / ``webhook_events`` (a list: completed, failed, cancelled, progress)."""
         return self._call(_core.generate_video(prompt, params, idempotency_key))
 
+    def quote(self, prompt: str, **params: Any) -> m.Quote:
+        """What ``generate_video(prompt, **params)`` would get now (queue position, wait and run seconds, frames,
+        whether it fits), without making a job."""
+        return self._call(_core.quote_video(prompt, params))
+
     def generate_video_from_image(
         self,
         image: str | os.PathLike[str] | bytes,

@@ -118,6 +118,11 @@ def generate_video(
     )
 
 
+def quote_video(prompt: str, params: Mapping[str, Any]) -> Call[m.Quote]:
+    """The body of ``generate_video``, quoted: ``POST /api/v1/generate/quote`` makes no job."""
+    return Call("POST", "/api/v1/generate/quote", m.Quote, json=_compact({"prompt": prompt, **params}))
+
+
 def generate_video_from_image(
     image: str | os.PathLike[str] | bytes,
     motion_prompt: str,

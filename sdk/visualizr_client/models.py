@@ -82,6 +82,28 @@ class WebhookDelivery(Model):
     status: str
     attempts: list[WebhookAttempt] = msgspec.field(default_factory=list)
     next_attempt_at: str | None = None
+class QuoteLimit(Model):
+    """The limit a quoted request is over: ``field`` (``gpu_memory`` for memory), the submission's error message
+    and details (value, min, max; required_gb, available_gb)."""
+
+    field: str | None = None
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+class Quote(Model):
+    """Answer of ``POST /api/v1/generate/quote``: what a submission of the same body would get now (no job made);
+    ``fits`` false names the ``limit`` (the figures are then None when the parameters are out of range)."""
+
+    fits: bool
+    model: str
+    num_frames: int | None = None
+    queue_position: int | None = None
+    estimated_wait_seconds: float | None = None
+    estimated_run_seconds: float | None = None
+    estimated_time_seconds: float | None = None
+    model_loaded: bool | None = None
+    limit: QuoteLimit | None = None
 
 
 class GenerationStatus(Model):

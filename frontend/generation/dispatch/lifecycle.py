@@ -23,7 +23,7 @@ from collections.abc import Callable
 from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation.dispatch.journal import JobJournal
 from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
-from visualizr.frontend.generation.reporting.eta import Estimator
+from visualizr.frontend.generation.reporting.cost_model import CostModel, samples_of_run
 from visualizr.frontend.generation.reporting.standing import Standing
 from visualizr.frontend.generation.running.retry import RetryPolicy
 from visualizr.frontend.generation.running.runner import (
@@ -45,6 +45,7 @@ from visualizr.names import PHASE_TEXT_ENCODING
 logger = logging.getLogger("visualizr.frontend.generation")
 
 INTERRUPTED_REASON = "interrupted by a server restart"
+COST_SAMPLES_KEPT = 5000  # stored cost-model samples (of all models): ~700 runs
 
 
 class JobLifecycle:
@@ -55,7 +56,7 @@ class JobLifecycle:
         runner: JobRunner,
         standing: Standing,
         policy: RetryPolicy,
-        estimator: Estimator,
+        costs: CostModel,
         files: JobFiles,
         lease_s: float,
         now: Callable[[], float],
@@ -66,7 +67,7 @@ class JobLifecycle:
         self.runner = runner
         self.standing = standing
         self.policy = policy
-        self.estimator = estimator
+        self.costs = costs
         self.files = files
         self.lease_s = lease_s
         self._now = now
@@ -99,7 +100,7 @@ class JobLifecycle:
         if record is None:
             return None
         await self.refresh_counts()
-        return self.standing.live(record)
+        return await self.standing.live(record)
 
     async def run_one(self, job: LiveJob) -> None:
         """A worker's whole handling of one claimed job; never raises for the job's sake."""
@@ -108,6 +109,7 @@ class JobLifecycle:
             await self.journal.announce(rec, job)
             if rec.attempts == 1 and rec.started_at is not None:
                 self.runner.telemetry.started(rec.model, rec.created_at, rec.started_at)
+            self.queue.sample_concurrency()
             outcome = await self.runner.run(job)
         except asyncio.CancelledError:
             raise
@@ -150,15 +152,30 @@ class JobLifecycle:
         if job.lost:
             await self._discard(job, None)
             return
+        first_estimate = self.standing.first_estimates.pop(rec.request_id, None)
         if rec.status == COMPLETED and rec.completed_at is not None:
             self.runner.telemetry.completed(rec.model, rec.created_at, rec.completed_at)
+            if first_estimate is not None:
+                self.runner.telemetry.first_estimate(rec.model, first_estimate, rec.created_at, rec.completed_at)
             if rec.processing_time_seconds:
-                self.estimator.observe(rec.model, rec.processing_time_seconds, job.workload.total)
+                await self._learn(job, rec.processing_time_seconds)
+        self.queue.sample_concurrency()
         self.queue.retire(job)
         if rec.terminal:
             self._remove_input(rec)
         await self.refresh_counts()
         self.queue.wake()
+
+    async def _learn(self, job: LiveJob, processing_seconds: float) -> None:
+        """A completed run's measured parts teach the cost model, and are stored: the fit survives restarts."""
+        rec = job.record
+        concurrency = sum(job.concurrency) / len(job.concurrency) if job.concurrency else 1.0
+        samples = samples_of_run(rec.model, rec.parameters, job.phases, processing_seconds, concurrency)
+        self.costs.observe(samples)
+        try:
+            await self.store.add_cost_samples(samples, self._now(), COST_SAMPLES_KEPT)
+        except Exception as exc:  # the database away: this process still learnt them
+            logger.debug("could not store the cost samples of %s: %s", rec.request_id, exc)
 
     async def _discard(self, job: LiveJob, outcome: Outcome | None) -> None:
         """A run that was stopped, or whose job this replica no longer owns. What it encoded is deleted when the
@@ -223,6 +240,7 @@ class JobLifecycle:
         except (DatabaseUnavailableError, InsufficientStorageError) as exc:  # said by health; tried again next tick
             logger.warning("could not renew leases or reap: %s", exc.message)
         await self.refresh_counts()
+        self.queue.sample_concurrency()
         self.queue.wake()
 
     async def _renew(self) -> None:

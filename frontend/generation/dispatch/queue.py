@@ -32,6 +32,11 @@ class LiveJob:
     lost: bool = False  # cancelled or taken back under the run: it must stop and write nothing more
     last_write: float = 0.0
     written_step: str = ""
+    phases: dict[str, float] = field(default_factory=dict)  # measured seconds of the run's parts (cost_model)
+    concurrency: list[int] = field(default_factory=list)  # jobs running here, sampled during the run
+
+    def measured(self, part: str, seconds: float) -> None:
+        self.phases[part] = self.phases.get(part, 0.0) + max(0.0, seconds)
 
     @property
     def request_id(self) -> str:
@@ -59,6 +64,12 @@ class LocalQueue:
 
     def running(self) -> Iterator[LiveJob]:
         return (j for j in self.live.values() if j.record.status == PROCESSING)
+
+    def sample_concurrency(self) -> None:
+        """Note, on each job running here, how many run here now (the cost model's concurrency of its run)."""
+        running = list(self.running())
+        for job in running:
+            job.concurrency.append(len(running))
 
     @property
     def idle_count(self) -> int:

@@ -1,56 +1,31 @@
-"""Generation-time estimates: what a job costs (its workload), what a unit of work takes on a model (its history),
-how long a running job has left (its own pace) and the waits these add up to.
-
-A job's workload is counted in UNet evaluations of one latent cell (a frame's (width/8) x (height/8)):
-
-* denoising: ``steps x frames x cells``, twice with classifier-free guidance (``guidance_scale > 1``: one UNet call
-  at twice the batch);
-* decoding: ``DECODE_WEIGHT x frames x cells`` (the VAE decoder), then encoding the video in the API
-  ``ENCODE_WEIGHT x frames x cells``;
-* the keyframe, for text-to-video on an image-to-video model: one frame made first by a text-to-image model,
-  ``(2 x steps + DECODE_WEIGHT) x cells`` (guided steps, one decode).
+"""Generation-time estimates: what each part of a job takes (its workload, in the cost model's predicted solo
+seconds: ``cost_model``), how long a running job has left (its own pace) and the waits these add up to.
 
 A clip longer than the model's window (segments, context windows) is counted once per frame: the overlaps cost a
 little more than that, which the job's own pace (below) takes up.
 
-Per model, over the latest ``HISTORY`` completed jobs (processing time = completed_at - started_at):
-
-* with >= 3 jobs of differing sizes: least squares ``seconds = overhead + rate x units`` (both clamped >= 0);
-* otherwise: ``rate = sum(seconds) / sum(units)`` and no overhead;
-* before any history: the prior ``PRIOR_SECONDS_PER_UNIT``, i.e. ~31 s for 512x512, 16 frames, 25 guided steps
-  (an AnimateDiff-class model on one GPU, as the reference's example), plus ``PRIOR_OVERHEAD_SECONDS``.
-
 A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining time
-is the work left at the estimate's rate, moving over to its own pace (seconds per unit since its first event) as
-the work measured reaches ``PACE_TRUSTED_AFTER`` of the whole; between events the work is taken to go on at that
-rate up to the next event's share. Estimates are never below ``MIN_ESTIMATE_SECONDS``. Issue 19 replaces the
-fixed weights with a fitted cost model.
+is the work left at the estimate's rate, moving over to its own pace (measured seconds per predicted second since
+its first event) as the work measured reaches ``PACE_TRUSTED_AFTER`` of the whole; between events the work is taken
+to go on at that rate up to the next event's share. Estimates are never below ``MIN_ESTIMATE_SECONDS``.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from visualizr import names
+from visualizr.frontend.generation.reporting.cost_model import DECODE, DENOISE, ENCODE, KEYFRAME, CostModel
 from visualizr.frontend.jobs.record import GenerationParameters
 
-HISTORY = 50
-# Weights in UNet evaluations per frame cell, measured on this project's CPU demos (onnxruntime, 2 threads):
-# AnimateDiff's VAE decoder ~1.0, Stable Video Diffusion's temporal decoder ~5; MP4 + JPEG + GIF ~0.15.
-DECODE_WEIGHT = 2.0
-ENCODE_WEIGHT = 0.2
-LATENT_SCALE = 8  # pixels per latent cell along each side
-PRIOR_SECONDS_PER_UNIT = 9e-6
-PRIOR_OVERHEAD_SECONDS = 1.0
 MIN_ESTIMATE_SECONDS = 0.5
 PACE_TRUSTED_AFTER = 0.1  # fraction of the workload measured before the job's own pace is all that counts
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A job's work in UNet evaluations of one latent cell, by part, in the order the parts run."""
+    """A job's work in predicted solo seconds, by part, in the order the parts run."""
 
     keyframe: float
     denoise: float
@@ -83,62 +58,20 @@ class Workload:
         return self.keyframe, self.keyframe + self.denoise / video_steps
 
 
-def workload(parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
-    """The workload of a job with these parameters (``keyframe``: it makes its first frame from its prompt)."""
-    cells = (parameters.width / LATENT_SCALE) * (parameters.height / LATENT_SCALE)
-    evaluations = 2 if parameters.guidance_scale > 1 else 1
-    steps, frames = parameters.num_inference_steps, parameters.num_frames
+def workload(costs: CostModel, model: str, parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
+    """The workload of a job of ``model`` with these parameters (``keyframe``: it makes its first frame from its
+    prompt), in predicted solo seconds per part."""
+
+    def part(name: str) -> float:
+        return costs.part_seconds(model, name, parameters)
+
     return Workload(
-        keyframe=(2 * steps + DECODE_WEIGHT) * cells if keyframe else 0.0,
-        denoise=float(evaluations * steps * frames * cells),
-        decode=DECODE_WEIGHT * frames * cells,
-        encode=ENCODE_WEIGHT * frames * cells,
-        keyframe_steps=steps if keyframe else 0,
+        keyframe=part(KEYFRAME) if keyframe else 0.0,
+        denoise=part(DENOISE),
+        decode=part(DECODE),
+        encode=part(ENCODE),
+        keyframe_steps=parameters.num_inference_steps if keyframe else 0,
     )
-
-
-class Estimator:
-    def __init__(self) -> None:
-        self._samples: dict[str, deque[tuple[float, float]]] = {}
-        self._fit: dict[str, tuple[float, float]] = {}
-
-    def observe(self, model: str, seconds: float, units: float) -> None:
-        if seconds <= 0 or units <= 0:
-            return
-        self._samples.setdefault(model, deque(maxlen=HISTORY)).append((seconds, units))
-        self._fit.pop(model, None)
-
-    def load(self, model: str, history_newest_first: list[tuple[float, float]]) -> None:
-        for seconds, units in reversed(history_newest_first):
-            self.observe(model, seconds, units)
-
-    def coefficients(self, model: str) -> tuple[float, float]:
-        """(overhead_seconds, seconds_per_unit) for ``model``."""
-        if model in self._fit:
-            return self._fit[model]
-        samples = self._samples.get(model)
-        if not samples:
-            return PRIOR_OVERHEAD_SECONDS, PRIOR_SECONDS_PER_UNIT
-        seconds = [s for s, _ in samples]
-        units = [u for _, u in samples]
-        n = len(samples)
-        fit: tuple[float, float] | None = None
-        mean_u = sum(units) / n
-        var_u = sum((u - mean_u) ** 2 for u in units)
-        if n >= 3 and var_u > 0:
-            mean_s = sum(seconds) / n
-            rate = sum((u - mean_u) * (s - mean_s) for s, u in samples) / var_u
-            overhead = mean_s - rate * mean_u
-            if rate > 0 and overhead >= 0:
-                fit = (overhead, rate)
-        if fit is None:
-            fit = (0.0, sum(seconds) / sum(units))
-        self._fit[model] = fit
-        return fit
-
-    def estimate(self, model: str, units: float) -> float:
-        overhead, rate = self.coefficients(model)
-        return max(MIN_ESTIMATE_SECONDS, overhead + rate * units)
 
 
 @dataclass

@@ -1,11 +1,14 @@
 """Where each job stands, as the API shows it, read from the shared queue (the job table) so that every replica
 answers alike: a waiting job's place and what it waits for (a worker, its retry's backoff, an inference endpoint,
-disk space), the seconds left, its status body and progress message, the 202 body. A job running on this replica
-adds its measured pace."""
+disk space), the seconds left, its status body and progress message, the 202 body, a quote. A job running on this
+replica adds its measured pace.
+
+Estimates come from the cost model (``cost_model``): a job's solo seconds (with a load when its model is not loaded
+and no job before it loads it) times the slowdown of the jobs run at once (``min(workers, running + ahead + 1)``);
+the wait is the list scheduling of the jobs ahead over the workers (``eta.wait_seconds``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from visualizr.frontend import clock
@@ -13,7 +16,14 @@ from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.errors import ModelNotFoundError
 from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.reporting import views
-from visualizr.frontend.generation.reporting.eta import Estimator, Workload, remaining_seconds, wait_seconds, workload
+from visualizr.frontend.generation.reporting.cost_model import CostModel
+from visualizr.frontend.generation.reporting.eta import (
+    MIN_ESTIMATE_SECONDS,
+    Workload,
+    remaining_seconds,
+    wait_seconds,
+    workload,
+)
 from visualizr.frontend.generation.running.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
@@ -33,13 +43,16 @@ from visualizr.frontend.jobs.record import (
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.work_queue import QueueView, queue_view
 
+LOADED_TTL_SECONDS = 2.0  # how long a model's loaded state, asked of the inference servers, is taken as known
+FIRST_ESTIMATES_KEPT = 10_000  # the 202 estimates of jobs not yet done, kept for the calibration histogram
+
 
 class Standing:
     def __init__(
         self,
         store: JobStore,
         local: LocalQueue,
-        estimator: Estimator,
+        costs: CostModel,
         catalog: ModelCatalog,
         gate: InferenceGate,
         disk: DiskGuard,
@@ -47,23 +60,43 @@ class Standing:
         workers: int,
         now: Callable[[], float],
     ) -> None:
-        self.store, self.local, self.estimator, self.catalog = store, local, estimator, catalog
+        self.store, self.local, self.costs, self.catalog = store, local, costs, catalog
         self.gate, self.disk, self.files, self.workers, self._now = gate, disk, files, workers, now
+        self._loaded: dict[str, tuple[float, bool]] = {}  # model -> (asked at, loaded)
+        self.first_estimates: dict[str, float] = {}  # request_id -> its 202's estimate (jobs submitted here)
 
-    def workload(self, model: str, kind: str, parameters: GenerationParameters) -> Workload:
-        """A job's workload; a prompt-only job on an image-to-video model makes its keyframe first."""
+    def _keyframe(self, model: str, kind: str) -> bool:
+        """Whether a job makes its keyframe first: a prompt-only job on an image-to-video model."""
         try:
             image_model = self.catalog.get(model).type == KIND_IMAGE
         except ModelNotFoundError:  # its card is gone: the job will fail, its estimate matters little
             image_model = False
-        return workload(parameters, keyframe=image_model and kind != KIND_IMAGE)
+        return image_model and kind != KIND_IMAGE
 
-    def estimate(self, model: str, kind: str, parameters: GenerationParameters) -> float:
-        return self.estimator.estimate(model, self.workload(model, kind, parameters).total)
+    def workload(self, model: str, kind: str, parameters: GenerationParameters) -> Workload:
+        return workload(self.costs, model, parameters, keyframe=self._keyframe(model, kind))
 
-    def live(self, record: JobRecord) -> LiveJob:
-        work = self.workload(record.model, record.kind, record.parameters)
-        return LiveJob(record, work, self.estimator.estimate(record.model, work.total))
+    def estimate(
+        self, model: str, kind: str, parameters: GenerationParameters, concurrency: int = 1, cold: bool = False
+    ) -> float:
+        """Seconds of a run beside ``concurrency - 1`` others (``cold``: its model must load first)."""
+        solo = self.costs.solo_seconds(model, parameters, keyframe=self._keyframe(model, kind), cold=cold)
+        return max(MIN_ESTIMATE_SECONDS, solo * self.costs.slowdown(concurrency))
+
+    async def loaded(self, model: str) -> bool:
+        """Whether the model is loaded on an inference server (asked at most every ``LOADED_TTL_SECONDS``)."""
+        asked_at, loaded = self._loaded.get(model, (-LOADED_TTL_SECONDS, True))
+        if self._now() - asked_at >= LOADED_TTL_SECONDS:
+            loaded = await self.gate.loaded(model)
+            self._loaded[model] = (self._now(), loaded)
+        return loaded
+
+    async def live(self, record: JobRecord) -> LiveJob:
+        """A job about to run here, with the estimate of its run beside the jobs running here."""
+        concurrency = min(self.workers, sum(1 for _ in self.local.running()) + 1)
+        cold = not await self.loaded(record.model)
+        estimate = self.estimate(record.model, record.kind, record.parameters, concurrency, cold)
+        return LiveJob(record, self.workload(record.model, record.kind, record.parameters), estimate)
 
     def held_by(self, record: JobRecord) -> tuple[str, str] | None:
         """(current_step, reason) of a waiting job that cannot start yet; None when only a worker is missing."""
@@ -81,7 +114,12 @@ class Standing:
         return self.held_by(record) is None
 
     def remaining(self, job: LiveJob) -> float:
-        return remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now())
+        """Its time left at its pace so far, sped up or slowed down as the jobs running beside it changed since."""
+        left = remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now())
+        if not job.concurrency:
+            return left
+        seen = sum(job.concurrency) / len(job.concurrency)
+        return left * self.costs.slowdown(sum(1 for _ in self.local.running())) / self.costs.slowdown(seen)
 
     def _running_remaining(self, running: list[JobRecord]) -> list[float]:
         """Seconds left of each running job: its pace where it runs here, else its estimate less its time so far."""
@@ -96,14 +134,34 @@ class Standing:
     async def running_remaining(self) -> list[float]:
         return self._running_remaining((await self.store.run(queue_view(None))).running)
 
+    async def _wait_and_run(
+        self, view: QueueView, model: str, kind: str, parameters: GenerationParameters
+    ) -> tuple[float, float]:
+        """(seconds until a worker takes a job behind ``view.ahead``, seconds of its run)."""
+        concurrency = min(self.workers, len(view.running) + len(view.ahead) + 1)
+        models = {m for m, _, _ in view.ahead} | {model}
+        loading = {m for m in models if not await self.loaded(m)} - {rec.model for rec in view.running}
+        ahead = []
+        for job_model, job_kind, job_parameters in view.ahead:  # a cold model loads once, for its first job
+            ahead.append(self.estimate(job_model, job_kind, job_parameters, concurrency, job_model in loading))
+            loading.discard(job_model)
+        wait = wait_seconds(self._running_remaining(view.running), ahead, self.workers)
+        return wait, self.estimate(model, kind, parameters, concurrency, model in loading)
+
     async def waiting(self, record: JobRecord) -> views.Waiting:
         view: QueueView = await self.store.run(queue_view(record))
-        ahead = [self.estimate(model, kind, parameters) for model, kind, parameters in view.ahead]
-        wait = wait_seconds(self._running_remaining(view.running), ahead, self.workers)
+        wait, run = await self._wait_and_run(view, record.model, record.kind, record.parameters)
         held = self.held_by(record)
         step, reason = held if held else (STEP_QUEUED, None)
-        own = self.estimate(record.model, record.kind, record.parameters)
-        return views.Waiting(view.position, wait + own, step, reason)
+        return views.Waiting(view.position, wait + run, step, reason)
+
+    async def quote(self, model: str, kind: str, parameters: GenerationParameters) -> tuple[int, float, float]:
+        """(queue position, seconds of waiting, seconds of running) a job submitted now would get; position 0 (and
+        no wait) when a worker here would take it at once."""
+        view: QueueView = await self.store.run(queue_view(None))
+        wait, run = await self._wait_and_run(view, model, kind, parameters)
+        starts_now = not view.ahead and self.local.idle_count > 0
+        return (0, 0.0, run) if starts_now else (view.position, wait, run)
 
     async def status_of(self, rec: JobRecord, job: LiveJob | None) -> JobStatus:
         if rec.status == QUEUED:
@@ -124,10 +182,15 @@ class Standing:
             estimate, position = waiting.remaining_seconds, waiting.position
         elif record.status == PROCESSING and job is not None:
             estimate = self.remaining(job)
+        shown = max(1, round(estimate)) if not record.terminal else 0  # whole seconds, nearest (not rounded up)
+        if not record.terminal:  # kept until the job is done (a repeat keeps the first)
+            if len(self.first_estimates) >= FIRST_ESTIMATES_KEPT:
+                self.first_estimates.pop(next(iter(self.first_estimates)))
+            self.first_estimates.setdefault(record.request_id, shown)
         return GenerateVideoResponse(
             request_id=record.request_id,
             status=record.status,
-            estimated_time_seconds=math.ceil(estimate),
+            estimated_time_seconds=shown,
             queue_position=position,
             created_at=clock.iso(record.created_at) or "",
         )

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from visualizr.frontend import clock
 from visualizr.frontend.errors import GENERATION_FAILED, INSUFFICIENT_GPU_MEMORY, VisualizrError
 from visualizr.frontend.generation.dispatch.journal import JobJournal
 from visualizr.frontend.generation.dispatch.queue import LiveJob
+from visualizr.frontend.generation.reporting.cost_model import LOAD, PHASE_PARTS
 from visualizr.frontend.generation.reporting.eta import Pace
 from visualizr.frontend.generation.reporting.views import FAILED_MESSAGE
 from visualizr.frontend.generation.running.backend import GenerationBackend, GenerationInput, GenerationStream
@@ -36,7 +38,7 @@ from visualizr.frontend.jobs.database import is_disk_full
 from visualizr.frontend.jobs.files import JobFiles, VideoAssets
 from visualizr.frontend.jobs.naming import video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
-from visualizr.frontend.jobs.telemetry import JobTelemetry
+from visualizr.frontend.jobs.telemetry import JobTelemetry, PhaseTimer
 from visualizr.frontend.styles import styled
 from visualizr.model_card import ModelCard
 from visualizr.names import PHASE_ENCODING, PHASE_TEXT_ENCODING
@@ -72,6 +74,9 @@ class InferenceGate(Protocol):
 
     def blocked_reason(self, model_id: str) -> str | None:
         """Why no endpoint can take a job of this model now (None: one can)."""
+
+    async def loaded(self, model_id: str) -> bool:
+        """Whether an endpoint has the model loaded (a job of it runs without a load first)."""
 
     async def acquire(self, model_id: str, on_loading: Callable[[], Awaitable[None]]) -> Endpoint:
         """An endpoint serving the model, loaded there on demand; BackendError (retryable) when none is up,
@@ -137,8 +142,11 @@ class JobRunner:
         async def on_loading() -> None:
             await self.journal.progress(job, job.record.progress, STEP_LOADING_MODEL)
 
+        asked = time.monotonic()
         try:
             endpoint = await self.gate.acquire(rec.model, on_loading)
+            if job.record.current_step == STEP_LOADING_MODEL:
+                job.measured(LOAD, time.monotonic() - asked)
         except BackendError as exc:
             return Outcome(RETRY_RUN, exc.details or exc.message)
         except VisualizrError as exc:
@@ -202,7 +210,7 @@ class JobRunner:
         """The frames and (a keyframe stage's) keyframe of the final event, progress recorded on the way."""
         frames: np.ndarray | None = None
         keyframe: np.ndarray | None = None
-        timer = self.telemetry.phase_timer(job.record.model)
+        timer = PhaseTimer(partial(self._phase_done, job))
         async for event in within_stall_timeout(stream, self.stall_timeout_s):
             if job.terminal:
                 stream.cancel()
@@ -214,6 +222,10 @@ class JobRunner:
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
         return frames, keyframe
 
+    def _phase_done(self, job: LiveJob, phase: str, seconds: float) -> None:
+        self.telemetry.phase(job.record.model, phase, seconds)
+        job.measured(PHASE_PARTS[phase], seconds)
+
     async def _encode(self, job: LiveJob, frames: np.ndarray, keyframe: np.ndarray | None) -> Outcome:
         rec = job.record
         await self.journal.progress(job, DECODING_DONE, PHASE_ENCODING)
@@ -222,7 +234,7 @@ class JobRunner:
             assets, metadata = await asyncio.to_thread(
                 self.encoder, frames, rec.parameters.fps, self.files.encode_dir, video_id_of(rec.request_id), keyframe
             )
-            self.telemetry.phase(rec.model, PHASE_ENCODING, time.monotonic() - started)
+            self._phase_done(job, PHASE_ENCODING, time.monotonic() - started)
         except Exception as exc:
             if is_disk_full(exc):
                 return Outcome(RETRY_RUN, f"the disk filled up while encoding the video: {exc}")

@@ -1,0 +1,189 @@
+"""How far the ETA is from the truth: a mixed workload on the real stack (tritonserver + the API, its own or one
+given by ``--url``), measured from outside as a client sees it.
+
+    python -m benchmarks.eta [--quick] [--url http://127.0.0.1:8000] [--workers 2] [--rounds 14] [--warmup 10]
+
+Jobs of both families (AnimateDiff; Stable Video Diffusion through its keyframe), 64-128 px, 8-16 frames, 4-12
+steps, in rounds submitted alone (concurrency 1) or three at once (concurrency 3, submitted one after the other and
+run by ``--workers`` at a time: ``make serve``'s 2 by default, sharing the CPU); the benchmark's own stack starts
+with Stable Video Diffusion not loaded, so its first job of it loads it (a cold load). For each job: a quote
+(``POST /generate/quote``, the same body) just before the submission, the 202's ``estimated_time_seconds`` (the
+first estimate) and, at the first poll at or past 50 % progress, the time so far plus ``estimated_remaining_seconds``;
+each against the submission's true time to completed. Signed relative error ``(estimate - actual) / actual``.
+Prints the table, then over the jobs after the warm-up: the share within +-20 % and the median |error| of each.
+``--quick``: a few small jobs (a test runs it on the session stack).
+
+The machine is shared and noisy: read one run's figures as a scale, not as a record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from benchmarks.stack import stack_settings, start_api
+from visualizr.launcher import TritonServer
+
+MODELS = ("animatediff", "stable-video-diffusion")
+POLL_S = 0.2
+WITHIN = 0.2
+JOB_TIMEOUT_S = 600.0
+
+
+@dataclass
+class Job:
+    body: dict[str, object]
+    concurrency: int
+    quote: float = 0.0
+    first: float = 0.0
+    halfway: float | None = None
+    actual: float = 0.0
+    request_id: str = ""
+    submitted: float = 0.0
+
+    def errors(self) -> tuple[float, float | None, float]:
+        """Signed relative errors of the first estimate, the estimate at 50 %, the quote."""
+        half = None if self.halfway is None else (self.halfway - self.actual) / self.actual
+        return (self.first - self.actual) / self.actual, half, (self.quote - self.actual) / self.actual
+
+
+def workload(rounds: int, seed: int, quick: bool) -> list[list[dict[str, object]]]:
+    """Rounds of job bodies: one job (concurrency 1) or three (concurrency 3), alternating."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(rounds):
+        batch = []
+        for _ in range(1 if index % 2 == 0 else 3):
+            side = rng.choice((64, 96) if quick else (64, 96, 128))
+            batch.append({
+                "prompt": "a lighthouse on a cliff at dusk",
+                "model": rng.choice(MODELS),
+                "width": side,
+                "height": rng.choice((64, side)),
+                "num_frames": rng.choice((8, 12) if quick else (8, 12, 16)),
+                "num_inference_steps": rng.choice((4, 6) if quick else (4, 8, 12)),
+                "seed": rng.randrange(1000),
+            })  # fmt: skip
+        out.append(batch)
+    return out
+
+
+def submit(client: httpx.Client, job: Job) -> None:
+    """Quote the job, then submit it: its quote and its first estimate."""
+    quoted = client.post("/api/v1/generate/quote", json=job.body)
+    quoted.raise_for_status()
+    job.quote = quoted.json()["estimated_time_seconds"]
+    job.submitted = time.monotonic()
+    accepted = client.post("/api/v1/generate/video", json=job.body)
+    accepted.raise_for_status()
+    job.first = accepted.json()["estimated_time_seconds"]
+    job.request_id = accepted.json()["request_id"]
+
+
+def follow(client: httpx.Client, job: Job) -> Job:
+    """Poll the job to its end: its estimate at 50 % and its true time."""
+    while time.monotonic() - job.submitted < JOB_TIMEOUT_S:
+        status = client.get(f"/api/v1/generate/status/{job.request_id}").json()
+        if status["status"] in ("completed", "failed", "cancelled"):
+            if status["status"] != "completed":
+                raise RuntimeError(f"{job.request_id} ended {status['status']}: {status.get('error')}")
+            job.actual = time.monotonic() - job.submitted
+            return job
+        if job.halfway is None and status["status"] == "processing" and status["progress"] >= 50:
+            job.halfway = time.monotonic() - job.submitted + status["estimated_remaining_seconds"]
+        time.sleep(POLL_S)
+    raise RuntimeError(f"{job.request_id} not done after {JOB_TIMEOUT_S} s")
+
+
+def measure(base_url: str, rounds: list[list[dict[str, object]]]) -> list[Job]:
+    """Each round's jobs quoted and submitted one after the other (at once), then followed together."""
+    jobs: list[Job] = []
+    with httpx.Client(base_url=base_url, timeout=60) as client, ThreadPoolExecutor(3) as pool:
+        for batch in rounds:
+            round_jobs = [Job(body, len(batch)) for body in batch]
+            for job in round_jobs:
+                submit(client, job)
+            jobs += list(pool.map(lambda job: follow(client, job), round_jobs))
+    return jobs
+
+
+def shown(error: float | None) -> str:
+    return "     -" if error is None else f"{100 * error:+5.0f}%"
+
+
+def summary(name: str, errors: list[float]) -> str:
+    if not errors:
+        return f"{name:>14}: no jobs"
+    within = sum(abs(e) <= WITHIN for e in errors) / len(errors)
+    median = statistics.median(abs(e) for e in errors)
+    return f"{name:>14}: {100 * within:3.0f} % within +-{100 * WITHIN:.0f} %, median |error| {100 * median:4.1f} %"
+
+
+def report(jobs: list[Job], warmup: int) -> list[str]:
+    lines = ["  # model                   size    fr st  conc  actual   first  at 50%   quote"]
+    for index, job in enumerate(jobs):
+        b = job.body
+        first, half, quote = job.errors()
+        size = f"{b['width']}x{b['height']}"
+        lines.append(
+            f"{index:3} {b['model']:<22} {size:>7} {b['num_frames']:>3} {b['num_inference_steps']:>2} "
+            f"{job.concurrency:>5} {job.actual:6.1f}s  {shown(first)}  {shown(half)}  {shown(quote)}"
+        )
+    scored = jobs[warmup:]
+    lines.append(f"after {warmup} warm-up jobs, {len(scored)} jobs:")
+    lines.append(summary("first estimate", [j.errors()[0] for j in scored]))
+    lines.append(summary("at 50 %", [h for j in scored if (h := j.errors()[1]) is not None]))
+    lines.append(summary("quote", [j.errors()[2] for j in scored]))
+    return lines
+
+
+@contextmanager
+def own_stack(workers: int, data_dir: str | None) -> Iterator[str]:
+    """A stack of the benchmark's own, Stable Video Diffusion not loaded (its first job loads it): its API's URL.
+    ``data_dir``: its data folder, kept (its job database holds the cost samples); else a temporary one."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(data_dir or scratch)
+        settings, env = stack_settings(folder, VISUALIZR_WORKERS=str(workers), VISUALIZR_LOAD_MODELS=MODELS[0])
+        with TritonServer(settings) as triton:
+            triton.wait_ready(300)
+            api = start_api(settings, env)
+            try:
+                yield api.base_url
+            finally:
+                api.stop()
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few small jobs")
+    parser.add_argument("--url", help="an API already running (else a stack of the benchmark's own)")
+    parser.add_argument("--workers", type=int, default=2, help="VISUALIZR_WORKERS of its own stack (default 2)")
+    parser.add_argument("--rounds", type=int, help="rounds of 1 or 3 jobs (default: 4 quick, 14)")
+    parser.add_argument("--warmup", type=int, help="jobs left out of the summary (default: 2 quick, 10)")
+    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--data-dir", help="the own stack's data folder, kept (default: a temporary one)")
+    args = parser.parse_args(argv)
+    rounds = workload(args.rounds or (4 if args.quick else 14), args.seed, args.quick)
+    warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
+    if args.url:
+        jobs = measure(args.url, rounds)
+    else:
+        with own_stack(args.workers, args.data_dir) as url:
+            jobs = measure(url, rounds)
+    lines = report(jobs, warmup)
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+if __name__ == "__main__":
+    main()

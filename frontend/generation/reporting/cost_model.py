@@ -1,0 +1,218 @@
+"""The cost model behind every estimate: per model, the seconds of each part of a run as a fit of what drives it,
+learned online from the runs' measured phases, slowed down by the jobs running beside it.
+
+A part's seconds are ``fixed x a + work x b`` (``a``, ``b`` >= 0), its two features from the job's parameters
+(``cells``: latent cells of a frame, ``(width / 8) x (height / 8)``; ``cfg``: 2 with classifier-free guidance):
+
+* ``conditioning`` (text and/or image encoding), ``load`` (a cold model's load, only when it is not loaded),
+  ``overhead`` (the rest of the run: BLS calls, writes, scheduling): ``(1, 0)``;
+* ``keyframe`` (a keyframe stage's steps): ``(steps, steps x cfg x cells)``;
+* ``denoise``: ``(steps, steps x cfg x frames x cells)``: a step's fixed cost and the UNet's batch;
+* ``decode`` (the VAE) and ``encode`` (MP4/JPEG/GIF in the API): ``(1, frames x cells)``.
+
+Each part's fit is exponentially weighted least squares (``DECAY`` per sample: recent runs count most, a changed
+server is learnt in a few jobs), plus ``PRIOR_WEIGHT`` pseudo-samples of the prior (``PRIORS``; the load's from the
+card's ``estimated_load_time_seconds``) whose weight halves with each real sample: the first job has a sane estimate,
+and history takes over within a few.
+
+Concurrent jobs share one CPU/GPU: a part measured while ``n`` jobs ran takes ``slowdown(n) = 1 + contention x
+(n - 1)`` times its solo seconds. Samples are divided by it before they are fitted; ``contention`` is itself an
+exponentially weighted mean of ``(measured / solo - 1) / (n - 1)`` over the runs measured beside others (their
+parts learnt from ``LEARNT_AFTER`` samples; one value per server: the hardware is shared by every model). A solo
+estimate times the slowdown of the concurrency it will run at is its estimate; the queue's throughput is
+``workers / slowdown(workers)`` solo-seconds per second.
+
+Samples are stored (``jobs.store`` ``eta_samples``) and replayed at start-up: the same fit survives a restart.
+Per model, not per inference endpoint: replicas of one model on like hardware share its fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, field
+
+from visualizr import names
+from visualizr.frontend.jobs.record import CostSample, GenerationParameters
+
+CONDITIONING, KEYFRAME, DENOISE, DECODE, ENCODE, LOAD, OVERHEAD = (
+    "conditioning", "keyframe", "denoise", "decode", "encode", "load", "overhead",
+)  # fmt: skip
+PARTS = (CONDITIONING, KEYFRAME, DENOISE, DECODE, ENCODE, LOAD, OVERHEAD)
+PHASE_PARTS = {  # the part of the cost each measured phase (``jobs.telemetry.PhaseTimer``) belongs to
+    names.PHASE_TEXT_ENCODING: CONDITIONING,
+    names.PHASE_IMAGE_ENCODING: CONDITIONING,
+    names.PHASE_KEYFRAME: KEYFRAME,
+    names.PHASE_FRAME_GENERATION: DENOISE,
+    names.PHASE_DECODING: DECODE,
+    names.PHASE_ENCODING: ENCODE,
+}
+LATENT_SCALE = 8  # pixels per latent cell along each side
+DECAY = 0.9  # weight of the fit's past per new sample
+PRIOR_WEIGHT = 1.0  # pseudo-samples of the prior a fit starts from (halved by each real sample)
+# (seconds per fixed unit, seconds per work unit): CPU demo orders of magnitude (onnxruntime, 2 threads), the load's
+# taken from the card. The work's reference sizes place the prior's two pseudo-samples.
+PRIORS = {
+    CONDITIONING: (0.05, 0.0),
+    KEYFRAME: (0.01, 1e-5),
+    DENOISE: (0.01, 1e-5),
+    DECODE: (0.01, 2e-5),
+    ENCODE: (0.01, 2e-6),
+    LOAD: (5.0, 0.0),
+    OVERHEAD: (0.2, 0.0),
+}
+REFERENCE_WORK = {KEYFRAME: 1e3, DENOISE: 1e5, DECODE: 1e3, ENCODE: 1e3}  # a 64x64 clip: 64 cells, ~16 frames
+PRIOR_CONTENTION = 0.5
+MAX_CONTENTION = 3.0
+CONTENTION_DECAY = 0.8  # weight of the slowdown's past per run measured beside others
+LEARNT_AFTER = 3  # samples of a part before it measures the slowdown of the jobs beside it
+MIN_SOLO_SECONDS = 0.1  # a run's learnt parts must predict this much for its slowdown to count
+
+
+def cells(parameters: GenerationParameters) -> float:
+    return (parameters.width / LATENT_SCALE) * (parameters.height / LATENT_SCALE)
+
+
+def features(part: str, parameters: GenerationParameters) -> tuple[float, float]:
+    """(fixed, work) of a part of a job with these parameters."""
+    cfg = 2 if parameters.guidance_scale > 1 else 1
+    steps, frames, size = parameters.num_inference_steps, parameters.num_frames, cells(parameters)
+    if part == KEYFRAME:
+        return float(steps), float(steps * cfg * size)
+    if part == DENOISE:
+        return float(steps), float(steps * cfg * frames * size)
+    if part in (DECODE, ENCODE):
+        return 1.0, float(frames * size)
+    return 1.0, 0.0
+
+
+@dataclass
+class Fit:
+    """Exponentially weighted least squares of ``seconds = fixed x a + work x b`` (weighted sums of products)."""
+
+    ff: float = 0.0
+    fw: float = 0.0
+    ww: float = 0.0
+    fs: float = 0.0
+    ws: float = 0.0
+
+    def add(self, fixed: float, work: float, seconds: float, weight: float = 1.0) -> None:
+        self.ff, self.fw, self.ww = (
+            self.ff + weight * fixed * fixed,
+            self.fw + weight * fixed * work,
+            self.ww + weight * work * work,
+        )
+        self.fs, self.ws = self.fs + weight * fixed * seconds, self.ws + weight * work * seconds
+
+    def decay(self, factor: float) -> None:
+        self.ff, self.fw, self.ww, self.fs, self.ws = (
+            factor * v for v in (self.ff, self.fw, self.ww, self.fs, self.ws)
+        )
+
+    def coefficients(self) -> tuple[float, float]:
+        """(a, b), both >= 0: the two-term solution, else the better one-term fit."""
+        det = self.ff * self.ww - self.fw * self.fw
+        if det > 1e-12 * max(self.ff * self.ww, 1e-300):
+            a = (self.fs * self.ww - self.ws * self.fw) / det
+            b = (self.ws * self.ff - self.fs * self.fw) / det
+            if a >= 0 and b >= 0:
+                return a, b
+        fixed_only = self.fs / self.ff if self.ff > 0 else 0.0
+        work_only = self.ws / self.ww if self.ww > 0 else 0.0
+        if self.ww <= 0 or (self.ff > 0 and fixed_only * self.fs >= work_only * self.ws):
+            return max(0.0, fixed_only), 0.0  # the one-term fit that explains more of the seconds
+        return 0.0, max(0.0, work_only)
+
+
+def prior_fit(part: str, load_seconds: float) -> Fit:
+    """The prior as two pseudo-samples of weight 1: one fixed unit, one of typical work (so that both terms are
+    determined until real samples move them)."""
+    a, b = (load_seconds, 0.0) if part == LOAD else PRIORS[part]
+    fit = Fit()
+    fit.add(1.0, 0.0, a)
+    if b > 0:
+        fit.add(0.0, REFERENCE_WORK[part], b * REFERENCE_WORK[part])
+    return fit
+
+
+@dataclass
+class PartFit:
+    """A part's fit: its samples' and the prior's, whose weight (``PRIOR_WEIGHT``) halves with each sample."""
+
+    prior: Fit
+    data: Fit = field(default_factory=Fit)
+    samples: int = 0
+
+    def add(self, fixed: float, work: float, seconds: float) -> None:
+        self.data.decay(DECAY)
+        self.data.add(fixed, work, seconds)
+        self.samples += 1
+
+    def coefficients(self) -> tuple[float, float]:
+        weight = PRIOR_WEIGHT * 0.5**self.samples
+        both = Fit(*(d + weight * p for d, p in zip(astuple(self.data), astuple(self.prior), strict=True)))
+        return both.coefficients()
+
+
+@dataclass
+class CostModel:
+    load_seconds: dict[str, float] = field(default_factory=dict)  # the cards' estimated load times
+    contention: float = PRIOR_CONTENTION
+    _fits: dict[tuple[str, str], PartFit] = field(default_factory=dict)
+
+    def slowdown(self, concurrency: float) -> float:
+        return 1.0 + self.contention * max(0.0, concurrency - 1.0)
+
+    def _fit(self, model: str, part: str) -> PartFit:
+        key = (model, part)
+        if key not in self._fits:
+            self._fits[key] = PartFit(prior_fit(part, self.load_seconds.get(model, PRIORS[LOAD][0])))
+        return self._fits[key]
+
+    def part_seconds(self, model: str, part: str, parameters: GenerationParameters) -> float:
+        """Solo seconds of one part of a job."""
+        a, b = self._fit(model, part).coefficients()
+        fixed, work = features(part, parameters)
+        return fixed * a + work * b
+
+    def _solo(self, sample: CostSample) -> float:
+        a, b = self._fit(sample.model, sample.part).coefficients()
+        return sample.fixed * a + sample.work * b
+
+    def observe(self, run: list[CostSample]) -> None:
+        """One run's samples: the slowdown they show against the parts learnt already, then each part's seconds
+        divided by the slowdown (a load's as they are)."""
+        concurrency = max((sample.concurrency for sample in run), default=1.0)
+        learnt = [s for s in run if s.part != LOAD and self._fit(s.model, s.part).samples >= LEARNT_AFTER]
+        solo = sum(self._solo(sample) for sample in learnt)
+        if concurrency > 1.0 and solo >= MIN_SOLO_SECONDS:
+            shown = (sum(sample.seconds for sample in learnt) / solo - 1.0) / (concurrency - 1.0)
+            shown = min(MAX_CONTENTION, max(0.0, shown))
+            self.contention = CONTENTION_DECAY * self.contention + (1 - CONTENTION_DECAY) * shown
+        for sample in run:
+            slowdown = 1.0 if sample.part == LOAD else self.slowdown(sample.concurrency)
+            self._fit(sample.model, sample.part).add(sample.fixed, sample.work, sample.seconds / slowdown)
+
+    def replay(self, runs: Iterable[list[CostSample]]) -> None:
+        for run in runs:
+            self.observe(run)
+
+    def solo_seconds(self, model: str, parameters: GenerationParameters, *, keyframe: bool, cold: bool) -> float:
+        """Seconds of a whole run of a job alone on the server."""
+        parts = [CONDITIONING, DENOISE, DECODE, ENCODE, OVERHEAD] + [KEYFRAME] * keyframe + [LOAD] * cold
+        return sum(self.part_seconds(model, part, parameters) for part in parts)
+
+
+def samples_of_run(
+    model: str,
+    parameters: GenerationParameters,
+    phases: dict[str, float],
+    processing_seconds: float,
+    concurrency: float,
+) -> list[CostSample]:
+    """A completed run's samples: its measured parts (``phases``, seconds by part) and the overhead, the run's
+    seconds the parts leave."""
+    measured = [
+        CostSample(model, part, *features(part, parameters), seconds, concurrency) for part, seconds in phases.items()
+    ]
+    rest = max(0.0, processing_seconds - sum(phases.values()))
+    return [*measured, CostSample(model, OVERHEAD, 1.0, 0.0, rest, concurrency)]
