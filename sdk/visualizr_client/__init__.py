@@ -36,6 +36,7 @@ from visualizr_client.models import (
     FailedMessage,
     GenerationAccepted,
     GenerationStatus,
+    PreviewMessage,
     ProgressMessage,
     StreamMessage,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "ObjectStoreUnavailableError",
+    "PreviewMessage",
     "ProgressMessage",
     "QueueFullError",
     "RequestNotFoundError",

@@ -36,6 +36,7 @@ class GenerationRequest:
     motion_bucket_id: int | None = None  # how much the video moves
     noise_aug_strength: float | None = None  # noise added to the conditioning image
     min_guidance_scale: float | None = None  # guidance of the first frame; guidance_scale is the last frame's
+    preview_every: int | None = None  # a latent preview every N denoising steps; None, 0: none (nothing computed)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GenerationRequest):
@@ -69,6 +70,8 @@ def check_common_inputs(request: GenerationRequest, config: PipelineConfig) -> N
         raise InvalidRequest(f"guidance_scale must be a finite number >= 0, got {request.guidance_scale}")
     if not 0 <= request.seed <= MAX_SEED:
         raise InvalidRequest(f"seed must be in [0, {MAX_SEED}], got {request.seed}")
+    if (request.preview_every or 0) < 0:
+        raise InvalidRequest(f"preview_every must be >= 0, got {request.preview_every}")
     image = request.image
     if image is not None:
         expected = (request.height, request.width, 3)

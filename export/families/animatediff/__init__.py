@@ -38,12 +38,17 @@ class AnimateDiffExport(FamilyExport):
         from visualizr.export.families.animatediff.tiny import DECODE_CHUNK_SIZE
         from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.animatediff.loop import AnimateDiffConfig
+        from visualizr.pipeline.previews import fit_latent_rgb
         from visualizr.pipeline_config import SCHEDULER_DIRNAME, TOKENIZER_DIRNAME
 
         model_id = options.id
         windows = cards.CONTEXT_WINDOWS
         windows = msgspec.structs.replace(windows, length=min(windows.length, components.max_frames))
         tiny_only = {"decode_chunk_size": DECODE_CHUNK_SIZE} if options.is_tiny else {}  # real weights: the default
+        if (
+            options.is_tiny
+        ):  # previews' map fitted to the random VAE (real weights: SD1.5's, visualizr.pipeline.previews)
+            tiny_only["latent_rgb"] = fit_latent_rgb(lambda z: components.vae.decode(z).sample, components)
         config = AnimateDiffConfig(
             model_id=model_id,
             family=self.family.name,

@@ -25,6 +25,12 @@ FAMILY: Final = Family(
         names.IN_NUM_INFERENCE_STEPS,
         names.IN_GUIDANCE_SCALE,
     ),
-    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_IMAGE, names.IN_STRENGTH),
+    optional_inputs=(
+        names.IN_NEGATIVE_PROMPT,
+        names.IN_SEED,
+        names.IN_IMAGE,
+        names.IN_STRENGTH,
+        names.IN_PREVIEW_EVERY,
+    ),
     pipeline="visualizr.families.animatediff.loop:AnimateDiffPipeline",
 )
