@@ -128,6 +128,7 @@ def test_pipeline_config(repository: Path) -> None:
         names.IN_STRENGTH,
         names.IN_IP_ADAPTER_IMAGE,
         names.IN_IP_ADAPTER_SCALE,
+        names.IN_PREVIEW_EVERY,
     ]
     optional = {
         names.IN_NEGATIVE_PROMPT,
@@ -136,6 +137,7 @@ def test_pipeline_config(repository: Path) -> None:
         names.IN_STRENGTH,
         names.IN_IP_ADAPTER_IMAGE,
         names.IN_IP_ADAPTER_SCALE,
+        names.IN_PREVIEW_EVERY,
     }
     assert {name for name, i in inputs.items() if i.optional} == optional
     assert inputs[names.IN_PROMPT].data_type == model_config_pb2.DataType.TYPE_STRING
@@ -147,7 +149,7 @@ def test_pipeline_config(repository: Path) -> None:
     assert all(list(i.dims) == [1] for i in inputs.values())
     outputs = {o.name: o for o in config.output}
     assert list(outputs) == [
-        names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES, names.OUT_KEYFRAME
+        names.OUT_STEP, names.OUT_TOTAL_STEPS, names.OUT_PHASE, names.OUT_FRAMES, names.OUT_KEYFRAME, names.OUT_PREVIEW
     ]
     assert list(outputs[names.OUT_FRAMES].dims) == [-1, -1, -1, 3]
     assert outputs[names.OUT_FRAMES].data_type == model_config_pb2.DataType.TYPE_UINT8

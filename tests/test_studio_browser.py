@@ -6,6 +6,7 @@ Screenshots (desktop and phone width) go to build/artifacts/studio/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -78,15 +79,38 @@ def wait_job(page: Page, index: int, state: str) -> Any:
     return card
 
 
+def submit(page: Page) -> str:
+    """Click Generate; the request id the API accepted."""
+    with page.expect_response(lambda r: "/api/v1/generate/" in r.url and r.request.method == "POST") as accepted:
+        page.click("#submit")
+    return accepted.value.json()["request_id"]
+
+
+def wait_in_gallery(page: Page, request_id: str) -> Any:
+    """The job, once it completed: it leaves the queue panel and is the gallery's first card (no player of its
+    own in the queue); that gallery card."""
+    video_id = request_id.replace("_req_", "_", 1)
+    expect(page.locator(f'.job[data-request-id="{request_id}"]')).to_have_count(0, timeout=JOB_TIMEOUT_MS)
+    first = page.locator("#gallery-grid .card").first
+    expect(first).to_have_attribute("data-video-id", video_id)
+    expect(page.locator("#job-list video")).to_have_count(0)
+    return first
+
+
 def make_small_video(page: Page, prompt: str) -> Any:
-    """Submit a text-to-video job from the form; its card once the progress reached 100 % and the job completed."""
+    """Submit a text-to-video job from the form; its gallery card once it completed."""
     page.fill("#f-prompt", prompt)
     fill_small(page)
-    page.click("#submit")
-    card = wait_job(page, 0, "completed")
-    expect(card.locator("progress")).to_have_attribute("value", "100")
-    expect(card.locator(".job-detail")).to_contain_text("100 %")
-    return card
+    return wait_in_gallery(page, submit(page))
+
+
+def play_first(page: Page) -> list[Any]:
+    """Open the gallery's first video in the player: [readyState, error, videoWidth] once it can play."""
+    page.locator("#gallery-grid .card .thumb").first.click()
+    expect(page.locator("#player")).to_be_visible()
+    playable = wait_playable(page, "#player-video")
+    page.click("#player [data-close]")
+    return playable
 
 
 def wait_playable(page: Page, selector: str) -> list[Any]:
@@ -195,12 +219,11 @@ def test_errors_then_a_character_animation(api: ApiProcess, browser: Browser) ->
         page.select_option("#f-style", "anime")
         fill_small(page)
         page.fill("#f-duration_seconds", "0.5")
-        page.click("#submit")
-        card = wait_job(page, 0, "completed")
-        expect(card.locator(".job-title")).to_have_text("robot · waving")
-        request_id = card.get_attribute("data-request-id") or ""
-        assert request_id.startswith("anim_req_")
-        video = f"{api.base_url}/api/v1/assets/videos/anim_{request_id.removeprefix('anim_req_')}"
+        request_id = submit(page)
+        expect(page.locator(f'.job[data-request-id="{request_id}"] .job-title')).to_have_text("robot · waving")
+        video_id = wait_in_gallery(page, request_id).get_attribute("data-video-id") or ""
+        assert video_id.startswith("anim_")
+        video = f"{api.base_url}/api/v1/assets/videos/{video_id}"
         assert httpx.get(video, timeout=30).json()["style"] == "anime"
         screenshot(page, "studio-character")
         assert_self_contained(traffic, api)
@@ -209,9 +232,9 @@ def test_errors_then_a_character_animation(api: ApiProcess, browser: Browser) ->
 def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) -> None:
     with guarded_page(browser) as (page, traffic):
         open_studio(page, api)
-        # 1. a prompt, live progress to 100 %, and the video plays in place
+        # 1. a prompt, live progress, then the video in the gallery, where it plays
         make_small_video(page, "studio: a red balloon over a lake")
-        ready, error, width = wait_playable(page, ".job video")
+        ready, error, width = play_first(page)
         assert (ready, error, width) == (4, None, 64)
         assert any("/api/v1/ws/generation" in url for url in traffic.websockets)
 
@@ -227,6 +250,8 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
         request_id = running.get_attribute("data-request-id")
         status = httpx.get(f"{api.base_url}/api/v1/generate/status/{request_id}", timeout=30).json()
         assert status["status"] == "cancelled"
+        page.click(f'.job[data-request-id="{request_id}"] .job-dismiss')  # a stopped job stays until dismissed
+        expect(page.locator(f'.job[data-request-id="{request_id}"]')).to_have_count(0)
 
         # 3. image to video: an image dropped on the form, previewed, animated
         page.click("#tab-image")
@@ -237,8 +262,7 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
         fill_small(page)
         page.fill("#f-duration_seconds", "1")
         page.fill("#f-fps", "4")
-        page.click("#submit")
-        wait_job(page, 0, "completed")
+        wait_in_gallery(page, submit(page))
 
         # 4. the gallery (newest first; other tests' videos may be there too): hover preview, player, re-run, delete
         first = page.locator("#gallery-grid .card").first
@@ -275,6 +299,90 @@ def test_make_watch_cancel_upload_and_delete(api: ApiProcess, browser: Browser) 
         assert [e for e in traffic.errors if "Content Security Policy" not in e] == []
 
 
+STUDIO_VIEWPORT = {"width": 1400, "height": 900}  # where the issues were seen
+
+
+def in_view(page: Page, selector: str) -> bool:
+    return page.locator(selector).evaluate(
+        "(e) => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"
+    )
+
+
+def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
+    api: ApiProcess, browser: Browser
+) -> None:
+    with guarded_page(browser, STUDIO_VIEWPORT) as (page, traffic):
+        # while the first fetches run the form says it is loading, not that no model exists
+        held: list[Any] = []
+        page.route("**/api/v1/models", lambda route: held.append(route))
+        page.goto(f"{api.base_url}/")
+        for _ in range(200):  # bounded: the page asks for the models within seconds
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held
+        expect(page.locator("#model-hint")).to_have_text("Loading the models…")
+        for route in held:
+            route.continue_()
+        page.unroute("**/api/v1/models")
+        page.wait_for_selector("#f-model option", state="attached")
+        expect(page.locator("#model-hint")).not_to_contain_text("No model")
+
+        page.evaluate(
+            """() => {
+                window.previewSources = new Set();
+                new MutationObserver(() => document.querySelectorAll(".job-preview").forEach(
+                    (img) => img.src && window.previewSources.add(img.src))
+                ).observe(document.getElementById("job-list"), { subtree: true, attributes: true, childList: true });
+            }"""
+        )
+        page.fill("#f-prompt", "studio: a preview forming")
+        fill_small(page, frames=8)
+        page.fill("#f-num_inference_steps", "16")
+        page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")  # the Generate button, at the bottom
+        request_id = submit(page)
+        card = f'.job[data-request-id="{request_id}"]'
+        expect(page.locator(card)).to_have_count(1)
+        assert in_view(page, card)  # shown where the user looks, not in a panel scrolled away
+        page.wait_for_function("() => window.previewSources.size >= 2", timeout=JOB_TIMEOUT_MS)
+        assert all(src.startswith("data:image/jpeg;base64,") for src in page.evaluate("[...window.previewSources]"))
+        screenshot(page, "studio-live-preview", full_page=False)
+        wait_in_gallery(page, request_id)
+        expect(page.locator("#jobs-empty")).to_be_visible()
+        gap = page.evaluate(
+            """() => document.querySelector(".gallery").getBoundingClientRect().top
+                     - document.querySelector(".jobs").getBoundingClientRect().bottom"""
+        )
+        assert 0 <= gap <= 20, gap  # the grid's gap: no blank space between queue and gallery
+        screenshot(page, "studio-after-preview")
+        assert_self_contained(traffic, api)
+
+
+def test_the_queue_position_is_the_apis(api: ApiProcess, browser: Browser) -> None:
+    def answer(socket: Any) -> None:  # the server says: queued, position 2 (1-based, as the API counts)
+        def on_message(text: Any) -> None:
+            message = json.loads(text)
+            if message["type"] != "subscribe":  # the page's {"type": "previews"}
+                return
+            progress = {"type": "progress", "request_id": message["request_id"], "status": "queued", "progress": 0}
+            socket.send(
+                json.dumps(
+                    {**progress, "current_step": "queued", "queue_position": 2, "estimated_remaining_seconds": 30}
+                )
+            )
+
+        socket.on_message(on_message)
+
+    with guarded_page(browser, STUDIO_VIEWPORT) as (page, _):
+        page.route_web_socket(re.compile(r"/api/v1/ws/generation"), answer)
+        open_studio(page, api)
+        page.fill("#f-prompt", "studio: queued")
+        fill_small(page)
+        request_id = submit(page)
+        detail = page.locator(f'.job[data-request-id="{request_id}"] .job-detail')
+        expect(detail).to_have_text("Waiting in the queue · position 2 · 0 % · about 30 s left")
+
+
 def test_with_a_silent_websocket_the_queue_polls(api: ApiProcess, browser: Browser) -> None:
     with guarded_page(browser) as (page, traffic):
         # the socket opens but nothing ever arrives (a proxy holding frames): the cards poll the status instead
@@ -299,7 +407,6 @@ def test_with_an_api_key_no_url_carries_the_key(keyed_api: ApiProcess, browser: 
         page.wait_for_selector("#f-model option", state="attached")
 
         make_small_video(page, "studio: keyed")
-        assert wait_playable(page, ".job video")[:2] == [4, None]
         page.locator("#gallery-grid .card .thumb").first.click()
         assert wait_playable(page, "#player-video")[:2] == [4, None]
         assert "ticket=" in (page.get_attribute("#player-download", "href") or "")

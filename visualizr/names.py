@@ -100,12 +100,14 @@ IN_NOISE_AUG_STRENGTH: Final = "noise_aug_strength"
 IN_IP_ADAPTER_IMAGE: Final = "ip_adapter_image"  # a character's reference picture (IP-Adapter), [H, W, 3] uint8
 IN_IP_ADAPTER_SCALE: Final = "ip_adapter_scale"  # the adapter scale, [0, 1]
 IN_END_IMAGE: Final = "end_image"  # the last frame of a keyframe (first + last frame) video, [H, W, 3] uint8
+IN_PREVIEW_EVERY: Final = "preview_every"  # live previews: one every N denoising steps (absent or 0: none)
 
 OUT_STEP: Final = "step"
 OUT_TOTAL_STEPS: Final = "total_steps"
 OUT_PHASE: Final = "phase"
 OUT_FRAMES: Final = "frames"
 OUT_KEYFRAME: Final = "keyframe"
+OUT_PREVIEW: Final = "preview"
 
 PIPELINE_INPUTS: Final = {
     t.name: t
@@ -132,6 +134,7 @@ PIPELINE_INPUTS: Final = {
         PipelineTensor(
             IN_IP_ADAPTER_SCALE, "float32", (1,), "IP-Adapter scale, [0, 1] (absent: 1)", requires=IN_IP_ADAPTER_IMAGE
         ),
+        PipelineTensor(IN_PREVIEW_EVERY, "int32", (1,), "a latent preview every N denoising steps (absent, 0: none)"),
     )
 }
 # Every response carries step, total_steps and phase; the last one (phase done) also carries frames (and the
@@ -145,6 +148,9 @@ PIPELINE_OUTPUTS: Final = {
         PipelineTensor(OUT_FRAMES, "uint8", (-1, -1, -1, 3), "the video, [num_frames, height, width, 3]"),
         PipelineTensor(
             OUT_KEYFRAME, "uint8", (-1, -1, 3), "the first frame, made from the prompt (keyframe stage), [H, W, 3]"
+        ),
+        PipelineTensor(
+            OUT_PREVIEW, "uint8", (-1, -1, -1, 3), "a few frames projected from the latents, [F', h, w, 3] (previews)"
         ),
     )
 }

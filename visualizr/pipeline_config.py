@@ -25,6 +25,14 @@ def assets_dir(model_dir: Path, version: int | str = 1) -> Path:
     return Path(model_dir) / str(version) / PIPELINE_ASSETS_DIRNAME
 
 
+class LatentRGB(msgspec.Struct, frozen=True):
+    """Live previews' linear map (``visualizr.pipeline.previews``): RGB in [-1, 1] = latent channels (scaled, as
+    the loop holds them) @ ``factors`` [C][3] + ``bias`` [3]."""
+
+    factors: list[list[float]]
+    bias: list[float]
+
+
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     model_id: str  # public id == Triton pipeline model name; component models are "<model_id>_<component>"
     family: str  # the model family (a name of visualizr.families.FAMILY_NAMES)
@@ -36,6 +44,7 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     # a time, so that the decoder's memory stays bounded (its attention grows with the square of a frame's cells).
     decode_max_cells: int = 0
     unet_max_batch: int = 4  # max_batch_size of the unet model (batch = 2 x jobs with guidance)
+    latent_rgb: LatentRGB | None = None  # previews' map, fitted at export; None: SD1.5's (4 channels) or none
 
 
 Config = TypeVar("Config", bound=PipelineConfig)

@@ -225,6 +225,19 @@ class WsCancelled(msgspec.Struct):
     cancelled_at: str
 
 
+class WsPreview(msgspec.Struct):
+    """A live preview (subscribers that asked for previews): the frames side by side as a small JPEG data URL."""
+
+    type: str
+    request_id: str
+    step: int
+    total_steps: int
+    image: str  # data:image/jpeg;base64,...
+    width: int
+    height: int
+    frames: int  # frames side by side in the picture
+
+
 class WsError(msgspec.Struct, omit_defaults=True):
     type: str
     error: ErrorInfo
@@ -232,10 +245,12 @@ class WsError(msgspec.Struct, omit_defaults=True):
 
 
 class WsClientMessage(msgspec.Struct):
-    """What a client sends: {"type": "subscribe" | "unsubscribe", "request_id": "..."}."""
+    """What a client sends: {"type": "subscribe" | "unsubscribe", "request_id": "...", "previews": bool}, or
+    {"type": "previews"} (this socket will want previews)."""
 
     type: str
     request_id: str | None = None
+    previews: bool = False  # subscribe: send this job's live previews too
 
 
 class QuoteLimit(msgspec.Struct):

@@ -162,15 +162,19 @@ class GenerationService:
 
     # ------------------------------------------------------------------ WebSocket subscriptions
 
-    async def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
-        """Subscribe, then send the state read after that (updates are not replayed: none can slip in between)."""
-        self.hub.subscribe(request_id, subscriber)
+    async def subscribe(self, request_id: str, subscriber: Subscriber, previews: bool = False) -> None:
+        """Subscribe (``previews``: to its previews too), then send the state read after (updates are not replayed)."""
+        self.hub.subscribe(request_id, subscriber, previews=previews)
         try:
             message, terminal = await self.current_update(request_id)
         except BaseException:
             self.hub.unsubscribe(request_id, subscriber)
             raise
         self.hub.catch_up(subscriber, request_id, message, terminal=terminal)
+
+    def want_previews(self, subscriber: Subscriber) -> None:
+        """The socket will subscribe with previews (``GenerationHub.want_previews``)."""
+        self.hub.want_previews(subscriber)
 
     async def current_update(self, request_id: str) -> tuple[msgspec.Struct, bool]:
         """The job's WebSocket message as its row stands (with this replica's pace when it runs here), and whether

@@ -2,7 +2,10 @@
 
 Client messages: ``{"type": "subscribe" | "unsubscribe", "request_id": "..."}``; many subscriptions per socket.
 On subscribe the current state is sent at once (a ``progress`` message, or ``completed`` / ``failed`` /
-``cancelled``). Bad messages get ``{"type": "error", "error": {code, message, details}}``; the socket stays open.
+``cancelled``); a subscribe with ``"previews": true`` also gets the job's ``preview`` messages, and
+``{"type": "previews"}`` (no request id) says, before submitting, that this socket will want them (a job asks its
+pipeline for previews only if such a socket is open when it starts). Bad messages get
+``{"type": "error", "error": {code, message, details}}``; the socket stays open.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from visualizr.frontend.generation.schemas import WsClientMessage, WsError
 class Subscriptions(Protocol):
     """What the protocol needs of the generation service."""
 
-    async def subscribe(self, request_id: str, subscriber: Subscriber) -> None: ...
+    async def subscribe(self, request_id: str, subscriber: Subscriber, previews: bool = False) -> None: ...
 
     async def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None: ...
+
+    def want_previews(self, subscriber: Subscriber) -> None: ...
 
 
 def error_message(code: str, message: str, details: Any = None, request_id: str | None = None) -> str:
@@ -57,12 +62,15 @@ async def handle_client_message(raw: str | bytes | None, subscriber: Subscriber,
             )
         )
         return
+    if message.type == "previews":
+        service.want_previews(subscriber)
+        return
     if message.type not in ("subscribe", "unsubscribe"):
         subscriber.offer_unique(
             error_message(
                 INVALID_PARAMETERS,
                 f"Unknown message type {message.type!r}",
-                {"field": "type", "allowed": ["subscribe", "unsubscribe"]},
+                {"field": "type", "allowed": ["subscribe", "unsubscribe", "previews"]},
             )
         )
         return
@@ -71,7 +79,7 @@ async def handle_client_message(raw: str | bytes | None, subscriber: Subscriber,
         return
     try:
         if message.type == "subscribe":
-            await service.subscribe(message.request_id, subscriber)
+            await service.subscribe(message.request_id, subscriber, previews=message.previews)
         else:
             await service.unsubscribe(message.request_id, subscriber)
     except VisualizrError as exc:

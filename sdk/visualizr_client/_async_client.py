@@ -107,7 +107,9 @@ class AsyncVisualizrClient:
                 raise deadline.error(request_id, job.status)
             await asyncio.sleep(deadline.sleep_for(poll_interval))
 
-    async def stream_progress(self, request_id: str, timeout: float | None = None) -> AsyncIterator[m.StreamMessage]:
+    async def stream_progress(
+        self, request_id: str, timeout: float | None = None, previews: bool = False
+    ) -> AsyncIterator[m.StreamMessage]:
         deadline = _core.Deadline(timeout)
         try:
             async with ws_connect(
@@ -115,7 +117,7 @@ class AsyncVisualizrClient:
                 additional_headers=self.settings.ws_headers,
                 open_timeout=self.settings.timeout,
             ) as ws:
-                await ws.send(_core.subscribe_frame(request_id))
+                await ws.send(_core.subscribe_frame(request_id, previews))
                 while True:
                     raw = await asyncio.wait_for(ws.recv(), deadline.remaining())
                     message = _core.parse_ws_message(raw, request_id)

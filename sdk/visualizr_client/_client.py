@@ -110,9 +110,12 @@ class VisualizrClient:
                 raise deadline.error(request_id, job.status)
             time.sleep(deadline.sleep_for(poll_interval))
 
-    def stream_progress(self, request_id: str, timeout: float | None = None) -> Iterator[m.StreamMessage]:
-        """Progress of one job over the WebSocket: ProgressMessage... then one CompletedMessage,
-        FailedMessage or CancelledMessage, after which the iterator ends (failed / cancelled do not raise)."""
+    def stream_progress(
+        self, request_id: str, timeout: float | None = None, previews: bool = False
+    ) -> Iterator[m.StreamMessage]:
+        """Progress of one job over the WebSocket: ProgressMessage... (and PreviewMessage... with ``previews``)
+        then one CompletedMessage, FailedMessage or CancelledMessage, after which the iterator ends (failed /
+        cancelled do not raise)."""
         deadline = _core.Deadline(timeout)
         try:
             with ws_connect(
@@ -120,7 +123,7 @@ class VisualizrClient:
                 additional_headers=self.settings.ws_headers,
                 open_timeout=self.settings.timeout,
             ) as ws:
-                ws.send(_core.subscribe_frame(request_id))
+                ws.send(_core.subscribe_frame(request_id, previews))
                 while True:
                     message = _core.parse_ws_message(ws.recv(timeout=deadline.remaining()), request_id)
                     if message is None:

@@ -334,6 +334,7 @@ def finished(job: m.GenerationStatus) -> m.GenerationStatus | None:
 
 _WS_TYPES = {
     "progress": m.ProgressMessage,
+    "preview": m.PreviewMessage,
     "completed": m.CompletedMessage,
     "failed": m.FailedMessage,
     "cancelled": m.CancelledMessage,
@@ -341,8 +342,11 @@ _WS_TYPES = {
 }
 
 
-def subscribe_frame(request_id: str) -> str:
-    return msgspec.json.encode({"type": "subscribe", "request_id": request_id}).decode()
+def subscribe_frame(request_id: str, previews: bool = False) -> str:
+    frame: dict[str, object] = {"type": "subscribe", "request_id": request_id}
+    if previews:
+        frame["previews"] = True
+    return msgspec.json.encode(frame).decode()
 
 
 def parse_ws_message(raw: str | bytes, request_id: str) -> m.StreamMessage | None:

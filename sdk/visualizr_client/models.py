@@ -7,6 +7,7 @@ failed and cancelled shapes of the status endpoint.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Union
 
 import msgspec
@@ -439,10 +440,27 @@ class CancelledMessage(Model, tag="cancelled", tag_field="type"):
     cancelled_at: str | None = None
 
 
+class PreviewMessage(Model, tag="preview", tag_field="type"):
+    """A live preview (``stream_progress(..., previews=True)``): a few frames side by side, a small JPEG."""
+
+    request_id: str
+    step: int
+    total_steps: int
+    image: str  # a data URL: data:image/jpeg;base64,...
+    width: int
+    height: int
+    frames: int = 1
+
+    @property
+    def image_bytes(self) -> bytes:
+        """The picture's bytes (JPEG), decoded from the data URL."""
+        return base64.b64decode(self.image.partition(",")[2])
+
+
 class ErrorMessage(Model, tag="error", tag_field="type"):
     error: ErrorInfo
     request_id: str | None = None
 
 
-StreamMessage = Union[ProgressMessage, CompletedMessage, FailedMessage, CancelledMessage]  # noqa: UP007
+StreamMessage = Union[ProgressMessage, PreviewMessage, CompletedMessage, FailedMessage, CancelledMessage]  # noqa: UP007
 TERMINAL_MESSAGES = (CompletedMessage, FailedMessage, CancelledMessage)

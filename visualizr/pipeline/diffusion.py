@@ -37,6 +37,7 @@ from visualizr import names
 from visualizr.families import Family, get_family
 from visualizr.pipeline.components import Components
 from visualizr.pipeline.errors import Cancelled
+from visualizr.pipeline.previews import preview_frames, projection_for
 from visualizr.pipeline.progress import ProgressEvent
 from visualizr.pipeline.request import GenerationRequest
 from visualizr.pipeline.tensors import NetworkArray, TensorPlacement, to_uint8_frames
@@ -63,6 +64,8 @@ class Denoising:
     guidance: float | torch.Tensor | None = None
     # Latents concatenated to the scaled sample along the channels (image conditioning), at the unet's batch.
     concat_latents: torch.Tensor | None = None
+    # The last step's prediction of the clean latents (the scheduler's pred_original_sample), for previews.
+    denoised: torch.Tensor | None = None
 
 
 class DiffusionPipeline(ABC):
@@ -92,9 +95,7 @@ class DiffusionPipeline(ABC):
         """Raise InvalidRequest for a request this family's networks cannot run."""
 
     @abstractmethod
-    async def prepare(
-        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
-    ) -> Denoising:
+    async def prepare(self, request: GenerationRequest, components: Components, checkpoint: Checkpoint) -> Denoising:
         """Encode the conditioning and prepare scheduler and latents; call ``checkpoint(0)`` before every
         component call but the first (``generate`` checks before calling ``prepare``)."""
 
@@ -149,7 +150,9 @@ class DiffusionPipeline(ABC):
             noise_uncond, noise_cond = noise_pred.chunk(2)
             noise_pred = noise_uncond + state.guidance * (noise_cond - noise_uncond)
         kwargs = {"generator": state.generator} if _accepts_generator(scheduler) else {}
-        return scheduler.step(noise_pred, t, latents, **kwargs).prev_sample
+        output = scheduler.step(noise_pred, t, latents, **kwargs)
+        state.denoised = getattr(output, "pred_original_sample", None)
+        return output.prev_sample
 
     async def denoise(
         self,
@@ -159,13 +162,26 @@ class DiffusionPipeline(ABC):
         first_step: int,
         total: int,
         phase: str = names.PHASE_FRAME_GENERATION,
+        preview_every: int = 0,
     ) -> AsyncIterator[ProgressEvent]:
-        """The denoising loop over ``state.timesteps``: a checkpoint before each step, a ``phase`` event after it;
-        steps are counted from ``first_step`` of ``total`` (a request of several stages counts across them)."""
+        """The denoising loop over ``state.timesteps``: a checkpoint before each step, a ``phase`` event after it
+        (with a preview every ``preview_every`` steps, and after the last); steps are counted from ``first_step``
+        of ``total`` (a request of several stages counts across them)."""
         for index, t in enumerate(state.timesteps):
             checkpoint(first_step + index)
             state.latents = await self.denoise_step(components, state, t)
-            yield ProgressEvent(phase, first_step + index + 1, total)
+            last = index + 1 == len(state.timesteps)
+            wanted = preview_every > 0 and ((index + 1) % preview_every == 0 or last)
+            yield ProgressEvent(phase, first_step + index + 1, total, preview=self.preview(state) if wanted else None)
+
+    def preview(self, state: Denoising) -> np.ndarray | None:
+        """A few frames of the clean-latent prediction (else the latents) as uint8 RGB [F', h, w, 3], by the
+        model's linear latent-to-RGB map; None when the model has none."""
+        projection = projection_for(self.config.latent_rgb, self.config.latent_channels)
+        if projection is None:
+            return None
+        latents = state.denoised if state.denoised is not None else state.latents
+        return preview_frames(latents.movedim(self.frames_axis, 1)[0], projection)  # [F, C, h, w] of batch 0
 
     def frames_per_decode(self, latent_height: int, latent_width: int) -> int:
         """Frames one vae_decoder call takes: decode_chunk_size, fewer where ``decode_max_cells`` (latent cells
@@ -220,7 +236,8 @@ class DiffusionPipeline(ABC):
         state = await self.prepare(request, components, checkpoint)
         state.conditioning.update(reference)
         yield ProgressEvent(self.conditioning_phase, 0, total)
-        async for event in self.denoise(components, state, checkpoint, 0, total):
+        previews = request.preview_every or 0
+        async for event in self.denoise(components, state, checkpoint, 0, total, preview_every=previews):
             yield event
 
         checkpoint(total)

@@ -40,6 +40,7 @@ class GenerationRequest:
     # left out of repr and compared by its pixels), and the adapter's scale in [0, 1].
     ip_adapter_image: np.ndarray | None = field(default=None, repr=False, compare=False)
     ip_adapter_scale: float = 1.0
+    preview_every: int | None = None  # a latent preview every N denoising steps; None, 0: none (nothing computed)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GenerationRequest):
@@ -77,6 +78,8 @@ def check_common_inputs(request: GenerationRequest, config: PipelineConfig) -> N
         raise InvalidRequest(f"guidance_scale must be a finite number >= 0, got {request.guidance_scale}")
     if not 0 <= request.seed <= MAX_SEED:
         raise InvalidRequest(f"seed must be in [0, {MAX_SEED}], got {request.seed}")
+    if (request.preview_every or 0) < 0:
+        raise InvalidRequest(f"preview_every must be >= 0, got {request.preview_every}")
     image = request.image
     if image is not None:
         expected = (request.height, request.width, 3)

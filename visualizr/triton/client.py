@@ -55,6 +55,7 @@ def progress_event(result: InferResult) -> ProgressEvent:
         total_steps=int(result.as_numpy(names.OUT_TOTAL_STEPS)[0]),
         frames=result.as_numpy(names.OUT_FRAMES),
         keyframe=result.as_numpy(names.OUT_KEYFRAME),
+        preview=result.as_numpy(names.OUT_PREVIEW),
     )
 
 

@@ -59,9 +59,7 @@ def _image(tensor: PipelineTensor, array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def parse_generation_request(
-    get: GetInput, required: Iterable[str], optional: Iterable[str] = ()
-) -> GenerationRequest:
+def parse_generation_request(get: GetInput, required: Iterable[str], optional: Iterable[str] = ()) -> GenerationRequest:
     """Read the inputs a family takes (``Family.required_inputs`` / ``optional_inputs``); ``get(name)`` returns
     None for an absent input. An absent optional input keeps the GenerationRequest default; an absent seed is
     a fresh random one (it is in the logged request)."""
@@ -109,14 +107,19 @@ def request_arrays(request: GenerationRequest, accepted: Collection[str] | None 
 
 def progress_arrays(event: ProgressEvent) -> dict[str, np.ndarray]:
     """step INT32[1], total_steps INT32[1], phase BYTES[1], and frames UINT8[F,H,W,3] (and the keyframe
-    UINT8[H,W,3], when one was made) on the last event."""
+    UINT8[H,W,3], when one was made) on the last event; a preview UINT8[F',h,w,3] on the events that have one."""
     outputs = names.PIPELINE_OUTPUTS
     arrays = {
         names.OUT_STEP: np.array([event.step], dtype=numpy_dtype(outputs[names.OUT_STEP])),
         names.OUT_TOTAL_STEPS: np.array([event.total_steps], dtype=numpy_dtype(outputs[names.OUT_TOTAL_STEPS])),
         names.OUT_PHASE: np.array([event.phase.encode("utf-8")], dtype=numpy_dtype(outputs[names.OUT_PHASE])),
     }
-    for name, array in ((names.OUT_FRAMES, event.frames), (names.OUT_KEYFRAME, event.keyframe)):
+    optional = (
+        (names.OUT_FRAMES, event.frames),
+        (names.OUT_KEYFRAME, event.keyframe),
+        (names.OUT_PREVIEW, event.preview),
+    )
+    for name, array in optional:
         if array is not None:
             arrays[name] = np.ascontiguousarray(array, dtype=numpy_dtype(outputs[name]))
     return arrays

@@ -40,6 +40,7 @@ class AnimateDiffExport(FamilyExport):
         from visualizr.export.families.animatediff.tiny import DECODE_CHUNK_SIZE
         from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.animatediff.loop import AnimateDiffConfig
+        from visualizr.pipeline.previews import fit_latent_rgb
         from visualizr.pipeline_config import FEATURE_EXTRACTOR_DIRNAME, SCHEDULER_DIRNAME, TOKENIZER_DIRNAME
 
         model_id = options.id
@@ -48,6 +49,8 @@ class AnimateDiffExport(FamilyExport):
         tiny_only = {"decode_chunk_size": DECODE_CHUNK_SIZE} if options.is_tiny else {}  # real weights: the default
         ip_adapter = components.ip_adapter
         image_size, image_embed_dim = (ip_adapter.image_size, ip_adapter.image_embed_dim) if ip_adapter else (0, 0)
+        if options.is_tiny:  # previews' map fitted to the random VAE (real weights: SD1.5's, visualizr.pipeline.previews)
+            tiny_only["latent_rgb"] = fit_latent_rgb(lambda z: components.vae.decode(z).sample, components)
         config = AnimateDiffConfig(
             model_id=model_id,
             family=self.family.name,

@@ -51,6 +51,7 @@ class StableVideoDiffusionExport(FamilyExport):
         )
         from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.stable_video_diffusion.loop import StableVideoDiffusionConfig
+        from visualizr.pipeline.previews import fit_latent_rgb
         from visualizr.pipeline_config import (
             FEATURE_EXTRACTOR_DIRNAME,
             KEYFRAME_DIRNAME,
@@ -69,6 +70,7 @@ class StableVideoDiffusionExport(FamilyExport):
             decode_max_cells=cards.decode_max_cells(options.is_tiny),
             native_num_frames=components.num_frames,
             keyframe=None if keyframe is None else _keyframe_config(keyframe),
+            latent_rgb=fit_latent_rgb(_decode_frames(components.vae), components) if options.is_tiny else None,
         )
         dims = StableVideoDiffusionDims(
             latent_channels=config.latent_channels,
@@ -134,3 +136,8 @@ def _keyframe_networks(keyframe: KeyframeComponents) -> dict[str, Any]:
 
 
 EXPORT = StableVideoDiffusionExport()
+
+
+def _decode_frames(vae: Any) -> Any:
+    """The temporal VAE decoder over a batch of latents as one clip (previews' fit)."""
+    return lambda latents: vae.decode(latents, num_frames=latents.shape[0]).sample

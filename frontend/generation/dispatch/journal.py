@@ -17,11 +17,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 import msgspec
+import numpy as np
 
 from visualizr.frontend.errors import DatabaseUnavailableError, InsufficientStorageError
 from visualizr.frontend.generation.dispatch.queue import LiveJob
 from visualizr.frontend.generation.reporting import views
 from visualizr.frontend.generation.reporting.hub import GenerationHub
+from visualizr.frontend.generation.reporting.previews import preview_message
 from visualizr.frontend.jobs.record import JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.transitions import Progressed, Transition, advance
@@ -53,6 +55,14 @@ class JobJournal:
             self.hub.publish(record.request_id, views.terminal_message(record), terminal=True)
         elif self.hub.has_subscribers(record.request_id):
             self.hub.publish(record.request_id, await self._progress_message(record, job))
+
+    def wants_previews(self, request_id: str) -> bool:
+        """Whether the job's run should ask the pipeline for live previews (``GenerationHub.wants_previews``)."""
+        return self.hub.wants_previews(request_id)
+
+    def preview(self, job: LiveJob, step: int, total_steps: int, frames: np.ndarray) -> None:
+        """A live preview of the running job to the subscribers that asked for it (not written anywhere)."""
+        self.hub.publish_preview(job.request_id, preview_message(job.request_id, step, total_steps, frames))
 
     async def advance(self, job: LiveJob, transition: Transition) -> bool:
         """Write the transition (fenced on this replica owning the job), then take and announce the row; False

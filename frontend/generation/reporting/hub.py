@@ -22,6 +22,7 @@ from visualizr.frontend.generation.schemas import WsProgress
 logger = logging.getLogger("visualizr.frontend.ws")
 
 PROGRESS = "progress"
+PREVIEW = "preview"
 TERMINAL = "terminal"
 MAX_PENDING = 512
 
@@ -68,9 +69,14 @@ class GenerationHub:
     def __init__(self, relay: EventRelay | None = None) -> None:
         self._relay = relay
         self._subs: dict[str, dict[Subscriber, bool]] = {}  # request id -> subscriber -> nothing sent to it yet
+        self._previews: dict[str, set[Subscriber]] = {}  # request id -> subscribers that asked for its previews
+        self._preview_sockets: set[Subscriber] = set()  # open sockets that have asked for previews
 
-    def subscribe(self, request_id: str, subscriber: Subscriber) -> None:
+    def subscribe(self, request_id: str, subscriber: Subscriber, *, previews: bool = False) -> None:
         self._subs.setdefault(request_id, {})[subscriber] = True  # a resubscription gets the state again
+        if previews:
+            self._previews.setdefault(request_id, set()).add(subscriber)
+            self._preview_sockets.add(subscriber)
 
     def unsubscribe(self, request_id: str, subscriber: Subscriber) -> None:
         subs = self._subs.get(request_id)
@@ -78,8 +84,14 @@ class GenerationHub:
             subs.pop(subscriber, None)
             if not subs:
                 del self._subs[request_id]
+        watchers = self._previews.get(request_id)
+        if watchers is not None:
+            watchers.discard(subscriber)
+            if not watchers:
+                del self._previews[request_id]
 
     def remove(self, subscriber: Subscriber) -> None:
+        self._preview_sockets.discard(subscriber)
         for request_id in [rid for rid, subs in self._subs.items() if subscriber in subs]:
             self.unsubscribe(request_id, subscriber)
 
@@ -104,12 +116,33 @@ class GenerationHub:
     def deliver(self, request_id: str, text: str, *, terminal: bool) -> None:
         """One update to this replica's subscribers of the job (nothing follows a terminal one)."""
         subs = self._subs.pop(request_id, None) if terminal else self._subs.get(request_id)
+        if terminal:
+            self._previews.pop(request_id, None)
         if not subs:
             return
         key = (request_id, TERMINAL if terminal else PROGRESS)
         for subscriber in list(subs):
             subs[subscriber] = False
             subscriber.offer(key, text)
+
+    def want_previews(self, subscriber: Subscriber) -> None:
+        """An open socket that will want previews (of the jobs it is about to submit and subscribe to)."""
+        self._preview_sockets.add(subscriber)
+
+    def wants_previews(self, request_id: str) -> bool:
+        """Whether a job starting here should ask its pipeline for previews: a subscriber here asked for the job's,
+        or an open socket here has asked for previews (it may subscribe to the job once its 202 arrives)."""
+        return bool(self._previews.get(request_id) or self._preview_sockets)
+
+    def publish_preview(self, request_id: str, message: msgspec.Struct) -> None:
+        """A live preview to this replica's subscribers that asked for the job's previews (never relayed: see
+        docs/ARCHITECTURE.md); a slow socket gets the newest one."""
+        watchers = self._previews.get(request_id)
+        if not watchers:
+            return
+        text = msgspec.json.encode(message).decode()
+        for subscriber in list(watchers):
+            subscriber.offer((request_id, PREVIEW), text)
 
     def catch_up(self, subscriber: Subscriber, request_id: str, message: msgspec.Struct, *, terminal: bool) -> None:
         """The job's state read after ``subscribe``, to that subscriber, unless an update reached it meanwhile

@@ -11,6 +11,7 @@ that cannot be loaded, frames of the wrong shape, a source image that cannot be 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from visualizr.frontend.generation.dispatch.journal import JobJournal
 from visualizr.frontend.generation.dispatch.queue import LiveJob
 from visualizr.frontend.generation.reporting.cost_model import LOAD, PHASE_PARTS
 from visualizr.frontend.generation.reporting.eta import Pace
+from visualizr.frontend.generation.reporting.previews import PreviewThrottle
 from visualizr.frontend.generation.reporting.views import FAILED_MESSAGE
 from visualizr.frontend.generation.running.backend import GenerationBackend, GenerationInput, GenerationStream
 from visualizr.frontend.generation.running.progress import DECODING_DONE, progress_of
@@ -169,9 +171,10 @@ class JobRunner:
             return Outcome(RETRY_RUN, str(exc))
         if job.record.current_step == STEP_LOADING_MODEL:
             await self.journal.progress(job, job.record.progress, PHASE_TEXT_ENCODING)
-        stream = self.backend.stream(
-            endpoint, GenerationInput(rec.request_id, rec.model, generation_request(rec, image))
-        )
+        request = generation_request(rec, image)
+        if self.journal.wants_previews(rec.request_id):  # asked at the start: a run's request cannot change
+            request = dataclasses.replace(request, preview_every=1)  # every step; PreviewThrottle bounds the rate
+        stream = self.backend.stream(endpoint, GenerationInput(rec.request_id, rec.model, request))
         job.stream = stream
         job.pace = Pace()
         if job.terminal:
@@ -211,6 +214,7 @@ class JobRunner:
         frames: np.ndarray | None = None
         keyframe: np.ndarray | None = None
         timer = PhaseTimer(partial(self._phase_done, job))
+        previews = PreviewThrottle()
         async for event in within_stall_timeout(stream, self.stall_timeout_s):
             if job.terminal:
                 stream.cancel()
@@ -219,6 +223,8 @@ class JobRunner:
             job.pace.reached(job.workload, event.phase, event.step, event.total_steps, self._now())
             if event.frames is not None:
                 frames, keyframe = event.frames, event.keyframe
+            if event.preview is not None and previews.due(self._now()):
+                self.journal.preview(job, event.step, event.total_steps, event.preview)
             await self.journal.progress(job, *progress_of(event.phase, event.step, event.total_steps))
         return frames, keyframe
 

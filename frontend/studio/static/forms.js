@@ -30,12 +30,14 @@ export class CreateForm {
     this.cards = new Map(); // model id -> detail
     this.summaries = [];
     this.image = null;
+    this.loaded = false; // until the first loadModels: say "loading", not "no model"
   }
 
   async loadModels() {
     const { models } = await request("/api/v1/models");
     this.summaries = models;
     await Promise.all(models.map((m) => this.card(m.id)));
+    this.loaded = true;
     this.fillModelSelect();
   }
 
@@ -80,7 +82,7 @@ export class CreateForm {
     main.replaceChildren();
     advanced.replaceChildren();
     if (!card) {
-      $("model-hint").textContent = "No model on this server can make this kind of video.";
+      $("model-hint").textContent = this.loaded ? "No model on this server can make this kind of video." : "Loading the models…";
       return;
     }
     $("model-hint").textContent = card.description;

@@ -2,7 +2,7 @@
 // or focus, and a player dialog (the MP4 itself: the browser seeks with range requests) with the video's
 // parameters, download, delete (confirmed) and re-run.
 
-import { describeError, request, signed, videoIdOf } from "./api.js";
+import { describeError, request, signed } from "./api.js";
 import { formatSeconds } from "./jobs.js";
 import { $, announce, el, formatBytes } from "./ui.js";
 
@@ -102,10 +102,6 @@ export class Gallery {
       this.details.set(videoId, details);
     }
     return this.details.get(videoId);
-  }
-
-  async openUrl(videoUrl) {
-    return this.open(videoIdOf(videoUrl));
   }
 
   async open(videoId) {

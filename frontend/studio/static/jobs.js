@@ -1,9 +1,10 @@
-// The queue panel: one card per submitted job, driven by the WebSocket (subscribe per request id; the server
-// answers with the current state at once, then progress, completed, failed or cancelled). If the socket cannot
-// be opened, the cards poll GET /api/v1/generate/status instead.
+// The queue panel: one card per submitted job, driven by the WebSocket (subscribe per request id, with live
+// previews; the server answers with the current state at once, then progress, previews, completed, failed or
+// cancelled). If the socket cannot be opened, the cards poll GET /api/v1/generate/status instead. A new card is
+// scrolled to where the user looks; a completed job leaves the queue for the gallery (onCompleted).
 
 import { catalog, describeError, request, signed } from "./api.js";
-import { announce, el } from "./ui.js";
+import { announce } from "./ui.js";
 
 const STEP_TEXT = {
   queued: "Waiting in the queue",
@@ -20,10 +21,9 @@ const MAX_BACKOFF_MS = 10000;
 const SILENCE_MS = 5000;
 
 export class JobBoard {
-  constructor(list, { onCompleted, onOpen }) {
+  constructor(list, { onCompleted }) {
     this.list = list;
     this.onCompleted = onCompleted;
-    this.onOpen = onOpen;
     this.jobs = new Map(); // request id -> {card, done}
     this.socket = null;
     this.connecting = null;
@@ -43,6 +43,16 @@ export class JobBoard {
     this.jobs.set(accepted.request_id, { card, done: false });
     this.update({ request_id: accepted.request_id, status: accepted.status, progress: 0, queue_position: accepted.queue_position, estimated_remaining_seconds: accepted.estimated_time_seconds, current_step: "queued" });
     this.subscribe(accepted.request_id);
+    card.scrollIntoView({ block: "nearest" });
+    card.focus({ preventScroll: true });
+  }
+
+  remove(requestId) {
+    const job = this.jobs.get(requestId);
+    if (!job) return;
+    job.card.remove();
+    this.jobs.delete(requestId);
+    document.getElementById("jobs-empty").hidden = this.jobs.size > 0;
   }
 
   async cancel(requestId, button) {
@@ -60,7 +70,7 @@ export class JobBoard {
   async subscribe(requestId) {
     const socket = await this.connect();
     if (!socket) return this.startPolling();
-    socket.send(JSON.stringify({ type: "subscribe", request_id: requestId }));
+    socket.send(JSON.stringify({ type: "subscribe", request_id: requestId, previews: true }));
     // The server answers a subscription with the job's state at once: silence means a socket that does not work
     // (a proxy that holds frames, say), so poll as well.
     setTimeout(() => {
@@ -87,6 +97,7 @@ export class JobBoard {
     return new Promise((resolve) => {
       const socket = new WebSocket(`${scheme}//${location.host}${url}`);
       socket.addEventListener("open", () => {
+        socket.send(JSON.stringify({ type: "previews" })); // before a job starts: its pipeline makes previews
         this.socket = socket;
         resolve(socket);
       });
@@ -108,7 +119,7 @@ export class JobBoard {
     if (this.failures > 3) return this.startPolling();
     setTimeout(async () => {
       const socket = await this.connect();
-      if (socket) this.active().forEach((id) => socket.send(JSON.stringify({ type: "subscribe", request_id: id })));
+      if (socket) this.active().forEach((id) => socket.send(JSON.stringify({ type: "subscribe", request_id: id, previews: true })));
     }, Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.failures));
   }
 
@@ -143,6 +154,7 @@ export class JobBoard {
     if (!job || job.done) return;
     job.heard = true;
     if (message.type === "progress") return this.update(message);
+    if (message.type === "preview") return this.preview(job.card, message);
     if (message.type === "completed") return this.complete(message.request_id, message.result);
     if (message.type === "failed") return this.finish(message.request_id, "failed", describeError(message.error));
     if (message.type === "cancelled") return this.finish(message.request_id, "cancelled", "Cancelled.");
@@ -155,10 +167,18 @@ export class JobBoard {
     card.querySelector("progress").value = progress;
     this.state(card, message.status);
     const parts = [STEP_TEXT[message.current_step] || message.current_step || ""];
-    if (message.status === "queued" && message.queue_position != null) parts.push(`position ${message.queue_position + 1} in the queue`);
+    if (message.status === "queued" && message.queue_position != null) parts.push(`position ${message.queue_position}`);
     parts.push(`${progress} %`);
     if (message.estimated_remaining_seconds != null) parts.push(`about ${formatSeconds(message.estimated_remaining_seconds)} left`);
     this.detail(message.request_id, parts.filter(Boolean).join(" · "));
+  }
+
+  preview(card, message) {
+    const img = card.querySelector(".job-preview");
+    img.src = message.image;
+    img.width = message.width;
+    img.height = message.height;
+    img.hidden = false;
   }
 
   async complete(requestId, result) {
@@ -169,14 +189,8 @@ export class JobBoard {
     this.state(card, "completed");
     this.detail(requestId, `100 % · ${result.metadata.resolution}, ${result.metadata.duration_seconds} s`);
     card.querySelector(".job-cancel").hidden = true;
-    const urls = await signed([result.video_url]).catch(() => ({}));
-    const video = el("video", { controls: true, muted: true, loop: true, autoplay: true, playsInline: true, preload: "auto" });
-    video.setAttribute("aria-label", `Video: ${card.querySelector(".job-title").textContent}`);
-    video.src = urls[result.video_url] || result.video_url;
-    const open = el("button", { type: "button", className: "ghost", textContent: "Details, download, delete" });
-    open.addEventListener("click", () => this.onOpen(result.video_url));
-    card.querySelector(".job-result").replaceChildren(video, open);
-    this.onCompleted(requestId, result);
+    await this.onCompleted(requestId, result); // the gallery shows it now: the queue lets it go
+    this.remove(requestId);
   }
 
   finish(requestId, state, text) {
@@ -184,6 +198,10 @@ export class JobBoard {
     job.done = true;
     this.state(job.card, state);
     job.card.querySelector(".job-cancel").hidden = true;
+    job.card.querySelector(".job-preview").hidden = true;
+    const dismiss = job.card.querySelector(".job-dismiss");
+    dismiss.hidden = false;
+    dismiss.addEventListener("click", () => this.remove(requestId), { once: true });
     this.detail(requestId, text);
     if (state === "failed") job.card.querySelector(".job-detail").classList.add("error-text");
   }

@@ -12,10 +12,10 @@ let lastSeed = null;
 
 const gallery = new Gallery({ onRerun: (details) => form.fill(details).then(() => $("submit").focus()) });
 const jobs = new JobBoard($("job-list"), {
-  onOpen: (url) => gallery.openUrl(url),
   onCompleted: async (requestId, result) => {
-    gallery.load(0);
+    await gallery.load(0).catch(() => {});
     characterPanel.load().catch(() => {}); // its video count
+    announce("Done: the video is first in the gallery.");
     try {
       const details = await gallery.describe(videoIdOf(result.video_url));
       lastSeed = details.parameters.seed;
@@ -141,7 +141,7 @@ $("create-form").addEventListener("submit", async (event) => {
     const [path, body] = form.build();
     const accepted = await request(path, { method: "POST", ...body });
     jobs.add(accepted, form.title());
-    announce("Submitted: progress is in the queue panel.");
+    announce("Submitted: progress and a live preview are in the queue panel.");
   } catch (error) {
     showError(error);
   } finally {
@@ -183,6 +183,7 @@ async function start() {
     gallery.setModels(form.summaries);
     await gallery.load(0);
     await characterPanel.load();
+    jobs.connect(); // the socket is open (and has asked for previews) before the first job starts
     return true;
   } catch (error) {
     $("model-hint").textContent = describeError(error);

@@ -34,6 +34,7 @@ FAMILY: Final = Family(
         names.IN_STRENGTH,
         names.IN_IP_ADAPTER_IMAGE,
         names.IN_IP_ADAPTER_SCALE,
+        names.IN_PREVIEW_EVERY,
     ),
     pipeline="visualizr.families.animatediff.loop:AnimateDiffPipeline",
 )

@@ -60,6 +60,7 @@ FAMILY: Final = Family(
         names.IN_MOTION_BUCKET_ID,
         names.IN_NOISE_AUG_STRENGTH,
         names.IN_SEED,
+        names.IN_PREVIEW_EVERY,
     ),
     pipeline="visualizr.families.stable_video_diffusion.loop:StableVideoDiffusionPipeline",
     motion=motion_conditioning,

@@ -197,9 +197,7 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
         ramp = torch.linspace(min_guidance_scale, request.guidance_scale, request.num_frames)
         return ramp.reshape(1, -1, 1, 1, 1).to(self.placement.device, torch.float32)
 
-    async def prepare(
-        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
-    ) -> Denoising:
+    async def prepare(self, request: GenerationRequest, components: Components, checkpoint: Checkpoint) -> Denoising:
         fps, motion_bucket_id, noise_aug_strength, min_guidance = self.conditioning_values(request)
         do_cfg = max(min_guidance, request.guidance_scale) > 1.0
         image = torch.from_numpy(np.ascontiguousarray(request.image.transpose(2, 0, 1))[None].astype(np.float32))
@@ -255,7 +253,9 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
             state = await self.prepare(segment, components, run.checkpoint)
             if index == 0:
                 yield run.event(names.PHASE_IMAGE_ENCODING)
-            async for event in self.denoise(components, state, run.checkpoint, run.done, run.total):
+            async for event in self.denoise(
+                components, state, run.checkpoint, run.done, run.total, preview_every=request.preview_every or 0
+            ):
                 yield event
             run.done += len(state.timesteps)
             frames = await self.decode_latents(components, state.latents, run.checkpoint)

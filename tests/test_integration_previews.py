@@ -1,0 +1,71 @@
+"""Live previews on the real stack: a WebSocket subscriber that asks for them gets ``preview`` messages of the
+job's latents (through the SDK, typed), at most two a second; one that did not ask gets none."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import math
+import time
+from typing import Any
+
+import pytest
+import websockets
+from PIL import Image
+
+from benchmarks.stack import ApiProcess
+from tests.support.jobs import SMALL, submit
+from visualizr.frontend.generation.reporting.previews import MAX_PREVIEW_SIDE, PREVIEWS_PER_SECOND
+from visualizr_client import AsyncVisualizrClient, PreviewMessage
+
+pytestmark = pytest.mark.integration
+
+TERMINAL = {"completed", "failed", "cancelled"}
+PREVIEWED = {**SMALL, "num_frames": 8, "num_inference_steps": 16}  # a few seconds of denoising
+
+
+async def messages_until_terminal(ws: Any, request_id: str) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 120))
+        if message.get("request_id") == request_id:
+            messages.append(message)
+            if message["type"] in TERMINAL:
+                return messages
+
+
+def test_previews_for_the_subscriber_that_asked_none_for_the_other(api: ApiProcess) -> None:
+    ws_url = api.base_url.replace("http", "ws", 1) + "/api/v1/ws/generation"
+
+    async def scenario() -> tuple[list[Any], float, list[dict[str, Any]], list[dict[str, Any]]]:
+        async with websockets.connect(ws_url) as primer, websockets.connect(ws_url) as plain:
+            # a socket asks for previews (of a first job) before the second job starts: the rule that makes the
+            # second job's pipeline compute them (README, Live previews)
+            first = submit(api, prompt="previews: first", **SMALL)["request_id"]
+            await primer.send(json.dumps({"type": "subscribe", "request_id": first, "previews": True}))
+            await plain.send(json.dumps({"type": "subscribe", "request_id": first}))
+            not_asked_first = await messages_until_terminal(plain, first)
+            request_id = submit(api, prompt="previews: a red balloon", **PREVIEWED)["request_id"]
+            await plain.send(json.dumps({"type": "subscribe", "request_id": request_id}))
+            async with AsyncVisualizrClient(api.base_url) as client:
+                started = time.monotonic()
+                typed = [m async for m in client.stream_progress(request_id, timeout=120, previews=True)]
+                elapsed = time.monotonic() - started
+            not_asked = await messages_until_terminal(plain, request_id)
+            return typed, elapsed, not_asked_first, not_asked
+
+    typed, elapsed, not_asked_first, not_asked = asyncio.run(scenario())
+    assert type(typed[-1]).__name__ == "CompletedMessage", typed[-1]
+    previews = [m for m in typed if isinstance(m, PreviewMessage)]
+    assert 2 <= len(previews) <= math.ceil(elapsed * PREVIEWS_PER_SECOND) + 1, (len(previews), elapsed)
+    assert [p.step for p in previews] == sorted({p.step for p in previews})
+    assert all(p.total_steps == PREVIEWED["num_inference_steps"] and p.frames == 4 for p in previews)
+    pictures = [Image.open(io.BytesIO(p.image_bytes)) for p in previews]
+    assert all(max(pic.size) == MAX_PREVIEW_SIDE for pic in pictures)
+    assert [pic.size for pic in pictures] == [(p.width, p.height) for p in previews]
+    assert len({p.image for p in previews}) > 1  # the video forming, not one picture repeated
+    assert base64.b64decode(previews[0].image.partition(",")[2])[:2] == b"\xff\xd8"
+    assert [m for m in not_asked_first + not_asked if m["type"] == "preview"] == []
+    assert not_asked[-1]["type"] == "completed"
