@@ -91,14 +91,16 @@ class DiffusionPipeline(ABC):
         """Raise InvalidRequest for a request this family's networks cannot run."""
 
     @abstractmethod
-    async def prepare(
-        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
-    ) -> Denoising:
+    async def prepare(self, request: GenerationRequest, components: Components, checkpoint: Checkpoint) -> Denoising:
         """Encode the conditioning and prepare scheduler and latents; call ``checkpoint(0)`` before every
         component call but the first (``generate`` checks before calling ``prepare``)."""
 
     def total_steps(self, request: GenerationRequest) -> int:
         return request.num_inference_steps
+
+    async def decode(self, components: Components, state: Denoising) -> np.ndarray:
+        """The denoised latents of ``state`` -> uint8 frames (default: ``decode_latents``)."""
+        return await self.decode_latents(components, state.latents)
 
     def decoder_inputs(self, latents: torch.Tensor) -> dict[str, NetworkArray]:
         """The vae_decoder's inputs (``placement.to_network``) for frame latents [N, C, h, w] on the device,
@@ -212,7 +214,7 @@ class DiffusionPipeline(ABC):
             yield event
 
         checkpoint(total)
-        frames = await self.decode_latents(components, state.latents)
+        frames = await self.decode(components, state)
         yield ProgressEvent(names.PHASE_DECODING, total, total)
         yield ProgressEvent(names.PHASE_DONE, total, total, frames)
 
