@@ -33,7 +33,7 @@ from visualizr.names import ONNX_FILENAME
 
 WORKSPACE_BYTES = 8 << 30
 # Builder flags per precision. FP8 keeps FP16 for the layers without FP8 quantisation.
-PRECISION_FLAGS = {"fp16": ("FP16",), "bf16": ("BF16",), "fp8": ("FP8", "FP16")}
+PRECISION_FLAGS = {"fp32": (), "fp16": ("FP16",), "bf16": ("BF16",), "fp8": ("FP8", "FP16")}
 
 
 def engine_profile(spec: NetworkSpec, limits: ShapeLimits) -> Profile:
@@ -96,7 +96,8 @@ class EngineBuilder:
         previous = read_manifest(version_dir)
         onnx = onnx_fingerprint(version_dir, previous.onnx if previous else None)
         version = self.environment.tensorrt_version or "unknown"
-        wanted = EngineKey(onnx.sha256, engine_profile(spec, limits), self.precision, version, gpu)
+        precision = engine_precision(spec, self.precision)
+        wanted = EngineKey(onnx.sha256, engine_profile(spec, limits), precision, version, gpu)
         plan = version_dir / PLAN_FILENAME
         if previous is None or not plan.is_file():
             reasons = ["no engine yet" if not plan.is_file() else "the engine has no readable manifest"]
@@ -110,11 +111,19 @@ class EngineBuilder:
                 )
             return EngineOutcome(False, manifest_written=stale_manifest, seconds=time.perf_counter() - started)
         cache = timing_cache_path(self.repository, version, gpu)
-        build_engine(version_dir / ONNX_FILENAME, plan, wanted.profile, self.precision, cache)
+        build_engine(version_dir / ONNX_FILENAME, plan, wanted.profile, precision, cache)
         seconds = time.perf_counter() - started
         built_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         write_manifest(version_dir, EngineManifest(wanted, onnx, self.covers, built_at, round(seconds, 3)))
         return EngineOutcome(True, reasons, manifest_written=True, seconds=seconds)
+
+
+def engine_precision(spec: NetworkSpec, requested: str) -> str:
+    """The precision ``spec``'s engine is built in when ``requested`` is asked for: a spec may name the precisions
+    its network tolerates (``engine_precisions``, e.g. T5's fp32 and bf16: fp16 overflows), the first one
+    replacing any other."""
+    allowed = getattr(spec, "engine_precisions", None)
+    return requested if allowed is None or requested in allowed else allowed[0]
 
 
 def has_fp8_quantisation(onnx_path: Path) -> bool:

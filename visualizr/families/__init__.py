@@ -20,6 +20,7 @@ from visualizr.families.base import Family, Network
 FAMILY_NAMES: Final = (
     "animatediff",
     "stable-video-diffusion",
+    "ltx-video",
 )
 
 

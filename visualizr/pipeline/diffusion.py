@@ -108,6 +108,10 @@ class DiffusionPipeline(ABC):
         first and reports it as its own phase (image_encoding)."""
         return {}
 
+    async def decode(self, components: Components, state: Denoising) -> np.ndarray:
+        """The denoised latents of ``state`` -> uint8 frames (default: ``decode_latents``)."""
+        return await self.decode_latents(components, state.latents)
+
     def decoder_inputs(self, latents: torch.Tensor) -> dict[str, NetworkArray]:
         """The vae_decoder's inputs (``placement.to_network``) for frame latents [N, C, h, w] on the device,
         already divided by the scaling factor."""
@@ -241,7 +245,7 @@ class DiffusionPipeline(ABC):
             yield event
 
         checkpoint(total)
-        frames = await self.decode_latents(components, state.latents)
+        frames = await self.decode(components, state)
         yield ProgressEvent(names.PHASE_DECODING, total, total)
         yield ProgressEvent(names.PHASE_DONE, total, total, frames)
 

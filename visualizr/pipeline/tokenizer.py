@@ -22,6 +22,7 @@ TOKENIZER_CONFIG_FILENAME = "tokenizer_config.json"
 @dataclass(frozen=True)
 class TokenIds:
     input_ids: np.ndarray  # int64 [len(texts), max_length]
+    attention_mask: np.ndarray  # int64 [len(texts), max_length]: 1 for a token, 0 for padding
 
 
 class ClipTokenizer:
@@ -53,4 +54,7 @@ class ClipTokenizer:
         self._tokenizer.enable_truncation(max_length)
         self._tokenizer.enable_padding(length=max_length, pad_id=self._pad_id, pad_token=self._pad_token)
         encodings = self._tokenizer.encode_batch(texts)
-        return TokenIds(np.array([encoding.ids for encoding in encodings], dtype=np.int64))
+        return TokenIds(
+            np.array([encoding.ids for encoding in encodings], dtype=np.int64),
+            np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64),
+        )

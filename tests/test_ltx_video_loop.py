@@ -1,0 +1,154 @@
+"""LTX-Video's loop against diffusers' LTXPipeline on the tiny demo's real networks (in torch and over the
+exported ONNX files), and its own rules (frame counts, tokens' coordinates, cancellation)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+
+from visualizr import names
+from visualizr.families.ltx_video import latent_num_frames
+from visualizr.families.ltx_video.loop import LTXVideoPipeline, calculate_shift, video_coords
+from visualizr.families.ltx_video.vocabulary import TRANSFORMER
+from visualizr.pipeline.assets import SchedulerFactory
+from visualizr.pipeline.errors import Cancelled
+from visualizr.pipeline.request import GenerationRequest
+from visualizr.pipeline.tokenizer import ClipTokenizer
+from visualizr.pipeline.torch_components import TorchComponents
+
+pytestmark = pytest.mark.slow
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def request(**overrides) -> GenerationRequest:
+    fields = dict(
+        prompt="a red fox running through snow",
+        negative_prompt="blurry",
+        width=96,
+        height=64,
+        num_frames=9,
+        num_inference_steps=3,
+        guidance_scale=3.0,
+        seed=7,
+        fps=24,
+    )
+    return GenerationRequest(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(("frames", "latent"), [(1, 1), (2, 2), (9, 2), (10, 3), (17, 3), (121, 16)])
+def test_frames_are_made_at_the_next_8k_plus_1(frames: int, latent: int) -> None:
+    assert latent_num_frames(frames, 8) == latent
+
+
+def test_video_coords_are_diffusers_rope_grid() -> None:
+    from diffusers.models.transformers.transformer_ltx import LTXVideoRotaryPosEmbed
+
+    rope = LTXVideoRotaryPosEmbed(dim=48)
+    hidden = torch.zeros(2, 3 * 4 * 5, 8)
+    expected = rope(hidden, 3, 4, 5, (8 / 24, 32, 32))
+    coords = video_coords((3, 4, 5), 24, 8, 32).repeat(2, 1, 1)
+    for ours, theirs in zip(rope(hidden, video_coords=coords), expected, strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_shift_is_diffusers() -> None:
+    from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift as diffusers_shift
+
+    config = {"base_image_seq_len": 1024, "max_image_seq_len": 4096, "base_shift": 0.95, "max_shift": 2.05}
+    assert calculate_shift(768, config) == diffusers_shift(768, 1024, 4096, 0.95, 2.05)
+
+
+# -- against diffusers, on the tiny demo's real networks --
+@pytest.fixture(scope="module")
+def tiny_ltx(tmp_path_factory: pytest.TempPathFactory):
+    from visualizr.export.build_stamp import ExportOptions
+    from visualizr.export.families.ltx_video import EXPORT
+
+    options = ExportOptions(repository=tmp_path_factory.mktemp("unused"), family="ltx-video")
+    model = EXPORT.load(options)
+    assets = tmp_path_factory.mktemp("assets")
+    for dirname, asset in model.assets.items():
+        asset.save_pretrained(str(assets / dirname))
+    return model, assets
+
+
+def our_pipeline(tiny_ltx) -> LTXVideoPipeline:
+    model, assets = tiny_ltx
+    return LTXVideoPipeline(
+        model.config, ClipTokenizer.from_pretrained(assets / "tokenizer"), SchedulerFactory.from_assets(assets)
+    )
+
+
+def diffusers_frames(tiny_ltx, req: GenerationRequest) -> np.ndarray:
+    from diffusers import LTXPipeline
+
+    model, assets = tiny_ltx
+    reference = LTXPipeline(
+        scheduler=SchedulerFactory.from_assets(assets)(),
+        vae=model.networks[names.VAE_DECODER],
+        text_encoder=model.networks[names.TEXT_ENCODER],
+        tokenizer=model.assets["tokenizer"],
+        transformer=model.networks[TRANSFORMER],
+    )
+    reference.set_progress_bar_config(disable=True)
+    frames = latent_num_frames(req.num_frames, 8) * 8 - 7
+    video = reference(
+        prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
+        width=req.width,
+        height=req.height,
+        num_frames=frames,
+        frame_rate=req.fps,
+        num_inference_steps=req.num_inference_steps,
+        guidance_scale=req.guidance_scale,
+        generator=torch.Generator().manual_seed(req.seed),
+        decode_timestep=model.config.decode_timestep,
+        decode_noise_scale=model.config.decode_noise_scale,
+        max_sequence_length=model.config.text_max_length,
+        output_type="np",
+    ).frames[0]
+    return (np.asarray(video) * 255).round().astype(np.uint8)[: req.num_frames]
+
+
+def assert_close(frames: np.ndarray, expected: np.ndarray) -> None:
+    assert frames.shape == expected.shape
+    difference = np.abs(frames.astype(np.int16) - expected.astype(np.int16))
+    print(f"largest difference from diffusers: {difference.max()} (of 255)")
+    assert difference.max() <= 1, f"frames differ from diffusers' by up to {difference.max()}"
+    assert frames.std() > 1  # not a constant picture
+
+
+@pytest.mark.parametrize("overrides", [{}, {"guidance_scale": 1.0, "num_frames": 7, "fps": 25}])
+def test_frames_equal_diffusers_ltx_pipeline(tiny_ltx, overrides: dict) -> None:
+    model, _ = tiny_ltx
+    req = request(**overrides)
+    frames = run(our_pipeline(tiny_ltx)(req, TorchComponents.from_specs(model.specs, model.networks)))
+    assert frames.shape == (req.num_frames, req.height, req.width, 3)
+    assert_close(frames, diffusers_frames(tiny_ltx, req))
+
+
+def test_cancel_stops_before_the_next_transformer_call(tiny_ltx) -> None:
+    model, _ = tiny_ltx
+    components = TorchComponents.from_specs(model.specs, model.networks)
+    calls: list[str] = []
+
+    class Counting:
+        async def run(self, component, inputs, output):
+            calls.append(component)
+            return await components.run(component, inputs, output)
+
+    events = []
+
+    async def collect():
+        async for event in our_pipeline(tiny_ltx).generate(request(), Counting(), lambda: len(events) >= 2):
+            events.append(event)
+
+    with pytest.raises(Cancelled):
+        run(collect())
+    assert calls == [names.TEXT_ENCODER, TRANSFORMER]  # the text, one step, then nothing

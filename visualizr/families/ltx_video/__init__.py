@@ -1,0 +1,38 @@
+"""LTX-Video: a diffusion transformer (DiT) over the tokens of a whole clip's latents, conditioned on a T5
+prompt, denoised by flow matching, decoded in one pass by a timestep-conditioned video VAE (32 x 32 x 8)."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from visualizr import names
+from visualizr.families.base import Family, Network
+from visualizr.families.ltx_video.vocabulary import TRANSFORMER
+
+
+def latent_num_frames(num_frames: int, temporal_scale: int) -> int:
+    """Latent frames of the shortest 8k + 1 clip (``temporal_scale`` = 8) with at least ``num_frames`` frames:
+    LTX makes 8k + 1 frames, so other counts are made at the next such count and trimmed."""
+    return math.ceil((num_frames - 1) / temporal_scale) + 1
+
+
+FAMILY: Final = Family(
+    name="ltx-video",
+    kind="text-to-video",
+    networks=(
+        Network(names.TEXT_ENCODER),
+        Network(TRANSFORMER, batched=True),
+        Network(names.VAE_DECODER),
+    ),
+    required_inputs=(
+        names.IN_PROMPT,
+        names.IN_WIDTH,
+        names.IN_HEIGHT,
+        names.IN_NUM_FRAMES,
+        names.IN_NUM_INFERENCE_STEPS,
+        names.IN_GUIDANCE_SCALE,
+    ),
+    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_FPS),
+    pipeline="visualizr.families.ltx_video.loop:LTXVideoPipeline",
+)

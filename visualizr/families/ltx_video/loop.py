@@ -1,0 +1,220 @@
+"""LTX-Video's denoising loop: the shared ``DiffusionPipeline`` over a diffusion transformer, as diffusers'
+``LTXPipeline`` does it (same seed, same networks -> the same frames):
+
+* the prompt (and with guidance the negative prompt, "" by default) through T5, with its attention mask;
+* seeded noise [1, C, f, h, w] packed into tokens [1, f*h*w, C] (patch size 1), each token's coordinates
+  (frame x 8 / fps, y x 32, x x 32: RoPE's positions) sent to the transformer as ``video_coords``;
+* flow matching: sigmas linspace(1, 1/steps), shifted by ``mu`` from the token count (dynamic shifting);
+  classifier-free guidance as ONE transformer call at twice the batch;
+* decoding the whole clip in one call: denormalised latents, blended with seeded noise by ``decode_noise_scale``,
+  at ``decode_timestep`` (the 0.9.5 VAE is timestep-conditioned).
+
+LTX makes 8k + 1 frames: a request for n frames is generated at the next such count and trimmed to n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+from diffusers import SchedulerMixin
+
+from visualizr import names
+from visualizr.families.ltx_video import latent_num_frames
+from visualizr.families.ltx_video.vocabulary import (
+    DECODE_TIMESTEP,
+    ENCODER_ATTENTION_MASK,
+    TRANSFORMER,
+    VIDEO_COORDS,
+)
+from visualizr.pipeline.assets import SchedulerFactory, check_assets_dir
+from visualizr.pipeline.components import Components
+from visualizr.pipeline.diffusion import Checkpoint, Denoising, DiffusionPipeline
+from visualizr.pipeline.errors import InvalidRequest
+from visualizr.pipeline.request import GenerationRequest, check_common_inputs, check_prompt
+from visualizr.pipeline.tensors import TensorPlacement, to_uint8_frames
+from visualizr.pipeline.tokenizer import ClipTokenizer
+from visualizr.pipeline_config import PIPELINE_CONFIG_FILENAME, TOKENIZER_DIRNAME, PipelineConfig, read_pipeline_config
+
+DEFAULT_FPS: Final = 25  # LTXPipeline's frame_rate
+
+
+class LTXVideoConfig(PipelineConfig, frozen=True, kw_only=True):
+    text_max_length: int  # the prompt's tokens (LTXPipeline's max_sequence_length, 128)
+    vae_temporal_scale_factor: int  # frames per latent frame (8)
+    latents_mean: list[float]  # the VAE's per-channel statistics: latents are (z - mean) * scaling / std
+    latents_std: list[float]
+    timestep_conditioning: bool  # the VAE decoder takes a timestep (0.9.5 and later)
+    decode_timestep: float = 0.05  # LTX 0.9.5's recommended decoding (LTXPipeline's defaults are 0 and None)
+    decode_noise_scale: float = 0.025
+
+
+@dataclass
+class LTXDenoising(Denoising):
+    """A generation's state with what its geometry and decoding need."""
+
+    latent_shape: tuple[int, int, int] = (1, 1, 1)  # latent frames, height, width
+    num_frames: int = 1  # the frames asked for (the clip is trimmed to them)
+
+
+def calculate_shift(tokens: int, config: dict[str, Any]) -> float:
+    """diffusers' calculate_shift: mu linear in the token count between the scheduler's two anchors."""
+    base_len, max_len = config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096)
+    base_shift, max_shift = config.get("base_shift", 0.5), config.get("max_shift", 1.15)
+    slope = (max_shift - base_shift) / (max_len - base_len)
+    return tokens * slope + (base_shift - slope * base_len)
+
+
+def pack_latents(latents: torch.Tensor) -> torch.Tensor:
+    """[B, C, f, h, w] -> tokens [B, f*h*w, C] (patch size 1)."""
+    return latents.flatten(2).transpose(1, 2)
+
+
+def unpack_latents(tokens: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Tokens [B, f*h*w, C] -> [B, C, f, h, w]."""
+    return tokens.transpose(1, 2).unflatten(2, shape)
+
+
+def video_coords(shape: tuple[int, int, int], fps: float, temporal_scale: int, spatial_scale: int) -> torch.Tensor:
+    """Each token's (frame, y, x) as LTX's RoPE scales them: [1, 3, f*h*w] float32 (diffusers'
+    ``_prepare_video_coords`` before its division by the base sizes, which the transformer does)."""
+    axes = [torch.arange(n, dtype=torch.float32) for n in shape]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0).unsqueeze(0)
+    scales = (temporal_scale / fps, spatial_scale, spatial_scale)
+    grid = torch.cat([grid[:, i : i + 1] * scale * 1 for i, scale in enumerate(scales)], dim=1)
+    return grid.flatten(2)
+
+
+class LTXVideoPipeline(DiffusionPipeline):
+    family_name = "ltx-video"
+    conditioning_phase = names.PHASE_TEXT_ENCODING
+    frames_axis, channels_axis = 2, 1  # unpacked latents [B, C, f, h, w]
+
+    def __init__(
+        self,
+        config: LTXVideoConfig,
+        tokenizer: Any,
+        scheduler_factory: Callable[[], SchedulerMixin],
+        placement: TensorPlacement | None = None,
+    ) -> None:
+        super().__init__(config, scheduler_factory, placement)
+        self.config: LTXVideoConfig = config
+        self.tokenizer = tokenizer  # a ClipTokenizer over T5's tokenizer.json (or transformers' T5TokenizerFast)
+
+    @classmethod
+    def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> LTXVideoPipeline:
+        """Read ``<directory>/pipeline.json``, ``tokenizer/`` and ``scheduler/`` (see assets_dir)."""
+        directory = check_assets_dir(directory)
+        return cls(
+            read_pipeline_config(directory / PIPELINE_CONFIG_FILENAME, LTXVideoConfig),
+            ClipTokenizer.from_pretrained(directory / TOKENIZER_DIRNAME),
+            SchedulerFactory.from_assets(directory),
+            placement,
+        )
+
+    # -- what the family says --------------------------------------------------------------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        check_prompt(request)
+        check_common_inputs(request, self.config)
+        if request.image is not None:
+            raise InvalidRequest("this model makes videos from text only")
+        if request.fps is not None and request.fps < 1:
+            raise InvalidRequest(f"fps must be >= 1, got {request.fps}")
+
+    async def encode_prompt(
+        self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """T5's hidden states and attention mask, [negative, prompt] with guidance."""
+        texts = [request.negative_prompt, request.prompt] if request.do_classifier_free_guidance else [request.prompt]
+        tokens = self.tokenizer(texts, padding="max_length", max_length=self.config.text_max_length, truncation=True)
+        place = self.placement
+        checkpoint(0)
+        ids = place.to_network(torch.from_numpy(np.asarray(tokens.input_ids)), torch.int64)
+        hidden = await components.run(names.TEXT_ENCODER, {names.TEXT_INPUT_IDS: ids}, names.TEXT_HIDDEN_STATES)
+        mask = torch.as_tensor(np.asarray(tokens.attention_mask), dtype=torch.float32, device=place.device)
+        return place.from_network(hidden), mask
+
+    def new_flow_scheduler(self, num_inference_steps: int, tokens: int) -> SchedulerMixin:
+        """The scheduler at LTXPipeline's sigmas, shifted for ``tokens`` tokens."""
+        scheduler = self.scheduler_factory()
+        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        mu = calculate_shift(tokens, scheduler.config)
+        scheduler.set_timesteps(num_inference_steps, device=self.placement.device, sigmas=sigmas, mu=mu)
+        return scheduler
+
+    async def prepare(self, request: GenerationRequest, components: Components, checkpoint: Checkpoint) -> LTXDenoising:
+        config = self.config
+        embeddings, mask = await self.encode_prompt(request, components, checkpoint)
+        shape = (
+            latent_num_frames(request.num_frames, config.vae_temporal_scale_factor),
+            request.height // config.vae_scale_factor,
+            request.width // config.vae_scale_factor,
+        )
+        generator = self.seeded_generator(request.seed)
+        noise = torch.randn((1, config.latent_channels, *shape), generator=generator, dtype=torch.float32)
+        latents = pack_latents(noise).to(self.placement.device)
+        tokens = latents.shape[1]
+        fps = request.fps or DEFAULT_FPS
+        coords = video_coords(shape, fps, config.vae_temporal_scale_factor, config.vae_scale_factor)
+        batch = embeddings.shape[0]
+        scheduler = self.new_flow_scheduler(request.num_inference_steps, tokens)
+        return LTXDenoising(
+            scheduler=scheduler,
+            timesteps=scheduler.timesteps,
+            latents=latents,
+            generator=generator,
+            conditioning={
+                names.UNET_ENCODER_HIDDEN_STATES: embeddings,
+                ENCODER_ATTENTION_MASK: mask,
+                VIDEO_COORDS: coords.to(self.placement.device).repeat(batch, 1, 1),
+            },
+            guidance=request.guidance_scale if request.do_classifier_free_guidance else None,
+            latent_shape=shape,
+            num_frames=request.num_frames,
+        )
+
+    async def predict_noise(
+        self, components: Components, sample: torch.Tensor, t: torch.Tensor, conditioning: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """One transformer call: the packed sample at its batch, the timestep repeated over that batch."""
+        place = self.placement
+        inputs = {
+            names.UNET_SAMPLE: place.to_network(sample),
+            names.UNET_TIMESTEP: place.full(sample.shape[0], float(t)),
+            **{name: place.to_network(value) for name, value in conditioning.items()},
+        }
+        return place.from_network(await components.run(TRANSFORMER, inputs, names.UNET_NOISE_PRED))
+
+    async def denoise_step(self, components: Components, state: Denoising, t: torch.Tensor) -> torch.Tensor:
+        """One flow-matching step (no input scaling); with guidance ONE transformer call at twice the batch."""
+        latents = state.latents
+        do_cfg = state.guidance is not None
+        model_input = torch.cat([latents, latents]) if do_cfg else latents
+        noise_pred = await self.predict_noise(components, model_input, t, state.conditioning)
+        if do_cfg:
+            noise_uncond, noise_cond = noise_pred.chunk(2)
+            noise_pred = noise_uncond + state.guidance * (noise_cond - noise_uncond)
+        return state.scheduler.step(noise_pred, t, latents).prev_sample
+
+    async def decode(self, components: Components, state: Denoising) -> np.ndarray:
+        """The whole clip in one vae_decoder call, trimmed to the frames asked for: uint8 [F, H, W, 3]."""
+        assert isinstance(state, LTXDenoising)
+        config, place = self.config, self.placement
+        latents = unpack_latents(state.latents, state.latent_shape)
+        mean = torch.tensor(config.latents_mean, dtype=torch.float32, device=place.device).view(1, -1, 1, 1, 1)
+        std = torch.tensor(config.latents_std, dtype=torch.float32, device=place.device).view(1, -1, 1, 1, 1)
+        latents = latents * std / config.vae_scaling_factor + mean
+        timestep = 0.0
+        if config.timestep_conditioning:
+            noise = torch.randn(latents.shape, generator=state.generator, dtype=torch.float32).to(place.device)
+            scale = config.decode_noise_scale
+            latents = (1 - scale) * latents + scale * noise
+            timestep = config.decode_timestep
+        inputs = {names.VAE_LATENT: place.to_network(latents), DECODE_TIMESTEP: place.full(1, timestep)}
+        video = place.from_network(await components.run(names.VAE_DECODER, inputs, names.VAE_IMAGE))
+        return to_uint8_frames(video[0].movedim(1, 0)[: state.num_frames])
