@@ -49,7 +49,7 @@ class AnimateDiffExport(FamilyExport):
         tiny_only = {"decode_chunk_size": DECODE_CHUNK_SIZE} if options.is_tiny else {}  # real weights: the default
         ip_adapter = components.ip_adapter
         image_size, image_embed_dim = (ip_adapter.image_size, ip_adapter.image_embed_dim) if ip_adapter else (0, 0)
-        if options.is_tiny:  # previews' map fitted to the random VAE (real weights: SD1.5's, visualizr.pipeline.previews)
+        if options.is_tiny:  # previews' map fitted to the random VAE (real weights: SD1.5's, pipeline.previews)
             tiny_only["latent_rgb"] = fit_latent_rgb(lambda z: components.vae.decode(z).sample, components)
         config = AnimateDiffConfig(
             model_id=model_id,
