@@ -1,6 +1,7 @@
 """The API with its files in a real S3-compatible server (SeaweedFS) and its jobs in a real PostgreSQL, on the
 session Triton: every file a job makes or takes lives in the bucket, the MP4 comes back through /assets with byte
-ranges, the bucket and the job rows agree, and DELETE empties the bucket. Nothing stays in the local data folder."""
+ranges, the bucket and the job rows agree, and DELETE empties the bucket; a character's pictures live there too.
+Nothing stays in the local data folder."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def bucket_objects(s3: S3Server, prefix: str) -> dict[str, int]:
     """Key (without the prefix) -> size of every object under ``prefix``."""
     listed = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=f"{prefix}/")
     return {item["Key"].removeprefix(f"{prefix}/"): item["Size"] for item in listed.get("Contents", [])}
+
+
+def video_objects(objects: dict[str, int]) -> dict[str, int]:
+    """The objects of the videos (the characters' pictures left out)."""
+    return {key: size for key, size in objects.items() if key.startswith("assets/")}
 
 
 def local_files(data_dir: Path) -> list[str]:
@@ -101,7 +107,8 @@ def test_a_job_end_to_end_on_postgresql_and_s3_served_by_another_replica(
             names = (row["video_path"], row["thumbnail_path"], row["preview_path"])
             objects = bucket_objects(s3, prefix)
             assert {f"assets/video/{name}" for name in names} <= set(objects)
-            assert len(objects) == 6  # the two jobs' video, thumbnail and preview; nothing else
+            assert len(video_objects(objects)) == 6  # the two jobs' video, thumbnail and preview; nothing else
+            assert len(objects) == 6 + 10  # and the five built-in characters' two pictures
             for replica in ("a", "b"):  # encoded in a/work, then only in the bucket
                 assert local_files(tmp_path / replica) == []
 
@@ -135,9 +142,23 @@ def test_a_job_end_to_end_on_postgresql_and_s3_served_by_another_replica(
             deleted = b.delete(f"/api/v1/assets/videos/{video_id}").json()
             assert deleted["freed_space_bytes"] == sum(objects[f"assets/video/{name}"] for name in names)
             assert not {f"assets/video/{name}" for name in names} & set(bucket_objects(s3, prefix))
-            assert len(bucket_objects(s3, prefix)) == 3 and job_row(database_url, text) is None
+            assert len(video_objects(bucket_objects(s3, prefix))) == 3 and job_row(database_url, text) is None
             assert a.get(url).status_code == 404
             assert a.get("/api/v1/assets/videos").json()["total_count"] == 1
+
+            # a character made on one replica is shown, served and deleted by the other; its picture in the bucket
+            made = a.post("/api/v1/characters", data={"name": "Bucket", "character_id": "bucket"},
+                          files=[("images", ("p.png", gradient_png(), "image/png"))])  # fmt: skip
+            assert made.status_code == 201, made.text
+            keys = [k for k in bucket_objects(s3, prefix) if k.startswith("characters/bucket/")]
+            assert len(keys) == 1
+            picture = b.get(made.json()["reference_image_urls"][0])
+            assert picture.status_code == 200 and picture.content == s3.client().get_object(
+                Bucket=s3.bucket, Key=f"{prefix}/{keys[0]}"
+            )["Body"].read()
+            assert b.delete("/api/v1/characters/bucket").status_code == 200
+            assert not [k for k in bucket_objects(s3, prefix) if k.startswith("characters/bucket/")]
+            assert a.get("/api/v1/characters/bucket").status_code == 404
     finally:
         replica_b.stop()
         replica_a.stop()

@@ -1,5 +1,5 @@
 """The character registry: rows in the job store (``jobs.characters``), reference pictures in the asset store under
-``characters/<character_id>/<n>.png``, served back by the API (``reference_url``).
+``characters/<character_id>/<token>_<n>.png``, served back by the API (``reference_url``).
 
 * Built-ins: at start every id of ``builtins`` (``generation.intake.characters.CHARACTERS``) is registered (name =
   id, description = its appearance) with the pictures the export drew into ``<repository>/.characters``; an existing
