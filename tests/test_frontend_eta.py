@@ -90,11 +90,12 @@ def test_progress_events_place_a_run_within_its_work_in_order(keyframe: bool) ->
     work = work_of(SMALL, keyframe=keyframe)
     positions = walk(work, events(SMALL.num_inference_steps, work.keyframe_steps))
     done = [d for d, _ in positions]
-    assert done == sorted(done) and done[0] == 0 and done[-1] == work.total - work.encode
+    assert done == sorted(done) and done[0] == (0 if keyframe else work.conditioning)
+    assert done[-1] == work.total - work.encode
     # each event's "next" is where the following event will be (the API's encoding, after decoding, ends the job)
     assert [n for _, n in positions] == pytest.approx([*done[1:-1], work.total, work.total])
     if keyframe:  # the keyframe's steps are its own share, however many steps the video has after it
-        assert done[1:4] == pytest.approx([work.keyframe / 2, work.keyframe, work.keyframe])
+        assert done[1:4] == pytest.approx([work.keyframe / 2, work.keyframe, work.keyframe + work.conditioning])
 
 
 def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
@@ -104,7 +105,7 @@ def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
     run = events(video_steps, work.keyframe_steps)
     total = work.keyframe_steps + video_steps
     halfway = run.index((names.PHASE_FRAME_GENERATION, work.keyframe_steps + video_steps // 2, total))
-    assert walk(work, run)[halfway][0] == pytest.approx(work.keyframe + work.denoise / 2)
+    assert walk(work, run)[halfway][0] == pytest.approx(work.keyframe + work.conditioning + work.denoise / 2)
 
 
 def run_at(work: Workload, steps: int, seconds_per_unit: float, until: int) -> tuple[Pace, float]:
