@@ -12,6 +12,7 @@ import pytest
 from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.reporting.cost_model import (
     DECODE,
     DENOISE,
@@ -31,7 +32,14 @@ from visualizr.frontend.generation.reporting.eta import (
     workload,
 )
 from visualizr.frontend.generation.reporting.standing import Standing
-from visualizr.frontend.jobs.record import KIND_CHARACTER, KIND_IMAGE, KIND_TEXT, GenerationParameters
+from visualizr.frontend.jobs.record import (
+    KIND_CHARACTER,
+    KIND_IMAGE,
+    KIND_TEXT,
+    PROCESSING,
+    GenerationParameters,
+    JobRecord,
+)
 from visualizr.model_card import write_model_card
 
 # width, height, num_frames, fps, num_inference_steps, guidance_scale, seed
@@ -196,3 +204,22 @@ def test_a_prompt_only_job_on_an_image_model_makes_a_keyframe(tmp_path: Path) ->
     assert standing.workload("animatediff", KIND_TEXT, SMALL).keyframe == 0
     no_card = workload(CostModel(), "gone", SMALL)  # no keyframe assumed
     assert standing.workload("gone", KIND_TEXT, SMALL) == no_card
+
+
+def test_a_running_job_s_time_left_follows_the_jobs_running_beside_it(tmp_path: Path) -> None:
+    local, costs = LocalQueue(), CostModel(contention=1.0)  # two at once: each at half speed
+    unused = None  # the store, the gate, the disk and the files: the time left needs only the live jobs
+    standing = Standing(unused, local, costs, ModelCatalog(tmp_path), unused, unused, unused, 2, lambda: 100.0)
+
+    def running(request_id: str) -> LiveJob:
+        record = JobRecord(request_id, "m", "p", "", None, SMALL, PROCESSING, 10, names.PHASE_TEXT_ENCODING, 1.0)
+        job = LiveJob(record, work_of(SMALL), estimate_seconds=8.0)
+        local.live[request_id] = job
+        return job
+
+    job = running("video_req_a")
+    job.concurrency = [2, 2]  # it ran beside another so far (its pace, none yet here, is as slow as that)
+    alone = remaining_seconds(job.workload, job.pace, job.estimate_seconds, 100.0)
+    assert standing.remaining(job) == pytest.approx(alone / 2)  # the other one has finished: twice as fast
+    running("video_req_b")
+    assert standing.remaining(job) == pytest.approx(alone)
