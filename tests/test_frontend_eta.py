@@ -12,6 +12,7 @@ import pytest
 from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.reporting.cost_model import (
     DECODE,
     DENOISE,
@@ -31,7 +32,14 @@ from visualizr.frontend.generation.reporting.eta import (
     workload,
 )
 from visualizr.frontend.generation.reporting.standing import Standing
-from visualizr.frontend.jobs.record import KIND_CHARACTER, KIND_IMAGE, KIND_TEXT, GenerationParameters
+from visualizr.frontend.jobs.record import (
+    KIND_CHARACTER,
+    KIND_IMAGE,
+    KIND_TEXT,
+    PROCESSING,
+    GenerationParameters,
+    JobRecord,
+)
 from visualizr.model_card import write_model_card
 
 # width, height, num_frames, fps, num_inference_steps, guidance_scale, seed
@@ -90,11 +98,12 @@ def test_progress_events_place_a_run_within_its_work_in_order(keyframe: bool) ->
     work = work_of(SMALL, keyframe=keyframe)
     positions = walk(work, events(SMALL.num_inference_steps, work.keyframe_steps))
     done = [d for d, _ in positions]
-    assert done == sorted(done) and done[0] == 0 and done[-1] == work.total - work.encode
+    assert done == sorted(done) and done[0] == (0 if keyframe else work.conditioning)
+    assert done[-1] == work.total - work.encode
     # each event's "next" is where the following event will be (the API's encoding, after decoding, ends the job)
     assert [n for _, n in positions] == pytest.approx([*done[1:-1], work.total, work.total])
     if keyframe:  # the keyframe's steps are its own share, however many steps the video has after it
-        assert done[1:4] == pytest.approx([work.keyframe / 2, work.keyframe, work.keyframe])
+        assert done[1:4] == pytest.approx([work.keyframe / 2, work.keyframe, work.keyframe + work.conditioning])
 
 
 def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
@@ -104,7 +113,7 @@ def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
     run = events(video_steps, work.keyframe_steps)
     total = work.keyframe_steps + video_steps
     halfway = run.index((names.PHASE_FRAME_GENERATION, work.keyframe_steps + video_steps // 2, total))
-    assert walk(work, run)[halfway][0] == pytest.approx(work.keyframe + work.denoise / 2)
+    assert walk(work, run)[halfway][0] == pytest.approx(work.keyframe + work.conditioning + work.denoise / 2)
 
 
 def run_at(work: Workload, steps: int, seconds_per_unit: float, until: int) -> tuple[Pace, float]:
@@ -195,3 +204,22 @@ def test_a_prompt_only_job_on_an_image_model_makes_a_keyframe(tmp_path: Path) ->
     assert standing.workload("animatediff", KIND_TEXT, SMALL).keyframe == 0
     no_card = workload(CostModel(), "gone", SMALL)  # no keyframe assumed
     assert standing.workload("gone", KIND_TEXT, SMALL) == no_card
+
+
+def test_a_running_job_s_time_left_follows_the_jobs_running_beside_it(tmp_path: Path) -> None:
+    local, costs = LocalQueue(), CostModel(contention=1.0)  # two at once: each at half speed
+    unused = None  # the store, the gate, the disk and the files: the time left needs only the live jobs
+    standing = Standing(unused, local, costs, ModelCatalog(tmp_path), unused, unused, unused, 2, lambda: 100.0)
+
+    def running(request_id: str) -> LiveJob:
+        record = JobRecord(request_id, "m", "p", "", None, SMALL, PROCESSING, 10, names.PHASE_TEXT_ENCODING, 1.0)
+        job = LiveJob(record, work_of(SMALL), estimate_seconds=8.0)
+        local.live[request_id] = job
+        return job
+
+    job = running("video_req_a")
+    job.concurrency = [2, 2]  # it ran beside another so far (its pace, none yet here, is as slow as that)
+    alone = remaining_seconds(job.workload, job.pace, job.estimate_seconds, 100.0)
+    assert standing.remaining(job) == pytest.approx(alone / 2)  # the other one has finished: twice as fast
+    running("video_req_b")
+    assert standing.remaining(job) == pytest.approx(alone)

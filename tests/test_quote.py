@@ -4,13 +4,18 @@ runs it measures teach the cost model, stored for the next process; the calibrat
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.fakes import FakeBackend, make_settings, running_app, wait_for, wait_until
+from tests.support.fakes import FakeBackend, make_settings, running_app, wait_for, wait_until, write_repository
+from visualizr.frontend.catalog import ModelCatalog
+from visualizr.frontend.errors import InsufficientGpuMemoryError
+from visualizr.frontend.generation.reporting.quote import quote
+from visualizr.frontend.generation.schemas import GenerateVideoRequest, QuoteLimit
 
 GENERATE = "/api/v1/generate/video"
 QUOTE = "/api/v1/generate/quote"
@@ -95,3 +100,29 @@ def test_measured_runs_are_stored_and_a_restart_replays_them(tmp_path: Path) -> 
     assert {"conditioning", "denoise", "decode", "encode", "overhead"} <= parts
     with running_app(settings, FakeBackend()) as client:  # a new process: the same fit, before any job
         assert client.post(QUOTE, json=BODY).json()["estimated_run_seconds"] == pytest.approx(learnt)
+
+
+class NoMemory:
+    """A GPU without room for the request (this machine has none: the memory check never refuses here)."""
+
+    async def check_capacity(self, card: object, parameters: object) -> None:
+        raise InsufficientGpuMemoryError("Not enough GPU memory", {"required_gb": 9.5, "available_gb": 2.0})
+
+
+class EmptyQueue:
+    """Standing's answers for a job at the end of an idle queue."""
+
+    async def quote(self, model: str, kind: str, parameters: object) -> tuple[int, float, float]:
+        return 0, 0.0, 3.0
+
+    async def loaded(self, model: str) -> bool:
+        return False
+
+
+def test_a_request_the_gpu_cannot_hold_is_quoted_as_not_fitting_with_its_figures(tmp_path: Path) -> None:
+    catalog = ModelCatalog(write_repository(tmp_path / "repository"))
+    body = GenerateVideoRequest(prompt="a lighthouse", num_frames=8)
+    answer = asyncio.run(quote(body, catalog, NoMemory(), EmptyQueue()))
+    figures = (answer.fits, answer.num_frames, answer.estimated_time_seconds, answer.model_loaded)
+    assert figures == (False, 8, 3.0, False)
+    assert answer.limit == QuoteLimit("gpu_memory", "Not enough GPU memory", {"required_gb": 9.5, "available_gb": 2.0})

@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from visualizr import names
-from visualizr.frontend.generation.reporting.cost_model import DECODE, DENOISE, ENCODE, KEYFRAME, CostModel
+from visualizr.frontend.generation.reporting.cost_model import (
+    CONDITIONING,
+    DECODE,
+    DENOISE,
+    ENCODE,
+    KEYFRAME,
+    CostModel,
+)
 from visualizr.frontend.jobs.record import GenerationParameters
 
 MIN_ESTIMATE_SECONDS = 0.5
@@ -25,17 +32,19 @@ PACE_TRUSTED_AFTER = 0.1  # fraction of the workload measured before the job's o
 
 @dataclass(frozen=True)
 class Workload:
-    """A job's work in predicted solo seconds, by part, in the order the parts run."""
+    """A job's work in predicted solo seconds, by part, in the order the parts run (the conditioning: the text and
+    image encoding, counted as done with the video's conditioning event)."""
 
     keyframe: float
     denoise: float
     decode: float
     encode: float
     keyframe_steps: int = 0  # the keyframe stage's denoising steps
+    conditioning: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.keyframe + self.denoise + self.decode + self.encode
+        return self.keyframe + self.conditioning + self.denoise + self.decode + self.encode
 
     def position(self, phase: str, step: int, total_steps: int, video_from: int = 0) -> tuple[float, float]:
         """(units done, units done at the next event) once the pipeline reported ``phase`` at ``step`` of
@@ -43,19 +52,20 @@ class Workload:
         keyframe stage), the conditioning of the video (its ``step``: ``video_from``, the steps before the video's),
         each denoising step, decoding, then the frames; the API's video encoding ends the job. Steps count across
         the stages; a long clip's segments are steps of its video."""
-        video = self.keyframe + self.denoise
+        start = self.keyframe + self.conditioning  # the video's denoising starts here
+        video = start + self.denoise
         if phase == names.PHASE_KEYFRAME or (phase == names.PHASE_TEXT_ENCODING and self.keyframe and step == 0):
             share = self.keyframe / max(1, self.keyframe_steps)
             done = min(self.keyframe, share * step)
-            return done, min(self.keyframe, done + share)
+            return done, start if step >= max(1, self.keyframe_steps) else done + share
         video_steps = max(1, total_steps - video_from)
         if phase == names.PHASE_FRAME_GENERATION:
-            done = self.keyframe + self.denoise * min(1.0, max(0.0, (step - video_from) / video_steps))
+            done = start + self.denoise * min(1.0, max(0.0, (step - video_from) / video_steps))
             return done, (video + self.decode if done >= video else done + self.denoise / video_steps)
         if phase in (names.PHASE_DECODING, names.PHASE_DONE):
             return video + self.decode, self.total
         # the video's conditioning (or nothing yet): its first step is next
-        return self.keyframe, self.keyframe + self.denoise / video_steps
+        return start, start + self.denoise / video_steps
 
 
 def workload(costs: CostModel, model: str, parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
@@ -67,6 +77,7 @@ def workload(costs: CostModel, model: str, parameters: GenerationParameters, *, 
 
     return Workload(
         keyframe=part(KEYFRAME) if keyframe else 0.0,
+        conditioning=part(CONDITIONING),
         denoise=part(DENOISE),
         decode=part(DECODE),
         encode=part(ENCODE),
