@@ -25,7 +25,7 @@ from visualizr_client import AsyncVisualizrClient, PreviewMessage
 pytestmark = pytest.mark.integration
 
 TERMINAL = {"completed", "failed", "cancelled"}
-PREVIEWED = {**SMALL, "num_frames": 8, "num_inference_steps": 16}  # a few seconds of denoising
+PREVIEWED = {**SMALL, "num_frames": 8, "num_inference_steps": 40}  # > 1 s of denoising even on a quiet machine
 
 
 async def messages_until_terminal(ws: Any, request_id: str) -> list[dict[str, Any]]:

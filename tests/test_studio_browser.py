@@ -343,7 +343,7 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
         )
         page.fill("#f-prompt", "studio: a preview forming")
         fill_small(page, frames=8)
-        page.fill("#f-num_inference_steps", "16")
+        page.fill("#f-num_inference_steps", "40")  # > 1 s of denoising: previews come at most twice a second
         page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")  # the Generate button, at the bottom
         request_id = submit(page)
         card = f'.job[data-request-id="{request_id}"]'
