@@ -11,11 +11,13 @@ import math
 import time
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from PIL import Image
 
 from benchmarks.stack import ApiProcess
+from tests.support.images import gradient_png
 from tests.support.jobs import SMALL, submit
 from visualizr.frontend.generation.reporting.previews import MAX_PREVIEW_SIDE, PREVIEWS_PER_SECOND
 from visualizr_client import AsyncVisualizrClient, PreviewMessage
@@ -23,7 +25,7 @@ from visualizr_client import AsyncVisualizrClient, PreviewMessage
 pytestmark = pytest.mark.integration
 
 TERMINAL = {"completed", "failed", "cancelled"}
-PREVIEWED = {**SMALL, "num_frames": 8, "num_inference_steps": 16}  # a few seconds of denoising
+PREVIEWED = {**SMALL, "num_frames": 8, "num_inference_steps": 40}  # > 1 s of denoising even on a quiet machine
 
 
 async def messages_until_terminal(ws: Any, request_id: str) -> list[dict[str, Any]]:
@@ -69,3 +71,31 @@ def test_previews_for_the_subscriber_that_asked_none_for_the_other(api: ApiProce
     assert base64.b64decode(previews[0].image.partition(",")[2])[:2] == b"\xff\xd8"
     assert [m for m in not_asked_first + not_asked if m["type"] == "preview"] == []
     assert not_asked[-1]["type"] == "completed"
+
+
+def test_image_to_video_previews_after_a_previews_message(api: ApiProcess) -> None:
+    """Stable Video Diffusion previews too; ``{"type": "previews"}`` before submitting is enough to have them."""
+    ws_url = api.base_url.replace("http", "ws", 1) + "/api/v1/ws/generation"
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps({"type": "previews"}))
+            # a socket's messages are handled in order: once this one is answered, "previews" has been taken
+            await ws.send(json.dumps({"type": "subscribe", "request_id": "video_req_none"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 30))["error"]["code"] == "REQUEST_NOT_FOUND"
+            response = httpx.post(
+                f"{api.base_url}/api/v1/generate/video/from-image",
+                data={"motion_prompt": "-", "duration_seconds": "1", "fps": "6", "num_inference_steps": "12",
+                      "width": "64", "height": "64", "model": "stable-video-diffusion"},
+                files={"image": ("source.png", gradient_png(), "image/png")},
+                timeout=30,
+            )
+            assert response.status_code == 202, response.text
+            request_id = response.json()["request_id"]
+            await ws.send(json.dumps({"type": "subscribe", "request_id": request_id, "previews": True}))
+            return await messages_until_terminal(ws, request_id)
+
+    messages = asyncio.run(scenario())
+    assert messages[-1]["type"] == "completed", messages[-1]
+    previews = [m for m in messages if m["type"] == "preview"]
+    assert previews and all(1 <= m["frames"] <= 4 and m["step"] <= m["total_steps"] == 12 for m in previews)

@@ -5,11 +5,11 @@ tests/test_job_events_postgres.py; two API replicas: tests/test_integration_repl
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import msgspec
 import pytest
 
+from tests.support.fakes import pending
 from visualizr.frontend.errors import ErrorInfo
 from visualizr.frontend.generation.reporting.hub import GenerationHub, Subscriber, phase_of
 from visualizr.frontend.generation.reporting.relay import (
@@ -108,16 +108,6 @@ def test_the_throttle_forgets_jobs_whose_interval_is_over() -> None:
 def test_the_phase_of_a_message_is_its_status_and_step() -> None:
     assert phase_of(progress("a", 10)) == phase_of(progress("a", 50)) != phase_of(progress("a", 90, "decoding"))
     assert phase_of(WsCompleted("completed", "a", None)) != phase_of(progress("a", 90))  # type: ignore[arg-type]
-
-
-def pending(subscriber: Subscriber) -> list[dict[str, Any]]:
-    async def drain() -> list[dict[str, Any]]:
-        out = []
-        while subscriber._pending:
-            out.append(msgspec.json.decode(await subscriber.next()))
-        return out
-
-    return asyncio.run(drain())
 
 
 def test_the_state_read_on_subscribe_is_sent_unless_an_update_came_first() -> None:

@@ -331,6 +331,11 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
         page.evaluate(
             """() => {
                 window.previewSources = new Set();
+                window.previewsShown = 0;
+                document.getElementById("job-list").addEventListener("load", (event) => {
+                    if (event.target.classList.contains("job-preview") && event.target.naturalWidth > 0)
+                        window.previewsShown += 1;
+                }, true);
                 new MutationObserver(() => document.querySelectorAll(".job-preview").forEach(
                     (img) => img.src && window.previewSources.add(img.src))
                 ).observe(document.getElementById("job-list"), { subtree: true, attributes: true, childList: true });
@@ -338,7 +343,7 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
         )
         page.fill("#f-prompt", "studio: a preview forming")
         fill_small(page, frames=8)
-        page.fill("#f-num_inference_steps", "16")
+        page.fill("#f-num_inference_steps", "40")  # > 1 s of denoising: previews come at most twice a second
         page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")  # the Generate button, at the bottom
         request_id = submit(page)
         card = f'.job[data-request-id="{request_id}"]'
@@ -346,6 +351,7 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
         assert in_view(page, card)  # shown where the user looks, not in a panel scrolled away
         page.wait_for_function("() => window.previewSources.size >= 2", timeout=JOB_TIMEOUT_MS)
         assert all(src.startswith("data:image/jpeg;base64,") for src in page.evaluate("[...window.previewSources]"))
+        assert page.evaluate("window.previewsShown") >= 1  # decoded and shown (the page's CSP allows data: images)
         screenshot(page, "studio-live-preview", full_page=False)
         wait_in_gallery(page, request_id)
         expect(page.locator("#jobs-empty")).to_be_visible()

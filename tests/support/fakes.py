@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from visualizr import names
 from visualizr.frontend.app import create_app
+from visualizr.frontend.generation.reporting.hub import Subscriber
 from visualizr.frontend.generation.running.backend import GenerationInput
 from visualizr.frontend.infra.failures import BackendError
 from visualizr.model_card import Capabilities, ModelCard, ParameterRange, Requirements, write_model_card
@@ -225,3 +226,15 @@ def running_app(settings: Settings, fake: FakeBackend, timeout: float = 10) -> I
     with TestClient(create_app(settings, backend=fake), timeout=timeout) as test_client:
         yield test_client
     fake.release.set()
+
+
+def pending(subscriber: Subscriber) -> list[dict[str, Any]]:
+    """The messages a hub Subscriber holds, decoded, in order (it is drained)."""
+
+    async def drain() -> list[dict[str, Any]]:
+        out = []
+        while subscriber._pending:
+            out.append(msgspec.json.decode(await subscriber.next()))
+        return out
+
+    return asyncio.run(drain())
