@@ -158,10 +158,13 @@ def build(options: ExportOptions) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     models = parse_args(argv)
+    status = max(build(options) for options in models)
+    if status:
+        return status  # a refused export writes nothing
     for repository in {options.repository for options in models}:  # cheap (Pillow): written or confirmed each time
         written = write_builtin_pictures(repository)
         print(f"export: built-in characters' pictures in {repository / PICTURES_DIRNAME}: {len(written)} written")
-    return max(build(options) for options in models)
+    return 0
 
 
 if __name__ == "__main__":
