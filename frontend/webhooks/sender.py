@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -117,7 +118,7 @@ class WebhookSender:
             return
         due = self._now() + BACKOFF.delay(len(delivery.attempts) + 1)
         gives_up = due > delivery.created_at + self.retry_for_s
-        logger.info("webhook %s to %s failed (%s)%s", delivery.event_id, delivery.url,
+        logger.info("webhook %s to %s failed (%s)%s", delivery.event_id, urlsplit(delivery.url).hostname,
                     attempt.error or attempt.status_code, "; given up" if gives_up else "")  # fmt: skip
         await self._record(delivery, attempt, GAVE_UP if gives_up else PENDING, due, payload)
 
