@@ -13,6 +13,7 @@ import pytest
 
 from visualizr.families import FAMILY_NAMES
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
+from visualizr.pipeline.engine_calibration import installed_engines
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--rounds", "1", "--width", "64", "--height", "64", "--num-frames", "4", "--num-inference-steps", "2"]
@@ -122,6 +123,8 @@ def test_make_perf_smoke_every_model_answers(model_repository: Path, tmp_path: P
     assert sorted(r["model"] for r in rows) == sorted(m for card in cards for m in card.triton_models)
     for row in rows:
         assert row["throughput"] > 0 and not row["errors"], row
+        # a component's CPU engine: the one its calibration chose when this run's tritonserver loaded it
+        assert row["engine"] in (installed_engines() if row["kind"] == "component" else {"-"}), row
     pipelines = [r for r in rows if r["kind"] == "pipeline"]
     assert sorted(r["model"] for r in pipelines) == sorted(FAMILY_NAMES)
     for pipeline in pipelines:

@@ -62,6 +62,9 @@ def test_measure_interleaves_the_engines_round_by_round() -> None:
     ms = calibration.measure({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3)
     assert order == ["a", "b"] + ["a", "b"] * 3  # one warm-up each, then rounds
     assert set(ms) == {"a", "b"} and all(value >= 0 for value in ms.values())
+    order.clear()
+    calibration.measure({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, budget_s=0)
+    assert order == ["a", "b", "a", "b"]  # over its time budget: one round still
 
 
 def _key(**changes: object) -> calibration.CalibrationKey:

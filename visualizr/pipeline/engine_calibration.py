@@ -29,6 +29,9 @@ from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ENGINE_OPTIONS, O
 
 CPU_ENGINE_ENV: Final = "VISUALIZR_CPU_ENGINE"
 CALIBRATION_ROUNDS: Final = 5
+# A calibration stops starting rounds after this long (at least one): a model's first start on a machine waits for
+# it (SVD's VAE decoder takes ~1 s per call at its defaults).
+CALIBRATION_BUDGET_S: Final = 4.0
 _DISTRIBUTIONS: Final = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "openvino": ("openvino",)}
 
 
@@ -163,13 +166,18 @@ def write_calibration(path: Path, calibration: Calibration) -> None:
     os.replace(temporary, path)
 
 
-def measure(calls: Mapping[str, Callable[[], Any]], rounds: int = CALIBRATION_ROUNDS) -> dict[str, float]:
+def measure(
+    calls: Mapping[str, Callable[[], Any]], rounds: int = CALIBRATION_ROUNDS, budget_s: float = CALIBRATION_BUDGET_S
+) -> dict[str, float]:
     """Median ms per call of each of ``calls``, after one warm-up each, interleaved round by round (a load that
-    comes and goes weighs on every engine alike)."""
+    comes and goes weighs on every engine alike); no round starts after ``budget_s`` but the first."""
+    started = time.perf_counter()
     for call in calls.values():
         call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
+    for round_ in range(rounds):
+        if round_ and time.perf_counter() - started > budget_s:
+            break
         for name, call in calls.items():
             start = time.perf_counter()
             call()
