@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from tests.support.images import reference_picture
 from tests.support.triton_stats import assert_cancel_stops_within_one_step, collect_events
 from visualizr import names
 from visualizr.launcher import TritonServer
@@ -146,9 +147,8 @@ def test_image_to_video(triton: TritonServer, model_repository: Path) -> None:
 def test_character_reference_through_the_ip_adapter(triton: TritonServer, model_repository: Path) -> None:
     """The two IP-Adapter inputs through the real tritonserver: the picture's encoding is its own phase, the frames
     are the in-process loop's, and the reference changes them."""
-    from tests.test_animatediff_ip_adapter import picture
-
-    request = GenerationRequest(**{**SMALL.__dict__, "ip_adapter_image": picture(1), "ip_adapter_scale": 0.6})
+    reference = reference_picture(1)
+    request = GenerationRequest(**{**SMALL.__dict__, "ip_adapter_image": reference, "ip_adapter_scale": 0.6})
     events = generate(triton, request)
     assert [e.phase for e in events[:2]] == [names.PHASE_IMAGE_ENCODING, names.PHASE_TEXT_ENCODING]
     frames = events[-1].frames
