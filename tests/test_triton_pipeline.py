@@ -30,6 +30,17 @@ def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressE
     return asyncio.run(collect_events(server, MODEL_ID, request))
 
 
+def assert_is_the_in_process_loop(model_repository: Path, request: GenerationRequest, frames: np.ndarray):
+    """Triton's ``frames`` for ``request`` are the in-process ONNX loop's (to 1/255); returns its pipeline and
+    components."""
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
+    local = asyncio.run(pipeline(request, components))
+    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
+    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    return pipeline, components
+
+
 def test_streams_progress_then_frames(triton: TritonServer) -> None:
     events = generate(triton, SMALL)
     assert [(e.phase, e.step, e.total_steps) for e in events] == [
@@ -52,11 +63,7 @@ def test_same_seed_same_frames_and_equal_to_the_in_process_loop(triton: TritonSe
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
-    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
-    local = asyncio.run(pipeline(SMALL, components))
-    difference = np.abs(local.astype(np.int16) - first.astype(np.int16))
-    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    assert_is_the_in_process_loop(model_repository, SMALL, first)
 
 
 def test_bad_request_gets_an_error_response(triton: TritonServer) -> None:
@@ -124,11 +131,7 @@ def test_image_to_video(triton: TritonServer, model_repository: Path) -> None:
     np.testing.assert_array_equal(frames, generate(triton, IMAGE_TO_VIDEO)[-1].frames)
     assert not np.array_equal(frames, generate(triton, SMALL)[-1].frames)
 
-    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
-    local = asyncio.run(pipeline(IMAGE_TO_VIDEO, components))
-    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
-    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    pipeline, components = assert_is_the_in_process_loop(model_repository, IMAGE_TO_VIDEO, frames)
 
     # The tiny demo VAE is random: decode(encode(image)) is not the image, so "close to the input image" is
     # measured against the image as this model sees it: its latent, repeated over the frames, decoded unnoised.
@@ -155,8 +158,4 @@ def test_character_reference_through_the_ip_adapter(triton: TritonServer, model_
     assert frames is not None and frames.shape == (4, 64, 64, 3)
     assert not np.array_equal(frames, generate(triton, SMALL)[-1].frames)
 
-    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
-    local = asyncio.run(pipeline(request, components))
-    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
-    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    assert_is_the_in_process_loop(model_repository, request, frames)
