@@ -106,6 +106,7 @@ def test_a_bin_adapter_loads_like_the_safetensors(tmp_path: Path) -> None:
 # -- the UNet with the adapter --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unet_at_scale_zero_is_the_plain_unet_bit_for_bit(tiny) -> None:
     from visualizr.export.families.animatediff.loader import load_animatediff
     from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
@@ -122,6 +123,7 @@ def test_unet_at_scale_zero_is_the_plain_unet_bit_for_bit(tiny) -> None:
         assert not torch.equal(with_adapter(*inputs), plain_output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("batch", "frames"), [(2, 7), (3, 21)])
 def test_exported_unet_equals_diffusers_ip_adapter_unet(
     tiny, diffusers_pipe, model_repository: Path, batch: int, frames: int
@@ -213,6 +215,7 @@ def test_scale_out_of_range_and_a_picture_for_a_model_without_adapter_are_refuse
 # -- the export of local weights, with and without --ip-adapter --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_local_weights_get_the_adapter_only_with_ip_adapter(tmp_path: Path) -> None:
     from visualizr.export.__main__ import parse_args
     from visualizr.export.families.animatediff import EXPORT
