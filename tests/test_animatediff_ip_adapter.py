@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.diffusers_animatediff import diffusers_animatediff, diffusers_frames
+from tests.support.images import reference_picture as picture
 from visualizr import names
 from visualizr.export.families.animatediff.ip_adapter import (
     IMAGE_ENCODER_DIRNAME,
@@ -37,16 +39,6 @@ REQUEST = GenerationRequest(
 )
 
 
-def picture(seed: int, height: int = 48, width: int = 80) -> np.ndarray:
-    """A drawn reference picture (gradients and a disc), not noise; its size is not the encoder's."""
-    y, x = np.mgrid[0:height, 0:width]
-    rng = np.random.default_rng(seed)
-    cy, cx, radius = rng.integers(8, 40), rng.integers(8, 70), rng.integers(6, 20)
-    disc = ((y - cy) ** 2 + (x - cx) ** 2 < radius**2) * rng.integers(60, 200)
-    channels = [(x * (3 + seed) + disc) % 256, (y * 5 + disc // 2) % 256, (x + y + 40 * seed + disc) % 256]
-    return np.stack(channels, axis=-1).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     from visualizr.export.build_stamp import ExportOptions
@@ -56,46 +48,12 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def diffusers_pipe(tiny):
+def diffusers_pipe():
     """diffusers' AnimateDiffPipeline on its own copy of the tiny weights, the tiny IP-Adapter loaded by
     ``load_ip_adapter`` from its folder (FreeNoise off: diffusers' fails on a clip shorter than one window)."""
-    from diffusers import AnimateDiffPipeline as DiffusersPipeline
-    from diffusers import MotionAdapter
-
-    from visualizr.export.families.animatediff.loader import load_animatediff
-    from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
-
-    sd_dir, adapter_dir = ensure_tiny_weights()
-    weights = load_animatediff(sd_dir, adapter_dir)
-    pipe = DiffusersPipeline(
-        vae=weights.vae,
-        text_encoder=weights.text_encoder,
-        tokenizer=weights.tokenizer,
-        unet=weights.unet,
-        motion_adapter=MotionAdapter.from_pretrained(str(adapter_dir)),
-        scheduler=type(weights.scheduler).from_config(weights.scheduler.config),
-    )
+    pipe = diffusers_animatediff()
     pipe.load_ip_adapter(str(ensure_tiny_ip_adapter()), subfolder=MODELS_DIRNAME, weight_name=WEIGHT_NAMES[0])
-    pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def diffusers_frames(pipe, request: GenerationRequest, decode_chunk_size: int) -> np.ndarray:
-    pipe.set_ip_adapter_scale(request.ip_adapter_scale)
-    output = pipe(
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        num_frames=request.num_frames,
-        height=request.height,
-        width=request.width,
-        num_inference_steps=request.num_inference_steps,
-        guidance_scale=request.guidance_scale,
-        generator=torch.Generator().manual_seed(request.seed),
-        ip_adapter_image=request.ip_adapter_image,
-        decode_chunk_size=decode_chunk_size,
-        output_type="np",
-    )
-    return (np.asarray(output.frames[0]) * 255).round().astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +106,7 @@ def test_a_bin_adapter_loads_like_the_safetensors(tmp_path: Path) -> None:
 # -- the UNet with the adapter --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unet_at_scale_zero_is_the_plain_unet_bit_for_bit(tiny) -> None:
     from visualizr.export.families.animatediff.loader import load_animatediff
     from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
@@ -164,6 +123,7 @@ def test_unet_at_scale_zero_is_the_plain_unet_bit_for_bit(tiny) -> None:
         assert not torch.equal(with_adapter(*inputs), plain_output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("batch", "frames"), [(2, 7), (3, 21)])
 def test_exported_unet_equals_diffusers_ip_adapter_unet(
     tiny, diffusers_pipe, model_repository: Path, batch: int, frames: int
@@ -203,7 +163,10 @@ def test_exported_unet_equals_diffusers_ip_adapter_unet(
 @pytest.mark.slow
 def test_frames_equal_diffusers_animatediff_with_ip_adapter(tiny, diffusers_pipe, ours) -> None:
     request = with_picture(REQUEST, picture(1))
-    expected = diffusers_frames(diffusers_pipe, request, tiny.config.decode_chunk_size)
+    diffusers_pipe.set_ip_adapter_scale(request.ip_adapter_scale)
+    expected = diffusers_frames(
+        diffusers_pipe, request, tiny.config.decode_chunk_size, ip_adapter_image=request.ip_adapter_image
+    )
     frames = ours(request)
     assert frames.shape == expected.shape == (6, 64, 64, 3) and frames.std() > 1
     difference = int(np.abs(frames.astype(np.int16) - expected.astype(np.int16)).max())
@@ -247,3 +210,31 @@ def test_scale_out_of_range_and_a_picture_for_a_model_without_adapter_are_refuse
     with pytest.raises(InvalidRequest, match=names.IN_IP_ADAPTER_IMAGE):
         plain.check_inputs(with_picture(REQUEST, picture(1)))
     plain.check_inputs(REQUEST)
+
+
+# -- the export of local weights, with and without --ip-adapter --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_local_weights_get_the_adapter_only_with_ip_adapter(tmp_path: Path) -> None:
+    from visualizr.export.__main__ import parse_args
+    from visualizr.export.families.animatediff import EXPORT
+    from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
+
+    sd_dir, adapter_dir = ensure_tiny_weights()
+    base = ["--weights", str(sd_dir), "--motion-adapter", str(adapter_dir), "--model-id", "mine"]
+    with_adapter = parse_args([*base, "--ip-adapter", str(ensure_tiny_ip_adapter())])[0]
+    assert with_adapter.ip_adapter == ensure_tiny_ip_adapter().resolve()
+    assert with_adapter.build_key() != parse_args(base)[0].build_key()
+    for options, has_adapter in ((with_adapter, True), (parse_args(base)[0], False)):
+        model = EXPORT.load(options)
+        unet = next(spec for spec in model.specs if spec.component == names.UNET)
+        assert (IMAGE_EMBEDS in unet.input_names) == has_adapter
+        assert ("mine_image_encoder" in model.card.triton_models) == has_adapter
+        assert model.card.capabilities.supports_ip_adapter == has_adapter
+        assert ("character_strength" in model.card.parameters) == has_adapter
+        assert model.config.ip_adapter_embed_dim == (16 if has_adapter else 0)
+    with pytest.raises(SystemExit):  # not an IP-Adapter folder
+        parse_args([*base, "--ip-adapter", str(tmp_path)])
+    with pytest.raises(SystemExit):  # an AnimateDiff adapter
+        parse_args(["--family", "stable-video-diffusion", "--ip-adapter", str(ensure_tiny_ip_adapter())])

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.diffusers_animatediff import diffusers_animatediff, diffusers_frames
 from visualizr import names
-from visualizr.families.animatediff.loop import AnimateDiffConfig, AnimateDiffPipeline
+from visualizr.families.animatediff.loop import AnimateDiffPipeline
+from visualizr.families.animatediff.vocabulary import IMAGE_EMBEDS, UNET_IP_ADAPTER_SCALE
 from visualizr.pipeline import GenerationRequest
 from visualizr.pipeline.onnx_components import OnnxComponents, component_onnx_path, open_session
 from visualizr.pipeline.torch_components import TorchComponents
@@ -33,23 +35,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def free_noise(tiny):
     """diffusers' AnimateDiffPipeline on its own copy of the tiny weights, FreeNoise on with the export's windows."""
-    from diffusers import AnimateDiffPipeline as DiffusersPipeline
-    from diffusers import MotionAdapter
-
-    from visualizr.export.families.animatediff.loader import load_animatediff
-    from visualizr.export.families.animatediff.tiny import ensure_tiny_weights
-
-    sd_dir, adapter_dir = ensure_tiny_weights()
-    weights = load_animatediff(sd_dir, adapter_dir)
-    pipe = DiffusersPipeline(
-        vae=weights.vae,
-        text_encoder=weights.text_encoder,
-        tokenizer=weights.tokenizer,
-        unet=weights.unet,
-        motion_adapter=MotionAdapter.from_pretrained(str(adapter_dir)),
-        scheduler=type(weights.scheduler).from_config(weights.scheduler.config),
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = diffusers_animatediff()
     windows = tiny.config.context
     pipe.enable_free_noise(windows.length, windows.stride, windows.weighting, windows.noise)
     return pipe
@@ -64,22 +50,6 @@ def _ours(tiny) -> AnimateDiffPipeline:
     return AnimateDiffPipeline(tiny.config, tiny.assets["tokenizer"], new_scheduler)
 
 
-def _diffusers_frames(pipe, config: AnimateDiffConfig, request: GenerationRequest) -> np.ndarray:
-    output = pipe(
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        num_frames=request.num_frames,
-        height=request.height,
-        width=request.width,
-        num_inference_steps=request.num_inference_steps,
-        guidance_scale=request.guidance_scale,
-        generator=torch.Generator().manual_seed(request.seed),
-        decode_chunk_size=config.decode_chunk_size,
-        output_type="np",
-    )
-    return (np.asarray(output.frames[0]) * 255).round().astype(np.uint8)
-
-
 def _largest_difference(frames: np.ndarray, expected: np.ndarray) -> int:
     assert frames.shape == expected.shape == (REQUEST.num_frames, REQUEST.height, REQUEST.width, 3)
     assert frames.std() > 1  # not a constant picture
@@ -89,7 +59,7 @@ def _largest_difference(frames: np.ndarray, expected: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def expected(tiny, free_noise) -> np.ndarray:
     assert tiny.config.context.length < REQUEST.num_frames
-    return _diffusers_frames(free_noise, tiny.config, REQUEST)
+    return diffusers_frames(free_noise, REQUEST, tiny.config.decode_chunk_size)
 
 
 def test_long_clip_equals_diffusers_free_noise_in_torch(tiny, expected: np.ndarray) -> None:
@@ -121,7 +91,9 @@ def test_exported_unet_equals_diffusers_free_noise_unet(
     with torch.no_grad():
         reference = free_noise.unet(sample, timestep, text.repeat_interleave(frames, dim=0)).sample.numpy()
     inputs = {names.UNET_SAMPLE: sample.numpy(), names.UNET_TIMESTEP: timestep.numpy(),
-              names.UNET_ENCODER_HIDDEN_STATES: text.numpy()}
+              names.UNET_ENCODER_HIDDEN_STATES: text.numpy(),  # and the demo's IP-Adapter off: the plain UNet
+              IMAGE_EMBEDS: np.zeros((batch, tiny.config.ip_adapter_embed_dim), np.float32),
+              UNET_IP_ADAPTER_SCALE: np.zeros(batch, np.float32)}
     (actual,) = session.run([names.UNET_NOISE_PRED], inputs)
     assert actual.shape == reference.shape
     assert np.abs(actual - reference).max() <= 1e-4 * np.abs(reference).max()

@@ -169,14 +169,14 @@ def _component_dirs(repository: Path, family: str) -> list[Path]:
 def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every family's components (4 of AnimateDiff, 4 of Stable Video Diffusion and 3 of its keyframe stage) get
-    their engines."""
+    """Every family's components (5 of AnimateDiff with its IP-Adapter's image encoder, 4 of Stable Video Diffusion
+    and 3 of its keyframe stage) get their engines."""
     repository = onnxruntime_build
     with fake_tensorrt() as trt:
         assert _export(repository, H200, monkeypatch) == 0
     out = capsys.readouterr().out
     components = sum(len(get_family(family).components) for family in FAMILY_NAMES)
-    assert components == 11
+    assert components == 12
     assert out.count("reused cached ONNX") == components and out.count("built TensorRT engine") == components
     assert len(trt.builds) == components
     for family in FAMILY_NAMES:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from tests.support.images import reference_picture
 from tests.support.triton_stats import assert_cancel_stops_within_one_step, collect_events
 from visualizr import names
 from visualizr.launcher import TritonServer
@@ -27,6 +28,17 @@ SMALL = GenerationRequest("a red fox in the snow", 64, 64, 4, 2, 7.5, 1234, nega
 
 def generate(server: TritonServer, request: GenerationRequest) -> list[ProgressEvent]:
     return asyncio.run(collect_events(server, MODEL_ID, request))
+
+
+def assert_is_the_in_process_loop(model_repository: Path, request: GenerationRequest, frames: np.ndarray):
+    """Triton's ``frames`` for ``request`` are the in-process ONNX loop's (to 1/255); returns its pipeline and
+    components."""
+    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
+    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
+    local = asyncio.run(pipeline(request, components))
+    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
+    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    return pipeline, components
 
 
 def test_streams_progress_then_frames(triton: TritonServer) -> None:
@@ -51,11 +63,7 @@ def test_same_seed_same_frames_and_equal_to_the_in_process_loop(triton: TritonSe
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
-    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
-    local = asyncio.run(pipeline(SMALL, components))
-    difference = np.abs(local.astype(np.int16) - first.astype(np.int16))
-    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    assert_is_the_in_process_loop(model_repository, SMALL, first)
 
 
 def test_bad_request_gets_an_error_response(triton: TritonServer) -> None:
@@ -123,11 +131,7 @@ def test_image_to_video(triton: TritonServer, model_repository: Path) -> None:
     np.testing.assert_array_equal(frames, generate(triton, IMAGE_TO_VIDEO)[-1].frames)
     assert not np.array_equal(frames, generate(triton, SMALL)[-1].frames)
 
-    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
-    local = asyncio.run(pipeline(IMAGE_TO_VIDEO, components))
-    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
-    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    pipeline, components = assert_is_the_in_process_loop(model_repository, IMAGE_TO_VIDEO, frames)
 
     # The tiny demo VAE is random: decode(encode(image)) is not the image, so "close to the input image" is
     # measured against the image as this model sees it: its latent, repeated over the frames, decoded unnoised.
@@ -146,17 +150,12 @@ def test_image_to_video(triton: TritonServer, model_repository: Path) -> None:
 def test_character_reference_through_the_ip_adapter(triton: TritonServer, model_repository: Path) -> None:
     """The two IP-Adapter inputs through the real tritonserver: the picture's encoding is its own phase, the frames
     are the in-process loop's, and the reference changes them."""
-    from tests.test_animatediff_ip_adapter import picture
-
-    request = GenerationRequest(**{**SMALL.__dict__, "ip_adapter_image": picture(1), "ip_adapter_scale": 0.6})
+    reference = reference_picture(1)
+    request = GenerationRequest(**{**SMALL.__dict__, "ip_adapter_image": reference, "ip_adapter_scale": 0.6})
     events = generate(triton, request)
     assert [e.phase for e in events[:2]] == [names.PHASE_IMAGE_ENCODING, names.PHASE_TEXT_ENCODING]
     frames = events[-1].frames
     assert frames is not None and frames.shape == (4, 64, 64, 3)
     assert not np.array_equal(frames, generate(triton, SMALL)[-1].frames)
 
-    pipeline = load_pipeline(assets_dir(model_repository / MODEL_ID))
-    components = OnnxComponents.from_repository(model_repository, MODEL_ID, intra_op_num_threads=2)
-    local = asyncio.run(pipeline(request, components))
-    difference = np.abs(local.astype(np.int16) - frames.astype(np.int16))
-    assert difference.max() <= 1, f"Triton and in-process frames differ by up to {difference.max()}"
+    assert_is_the_in_process_loop(model_repository, request, frames)

@@ -47,9 +47,10 @@ def _coefficients(in_size: int, out_size: int) -> torch.Tensor:
 
 
 def _resample(pixels: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-    """One pass along the last axis of int64 ``pixels`` (0..255): Pillow's rounding and clipping to 8 bits."""
-    total = pixels @ coefficients.T + (1 << (_PRECISION_BITS - 1))
-    return (total >> _PRECISION_BITS).clamp(0, 255)
+    """One pass along the last axis of ``pixels`` (integers 0..255): Pillow's rounding and clipping to 8 bits. The
+    sums are integers below 2**31, so float64 (a BLAS matmul) holds them exactly."""
+    total = (pixels.to(torch.float64) @ coefficients.T.to(torch.float64)).to(torch.int64)
+    return ((total + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp(0, 255)
 
 
 def pillow_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:

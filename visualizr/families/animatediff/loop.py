@@ -73,9 +73,8 @@ class AnimateDiffPipeline(PromptEncoding, DiffusionPipeline):
     ) -> None:
         super().__init__(config, scheduler_factory, placement)
         self.tokenizer = tokenizer  # a ClipTokenizer, or anything called like it (transformers' CLIPTokenizer)
-        if config.ip_adapter_embed_dim and image_processor is None:
-            raise ValueError("a model with an IP-Adapter needs its image processor")
-        self.image_processor = image_processor  # the IP-Adapter's; None: the model has none
+        # The IP-Adapter's (None: no reference pictures; the UNet of a model with an adapter then runs at scale 0).
+        self.image_processor = image_processor if config.ip_adapter_embed_dim else None
 
     @classmethod
     def from_assets(cls, directory: Path, placement: TensorPlacement | None = None) -> AnimateDiffPipeline:
