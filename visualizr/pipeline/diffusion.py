@@ -5,6 +5,7 @@
     prepare(request, components, ...) encode the conditioning (prompt or image) and the initial latents
     total_steps(request)              denoising steps a request runs (default: num_inference_steps)
     decoder_inputs(chunk)             the vae_decoder's inputs for a chunk of frame latents
+    decode(components, state)         the denoised state -> frames (default: chunked ``decode_latents``)
 
 and, as class attributes, the axes of its latents (``frames_axis``, ``channels_axis``) and the phase its
 conditioning reports. Shared here: cancellation checkpoints before every component call, progress after the
