@@ -142,3 +142,38 @@ def stage_flops(components: AnimateDiffComponents, batch: int, frames: int, heig
             ),
             "vae_decoder": count_flops(vae.decode, torch.empty(frames, latent[0], *latent[2:])),
         }
+
+
+# LTX-Video 0.9.5's transformer (Lightricks/LTX-Video-0.9.5 transformer/config.json): 28 blocks of 32 heads x 64,
+# T5-XXL captions (4096), 128 latent channels, patch size 1.
+LTX_VIDEO_TRANSFORMER = {
+    "in_channels": 128,
+    "out_channels": 128,
+    "patch_size": 1,
+    "patch_size_t": 1,
+    "num_attention_heads": 32,
+    "attention_head_dim": 64,
+    "cross_attention_dim": 2048,
+    "num_layers": 28,
+    "caption_channels": 4096,
+}
+LTX_TEXT_LENGTH = 128
+
+
+def ltx_transformer_flops(batch: int, frames: int, height: int, width: int) -> int:
+    """FLOPs of one LTX-Video transformer forward (``batch`` samples) for a clip of ``frames`` (8k + 1) frames of
+    ``height`` x ``width`` pixels (32 x 32 x 8 latent compression), counted on the meta device: the FLOP floor of
+    the GPU benchmark's LTX case (768 x 512, 121 frames: 16 x 16 x 24 = 6144 tokens)."""
+    from diffusers import LTXVideoTransformer3DModel
+
+    shape = ((frames - 1) // 8 + 1, height // 32, width // 32)
+    tokens = shape[0] * shape[1] * shape[2]
+    with torch.device("meta"):
+        transformer = LTXVideoTransformer3DModel(**LTX_VIDEO_TRANSFORMER).eval()
+        inputs = (
+            torch.empty(batch, tokens, LTX_VIDEO_TRANSFORMER["in_channels"]),
+            torch.empty(batch, LTX_TEXT_LENGTH, LTX_VIDEO_TRANSFORMER["caption_channels"]),
+            torch.ones(batch),
+            torch.ones(batch, LTX_TEXT_LENGTH),
+        )
+        return count_flops(lambda *x: transformer(*x, *shape, (8 / 25, 32, 32), return_dict=False), *inputs)

@@ -77,3 +77,20 @@ def test_real_size_on_the_gpu(capsys: pytest.CaptureFixture[str]) -> None:
     result = gpu.main(["--repeats", "1"])
     _check(result, ("diffusers", "visualizr"))
     print(capsys.readouterr().out)
+
+
+def test_ltx_flop_floor_is_the_transformer_s_matmuls_and_attention() -> None:
+    """LTX-Video at 768 x 512, 121 frames (6144 tokens): every weight is used once per token (2 FLOPs per multiply
+    and add) plus the attention's two [S, S] products per block, and nothing much else."""
+    from benchmarks.gpu_models import LTX_TEXT_LENGTH, LTX_VIDEO_TRANSFORMER, ltx_transformer_flops
+
+    config, tokens = LTX_VIDEO_TRANSFORMER, 16 * 16 * 24
+    inner = config["num_attention_heads"] * config["attention_head_dim"]
+    block_weights = 4 * inner * inner + 2 * 4 * inner * inner  # self-attention, feed-forward (x4)
+    per_token = config["num_layers"] * (block_weights + 2 * inner * inner)  # + cross-attention queries and output
+    text = config["num_layers"] * 2 * config["cross_attention_dim"] * inner * LTX_TEXT_LENGTH  # its keys, values
+    attention = config["num_layers"] * (2 * 2 * tokens * tokens * inner + 2 * 2 * tokens * LTX_TEXT_LENGTH * inner)
+    floor = 2 * (per_token * tokens + text) + attention
+    flops = ltx_transformer_flops(1, 121, 512, 768)
+    assert floor * 0.95 < flops < floor * 1.1, (flops, floor)
+    assert ltx_transformer_flops(2, 121, 512, 768) == 2 * flops  # classifier-free guidance: twice the batch

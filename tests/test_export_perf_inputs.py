@@ -38,7 +38,8 @@ def test_every_model_and_profile_has_data_that_matches_its_shape_arguments(model
                     raw = base64.b64decode(tensor["b64"])
                     itemsize = np.dtype(DTYPES.get(name, np.float32)).itemsize
                     assert len(raw) == itemsize * int(np.prod(tensor["shape"])), (model["model"], name)
-    unet = next(m for m in manifest["models"] if m["model"] == f"{model_id}_unet")
+    denoiser = next(n.component for n in get_family(model_id).networks if n.batched)  # the unet or transformer
+    unet = next(m for m in manifest["models"] if m["model"] == f"{model_id}_{denoiser}")
     assert unet["profiles"]["default"]["batch_size"] == 2  # classifier-free guidance: [uncond, cond]
     pipeline = next(m for m in manifest["models"] if m["model"] == model_id)
     assert pipeline["decoupled"]

@@ -32,7 +32,7 @@ from visualizr.export.families.stable_video_diffusion.tiny import (
     ensure_tiny_weights,
 )
 from visualizr.export.specs import ShapeCase
-from visualizr.families import get_family
+from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.families.stable_video_diffusion.loop import StableVideoDiffusionConfig
 from visualizr.families.stable_video_diffusion.vocabulary import (
     IMAGE_EMBEDS,
@@ -244,7 +244,7 @@ def test_cli_rejects_what_does_not_fit_the_family(tmp_path: Path) -> None:
     parsed = parse_args(["--family", MODEL_ID, "--weights", str(ensure_tiny_weights()), "--keyframe-weights",
                          str(ensure_tiny_sd()[0])])
     assert parsed[0].keyframe_weights == ensure_tiny_sd()[0].resolve()
-    assert [o.family for o in parse_args(["--repository", str(tmp_path)])] == ["animatediff", MODEL_ID]
+    assert [o.family for o in parse_args(["--repository", str(tmp_path)])] == list(FAMILY_NAMES)
 
 
 def test_tensorrt_profiles_and_configs() -> None:

@@ -211,3 +211,25 @@ def test_model_card_pipeline_config_and_assets(exported_repository: Path) -> Non
     assert (model_dir / "1" / "assets" / "tokenizer" / "tokenizer.json").is_file()
     for component in FAMILY.components:
         assert (exported_repository / f"{MODEL_ID}_{component}" / "1" / names.ONNX_FILENAME).is_file()
+
+
+@pytest.mark.slow
+def test_export_of_a_local_ltx_video_folder(tmp_path: Path) -> None:
+    """`python -m visualizr.export --family ltx-video --weights DIR`: the loader the demo goes through."""
+    import shutil
+
+    from visualizr.export.__main__ import main, parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--family", MODEL_ID, "--weights", str(tmp_path)])  # not an LTXPipeline folder
+    weights = tmp_path / "LTX-Video"
+    shutil.copytree(ensure_tiny_weights(), weights)
+    repository = tmp_path / "repository"
+    argv = ["--family", MODEL_ID, "--weights", str(weights), "--model-id", "ltx", "--repository", str(repository)]
+    assert main(argv) == 0
+    card = read_model_card(repository / "ltx" / "model_card.json")
+    assert (card.family, card.weights, card.name) == (MODEL_ID, "LTX-Video", "LTX-Video (LTX-Video)")
+    assert card.parameter("num_frames").max == 161 and card.parameter("height").multiple_of == 32
+    assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted(
+        ["ltx", *FAMILY.component_models("ltx").values()]
+    )

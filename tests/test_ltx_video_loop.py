@@ -4,6 +4,7 @@ exported ONNX files), and its own rules (frame counts, tokens' coordinates, canc
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +131,15 @@ def test_frames_equal_diffusers_ltx_pipeline(tiny_ltx, overrides: dict) -> None:
     req = request(**overrides)
     frames = run(our_pipeline(tiny_ltx)(req, TorchComponents.from_specs(model.specs, model.networks)))
     assert frames.shape == (req.num_frames, req.height, req.width, 3)
+    assert_close(frames, diffusers_frames(tiny_ltx, req))
+
+
+def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path) -> None:
+    from visualizr.pipeline.onnx_components import OnnxComponents
+
+    req = request(num_frames=12, fps=25, seed=3)  # 17 made, 12 kept
+    components = OnnxComponents.from_repository(model_repository, "ltx-video", intra_op_num_threads=2)
+    frames = run(our_pipeline(tiny_ltx)(req, components))
     assert_close(frames, diffusers_frames(tiny_ltx, req))
 
 

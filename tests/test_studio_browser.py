@@ -498,3 +498,21 @@ def test_the_characters_panel_end_to_end(api: ApiProcess, browser: Browser) -> N
         assert httpx.get(f"{api.base_url}/api/v1/characters/studio-hero", timeout=30).status_code == 404
         screenshot(page, "studio-characters")
         assert_self_contained(traffic, api)
+def test_an_ltx_video_from_the_form_that_follows_its_card(api: ApiProcess, browser: Browser) -> None:
+    with guarded_page(browser, DESKTOP) as (page, _):
+        open_studio(page, api)
+        page.select_option("#f-model", "ltx-video")
+        page.fill("#f-prompt", "studio: a paper boat, LTX")
+        fill_small(page)
+        page.fill("#f-fps", "4")
+        page.click("#submit")  # the form checks the card's ranges: LTX is conditioned on 8 to 30 fps
+        expect(page.locator("#form-error")).to_contain_text("fps must be between 8 and 30")
+        page.fill("#f-fps", "8")
+        page.click("#submit")
+        card = wait_job(page, 0, "completed")
+        assert wait_playable(page, ".job video")[2] == 64
+        status = httpx.get(f"{api.base_url}/api/v1/generate/status/{card.get_attribute('data-request-id')}", timeout=30)
+        assert status.json()["status"] == "completed"
+        page.click("#tab-image")  # a text-to-video card: not offered for a picture
+        models = page.locator("#f-model option").evaluate_all("options => options.map((o) => o.value)")
+        assert "ltx-video" not in models and models

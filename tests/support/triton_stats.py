@@ -10,8 +10,9 @@ from dataclasses import replace
 import httpx
 import tritonclient.grpc.aio as grpcclient
 
+from visualizr.families import get_family
 from visualizr.launcher import TritonServer
-from visualizr.names import UNET, component_model_name
+from visualizr.names import component_model_name
 from visualizr.pipeline import GenerationRequest, ProgressEvent
 from visualizr.triton.client import stream_generation
 
@@ -26,7 +27,10 @@ async def collect_events(triton: TritonServer, model_id: str, request: Generatio
 
 
 def _unet_stats(triton: TritonServer, model_id: str) -> list[dict]:
-    name = component_model_name(model_id, UNET)
+    """Statistics of a demo model's batched denoiser (its unet; LTX-Video's transformer): the demo's models are
+    named like their families."""
+    denoiser = next(network.component for network in get_family(model_id).networks if network.batched)
+    name = component_model_name(model_id, denoiser)
     url = f"http://{triton.settings.triton_http_url}/v2/models/{name}/stats"
     return httpx.get(url, timeout=10).json()["model_stats"]
 
