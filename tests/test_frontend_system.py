@@ -382,6 +382,7 @@ def test_prometheus_exposition(tmp_path: Path) -> None:
         "visualizr_eta_first_estimate_relative_error": "histogram",
         "visualizr_websocket_connections": "gauge",
         "visualizr_websocket_connections_total": "counter",
+        "visualizr_webhook_deliveries_total": "counter",
     }
     route = "/api/v1/models/{model_id}"
     assert value(samples, "visualizr_http_requests_total", method="GET", route=route, status="404") == 1

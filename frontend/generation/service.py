@@ -47,8 +47,8 @@ from visualizr.frontend.generation.running.runner import Encoder, InferenceGate,
 from visualizr.frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus
 from visualizr.frontend.infra.disk import DiskGuard
 from visualizr.frontend.jobs.files import JobFiles
-from visualizr.frontend.jobs.naming import input_path, new_request_id, shown
-from visualizr.frontend.jobs.record import CANCELLED, QUEUED, STEP_QUEUED, JobRecord
+from visualizr.frontend.jobs.naming import new_request_id, shown
+from visualizr.frontend.jobs.record import CANCELLED, QUEUED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
 from visualizr.frontend.jobs.transitions import cancel
@@ -216,22 +216,7 @@ class GenerationService:
                 return await self._accepted_again(claim, *first)
         self.disk.check()
         await self.gate.check_capacity(request.card, request.parameters)
-        request_id = new_request_id(request.kind)
-        record = JobRecord(
-            request_id=request_id,
-            model=request.card.id,
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            style=request.style,
-            parameters=request.parameters,
-            status=QUEUED,
-            progress=0,
-            current_step=STEP_QUEUED,
-            created_at=self._now(),
-            kind=request.kind,
-            source_image=input_path(request_id) if request.source_png is not None else None,
-            character_id=request.character_id,
-        )
+        record = request.queued_record(new_request_id(request.kind), self._now())
         reserved = self.standing.startable(record) and self.queue.reserve()
         try:
             admission = await self._store_new(record, request.source_png, claim, reserved, webhook)

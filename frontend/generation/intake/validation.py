@@ -28,7 +28,8 @@ from visualizr.frontend.generation.schemas import (
     MAX_PROMPT_CHARS,
     GenerateVideoRequest,
 )
-from visualizr.frontend.jobs.record import KIND_IMAGE, KIND_TEXT, GenerationParameters
+from visualizr.frontend.jobs.naming import input_path
+from visualizr.frontend.jobs.record import KIND_IMAGE, KIND_TEXT, QUEUED, STEP_QUEUED, GenerationParameters, JobRecord
 from visualizr.frontend.styles import check_style
 from visualizr.model_card import ModelCard, ParameterRange
 from visualizr.pipeline.request import MAX_SEED
@@ -53,6 +54,24 @@ class ValidatedRequest(msgspec.Struct, frozen=True):
     kind: str = KIND_TEXT
     source_png: bytes | None = None  # image-to-video: the source image, resized to width x height, as PNG
     character_id: str | None = None  # character-animation: the registry's character
+
+    def queued_record(self, request_id: str, created_at: float) -> JobRecord:
+        """The job's row as it is first stored: queued, its source image (if any) at ``input_path``."""
+        return JobRecord(
+            request_id=request_id,
+            model=self.card.id,
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            style=self.style,
+            parameters=self.parameters,
+            status=QUEUED,
+            progress=0,
+            current_step=STEP_QUEUED,
+            created_at=created_at,
+            kind=self.kind,
+            source_image=input_path(request_id) if self.source_png is not None else None,
+            character_id=self.character_id,
+        )
 
 
 def _range(card: ModelCard, name: str) -> ParameterRange:
