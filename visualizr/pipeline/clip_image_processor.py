@@ -47,16 +47,17 @@ def _coefficients(in_size: int, out_size: int) -> torch.Tensor:
 
 
 def _resample(pixels: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
-    """One pass along the last axis of ``pixels`` (integers 0..255): Pillow's rounding and clipping to 8 bits. The
-    sums are integers below 2**31, so float64 (a BLAS matmul) holds them exactly."""
-    total = (pixels.to(torch.float64) @ coefficients.T.to(torch.float64)).to(torch.int64)
-    return ((total + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS).clamp(0, 255)
+    """One pass along the last axis of float64 ``pixels`` (integers 0..255): Pillow's rounding and clipping to 8
+    bits. Its integer sums stay below 2**31 and the shift is a division by a power of two, so float64 (a BLAS
+    matmul) computes them exactly."""
+    total = pixels.contiguous() @ coefficients.T.to(torch.float64)
+    return torch.floor((total + (1 << (_PRECISION_BITS - 1))) / (1 << _PRECISION_BITS)).clamp(0, 255)
 
 
 def pillow_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """uint8 [C, H, W] -> uint8 [C, height, width]: ``PIL.Image.resize((width, height), BICUBIC)``, horizontal
     pass first, each pass only where its size changes, as Pillow does."""
-    pixels = image.to(torch.int64)
+    pixels = image.to(torch.float64)
     if width != pixels.shape[-1]:
         pixels = _resample(pixels, _coefficients(pixels.shape[-1], width))
     if height != pixels.shape[-2]:
