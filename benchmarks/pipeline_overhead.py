@@ -39,7 +39,7 @@ from benchmarks.stack import private_stack
 from visualizr.families import get_family
 from visualizr.frontend.generation.running.encoding import encode_assets
 from visualizr.model_card import MODEL_CARD_FILENAME, ModelCard, read_model_card
-from visualizr.names import UNET, component_model_name
+from visualizr.names import component_model_name
 from visualizr.pipeline import GenerationRequest
 from visualizr.pipeline.assets import load_pipeline
 from visualizr.pipeline.onnx_components import OnnxComponents
@@ -54,9 +54,12 @@ MOTION_STRENGTH = 0.5  # from-image: SVD's own default conditioning (motion buck
 
 
 def component_threads(repository: Path, model_id: str) -> int:
-    """The onnxruntime intra-op threads the Triton component models use, so in-process runs use the same."""
+    """The intra-op threads the Triton component models use (their batched denoiser's), so in-process runs use the
+    same."""
+    card = read_model_card(repository / model_id / MODEL_CARD_FILENAME)
+    denoiser = next(network.component for network in get_family(card.family).networks if network.batched)
     config = model_config_pb2.ModelConfig()
-    text_format.Parse((repository / component_model_name(model_id, UNET) / "config.pbtxt").read_text(), config)
+    text_format.Parse((repository / component_model_name(card.id, denoiser) / "config.pbtxt").read_text(), config)
     return int(config.parameters["intra_op_num_threads"].string_value)
 
 

@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from tests.support.repository_layout import model_dirs
 from visualizr import names
 from visualizr.export.__main__ import main
 from visualizr.export.build_stamp import STAMP_FILENAME
@@ -56,8 +57,7 @@ def test_layout(repository: Path) -> None:
     for component in COMPONENT_DIRS:
         expected += [repository / component / n for n in ("config.pbtxt", "1/model.py", "1/model.onnx")]
     assert [p for p in expected if not p.is_file()] == []
-    models = [p.name for p in repository.iterdir() if p.is_dir() and not p.name.startswith(".")]  # .characters
-    assert sorted(models) == sorted(ALL_MODEL_DIRS)
+    assert model_dirs(repository) == sorted(ALL_MODEL_DIRS)
 
 
 @pytest.mark.parametrize("root", ["built", "tracked"])

@@ -14,6 +14,7 @@ import torch
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from tests.support.repository_layout import model_dirs
 from visualizr import names
 from visualizr.export.__main__ import main, parse_args
 from visualizr.export.build_stamp import ExportOptions
@@ -213,7 +214,7 @@ def test_export_of_a_local_weights_folder_with_a_keyframe_stage(tmp_path: Path) 
     assert card.parameter("num_frames").max == 120 and card.capabilities.native_num_frames == 14
     assert card.capabilities.text_to_video_via_keyframe and card.parameter("width").max == 1024
     assert _config(repository, "svd_unet").name == "svd_unet"
-    assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted(
+    assert model_dirs(repository) == sorted(
         ["svd", *FAMILY.component_models("svd").values()]
     )
     config = read_pipeline_config(repository / "svd" / "1" / "assets" / "pipeline.json", StableVideoDiffusionConfig)

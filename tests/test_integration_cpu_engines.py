@@ -14,7 +14,7 @@ def test_model_details_and_the_log_show_each_components_measured_engine(api: Api
     detail = httpx.get(f"{api.base_url}/api/v1/models/animatediff", timeout=30).json()
     engines = {component["model"]: component for component in detail["cpu_engines"]}
     assert set(engines) == {"animatediff_text_encoder", "animatediff_unet", "animatediff_vae_decoder",
-                            "animatediff_vae_encoder"}  # fmt: skip
+                            "animatediff_vae_encoder", "animatediff_image_encoder"}  # fmt: skip
     log = triton.log_path.read_text(errors="replace")
     for model, component in engines.items():
         assert set(component["ms"]) == set(installed_engines()), component

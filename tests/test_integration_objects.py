@@ -193,7 +193,7 @@ def test_jobs_wait_while_the_bucket_is_down_and_complete_once_when_it_returns(
                     runs = db.execute("SELECT attempts FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
                 assert runs == (2,)  # the run that could not store, and the one after the bucket came back
                 assert client.get("/api/v1/health").json()["object_store"]["status"] == "up"
-                assert len(bucket_objects(s3, "outage")) == 3  # one video, thumbnail, preview
+                assert len(video_objects(bucket_objects(s3, "outage"))) == 3  # one video, thumbnail, preview
                 assert client.get(final["result"]["video_url"]).status_code == 200
         finally:
             api.stop()

@@ -221,7 +221,7 @@ def test_sdk_and_cli_take_the_model(api: ApiProcess, tmp_path: Path, capsys: pyt
         assert final.status == "completed"
         video = client.get_video(video_id_of(job.request_id))
         assert video.model == SVD and video.parameters is not None and video.parameters.motion_bucket_id == 178
-    assert cli.main(["--url", api.base_url, "models"]) == 0  # `visualizr models` lists both families' models
+    assert cli.main(["--url", api.base_url, "models", "--json"]) == 0  # `visualizr models` lists both families' models
     listed = {m["id"]: m["type"] for m in json.loads(capsys.readouterr().out)["models"]}
     assert listed["animatediff"] == "text-to-video" and listed[SVD] == "image-to-video"
     clip = tmp_path / "clip.mp4"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.repository_layout import model_dirs
 from visualizr import names
 from visualizr.export.build_stamp import ExportOptions
 from visualizr.export.families.ltx_video import EXPORT
@@ -230,6 +231,6 @@ def test_export_of_a_local_ltx_video_folder(tmp_path: Path) -> None:
     card = read_model_card(repository / "ltx" / "model_card.json")
     assert (card.family, card.weights, card.name) == (MODEL_ID, "LTX-Video", "LTX-Video (LTX-Video)")
     assert card.parameter("num_frames").max == 161 and card.parameter("height").multiple_of == 32
-    assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted(
+    assert model_dirs(repository) == sorted(
         ["ltx", *FAMILY.component_models("ltx").values()]
     )

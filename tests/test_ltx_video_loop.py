@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from visualizr import names
-from visualizr.families.ltx_video import latent_num_frames
+from visualizr.families.ltx_video import MIN_STEPS, latent_num_frames
 from visualizr.families.ltx_video.loop import LTXVideoPipeline, calculate_shift, video_coords
 from visualizr.families.ltx_video.vocabulary import TRANSFORMER
 from visualizr.pipeline.assets import SchedulerFactory
@@ -162,3 +162,14 @@ def test_cancel_stops_before_the_next_transformer_call(tiny_ltx) -> None:
     with pytest.raises(Cancelled):
         run(collect())
     assert calls == [names.TEXT_ENCODER, TRANSFORMER]  # the text, one step, then nothing
+
+
+def test_one_step_is_refused_by_the_loop_and_the_card(tiny_ltx) -> None:
+    """One step makes NaN timesteps (LTX's terminal shift; diffusers' LTXPipeline fails alike): the card's minimum
+    is two and the loop refuses fewer before any network runs."""
+    from visualizr.export.families.ltx_video.cards import tiny_model_card
+    from visualizr.pipeline.errors import InvalidRequest
+
+    assert tiny_model_card("ltx-video", [], 32, 0).parameters["num_inference_steps"].min == MIN_STEPS == 2
+    with pytest.raises(InvalidRequest, match="num_inference_steps must be >= 2"):
+        our_pipeline(tiny_ltx).check_inputs(GenerationRequest("a lake", 64, 64, 9, 1, 3.0, 42))

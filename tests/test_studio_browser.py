@@ -488,8 +488,7 @@ def test_the_characters_panel_end_to_end(api: ApiProcess, browser: Browser) -> N
         expect(page.locator("#character-hint")).to_have_text("a green dragon")
         fill_small(page)
         page.fill("#f-duration_seconds", "0.5")
-        page.click("#submit")
-        wait_job(page, 0, "completed")
+        wait_in_gallery(page, submit(page))
         expect(hero).to_contain_text("1 video")
         # deleted: gone from the panel and the picker; its video stays in the gallery
         hero.locator(".character-delete").click()
@@ -508,11 +507,9 @@ def test_an_ltx_video_from_the_form_that_follows_its_card(api: ApiProcess, brows
         page.click("#submit")  # the form checks the card's ranges: LTX is conditioned on 8 to 30 fps
         expect(page.locator("#form-error")).to_contain_text("fps must be between 8 and 30")
         page.fill("#f-fps", "8")
-        page.click("#submit")
-        card = wait_job(page, 0, "completed")
-        assert wait_playable(page, ".job video")[2] == 64
-        status = httpx.get(f"{api.base_url}/api/v1/generate/status/{card.get_attribute('data-request-id')}", timeout=30)
-        assert status.json()["status"] == "completed"
+        video_id = wait_in_gallery(page, submit(page)).get_attribute("data-video-id")
+        assert play_first(page)[2] == 64
+        assert httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30).json()["model"] == "ltx-video"
         page.click("#tab-image")  # a text-to-video card: not offered for a picture
         models = page.locator("#f-model option").evaluate_all("options => options.map((o) => o.value)")
         assert "ltx-video" not in models and models

@@ -10,6 +10,7 @@ from typing import Final
 import msgspec
 
 from visualizr.export.model_cards import TINY_WEIGHTS_LABEL, build_card, video_parameters
+from visualizr.families.ltx_video import MIN_STEPS
 from visualizr.model_card import ModelCard, ParameterRange, Requirements
 
 FAMILY: Final = "ltx-video"
@@ -33,6 +34,8 @@ FRAME_RULE: Final = (
 
 
 def _card(parameters: dict[str, ParameterRange], **fields) -> ModelCard:
+    steps = msgspec.structs.replace(parameters["num_inference_steps"], min=MIN_STEPS)
+    parameters = {**parameters, "num_inference_steps": steps}
     card = build_card(FAMILY, "text-to-video", parameters, negative_prompt=True, **fields)
     capabilities = msgspec.structs.replace(card.capabilities, supports_image_to_video=False)
     return msgspec.structs.replace(card, capabilities=capabilities, notes=f"{FRAME_RULE} {card.notes}".strip())

@@ -23,6 +23,7 @@ const KIND_PARAMETERS = {
   character: { main: [], advanced: ["width", "height", "num_inference_steps", "character_strength"] }, // the last: IP-Adapter cards
 };
 const OPTIONAL_FOR_IMAGE = new Set(["width", "height"]); // blank: taken from the image's aspect ratio
+const CHARACTER_ONLY = new Set(["character_strength"]); // card parameters the text body does not take
 
 export class CreateForm {
   constructor() {
@@ -115,7 +116,7 @@ export class CreateForm {
     }
     for (const [name, range] of Object.entries(params)) {
       const inMain = plan.main.includes(name);
-      const inAdvanced = plan.advanced === null ? !inMain : plan.advanced.includes(name);
+      const inAdvanced = plan.advanced === null ? !inMain && !CHARACTER_ONLY.has(name) : plan.advanced.includes(name);
       if (!inMain && !inAdvanced) continue;
       const optional = this.kind === "image" && OPTIONAL_FOR_IMAGE.has(name);
       (inMain ? main : advanced).append(numberField(name, range, optional));

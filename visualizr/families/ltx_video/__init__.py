@@ -10,6 +10,10 @@ from visualizr import names
 from visualizr.families.base import Family, Network
 from visualizr.families.ltx_video.vocabulary import TRANSFORMER
 
+# LTX's scheduler stretches its sigmas to ``shift_terminal``: with one step that divides by zero (NaN timesteps; so
+# does diffusers' LTXPipeline), so two steps is the least that runs.
+MIN_STEPS: Final = 2
+
 
 def latent_num_frames(num_frames: int, temporal_scale: int) -> int:
     """Latent frames of the shortest 8k + 1 clip (``temporal_scale`` = 8) with at least ``num_frames`` frames:

@@ -24,7 +24,7 @@ import torch
 from diffusers import SchedulerMixin
 
 from visualizr import names
-from visualizr.families.ltx_video import latent_num_frames
+from visualizr.families.ltx_video import MIN_STEPS, latent_num_frames
 from visualizr.families.ltx_video.vocabulary import (
     DECODE_TIMESTEP,
     ENCODER_ATTENTION_MASK,
@@ -125,6 +125,8 @@ class LTXVideoPipeline(DiffusionPipeline):
             raise InvalidRequest("this model makes videos from text only")
         if request.fps is not None and request.fps < 1:
             raise InvalidRequest(f"fps must be >= 1, got {request.fps}")
+        if request.num_inference_steps < MIN_STEPS:
+            raise InvalidRequest(f"num_inference_steps must be >= {MIN_STEPS}, got {request.num_inference_steps}")
 
     async def encode_prompt(
         self, request: GenerationRequest, components: Components, checkpoint: Checkpoint
