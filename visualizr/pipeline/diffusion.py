@@ -74,6 +74,7 @@ class DiffusionPipeline(ABC):
     conditioning_phase: ClassVar[str]  # the phase of the first progress event (visualizr.names.PHASES)
     frames_axis: ClassVar[int]  # axis of the frames in the latents: [B, C, F, h, w] -> 2; [B, F, C, h, w] -> 1
     channels_axis: ClassVar[int]
+    denoiser: ClassVar[str] = names.UNET  # the component called each step (LTX-Video: its transformer)
 
     def __init__(
         self,
@@ -132,14 +133,14 @@ class DiffusionPipeline(ABC):
     async def predict_noise(
         self, components: Components, sample: torch.Tensor, t: torch.Tensor, conditioning: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        """One unet call: the sample at its batch, the timestep repeated over that batch."""
+        """One call of the denoiser (``denoiser``): the sample at its batch, the timestep repeated over that batch."""
         place = self.placement
         inputs = {
             names.UNET_SAMPLE: place.to_network(sample),
             names.UNET_TIMESTEP: place.full(sample.shape[0], float(t)),
             **{name: place.to_network(value) for name, value in conditioning.items()},
         }
-        return place.from_network(await components.run(names.UNET, inputs, names.UNET_NOISE_PRED))
+        return place.from_network(await components.run(self.denoiser, inputs, names.UNET_NOISE_PRED))
 
     async def denoise_step(self, components: Components, state: Denoising, t: torch.Tensor) -> torch.Tensor:
         """One scheduler step; with guidance ONE unet call at twice the batch ([uncond, cond]). Everything but the

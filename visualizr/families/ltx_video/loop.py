@@ -93,6 +93,7 @@ class LTXVideoPipeline(DiffusionPipeline):
     family_name = "ltx-video"
     conditioning_phase = names.PHASE_TEXT_ENCODING
     frames_axis, channels_axis = 2, 1  # unpacked latents [B, C, f, h, w]
+    denoiser = TRANSFORMER
 
     def __init__(
         self,
@@ -179,18 +180,6 @@ class LTXVideoPipeline(DiffusionPipeline):
             latent_shape=shape,
             num_frames=request.num_frames,
         )
-
-    async def predict_noise(
-        self, components: Components, sample: torch.Tensor, t: torch.Tensor, conditioning: dict[str, torch.Tensor]
-    ) -> torch.Tensor:
-        """One transformer call: the packed sample at its batch, the timestep repeated over that batch."""
-        place = self.placement
-        inputs = {
-            names.UNET_SAMPLE: place.to_network(sample),
-            names.UNET_TIMESTEP: place.full(sample.shape[0], float(t)),
-            **{name: place.to_network(value) for name, value in conditioning.items()},
-        }
-        return place.from_network(await components.run(TRANSFORMER, inputs, names.UNET_NOISE_PRED))
 
     async def denoise_step(self, components: Components, state: Denoising, t: torch.Tensor) -> torch.Tensor:
         """One flow-matching step (no input scaling); with guidance ONE transformer call at twice the batch."""
