@@ -7,7 +7,8 @@ import httpx
 
 from benchmarks.stack import ApiProcess
 from visualizr.launcher import TritonServer
-from visualizr.pipeline.engine_calibration import installed_engines
+from visualizr.pipeline.cpu_engines import ONNXRUNTIME
+from visualizr.pipeline.engine_calibration import SWITCH_MARGIN, installed_engines
 
 
 def test_model_details_and_the_log_show_each_components_measured_engine(api: ApiProcess, triton: TritonServer) -> None:
@@ -18,6 +19,9 @@ def test_model_details_and_the_log_show_each_components_measured_engine(api: Api
     log = triton.log_path.read_text(errors="replace")
     for model, component in engines.items():
         assert set(component["ms"]) == set(installed_engines()), component
-        assert component["engine"] == min(component["ms"], key=component["ms"].__getitem__), component
+        ms = component["ms"]  # onnxruntime unless another engine is SWITCH_MARGIN faster
+        fastest = min(ms, key=ms.__getitem__)
+        expected = fastest if ms[fastest] <= ms[ONNXRUNTIME] * (1 - SWITCH_MARGIN) else ONNXRUNTIME
+        assert component["engine"] == expected, component
         # this server's own choice (a server started beside it on the same repository may have written the cache)
         assert any(f"{model}: CPU engine {engine} (" in log for engine in installed_engines()), model

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +33,10 @@ CALIBRATION_ROUNDS: Final = 5
 # A calibration stops starting rounds after this long (at least one): a model's first start on a machine waits for
 # it (SVD's VAE decoder takes ~1 s per call at its defaults).
 CALIBRATION_BUDGET_S: Final = 4.0
+# Another engine replaces onnxruntime (the reference every export is checked with) only when it is at least this
+# much faster: a measurement taken while other stubs load is noisy, and a coin toss should not change the engine.
+SWITCH_MARGIN: Final = 0.10
+LOCK_FILENAME: Final = ".calibrating.lock"
 _DISTRIBUTIONS: Final = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "openvino": ("openvino",)}
 
 
@@ -141,6 +146,15 @@ class Calibration:
     def fastest(self) -> str:
         return min(self.ms, key=self.ms.__getitem__)
 
+    @property
+    def chosen(self) -> str:
+        """The fastest engine, where it beats onnxruntime by ``SWITCH_MARGIN``; else onnxruntime."""
+        reference = self.ms.get(ONNXRUNTIME)
+        fastest = self.fastest
+        if reference is None or self.ms[fastest] <= reference * (1 - SWITCH_MARGIN):
+            return fastest
+        return ONNXRUNTIME
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
@@ -189,21 +203,41 @@ def calibrate(
     key: CalibrationKey, cache: Path, calls: Callable[[], Mapping[str, Callable[[], Any]]]
 ) -> tuple[Calibration, bool]:
     """The cached calibration when its key is ``key``, else a new measurement of ``calls()`` (written to
-    ``cache`` where it can be); the flag says whether it was measured now."""
+    ``cache`` where it can be); the flag says whether it was measured now. One measurement at a time per cache
+    folder (the stubs of a starting server load side by side and would time each other)."""
     cached = read_calibration(cache)
     if cached is not None and cached.key == key:
         return cached, False
-    calibration = Calibration(key=key, ms=measure(calls()))
-    with contextlib.suppress(OSError):  # a read-only repository: measured again at the next start
-        write_calibration(cache, calibration)
+    with _one_at_a_time(cache.parent / LOCK_FILENAME):
+        cached = read_calibration(cache)  # measured meanwhile by a stub that held the lock
+        if cached is not None and cached.key == key:
+            return cached, False
+        calibration = Calibration(key=key, ms=measure(calls()))
+        with contextlib.suppress(OSError):  # a read-only repository: measured again at the next start
+            write_calibration(cache, calibration)
     return calibration, True
 
 
+@contextlib.contextmanager
+def _one_at_a_time(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock on ``lock_path`` across processes (none where the folder cannot be written)."""
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a")  # noqa: SIM115 - held for the block, closed below
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def engine_for(requested: str, calibration: Calibration | None) -> str:
-    """The engine to serve with: the one requested, else the measured fastest, else onnxruntime."""
+    """The engine to serve with: the one requested, else the measured choice (``Calibration.chosen``), else
+    onnxruntime."""
     if requested != AUTO:
         return requested
-    return calibration.fastest if calibration is not None else ONNXRUNTIME
+    return calibration.chosen if calibration is not None else ONNXRUNTIME
 
 
 def served_engine(model_repository: Path, triton_model: str, requested: str) -> tuple[str | None, dict[str, float]]:

@@ -109,5 +109,5 @@ def calibrated_model(
         return {name: call for name, (_, call) in candidates.items()}
 
     measured, _ = calibration.calibrate(key, calibration.calibration_path(model_repository, config.name), calls)
-    chosen = measured.fastest
+    chosen = measured.chosen
     return opened.get(chosen) or OnnxComponentModel(config, onnx_path, chosen), measured
