@@ -47,8 +47,9 @@ def video(api: ApiProcess, request_id: str) -> list[np.ndarray]:
 
 
 def test_text_to_video_has_the_frames_asked_for_and_the_same_seed_gives_the_same_video(api: ApiProcess) -> None:
-    ids = [submit(api), submit(api), submit(api, seed=5)]
-    first, again, other = (video(api, request_id) for request_id in ids)
+    # one after the other: two same-seed jobs run at once have given different frames in full runs (README, Known
+    # limitations), which is not what this test is about
+    first, again, other = (video(api, submit(api, **changes)) for changes in ({}, {}, {"seed": 5}))
     assert len(first) == 6 and first[0].shape == (96, 64, 3)  # made as 9 frames, trimmed to the 6 asked for
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))

@@ -25,7 +25,9 @@ from visualizr_client import AsyncVisualizrClient, PreviewMessage
 pytestmark = pytest.mark.integration
 
 TERMINAL = {"completed", "failed", "cancelled"}
-PREVIEWED = {**SMALL, "num_frames": 8, "num_inference_steps": 40}  # > 1 s of denoising even on a quiet machine
+# > 1 s of denoising even on a quiet machine (8 frames of 64 px took 0.7 s for 40 steps once the CPU engines' threads
+# stopped spinning)
+PREVIEWED = {**SMALL, "width": 256, "height": 256, "num_frames": 16, "num_inference_steps": 40}
 
 
 async def messages_until_terminal(ws: Any, request_id: str) -> list[dict[str, Any]]:
