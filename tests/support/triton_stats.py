@@ -10,6 +10,8 @@ from dataclasses import replace
 import httpx
 import tritonclient.grpc.aio as grpcclient
 
+from benchmarks.stack import ApiProcess
+from tests.support.jobs import status
 from visualizr.families import get_family
 from visualizr.launcher import TritonServer
 from visualizr.names import component_model_name
@@ -89,3 +91,23 @@ def assert_delete_stops_within_one_step(base_url: str, triton: TritonServer, mod
     after = unet_inferences(triton, model_id)
     assert after - at_cancel <= 2, (started, at_cancel, after)
     return response.json()
+
+
+def assert_mid_run_delete_stops_within_one_step(
+    api: ApiProcess, triton: TritonServer, model_id: str, request_id: str, steps: int, timeout_s: float = 120
+) -> dict:
+    """Wait until the job of ``steps`` denoising steps is denoising, ``DELETE`` it
+    (``assert_delete_stops_within_one_step``), and check it ran fewer than all its steps and ends cancelled;
+    returns the answer's body."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = status(api, request_id)
+        if body["status"] == "processing" and body.get("current_step") == "frame_generation":
+            break
+        assert body["status"] in {"queued", "processing"} and time.monotonic() < deadline, body
+        time.sleep(0.02)
+    started = unet_inferences(triton, model_id)
+    cancelled = assert_delete_stops_within_one_step(api.base_url, triton, model_id, request_id)
+    assert unet_inferences(triton, model_id) < started + 2 * steps
+    assert status(api, request_id)["status"] == "cancelled"
+    return cancelled
