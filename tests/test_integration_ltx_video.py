@@ -47,9 +47,9 @@ def video(api: ApiProcess, request_id: str) -> list[np.ndarray]:
 
 
 def test_text_to_video_has_the_frames_asked_for_and_the_same_seed_gives_the_same_video(api: ApiProcess) -> None:
-    # one after the other: two same-seed jobs run at once have given different frames in full runs (README, Known
-    # limitations), which is not what this test is about
-    first, again, other = (video(api, submit(api, **changes)) for changes in ({}, {}, {"seed": 5}))
+    # submitted at once: their MP4s are encoded side by side (tests/test_mp4_determinism.py)
+    request_ids = [submit(api, **changes) for changes in ({}, {}, {"seed": 5})]
+    first, again, other = (video(api, request_id) for request_id in request_ids)
     assert len(first) == 6 and first[0].shape == (96, 64, 3)  # made as 9 frames, trimmed to the 6 asked for
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))

@@ -88,8 +88,8 @@ def test_png_and_jpeg_give_duration_times_fps_frames_at_the_requested_size(
 
 def test_same_seed_same_frames_other_seed_other_frames(api: ApiProcess) -> None:
     png = encoded("PNG")
-    # one after the other (see test_integration_ltx_video: same-seed jobs run at once, README's Known limitations)
-    videos = [completed(api, upload(api, png, seed=seed))[0] for seed in ("7", "7", "8")]
+    request_ids = [upload(api, png, seed=seed) for seed in ("7", "7", "8")]  # at once, encoded side by side
+    videos = [completed(api, request_id)[0] for request_id in request_ids]
     assert all(np.array_equal(a, b) for a, b in zip(videos[0], videos[1], strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(videos[0], videos[2], strict=True))
 

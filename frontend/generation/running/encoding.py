@@ -48,7 +48,10 @@ PREVIEW_LADDER = (
     PreviewRung(48, 4, 16),
 )
 STILL = PreviewRung(48, 0, 16)  # max_fps 0: the middle frame only
-X264_OPTIONS = {"crf": "18", "preset": "veryfast"}
+# mbtree=0: x264's macroblock-tree rate control (its assembly propagate step) is not reproducible here: the same
+# frames gave different bitstreams and pixels in up to a third of encodes run from several threads (asm=0 fixes it
+# too, at far more cost); tests/test_mp4_determinism.py. Same seed, same frames, same MP4.
+X264_OPTIONS = {"crf": "18", "preset": "veryfast", "x264-params": "mbtree=0"}
 
 
 def _check_frames(frames: np.ndarray) -> None:
