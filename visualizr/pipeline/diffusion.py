@@ -7,6 +7,7 @@
     encode_reference(request, ...)    the unet's conditioning from a reference picture (default: none)
     decoder_inputs(chunk)             the vae_decoder's inputs for a chunk of frame latents
     decode(components, state)         the denoised state -> frames (default: chunked ``decode_latents``)
+    preview_latents(state)            what a live preview shows (default: the clean prediction, else the latents)
 
 and, as class attributes, the axes of its latents (``frames_axis``, ``channels_axis``) and the phase its
 conditioning reports. Shared here: cancellation checkpoints before every component call, progress after the
