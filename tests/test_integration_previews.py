@@ -1,5 +1,6 @@
 """Live previews on the real stack: a WebSocket subscriber that asks for them gets ``preview`` messages of the
-job's latents (through the SDK, typed), at most two a second; one that did not ask gets none."""
+job's latents (through the SDK, typed), at most two a second; one that did not ask gets none (AnimateDiff and
+LTX-Video; Stable Video Diffusion after a ``previews`` message)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,14 @@ pytestmark = pytest.mark.integration
 
 TERMINAL = {"completed", "failed", "cancelled"}
 # > 1 s of denoising even on a quiet machine (8 frames of 64 px took 0.7 s for 40 steps once the CPU engines' threads
-# stopped spinning)
+# stopped spinning); LTX-Video's tiny transformer is faster (40 steps of 25 frames of 256 px took 0.5 s): 512 px
+# (30 ms a step in process), 25 frames (4 latent frames: 8k + 1), its card's fps (8 to 30)
 PREVIEWED = {**SMALL, "width": 256, "height": 256, "num_frames": 16, "num_inference_steps": 40}
+LTX = {"model": "ltx-video", "fps": 8}
+JOBS = {  # model -> (the first job, the previewed one)
+    "animatediff": (SMALL, PREVIEWED),
+    "ltx-video": ({**SMALL, **LTX}, {**PREVIEWED, **LTX, "width": 512, "height": 512, "num_frames": 25}),
+}
 
 
 async def messages_until_terminal(ws: Any, request_id: str) -> list[dict[str, Any]]:
@@ -40,18 +47,20 @@ async def messages_until_terminal(ws: Any, request_id: str) -> list[dict[str, An
                 return messages
 
 
-def test_previews_for_the_subscriber_that_asked_none_for_the_other(api: ApiProcess) -> None:
+@pytest.mark.parametrize("model", sorted(JOBS))
+def test_previews_for_the_subscriber_that_asked_none_for_the_other(api: ApiProcess, model: str) -> None:
+    first_job, previewed = JOBS[model]
     ws_url = api.base_url.replace("http", "ws", 1) + "/api/v1/ws/generation"
 
     async def scenario() -> tuple[list[Any], float, list[dict[str, Any]], list[dict[str, Any]]]:
         async with websockets.connect(ws_url) as primer, websockets.connect(ws_url) as plain:
             # a socket asks for previews (of a first job) before the second job starts: the rule that makes the
             # second job's pipeline compute them (README, Live previews)
-            first = submit(api, prompt="previews: first", **SMALL)["request_id"]
+            first = submit(api, prompt="previews: first", **first_job)["request_id"]
             await primer.send(json.dumps({"type": "subscribe", "request_id": first, "previews": True}))
             await plain.send(json.dumps({"type": "subscribe", "request_id": first}))
             not_asked_first = await messages_until_terminal(plain, first)
-            request_id = submit(api, prompt="previews: a red balloon", **PREVIEWED)["request_id"]
+            request_id = submit(api, prompt="previews: a red balloon", **previewed)["request_id"]
             await plain.send(json.dumps({"type": "subscribe", "request_id": request_id}))
             async with AsyncVisualizrClient(api.base_url) as client:
                 started = time.monotonic()
@@ -65,7 +74,7 @@ def test_previews_for_the_subscriber_that_asked_none_for_the_other(api: ApiProce
     previews = [m for m in typed if isinstance(m, PreviewMessage)]
     assert 2 <= len(previews) <= math.ceil(elapsed * PREVIEWS_PER_SECOND) + 1, (len(previews), elapsed)
     assert [p.step for p in previews] == sorted({p.step for p in previews})
-    assert all(p.total_steps == PREVIEWED["num_inference_steps"] and p.frames == 4 for p in previews)
+    assert all(p.total_steps == previewed["num_inference_steps"] and p.frames == 4 for p in previews)
     pictures = [Image.open(io.BytesIO(p.image_bytes)) for p in previews]
     assert all(max(pic.size) == MAX_PREVIEW_SIDE for pic in pictures)
     assert [pic.size for pic in pictures] == [(p.width, p.height) for p in previews]

@@ -173,3 +173,26 @@ def test_one_step_is_refused_by_the_loop_and_the_card(tiny_ltx) -> None:
     assert tiny_model_card("ltx-video", [], 32, 0).parameters["num_inference_steps"].min == MIN_STEPS == 2
     with pytest.raises(InvalidRequest, match="num_inference_steps must be >= 2"):
         our_pipeline(tiny_ltx).check_inputs(GenerationRequest("a lake", 64, 64, 9, 1, 3.0, 42))
+
+
+def test_previews_every_n_steps_from_the_exported_map_and_nothing_computed_without(tiny_ltx, monkeypatch) -> None:
+    model, _ = tiny_ltx
+    components = TorchComponents.from_specs(model.specs, model.networks)
+    assert len(model.config.latent_rgb.factors) == model.config.latent_channels  # fitted at export (previews.py)
+    computed = []
+    original = LTXVideoPipeline.preview_latents
+    monkeypatch.setattr(
+        LTXVideoPipeline, "preview_latents", lambda self, state: computed.append(1) or original(self, state)
+    )
+
+    async def events(req: GenerationRequest) -> list:
+        return [event async for event in our_pipeline(tiny_ltx).generate(req, components)]
+
+    asked = run(events(request(num_frames=25, num_inference_steps=5, preview_every=2)))  # 4 latent frames
+    previews = {event.step: event.preview for event in asked if event.preview is not None}
+    assert sorted(previews) == [2, 4, 5] and len(computed) == 3
+    assert all(p.dtype == np.uint8 and p.shape == (4, 2, 3, 3) for p in previews.values())  # 64 x 96 px: 2 x 3
+    assert previews[2].tobytes() != previews[5].tobytes()  # the clean prediction changes as the video forms
+    plain = run(events(request(num_frames=25, num_inference_steps=5)))
+    assert [event.preview for event in plain] == [None] * len(plain) and len(computed) == 3  # nothing more computed
+    np.testing.assert_array_equal(asked[-1].frames, plain[-1].frames)  # previews change nothing

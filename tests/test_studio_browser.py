@@ -123,6 +123,31 @@ def wait_playable(page: Page, selector: str) -> list[Any]:
     )
 
 
+def watch_previews(page: Page) -> None:
+    """From now on, the queue's live-preview pictures: their sources (``window.previewSources``) and how many were
+    decoded and shown (``window.previewsShown``)."""
+    page.evaluate(
+        """() => {
+            window.previewSources = new Set();
+            window.previewsShown = 0;
+            document.getElementById("job-list").addEventListener("load", (event) => {
+                if (event.target.classList.contains("job-preview") && event.target.naturalWidth > 0)
+                    window.previewsShown += 1;
+            }, true);
+            new MutationObserver(() => document.querySelectorAll(".job-preview").forEach(
+                (img) => img.src && window.previewSources.add(img.src))
+            ).observe(document.getElementById("job-list"), { subtree: true, attributes: true, childList: true });
+        }"""
+    )
+
+
+def assert_previews_change(page: Page) -> None:
+    """A job's preview picture changed while it ran (two pictures at least), and was shown."""
+    page.wait_for_function("() => window.previewSources.size >= 2", timeout=JOB_TIMEOUT_MS)
+    assert all(src.startswith("data:image/jpeg;base64,") for src in page.evaluate("[...window.previewSources]"))
+    assert page.evaluate("window.previewsShown") >= 1  # decoded and shown (the page's CSP allows data: images)
+
+
 def assert_self_contained(traffic: Traffic, api: ApiProcess) -> None:
     assert traffic.external == [], traffic.external
     for url in traffic.all_urls():
@@ -328,19 +353,7 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
         page.wait_for_selector("#f-model option", state="attached")
         expect(page.locator("#model-hint")).not_to_contain_text("No model")
 
-        page.evaluate(
-            """() => {
-                window.previewSources = new Set();
-                window.previewsShown = 0;
-                document.getElementById("job-list").addEventListener("load", (event) => {
-                    if (event.target.classList.contains("job-preview") && event.target.naturalWidth > 0)
-                        window.previewsShown += 1;
-                }, true);
-                new MutationObserver(() => document.querySelectorAll(".job-preview").forEach(
-                    (img) => img.src && window.previewSources.add(img.src))
-                ).observe(document.getElementById("job-list"), { subtree: true, attributes: true, childList: true });
-            }"""
-        )
+        watch_previews(page)
         page.fill("#f-prompt", "studio: a preview forming")
         fill_small(page, frames=8)
         page.fill("#f-num_inference_steps", "40")  # > 1 s of denoising: previews come at most twice a second
@@ -349,9 +362,7 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
         card = f'.job[data-request-id="{request_id}"]'
         expect(page.locator(card)).to_have_count(1)
         assert in_view(page, card)  # shown where the user looks, not in a panel scrolled away
-        page.wait_for_function("() => window.previewSources.size >= 2", timeout=JOB_TIMEOUT_MS)
-        assert all(src.startswith("data:image/jpeg;base64,") for src in page.evaluate("[...window.previewSources]"))
-        assert page.evaluate("window.previewsShown") >= 1  # decoded and shown (the page's CSP allows data: images)
+        assert_previews_change(page)
         screenshot(page, "studio-live-preview", full_page=False)
         wait_in_gallery(page, request_id)
         expect(page.locator("#jobs-empty")).to_be_visible()
@@ -498,17 +509,23 @@ def test_the_characters_panel_end_to_end(api: ApiProcess, browser: Browser) -> N
         screenshot(page, "studio-characters")
         assert_self_contained(traffic, api)
 def test_an_ltx_video_from_the_form_that_follows_its_card(api: ApiProcess, browser: Browser) -> None:
+    """An LTX job from the form, its live preview changing while it runs (512 px, 25 frames: 4 latent frames, a
+    second or more of denoising on the tiny transformer), then in the gallery."""
     with guarded_page(browser, DESKTOP) as (page, _):
         open_studio(page, api)
         page.select_option("#f-model", "ltx-video")
         page.fill("#f-prompt", "studio: a paper boat, LTX")
-        fill_small(page)
+        fill_small(page, frames=25)
         page.fill("#f-fps", "4")
         page.click("#submit")  # the form checks the card's ranges: LTX is conditioned on 8 to 30 fps
         expect(page.locator("#form-error")).to_contain_text("fps must be between 8 and 30")
-        page.fill("#f-fps", "8")
-        video_id = wait_in_gallery(page, submit(page)).get_attribute("data-video-id")
-        assert play_first(page)[2] == 64
+        for name, value in {"fps": 8, "width": 512, "height": 512, "num_inference_steps": 50}.items():
+            page.fill(f"#f-{name}", str(value))
+        watch_previews(page)
+        request_id = submit(page)
+        assert_previews_change(page)
+        video_id = wait_in_gallery(page, request_id).get_attribute("data-video-id")
+        assert play_first(page)[2] == 512
         assert httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30).json()["model"] == "ltx-video"
         page.click("#tab-image")  # a text-to-video card: not offered for a picture
         models = page.locator("#f-model option").evaluate_all("options => options.map((o) => o.value)")

@@ -7,6 +7,7 @@
     encode_reference(request, ...)    the unet's conditioning from a reference picture (default: none)
     decoder_inputs(chunk)             the vae_decoder's inputs for a chunk of frame latents
     decode(components, state)         the denoised state -> frames (default: chunked ``decode_latents``)
+    preview_latents(state)            what a live preview shows (default: the clean prediction, else the latents)
 
 and, as class attributes, the axes of its latents (``frames_axis``, ``channels_axis``) and the phase its
 conditioning reports. Shared here: cancellation checkpoints before every component call, progress after the
@@ -186,8 +187,12 @@ class DiffusionPipeline(ABC):
         projection = projection_for(self.config.latent_rgb, self.config.latent_channels)
         if projection is None:
             return None
-        latents = state.denoised if state.denoised is not None else state.latents
+        latents = self.preview_latents(state)
         return preview_frames(latents.movedim(self.frames_axis, 1)[0], projection)  # [F, C, h, w] of batch 0
+
+    def preview_latents(self, state: Denoising) -> torch.Tensor:
+        """What a preview shows, in the family's latent layout: the clean-latent prediction, else the latents."""
+        return state.denoised if state.denoised is not None else state.latents
 
     def frames_per_decode(self, latent_height: int, latent_width: int) -> int:
         """Frames one vae_decoder call takes: decode_chunk_size, fewer where ``decode_max_cells`` (latent cells

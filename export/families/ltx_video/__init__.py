@@ -40,7 +40,10 @@ class LTXVideoExport(FamilyExport):
         return load_ltx_video(Path(options.weights))
 
     def describe(self, options: ExportOptions, components: LTXVideoComponents) -> LoadedModel:
+        import msgspec
+
         from visualizr.export.families.ltx_video import cards
+        from visualizr.export.families.ltx_video.previews import fit_preview_map
         from visualizr.export.families.ltx_video.specs import NETWORK_SPECS, LTXVideoDims
         from visualizr.export.model_cards import model_card, shape_limits
         from visualizr.families.ltx_video.loop import LTXVideoConfig
@@ -59,6 +62,7 @@ class LTXVideoExport(FamilyExport):
             latents_std=[float(v) for v in vae.latents_std],
             timestep_conditioning=components.timestep_conditioning,
         )
+        config = msgspec.structs.replace(config, latent_rgb=fit_preview_map(vae, config))
         dims = LTXVideoDims(
             latent_channels=config.latent_channels,
             vae_scale_factor=config.vae_scale_factor,

@@ -37,6 +37,6 @@ FAMILY: Final = Family(
         names.IN_NUM_INFERENCE_STEPS,
         names.IN_GUIDANCE_SCALE,
     ),
-    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_FPS),
+    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_FPS, names.IN_PREVIEW_EVERY),
     pipeline="visualizr.families.ltx_video.loop:LTXVideoPipeline",
 )

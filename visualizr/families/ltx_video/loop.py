@@ -59,6 +59,7 @@ class LTXDenoising(Denoising):
 
     latent_shape: tuple[int, int, int] = (1, 1, 1)  # latent frames, height, width
     num_frames: int = 1  # the frames asked for (the clip is trimmed to them)
+    velocity: torch.Tensor | None = None  # the last step's guided prediction, kept for previews (no copy)
 
 
 def calculate_shift(tokens: int, config: dict[str, Any]) -> float:
@@ -190,7 +191,18 @@ class LTXVideoPipeline(DiffusionPipeline):
         if do_cfg:
             noise_uncond, noise_cond = noise_pred.chunk(2)
             noise_pred = noise_uncond + state.guidance * (noise_cond - noise_uncond)
+        state.velocity = noise_pred
         return state.scheduler.step(noise_pred, t, latents).prev_sample
+
+    def preview_latents(self, state: Denoising) -> torch.Tensor:
+        """Flow matching's clean-latent prediction, computed only when a preview is made: after a step to sigma
+        s the latents are x0 + s * velocity, so x0 = latents - s * velocity; unpacked to [B, C, f, h, w]."""
+        assert isinstance(state, LTXDenoising)
+        latents = state.latents
+        if state.velocity is not None:
+            sigma = state.scheduler.sigmas[state.scheduler.step_index]  # the sigma the last step reached
+            latents = latents - sigma.to(latents.device) * state.velocity
+        return unpack_latents(latents, state.latent_shape)
 
     async def decode(self, components: Components, state: Denoising) -> np.ndarray:
         """The whole clip in one vae_decoder call, trimmed to the frames asked for: uint8 [F, H, W, 3]."""
