@@ -3,12 +3,12 @@ given by ``--url``), measured from outside as a client sees it.
 
     python -m benchmarks.eta [--quick] [--url http://127.0.0.1:8000] [--workers 2] [--rounds 14] [--warmup 10]
 
-Jobs of both families (AnimateDiff; Stable Video Diffusion through its keyframe), 128-256 px, 12-24 frames, 8-16
-steps (a few seconds each on the 2-core CPU demo: the contract's estimates are whole seconds, at least 1, so a job
-under a second or two cannot be within +-20 %), in rounds submitted alone (concurrency 1) or three at once
-(concurrency 3, submitted one after the other and run by ``--workers`` at a time: ``make serve``'s 2 by default,
-sharing the CPU); the benchmark's own stack starts with Stable Video Diffusion not loaded, so its first job of it
-loads it (a cold load). For each job: a quote
+Jobs of both families (AnimateDiff, 192-320 px, 16-32 frames, 12-24 steps; Stable Video Diffusion through its
+keyframe, 128-256 px, 12-24 frames, 8-16 steps: ``SIZES``), a few seconds each on the 2-core CPU demo (the
+contract's estimates are whole seconds, at least 1, so a job under a second or two cannot be within +-20 %), in
+rounds submitted alone (concurrency 1) or three at once (concurrency 3, submitted one after the other and run by
+``--workers`` at a time: ``make serve``'s 2 by default, sharing the CPU); the benchmark's own stack starts with
+Stable Video Diffusion not loaded, so its first job of it loads it (a cold load). For each job: a quote
 (``POST /generate/quote``, the same body) just before the submission, the 202's ``estimated_time_seconds`` (the
 first estimate) and, at the first poll at or past 50 % progress, the time so far plus ``estimated_remaining_seconds``;
 each against the submission's true time to completed (polled every ``POLL_S``; ``run``: the job's own
@@ -16,7 +16,9 @@ each against the submission's true time to completed (polled every ``POLL_S``; `
 ``joined``: a job submitted after it ran beside it (no estimate made at its submission could know). Prints the
 table, then over the jobs after the warm-up: the share within +-20 % and the median |error| of each, and of the
 first estimates of the jobs none joined.
-``--quick``: a few small jobs (a test runs it on the session stack).
+``--quick``: a few small jobs (a test runs it on the session stack). ``--repeat N``: then the first job of the
+workload N more times alone, one after the other: the spread of one job's own time on this machine (its noise
+floor: no estimate of it can be closer than its times are to each other).
 
 The machine is shared and noisy: read one run's figures as a scale, not as a record.
 """
@@ -40,6 +42,11 @@ from benchmarks.stack import stack_settings, start_api
 from visualizr.launcher import TritonServer
 
 MODELS = ("animatediff", "stable-video-diffusion")
+SIZES = {  # model -> sides, frame counts, step counts (the quick run's: QUICK_SIZES)
+    "animatediff": ((192, 256, 320), (16, 24, 32), (12, 16, 24)),
+    "stable-video-diffusion": ((128, 192, 256), (12, 16, 24), (8, 12, 16)),
+}
+QUICK_SIZES = ((64, 96), (8, 12), (4, 6))
 POLL_S = 0.1
 WITHIN = 0.2
 JOB_TIMEOUT_S = 600.0
@@ -70,14 +77,16 @@ def workload(rounds: int, seed: int, quick: bool) -> list[list[dict[str, object]
     for index in range(rounds):
         batch = []
         for _ in range(1 if index % 2 == 0 else 3):
-            side = rng.choice((64, 96) if quick else (128, 192, 256))
+            model = rng.choice(MODELS)
+            sides, frames, steps = QUICK_SIZES if quick else SIZES[model]
+            side = rng.choice(sides)
             batch.append({
                 "prompt": "a lighthouse on a cliff at dusk",
-                "model": rng.choice(MODELS),
+                "model": model,
                 "width": side,
-                "height": rng.choice((64, side) if quick else (128, side)),
-                "num_frames": rng.choice((8, 12) if quick else (12, 16, 24)),
-                "num_inference_steps": rng.choice((4, 6) if quick else (8, 12, 16)),
+                "height": rng.choice((sides[0], side)),
+                "num_frames": rng.choice(frames),
+                "num_inference_steps": rng.choice(steps),
                 "seed": rng.randrange(1000),
             })  # fmt: skip
         out.append(batch)
@@ -178,6 +187,27 @@ def own_stack(workers: int, data_dir: str | None) -> Iterator[str]:
                 api.stop()
 
 
+def repeated(base_url: str, body: dict[str, object], times: int) -> list[str]:
+    """One job run ``times`` times alone: the spread of its true time around their median."""
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        actuals = []
+        for _ in range(times):
+            job = Job(body, 1)
+            submit(client, job)
+            actuals.append(follow(client, job).actual)
+    median = statistics.median(actuals)
+    spread = [abs(a / median - 1) for a in actuals]
+    return [
+        f"the first job alone x {times}: {min(actuals):.1f} / {median:.1f} / {max(actuals):.1f} s (min / median / "
+        f"max); off their median by {100 * statistics.median(spread):.0f} % (median), {100 * max(spread):.0f} % (max)"
+    ]
+
+
+def run_all(base_url: str, rounds: list[list[dict[str, object]]], warmup: int, repeat: int) -> list[str]:
+    lines = report(measure(base_url, rounds), warmup)
+    return lines + (repeated(base_url, rounds[0][0], repeat) if repeat else [])
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few small jobs")
@@ -186,16 +216,16 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--rounds", type=int, help="rounds of 1 or 3 jobs (default: 4 quick, 14)")
     parser.add_argument("--warmup", type=int, help="jobs left out of the summary (default: 2 quick, 10)")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--repeat", type=int, default=0, help="then run the first job this many times alone")
     parser.add_argument("--data-dir", help="the own stack's data folder, kept (default: a temporary one)")
     args = parser.parse_args(argv)
     rounds = workload(args.rounds or (4 if args.quick else 14), args.seed, args.quick)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 10)
     if args.url:
-        jobs = measure(args.url, rounds)
+        lines = run_all(args.url, rounds, warmup, args.repeat)
     else:
         with own_stack(args.workers, args.data_dir) as url:
-            jobs = measure(url, rounds)
-    lines = report(jobs, warmup)
+            lines = run_all(url, rounds, warmup, args.repeat)
     print("\n".join(lines), flush=True)
     return lines
 

@@ -26,7 +26,7 @@ def job_count(settings: Settings) -> int:
 
 
 def test_the_eta_benchmark_prints_the_errors_of_each_estimate(api: ApiProcess) -> None:
-    lines = eta.main(["--quick", "--url", api.base_url, "--rounds", "2", "--warmup", "1"])
+    lines = eta.main(["--quick", "--url", api.base_url, "--rounds", "2", "--warmup", "1", "--repeat", "2"])
     rows = lines[1:5]  # one job alone, then three at once
     assert [row.split()[5] for row in rows] == ["1", "3", "3", "3"], lines
     for row in rows:
@@ -34,8 +34,9 @@ def test_the_eta_benchmark_prints_the_errors_of_each_estimate(api: ApiProcess) -
         assert float(actual.rstrip("s")) >= float(run.rstrip("s")) > 0, row
         assert first.endswith("%") and quote.endswith("%"), row
         assert math.isfinite(float(first.rstrip("%"))) and math.isfinite(float(quote.rstrip("%"))), row
-    summaries = [line.split(":")[0].strip() for line in lines[-4:]]
+    summaries = [line.split(":")[0].strip() for line in lines[-5:-1]]
     assert summaries == ["first estimate", "none joined", "at 50 %", "quote"], lines
+    assert lines[-1].startswith("the first job alone x 2: "), lines
 
 
 def test_quotes_by_sdk_and_cli_make_no_job(
