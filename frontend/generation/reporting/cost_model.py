@@ -67,9 +67,10 @@ REFERENCE_WORK = {KEYFRAME: 1e3, DENOISE: 1e5, DECODE: 1e3, ENCODE: 1e3}  # a 64
 PRIOR_CONTENTION = 0.5
 MAX_CONTENTION = 3.0
 CONTENTION_DECAY = 0.8  # weight of the slowdown's past per run (of one run wholly beside one other)
+CONTENTION_PRIOR_WEIGHT = 3.0  # the prior's weight, in runs wholly beside one other
 SPEED_DECAY = 0.7  # weight of the machine speed's past per run
 SPEED_RANGE = (0.2, 5.0)
-LEARNT_AFTER = 3  # samples of a part before it measures the slowdown of the jobs beside it
+LEARNT_AFTER = 5  # samples of a part before its runs measure the slowdown and the speed
 MIN_SOLO_SECONDS = 0.1  # a run's learnt parts must predict this much for its slowdown to count
 
 
@@ -163,7 +164,7 @@ class CostModel:
     load_seconds: dict[str, float] = field(default_factory=dict)  # the cards' estimated load times
     contention: float = PRIOR_CONTENTION
     speed: float = 1.0
-    _shared: float = 1.0  # the contention's weight: decayed sum of (n - 1)^2, the prior's 1 to start
+    _shared: float = CONTENTION_PRIOR_WEIGHT  # the contention's weight: decayed sum of (n - 1)^2 and the prior's
     _fits: dict[tuple[str, str], PartFit] = field(default_factory=dict)
 
     def slowdown(self, concurrency: float) -> float:
