@@ -186,6 +186,12 @@ class CostModel:
         a, b = self._fit(sample.model, sample.part).coefficients()
         return sample.fixed * a + sample.work * b
 
+    def predicted(self, sample: CostSample) -> float:
+        """Seconds the model gives a measured part at the concurrency it ran at (a load's as they are)."""
+        if sample.part == LOAD:
+            return self._solo(sample)
+        return self._solo(sample) * self.speed * self.slowdown(sample.concurrency)
+
     def observe(self, run: list[CostSample]) -> None:
         """One run's samples: the slowdown and the speed they show against the parts learnt already, then each
         part's seconds divided by both (a load's as they are)."""
