@@ -12,7 +12,6 @@ import pytest
 from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
-from visualizr.frontend.generation.dispatch.queue import LiveJob, LocalQueue
 from visualizr.frontend.generation.reporting.cost_model import (
     DECODE,
     DENOISE,
@@ -36,9 +35,7 @@ from visualizr.frontend.jobs.record import (
     KIND_CHARACTER,
     KIND_IMAGE,
     KIND_TEXT,
-    PROCESSING,
     GenerationParameters,
-    JobRecord,
 )
 from visualizr.model_card import write_model_card
 
@@ -138,7 +135,10 @@ def test_remaining_time_moves_from_the_estimate_to_the_job_s_own_pace() -> None:
     assert estimate * left / work.total < early < slow * left
     pace, now = run_at(work, 20, slow, until=12)  # 11 steps of 20: far past PACE_TRUSTED_AFTER
     assert (pace.done - pace.first_done) / work.total > PACE_TRUSTED_AFTER
-    assert remaining_seconds(work, pace, estimate, now) == pytest.approx(slow * (work.total - pace.done))
+    after_steps = work.decode + work.encode  # decoding and encoding: the estimate's rate
+    stepped_left = work.total - after_steps - pace.done
+    expected = slow * stepped_left + estimate / work.total * after_steps
+    assert remaining_seconds(work, pace, estimate, now) == pytest.approx(expected)
 
 
 def test_between_events_the_time_left_counts_down_to_the_next_event_s_share() -> None:
@@ -175,7 +175,8 @@ def test_the_cost_model_learns_a_model_s_parts_from_small_jobs_and_scales_to_a_b
     expected = sum(run_parts(TRUTH, BIG).values()) + 0.5
     assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(expected, rel=0.02)
     assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(12.0)  # no load measured: the card's
-    assert costs.part_seconds("other", DENOISE, BIG) == CostModel().part_seconds("other", DENOISE, BIG)
+    prior = CostModel().part_seconds("other", DENOISE, BIG)  # a model never run: its prior at the machine's speed
+    assert costs.part_seconds("other", DENOISE, BIG) == pytest.approx(prior * costs.speed)
 
 
 def test_jobs_run_at_once_teach_the_slowdown_and_the_solo_costs_stay() -> None:
@@ -206,20 +207,29 @@ def test_a_prompt_only_job_on_an_image_model_makes_a_keyframe(tmp_path: Path) ->
     assert standing.workload("gone", KIND_TEXT, SMALL) == no_card
 
 
-def test_a_running_job_s_time_left_follows_the_jobs_running_beside_it(tmp_path: Path) -> None:
-    local, costs = LocalQueue(), CostModel(contention=1.0)  # two at once: each at half speed
-    unused = None  # the store, the gate, the disk and the files: the time left needs only the live jobs
-    standing = Standing(unused, local, costs, ModelCatalog(tmp_path), unused, unused, unused, 2, lambda: 100.0)
+def test_a_busier_machine_is_learnt_in_a_few_runs_for_every_model() -> None:
+    costs = CostModel()
+    for _ in range(6):
+        for model in ("m", "n"):
+            for parameters in SIZES:
+                parts = run_parts(TRUTH, parameters)
+                costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), concurrency=1.0))
+    solo = sum(run_parts(TRUTH, BIG).values())
+    assert costs.solo_seconds("n", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
+    for parameters in SIZES[:4]:  # something else loads the machine: runs of "m" take twice as long
+        parts = {part: 2 * seconds for part, seconds in run_parts(TRUTH, parameters).items()}
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency=1.0))
+    busy = costs.solo_seconds("n", BIG, keyframe=False, cold=False)  # "n" has not run since
+    assert busy == pytest.approx(2 * solo, rel=0.3) and busy > 1.5 * solo
 
-    def running(request_id: str) -> LiveJob:
-        record = JobRecord(request_id, "m", "p", "", None, SMALL, PROCESSING, 10, names.PHASE_TEXT_ENCODING, 1.0)
-        job = LiveJob(record, work_of(SMALL), estimate_seconds=8.0)
-        local.live[request_id] = job
-        return job
 
-    job = running("video_req_a")
-    job.concurrency = [2, 2]  # it ran beside another so far (its pace, none yet here, is as slow as that)
-    alone = remaining_seconds(job.workload, job.pace, job.estimate_seconds, 100.0)
-    assert standing.remaining(job) == pytest.approx(alone / 2)  # the other one has finished: twice as fast
-    running("video_req_b")
-    assert standing.remaining(job) == pytest.approx(alone)
+def test_a_run_with_company_for_a_moment_moves_the_slowdown_little() -> None:
+    costs = CostModel(contention=1.0)
+    for parameters in SIZES * 3:
+        parts = run_parts(TRUTH, parameters)
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency=1.0))
+    before = costs.contention
+    parts = {part: 1.1 * seconds for part, seconds in run_parts(TRUTH, SIZES[1]).items()}  # noise, 1 % beside one
+    costs.observe(samples_of_run("m", SIZES[1], parts, sum(parts.values()), concurrency=1.01))
+    assert abs(costs.contention - before) < 0.01
+

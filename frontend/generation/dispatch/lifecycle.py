@@ -109,7 +109,7 @@ class JobLifecycle:
             await self.journal.announce(rec, job)
             if rec.attempts == 1 and rec.started_at is not None:
                 self.runner.telemetry.started(rec.model, rec.created_at, rec.started_at)
-            self.queue.sample_concurrency()
+            self.queue.note_company(self._now())
             outcome = await self.runner.run(job)
         except asyncio.CancelledError:
             raise
@@ -159,7 +159,7 @@ class JobLifecycle:
                 self.runner.telemetry.first_estimate(rec.model, first_estimate, rec.created_at, rec.completed_at)
             if rec.processing_time_seconds:
                 await self._learn(job, rec.processing_time_seconds)
-        self.queue.sample_concurrency()
+        self.queue.note_company(self._now())
         self.queue.retire(job)
         if rec.terminal:
             self._remove_input(rec)
@@ -169,7 +169,7 @@ class JobLifecycle:
     async def _learn(self, job: LiveJob, processing_seconds: float) -> None:
         """A completed run's measured parts teach the cost model, and are stored: the fit survives restarts."""
         rec = job.record
-        concurrency = sum(job.concurrency) / len(job.concurrency) if job.concurrency else 1.0
+        concurrency = job.company.mean(self._now())
         samples = samples_of_run(rec.model, rec.parameters, job.phases, processing_seconds, concurrency)
         self.costs.observe(samples)
         try:
@@ -240,7 +240,7 @@ class JobLifecycle:
         except (DatabaseUnavailableError, InsufficientStorageError) as exc:  # said by health; tried again next tick
             logger.warning("could not renew leases or reap: %s", exc.message)
         await self.refresh_counts()
-        self.queue.sample_concurrency()
+        self.queue.note_company(self._now())
         self.queue.wake()
 
     async def _renew(self) -> None:

@@ -20,6 +20,28 @@ from visualizr.frontend.generation.running.backend import GenerationStream
 from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 
+@dataclass
+class Company:
+    """How many jobs ran here (itself included) during a run, weighted by time: noted at each change."""
+
+    count: int = 0
+    since: float | None = None
+    seconds: float = 0.0
+    job_seconds: float = 0.0
+
+    def note(self, count: int, now: float) -> None:
+        if self.since is not None:
+            elapsed = max(0.0, now - self.since)
+            self.seconds, self.job_seconds = self.seconds + elapsed, self.job_seconds + elapsed * self.count
+        self.count, self.since = count, now
+
+    def mean(self, now: float) -> float:
+        """The time-weighted number of jobs run at once up to ``now`` (the count noted last before any time passed)."""
+        open_for = max(0.0, now - self.since) if self.since is not None else 0.0
+        seconds, job_seconds = self.seconds + open_for, self.job_seconds + open_for * self.count
+        return job_seconds / seconds if seconds > 0 else float(max(1, self.count))
+
+
 @dataclass(eq=False)
 class LiveJob:
     """A job this replica runs (or shows): its record as last written and what only the running replica knows."""
@@ -33,7 +55,7 @@ class LiveJob:
     last_write: float = 0.0
     written_step: str = ""
     phases: dict[str, float] = field(default_factory=dict)  # measured seconds of the run's parts (cost_model)
-    concurrency: list[int] = field(default_factory=list)  # jobs running here, sampled during the run
+    company: Company = field(default_factory=Company)  # the jobs running here during the run
 
     def measured(self, part: str, seconds: float) -> None:
         self.phases[part] = self.phases.get(part, 0.0) + max(0.0, seconds)
@@ -65,11 +87,11 @@ class LocalQueue:
     def running(self) -> Iterator[LiveJob]:
         return (j for j in self.live.values() if j.record.status == PROCESSING)
 
-    def sample_concurrency(self) -> None:
+    def note_company(self, now: float) -> None:
         """Note, on each job running here, how many run here now (the cost model's concurrency of its run)."""
         running = list(self.running())
         for job in running:
-            job.concurrency.append(len(running))
+            job.company.note(len(running), now)
 
     @property
     def idle_count(self) -> int:

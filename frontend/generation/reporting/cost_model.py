@@ -15,12 +15,15 @@ server is learnt in a few jobs), plus ``PRIOR_WEIGHT`` pseudo-samples of the pri
 card's ``estimated_load_time_seconds``) whose weight halves with each real sample: the first job has a sane estimate,
 and history takes over within a few.
 
-Concurrent jobs share one CPU/GPU: a part measured while ``n`` jobs ran takes ``slowdown(n) = 1 + contention x
-(n - 1)`` times its solo seconds. Samples are divided by it before they are fitted; ``contention`` is itself an
-exponentially weighted mean of ``(measured / solo - 1) / (n - 1)`` over the runs measured beside others (their
-parts learnt from ``LEARNT_AFTER`` samples; one value per server: the hardware is shared by every model). A solo
-estimate times the slowdown of the concurrency it will run at is its estimate; the queue's throughput is
-``workers / slowdown(workers)`` solo-seconds per second.
+Concurrent jobs share one CPU/GPU: a part measured while ``n`` jobs ran (on average over its run, weighted by
+time) takes ``slowdown(n) = 1 + contention x (n - 1)`` times its solo seconds. ``contention`` is itself learnt:
+the exponentially weighted least squares of ``measured / expected - 1`` on ``n - 1`` over the runs (their parts
+learnt from ``LEARNT_AFTER`` samples; one value per server: the hardware is shared by every model), so that a
+run that had company for a moment weighs little. The machine's ``speed`` (seconds per fitted second: what else
+loads it, which the service does not see) is a recent-weighted geometric mean of every run's measured over
+predicted seconds (``SPEED_DECAY`` per run, of any model: a busier machine is learnt in a few jobs for all of
+them). Samples are divided by the slowdown and the speed before they are fitted; a solo estimate is the fit times
+the speed; ``schedule`` runs the queue at the slowdown.
 
 Samples are stored (``jobs.store`` ``eta_samples``) and replayed at start-up: the same fit survives a restart.
 Per model, not per inference endpoint: replicas of one model on like hardware share its fit.
@@ -63,8 +66,11 @@ PRIORS = {
 REFERENCE_WORK = {KEYFRAME: 1e3, DENOISE: 1e5, DECODE: 1e3, ENCODE: 1e3}  # a 64x64 clip: 64 cells, ~16 frames
 PRIOR_CONTENTION = 0.5
 MAX_CONTENTION = 3.0
-CONTENTION_DECAY = 0.8  # weight of the slowdown's past per run measured beside others
-LEARNT_AFTER = 3  # samples of a part before it measures the slowdown of the jobs beside it
+CONTENTION_DECAY = 0.8  # weight of the slowdown's past per run (of one run wholly beside one other)
+CONTENTION_PRIOR_WEIGHT = 3.0  # the prior's weight, in runs wholly beside one other
+SPEED_DECAY = 0.7  # weight of the machine speed's past per run
+SPEED_RANGE = (0.2, 5.0)
+LEARNT_AFTER = 5  # samples of a part before its runs measure the slowdown and the speed
 MIN_SOLO_SECONDS = 0.1  # a run's learnt parts must predict this much for its slowdown to count
 
 
@@ -157,6 +163,8 @@ class PartFit:
 class CostModel:
     load_seconds: dict[str, float] = field(default_factory=dict)  # the cards' estimated load times
     contention: float = PRIOR_CONTENTION
+    speed: float = 1.0
+    _shared: float = CONTENTION_PRIOR_WEIGHT  # the contention's weight: decayed sum of (n - 1)^2 and the prior's
     _fits: dict[tuple[str, str], PartFit] = field(default_factory=dict)
 
     def slowdown(self, concurrency: float) -> float:
@@ -169,28 +177,46 @@ class CostModel:
         return self._fits[key]
 
     def part_seconds(self, model: str, part: str, parameters: GenerationParameters) -> float:
-        """Solo seconds of one part of a job."""
+        """Solo seconds of one part of a job, at the machine's speed now."""
         a, b = self._fit(model, part).coefficients()
         fixed, work = features(part, parameters)
-        return fixed * a + work * b
+        return (fixed * a + work * b) * (1.0 if part == LOAD else self.speed)
 
     def _solo(self, sample: CostSample) -> float:
         a, b = self._fit(sample.model, sample.part).coefficients()
         return sample.fixed * a + sample.work * b
 
+    def predicted(self, sample: CostSample) -> float:
+        """Seconds the model gives a measured part at the concurrency it ran at (a load's as they are)."""
+        if sample.part == LOAD:
+            return self._solo(sample)
+        return self._solo(sample) * self.speed * self.slowdown(sample.concurrency)
+
     def observe(self, run: list[CostSample]) -> None:
-        """One run's samples: the slowdown they show against the parts learnt already, then each part's seconds
-        divided by the slowdown (a load's as they are)."""
+        """One run's samples: the slowdown and the speed they show against the parts learnt already, then each
+        part's seconds divided by both (a load's as they are)."""
         concurrency = max((sample.concurrency for sample in run), default=1.0)
         learnt = [s for s in run if s.part != LOAD and self._fit(s.model, s.part).samples >= LEARNT_AFTER]
         solo = sum(self._solo(sample) for sample in learnt)
-        if concurrency > 1.0 and solo >= MIN_SOLO_SECONDS:
-            shown = (sum(sample.seconds for sample in learnt) / solo - 1.0) / (concurrency - 1.0)
-            shown = min(MAX_CONTENTION, max(0.0, shown))
-            self.contention = CONTENTION_DECAY * self.contention + (1 - CONTENTION_DECAY) * shown
+        if solo >= MIN_SOLO_SECONDS:
+            measured = sum(sample.seconds for sample in learnt)
+            self._learn_contention(concurrency - 1.0, measured / (solo * self.speed) - 1.0)
+            shown = measured / (solo * self.speed * self.slowdown(concurrency))
+            low, high = SPEED_RANGE
+            self.speed = min(high, max(low, self.speed * shown ** (1 - SPEED_DECAY)))
         for sample in run:
-            slowdown = 1.0 if sample.part == LOAD else self.slowdown(sample.concurrency)
-            self._fit(sample.model, sample.part).add(sample.fixed, sample.work, sample.seconds / slowdown)
+            scale = 1.0 if sample.part == LOAD else self.slowdown(sample.concurrency) * self.speed
+            self._fit(sample.model, sample.part).add(sample.fixed, sample.work, sample.seconds / scale)
+
+    def _learn_contention(self, extra: float, excess: float) -> None:
+        """One run's point of the contention's least squares: ``excess`` (its slowdown less 1) at ``extra`` jobs
+        beside it on average; alone (``extra`` 0) it tells nothing."""
+        if extra <= 0:
+            return
+        weight = CONTENTION_DECAY * self._shared
+        self._shared = weight + extra * extra
+        shown = (weight * self.contention + extra * excess) / self._shared
+        self.contention = min(MAX_CONTENTION, max(0.0, shown))
 
     def replay(self, runs: Iterable[list[CostSample]]) -> None:
         for run in runs:

@@ -1,18 +1,20 @@
 """Generation-time estimates: what each part of a job takes (its workload, in the cost model's predicted solo
-seconds: ``cost_model``), how long a running job has left (its own pace) and the waits these add up to.
+seconds: ``cost_model``) and how much of it a running job has left (its own pace); ``schedule`` turns these into
+waits and times beside the other jobs.
 
 A clip longer than the model's window (segments, context windows) is counted once per frame: the overlaps cost a
 little more than that, which the job's own pace (below) takes up.
 
-A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining time
-is the work left at the estimate's rate, moving over to its own pace (measured seconds per predicted second since
-its first event) as the work measured reaches ``PACE_TRUSTED_AFTER`` of the whole; between events the work is taken
-to go on at that rate up to the next event's share. Estimates are never below ``MIN_ESTIMATE_SECONDS``.
+A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining work
+is the work left at the estimate's rate, its steps' moving over to its own pace (measured seconds per predicted
+second since its first event, less the slowdown of the jobs it ran beside: solo seconds) as the work measured
+reaches ``PACE_TRUSTED_AFTER`` of the whole (decoding and encoding keep the estimate's: measured runs show their
+errors unrelated to the UNet's); between events the work is taken to go on at that rate up to the next event's
+share. Estimates are never below ``MIN_ESTIMATE_SECONDS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from visualizr import names
@@ -107,33 +109,28 @@ class Pace:
         self.done, self.next_done, self.last_at = max(self.done, done), max(self.next_done, next_done), now
 
 
-def remaining_seconds(work: Workload, pace: Pace, estimate: float, now: float) -> float:
-    """Seconds until a running job is done. At a rate (seconds per unit), the work goes on from the last event
-    until the next event's share is done (a late phase then waits there), and what is left takes that rate. The
-    rate is the estimate's at first, the job's own as more of its work is measured."""
+def remaining_seconds(work: Workload, pace: Pace, estimate: float, now: float, pace_slowdown: float = 1.0) -> float:
+    """Solo seconds of work a running job has left. At a rate (solo seconds per unit), the work goes on from the
+    last event until the next event's share is done (a late phase then waits there), and what is left of the
+    stepped work (conditioning, keyframe, denoising) takes that rate; decoding and encoding take the estimate's
+    (their time does not follow the UNet's). The rate is the estimate's (``estimate``: solo seconds of the whole)
+    at first, the job's own step rate as more of its work is measured: its seconds per unit over
+    ``pace_slowdown``, the slowdown of the jobs it ran beside."""
     total = work.total
     if total <= 0:
         return 0.0
+    stepped, estimate_rate = total - work.decode - work.encode, estimate / total
 
     def left_at(rate: float) -> float:
         since = max(0.0, now - pace.last_at) if pace.first_at is not None else 0.0
-        done_now = min(pace.done + since / rate, max(pace.done, pace.next_done)) if rate > 0 else pace.done
-        return rate * max(0.0, total - done_now)
+        wall_rate = rate * pace_slowdown
+        done_now = min(pace.done + since / wall_rate, max(pace.done, pace.next_done)) if rate > 0 else pace.done
+        return rate * max(0.0, stepped - done_now) + estimate_rate * (total - max(done_now, stepped))
 
-    by_estimate = left_at(estimate / total)
+    by_estimate = left_at(estimate_rate)
     measured = pace.done - pace.first_done
     if pace.first_at is None or measured <= 0 or pace.last_at <= pace.first_at:
         return by_estimate
     trust = min(1.0, measured / (PACE_TRUSTED_AFTER * total))
-    return trust * left_at((pace.last_at - pace.first_at) / measured) + (1 - trust) * by_estimate
-
-
-def wait_seconds(running: Iterable[float], ahead: Iterable[float], workers: int) -> float:
-    """Seconds until a worker is free for a job behind ``ahead`` (estimates of the waiting jobs in front of it):
-    list scheduling of those jobs over the workers, starting from the running jobs' remaining times."""
-    busy = sorted(running)
-    slots = sorted([0.0] * max(0, workers - len(busy)) + busy)[: max(1, workers)] or [0.0]
-    for estimate in ahead:
-        slots[0] += estimate
-        slots.sort()
-    return slots[0]
+    own_rate = (pace.last_at - pace.first_at) / measured / pace_slowdown
+    return trust * left_at(own_rate) + (1 - trust) * by_estimate

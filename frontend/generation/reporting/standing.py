@@ -3,9 +3,11 @@ answers alike: a waiting job's place and what it waits for (a worker, its retry'
 disk space), the seconds left, its status body and progress message, the 202 body, a quote. A job running on this
 replica adds its measured pace.
 
-Estimates come from the cost model (``cost_model``): a job's solo seconds (with a load when its model is not loaded
-and no job before it loads it) times the slowdown of the jobs run at once (``min(workers, running + ahead + 1)``);
-the wait is the list scheduling of the jobs ahead over the workers (``eta.wait_seconds``)."""
+Estimates come from the cost model (``cost_model``): each job's solo seconds of work (with a load when its model is
+not loaded and no job before it loads it; a running job's work left at its own pace), run through a simulation of
+the scheduler (``schedule.simulate``): the workers take the queue in order, jobs running at once share the machine
+at the learnt slowdown. A waiting job's wait is its simulated start, its estimate its simulated end; a running
+job's time left, its simulated end among the jobs running and waiting (which start as workers free up)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ from visualizr.frontend.generation.reporting.eta import (
     MIN_ESTIMATE_SECONDS,
     Workload,
     remaining_seconds,
-    wait_seconds,
     workload,
 )
+from visualizr.frontend.generation.reporting.schedule import Timing, simulate
 from visualizr.frontend.generation.running.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
@@ -76,12 +78,9 @@ class Standing:
     def workload(self, model: str, kind: str, parameters: GenerationParameters) -> Workload:
         return workload(self.costs, model, parameters, keyframe=self._keyframe(model, kind))
 
-    def estimate(
-        self, model: str, kind: str, parameters: GenerationParameters, concurrency: int = 1, cold: bool = False
-    ) -> float:
-        """Seconds of a run beside ``concurrency - 1`` others (``cold``: its model must load first)."""
-        solo = self.costs.solo_seconds(model, parameters, keyframe=self._keyframe(model, kind), cold=cold)
-        return max(MIN_ESTIMATE_SECONDS, solo * self.costs.slowdown(concurrency))
+    def solo(self, model: str, kind: str, parameters: GenerationParameters, cold: bool = False) -> float:
+        """Solo seconds of a run (``cold``: its model must load first)."""
+        return self.costs.solo_seconds(model, parameters, keyframe=self._keyframe(model, kind), cold=cold)
 
     async def loaded(self, model: str) -> bool:
         """Whether the model is loaded on an inference server (asked at most every ``LOADED_TTL_SECONDS``)."""
@@ -92,10 +91,9 @@ class Standing:
         return loaded
 
     async def live(self, record: JobRecord) -> LiveJob:
-        """A job about to run here, with the estimate of its run beside the jobs running here."""
-        concurrency = min(self.workers, sum(1 for _ in self.local.running()) + 1)
+        """A job about to run here, with its solo estimate."""
         cold = not await self.loaded(record.model)
-        estimate = self.estimate(record.model, record.kind, record.parameters, concurrency, cold)
+        estimate = max(MIN_ESTIMATE_SECONDS, self.solo(record.model, record.kind, record.parameters, cold))
         return LiveJob(record, self.workload(record.model, record.kind, record.parameters), estimate)
 
     def held_by(self, record: JobRecord) -> tuple[str, str] | None:
@@ -113,40 +111,58 @@ class Standing:
     def startable(self, record: JobRecord) -> bool:
         return self.held_by(record) is None
 
-    def remaining(self, job: LiveJob) -> float:
-        """Its time left at its pace so far, sped up or slowed down as the jobs running beside it changed since."""
-        left = remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now())
-        if not job.concurrency:
-            return left
-        seen = sum(job.concurrency) / len(job.concurrency)
-        return left * self.costs.slowdown(sum(1 for _ in self.local.running())) / self.costs.slowdown(seen)
+    def solo_left(self, job: LiveJob) -> float:
+        """Solo seconds of work a job running here has left: its time left at its pace so far, less the slowdown
+        of the jobs that ran beside it."""
+        pace_slowdown = self.costs.slowdown(job.company.mean(self._now()))
+        return remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now(), pace_slowdown)
 
-    def _running_remaining(self, running: list[JobRecord]) -> list[float]:
-        """Seconds left of each running job: its pace where it runs here, else its estimate less its time so far."""
-        return [self._left(rec, self.local.live.get(rec.request_id)) for rec in running]
+    def _running_work(self, running: list[JobRecord]) -> list[float]:
+        """Solo seconds of work left of each running job: by its pace where it runs here, else its solo estimate
+        less its time so far at the slowdown of the jobs running now."""
+        slowdown = self.costs.slowdown(len(running))
+        work = []
+        for rec in running:
+            job = self.local.live.get(rec.request_id)
+            if job is not None:
+                work.append(self.solo_left(job))
+            else:
+                elapsed = self._now() - (rec.started_at or self._now())
+                work.append(max(0.0, self.solo(rec.model, rec.kind, rec.parameters) - elapsed / slowdown))
+        return work
 
-    def _left(self, rec: JobRecord, job: LiveJob | None) -> float:
-        if job is not None:
-            return self.remaining(job)
-        elapsed = self._now() - (rec.started_at or self._now())
-        return max(0.0, self.estimate(rec.model, rec.kind, rec.parameters) - elapsed)
+    async def _waiting_work(self, view: QueueView, extra: list[tuple[str, str, GenerationParameters]]) -> list[float]:
+        """Solo seconds of each job of ``view.ahead`` then ``extra``: a cold model loads once, for its first job."""
+        models = {m for m, _, _ in view.ahead} | {m for m, _, _ in extra}
+        loading = {m for m in models if not await self.loaded(m)} - {rec.model for rec in view.running}
+        work = []
+        for model, kind, parameters in [*view.ahead, *extra]:
+            work.append(self.solo(model, kind, parameters, model in loading))
+            loading.discard(model)
+        return work
+
+    def _simulate(self, running: list[float], waiting: list[float]) -> tuple[list[float], list[Timing]]:
+        return simulate(running, waiting, self.workers, self.costs.slowdown)
+
+    async def remaining(self, job: LiveJob) -> float:
+        """Seconds until a job running here is done: its simulated end beside the jobs running and waiting."""
+        view: QueueView = await self.store.run(queue_view(None))
+        running = [rec for rec in view.running if rec.request_id != job.request_id]
+        waiting = await self._waiting_work(view, [])
+        return self._simulate([self.solo_left(job), *self._running_work(running)], waiting)[0][0]
 
     async def running_remaining(self) -> list[float]:
-        return self._running_remaining((await self.store.run(queue_view(None))).running)
+        view: QueueView = await self.store.run(queue_view(None))
+        return self._simulate(self._running_work(view.running), [])[0]
 
     async def _wait_and_run(
         self, view: QueueView, model: str, kind: str, parameters: GenerationParameters
     ) -> tuple[float, float]:
         """(seconds until a worker takes a job behind ``view.ahead``, seconds of its run)."""
-        concurrency = min(self.workers, len(view.running) + len(view.ahead) + 1)
-        models = {m for m, _, _ in view.ahead} | {model}
-        loading = {m for m in models if not await self.loaded(m)} - {rec.model for rec in view.running}
-        ahead = []
-        for job_model, job_kind, job_parameters in view.ahead:  # a cold model loads once, for its first job
-            ahead.append(self.estimate(job_model, job_kind, job_parameters, concurrency, job_model in loading))
-            loading.discard(job_model)
-        wait = wait_seconds(self._running_remaining(view.running), ahead, self.workers)
-        return wait, self.estimate(model, kind, parameters, concurrency, model in loading)
+        waiting = await self._waiting_work(view, [(model, kind, parameters)])
+        _, timings = self._simulate(self._running_work(view.running), waiting)
+        own = timings[-1]
+        return own.start, max(MIN_ESTIMATE_SECONDS, own.end - own.start)
 
     async def waiting(self, record: JobRecord) -> views.Waiting:
         view: QueueView = await self.store.run(queue_view(record))
@@ -166,13 +182,13 @@ class Standing:
     async def status_of(self, rec: JobRecord, job: LiveJob | None) -> JobStatus:
         if rec.status == QUEUED:
             return views.job_status(rec, 0.0, await self.waiting(rec))
-        remaining = self.remaining(job) if job and rec.status == PROCESSING else 0.0
+        remaining = await self.remaining(job) if job and rec.status == PROCESSING else 0.0
         return views.job_status(rec, remaining)
 
     async def progress_message(self, rec: JobRecord, job: LiveJob | None) -> WsProgress:
         if rec.status == QUEUED:
             return views.progress_message(rec, 0.0, await self.waiting(rec))
-        return views.progress_message(rec, self.remaining(job) if job else 0.0)
+        return views.progress_message(rec, await self.remaining(job) if job else 0.0)
 
     async def accepted(self, record: JobRecord, job: LiveJob | None) -> GenerateVideoResponse:
         """The 202 body of a job just stored (or found again by its idempotency key)."""
@@ -181,7 +197,7 @@ class Standing:
             waiting = await self.waiting(record)
             estimate, position = waiting.remaining_seconds, waiting.position
         elif record.status == PROCESSING and job is not None:
-            estimate = self.remaining(job)
+            estimate = await self.remaining(job)
         shown = max(1, round(estimate)) if not record.terminal else 0  # whole seconds, nearest (not rounded up)
         if not record.terminal:  # kept until the job is done (a repeat keeps the first)
             if len(self.first_estimates) >= FIRST_ESTIMATES_KEPT:
