@@ -1,5 +1,6 @@
-"""LTX-Video's loop against diffusers' LTXPipeline on the tiny demo's real networks (in torch and over the
-exported ONNX files), and its own rules (frame counts, tokens' coordinates, cancellation)."""
+"""LTX-Video's loop against diffusers' LTXPipeline (text) and LTXImageToVideoPipeline (image) on the tiny demo's
+real networks (in torch and over the exported ONNX files), and its own rules (frame counts, tokens' coordinates,
+cancellation)."""
 
 from __future__ import annotations
 
@@ -86,11 +87,25 @@ def our_pipeline(tiny_ltx) -> LTXVideoPipeline:
     )
 
 
+def picture(height: int, width: int) -> np.ndarray:
+    """A source image with structure on both axes: uint8 [H, W, 3]."""
+    y, x = np.mgrid[0:height, 0:width]
+    red = (255 * x / width).astype(np.uint8)
+    green = (255 * (((x // 16) + (y // 16)) % 2)).astype(np.uint8)
+    blue = (255 * y / height).astype(np.uint8)
+    return np.stack([red, green, blue], axis=-1)
+
+
 def diffusers_frames(tiny_ltx, req: GenerationRequest) -> np.ndarray:
-    from diffusers import LTXPipeline
+    """diffusers' frames: LTXPipeline, or with an image LTXImageToVideoPipeline (the image at the video's size)."""
+    from diffusers import LTXImageToVideoPipeline, LTXPipeline
+    from PIL import Image
 
     model, assets = tiny_ltx
-    reference = LTXPipeline(
+    pipeline_class, image = LTXPipeline, {}
+    if req.image is not None:
+        pipeline_class, image = LTXImageToVideoPipeline, {"image": Image.fromarray(req.image)}
+    reference = pipeline_class(
         scheduler=SchedulerFactory.from_assets(assets)(),
         vae=model.networks[names.VAE_DECODER],
         text_encoder=model.networks[names.TEXT_ENCODER],
@@ -100,6 +115,7 @@ def diffusers_frames(tiny_ltx, req: GenerationRequest) -> np.ndarray:
     reference.set_progress_bar_config(disable=True)
     frames = latent_num_frames(req.num_frames, 8) * 8 - 7
     video = reference(
+        **image,
         prompt=req.prompt,
         negative_prompt=req.negative_prompt,
         width=req.width,
@@ -134,10 +150,26 @@ def test_frames_equal_diffusers_ltx_pipeline(tiny_ltx, overrides: dict) -> None:
     assert_close(frames, diffusers_frames(tiny_ltx, req))
 
 
-def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path) -> None:
+@pytest.mark.parametrize("overrides", [{}, {"guidance_scale": 1.0, "num_frames": 12, "width": 64, "height": 96}])
+def test_frames_from_an_image_equal_diffusers_image_to_video_pipeline(tiny_ltx, overrides: dict) -> None:
+    model, _ = tiny_ltx
+    req = request(**overrides)
+    req = request(**overrides, image=picture(req.height, req.width))
+    components = TorchComponents.from_specs(model.specs, model.networks)
+    frames = run(our_pipeline(tiny_ltx)(req, components))
+    assert frames.shape == (req.num_frames, req.height, req.width, 3)
+    assert_close(frames, diffusers_frames(tiny_ltx, req))
+    text_only = run(our_pipeline(tiny_ltx)(request(**overrides), components))
+    assert not np.array_equal(frames, text_only)  # the image changed the video
+
+
+@pytest.mark.parametrize("with_image", [False, True])
+def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path, with_image) -> None:
     from visualizr.pipeline.onnx_components import OnnxComponents
 
     req = request(num_frames=12, fps=25, seed=3)  # 17 made, 12 kept
+    if with_image:
+        req = request(num_frames=12, fps=25, seed=3, image=picture(req.height, req.width))
     components = OnnxComponents.from_repository(model_repository, "ltx-video", intra_op_num_threads=2)
     frames = run(our_pipeline(tiny_ltx)(req, components))
     assert_close(frames, diffusers_frames(tiny_ltx, req))
@@ -162,6 +194,16 @@ def test_cancel_stops_before_the_next_transformer_call(tiny_ltx) -> None:
     with pytest.raises(Cancelled):
         run(collect())
     assert calls == [names.TEXT_ENCODER, TRANSFORMER]  # the text, one step, then nothing
+    calls.clear(), events.clear()
+
+    async def collect_from_image():
+        req = request(image=picture(64, 96))
+        async for event in our_pipeline(tiny_ltx).generate(req, Counting(), lambda: len(events) >= 2):
+            events.append(event)
+
+    with pytest.raises(Cancelled):
+        run(collect_from_image())
+    assert calls == [names.TEXT_ENCODER, names.VAE_ENCODER, TRANSFORMER]
 
 
 def test_one_step_is_refused_by_the_loop_and_the_card(tiny_ltx) -> None:

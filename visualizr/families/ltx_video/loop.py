@@ -1,9 +1,14 @@
 """LTX-Video's denoising loop: the shared ``DiffusionPipeline`` over a diffusion transformer, as diffusers'
-``LTXPipeline`` does it (same seed, same networks -> the same frames):
+``LTXPipeline`` does it, and from an image as ``LTXImageToVideoPipeline`` does (same seed, same networks -> the
+same frames):
 
 * the prompt (and with guidance the negative prompt, "" by default) through T5, with its attention mask;
 * seeded noise [1, C, f, h, w] packed into tokens [1, f*h*w, C] (patch size 1), each token's coordinates
   (frame x 8 / fps, y x 32, x x 32: RoPE's positions) sent to the transformer as ``video_coords``;
+* from an image: the image as a one-frame clip through ``vae_encoder``, its latent distribution sampled with the
+  request's generator (before the noise) and normalised by the VAE's statistics, is the first latent frame's
+  tokens. Those tokens are held: their timestep is 0 (the transformer takes one per token) and the scheduler
+  steps only the others;
 * flow matching: sigmas linspace(1, 1/steps), shifted by ``mu`` from the token count (dynamic shifting);
   classifier-free guidance as ONE transformer call at twice the batch;
 * decoding the whole clip in one call: denormalised latents, blended with seeded noise by ``decode_noise_scale``,
@@ -28,6 +33,7 @@ from visualizr.families.ltx_video import MIN_STEPS, latent_num_frames
 from visualizr.families.ltx_video.vocabulary import (
     DECODE_TIMESTEP,
     ENCODER_ATTENTION_MASK,
+    LATENT_DISTRIBUTION,
     TRANSFORMER,
     VIDEO_COORDS,
 )
@@ -59,6 +65,7 @@ class LTXDenoising(Denoising):
 
     latent_shape: tuple[int, int, int] = (1, 1, 1)  # latent frames, height, width
     num_frames: int = 1  # the frames asked for (the clip is trimmed to them)
+    conditioned_tokens: int = 0  # the leading tokens held as they are (from an image: its latent frame's)
 
 
 def calculate_shift(tokens: int, config: dict[str, Any]) -> float:
@@ -122,8 +129,6 @@ class LTXVideoPipeline(DiffusionPipeline):
     def check_inputs(self, request: GenerationRequest) -> None:
         check_prompt(request)
         check_common_inputs(request, self.config)
-        if request.image is not None:
-            raise InvalidRequest("this model makes videos from text only")
         if request.fps is not None and request.fps < 1:
             raise InvalidRequest(f"fps must be >= 1, got {request.fps}")
         if request.num_inference_steps < MIN_STEPS:
@@ -150,6 +155,24 @@ class LTXVideoPipeline(DiffusionPipeline):
         scheduler.set_timesteps(num_inference_steps, device=self.placement.device, sigmas=sigmas, mu=mu)
         return scheduler
 
+    async def encode_image(self, image: np.ndarray, components: Components, generator: torch.Generator) -> torch.Tensor:
+        """uint8 [H, W, 3] -> its latent [1, C, 1, h, w]: sampled from ``vae_encoder``'s distribution with
+        ``generator`` (diffusers' ``retrieve_latents``), normalised by the VAE's statistics."""
+        config, place = self.config, self.placement
+        pixels = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None] * 2.0 - 1.0
+        inputs = {names.VAE_ENCODER_PIXELS: place.to_network(pixels)}
+        distribution = place.from_network(await components.run(names.VAE_ENCODER, inputs, LATENT_DISTRIBUTION))
+        sample_mean, sample_std = distribution.unsqueeze(2).chunk(2, dim=1)
+        noise = torch.randn(sample_mean.shape, generator=generator, dtype=torch.float32).to(place.device)
+        latent = sample_mean + sample_std * noise
+        # the inverse of decode's denormalisation (diffusers' pipelines leave the scaling at 1, as LTX's VAEs have it)
+        mean, std = self.latents_statistic(config.latents_mean), self.latents_statistic(config.latents_std)
+        return (latent - mean) * config.vae_scaling_factor / std
+
+    def latents_statistic(self, values: list[float]) -> torch.Tensor:
+        """A per-channel statistic of the VAE's latents, [1, C, 1, 1, 1] on the device."""
+        return torch.tensor(values, dtype=torch.float32, device=self.placement.device).view(1, -1, 1, 1, 1)
+
     async def prepare(self, request: GenerationRequest, components: Components, checkpoint: Checkpoint) -> LTXDenoising:
         config = self.config
         embeddings, mask = await self.encode_prompt(request, components, checkpoint)
@@ -159,8 +182,16 @@ class LTXVideoPipeline(DiffusionPipeline):
             request.width // config.vae_scale_factor,
         )
         generator = self.seeded_generator(request.seed)
+        image_latent = None
+        if request.image is not None:
+            checkpoint(0)
+            image_latent = await self.encode_image(request.image, components, generator)
         noise = torch.randn((1, config.latent_channels, *shape), generator=generator, dtype=torch.float32)
         latents = pack_latents(noise).to(self.placement.device)
+        conditioned_tokens = 0
+        if image_latent is not None:  # the first latent frame's tokens are the image's
+            conditioned_tokens = shape[1] * shape[2]
+            latents[:, :conditioned_tokens] = pack_latents(image_latent)
         tokens = latents.shape[1]
         fps = request.fps or DEFAULT_FPS
         coords = video_coords(shape, fps, config.vae_temporal_scale_factor, config.vae_scale_factor)
@@ -179,26 +210,33 @@ class LTXVideoPipeline(DiffusionPipeline):
             guidance=request.guidance_scale if request.do_classifier_free_guidance else None,
             latent_shape=shape,
             num_frames=request.num_frames,
+            conditioned_tokens=conditioned_tokens,
         )
 
     async def denoise_step(self, components: Components, state: Denoising, t: torch.Tensor) -> torch.Tensor:
-        """One flow-matching step (no input scaling); with guidance ONE transformer call at twice the batch."""
-        latents = state.latents
+        """One flow-matching step (no input scaling); with guidance ONE transformer call at twice the batch. The
+        conditioned tokens get timestep 0 and are kept as they are; the scheduler steps the others."""
+        assert isinstance(state, LTXDenoising)
+        latents, held = state.latents, state.conditioned_tokens
         do_cfg = state.guidance is not None
         model_input = torch.cat([latents, latents]) if do_cfg else latents
-        noise_pred = await self.predict_noise(components, model_input, t, state.conditioning)
+        timestep = t.to(torch.float32).expand(model_input.shape[:2]).clone()
+        timestep[:, :held] = 0.0
+        # the conditioning's timestep replaces predict_noise's one per sample
+        conditioning = {**state.conditioning, names.UNET_TIMESTEP: timestep}
+        noise_pred = await self.predict_noise(components, model_input, t, conditioning)
         if do_cfg:
             noise_uncond, noise_cond = noise_pred.chunk(2)
             noise_pred = noise_uncond + state.guidance * (noise_cond - noise_uncond)
-        return state.scheduler.step(noise_pred, t, latents).prev_sample
+        stepped = state.scheduler.step(noise_pred[:, held:], t, latents[:, held:]).prev_sample
+        return torch.cat([latents[:, :held], stepped], dim=1)
 
     async def decode(self, components: Components, state: Denoising) -> np.ndarray:
         """The whole clip in one vae_decoder call, trimmed to the frames asked for: uint8 [F, H, W, 3]."""
         assert isinstance(state, LTXDenoising)
         config, place = self.config, self.placement
         latents = unpack_latents(state.latents, state.latent_shape)
-        mean = torch.tensor(config.latents_mean, dtype=torch.float32, device=place.device).view(1, -1, 1, 1, 1)
-        std = torch.tensor(config.latents_std, dtype=torch.float32, device=place.device).view(1, -1, 1, 1, 1)
+        std, mean = self.latents_statistic(config.latents_std), self.latents_statistic(config.latents_mean)
         latents = latents * std / config.vae_scaling_factor + mean
         timestep = 0.0
         if config.timestep_conditioning:
