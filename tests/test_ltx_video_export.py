@@ -199,12 +199,12 @@ def test_tensorrt_profiles_and_t5_precision() -> None:
     text, transformer, decoder, encoder = (spec(dims) for spec in NETWORK_SPECS)
     h = limits.latent_height
     assert (h.min, h.opt, h.max) == (2, 4, 32)
-    # 161 frames max -> 21 latent frames; 9 by default -> 2; 2 at least -> 2
+    # 161 frames max -> 21 latent frames (and a keyframe's 1); 9 by default -> 2; 2 at least -> 2
     tokens = transformer.axis_ranges(limits)[TOKENS]
-    assert (tokens.min, tokens.opt, tokens.max) == (2 * 2 * 2, 2 * 4 * 4, 21 * 32 * 32)
-    assert transformer.profiles(limits)[names.UNET_SAMPLE] == ((1, 8, 8), (2, 32, 8), (4, 21504, 8))
+    assert (tokens.min, tokens.opt, tokens.max) == (2 * 2 * 2, 2 * 4 * 4, 22 * 32 * 32)
+    assert transformer.profiles(limits)[names.UNET_SAMPLE] == ((1, 8, 8), (2, 32, 8), (4, 22528, 8))
     assert decoder.profiles(limits)[names.VAE_LATENT] == ((1, 8, 2, 2, 2), (1, 8, 2, 4, 4), (1, 8, 21, 32, 32))
-    assert transformer.profiles(limits)[names.UNET_TIMESTEP] == ((1, 8), (2, 32), (4, 21504))  # one per token
+    assert transformer.profiles(limits)[names.UNET_TIMESTEP] == ((1, 8), (2, 32), (4, 22528))  # one per token
     assert encoder.profiles(limits)[names.VAE_ENCODER_PIXELS] == ((1, 3, 64, 64), (1, 3, 128, 128), (1, 3, 1024, 1024))
     assert [engine_precision(text, p) for p in ("fp16", "bf16", "fp8")] == ["fp32", "bf16", "fp32"]
     assert [engine_precision(transformer, p) for p in ("fp16", "fp8")] == ["fp16", "fp8"]

@@ -97,16 +97,25 @@ def picture(height: int, width: int) -> np.ndarray:
 
 
 def diffusers_frames(tiny_ltx, req: GenerationRequest) -> np.ndarray:
-    """diffusers' frames: LTXPipeline, or with an image LTXImageToVideoPipeline (the image at the video's size)."""
-    from diffusers import LTXImageToVideoPipeline, LTXPipeline
+    """diffusers' frames: LTXPipeline, with an image LTXImageToVideoPipeline (the image at the video's size), with
+    an end image too LTXConditionPipeline (the images at frames 0 and num_frames - 1; its explicit timesteps with
+    the scheduler's dynamic shifting off, which would refuse them)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTXConditionPipeline, LTXImageToVideoPipeline, LTXPipeline
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
     from PIL import Image
 
     model, assets = tiny_ltx
+    scheduler = SchedulerFactory.from_assets(assets)()
     pipeline_class, image = LTXPipeline, {}
-    if req.image is not None:
+    if req.end_image is not None:
+        scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False)
+        first = LTXVideoCondition(image=Image.fromarray(req.image), frame_index=0)
+        last = LTXVideoCondition(image=Image.fromarray(req.end_image), frame_index=req.num_frames - 1)
+        pipeline_class, image = LTXConditionPipeline, {"conditions": [first, last]}
+    elif req.image is not None:
         pipeline_class, image = LTXImageToVideoPipeline, {"image": Image.fromarray(req.image)}
     reference = pipeline_class(
-        scheduler=SchedulerFactory.from_assets(assets)(),
+        scheduler=scheduler,
         vae=model.networks[names.VAE_DECODER],
         text_encoder=model.networks[names.TEXT_ENCODER],
         tokenizer=model.assets["tokenizer"],
@@ -163,13 +172,29 @@ def test_frames_from_an_image_equal_diffusers_image_to_video_pipeline(tiny_ltx, 
     assert not np.array_equal(frames, text_only)  # the image changed the video
 
 
-@pytest.mark.parametrize("with_image", [False, True])
-def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path, with_image) -> None:
+@pytest.mark.parametrize(
+    "overrides", [{}, {"guidance_scale": 1.0, "num_frames": 12, "width": 64, "height": 96, "num_inference_steps": 4}]
+)
+def test_frames_from_two_images_equal_diffusers_condition_pipeline(tiny_ltx, overrides: dict) -> None:
+    model, _ = tiny_ltx
+    req = request(**overrides)
+    first, last = picture(req.height, req.width), 255 - picture(req.height, req.width)
+    req = request(**overrides, image=first, end_image=last)
+    components = TorchComponents.from_specs(model.specs, model.networks)
+    frames = run(our_pipeline(tiny_ltx)(req, components))
+    assert frames.shape == (req.num_frames, req.height, req.width, 3)
+    assert_close(frames, diffusers_frames(tiny_ltx, req))
+    from_first = run(our_pipeline(tiny_ltx)(request(**overrides, image=first), components))
+    assert not np.array_equal(frames, from_first)  # the end image changed the video
+
+
+@pytest.mark.parametrize("images", [0, 1, 2])  # text, from an image, keyframes
+def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path, images: int) -> None:
     from visualizr.pipeline.onnx_components import OnnxComponents
 
-    req = request(num_frames=12, fps=25, seed=3)  # 17 made, 12 kept
-    if with_image:
-        req = request(num_frames=12, fps=25, seed=3, image=picture(req.height, req.width))
+    first = picture(64, 96)
+    pictures = [{}, {"image": first}, {"image": first, "end_image": 255 - first}][images]
+    req = request(num_frames=12, fps=25, seed=3, **pictures)  # 17 made, 12 kept
     components = OnnxComponents.from_repository(model_repository, "ltx-video", intra_op_num_threads=2)
     frames = run(our_pipeline(tiny_ltx)(req, components))
     assert_close(frames, diffusers_frames(tiny_ltx, req))

@@ -32,6 +32,7 @@ from visualizr.families.ltx_video.vocabulary import (
     DECODE_TIMESTEP,
     ENCODER_ATTENTION_MASK,
     LATENT_DISTRIBUTION,
+    TEXT_ATTENTION_MASK,
     TRANSFORMER,
     VIDEO_COORDS,
 )
@@ -57,10 +58,28 @@ def _latent_frames_range(dims: LTXVideoDims, frames: AxisRange) -> AxisRange:
 
 
 class LTXTextEncoderSpec(TextEncoderSpec):
-    """T5: its activations overflow fp16, so its engine is built in fp32 (or bf16 when asked for)."""
+    """T5 with its attention mask (LTXConditionPipeline masks the padding, LTXPipeline does not: all ones). Its
+    activations overflow fp16, so its engine is built in fp32 (or bf16 when asked for)."""
 
     dims: LTXVideoDims
     engine_precisions = ("fp32", "bf16")
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return (*super().inputs, TensorSpec(TEXT_ATTENTION_MASK, "int64", (BATCH, self.dims.text_max_length)))
+
+    def _sample_input(self, tensor: TensorSpec, shape: tuple[int, ...], generator: Any) -> Any:
+        import torch
+
+        if tensor.name == TEXT_ATTENTION_MASK:  # the first tokens of each prompt
+            lengths = torch.randint(1, shape[1] + 1, (shape[0], 1), generator=generator)
+            return (torch.arange(shape[1])[None] < lengths).to(torch.int64)
+        return super()._sample_input(tensor, shape, generator)
+
+    def wrapper(self, network: Any) -> Any:
+        from visualizr.export.families.ltx_video.wrappers import T5Wrapper
+
+        return T5Wrapper(network)
 
 
 class TransformerSpec(NetworkSpec):
@@ -88,7 +107,8 @@ class TransformerSpec(NetworkSpec):
     def axis_ranges(self, limits: ShapeLimits) -> dict[str, AxisRange]:
         frames = _latent_frames_range(self.dims, limits.frames)
         h, w = limits.latent_height, limits.latent_width
-        tokens = AxisRange(frames.min * h.min * w.min, frames.opt * h.opt * w.opt, frames.max * h.max * w.max)
+        # keyframes append the last picture's tokens: one latent frame more at most
+        tokens = AxisRange(frames.min * h.min * w.min, frames.opt * h.opt * w.opt, (frames.max + 1) * h.max * w.max)
         return {**super().axis_ranges(limits), TOKENS: tokens}
 
     def sizes(self, case: ShapeCase) -> dict[str, int]:

@@ -225,3 +225,14 @@ class VAEEncoderWrapper(torch.nn.Module):
         with permuted_movedim():
             distribution = self.vae.encode(pixel_values.unsqueeze(2), return_dict=True).latent_dist
         return torch.cat([distribution.mean, distribution.std], dim=1)[:, :, 0]
+
+
+class T5Wrapper(torch.nn.Module):
+    """T5's last hidden states, its attention mask an input."""
+
+    def __init__(self, text_encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state

@@ -39,7 +39,7 @@ FAMILY: Final = Family(
         names.IN_NUM_INFERENCE_STEPS,
         names.IN_GUIDANCE_SCALE,
     ),
-    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_FPS, names.IN_IMAGE),
+    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_FPS, names.IN_IMAGE, names.IN_END_IMAGE),
     pipeline="visualizr.families.ltx_video.loop:LTXVideoPipeline",
     # the image is the first frame as it is (LTXImageToVideoPipeline has no strength): motion_strength sets nothing
     motion=lambda strength: {},

@@ -1,6 +1,7 @@
 """Tensor and component names only LTX-Video's networks use (shared ones: visualizr.names).
 
-text_encoder  (T5EncoderModel) input_ids int64 [B, L] -> last_hidden_state float32 [B, L, D] (L = 128)
+text_encoder  (T5EncoderModel) input_ids int64 [B, L], attention_mask int64 [B, L] (1: a token; all ones but for
+              keyframes, as diffusers' pipelines run T5) -> last_hidden_state float32 [B, L, D] (L = 128)
 transformer   (LTXVideoTransformer3DModel) sample float32 [B, S, C] (the packed latents: S = frames x h x w
               tokens), timestep float32 [B, S] (per token: image-to-video's first frame at 0),
               encoder_hidden_states float32 [B, L, D], encoder_attention_mask float32 [B, L] (1: a token),
@@ -21,3 +22,4 @@ ENCODER_ATTENTION_MASK: Final = "encoder_attention_mask"
 VIDEO_COORDS: Final = "video_coords"
 DECODE_TIMESTEP: Final = "decode_timestep"
 LATENT_DISTRIBUTION: Final = "latent_distribution"
+TEXT_ATTENTION_MASK: Final = "attention_mask"
