@@ -76,26 +76,33 @@ def test_text_to_video_has_the_frames_asked_for_and_the_same_seed_gives_the_same
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def upload(api: ApiProcess, picture: np.ndarray, **changes: str) -> str:
+def png(picture: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, format="PNG")
-    response = httpx.post(
-        f"{api.base_url}/api/v1/generate/video/from-image",
-        data={**FORM, **changes},
-        files={"image": ("source.png", buffer.getvalue(), "application/octet-stream")},
-        timeout=30,
-    )
+    return buffer.getvalue()
+
+
+def post_image(api: ApiProcess, picture: np.ndarray, end: np.ndarray | None = None, **changes: str) -> httpx.Response:
+    files = {"image": ("source.png", png(picture), "application/octet-stream")}
+    if end is not None:
+        files["end_image"] = ("end.png", png(end), "application/octet-stream")
+    url = f"{api.base_url}/api/v1/generate/video/from-image"
+    return httpx.post(url, data={**FORM, **changes}, files=files, timeout=30)
+
+
+def upload(api: ApiProcess, picture: np.ndarray, end: np.ndarray | None = None, **changes: str) -> str:
+    response = post_image(api, picture, end, **changes)
     assert response.status_code == 202, response.text
     return response.json()["request_id"]
 
 
-def loop_frames(model_repository: Path, picture: np.ndarray | None) -> np.ndarray:
+def loop_frames(model_repository: Path, picture: np.ndarray | None, end: np.ndarray | None = None) -> np.ndarray:
     """The frames the family's loop makes in this process for FORM (over the repository's ONNX files)."""
     from visualizr.pipeline.onnx_components import OnnxComponents
 
     request = GenerationRequest(
         prompt=FORM["motion_prompt"], width=64, height=96, num_frames=6, num_inference_steps=3,
-        guidance_scale=3.0, seed=9, fps=25, image=picture,
+        guidance_scale=3.0, seed=9, fps=25, image=picture, end_image=end,
     )  # fmt: skip
     pipeline = load_pipeline(assets_dir(model_repository / LTX))
     components = OnnxComponents.from_repository(model_repository, LTX, intra_op_num_threads=1)
@@ -131,6 +138,30 @@ def test_from_image_makes_the_loop_s_video_of_the_image(
     assert from_loop < 0.25 * from_other
 
 
+def test_keyframes_make_the_loop_s_video_of_both_images(
+    api: ApiProcess, model_repository: Path, tmp_path: Path
+) -> None:
+    """With an end_image the video is the loop's keyframe video (diffusers' LTXConditionPipeline,
+    tests/test_ltx_video_loop.py) through the codec, far closer to it than to the from-image video."""
+    picture = gradient_image(96, 64)
+    keyframes = video(api, upload(api, picture, 255 - picture))
+    assert len(keyframes) == 6 and keyframes[0].shape == (96, 64, 3)
+    expected = through_the_codec(loop_frames(model_repository, picture, 255 - picture), tmp_path / "keyframes.mp4")
+    from_image = through_the_codec(loop_frames(model_repository, picture), tmp_path / "image.mp4")
+    from_loop, from_first_only = mean_difference(keyframes, expected), mean_difference(keyframes, from_image)
+    print(f"mean difference from the loop's keyframe video: {from_loop:.2f}; from its from-image video: "
+          f"{from_first_only:.2f}")  # fmt: skip
+    assert from_loop < 0.25 * from_first_only
+
+
+def test_end_image_is_refused_where_the_card_does_not_allow_it(api: ApiProcess) -> None:
+    picture = gradient_image(96, 64)
+    for model in ("stable-video-diffusion", "animatediff"):
+        response = post_image(api, picture, picture, model=model, fps="8")
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["details"]["field"] == "end_image"
+
+
 def test_cancel_stops_ltx_within_one_step(api: ApiProcess, triton: TritonServer) -> None:
     steps = 50
     request_id = submit(api, num_inference_steps=steps, width=256, height=256, num_frames=121)
@@ -141,7 +172,7 @@ def test_unload_and_load_ltx(api: ApiProcess, triton: TritonServer, model_reposi
     models = read_model_card(model_repository / LTX / MODEL_CARD_FILENAME).triton_models
     listed = httpx.get(f"{api.base_url}/api/v1/models/{LTX}", timeout=30).json()
     assert listed["type"] == "text-to-video" and listed["status"] == "loaded"
-    assert listed["capabilities"]["supports_image_to_video"] and not listed["capabilities"]["supports_end_image"]
+    assert listed["capabilities"]["supports_image_to_video"] and listed["capabilities"]["supports_end_image"]
     index_url = f"http://{triton.settings.triton_http_url}/v2/repository/index"
 
     def ready() -> dict[str, bool]:

@@ -221,7 +221,7 @@ def test_model_card_pipeline_config_and_assets(exported_repository: Path) -> Non
         MODEL_ID,
     ]
     assert "8k+1" in card.notes and card.parameter("width").multiple_of == 32
-    assert card.capabilities.supports_image_to_video and not card.capabilities.supports_end_image
+    assert card.capabilities.supports_image_to_video and card.capabilities.supports_end_image
     config = read_pipeline_config(model_dir / "1" / "assets" / "pipeline.json", LTXVideoConfig)
     assert (config.vae_scale_factor, config.vae_temporal_scale_factor, config.text_max_length) == (32, 8, 128)
     assert (model_dir / "1" / "assets" / "tokenizer" / "tokenizer.json").is_file()

@@ -515,8 +515,12 @@ def test_ltx_videos_from_text_and_a_picture_by_the_form_of_its_card(api: ApiProc
         page.click("#tab-image")  # its card takes a picture too: offered for one, and the picture is the first frame
         models = page.locator("#f-model option").evaluate_all("options => options.map((o) => o.value)")
         assert "ltx-video" in models
-        page.select_option("#f-model", "ltx-video")
+        page.select_option("#f-model", "stable-video-diffusion")  # its card takes no end image: no such input
+        expect(page.locator("#f-end_image")).to_have_count(0)
+        page.select_option("#f-model", "ltx-video")  # LTX's does (keyframes): the video ends at the second picture
         drop_image(page, gradient_png())
+        end = {"name": "end.png", "mimeType": "image/png", "buffer": gradient_png()}
+        page.set_input_files("#f-end_image", files=[end])
         page.fill("#f-motion_prompt", "studio: a paper boat from a picture, LTX")
         fill_small(page)
         page.fill("#f-duration_seconds", "0.5")
@@ -524,3 +528,4 @@ def test_ltx_videos_from_text_and_a_picture_by_the_form_of_its_card(api: ApiProc
         video_id = wait_in_gallery(page, submit(page)).get_attribute("data-video-id")
         asset = httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30).json()
         assert asset["model"] == "ltx-video" and asset["prompt"] == "studio: a paper boat from a picture, LTX"
+        assert asset["parameters"]["end_image"] is True
