@@ -112,15 +112,17 @@ class _Data:
         self.text_length = text_length
         self.rng = np.random.default_rng(SEED)
 
-    def token_ids(self, batch: int) -> np.ndarray:
+    def tokens(self, batch: int, field: str = "input_ids") -> np.ndarray:
+        """The prompts' token ids (or, ``field`` "attention_mask", their attention mask) [batch, text length]."""
         texts = ([NEGATIVE_PROMPT, PROMPT] * batch)[-batch:]
         encoded = self.tokenizer(texts, padding="max_length", max_length=self.text_length, truncation=True,
                                  return_tensors="np")
-        return encoded.input_ids.astype(np.int64)
+        return getattr(encoded, field).astype(np.int64)
 
     def component_input(self, name: str, dtype: type, shape: tuple[int, ...], axes: tuple[Any, ...]) -> np.ndarray:
-        if np.issubdtype(dtype, np.integer):  # token ids are the only integer inputs of the networks
-            return self.token_ids(shape[0])[:, : shape[1]].reshape(shape).astype(dtype)
+        if np.issubdtype(dtype, np.integer):  # token ids and (T5's) their attention mask: the integer inputs
+            field = "attention_mask" if name == "attention_mask" else "input_ids"
+            return self.tokens(shape[0], field)[:, : shape[1]].reshape(shape).astype(dtype)
         if name == names.UNET_TIMESTEP:
             return np.full(shape, TIMESTEP, dtype=dtype)
         if name == UNET_IP_ADAPTER_SCALE:

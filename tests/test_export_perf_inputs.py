@@ -16,7 +16,8 @@ from visualizr.families import FAMILY_NAMES, get_family
 from visualizr.families.animatediff.vocabulary import IMAGE_ENCODER_PIXELS, TEXT_INPUT_IDS, UNET_IP_ADAPTER_SCALE
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 
-DTYPES = {"input_ids": np.int64, "image": np.uint8, "ip_adapter_image": np.uint8}
+DTYPES = {"input_ids": np.int64, "attention_mask": np.int64, "image": np.uint8, "end_image": np.uint8}
+DTYPES["ip_adapter_image"] = np.uint8
 
 
 @pytest.mark.parametrize("model_id", FAMILY_NAMES)  # the demo holds one model per family, named like it

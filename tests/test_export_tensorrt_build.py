@@ -170,13 +170,13 @@ def test_tensorrt_after_an_onnxruntime_build_builds_every_engine(
     onnxruntime_build: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Every family's components (5 of AnimateDiff with its IP-Adapter's image encoder, 4 of Stable Video Diffusion
-    and 3 of its keyframe stage, 3 of LTX-Video) get their engines."""
+    and 3 of its keyframe stage, 4 of LTX-Video) get their engines."""
     repository = onnxruntime_build
     with fake_tensorrt() as trt:
         assert _export(repository, H200, monkeypatch) == 0
     out = capsys.readouterr().out
     components = sum(len(get_family(family).components) for family in FAMILY_NAMES)
-    assert components == 15
+    assert components == 16
     assert out.count("reused cached ONNX") == components and out.count("built TensorRT engine") == components
     assert len(trt.builds) == components
     for family in FAMILY_NAMES:

@@ -40,11 +40,15 @@ ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 FORM = {"motion_prompt": "gentle swaying in the wind", "duration_seconds": "1.5", "fps": "4", "motion_strength": "0.6"}
 
 
-def image_settings(tmp_path: Path, *, image_to_video: bool = True, **overrides: Any) -> Settings:
-    """make_settings, with a card whose pipeline accepts a source image (or not)."""
+def image_settings(
+    tmp_path: Path, *, image_to_video: bool = True, end_image: bool = False, **overrides: Any
+) -> Settings:
+    """make_settings, with a card whose pipeline accepts a source image (or not), and an end image (or not)."""
     settings = make_settings(tmp_path, **overrides)
     card = make_card()
-    caps = msgspec.structs.replace(card.capabilities, supports_image_to_video=image_to_video)
+    caps = msgspec.structs.replace(
+        card.capabilities, supports_image_to_video=image_to_video, supports_end_image=end_image
+    )
     write_model_card(
         msgspec.structs.replace(card, capabilities=caps), settings.model_repository / MODEL_ID / "model_card.json"
     )
@@ -250,6 +254,27 @@ def test_from_image_needs_a_model_that_takes_images(tmp_path: Path) -> None:
     with TestClient(create_app(settings, backend=FakeBackend()), timeout=20) as client:
         error = error_of(upload(client), 400, "INVALID_PARAMETERS")
         assert error["details"]["field"] == "model"
+
+
+def test_end_image_only_where_the_card_supports_it(client: TestClient) -> None:
+    end = ("end.png", encoded(gradient(100, 200)), "image/png")
+    error = error_of(upload(client, end_image=end), 400, "INVALID_PARAMETERS")
+    assert error["details"]["field"] == "end_image"
+
+
+def test_end_image_reaches_the_pipeline_fitted_like_the_image(tmp_path: Path, fake: FakeBackend) -> None:
+    end = ("end.png", encoded(gradient(100, 200).rotate(90, expand=True)), "image/png")
+    with running_app(image_settings(tmp_path, end_image=True), fake, timeout=20) as client:
+        rid = upload(client, {**FORM, "width": "64", "height": "48"}, end_image=end).json()["request_id"]
+        assert wait_for(client, rid, {"completed", "failed"})["status"] == "completed"
+    job = fake.streams[0].job
+    expected = np.asarray(ImageOps.fit(Image.open(io.BytesIO(end[1])), (64, 48), method=Image.Resampling.LANCZOS))
+    assert job.end_image is not None and np.array_equal(job.end_image, expected.astype(np.uint8))
+    assert not np.array_equal(job.end_image, job.image)
+    assert msgspec.json.decode(job_row(tmp_path, rid)["parameters"])["end_image"] is True
+    assert list((tmp_path / "data/inputs").iterdir()) == []  # both pictures deleted once the job ended
+    arrays = request_arrays(job, {names.IN_IMAGE, names.IN_END_IMAGE})
+    assert arrays[names.IN_END_IMAGE].shape == (48, 64, 3)
 
 
 def test_cancelled_image_job_drops_its_image(tmp_path: Path) -> None:

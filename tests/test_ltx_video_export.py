@@ -20,8 +20,8 @@ from visualizr.export.families.ltx_video.specs import NETWORK_SPECS, TOKENS, LTX
 from visualizr.export.families.ltx_video.tiny import SCHEDULER_CONFIG, build_tiny_pipeline, ensure_tiny_weights
 from visualizr.export.families.ltx_video.tokenizer_training import build_t5_tokenizer, train_t5_tokenizer
 from visualizr.export.families.ltx_video.wrappers import (
-    AxisOneTimesteps,
     DecomposedRMSNorm,
+    TokenTimesteps,
     permuted_movedim,
     rotary_by_positive_axes,
 )
@@ -106,10 +106,11 @@ def test_rms_norm_stand_in_is_identical() -> None:
 def test_timesteps_stand_in_is_identical() -> None:
     from diffusers.models.embeddings import Timesteps
 
-    timesteps = torch.rand(37) * 1000
+    timesteps = torch.rand(3, 37) * 1000  # per token: diffusers embeds them flattened
     for channels, flip, shift in ((256, True, 0), (31, False, 1)):
         original = Timesteps(channels, flip_sin_to_cos=flip, downscale_freq_shift=shift)
-        assert torch.equal(AxisOneTimesteps(original)(timesteps), original(timesteps))
+        expected = original(timesteps.flatten()).unflatten(0, (3, 37))
+        assert torch.equal(TokenTimesteps(original)(timesteps), expected)
 
 
 def test_rotary_stand_in_is_identical() -> None:
@@ -129,23 +130,33 @@ def test_movedim_stand_in_is_identical() -> None:
 
 
 def test_wrappers_compute_what_the_networks_compute(tiny_ltx) -> None:
-    """The traced modules (stand-ins, coordinates as an input) against diffusers' own calls."""
+    """The traced modules (stand-ins, coordinates as an input) against diffusers' own calls: the transformer at
+    one timestep per sample (text-to-video) and per token (the first frame's at 0), the decoder, the encoder."""
     from visualizr.families.ltx_video.loop import video_coords
 
     specs = {spec.component: spec for spec in tiny_ltx.specs}
     transformer = tiny_ltx.networks[TRANSFORMER]
     sample, timestep, text, mask, _ = specs[TRANSFORMER].sample_inputs(ShapeCase(2, 3, 2, 4), seed=1)
     coords = video_coords((3, 2, 4), 24, 8, 32).repeat(2, 1, 1)
-    with torch.no_grad():
-        ours = specs[TRANSFORMER].wrapper(transformer)(sample, timestep, text, mask, coords)
-        theirs = transformer(sample, text, timestep, mask, 3, 2, 4, (8 / 24, 32, 32), return_dict=False)[0]
-    assert torch.equal(ours, theirs)
+    per_sample = timestep[:, 0]
+    for theirs_timestep in (per_sample, timestep):
+        ours_timestep = theirs_timestep if theirs_timestep.ndim == 2 else per_sample[:, None].expand(2, 24)
+        with torch.no_grad():
+            ours = specs[TRANSFORMER].wrapper(transformer)(sample, ours_timestep, text, mask, coords)
+            theirs = transformer(sample, text, theirs_timestep, mask, 3, 2, 4, (8 / 24, 32, 32), return_dict=False)
+        torch.testing.assert_close(ours, theirs[0], rtol=0, atol=1e-6)
     vae = tiny_ltx.networks[names.VAE_DECODER]
     latents, decode_timestep = torch.randn(1, 8, 2, 2, 3), torch.tensor([0.05])
     with torch.no_grad():
         ours = specs[names.VAE_DECODER].wrapper(vae)(latents, decode_timestep)
         theirs = vae.decode(latents, decode_timestep, return_dict=False)[0]
     assert torch.equal(ours, theirs)
+    pixels = torch.rand(2, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        mean, std = specs[names.VAE_ENCODER].wrapper(vae)(pixels).chunk(2, dim=1)
+        distribution = vae.encode(pixels.unsqueeze(2)).latent_dist
+    assert mean.shape == (2, 8, 2, 3)
+    assert torch.equal(mean, distribution.mean[:, :, 0]) and torch.equal(std, distribution.std[:, :, 0])
 
 
 @pytest.mark.slow
@@ -185,14 +196,16 @@ def test_tensorrt_profiles_and_t5_precision() -> None:
     )
     limits = shape_limits(tiny_model_card(MODEL_ID, [], 32, 0), config)
     dims = LTXVideoDims(latent_channels=8, text_hidden_size=16)
-    text, transformer, decoder = (spec(dims) for spec in NETWORK_SPECS)
+    text, transformer, decoder, encoder = (spec(dims) for spec in NETWORK_SPECS)
     h = limits.latent_height
     assert (h.min, h.opt, h.max) == (2, 4, 32)
-    # 161 frames max -> 21 latent frames; 9 by default -> 2; 2 at least -> 2
+    # 161 frames max -> 21 latent frames (and a keyframe's 1); 9 by default -> 2; 2 at least -> 2
     tokens = transformer.axis_ranges(limits)[TOKENS]
-    assert (tokens.min, tokens.opt, tokens.max) == (2 * 2 * 2, 2 * 4 * 4, 21 * 32 * 32)
-    assert transformer.profiles(limits)[names.UNET_SAMPLE] == ((1, 8, 8), (2, 32, 8), (4, 21504, 8))
+    assert (tokens.min, tokens.opt, tokens.max) == (2 * 2 * 2, 2 * 4 * 4, 22 * 32 * 32)
+    assert transformer.profiles(limits)[names.UNET_SAMPLE] == ((1, 8, 8), (2, 32, 8), (4, 22528, 8))
     assert decoder.profiles(limits)[names.VAE_LATENT] == ((1, 8, 2, 2, 2), (1, 8, 2, 4, 4), (1, 8, 21, 32, 32))
+    assert transformer.profiles(limits)[names.UNET_TIMESTEP] == ((1, 8), (2, 32), (4, 22528))  # one per token
+    assert encoder.profiles(limits)[names.VAE_ENCODER_PIXELS] == ((1, 3, 64, 64), (1, 3, 128, 128), (1, 3, 1024, 1024))
     assert [engine_precision(text, p) for p in ("fp16", "bf16", "fp8")] == ["fp32", "bf16", "fp32"]
     assert [engine_precision(transformer, p) for p in ("fp16", "fp8")] == ["fp16", "fp8"]
 
@@ -204,9 +217,11 @@ def test_model_card_pipeline_config_and_assets(exported_repository: Path) -> Non
         f"{MODEL_ID}_text_encoder",
         f"{MODEL_ID}_transformer",
         f"{MODEL_ID}_vae_decoder",
+        f"{MODEL_ID}_vae_encoder",
         MODEL_ID,
     ]
     assert "8k+1" in card.notes and card.parameter("width").multiple_of == 32
+    assert card.capabilities.supports_image_to_video and card.capabilities.supports_end_image
     config = read_pipeline_config(model_dir / "1" / "assets" / "pipeline.json", LTXVideoConfig)
     assert (config.vae_scale_factor, config.vae_temporal_scale_factor, config.text_max_length) == (32, 8, 128)
     assert (model_dir / "1" / "assets" / "tokenizer" / "tokenizer.json").is_file()

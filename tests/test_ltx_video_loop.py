@@ -1,5 +1,6 @@
-"""LTX-Video's loop against diffusers' LTXPipeline on the tiny demo's real networks (in torch and over the
-exported ONNX files), and its own rules (frame counts, tokens' coordinates, cancellation)."""
+"""LTX-Video's loop against diffusers' LTXPipeline (text) and LTXImageToVideoPipeline (image) on the tiny demo's
+real networks (in torch and over the exported ONNX files), and its own rules (frame counts, tokens' coordinates,
+cancellation)."""
 
 from __future__ import annotations
 
@@ -86,12 +87,35 @@ def our_pipeline(tiny_ltx) -> LTXVideoPipeline:
     )
 
 
+def picture(height: int, width: int) -> np.ndarray:
+    """A source image with structure on both axes: uint8 [H, W, 3]."""
+    y, x = np.mgrid[0:height, 0:width]
+    red = (255 * x / width).astype(np.uint8)
+    green = (255 * (((x // 16) + (y // 16)) % 2)).astype(np.uint8)
+    blue = (255 * y / height).astype(np.uint8)
+    return np.stack([red, green, blue], axis=-1)
+
+
 def diffusers_frames(tiny_ltx, req: GenerationRequest) -> np.ndarray:
-    from diffusers import LTXPipeline
+    """diffusers' frames: LTXPipeline, with an image LTXImageToVideoPipeline (the image at the video's size), with
+    an end image too LTXConditionPipeline (the images at frames 0 and num_frames - 1; its explicit timesteps with
+    the scheduler's dynamic shifting off, which would refuse them)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTXConditionPipeline, LTXImageToVideoPipeline, LTXPipeline
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+    from PIL import Image
 
     model, assets = tiny_ltx
-    reference = LTXPipeline(
-        scheduler=SchedulerFactory.from_assets(assets)(),
+    scheduler = SchedulerFactory.from_assets(assets)()
+    pipeline_class, image = LTXPipeline, {}
+    if req.end_image is not None:
+        scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, use_dynamic_shifting=False)
+        first = LTXVideoCondition(image=Image.fromarray(req.image), frame_index=0)
+        last = LTXVideoCondition(image=Image.fromarray(req.end_image), frame_index=req.num_frames - 1)
+        pipeline_class, image = LTXConditionPipeline, {"conditions": [first, last]}
+    elif req.image is not None:
+        pipeline_class, image = LTXImageToVideoPipeline, {"image": Image.fromarray(req.image)}
+    reference = pipeline_class(
+        scheduler=scheduler,
         vae=model.networks[names.VAE_DECODER],
         text_encoder=model.networks[names.TEXT_ENCODER],
         tokenizer=model.assets["tokenizer"],
@@ -100,6 +124,7 @@ def diffusers_frames(tiny_ltx, req: GenerationRequest) -> np.ndarray:
     reference.set_progress_bar_config(disable=True)
     frames = latent_num_frames(req.num_frames, 8) * 8 - 7
     video = reference(
+        **image,
         prompt=req.prompt,
         negative_prompt=req.negative_prompt,
         width=req.width,
@@ -134,10 +159,42 @@ def test_frames_equal_diffusers_ltx_pipeline(tiny_ltx, overrides: dict) -> None:
     assert_close(frames, diffusers_frames(tiny_ltx, req))
 
 
-def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path) -> None:
+@pytest.mark.parametrize("overrides", [{}, {"guidance_scale": 1.0, "num_frames": 12, "width": 64, "height": 96}])
+def test_frames_from_an_image_equal_diffusers_image_to_video_pipeline(tiny_ltx, overrides: dict) -> None:
+    model, _ = tiny_ltx
+    req = request(**overrides)
+    req = request(**overrides, image=picture(req.height, req.width))
+    components = TorchComponents.from_specs(model.specs, model.networks)
+    frames = run(our_pipeline(tiny_ltx)(req, components))
+    assert frames.shape == (req.num_frames, req.height, req.width, 3)
+    assert_close(frames, diffusers_frames(tiny_ltx, req))
+    text_only = run(our_pipeline(tiny_ltx)(request(**overrides), components))
+    assert not np.array_equal(frames, text_only)  # the image changed the video
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"guidance_scale": 1.0, "num_frames": 12, "width": 64, "height": 96, "num_inference_steps": 4}]
+)
+def test_frames_from_two_images_equal_diffusers_condition_pipeline(tiny_ltx, overrides: dict) -> None:
+    model, _ = tiny_ltx
+    req = request(**overrides)
+    first, last = picture(req.height, req.width), 255 - picture(req.height, req.width)
+    req = request(**overrides, image=first, end_image=last)
+    components = TorchComponents.from_specs(model.specs, model.networks)
+    frames = run(our_pipeline(tiny_ltx)(req, components))
+    assert frames.shape == (req.num_frames, req.height, req.width, 3)
+    assert_close(frames, diffusers_frames(tiny_ltx, req))
+    from_first = run(our_pipeline(tiny_ltx)(request(**overrides, image=first), components))
+    assert not np.array_equal(frames, from_first)  # the end image changed the video
+
+
+@pytest.mark.parametrize("images", [0, 1, 2])  # text, from an image, keyframes
+def test_frames_over_the_exported_onnx_files_equal_diffusers(tiny_ltx, model_repository: Path, images: int) -> None:
     from visualizr.pipeline.onnx_components import OnnxComponents
 
-    req = request(num_frames=12, fps=25, seed=3)  # 17 made, 12 kept
+    first = picture(64, 96)
+    pictures = [{}, {"image": first}, {"image": first, "end_image": 255 - first}][images]
+    req = request(num_frames=12, fps=25, seed=3, **pictures)  # 17 made, 12 kept
     components = OnnxComponents.from_repository(model_repository, "ltx-video", intra_op_num_threads=2)
     frames = run(our_pipeline(tiny_ltx)(req, components))
     assert_close(frames, diffusers_frames(tiny_ltx, req))
@@ -162,6 +219,16 @@ def test_cancel_stops_before_the_next_transformer_call(tiny_ltx) -> None:
     with pytest.raises(Cancelled):
         run(collect())
     assert calls == [names.TEXT_ENCODER, TRANSFORMER]  # the text, one step, then nothing
+    calls.clear(), events.clear()
+
+    async def collect_from_image():
+        req = request(image=picture(64, 96))
+        async for event in our_pipeline(tiny_ltx).generate(req, Counting(), lambda: len(events) >= 2):
+            events.append(event)
+
+    with pytest.raises(Cancelled):
+        run(collect_from_image())
+    assert calls == [names.TEXT_ENCODER, names.VAE_ENCODER, TRANSFORMER]
 
 
 def test_one_step_is_refused_by_the_loop_and_the_card(tiny_ltx) -> None:

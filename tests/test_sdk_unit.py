@@ -107,6 +107,16 @@ GENERATE_CALLS: list[Callable[[Any, str | None], Any]] = [
 ]
 
 
+def test_from_image_sends_an_end_image_only_when_given() -> None:
+    rec = Recorder({"request_id": "video_req_1", "status": "queued", "queue_position": 0})
+    with client_for(rec) as client:
+        client.generate_video_from_image(b"first", "sway", end_image=b"last-frame-png", model="ltx-video")
+        client.generate_video_from_image(b"first", "sway")
+    with_end, without = (r.content for r in rec.requests)
+    assert b'name="end_image"' in with_end and b"last-frame-png" in with_end and b'name="model"' in with_end
+    assert b'name="end_image"' not in without
+
+
 @pytest.mark.parametrize("call", GENERATE_CALLS)
 def test_generate_sends_the_idempotency_key_only_when_given(call: Callable[[Any, str | None], Any]) -> None:
     rec = Recorder({"request_id": "video_req_1", "status": "queued", "queue_position": 0})

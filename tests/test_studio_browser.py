@@ -508,9 +508,11 @@ def test_the_characters_panel_end_to_end(api: ApiProcess, browser: Browser) -> N
         assert httpx.get(f"{api.base_url}/api/v1/characters/studio-hero", timeout=30).status_code == 404
         screenshot(page, "studio-characters")
         assert_self_contained(traffic, api)
-def test_an_ltx_video_from_the_form_that_follows_its_card(api: ApiProcess, browser: Browser) -> None:
+
+
+def test_ltx_videos_from_text_and_a_picture_by_the_form_of_its_card(api: ApiProcess, browser: Browser) -> None:
     """An LTX job from the form, its live preview changing while it runs (512 px, 25 frames: 4 latent frames, a
-    second or more of denoising on the tiny transformer), then in the gallery."""
+    second or more of denoising on the tiny transformer), then in the gallery; then one from two pictures."""
     with guarded_page(browser, DESKTOP) as (page, _):
         open_studio(page, api)
         page.select_option("#f-model", "ltx-video")
@@ -527,6 +529,20 @@ def test_an_ltx_video_from_the_form_that_follows_its_card(api: ApiProcess, brows
         video_id = wait_in_gallery(page, request_id).get_attribute("data-video-id")
         assert play_first(page)[2] == 512
         assert httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30).json()["model"] == "ltx-video"
-        page.click("#tab-image")  # a text-to-video card: not offered for a picture
+        page.click("#tab-image")  # its card takes a picture too: offered for one, and the picture is the first frame
         models = page.locator("#f-model option").evaluate_all("options => options.map((o) => o.value)")
-        assert "ltx-video" not in models and models
+        assert "ltx-video" in models
+        page.select_option("#f-model", "stable-video-diffusion")  # its card takes no end image: no such input
+        expect(page.locator("#f-end_image")).to_have_count(0)
+        page.select_option("#f-model", "ltx-video")  # LTX's does (keyframes): the video ends at the second picture
+        drop_image(page, gradient_png())
+        end = {"name": "end.png", "mimeType": "image/png", "buffer": gradient_png()}
+        page.set_input_files("#f-end_image", files=[end])
+        page.fill("#f-motion_prompt", "studio: a paper boat from a picture, LTX")
+        fill_small(page)
+        page.fill("#f-duration_seconds", "0.5")
+        page.fill("#f-fps", "8")
+        video_id = wait_in_gallery(page, submit(page)).get_attribute("data-video-id")
+        asset = httpx.get(f"{api.base_url}/api/v1/assets/videos/{video_id}", timeout=30).json()
+        assert asset["model"] == "ltx-video" and asset["prompt"] == "studio: a paper boat from a picture, LTX"
+        assert asset["parameters"]["end_image"] is True

@@ -92,6 +92,7 @@ IN_GUIDANCE_SCALE: Final = "guidance_scale"
 IN_MIN_GUIDANCE_SCALE: Final = "min_guidance_scale"
 IN_SEED: Final = "seed"
 IN_IMAGE: Final = "image"
+IN_END_IMAGE: Final = "end_image"  # the last frame of a keyframe (first + last frame) video, [H, W, 3] uint8
 IN_STRENGTH: Final = "strength"
 IN_FPS: Final = "fps"
 IN_MOTION_BUCKET_ID: Final = "motion_bucket_id"
@@ -99,7 +100,6 @@ IN_NOISE_AUG_STRENGTH: Final = "noise_aug_strength"
 # Reserved for the families that take them (added to PIPELINE_INPUTS with the family code that reads them).
 IN_IP_ADAPTER_IMAGE: Final = "ip_adapter_image"  # a character's reference picture (IP-Adapter), [H, W, 3] uint8
 IN_IP_ADAPTER_SCALE: Final = "ip_adapter_scale"  # the adapter scale, [0, 1]
-IN_END_IMAGE: Final = "end_image"  # the last frame of a keyframe (first + last frame) video, [H, W, 3] uint8
 IN_PREVIEW_EVERY: Final = "preview_every"  # live previews: one every N denoising steps (absent or 0: none)
 
 OUT_STEP: Final = "step"
@@ -126,6 +126,9 @@ PIPELINE_INPUTS: Final = {
         PipelineTensor(IN_IMAGE, "uint8", (-1, -1, 3), "source image, already [height, width, 3]"),
         PipelineTensor(
             IN_STRENGTH, "float32", (1,), "how far the video may depart from the image, (0, 1]", requires=IN_IMAGE
+        ),
+        PipelineTensor(
+            IN_END_IMAGE, "uint8", (-1, -1, 3), "the video's last frame, [height, width, 3]", requires=IN_IMAGE
         ),
         PipelineTensor(IN_FPS, "int32", (1,), "frame rate the video is conditioned on"),
         PipelineTensor(IN_MOTION_BUCKET_ID, "int32", (1,), "amount of motion the video is conditioned on, [0, 255]"),

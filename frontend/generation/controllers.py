@@ -94,7 +94,7 @@ class GenerationController(Controller):
     @post(
         "/video/from-image",
         status_code=HTTP_202_ACCEPTED,
-        request_max_body_size=MAX_IMAGE_BYTES + FORM_OVERHEAD_BYTES,
+        request_max_body_size=2 * MAX_IMAGE_BYTES + FORM_OVERHEAD_BYTES,  # the image and an end image
         dto=BodyDTO[ImageToVideoForm],
         before_request=read_form,
     )
@@ -114,7 +114,10 @@ class GenerationController(Controller):
                 validated = await validate_image_request(data, service.catalog)
         finally:
             await data.image.close()
-        claim = claim_of(request, idempotency_key, fingerprint(data), validated.source_png or b"")
+            if data.end_image is not None:
+                await data.end_image.close()
+        pictures = (validated.source_png or b"") + (validated.end_png or b"")
+        claim = claim_of(request, idempotency_key, fingerprint(data), pictures)
         return await service.submit(validated, claim, webhook)
 
     @post("/character-animation", status_code=HTTP_202_ACCEPTED, dto=BodyDTO[CharacterAnimationRequest])

@@ -73,6 +73,7 @@ class ImageToVideoForm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     numbers arrive as text (``frontend.bodies.convert_form``)."""
 
     image: UploadFile
+    end_image: UploadFile | None = None  # keyframes, where the card has supports_end_image
     motion_prompt: str | None = None
     duration_seconds: float | None = None
     fps: int | None = None

@@ -47,7 +47,7 @@ from visualizr.frontend.generation.running.runner import Encoder, InferenceGate,
 from visualizr.frontend.generation.schemas import CancelResponse, GenerateVideoResponse, JobStatus
 from visualizr.frontend.infra.disk import DiskGuard
 from visualizr.frontend.jobs.files import JobFiles
-from visualizr.frontend.jobs.naming import new_request_id, shown
+from visualizr.frontend.jobs.naming import end_input_path, new_request_id, shown
 from visualizr.frontend.jobs.record import CANCELLED, QUEUED, JobRecord
 from visualizr.frontend.jobs.store import JobStore
 from visualizr.frontend.jobs.telemetry import JobTelemetry
@@ -219,7 +219,7 @@ class GenerationService:
         record = request.queued_record(new_request_id(request.kind), self._now())
         reserved = self.standing.startable(record) and self.queue.reserve()
         try:
-            admission = await self._store_new(record, request.source_png, claim, reserved, webhook)
+            admission = await self._store_new(record, request, claim, reserved, webhook)
         except BaseException:
             if reserved:
                 self.queue.unreserve()
@@ -240,13 +240,15 @@ class GenerationService:
         return await self.standing.accepted(admission.record, job)
 
     async def _store_new(
-        self, record: JobRecord, source_png: bytes | None, claim: IdempotencyClaim | None, start: bool,
+        self, record: JobRecord, request: ValidatedRequest, claim: IdempotencyClaim | None, start: bool,
         webhook: WebhookTarget | None,
     ) -> Admission:
-        """Write a new job: its source image first (a stored job always finds its image), then its row."""
+        """Write a new job: its source (and end) image first (a stored job always finds them), then its row."""
         image = record.source_image
-        if image is not None and source_png is not None:
-            await self.files.put_input(image, source_png)
+        if image is not None and request.source_png is not None:
+            await self.files.put_input(image, request.source_png)
+            if request.end_png is not None:
+                await self.files.put_input(end_input_path(image), request.end_png)
         lease = Lease(self.replica, self._now(), self.settings.job_lease_s) if start else None
         keys = (claim.key, claim.fingerprint) if claim else None
         admission = admit(record, self.settings.queue_size, start=lease, first_step=PHASE_TEXT_ENCODING,

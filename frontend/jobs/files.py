@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from visualizr.frontend.infra.objects import ObjectStore, ObjectStoreError, unlink_all
-from visualizr.frontend.jobs.naming import ASSETS_KEY_PREFIX, asset_key, asset_names, keyframe_name
+from visualizr.frontend.jobs.naming import ASSETS_KEY_PREFIX, asset_key, asset_names, end_input_path, keyframe_name
 from visualizr.frontend.jobs.record import VideoMetadata
 
 logger = logging.getLogger("visualizr.frontend.jobs")
@@ -172,16 +172,18 @@ class JobFiles:
         return await asyncio.to_thread(decode_input, key, png, width, height)
 
     async def remove_input(self, key: str) -> None:
-        await self.store.delete([key])
+        """Delete a job's source image (and its end image, if it has one)."""
+        await self.store.delete([key, end_input_path(key)])
 
     def drop_input(self, key: str) -> None:
-        """Forget a retired job's source image now: a file of the data folder is unlinked inline (small), an
-        object is deleted in the background (a failure is logged; the object stays)."""
+        """Forget a retired job's source image (and end image) now: a file of the data folder is unlinked inline
+        (small), an object is deleted in the background (a failure is logged; the object stays)."""
         folder, _, name = key.rpartition("/")
         own = self.store.folder(folder)
         if own is not None:
-            with contextlib.suppress(OSError):
-                (own / name).unlink(missing_ok=True)
+            for path in (own / name, own / end_input_path(name)):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
             return
         task = asyncio.get_running_loop().create_task(self._delete_logged(key))
         self._background.add(task)
@@ -193,7 +195,7 @@ class JobFiles:
 
     async def _delete_logged(self, key: str) -> None:
         try:
-            await self.store.delete([key])
+            await self.store.delete([key, end_input_path(key)])
         except Exception as exc:
             logger.warning("could not delete %s from %s: %s", key, self.store.describe(), exc)
 

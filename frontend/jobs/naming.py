@@ -85,6 +85,11 @@ def input_path(request_id: str) -> str:
     return f"{INPUTS_DIR}/{request_id}.png"
 
 
+def end_input_path(source_image: str) -> str:
+    """A keyframe job's end image (``GenerationParameters.end_image``): beside its source image."""
+    return source_image.removesuffix(".png") + "_end.png"
+
+
 def shown(value: str, limit: int = 120) -> str:
     """A client-supplied value cut short enough to echo in an error message."""
     return value[:limit]

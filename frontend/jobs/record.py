@@ -45,6 +45,7 @@ class GenerationParameters(msgspec.Struct, frozen=True, omit_defaults=True):
     motion_bucket_id: int | None = None
     noise_aug_strength: float | None = None
     character_strength: float | None = None  # character-animation on an IP-Adapter model: the adapter scale
+    end_image: bool | None = None  # keyframes: the video ends at a second picture (stored beside the source image)
 
 
 class VideoMetadata(msgspec.Struct):

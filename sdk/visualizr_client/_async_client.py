@@ -77,11 +77,14 @@ class AsyncVisualizrClient:
         image: str | os.PathLike[str] | bytes,
         motion_prompt: str,
         *,
+        end_image: str | os.PathLike[str] | bytes | None = None,
         idempotency_key: str | None = None,
         **params: Any,
     ) -> m.GenerationAccepted:
-        """Queue an image-to-video job (multipart upload); ``params``: duration_seconds, fps, motion_strength..."""
-        return await self._call(_core.generate_video_from_image(image, motion_prompt, params, idempotency_key))
+        """Queue an image-to-video job (multipart upload); ``end_image``: the video's last frame (keyframes, where
+        the model's card has supports_end_image); ``params``: duration_seconds, fps, motion_strength..."""
+        call = _core.generate_video_from_image(image, motion_prompt, params, idempotency_key, end_image)
+        return await self._call(call)
 
     async def generate_character_animation(
         self, character_id: str, *, idempotency_key: str | None = None, **params: Any

@@ -109,7 +109,9 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
         FROM_IMAGE_FLAGS,
         lambda client, args, out, err: run_job(
             client,
-            client.generate_video_from_image(existing_file(args.image), args.motion_prompt, **job_params(args)),
+            client.generate_video_from_image(
+                existing_file(args.image), args.motion_prompt, end_image=end_image(args), **job_params(args)
+            ),
             args,
             out,
             err,
@@ -118,6 +120,9 @@ def build_parser(card: m.ModelDetail | None = None) -> argparse.ArgumentParser:
     )
     from_image.add_argument("image", help="path of the source image")
     from_image.add_argument("motion_prompt", help='the motion, e.g. "gentle swaying in the wind"')
+    from_image.add_argument(
+        "--end-image", metavar="PATH", help="the video's last frame (keyframes: models whose card allows it)"
+    )
     add_job_command(
         commands,
         "animate",
@@ -218,6 +223,10 @@ def follow(
 
 def job_params(args: argparse.Namespace) -> dict[str, Any]:
     return {spec.field: getattr(args, flag.replace("-", "_")) for flag, spec in args.flags.items()}
+
+
+def end_image(args: argparse.Namespace) -> str | None:
+    return existing_file(args.end_image) if args.end_image else None
 
 
 def existing_file(path: str) -> str:

@@ -128,15 +128,20 @@ def generate_video_from_image(
     motion_prompt: str,
     params: Mapping[str, Any],
     idempotency_key: str | None = None,
+    end_image: str | os.PathLike[str] | bytes | None = None,
 ) -> Call[m.GenerationAccepted]:
-    """``image``: a file path or the encoded bytes (PNG, JPEG, WebP or GIF)."""
+    """``image``: a file path or the encoded bytes (PNG, JPEG, WebP or GIF); ``end_image`` likewise, the video's
+    last frame (keyframes: models whose card has ``supports_end_image``)."""
     form = {key: _form_text(value) for key, value in _compact({"motion_prompt": motion_prompt, **params}).items()}
+    files = {"image": _file_part(image)}
+    if end_image is not None:
+        files["end_image"] = _file_part(end_image)
     return Call(
         "POST",
         "/api/v1/generate/video/from-image",
         m.GenerationAccepted,
         data=form,
-        files={"image": _file_part(image)},
+        files=files,
         headers=_idempotency(idempotency_key),
     )
 

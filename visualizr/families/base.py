@@ -16,7 +16,8 @@ class Network:
 
     component: str
     # Triton batches it (max_batch_size + dynamic batcher): concurrent jobs' steps meet in one call. Its
-    # per-sample scalar inputs (the timestep) are then [B] in ONNX and sent as [B, 1].
+    # per-sample scalar inputs (the timestep) are then [B] in ONNX and sent as [B, 1] (LTX-Video's timestep is one
+    # per token, [B, S], like any other tensor input).
     batched: bool = False
     # Only some models of the family have it (Stable Video Diffusion's keyframe stage, exported with its own
     # weights); a model's card lists the Triton models it has (ModelCard.triton_models).

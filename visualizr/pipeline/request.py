@@ -28,6 +28,8 @@ class GenerationRequest:
     # Image-to-video: the source image, uint8 [height, width, 3] (None: text-to-video). Left out of repr (the
     # logs would hold the pixels); equality compares its pixels, hashing ignores it.
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # Keyframes (families whose card has supports_end_image): the video's last frame, like ``image``.
+    end_image: np.ndarray | None = field(default=None, repr=False, compare=False)
     # How far the video may depart from the image: the last int(num_inference_steps * strength) of the
     # scheduler's timesteps run (diffusers img2img); 1.0 runs them all. Ignored without an image.
     strength: float = 1.0
@@ -48,7 +50,8 @@ class GenerationRequest:
         compared = [f.name for f in fields(self) if f.compare]
         if any(getattr(self, name) != getattr(other, name) for name in compared):
             return False
-        return all(_same_pixels(getattr(self, f), getattr(other, f)) for f in ("image", "ip_adapter_image"))
+        pictures = ("image", "end_image", "ip_adapter_image")
+        return all(_same_pixels(getattr(self, f), getattr(other, f)) for f in pictures)
 
     @property
     def do_classifier_free_guidance(self) -> bool:
@@ -80,12 +83,16 @@ def check_common_inputs(request: GenerationRequest, config: PipelineConfig) -> N
         raise InvalidRequest(f"seed must be in [0, {MAX_SEED}], got {request.seed}")
     if (request.preview_every or 0) < 0:
         raise InvalidRequest(f"preview_every must be >= 0, got {request.preview_every}")
-    image = request.image
-    if image is not None:
+    if request.end_image is not None and request.image is None:
+        raise InvalidRequest("end_image needs an image (the first frame)")
+    for name in (names.IN_IMAGE, names.IN_END_IMAGE):
+        image = getattr(request, name)
+        if image is None:
+            continue
         expected = (request.height, request.width, 3)
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape != expected:
             got = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
-            raise InvalidRequest(f"image must be uint8 [height, width, 3] = {list(expected)}, got {got}")
+            raise InvalidRequest(f"{name} must be uint8 [height, width, 3] = {list(expected)}, got {got}")
 
 
 def check_prompt(request: GenerationRequest) -> None:

@@ -74,6 +74,7 @@ class LTXVideoExport(FamilyExport):
             names.TEXT_ENCODER: components.text_encoder,
             TRANSFORMER: components.transformer,
             names.VAE_DECODER: vae,
+            names.VAE_ENCODER: vae,
         }
         triton_models = self.triton_models(options.id)
         card = model_card(cards, options, triton_models, config.vae_scale_factor, 0, components.source_name)

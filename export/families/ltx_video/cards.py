@@ -31,14 +31,19 @@ TINY_DEFAULT_STEPS: Final = 8
 FRAME_RULE: Final = (
     "LTX-Video makes 8k+1 frames; other counts are generated at the next 8k+1 and trimmed to the frames asked for."
 )
+IMAGE_RULE: Final = (
+    "From an image, the image is the first frame as it is (with an end_image, that one is the last): motion_strength"
+    " does not change the video."
+)
 
 
 def _card(parameters: dict[str, ParameterRange], **fields) -> ModelCard:
     steps = msgspec.structs.replace(parameters["num_inference_steps"], min=MIN_STEPS)
     parameters = {**parameters, "num_inference_steps": steps}
-    card = build_card(FAMILY, "text-to-video", parameters, negative_prompt=True, **fields)
-    capabilities = msgspec.structs.replace(card.capabilities, supports_image_to_video=False)
-    return msgspec.structs.replace(card, capabilities=capabilities, notes=f"{FRAME_RULE} {card.notes}".strip())
+    card = build_card(FAMILY, "text-to-video", parameters, negative_prompt=True, **fields)  # from an image too
+    capabilities = msgspec.structs.replace(card.capabilities, supports_end_image=True)  # keyframes
+    notes = f"{FRAME_RULE} {IMAGE_RULE} {card.notes}".strip()
+    return msgspec.structs.replace(card, capabilities=capabilities, notes=notes)
 
 
 def tiny_model_card(model_id: str, triton_models: list[str], multiple_of: int, native_frames: int) -> ModelCard:
@@ -69,7 +74,7 @@ def weights_model_card(
         parameters,
         id=model_id,
         name=name,
-        description=f"LTX-Video text-to-video exported from the local weights {source_name!r}.",
+        description=f"LTX-Video text- and image-to-video exported from the local weights {source_name!r}.",
         requirements=Requirements(gpu_memory_gb=24.0, vram_usage_gb=20.0, estimated_load_time_seconds=90.0),
         triton_models=triton_models,
         weights=source_name,

@@ -5,14 +5,14 @@ stand-ins that compute the same numbers (``tests/test_ltx_video_export.py`` hold
 wrappers to the networks, bit for bit):
 
 * ``torch.nn.RMSNorm`` (``aten::rms_norm``, the attention's q/k norms): ``DecomposedRMSNorm``;
-* diffusers' ``Timesteps``: inside the transformer the exporter takes the timesteps for 2-D and writes the
-  sinusoids' ``cat(dim=-1)`` on axis 2 of a 2-D tensor: ``AxisOneTimesteps`` names axis 1;
+* diffusers' ``Timesteps`` of the flattened per-token timesteps (the exporter writes its ``cat(dim=-1)`` on a
+  wrong axis): ``TokenTimesteps`` embeds the timesteps [B, S] as they are, on axis 2 ([B, S, C]);
 * the attention's ``unflatten``/``view`` with a -1 (heads, the text mask) and RoPE's pairs (``unbind(-1)``,
   ``stack(dim=-1)``), exported on wrong axes or to wrong constants: ``AttentionProcessor``;
 * the transformer's and its blocks' ``view``/``reshape`` of the time embeddings by ``size()``, exported to wrong
   constants: ``TransformerWrapper`` and ``TransformerBlock`` spell their forwards out with explicit sizes;
 * ``Tensor.movedim(1, -1)`` around the VAE's per-channel norms, which exports as a Transpose with an invalid
-  permutation: ``permuted_movedim`` (the same permutation, spelled out) while the decoder is traced.
+  permutation: ``permuted_movedim`` (the same permutation, spelled out) while the decoder or encoder is traced.
 
 RoPE is built from Python integers (frames, height, width) in diffusers, which a trace would freeze; the
 transformer takes the tokens' coordinates as its ``video_coords`` input instead (diffusers' own path for it).
@@ -41,8 +41,9 @@ class DecomposedRMSNorm(torch.nn.Module):
         return normed * self.weight if self.weight is not None else normed
 
 
-class AxisOneTimesteps(torch.nn.Module):
-    """diffusers' ``Timesteps`` (``get_timestep_embedding`` of 1-D timesteps) with its axes spelled positive."""
+class TokenTimesteps(torch.nn.Module):
+    """diffusers' ``Timesteps`` (``get_timestep_embedding``) of per-token timesteps [B, S] -> [B, S, C]: what
+    diffusers computes on the flattened timesteps, with the token axis kept and every axis spelled positive."""
 
     def __init__(self, timesteps: torch.nn.Module) -> None:
         super().__init__()
@@ -53,13 +54,13 @@ class AxisOneTimesteps(torch.nn.Module):
         half_dim = self.num_channels // 2
         exponent = -math.log(10000) * torch.arange(start=0, end=half_dim, dtype=torch.float32)
         exponent = exponent / (half_dim - self.downscale_freq_shift)
-        emb = timesteps[:, None].float() * torch.exp(exponent)[None, :]
+        emb = timesteps[:, :, None].float() * torch.exp(exponent)[None, None, :]
         emb = self.scale * emb
-        emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=1)
+        emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=2)
         if self.flip_sin_to_cos:
-            emb = torch.cat([emb[:, half_dim:], emb[:, :half_dim]], dim=1)
+            emb = torch.cat([emb[:, :, half_dim:], emb[:, :, :half_dim]], dim=2)
         if self.num_channels % 2 == 1:
-            emb = torch.nn.functional.pad(emb, (0, 1, 0, 0))
+            emb = torch.nn.functional.pad(emb, (0, 1, 0, 0, 0, 0))
         return emb
 
 
@@ -109,7 +110,7 @@ def traceable(network: torch.nn.Module) -> torch.nn.Module:
     stand-ins above, and whose attention modules use ``AttentionProcessor``."""
     from diffusers.models.embeddings import Timesteps
 
-    stand_ins = {torch.nn.RMSNorm: DecomposedRMSNorm, Timesteps: AxisOneTimesteps}
+    stand_ins = {torch.nn.RMSNorm: DecomposedRMSNorm, Timesteps: TokenTimesteps}
     network = copy.copy(network)
     network._modules = dict(network._modules)
     if hasattr(network, "processor"):
@@ -171,7 +172,8 @@ class TransformerBlock(torch.nn.Module):
 
 class TransformerWrapper(torch.nn.Module):
     """``LTXVideoTransformer3DModel.forward`` spelled out on its own modules: RoPE from ``video_coords``, the time
-    embeddings [B, D] given their token axis by ``unsqueeze``, ``TransformerBlock``s."""
+    embeddings of per-token timesteps [B, S] (image-to-video's first frame is at 0) made [B, S, D] without the
+    flatten and view diffusers does, ``TransformerBlock``s."""
 
     def __init__(self, transformer: torch.nn.Module) -> None:
         super().__init__()
@@ -191,7 +193,6 @@ class TransformerWrapper(torch.nn.Module):
         mask = ((1 - encoder_attention_mask.to(sample.dtype)) * -10000.0).unsqueeze(1)
         hidden = model.proj_in(sample)
         temb, embedded = model.time_embed(timestep, batch_size=sample.shape[0], hidden_dtype=hidden.dtype)
-        temb, embedded = temb.unsqueeze(1), embedded.unsqueeze(1)
         text = model.caption_projection(encoder_hidden_states)
         for block in self.blocks:
             hidden = block(hidden, text, temb, rotary, mask)
@@ -210,3 +211,28 @@ class VAEDecoderWrapper(torch.nn.Module):
     def forward(self, latent_sample: torch.Tensor, decode_timestep: torch.Tensor) -> torch.Tensor:
         with permuted_movedim():
             return self.vae.decode(latent_sample, decode_timestep, return_dict=True).sample
+
+
+class VAEEncoderWrapper(torch.nn.Module):
+    """An image as a one-frame clip -> its latent distribution's mean and standard deviation, stacked on the
+    channel axis: [B, 2C, h, w]."""
+
+    def __init__(self, vae: torch.nn.Module) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        with permuted_movedim():
+            distribution = self.vae.encode(pixel_values.unsqueeze(2), return_dict=True).latent_dist
+        return torch.cat([distribution.mean, distribution.std], dim=1)[:, :, 0]
+
+
+class T5Wrapper(torch.nn.Module):
+    """T5's last hidden states, its attention mask an input."""
+
+    def __init__(self, text_encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state

@@ -5,17 +5,19 @@ model without a prompt, Stable Video Diffusion, does not use it), ``duration_sec
 fps)`` frames; absent: the card's default frame count), ``fps``, ``motion_strength`` (0 < x <= 1, default
 ``DEFAULT_MOTION_STRENGTH``) and, beyond the reference, ``model`` (absent: the repository's image-to-video model,
 see ``validation.default_model``), ``width``, ``height``, ``negative_prompt``, ``seed``, ``num_inference_steps``,
-``guidance_scale``. The route decodes the form into ``ImageToVideoForm`` (``frontend.bodies``): empty text fields
-count as absent (HTML forms send them); unknown fields, repeated fields and non-numbers are INVALID_PARAMETERS
-naming the field, as in the JSON endpoint.
+``guidance_scale``, and ``end_image`` (file, keyframes: the video ends at it; only for a model whose card has
+``supports_end_image``, else INVALID_PARAMETERS naming it; fitted like the image). The route decodes the form
+into ``ImageToVideoForm`` (``frontend.bodies``): empty text fields count as absent (HTML forms send them);
+unknown fields, repeated fields and non-numbers are INVALID_PARAMETERS naming the field, as in the JSON
+endpoint.
 
 ``motion_strength`` m is what the model's family makes of it (``visualizr.families``, ``Family.motion``):
 AnimateDiff's img2img ``strength`` = m; Stable Video Diffusion's ``motion_bucket_id`` = floor(255 m) and
 ``noise_aug_strength`` = 0.04 m (m = 0.5 gives SVD's defaults, 127 and 0.02).
 
-Order of checks: form syntax and field types (the image a file part), the prompt, the model, motion_strength, the
-parameters, then the image's header, whose aspect ratio sets a missing width/height (``output_size``);
-only then are its pixels decoded (in a thread, at the scale the output needs).
+Order of checks: form syntax and field types (the image a file part), the prompt, the model, the end image's
+support, motion_strength, the parameters, then the image's header, whose aspect ratio sets a missing
+width/height (``output_size``); only then are its pixels decoded (in a thread, at the scale the output needs).
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ async def validate_image_request(
     negative = check_negative_prompt(form.negative_prompt)
     card = resolve_card(catalog, form.model, KIND_IMAGE)
     negative = check_negative_prompt(negative, card)
+    if form.end_image is not None and not card.capabilities.supports_end_image:
+        raise InvalidParametersError(
+            f"Model {card.id!r} does not support an end image (keyframes)", {"field": "end_image", "model": card.id}
+        )
     strength = _strength(form.motion_strength)
     given: dict[str, float | None] = {
         name: getattr(form, name) for name in ("width", "height", "fps", "num_inference_steps", "guidance_scale")
@@ -121,12 +127,18 @@ async def validate_image_request(
     width, height = output_size(card, source.size, form.width, form.height)
     values = resolve_parameters(card, {**given, "width": width, "height": height, "num_frames": num_frames})
     png = await asyncio.to_thread(_fitted_png, source, width, height)
+    end_png = None
+    if form.end_image is not None:
+        end_source = await asyncio.to_thread(images.open_image, await read_upload(form.end_image))
+        end_png = await asyncio.to_thread(_fitted_png, end_source, width, height)
+    end_parameters = {"end_image": True} if end_png is not None else {}
     return ValidatedRequest(
         card=card,
         prompt=prompt,
         negative_prompt=negative,
         style=None,
-        parameters=GenerationParameters(seed=seed, **motion_parameters(card, strength), **values),
+        parameters=GenerationParameters(seed=seed, **motion_parameters(card, strength), **end_parameters, **values),
         kind=KIND_IMAGE,
         source_png=png,
+        end_png=end_png,
     )

@@ -53,6 +53,7 @@ class ValidatedRequest(msgspec.Struct, frozen=True):
     parameters: GenerationParameters
     kind: str = KIND_TEXT
     source_png: bytes | None = None  # image-to-video: the source image, resized to width x height, as PNG
+    end_png: bytes | None = None  # keyframes: the end image, likewise
     character_id: str | None = None  # character-animation: the registry's character
 
     def queued_record(self, request_id: str, created_at: float) -> JobRecord:

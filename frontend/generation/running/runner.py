@@ -38,7 +38,7 @@ from visualizr.frontend.infra.failures import OUT_OF_MEMORY, STALLED, BackendErr
 from visualizr.frontend.infra.objects import ObjectStoreError
 from visualizr.frontend.jobs.database import is_disk_full
 from visualizr.frontend.jobs.files import JobFiles, VideoAssets
-from visualizr.frontend.jobs.naming import video_id_of
+from visualizr.frontend.jobs.naming import end_input_path, video_id_of
 from visualizr.frontend.jobs.record import STEP_LOADING_MODEL, GenerationParameters, JobRecord, VideoMetadata
 from visualizr.frontend.jobs.telemetry import JobTelemetry, PhaseTimer
 from visualizr.frontend.styles import styled
@@ -92,9 +92,12 @@ class InferenceGate(Protocol):
     def on_change(self, listener: Callable[[], None]) -> None: ...
 
 
-def generation_request(record: JobRecord, image: np.ndarray | None) -> GenerationRequest:
+def generation_request(
+    record: JobRecord, image: np.ndarray | None, end_image: np.ndarray | None = None
+) -> GenerationRequest:
     """What the pipeline gets for a job: its parameters, and its prompts with its style applied. ``image`` is the
-    job's stored picture: the source image, or (a character job with ``character_strength``) the IP-Adapter's."""
+    job's stored picture: the source image, or (a character job with ``character_strength``) the IP-Adapter's;
+    ``end_image`` a keyframe job's end image."""
     params = record.parameters
     prompt, negative_prompt = styled(record.prompt, record.negative_prompt, record.style)
     adapter = params.character_strength is not None  # the image is a character's picture for the IP-Adapter
@@ -109,6 +112,7 @@ def generation_request(record: JobRecord, image: np.ndarray | None) -> Generatio
         guidance_scale=params.guidance_scale,
         seed=params.seed,
         image=None if adapter else image,
+        end_image=end_image,
         strength=params.strength if params.strength is not None else 1.0,
         fps=params.fps,  # the encoded video's; image-conditioned families (SVD) are conditioned on it
         motion_bucket_id=params.motion_bucket_id,
@@ -164,14 +168,14 @@ class JobRunner:
         if job.terminal:
             return Outcome(STOPPED_RUN)
         try:
-            image = await self._source_image(rec)
+            image, end_image = await self._source_images(rec)
         except ValueError as exc:
             return failed(str(exc))
         except ObjectStoreError as exc:
             return Outcome(RETRY_RUN, str(exc))
         if job.record.current_step == STEP_LOADING_MODEL:
             await self.journal.progress(job, job.record.progress, PHASE_TEXT_ENCODING)
-        request = generation_request(rec, image)
+        request = generation_request(rec, image, end_image)
         if self.journal.wants_previews(rec.request_id):  # asked at the start: a run's request cannot change
             request = dataclasses.replace(request, preview_every=1)  # every step; PreviewThrottle bounds the rate
         stream = self.backend.stream(endpoint, GenerationInput(rec.request_id, rec.model, request))
@@ -254,9 +258,13 @@ class JobRunner:
             return Outcome(STOPPED_RUN, assets=assets)
         return Outcome(COMPLETED_RUN, assets=assets, metadata=metadata)
 
-    async def _source_image(self, rec: JobRecord) -> np.ndarray | None:
-        """The job's source image (image-to-video), uint8 [H, W, 3]; ValueError when it cannot be read."""
-        if rec.source_image is None:
-            return None
-        params = rec.parameters
-        return await self.files.load_input(rec.source_image, params.width, params.height)
+    async def _source_images(self, rec: JobRecord) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The job's source image (image-to-video) and end image (keyframes), uint8 [H, W, 3] or None;
+        ValueError when one cannot be read."""
+        params, source = rec.parameters, rec.source_image
+        if source is None:
+            return None, None
+        image = await self.files.load_input(source, params.width, params.height)
+        if not params.end_image:
+            return image, None
+        return image, await self.files.load_input(end_input_path(source), params.width, params.height)

@@ -129,6 +129,14 @@ export class CreateForm {
       );
       advanced.prepend(field);
     }
+    if (this.kind === "image" && caps.supports_end_image) {
+      const field = el("div", { className: "field span2" });
+      field.append(
+        el("label", { htmlFor: "f-end_image", textContent: "End image (last frame)" }),
+        el("input", { id: "f-end_image", name: "end_image", type: "file", accept: "image/*" }),
+      );
+      main.append(field);
+    }
   }
 
   setImage(file) {
@@ -158,6 +166,8 @@ export class CreateForm {
     if (this.kind === "image") {
       const data = new FormData();
       if (this.image) data.append("image", this.image, this.image.name);
+      const end = form.elements.end_image?.files[0];
+      if (end) data.append("end_image", end, end.name);
       const fields = compact({ motion_prompt: value("motion_prompt"), model, seed, ...params, negative_prompt: value("negative_prompt") || undefined });
       for (const [key, v] of Object.entries(fields)) data.append(key, String(v));
       return ["/api/v1/generate/video/from-image", { form: data }];

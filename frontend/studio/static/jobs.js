@@ -65,7 +65,7 @@ export class JobBoard {
     }
   }
 
-  // --- transport ----------------------------------------------------------------------------------------
+  // --- transport ---
 
   async subscribe(requestId) {
     const socket = await this.connect();
@@ -147,7 +147,7 @@ export class JobBoard {
     }, POLL_MS);
   }
 
-  // --- rendering ----------------------------------------------------------------------------------------
+  // --- rendering ---
 
   handle(message) {
     const job = this.jobs.get(message.request_id);

@@ -39,7 +39,7 @@ function pickCharacters(characters) {
 }
 const characterPanel = new CharacterPanel({ onChange: pickCharacters });
 
-// --- API key --------------------------------------------------------------------------------------------
+// --- API key ---
 
 function showKeyPanel(open, message = "") {
   $("key-panel").hidden = !open;
@@ -63,7 +63,7 @@ $("key-forget").addEventListener("click", () => {
 });
 onUnauthorized((error) => showKeyPanel(true, describeError(error)));
 
-// --- Create -----------------------------------------------------------------------------------------------
+// --- Create ---
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 function selectTab(tab, focus = false) {
@@ -149,7 +149,7 @@ $("create-form").addEventListener("submit", async (event) => {
   }
 });
 
-// --- start --------------------------------------------------------------------------------------------------
+// --- start ---
 
 function fillCatalog() {
   const characters = $("f-character_id");

@@ -1,5 +1,6 @@
 """LTX-Video: a diffusion transformer (DiT) over the tokens of a whole clip's latents, conditioned on a T5
-prompt, denoised by flow matching, decoded in one pass by a timestep-conditioned video VAE (32 x 32 x 8)."""
+prompt, denoised by flow matching, decoded in one pass by a timestep-conditioned video VAE (32 x 32 x 8); from
+an image, the image's latent is the first frame's tokens, held at timestep 0."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ FAMILY: Final = Family(
         Network(names.TEXT_ENCODER),
         Network(TRANSFORMER, batched=True),
         Network(names.VAE_DECODER),
+        Network(names.VAE_ENCODER),
     ),
     required_inputs=(
         names.IN_PROMPT,
@@ -37,6 +39,15 @@ FAMILY: Final = Family(
         names.IN_NUM_INFERENCE_STEPS,
         names.IN_GUIDANCE_SCALE,
     ),
-    optional_inputs=(names.IN_NEGATIVE_PROMPT, names.IN_SEED, names.IN_FPS, names.IN_PREVIEW_EVERY),
+    optional_inputs=(
+        names.IN_NEGATIVE_PROMPT,
+        names.IN_SEED,
+        names.IN_FPS,
+        names.IN_PREVIEW_EVERY,
+        names.IN_IMAGE,
+        names.IN_END_IMAGE,
+    ),
     pipeline="visualizr.families.ltx_video.loop:LTXVideoPipeline",
+    # the image is the first frame as it is (LTXImageToVideoPipeline has no strength): motion_strength sets nothing
+    motion=lambda strength: {},
 )

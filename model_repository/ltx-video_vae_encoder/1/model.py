@@ -1,0 +1,3 @@
+"""Triton Python-backend entry point; written by the export (export/shims.py)."""
+
+from visualizr.triton.onnx_component import TritonPythonModel  # noqa: F401
