@@ -47,6 +47,7 @@ class Engine(Protocol):
     name: str
     input_ranks: Mapping[str, int]  # each ONNX input's rank
     output_names: frozenset[str]
+    warm_up_calls: int  # calls before one is as fast as the next (what a calibration runs before timing)
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
 
@@ -58,6 +59,7 @@ def _require_file(path: Path) -> None:
 
 class OnnxRuntimeEngine:
     name = ONNXRUNTIME
+    warm_up_calls = 1
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         """A CPU onnxruntime session; 0 threads lets onnxruntime choose."""
@@ -81,6 +83,7 @@ class OpenVinoEngine:
     """OpenVINO's CPU plugin over the same ONNX file, fp32 (no bf16 on CPUs that have it), tuned for latency."""
 
     name = OPENVINO
+    warm_up_calls = 1
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         import openvino as ov
@@ -106,9 +109,11 @@ class OpenVinoEngine:
 class TorchScriptEngine:
     """torch running the TorchScript trace saved beside the ONNX file (``TORCHSCRIPT_FILENAME``) under
     ``torch.inference_mode``; FileNotFoundError where the export wrote none (a network it could not trace
-    faithfully). torch's threads are per process: a stub serves one network."""
+    faithfully). torch's threads are per process: a stub serves one network. TorchScript's executor profiles the
+    first call and optimizes the graph at the second (seconds for a UNet); later shapes run that graph."""
 
     name = TORCH
+    warm_up_calls = 2
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         path = Path(path).with_name(TORCHSCRIPT_FILENAME)
