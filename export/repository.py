@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from visualizr import names
 from visualizr.engines.check import card_ranges
@@ -119,44 +119,41 @@ def _export_component(
     writer.write(model_dir / CONFIG_FILENAME, config.render())
     if engines is None:
         writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, COMPONENT_MODEL_PY)
-        _ensure_torchscript(writer, options, model, spec, previous, keys)
+        cached = None if options.force else previous.torchscript_keys.get(model_name)
+        factor = spec.case_factor(model.unet_downsample_factor)
+        torchscript = model_dir / VERSION_DIR / names.TORCHSCRIPT_FILENAME
+        traced_key = _ensure_torchscript(writer, spec, network, torchscript, factor, cached)
+        if traced_key is not None:
+            keys.torchscript_keys[model_name] = traced_key
     else:  # decided on its own, whether the ONNX was just exported or reused; a tensorrt_plan has no model.py
         _ensure_engine(writer, engines, model_name, model_dir / VERSION_DIR, spec, model.limits)
 
 
 def _ensure_torchscript(
-    writer: RepositoryWriter,
-    options: ExportOptions,
-    model: LoadedModel,
-    spec: NetworkSpec,
-    previous: ModelStamp,
-    keys: ModelStamp,
-) -> None:
-    """The torch engine's TorchScript file beside model.onnx, cached by its own key; none for a network whose
-    trace does not match the eager network at the verification shapes."""
+    writer: RepositoryWriter, spec: NetworkSpec, network: Any, path: Path, factor: int, cached_key: str | None
+) -> str | None:
+    """The torch engine's TorchScript file at ``path`` (beside model.onnx), kept while its key is ``cached_key``;
+    its key, or None (and no file) for a network whose trace does not match the eager network at the verification
+    shapes."""
     from visualizr.export.torchscript_export import export_torchscript, torchscript_cache_key, verify_torchscript
 
-    model_name = names.component_model_name(options.id, spec.component)
-    path = options.repository / model_name / VERSION_DIR / names.TORCHSCRIPT_FILENAME
-    network = model.networks[spec.component]
+    model_name = path.parent.parent.name
     key = torchscript_cache_key(spec, network)
-    if not options.force and previous.torchscript_keys.get(model_name) == key and path.is_file():
-        keys.torchscript_keys[model_name] = key
+    if key == cached_key and path.is_file():
         writer.track(path, written=False)
-        return
+        return key
     started = time.perf_counter()
-    factor = spec.case_factor(model.unet_downsample_factor)
     try:
         changed = export_torchscript(spec, network, path, spec.trace_case(factor))
         verify_torchscript(spec, network, path, spec.verification_cases(factor))
     except (AssertionError, RuntimeError) as exc:  # not traceable faithfully: served by the ONNX engines only
         path.unlink(missing_ok=True)
         writer.report.untraceable[model_name] = f"{type(exc).__name__}: {exc}"
-        return
-    keys.torchscript_keys[model_name] = key
+        return None
     writer.report.traced.append(model_name)
     writer.report.seconds[f"{model_name} torchscript"] = time.perf_counter() - started
     writer.track(path, changed)
+    return key
 
 
 def _ensure_engine(

@@ -16,7 +16,7 @@ from typing import Any
 
 from visualizr.export.files import write_if_changed
 from visualizr.export.fingerprint import EXPORT_DIR, hash_files, hash_json
-from visualizr.export.onnx_export import MAX_RELATIVE_ERROR, export_code_files, relative_error, state_dict_hash
+from visualizr.export.onnx_export import export_code_files, state_dict_hash, verify_against_torch
 from visualizr.export.specs import NetworkSpec, ShapeCase
 from visualizr.pipeline.cpu_engines import TORCHSCRIPT_IO_RECORD
 
@@ -55,15 +55,9 @@ def verify_torchscript(spec: NetworkSpec, network: Any, path: Path, cases: tuple
     import torch
 
     loaded = torch.jit.load(str(path), map_location="cpu").eval()
-    wrapper = spec.wrapper(network).eval()
-    errors = []
-    for seed, case in enumerate(cases, start=1):
-        inputs = spec.sample_inputs(case, seed=seed)
+
+    def run(inputs: tuple[Any, ...]) -> Any:
         with torch.inference_mode():
-            expected, actual = wrapper(*inputs).numpy(), loaded(*inputs).numpy()
-        if actual.shape != expected.shape:
-            raise AssertionError(f"{spec.component} {case}: TorchScript shape {actual.shape} != {expected.shape}")
-        errors.append(relative_error(actual, expected))
-        if errors[-1] > MAX_RELATIVE_ERROR:
-            raise AssertionError(f"{spec.component} {case}: relative error {errors[-1]:.2e} > {MAX_RELATIVE_ERROR}")
-    return errors
+            return loaded(*inputs).numpy()
+
+    return verify_against_torch(spec, network, cases, run, "TorchScript")
