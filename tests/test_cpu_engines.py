@@ -173,6 +173,30 @@ def test_a_component_is_served_by_its_measured_engine_cached_then_by_the_overrid
         assert calibration.served_engine(small_repository, TEXT_ENCODER, engine)[0] == engine
 
 
+def test_a_start_with_a_cached_calibration_imports_only_the_engine_it_serves_with(small_repository: Path) -> None:
+    """torch is imported by a stub's first start (a candidate) and afterwards only where it was chosen."""
+    import subprocess
+    import sys
+
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    onnx_path = small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME
+    _, measured = calibrated_model(config, onnx_path, small_repository, env={})
+    assert measured is not None and set(measured.ms) == set(ENGINE_NAMES)
+    cache = calibration.calibration_path(small_repository, TEXT_ENCODER)
+    calibration.write_calibration(cache, replace(measured, ms={ONNXRUNTIME: 1.0, OPENVINO: 2.0, TORCH: 3.0}))
+    code = (
+        "import sys; from pathlib import Path; from benchmarks.cpu_engines import read_config; "
+        "from visualizr.triton.component_model import calibrated_model; "
+        f"repository = Path({str(small_repository)!r}); config = read_config(repository / {TEXT_ENCODER!r}, None); "
+        f"model, _ = calibrated_model(config, Path({str(onnx_path)!r}), repository, env={{}}); "
+        "print(model.engine.name, *sorted(m for m in ('torch', 'openvino', 'onnxruntime') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [ONNXRUNTIME, ONNXRUNTIME]
+
+
 def test_a_network_without_a_torchscript_file_has_no_torch_candidate(small_repository: Path) -> None:
     """A network the export could not trace faithfully: calibrated among the ONNX engines, its key says so."""
     (small_repository / TEXT_ENCODER / "1" / TORCHSCRIPT_FILENAME).unlink()
