@@ -34,7 +34,7 @@ ENGINE_OPTIONS: Final[dict[str, dict[str, str]]] = {
     OPENVINO: {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
     # The traced graph as it is (freezing or optimize_for_inference measured no faster and not bit-exact), no
     # autograd, and OpenMP threads that sleep between calls: spinning, torch's UNet took 180 ms a call instead of 25
-    # on a loaded 2-core machine, and slowed the other stubs beside it (set before torch first loads; see run).
+    # on a loaded 2-core machine, and slowed the stubs beside it (set before torch first loads: TorchScriptEngine).
     TORCH: {"OMP_WAIT_POLICY": "PASSIVE", "grad": "inference_mode"},
 }
 # The TorchScript file's own record of the tensor names it was traced with (inputs in order, with their ranks).
