@@ -147,6 +147,10 @@ def build(options: ExportOptions) -> int:
         print(f"  exported {model_name} in {seconds:.1f} s (onnxruntime vs torch: rel. error {errors})")
     for model_name in report.reused:
         print(f"  reused cached ONNX of {model_name}")
+    for model_name in report.traced:
+        print(f"  traced {model_name} to TorchScript in {report.seconds[f'{model_name} torchscript']:.1f} s")
+    for model_name, reason in report.untraceable.items():
+        print(f"  no TorchScript for {model_name} (no torch engine): {reason}")
     for model_name, reasons in report.engines_built.items():
         seconds = report.seconds[f"{model_name} engine"]
         print(f"  built TensorRT engine of {model_name} in {seconds:.1f} s ({'; '.join(reasons)})")

@@ -73,6 +73,7 @@ class ModelStamp:
     key: str = ""
     files: list[str] = field(default_factory=list)  # relative to the repository
     onnx_keys: dict[str, str] = field(default_factory=dict)  # Triton model name -> ONNX cache key
+    torchscript_keys: dict[str, str] = field(default_factory=dict)  # ... -> TorchScript cache key
 
 
 def read_stamps(repository: Path) -> dict[str, ModelStamp]:

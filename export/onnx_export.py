@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,21 +122,35 @@ def verify_onnx(
 ) -> list[float]:
     """Relative error of onnxruntime against torch per case; raises if one exceeds ``MAX_RELATIVE_ERROR``."""
     import onnxruntime as ort
-    import torch
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(inputs: tuple[Any, ...]) -> Any:
+        (output,) = session.run(None, {n: t.numpy() for n, t in zip(spec.input_names, inputs, strict=True)})
+        return output
+
+    return verify_against_torch(spec, network, cases, run, "ONNX")
+
+
+def verify_against_torch(
+    spec: NetworkSpec, network: Any, cases: tuple[ShapeCase, ...], run: Callable[[tuple[Any, ...]], Any], label: str
+) -> list[float]:
+    """Relative error of ``run`` (an exported file's output, numpy) against the eager wrapper per case, on the
+    spec's sample inputs; raises AssertionError on another shape or an error above ``MAX_RELATIVE_ERROR``."""
+    import torch
+
     wrapper = spec.wrapper(network).eval()
     errors = []
     for seed, case in enumerate(cases, start=1):
         inputs = spec.sample_inputs(case, seed=seed)
         with torch.no_grad():
             expected = wrapper(*inputs).numpy()
-        (actual,) = session.run(None, {n: t.numpy() for n, t in zip(spec.input_names, inputs, strict=True)})
+        actual = run(inputs)
         if actual.shape != expected.shape:
-            raise AssertionError(f"{spec.component} {case}: ONNX shape {actual.shape} != torch {expected.shape}")
+            raise AssertionError(f"{spec.component} {case}: {label} shape {actual.shape} != torch {expected.shape}")
         errors.append(relative_error(actual, expected))
         if errors[-1] > MAX_RELATIVE_ERROR:
             raise AssertionError(f"{spec.component} {case}: relative error {errors[-1]:.2e} > {MAX_RELATIVE_ERROR}")

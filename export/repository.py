@@ -4,9 +4,11 @@ Layout (see docs/ARCHITECTURE.md)::
 
     <repository>/<id>/              config.pbtxt, model_card.json, 1/model.py,
                                     1/assets/{pipeline.json, scheduler/, the family's other assets}
-    <repository>/<id>_<component>/  config.pbtxt, 1/model.py, 1/model.onnx (+ 1/model.plan with TensorRT)
+    <repository>/<id>_<component>/  config.pbtxt, 1/model.py, 1/model.onnx, 1/model.torchscript.pt
+                                    (1/model.plan instead of model.py and the TorchScript file with TensorRT)
 
-Every write is idempotent (unchanged files keep their mtime) and the ONNX exports are cached by key.
+Every write is idempotent (unchanged files keep their mtime) and the ONNX and TorchScript exports are cached by
+key, each on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from visualizr import names
 from visualizr.engines.check import card_ranges
@@ -46,6 +48,8 @@ class BuildReport:
     written: list[Path] = field(default_factory=list)
     exported: list[str] = field(default_factory=list)  # Triton model names whose ONNX was (re)exported
     reused: list[str] = field(default_factory=list)  # ... whose cached ONNX matched
+    traced: list[str] = field(default_factory=list)  # ... whose TorchScript file was (re)traced
+    untraceable: dict[str, str] = field(default_factory=dict)  # ... -> why the trace is not faithful (no torch)
     verification: dict[str, list[float]] = field(default_factory=dict)  # relative errors per export
     seconds: dict[str, float] = field(default_factory=dict)
     engines_built: dict[str, list[str]] = field(default_factory=dict)  # Triton model name -> why it was built
@@ -81,7 +85,7 @@ def _export_component(
     model: LoadedModel,
     spec: NetworkSpec,
     previous: ModelStamp,
-    onnx_keys: dict[str, str],
+    keys: ModelStamp,
     engines: EngineBuilder | None,
 ) -> None:
     from visualizr.export.onnx_export import export_onnx
@@ -91,7 +95,7 @@ def _export_component(
     onnx_path = model_dir / VERSION_DIR / names.ONNX_FILENAME
     network = model.networks[spec.component]
     key = onnx_cache_key(spec, network)
-    onnx_keys[model_name] = key
+    keys.onnx_keys[model_name] = key
     started = time.perf_counter()
     if options.force or previous.onnx_keys.get(model_name) != key or not onnx_path.is_file():
         factor = spec.case_factor(model.unet_downsample_factor)
@@ -115,8 +119,41 @@ def _export_component(
     writer.write(model_dir / CONFIG_FILENAME, config.render())
     if engines is None:
         writer.write(model_dir / VERSION_DIR / MODEL_PY_FILENAME, COMPONENT_MODEL_PY)
+        cached = None if options.force else previous.torchscript_keys.get(model_name)
+        factor = spec.case_factor(model.unet_downsample_factor)
+        torchscript = model_dir / VERSION_DIR / names.TORCHSCRIPT_FILENAME
+        traced_key = _ensure_torchscript(writer, spec, network, torchscript, factor, cached)
+        if traced_key is not None:
+            keys.torchscript_keys[model_name] = traced_key
     else:  # decided on its own, whether the ONNX was just exported or reused; a tensorrt_plan has no model.py
         _ensure_engine(writer, engines, model_name, model_dir / VERSION_DIR, spec, model.limits)
+
+
+def _ensure_torchscript(
+    writer: RepositoryWriter, spec: NetworkSpec, network: Any, path: Path, factor: int, cached_key: str | None
+) -> str | None:
+    """The torch engine's TorchScript file at ``path`` (beside model.onnx), kept while its key is ``cached_key``;
+    its key, or None (and no file) for a network whose trace does not match the eager network at the verification
+    shapes."""
+    from visualizr.export.torchscript_export import export_torchscript, torchscript_cache_key, verify_torchscript
+
+    model_name = path.parent.parent.name
+    key = torchscript_cache_key(spec, network)
+    if key == cached_key and path.is_file():
+        writer.track(path, written=False)
+        return key
+    started = time.perf_counter()
+    try:
+        changed = export_torchscript(spec, network, path, spec.trace_case(factor))
+        verify_torchscript(spec, network, path, spec.verification_cases(factor))
+    except (AssertionError, RuntimeError) as exc:  # not traceable faithfully: served by the ONNX engines only
+        path.unlink(missing_ok=True)
+        writer.report.untraceable[model_name] = f"{type(exc).__name__}: {exc}"
+        return None
+    writer.report.traced.append(model_name)
+    writer.report.seconds[f"{model_name} torchscript"] = time.perf_counter() - started
+    writer.track(path, changed)
+    return key
 
 
 def _ensure_engine(
@@ -127,7 +164,8 @@ def _ensure_engine(
     spec: NetworkSpec,
     limits: ShapeLimits,
 ) -> None:
-    (version_dir / MODEL_PY_FILENAME).unlink(missing_ok=True)  # left by an onnxruntime build
+    for left in (MODEL_PY_FILENAME, names.TORCHSCRIPT_FILENAME):  # left by an onnxruntime build
+        (version_dir / left).unlink(missing_ok=True)
     outcome = engines.ensure(version_dir, spec, limits)
     writer.track(version_dir / PLAN_FILENAME, outcome.built)
     writer.track(manifest_path(version_dir), outcome.manifest_written)
@@ -171,7 +209,7 @@ def build_repository(options: ExportOptions) -> BuildReport:
     options.repository.mkdir(parents=True, exist_ok=True)
     previous = read_stamps(options.repository).get(options.id, ModelStamp())
     writer = RepositoryWriter(options.repository, report)
-    onnx_keys: dict[str, str] = {}
+    keys = ModelStamp()
     engines = None
     if engine_environment is not None:
         from visualizr.export.tensorrt_build import EngineBuilder
@@ -180,9 +218,10 @@ def build_repository(options: ExportOptions) -> BuildReport:
             options.repository, options.precision, card_ranges(model.card), engine_environment, options.force
         )
     for spec in model.specs:
-        _export_component(writer, options, model, spec, previous, onnx_keys, engines)
+        _export_component(writer, options, model, spec, previous, keys, engines)
     _write_pipeline_model(writer, options, model)
     write_perf_inputs(options.repository, options.id, model.specs, model.limits)
-    write_stamp(options.repository, options.id, ModelStamp(options.build_key(), writer.files, onnx_keys))
+    stamp = ModelStamp(options.build_key(), writer.files, keys.onnx_keys, keys.torchscript_keys)
+    write_stamp(options.repository, options.id, stamp)
     report.seconds["total"] = time.perf_counter() - started
     return report

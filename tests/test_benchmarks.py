@@ -41,7 +41,7 @@ SCALE_LINES = (
     "submit throughput 2 replicas / 1 =",
     "status throughput 2 replicas / 1 =",
 )
-CPU_ENGINE_LINES = ("CPU engines, ms per call", "animatediff_unet", "openvino / ort  fastest")
+CPU_ENGINE_LINES = ("CPU engines, ms per call", "animatediff_unet", "torch ms", "openvino / ort     torch / ort")
 # The benchmarks that need one model only have their tritonservers load that one (VISUALIZR_LOAD_MODELS).
 ANIMATEDIFF_ONLY = {"VISUALIZR_LOAD_MODELS": "animatediff"}
 

@@ -1,5 +1,6 @@
-"""The CPU engines of the component models: every engine matches the ONNX reference (onnxruntime) on every network
-of every family, the calibration picks by measurement and is cached under its key, VISUALIZR_CPU_ENGINE overrides."""
+"""The CPU engines of the component models: every engine (torch over the TorchScript file beside the ONNX one)
+matches the ONNX reference (onnxruntime) on every network of every family, the calibration picks by measurement
+and is cached under its key, VISUALIZR_CPU_ENGINE overrides."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from benchmarks.cpu_engines import read_config
 from visualizr.export.onnx_export import MAX_RELATIVE_ERROR, relative_error
 from visualizr.families import FAMILY_NAMES
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
-from visualizr.names import ONNX_FILENAME
+from visualizr.names import ONNX_FILENAME, TORCHSCRIPT_FILENAME
 from visualizr.pipeline import engine_calibration as calibration
-from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO, OnnxRuntimeEngine
+from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO, TORCH, OnnxRuntimeEngine
 from visualizr.settings import Settings
 from visualizr.triton.component_model import calibrated_model, engine_calls
 
@@ -55,7 +56,8 @@ def test_requested_engine_is_auto_unless_the_environment_names_an_engine() -> No
     assert calibration.requested_engine({}) == AUTO
     assert calibration.requested_engine({"VISUALIZR_CPU_ENGINE": " OpenVINO "}) == OPENVINO
     assert Settings.from_env({"VISUALIZR_CPU_ENGINE": "onnxruntime"}).cpu_engine == ONNXRUNTIME
-    with pytest.raises(ValueError, match="VISUALIZR_CPU_ENGINE must be one of onnxruntime, openvino, auto"):
+    assert calibration.requested_engine({"VISUALIZR_CPU_ENGINE": "torch"}) == TORCH
+    with pytest.raises(ValueError, match="VISUALIZR_CPU_ENGINE must be one of onnxruntime, openvino, torch, auto"):
         Settings.from_env({"VISUALIZR_CPU_ENGINE": "tensorflow"})
 
 
@@ -88,7 +90,8 @@ def test_calibration_is_cached_under_its_key_and_redone_when_any_part_changes(tm
     assert not measured and again == first and len(runs) == 1
     changes = [{"processor": "Xeon"}, {"cpu_flags": "00"}, {"cores": 4}, {"engines": {"onnxruntime": "1.1"}},
                {"engine_options": {"onnxruntime": {"spin": "1"}}}, {"shapes": {"x": [4, 3]}}, {"threads": 1},
-               {"onnx_size": 11}, {"onnx_mtime_ns": 2}]  # fmt: skip
+               {"engines": {"onnxruntime": "1.0", "torch": "2.13.0"}}, {"onnx_size": 11}, {"onnx_mtime_ns": 2},
+               {"torchscript_size": 12}, {"torchscript_mtime_ns": 3}]  # fmt: skip
     for count, change in enumerate(changes, start=2):
         _, measured = calibration.calibrate(_key(**change), cache, calls)
         assert measured and len(runs) == count, change
@@ -168,6 +171,65 @@ def test_a_component_is_served_by_its_measured_engine_cached_then_by_the_overrid
         model, none = calibrated_model(config, onnx_path, small_repository, env={"VISUALIZR_CPU_ENGINE": engine})
         assert model.engine.name == engine and none is None
         assert calibration.served_engine(small_repository, TEXT_ENCODER, engine)[0] == engine
+
+
+def test_a_start_with_a_cached_calibration_imports_only_the_engine_it_serves_with(small_repository: Path) -> None:
+    """torch is imported by a stub's first start (a candidate) and afterwards only where it was chosen."""
+    import subprocess
+    import sys
+
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    onnx_path = small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME
+    _, measured = calibrated_model(config, onnx_path, small_repository, env={})
+    assert measured is not None and set(measured.ms) == set(ENGINE_NAMES)
+    cache = calibration.calibration_path(small_repository, TEXT_ENCODER)
+    calibration.write_calibration(cache, replace(measured, ms={ONNXRUNTIME: 1.0, OPENVINO: 2.0, TORCH: 3.0}))
+    code = (
+        "import sys; from pathlib import Path; from benchmarks.cpu_engines import read_config; "
+        "from visualizr.triton.component_model import calibrated_model; "
+        f"repository = Path({str(small_repository)!r}); config = read_config(repository / {TEXT_ENCODER!r}, None); "
+        f"model, _ = calibrated_model(config, Path({str(onnx_path)!r}), repository, env={{}}); "
+        "print(model.engine.name, *sorted(m for m in ('torch', 'openvino', 'onnxruntime') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [ONNXRUNTIME, ONNXRUNTIME]
+
+
+def test_a_network_without_a_torchscript_file_has_no_torch_candidate(small_repository: Path) -> None:
+    """A network the export could not trace faithfully: calibrated among the ONNX engines, its key says so."""
+    (small_repository / TEXT_ENCODER / "1" / TORCHSCRIPT_FILENAME).unlink()
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    onnx_path = small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME
+    _, measured = calibrated_model(config, onnx_path, small_repository, env={})
+    assert measured is not None and TORCH not in measured.ms and set(measured.ms) == set(ENGINE_NAMES) - {TORCH}
+    assert measured.key.torchscript_size == measured.key.torchscript_mtime_ns == 0
+    with pytest.raises(FileNotFoundError, match="TorchScript model not found"):
+        calibrated_model(config, onnx_path, small_repository, env={"VISUALIZR_CPU_ENGINE": TORCH})
+
+
+@pytest.mark.parametrize("batch, frames, height, width", [(1, 16, 24, 16), (3, 7, 13, 11)])
+def test_torch_engine_matches_onnxruntime_at_shapes_the_trace_was_not_made_at(
+    model_repository: Path, batch: int, frames: int, height: int, width: int
+) -> None:
+    """The UNet was traced at batch 2 and 5 frames (onnx_export.trace_case): other batches, clip lengths and
+    latent sizes run the same graph, not one with the traced shapes baked in."""
+    import numpy as np
+
+    model = "animatediff_unet"
+    config = read_config(model_repository / model, None)
+    dtypes = {spec.name: spec.dtype for spec in config.inputs}
+    feeds = calibration.default_inputs(model_repository, model, dtypes, batched=True)
+    assert feeds is not None
+    shape = (batch, 4, frames, height, width)
+    sample = np.random.default_rng(batch).standard_normal(shape, dtype=np.float32)
+    feeds = {name: np.concatenate([array[:1]] * batch) for name, array in feeds.items()} | {"sample": sample}
+    calls = engine_calls(config, model_repository / model / "1" / ONNX_FILENAME, feeds, [ONNXRUNTIME, TORCH])
+    expected, actual = calls[ONNXRUNTIME][1](), calls[TORCH][1]()
+    for name, reference in expected.items():
+        assert actual[name].shape == reference.shape == shape
+        assert relative_error(actual[name], reference) <= MAX_RELATIVE_ERROR, name
 
 
 def test_without_a_default_request_a_component_is_served_by_onnxruntime_unmeasured(small_repository: Path) -> None:

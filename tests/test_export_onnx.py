@@ -1,4 +1,5 @@
-"""ONNX export of every network of every family: onnxruntime matches torch at batch > 1 and two shapes."""
+"""ONNX and TorchScript export of every network of every family: onnxruntime and the saved trace match torch at
+batch > 1 and two shapes neither was traced at."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from visualizr.export.onnx_export import (
     verify_onnx,
 )
 from visualizr.export.specs import NetworkSpec, ShapeCase, VAEEncoderSpec
+from visualizr.export.torchscript_export import export_torchscript, torchscript_cache_key, verify_torchscript
 from visualizr.families import FAMILY_NAMES, get_family
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
@@ -76,17 +78,49 @@ def test_onnx_matches_torch(tiny_models: dict[str, LoadedModel], family: str, co
     assert not export_onnx(spec, network, path, trace_case(factor))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("family, component", NETWORKS, ids=lambda v: v)
+def test_torchscript_matches_torch_at_batches_and_shapes_it_was_not_traced_at(
+    tiny_models: dict[str, LoadedModel], family: str, component: str, tmp_path: Path
+) -> None:
+    from visualizr.pipeline.cpu_engines import TorchScriptEngine
+
+    model = tiny_models[family]
+    spec, network = _spec(model, component), model.networks[component]
+    path = tmp_path / "model.torchscript.pt"
+    factor = spec.case_factor(model.unet_downsample_factor)
+    assert export_torchscript(spec, network, path, trace_case(factor))
+    cases = verification_cases(factor)
+    assert trace_case(factor) not in cases and {case.batch for case in cases} == {2, 3}
+    errors = verify_torchscript(spec, network, path, cases)
+    assert len(errors) == 2 and max(errors) <= MAX_RELATIVE_ERROR
+    engine = TorchScriptEngine(tmp_path / "model.onnx")  # the file beside the ONNX one, named by its record
+    assert list(engine.input_ranks) == spec.input_names and engine.output_names == set(spec.output_names)
+    assert list(engine.input_ranks.values()) == [len(t.axes) for t in spec.inputs]
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_onnx_cache_key_follows_the_weights(tiny_models: dict[str, LoadedModel], family: str) -> None:
+@pytest.mark.parametrize("cache_key", [onnx_cache_key, torchscript_cache_key])
+def test_export_cache_keys_follow_the_weights(tiny_models: dict[str, LoadedModel], family: str, cache_key) -> None:
     model = tiny_models[family]
     spec = model.specs[0]
     network = model.networks[spec.component]
-    key = onnx_cache_key(spec, network)
-    assert key == onnx_cache_key(spec, network)
+    key = cache_key(spec, network)
+    assert key == cache_key(spec, network)
     changed = copy.deepcopy(network)
     with torch.no_grad():
         next(changed.parameters()).add_(1e-3)
-    assert onnx_cache_key(spec, changed) != key
+    assert cache_key(spec, changed) != key
+
+
+def test_torchscript_cache_key_follows_torchs_version(
+    tiny_models: dict[str, LoadedModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tiny_models[FAMILY_NAMES[0]]
+    spec = model.specs[0]
+    key = torchscript_cache_key(spec, model.networks[spec.component])
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert torchscript_cache_key(spec, model.networks[spec.component]) != key
 
 
 def test_relative_error_is_max_abs_difference_over_max_abs_reference() -> None:

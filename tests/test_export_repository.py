@@ -55,7 +55,8 @@ def test_layout(repository: Path) -> None:
     expected += [assets / "pipeline.json", assets / "scheduler" / "scheduler_config.json"]
     expected += [assets / "tokenizer" / "tokenizer_config.json"]
     for component in COMPONENT_DIRS:
-        expected += [repository / component / n for n in ("config.pbtxt", "1/model.py", "1/model.onnx")]
+        files = ("config.pbtxt", "1/model.py", "1/model.onnx", "1/model.torchscript.pt")
+        expected += [repository / component / n for n in files]
     assert [p for p in expected if not p.is_file()] == []
     assert model_dirs(repository) == sorted(ALL_MODEL_DIRS)
 

@@ -1,11 +1,13 @@
 """What a Triton Python-backend stub imports, checked in a fresh interpreter (with a stand-in
 ``triton_python_backend_utils``: only a stub has the real one). Every start, restart and heal of tritonserver pays
-these imports once per stub: a component model's stub needs onnxruntime and numpy, never torch, diffusers or
-transformers; a pipeline model's stub (the adapter, then its family's loop in ``initialize``) needs torch and
-diffusers' schedulers, not transformers nor diffusers' models and pipelines."""
+these imports once per stub: a component model's stub needs numpy and the CPU engine it serves with (torch only
+when that is the torch engine), never diffusers or transformers; a pipeline model's stub (the adapter, then its
+family's loop in ``initialize``) needs torch and diffusers' schedulers, not transformers nor diffusers' models and
+pipelines."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +49,8 @@ def test_a_component_imports_the_engine_it_serves_with_and_no_other(model_reposi
     modules = modules_imported_by(
         f"from visualizr.pipeline.cpu_engines import open_engine; open_engine({engine!r}, {str(onnx)!r})"
     )
-    others = [e for e in ENGINE_NAMES if e != engine]
-    assert engine in modules and packages_among(modules, "torch", "diffusers", "transformers", *others) == set()
+    unwanted = {"torch", "diffusers", "transformers", *ENGINE_NAMES} - {engine}  # a TorchScript file needs no diffusers
+    assert engine in modules and packages_among(modules, *unwanted) == set()
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
@@ -59,3 +61,18 @@ def test_pipeline_stub_imports_no_transformers_nor_diffusers_models_and_pipeline
     )
     assert {"torch", "diffusers.schedulers"} <= modules
     assert packages_among(modules, "transformers", "diffusers.models", "diffusers.pipelines", "onnxruntime") == set()
+
+
+def test_the_torch_engine_runs_on_the_configured_threads_that_sleep_between_calls(model_repository: Path) -> None:
+    """OpenMP's threads spin after each call unless told otherwise before torch loads (they starved the other
+    stubs on a loaded 2-core machine): the engine sets it when it is first to load torch, then its threads."""
+    onnx = model_repository / "animatediff_text_encoder" / "1" / "model.onnx"
+    code = (
+        "import os; from visualizr.pipeline.cpu_engines import open_engine; "
+        f"open_engine('torch', {str(onnx)!r}, 1); "
+        "import torch; print(os.environ['OMP_WAIT_POLICY'], torch.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["PASSIVE", "1"]

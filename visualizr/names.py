@@ -53,8 +53,9 @@ IMAGE_ENCODER_PIXELS: Final = "pixel_values"
 IMAGE_EMBEDS: Final = "image_embeds"
 
 
-# Files of a component model's version folder, and its Triton config parameter for onnxruntime's threads.
+# Files of a component model's version folder, and its Triton config parameter for the CPU engine's threads.
 ONNX_FILENAME: Final = "model.onnx"
+TORCHSCRIPT_FILENAME: Final = "model.torchscript.pt"  # the same wrapper traced by torch.jit (the torch engine's)
 INTRA_OP_THREADS_PARAMETER: Final = "intra_op_num_threads"
 
 

@@ -93,7 +93,7 @@ class Settings(msgspec.Struct, frozen=True):
     # within the window; beyond that it is given up on there and `make serve` restarts its supervised Triton.
     heal_max: int = 3
     heal_window_s: int = 600
-    # The CPU engine of every component model (VISUALIZR_CPU_ENGINE: onnxruntime | openvino); auto: per network
+    # The CPU engine of every component model (VISUALIZR_CPU_ENGINE: onnxruntime | openvino | torch); auto: per network
     # the one measured fastest on this machine (visualizr/pipeline/engine_calibration.py). Read by the stubs too.
     cpu_engine: str = AUTO
     # Signed webhooks (a generate request's webhook_url): the Standard Webhooks signing secret (whsec_<base64> or any

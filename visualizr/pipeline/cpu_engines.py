@@ -1,12 +1,16 @@
-"""The CPU engines a component model can run its ONNX network with, behind one interface.
+"""The CPU engines a component model can run its network with, behind one interface.
 
-``onnxruntime`` (always there) and ``openvino`` (same ONNX file, fp32), each imported only when opened so a
-component stub pays for the engine it runs and nothing else. Which engine serves a network is decided by
-measurement (``visualizr.pipeline.engine_calibration``), not here.
+``onnxruntime`` (always there), ``openvino`` (same ONNX file, fp32) and ``torch`` (the TorchScript trace the
+export saves beside the ONNX file), each imported only when opened so a component stub pays for the engine it runs
+and nothing else. Which engine serves a network is decided by measurement
+(``visualizr.pipeline.engine_calibration``), not here.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,9 +18,12 @@ from typing import Final, Protocol
 
 import numpy as np
 
+from visualizr.names import TORCHSCRIPT_FILENAME
+
 ONNXRUNTIME: Final = "onnxruntime"
 OPENVINO: Final = "openvino"
-ENGINE_NAMES: Final = (ONNXRUNTIME, OPENVINO)
+TORCH: Final = "torch"
+ENGINE_NAMES: Final = (ONNXRUNTIME, OPENVINO, TORCH)
 AUTO: Final = "auto"  # VISUALIZR_CPU_ENGINE's default: the engine the calibration measured fastest
 # Each engine's settings (part of the calibration's key: measured again when they change).
 ENGINE_OPTIONS: Final[dict[str, dict[str, str]]] = {
@@ -25,7 +32,13 @@ ENGINE_OPTIONS: Final[dict[str, dict[str, str]]] = {
     ONNXRUNTIME: {"session.intra_op.allow_spinning": "0"},
     # fp32 also on CPUs with bf16 (outputs match onnxruntime's), one request at a time.
     OPENVINO: {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
+    # The traced graph as it is (freezing or optimize_for_inference measured no faster and not bit-exact), no
+    # autograd, and OpenMP threads that sleep between calls: spinning, torch's UNet took 180 ms a call instead of 25
+    # on a loaded 2-core machine, and slowed the stubs beside it (set before torch first loads: TorchScriptEngine).
+    TORCH: {"OMP_WAIT_POLICY": "PASSIVE", "grad": "inference_mode"},
 }
+# The TorchScript file's own record of the tensor names it was traced with (inputs in order, with their ranks).
+TORCHSCRIPT_IO_RECORD: Final = "visualizr_io.json"
 
 
 class Engine(Protocol):
@@ -34,6 +47,7 @@ class Engine(Protocol):
     name: str
     input_ranks: Mapping[str, int]  # each ONNX input's rank
     output_names: frozenset[str]
+    warm_up_calls: int  # calls before one is as fast as the next (what a calibration runs before timing)
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
 
@@ -45,6 +59,7 @@ def _require_file(path: Path) -> None:
 
 class OnnxRuntimeEngine:
     name = ONNXRUNTIME
+    warm_up_calls = 1
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         """A CPU onnxruntime session; 0 threads lets onnxruntime choose."""
@@ -68,6 +83,7 @@ class OpenVinoEngine:
     """OpenVINO's CPU plugin over the same ONNX file, fp32 (no bf16 on CPUs that have it), tuned for latency."""
 
     name = OPENVINO
+    warm_up_calls = 1
 
     def __init__(self, path: Path, threads: int = 0) -> None:
         import openvino as ov
@@ -90,7 +106,49 @@ class OpenVinoEngine:
             return [np.array(results[self.compiled.output(name)]) for name in outputs]
 
 
-_ENGINES: Final = {ONNXRUNTIME: OnnxRuntimeEngine, OPENVINO: OpenVinoEngine}
+class TorchScriptEngine:
+    """torch running the TorchScript trace saved beside the ONNX file (``TORCHSCRIPT_FILENAME``) under
+    ``torch.inference_mode``; FileNotFoundError where the export wrote none (a network it could not trace
+    faithfully). torch's threads are per process: a stub serves one network. TorchScript's executor profiles the
+    first call and optimizes the graph at the second (seconds for a UNet); later shapes run that graph."""
+
+    name = TORCH
+    warm_up_calls = 2
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        path = Path(path).with_name(TORCHSCRIPT_FILENAME)
+        if not path.is_file():
+            raise FileNotFoundError(f"TorchScript model not found: {path}")
+        if "torch" not in sys.modules:  # OpenMP reads it once, when torch loads it
+            os.environ.setdefault("OMP_WAIT_POLICY", ENGINE_OPTIONS[TORCH]["OMP_WAIT_POLICY"])
+        import torch
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        record = {TORCHSCRIPT_IO_RECORD: ""}
+        self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=record).eval()
+        io = json.loads(record[TORCHSCRIPT_IO_RECORD])
+        self.input_ranks = dict(io["inputs"])
+        self._outputs = list(io["outputs"])
+        self.output_names = frozenset(self._outputs)
+        self._torch = torch
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        torch = self._torch
+        tensors = [torch.from_numpy(_writable(feeds[name])) for name in self.input_ranks]
+        with torch.inference_mode():
+            results = self.module(*tensors)
+        by_name = dict(zip(self._outputs, results if isinstance(results, tuple) else (results,), strict=True))
+        return [by_name[name].numpy() for name in outputs]
+
+
+def _writable(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array torch may share (Triton's inputs can be read-only views)."""
+    array = np.ascontiguousarray(array)
+    return array if array.flags.writeable else array.copy()
+
+
+_ENGINES: Final = {ONNXRUNTIME: OnnxRuntimeEngine, OPENVINO: OpenVinoEngine, TORCH: TorchScriptEngine}
 
 
 def open_engine(name: str, path: Path, threads: int = 0) -> Engine:

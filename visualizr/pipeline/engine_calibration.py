@@ -3,9 +3,9 @@
 A component stub times every installed engine on its network at the card's default shapes (the export's
 perf_analyzer data, ``build/perf_inputs/<model id>/``), interleaved, and serves with the fastest. The
 measurement is cached in ``build/cpu_engines/<triton model>.json`` beside the repository with its key (processor,
-flags, cores, engine versions and settings, shapes, threads, the ONNX file's size and time) and redone when any of
-those changes. ``VISUALIZR_CPU_ENGINE`` names one engine for every network instead (``auto``: the
-measured choice). Stdlib and numpy only (a component stub imports it).
+flags, cores, engine versions and settings, shapes, threads, the size and time of the ONNX file and of the
+TorchScript file beside it) and redone when any of those changes. ``VISUALIZR_CPU_ENGINE`` names one engine for
+every network instead (``auto``: the measured choice). Stdlib and numpy only (a component stub imports it).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ENGINE_OPTIONS, ONNXRUNTIME
+from visualizr.names import TORCHSCRIPT_FILENAME
+from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ENGINE_OPTIONS, ONNXRUNTIME, OPENVINO, TORCH
 
 CPU_ENGINE_ENV: Final = "VISUALIZR_CPU_ENGINE"
 CALIBRATION_ROUNDS: Final = 5
@@ -37,7 +38,7 @@ CALIBRATION_BUDGET_S: Final = 4.0
 # much faster: a measurement taken while other stubs load is noisy, and a coin toss should not change the engine.
 SWITCH_MARGIN: Final = 0.10
 LOCK_FILENAME: Final = ".calibrating.lock"
-_DISTRIBUTIONS: Final = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "openvino": ("openvino",)}
+_DISTRIBUTIONS: Final = {ONNXRUNTIME: ("onnxruntime", "onnxruntime-gpu"), OPENVINO: ("openvino",), TORCH: ("torch",)}
 
 
 def requested_engine(env: Mapping[str, str] | None = None) -> str:
@@ -119,11 +120,15 @@ class CalibrationKey:
     threads: int
     onnx_size: int
     onnx_mtime_ns: int
+    torchscript_size: int = 0  # 0: no TorchScript file (no torch candidate)
+    torchscript_mtime_ns: int = 0
 
     @classmethod
     def here(cls, onnx_path: Path, feeds: Mapping[str, np.ndarray], threads: int) -> CalibrationKey:
         processor, flags = _processor()
         stat = Path(onnx_path).stat()
+        torchscript = Path(onnx_path).with_name(TORCHSCRIPT_FILENAME)
+        traced = torchscript.stat() if torchscript.is_file() else None
         return cls(
             processor=processor,
             cpu_flags=flags,
@@ -134,6 +139,8 @@ class CalibrationKey:
             threads=threads,
             onnx_size=stat.st_size,
             onnx_mtime_ns=stat.st_mtime_ns,
+            torchscript_size=traced.st_size if traced else 0,
+            torchscript_mtime_ns=traced.st_mtime_ns if traced else 0,
         )
 
 

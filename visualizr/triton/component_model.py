@@ -1,4 +1,4 @@
-"""A component model's logic, importable without a Triton stub: one ONNX network on the CPU engine chosen for it
+"""A component model's logic, importable without a Triton stub: one network on the CPU engine chosen for it
 (``calibrated_model``), run on numpy feeds shaped as Triton passes them (``visualizr.triton.onnx_component`` is
 the stub's adapter over it; ``benchmarks.cpu_engines`` times it per engine).
 """
@@ -56,6 +56,14 @@ class OnnxComponentModel:
             for spec, result in zip(self.config.outputs, results, strict=True)
         }
 
+    def warm_up(self, feeds: Feeds | None) -> OnnxComponentModel:
+        """Run ``feeds`` as many times as the engine needs before a call is as fast as the next, where that is more
+        than once (a TorchScript graph's first two calls take seconds; the first requests should not)."""
+        if feeds is not None and self.engine.warm_up_calls > 1:
+            for _ in range(self.engine.warm_up_calls):
+                self.run(feeds)
+        return self
+
     def run_many(self, all_feeds: list[Feeds]) -> list[Outputs | Exception]:
         """Run a dynamic batch: requests with equal non-batch shapes run as one call, others one by one."""
         results: list[Outputs | Exception] = [RuntimeError("not run")] * len(all_feeds)
@@ -79,13 +87,16 @@ class OnnxComponentModel:
 def engine_calls(
     config: ModelConfig, onnx_path: Path, feeds: Feeds, engines: Iterable[str]
 ) -> dict[str, tuple[OnnxComponentModel, Callable[[], Outputs]]]:
-    """Per engine that can open the network: the model it serves and a call of it on ``feeds``."""
+    """Per engine that can open the network: the model it serves, warmed up on ``feeds`` (all but the last warm-up
+    call: ``engine_calibration.measure`` makes that one), and a call of it on ``feeds``."""
     opened = {}
     for name in engines:
         try:
             opened[name] = OnnxComponentModel(config, onnx_path, name)
         except Exception:  # an engine that cannot open this network is not a candidate for it
             continue
+        for _ in range(opened[name].engine.warm_up_calls - 1):
+            opened[name].run(feeds)
     return {name: (model, partial(model.run, feeds)) for name, model in opened.items()}
 
 
@@ -96,10 +107,9 @@ def calibrated_model(
     this machine at the card's default shapes (cached; see engine_calibration), and that measurement."""
     requested = calibration.requested_engine(env)
     dtypes = {spec.name: spec.dtype for spec in config.inputs}
-    batched = config.max_batch_size > 0
-    feeds = calibration.default_inputs(model_repository, config.name, dtypes, batched) if requested == AUTO else None
-    if feeds is None:
-        return OnnxComponentModel(config, onnx_path, calibration.engine_for(requested, None)), None
+    feeds = calibration.default_inputs(model_repository, config.name, dtypes, config.max_batch_size > 0)
+    if requested != AUTO or feeds is None:
+        return OnnxComponentModel(config, onnx_path, calibration.engine_for(requested, None)).warm_up(feeds), None
     key = calibration.CalibrationKey.here(onnx_path, feeds, config.int_parameter(INTRA_OP_THREADS_PARAMETER, 0))
     opened: dict[str, OnnxComponentModel] = {}
 
@@ -110,4 +120,6 @@ def calibrated_model(
 
     measured, _ = calibration.calibrate(key, calibration.calibration_path(model_repository, config.name), calls)
     chosen = measured.chosen
-    return opened.get(chosen) or OnnxComponentModel(config, onnx_path, chosen), measured
+    if chosen in opened:  # measured now: warmed up
+        return opened[chosen], measured
+    return OnnxComponentModel(config, onnx_path, chosen).warm_up(feeds), measured

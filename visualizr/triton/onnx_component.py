@@ -1,5 +1,5 @@
 """Generic Python-backend model serving one exported ONNX network on CPU with the engine measured fastest for it
-(onnxruntime or OpenVINO; ``visualizr.pipeline.engine_calibration``), or the one ``VISUALIZR_CPU_ENGINE`` names.
+(onnxruntime, OpenVINO or torch; ``visualizr.pipeline.engine_calibration``), or the one ``VISUALIZR_CPU_ENGINE`` names.
 
 Config (``config.pbtxt``): inputs/outputs named as in ``visualizr.names``, optional ``max_batch_size`` with a
 dynamic batcher, optional ``parameters { key: "intra_op_num_threads" value { string_value: "2" } }``.
