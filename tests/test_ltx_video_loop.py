@@ -263,3 +263,8 @@ def test_previews_every_n_steps_from_the_exported_map_and_nothing_computed_witho
     plain = run(events(request(num_frames=25, num_inference_steps=5)))
     assert [event.preview for event in plain] == [None] * len(plain) and len(computed) == 3  # nothing more computed
     np.testing.assert_array_equal(asked[-1].frames, plain[-1].frames)  # previews change nothing
+    # from a picture (its tokens held) and from two (the last picture's tokens appended): the video's frames only
+    first = picture(64, 96)
+    for pictures in ({"image": first}, {"image": first, "end_image": 255 - first}):
+        shown = run(events(request(num_frames=25, num_inference_steps=3, preview_every=1, **pictures)))
+        assert [e.preview.shape for e in shown if e.preview is not None] == [(4, 2, 3, 3)] * 3

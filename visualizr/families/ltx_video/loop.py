@@ -326,14 +326,20 @@ class LTXVideoPipeline(DiffusionPipeline):
             clean = latents - sigma.to(latents.device) * state.velocity
             held = state.conditioned_tokens  # the image's tokens do not move: their estimate is themselves
             latents = torch.cat([latents[:, :held], clean[:, held:]], dim=1) if held else clean
-        return unpack_latents(latents, state.latent_shape)
+        return self.video_tokens(state, latents)
+
+    @staticmethod
+    def video_tokens(state: LTXDenoising, latents: torch.Tensor) -> torch.Tensor:
+        """The video's own tokens of ``latents`` unpacked to [B, C, f, h, w] (a keyframe job's appended tokens of
+        its last picture dropped)."""
+        extra_tokens = state.keyframes.extra_tokens if state.keyframes is not None else 0
+        return unpack_latents(latents[:, extra_tokens:], state.latent_shape)
 
     async def decode(self, components: Components, state: Denoising) -> np.ndarray:
         """The whole clip in one vae_decoder call, trimmed to the frames asked for: uint8 [F, H, W, 3]."""
         assert isinstance(state, LTXDenoising)
         config, place = self.config, self.placement
-        extra_tokens = state.keyframes.extra_tokens if state.keyframes is not None else 0
-        latents = unpack_latents(state.latents[:, extra_tokens:], state.latent_shape)
+        latents = self.video_tokens(state, state.latents)
         std, mean = self.latents_statistic(config.latents_std), self.latents_statistic(config.latents_mean)
         latents = latents * std / config.vae_scaling_factor + mean
         timestep = 0.0
