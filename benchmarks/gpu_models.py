@@ -224,8 +224,8 @@ def real_size_ltx_networks(
 
 def load_ltx_components(size: str, device: str, dtype: torch.dtype, weights: Path | None = None):
     """``weights`` (a local LTXPipeline folder), else ``size``: "tiny" (the demo's own weights) or "real" (random,
-    published sizes, made on ``device`` in ``dtype``) with the demo's T5 tokenizer (its ids fit T5's vocabulary)
-    and LTX's shipped scheduler."""
+    published sizes, with the demo's T5 tokenizer, whose ids fit T5's vocabulary, and LTX's shipped scheduler);
+    the networks on ``device`` in ``dtype`` (the export's description runs the VAE where it is)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
     from transformers import T5TokenizerFast
 
@@ -233,10 +233,11 @@ def load_ltx_components(size: str, device: str, dtype: torch.dtype, weights: Pat
     from visualizr.export.families.ltx_video.tiny import SCHEDULER_CONFIG as LTX_SCHEDULER
     from visualizr.export.families.ltx_video.tiny import ensure_tiny_weights as ensure_tiny_ltx
 
-    if weights is not None:
-        return load_ltx_video(weights)
-    if size == "tiny":
-        return load_ltx_video(ensure_tiny_ltx())
+    if weights is not None or size == "tiny":
+        components = load_ltx_video(weights or ensure_tiny_ltx())
+        for network in (components.text_encoder, components.transformer, components.vae):
+            network.to(device, dtype)
+        return components
     return LTXVideoComponents(
         tokenizer=T5TokenizerFast.from_pretrained(str(ensure_tiny_ltx() / "tokenizer")),
         scheduler=FlowMatchEulerDiscreteScheduler.from_config(LTX_SCHEDULER),

@@ -69,6 +69,15 @@ def test_tiny_ltx_run_on_cpu_matches_diffusers_ltx_pipeline(capsys: pytest.Captu
     assert "ltx-video" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_tiny_ltx_run_in_bf16_on_cpu() -> None:
+    """The GPU run's dtype on the CPU: the networks made in bf16 before the export describes them (its preview map
+    is fitted by the VAE where it is, in its dtype), both pipelines in bf16."""
+    result = gpu.main([*LTX_TINY, "--dtype", "bf16"])
+    _check(result, ("diffusers", "visualizr"), denoiser="transformer")
+    assert result["frame_differences"]["visualizr"] < 64  # bf16: the same video, roughly
+
+
 @pytest.mark.integration
 def test_tiny_run_through_triton(triton: TritonServer) -> None:
     """The demo repository is exported from the tiny weights: Triton runs the same model as diffusers."""
