@@ -16,7 +16,6 @@ from benchmarks.gpu_models import (
     load_ltx_components,
     ltx_stage_flops,
     ltx_transformer_flops,
-    real_size_ltx_networks,
     real_size_networks,
     save_components,
     stage_flops,
@@ -132,22 +131,19 @@ def test_real_size_on_the_gpu(family: str, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_ltx_real_sizes_are_the_published_architectures() -> None:
-    """LTX-Video 0.9.5's networks on the meta device: T5-XXL's encoder, the 2B transformer, the 0.9.5 VAE; the
-    benchmark's FLOPs per stage at 768 x 512, 121 frames, with guidance (batch 2)."""
-    from visualizr.export.families.ltx_video.loader import LTXVideoComponents
-
-    networks = real_size_ltx_networks("meta")
+    """LTX-Video 0.9.5's networks on the meta device, as the benchmark makes them (in bf16, with the demo's T5
+    tokenizer): T5-XXL's encoder, the 2B transformer, the 0.9.5 VAE; the benchmark's FLOPs per stage at 768 x 512,
+    121 frames, with guidance (batch 2)."""
+    components = load_ltx_components("real", "meta", torch.bfloat16)
+    networks = {name: getattr(components, name) for name in ("text_encoder", "transformer", "vae")}
+    assert all(p.dtype == torch.bfloat16 for n in networks.values() for p in n.parameters())
     billions = {name: sum(p.numel() for p in n.parameters()) / 1e9 for name, n in networks.items()}
     assert round(billions["text_encoder"], 2) == 4.76  # T5 v1.1 XXL encoder
     assert round(billions["transformer"], 2) == 1.92
     vae = networks["vae"]
     assert (vae.spatial_compression_ratio, vae.temporal_compression_ratio, vae.config.latent_channels) == (32, 8, 128)
     assert vae.config.timestep_conditioning
-
-    class Tokenizer:
-        model_max_length = LTX_TEXT_LENGTH
-
-    components = LTXVideoComponents(Tokenizer(), scheduler=None, source_name="meta", **networks)
+    assert components.text_max_length == LTX_TEXT_LENGTH
     flops = ltx_stage_flops(components, batch=2, frames=121, height=512, width=768)
     assert flops["transformer"] == ltx_transformer_flops(2, 121, 512, 768)
     print({stage: round(n / 1e12, 2) for stage, n in flops.items()})
