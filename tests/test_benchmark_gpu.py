@@ -85,6 +85,13 @@ def test_tiny_run_through_triton(triton: TritonServer) -> None:
     assert result["frame_differences"]["triton"] <= 2  # onnxruntime vs torch, float32
 
 
+@pytest.mark.integration
+def test_tiny_ltx_run_through_triton(triton: TritonServer) -> None:
+    result = gpu.main([*LTX_TINY, "--triton-url", triton.settings.triton_grpc_url])
+    _check(result, ("diffusers", "visualizr", "triton"), denoiser="transformer")
+    assert result["frame_differences"]["triton"] <= 2
+
+
 @pytest.mark.parametrize("family", ["animatediff", "ltx-video"])
 def test_saved_weights_load_back_for_the_export(family: str, tmp_path: Path) -> None:
     bench = FAMILIES[family]
