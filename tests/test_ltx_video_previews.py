@@ -93,7 +93,7 @@ def test_the_fit_reads_each_latent_frame_from_the_frames_it_decodes() -> None:
         return SimpleNamespace(sample=video.repeat_interleave(32, dim=3).repeat_interleave(32, dim=4))
 
     loop_config = config()
-    fitted = fit_preview_map(SimpleNamespace(decode=decode), loop_config)
+    fitted = fit_preview_map(SimpleNamespace(decode=decode, device="cpu", dtype=torch.float32), loop_config)
     std, mean = torch.tensor(loop_config.latents_std), torch.tensor(loop_config.latents_mean)
     # the decoder sees z = latents / scaling * std + mean
     np.testing.assert_allclose(fitted.factors, (true * (std / 0.5)[:, None]).numpy(), atol=1e-3)
