@@ -22,7 +22,7 @@ from visualizr.names import ONNX_FILENAME, TORCHSCRIPT_FILENAME
 from visualizr.pipeline import engine_calibration as calibration
 from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO, TORCH, OnnxRuntimeEngine
 from visualizr.settings import Settings
-from visualizr.triton.component_model import calibrated_model, engine_calls
+from visualizr.triton.component_model import OnnxComponentModel, calibrated_model, engine_calls
 
 TEXT_ENCODER = "animatediff_text_encoder"
 
@@ -171,6 +171,23 @@ def test_a_component_is_served_by_its_measured_engine_cached_then_by_the_overrid
         model, none = calibrated_model(config, onnx_path, small_repository, env={"VISUALIZR_CPU_ENGINE": engine})
         assert model.engine.name == engine and none is None
         assert calibration.served_engine(small_repository, TEXT_ENCODER, engine)[0] == engine
+
+
+def test_a_requested_engine_reads_the_default_request_only_to_warm_up_torch(
+    small_repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    onnx_path = small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME
+    reads, runs = [], []
+    default_inputs = calibration.default_inputs
+    monkeypatch.setattr(calibration, "default_inputs", lambda *a: reads.append(1) or default_inputs(*a))
+    for engine in (ONNXRUNTIME, OPENVINO):
+        calibrated_model(config, onnx_path, small_repository, env={"VISUALIZR_CPU_ENGINE": engine})
+    assert reads == []  # their first call is as fast as the next: nothing to read at start
+    run = OnnxComponentModel.run
+    monkeypatch.setattr(OnnxComponentModel, "run", lambda self, feeds: runs.append(1) or run(self, feeds))
+    calibrated_model(config, onnx_path, small_repository, env={"VISUALIZR_CPU_ENGINE": TORCH})
+    assert reads == [1] and len(runs) == 2  # TorchScript's two optimizing calls, before the first request
 
 
 def test_a_start_with_a_cached_calibration_imports_only_the_engine_it_serves_with(small_repository: Path) -> None:

@@ -56,12 +56,13 @@ class OnnxComponentModel:
             for spec, result in zip(self.config.outputs, results, strict=True)
         }
 
-    def warm_up(self, feeds: Feeds | None) -> OnnxComponentModel:
-        """Run ``feeds`` as many times as the engine needs before a call is as fast as the next, where that is more
-        than once (a TorchScript graph's first two calls take seconds; the first requests should not)."""
-        if feeds is not None and self.engine.warm_up_calls > 1:
+    def warm_up(self, feeds: Callable[[], Feeds | None]) -> OnnxComponentModel:
+        """Run ``feeds()`` as many times as the engine needs before a call is as fast as the next, where that is more
+        than once (a TorchScript graph's first two calls take seconds; the first requests should not); ``feeds`` is
+        called only then (reading the export's default request is start-up work the other engines need not do)."""
+        if self.engine.warm_up_calls > 1 and (inputs := feeds()) is not None:
             for _ in range(self.engine.warm_up_calls):
-                self.run(feeds)
+                self.run(inputs)
         return self
 
     def run_many(self, all_feeds: list[Feeds]) -> list[Outputs | Exception]:
@@ -107,9 +108,15 @@ def calibrated_model(
     this machine at the card's default shapes (cached; see engine_calibration), and that measurement."""
     requested = calibration.requested_engine(env)
     dtypes = {spec.name: spec.dtype for spec in config.inputs}
-    feeds = calibration.default_inputs(model_repository, config.name, dtypes, config.max_batch_size > 0)
-    if requested != AUTO or feeds is None:
-        return OnnxComponentModel(config, onnx_path, calibration.engine_for(requested, None)).warm_up(feeds), None
+
+    def default_feeds() -> Feeds | None:
+        return calibration.default_inputs(model_repository, config.name, dtypes, config.max_batch_size > 0)
+
+    if requested != AUTO:
+        return OnnxComponentModel(config, onnx_path, requested).warm_up(default_feeds), None
+    feeds = default_feeds()
+    if feeds is None:  # nothing to measure with: the reference engine
+        return OnnxComponentModel(config, onnx_path, calibration.engine_for(AUTO, None)), None
     key = calibration.CalibrationKey.here(onnx_path, feeds, config.int_parameter(INTRA_OP_THREADS_PARAMETER, 0))
     opened: dict[str, OnnxComponentModel] = {}
 
@@ -122,4 +129,4 @@ def calibrated_model(
     chosen = measured.chosen
     if chosen in opened:  # measured now: warmed up
         return opened[chosen], measured
-    return OnnxComponentModel(config, onnx_path, chosen).warm_up(feeds), measured
+    return OnnxComponentModel(config, onnx_path, chosen).warm_up(lambda: feeds), measured
