@@ -355,8 +355,11 @@ def test_a_new_job_shows_in_view_with_a_live_preview_then_moves_to_the_gallery(
 
         watch_previews(page)
         page.fill("#f-prompt", "studio: a preview forming")
-        fill_small(page, frames=8)
-        page.fill("#f-num_inference_steps", "40")  # > 1 s of denoising: previews come at most twice a second
+        # previews come at most twice a second: > 1 s of denoising even on a quiet machine (64 px, 8 frames, 40
+        # steps: 0.8 s for the whole job here, and a CI run saw a single preview); 256 px, 16 frames: 3.8 s
+        fill_small(page, frames=16)
+        for name, value in (("width", 256), ("height", 256), ("num_inference_steps", 40)):
+            page.fill(f"#f-{name}", str(value))
         page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")  # the Generate button, at the bottom
         request_id = submit(page)
         card = f'.job[data-request-id="{request_id}"]'
