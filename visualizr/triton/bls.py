@@ -56,8 +56,8 @@ async def infer(
     numpy arrays on the CPU, torch tensors on GPU ``device_id`` (visualizr.pipeline.tensors).
 
     ``blocking``: wait for the answer on the stub's event loop (``exec``) instead of awaiting it from a thread
-    (``async_exec``, a thread hand-off and a loop wake-up more per call: ~1 ms on a loaded 2-core machine); then let
-    the loop run once, so requests that arrived meanwhile start."""
+    (``async_exec``, a thread hand-off and a loop wake-up more per call: 0.5 to 1 ms on a loaded 2-core machine); then
+    let the loop run once, so requests that arrived meanwhile start."""
     request = pb_utils.InferenceRequest(
         model_name=model_name,
         inputs=[_to_tensor(name, value) for name, value in inputs.items()],
