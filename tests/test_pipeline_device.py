@@ -140,33 +140,55 @@ def _fake_pb_utils(answer_on_gpu: bool) -> tuple[types.ModuleType, list[Any]]:
             self.model_name, self.inputs, self.preferred_memory = model_name, inputs, preferred_memory
             requests.append(self)
 
-        async def async_exec(self) -> Any:
+        def exec(self) -> Any:
+            self.executed = "exec"
             value = torch.ones(2, 3)
             tensor = _PbTensor("noise_pred", dlpack=value) if answer_on_gpu else _PbTensor("noise_pred", value.numpy())
             return types.SimpleNamespace(has_error=lambda: False, tensor=tensor)
+
+        async def async_exec(self) -> Any:
+            response = self.exec()
+            self.executed = "async_exec"
+            return response
 
     pb.InferenceRequest = Request
     pb.get_output_tensor_by_name = lambda response, name: response.tensor
     return pb, requests
 
 
-@pytest.mark.parametrize("on_gpu", [False, True], ids=["cpu", "gpu"])
-def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on_gpu: bool) -> None:
-    pb, requests = _fake_pb_utils(answer_on_gpu=on_gpu)
+def _private_bls(monkeypatch: pytest.MonkeyPatch, pb: types.ModuleType) -> Any:
+    """``visualizr.triton.bls`` imported over the fake ``pb``, then taken out of sys.modules: no other test sees it."""
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
     previous = sys.modules.pop("visualizr.triton.bls", None)
-    try:  # a private import of bls over this fake, so no other test sees it
-        bls = importlib.import_module("visualizr.triton.bls")
-        output = _run_unet(bls, on_gpu)
+    try:
+        return importlib.import_module("visualizr.triton.bls")
     finally:
         sys.modules.pop("visualizr.triton.bls", None)
         if previous is not None:
             sys.modules["visualizr.triton.bls"] = previous
-    _check_request(requests, output, on_gpu)
 
 
-def _run_unet(bls: Any, on_gpu: bool) -> Any:
-    components = bls.BlsComponents("animatediff", get_family("animatediff"), device_id=0 if on_gpu else None)
+@pytest.mark.parametrize("on_gpu", [False, True], ids=["cpu", "gpu"])
+def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on_gpu: bool) -> None:
+    pb, requests = _fake_pb_utils(answer_on_gpu=on_gpu)
+    components = _private_bls(monkeypatch, pb).BlsComponents(
+        "animatediff", get_family("animatediff"), device_id=0 if on_gpu else None
+    )
+    _check_request(requests, _run_unet(components, on_gpu), on_gpu)
+
+
+def test_bls_blocks_the_loop_only_while_the_pipeline_serves_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    pb, requests = _fake_pb_utils(answer_on_gpu=False)
+    serving = [1]
+    bls = _private_bls(monkeypatch, pb)
+    components = bls.BlsComponents("animatediff", get_family("animatediff"), alone=lambda: serving[0] == 1)
+    _run_unet(components, on_gpu=False)
+    serving[0] = 2
+    _run_unet(components, on_gpu=False)
+    assert [request.executed for request in requests] == ["exec", "async_exec"]
+
+
+def _run_unet(components: Any, on_gpu: bool) -> Any:
     sample = torch.zeros(2, 3) if on_gpu else np.zeros((2, 3), np.float32)
     timestep = torch.full((2,), 5.0) if on_gpu else np.full((2,), 5.0, np.float32)
     inputs = {"sample": sample, "timestep": timestep, "encoder_hidden_states": sample}

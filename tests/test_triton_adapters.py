@@ -421,6 +421,21 @@ def test_pipeline_component_failure_is_an_error_response(pipeline_triton_model) 
     assert pipeline_triton_model.metrics.active.value == 0
 
 
+def test_pipeline_counts_its_requests_in_flight_before_any_runs(pipeline_triton_model) -> None:
+    """What its components ask (``alone``: serving one) before blocking the loop on a call."""
+    model, seen = pipeline_triton_model, []
+    unet = model.components.unet
+
+    async def counting(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        seen.append(model.serving)
+        return await unet(inputs)
+
+    model.components.unet = counting
+    asyncio.run(model.execute([Request(_small())]))
+    asyncio.run(model.execute([Request(_small()), Request(_small())]))  # the fake never yields: one after the other
+    assert seen == [1, 1, 2, 2, 1, 1] and model.serving == 0
+
+
 def test_pipeline_model_requires_decoupled() -> None:
     config = _config(max_batch_size=0)
     with pytest.raises(ModelConfigError, match="decoupled"):

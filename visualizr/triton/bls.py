@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,17 +46,29 @@ def preferred_memory(device_id: int | None) -> Any:
 
 
 async def infer(
-    model_name: str, inputs: Mapping[str, Any], output_names: Sequence[str], device_id: int | None = None
+    model_name: str,
+    inputs: Mapping[str, Any],
+    output_names: Sequence[str],
+    device_id: int | None = None,
+    blocking: bool = False,
 ) -> dict[str, Any]:
     """One BLS request to ``model_name``; raises BlsError naming the model when it fails. Inputs and outputs are
-    numpy arrays on the CPU, torch tensors on GPU ``device_id`` (visualizr.pipeline.tensors)."""
+    numpy arrays on the CPU, torch tensors on GPU ``device_id`` (visualizr.pipeline.tensors).
+
+    ``blocking``: wait for the answer on the stub's event loop (``exec``) instead of awaiting it from a thread
+    (``async_exec``, a thread hand-off and a loop wake-up more per call: 0.5 to 1 ms on a loaded 2-core machine); then
+    let the loop run once, so requests that arrived meanwhile start."""
     request = pb_utils.InferenceRequest(
         model_name=model_name,
         inputs=[_to_tensor(name, value) for name, value in inputs.items()],
         requested_output_names=list(output_names),
         preferred_memory=preferred_memory(device_id),
     )
-    response = await request.async_exec()
+    if blocking:
+        response = request.exec()
+        await asyncio.sleep(0)
+    else:
+        response = await request.async_exec()
     if response.has_error():
         raise BlsError(model_name, response.error().message())
     outputs: dict[str, Any] = {}
@@ -68,16 +81,22 @@ async def infer(
 
 
 class BlsComponents:
-    """The Components protocol over BLS calls to the component models ``<model_id>_<component>``."""
+    """The Components protocol over BLS calls to the component models ``<model_id>_<component>``. While ``alone()``
+    says the pipeline instance serves no other request, calls block its event loop (``infer``'s ``blocking``);
+    with others in flight they are awaited, so the requests' unet calls can meet in the unet's dynamic batcher."""
 
-    def __init__(self, model_id: str, family: Family, device_id: int | None = None) -> None:
+    def __init__(
+        self, model_id: str, family: Family, device_id: int | None = None, alone: Callable[[], bool] = lambda: False
+    ) -> None:
         self.model_names = family.component_models(model_id)
         self.batched = {network.component: network.batched for network in family.networks}
         self.device_id = device_id  # GPU outputs land on (None: the CPU)
+        self.alone = alone
 
     async def run(self, component: str, inputs: dict[str, Any], output: str) -> Any:
         if self.batched[component]:
             # Triton needs a dim where ONNX has none beyond the batch: a batched network's [B] input (the
             # unet's timestep) is configured as dims [1] reshaped to [], so it is sent as [B, 1].
             inputs = {name: value[:, None] if value.ndim == 1 else value for name, value in inputs.items()}
-        return (await infer(self.model_names[component], inputs, [output], self.device_id))[output]
+        name = self.model_names[component]
+        return (await infer(name, inputs, [output], self.device_id, blocking=self.alone()))[output]

@@ -6,7 +6,8 @@ Responses per request: one after the conditioning (text or image encoding), one 
 one after decoding, then the last one (phase ``done``) with ``frames``, sent with
 TRITONSERVER_RESPONSE_COMPLETE_FINAL. A failed request gets one error response with the final flag instead.
 ``execute`` is async: requests run concurrently in one instance, so their unet calls can meet in the unet's
-dynamic batcher.
+dynamic batcher; while it serves one request, its component calls block the loop instead (``BlsComponents``'s
+``alone``): a request arriving meanwhile starts when the call in flight returns.
 
 Cancellation: when the client cancels the gRPC stream (tritonclient.grpc.aio: ``responses.cancel()`` on the
 iterator ``stream_infer`` returned), ``request.is_cancelled()`` turns True; the loop checks it before every
@@ -58,6 +59,8 @@ def _error_response(message: str, code: Any = None) -> Any:
 
 
 class TritonPythonModel:
+    serving = 0  # requests in flight in this instance (its components' calls block the loop while there is one)
+
     def initialize(self, args: dict[str, Any]) -> None:
         config = ModelConfig.parse(args["model_config"])
         if not config.decoupled:
@@ -72,13 +75,21 @@ class TritonPythonModel:
         if device_id is None:
             torch.set_num_threads(CPU_LOOP_THREADS)
         self.pipeline = load_pipeline(assets_dir(model_dir, args["model_version"]), placement)
-        self.components = BlsComponents(self.pipeline.config.model_id, self.pipeline.family, device_id)
+        model_id = self.pipeline.config.model_id
+        self.components = BlsComponents(model_id, self.pipeline.family, device_id, alone=lambda: self.serving == 1)
         self.name = config.name
         self.metrics = PipelineMetrics(pb_utils, config.name, self.pipeline.config.family)
 
     async def execute(self, requests: list[Any]) -> None:
-        await asyncio.gather(*(self._serve(request) for request in requests))
+        self.serving += len(requests)  # counted before any runs: none of them blocks the loop while others wait
+        await asyncio.gather(*(self._serve_counted(request) for request in requests))
         return None
+
+    async def _serve_counted(self, request: Any) -> None:
+        try:
+            await self._serve(request)
+        finally:
+            self.serving -= 1
 
     async def _serve(self, request: Any) -> None:
         sender = request.get_response_sender()
