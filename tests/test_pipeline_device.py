@@ -179,13 +179,16 @@ def test_bls_passes_device_tensors_by_dlpack(monkeypatch: pytest.MonkeyPatch, on
 
 def test_bls_blocks_the_loop_only_while_the_pipeline_serves_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
     pb, requests = _fake_pb_utils(answer_on_gpu=False)
-    serving = [1]
     bls = _private_bls(monkeypatch, pb)
-    components = bls.BlsComponents("animatediff", get_family("animatediff"), alone=lambda: serving[0] == 1)
+    in_flight = bls.RequestsInFlight()
+    components = bls.BlsComponents("animatediff", get_family("animatediff"), in_flight=in_flight)
+    in_flight.started(1)
     _run_unet(components, on_gpu=False)
-    serving[0] = 2
+    in_flight.started(1)
     _run_unet(components, on_gpu=False)
-    assert [request.executed for request in requests] == ["exec", "async_exec"]
+    in_flight.finished()
+    _run_unet(components, on_gpu=False)
+    assert [request.executed for request in requests] == ["exec", "async_exec", "exec"]
 
 
 def _run_unet(components: Any, on_gpu: bool) -> Any:

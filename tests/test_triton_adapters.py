@@ -112,6 +112,7 @@ pb.get_input_tensor_by_name = _get_tensor
 sys.modules.setdefault("triton_python_backend_utils", pb)
 
 from visualizr.triton import onnx_component, pipeline_model  # noqa: E402
+from visualizr.triton.bls import RequestsInFlight  # noqa: E402
 from visualizr.triton.metrics import PipelineMetrics  # noqa: E402
 from visualizr.triton.onnx_component import OnnxComponentModel, match_rank  # noqa: E402
 
@@ -349,7 +350,7 @@ def test_match_rank() -> None:
 def pipeline_triton_model() -> pipeline_model.TritonPythonModel:
     model = pipeline_model.TritonPythonModel()
     model.pipeline, model.components, model.name = make_pipeline(), FakeComponents(), "tiny"
-    model.metrics = PipelineMetrics(pb, "tiny")
+    model.metrics, model.in_flight = PipelineMetrics(pb, "tiny"), RequestsInFlight()
     return model
 
 
@@ -422,18 +423,18 @@ def test_pipeline_component_failure_is_an_error_response(pipeline_triton_model) 
 
 
 def test_pipeline_counts_its_requests_in_flight_before_any_runs(pipeline_triton_model) -> None:
-    """What its components ask (``alone``: serving one) before blocking the loop on a call."""
+    """What its components ask (``in_flight.alone``: serving one) before blocking the loop on a call."""
     model, seen = pipeline_triton_model, []
     unet = model.components.unet
 
     async def counting(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        seen.append(model.serving)
+        seen.append(model.in_flight.count)
         return await unet(inputs)
 
     model.components.unet = counting
     asyncio.run(model.execute([Request(_small())]))
     asyncio.run(model.execute([Request(_small()), Request(_small())]))  # the fake never yields: one after the other
-    assert seen == [1, 1, 2, 2, 1, 1] and model.serving == 0
+    assert seen == [1, 1, 2, 2, 1, 1] and model.in_flight.count == 0
 
 
 def test_pipeline_model_requires_decoupled() -> None:

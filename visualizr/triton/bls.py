@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,18 +80,36 @@ async def infer(
     return outputs
 
 
+class RequestsInFlight:
+    """How many requests a pipeline instance serves now (its ``execute`` counts them all in before any runs)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, requests: int) -> None:
+        self.count += requests
+
+    def finished(self) -> None:
+        self.count -= 1
+
+    @property
+    def alone(self) -> bool:
+        return self.count == 1
+
+
 class BlsComponents:
-    """The Components protocol over BLS calls to the component models ``<model_id>_<component>``. While ``alone()``
-    says the pipeline instance serves no other request, calls block its event loop (``infer``'s ``blocking``);
-    with others in flight they are awaited, so the requests' unet calls can meet in the unet's dynamic batcher."""
+    """The Components protocol over BLS calls to the component models ``<model_id>_<component>``. While
+    ``in_flight`` says the pipeline instance serves one request, calls block its event loop (``infer``'s
+    ``blocking``); with others in flight they are awaited, so the requests' unet calls can meet in the unet's dynamic
+    batcher."""
 
     def __init__(
-        self, model_id: str, family: Family, device_id: int | None = None, alone: Callable[[], bool] = lambda: False
+        self, model_id: str, family: Family, device_id: int | None = None, in_flight: RequestsInFlight | None = None
     ) -> None:
         self.model_names = family.component_models(model_id)
         self.batched = {network.component: network.batched for network in family.networks}
         self.device_id = device_id  # GPU outputs land on (None: the CPU)
-        self.alone = alone
+        self.in_flight = in_flight
 
     async def run(self, component: str, inputs: dict[str, Any], output: str) -> Any:
         if self.batched[component]:
@@ -99,4 +117,5 @@ class BlsComponents:
             # unet's timestep) is configured as dims [1] reshaped to [], so it is sent as [B, 1].
             inputs = {name: value[:, None] if value.ndim == 1 else value for name, value in inputs.items()}
         name = self.model_names[component]
-        return (await infer(name, inputs, [output], self.device_id, blocking=self.alone()))[output]
+        blocking = self.in_flight is not None and self.in_flight.alone
+        return (await infer(name, inputs, [output], self.device_id, blocking=blocking))[output]

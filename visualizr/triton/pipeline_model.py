@@ -7,7 +7,7 @@ one after decoding, then the last one (phase ``done``) with ``frames``, sent wit
 TRITONSERVER_RESPONSE_COMPLETE_FINAL. A failed request gets one error response with the final flag instead.
 ``execute`` is async: requests run concurrently in one instance, so their unet calls can meet in the unet's
 dynamic batcher; while it serves one request, its component calls block the loop instead (``BlsComponents``'s
-``alone``): a request arriving meanwhile starts when the call in flight returns.
+``in_flight``): a request arriving meanwhile starts when the call in flight returns.
 
 Cancellation: when the client cancels the gRPC stream (tritonclient.grpc.aio: ``responses.cancel()`` on the
 iterator ``stream_infer`` returned), ``request.is_cancelled()`` turns True; the loop checks it before every
@@ -30,7 +30,7 @@ from visualizr.pipeline.errors import Cancelled, InvalidRequest
 from visualizr.pipeline.progress import ProgressEvent
 from visualizr.pipeline.tensors import CPU_LOOP_THREADS, TensorPlacement, instance_gpu
 from visualizr.pipeline_config import assets_dir
-from visualizr.triton.bls import BlsComponents
+from visualizr.triton.bls import BlsComponents, RequestsInFlight
 from visualizr.triton.metrics import PipelineMetrics
 from visualizr.triton.model_config import ModelConfig, ModelConfigError
 from visualizr.triton.pipeline_io import parse_generation_request, progress_arrays
@@ -59,8 +59,6 @@ def _error_response(message: str, code: Any = None) -> Any:
 
 
 class TritonPythonModel:
-    serving = 0  # requests in flight in this instance (its components' calls block the loop while there is one)
-
     def initialize(self, args: dict[str, Any]) -> None:
         config = ModelConfig.parse(args["model_config"])
         if not config.decoupled:
@@ -76,12 +74,13 @@ class TritonPythonModel:
             torch.set_num_threads(CPU_LOOP_THREADS)
         self.pipeline = load_pipeline(assets_dir(model_dir, args["model_version"]), placement)
         model_id = self.pipeline.config.model_id
-        self.components = BlsComponents(model_id, self.pipeline.family, device_id, alone=lambda: self.serving == 1)
+        self.in_flight = RequestsInFlight()
+        self.components = BlsComponents(model_id, self.pipeline.family, device_id, self.in_flight)
         self.name = config.name
         self.metrics = PipelineMetrics(pb_utils, config.name, self.pipeline.config.family)
 
     async def execute(self, requests: list[Any]) -> None:
-        self.serving += len(requests)  # counted before any runs: none of them blocks the loop while others wait
+        self.in_flight.started(len(requests))  # before any runs: none of them blocks the loop while others wait
         await asyncio.gather(*(self._serve_counted(request) for request in requests))
         return None
 
@@ -89,7 +88,7 @@ class TritonPythonModel:
         try:
             await self._serve(request)
         finally:
-            self.serving -= 1
+            self.in_flight.finished()
 
     async def _serve(self, request: Any) -> None:
         sender = request.get_response_sender()
