@@ -171,7 +171,7 @@ def test_the_cost_model_learns_a_model_s_parts_from_small_jobs_and_scales_to_a_b
     for _ in range(6):
         for parameters in SIZES:
             parts = run_parts(TRUTH, parameters)
-            costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()) + 0.5, concurrency=1.0))
+            costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()) + 0.5, beside={}))
     expected = sum(run_parts(TRUTH, BIG).values()) + 0.5
     assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(expected, rel=0.02)
     assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(12.0)  # no load measured: the card's
@@ -183,10 +183,10 @@ def test_jobs_run_at_once_teach_the_slowdown_and_the_solo_costs_stay() -> None:
     costs, contention = CostModel(), 0.7
     for round_ in range(40):
         parameters = SIZES[round_ % len(SIZES)]
-        concurrency = 1.0 if round_ % 2 else 3.0
-        slow = 1 + contention * (concurrency - 1)
+        beside = {} if round_ % 2 else {"m": 2.0}
+        slow = 1 + contention * sum(beside.values())
         parts = {part: seconds * slow for part, seconds in run_parts(TRUTH, parameters).items()}
-        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency))
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside))
     assert costs.contention == pytest.approx(contention, rel=0.1)
     solo = sum(run_parts(TRUTH, BIG).values())
     assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
@@ -213,12 +213,12 @@ def test_a_busier_machine_is_learnt_in_a_few_runs_for_every_model() -> None:
         for model in ("m", "n"):
             for parameters in SIZES:
                 parts = run_parts(TRUTH, parameters)
-                costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), concurrency=1.0))
+                costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), beside={}))
     solo = sum(run_parts(TRUTH, BIG).values())
     assert costs.solo_seconds("n", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
     for parameters in SIZES[:4]:  # something else loads the machine: runs of "m" take twice as long
         parts = {part: 2 * seconds for part, seconds in run_parts(TRUTH, parameters).items()}
-        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency=1.0))
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
     busy = costs.solo_seconds("n", BIG, keyframe=False, cold=False)  # "n" has not run since
     assert busy == pytest.approx(2 * solo, rel=0.3) and busy > 1.5 * solo
 
@@ -227,9 +227,51 @@ def test_a_run_with_company_for_a_moment_moves_the_slowdown_little() -> None:
     costs = CostModel(contention=1.0)
     for parameters in SIZES * 3:
         parts = run_parts(TRUTH, parameters)
-        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency=1.0))
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
     before = costs.contention
     parts = {part: 1.1 * seconds for part, seconds in run_parts(TRUTH, SIZES[1]).items()}  # noise, 1 % beside one
-    costs.observe(samples_of_run("m", SIZES[1], parts, sum(parts.values()), concurrency=1.01))
+    costs.observe(samples_of_run("m", SIZES[1], parts, sum(parts.values()), beside={"m": 0.01}))
     assert abs(costs.contention - before) < 0.01
 
+
+
+def test_the_slowdown_is_learnt_per_model_beside_each_model() -> None:
+    costs = CostModel()
+    truth = {("svd", "svd"): 1.7, ("svd", "ad"): 0.5, ("ad", "svd"): 0.3, ("ad", "ad"): 0.6}  # measured SVD: 2.7x
+    companies = [{}, {"svd": 1.0}, {"ad": 1.0}, {"svd": 0.5, "ad": 0.5}, {"svd": 2.0}]
+    for round_ in range(100):  # both models, every size beside every company
+        model = ("svd", "ad")[round_ % 2]
+        parameters, beside = SIZES[(round_ // 10) % len(SIZES)], companies[(round_ // 2) % len(companies)]
+        slow = 1 + sum(truth[model, other] * n for other, n in beside.items())
+        parts = {part: seconds * slow for part, seconds in run_parts(TRUTH, parameters).items()}
+        costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), beside))
+    for (model, other), coefficient in truth.items():
+        assert costs.slowdown(model, {other: 1.0}) == pytest.approx(1 + coefficient, rel=0.12), (model, other)
+    assert costs.slowdown("svd", {"svd": 1.0}) > costs.slowdown("svd", {"ad": 1.0}) + 0.8  # not one rate for all
+    assert costs.slowdown("svd", {"svd": 1.0, "ad": 1.0}) == pytest.approx(1 + 1.7 + 0.5, rel=0.12)
+    assert costs.slowdown("svd", {}) == 1.0
+    assert costs.slowdown("never-run", {"svd": 1.0}) == pytest.approx(1 + costs.contention)  # the server-wide
+    solo = sum(run_parts(TRUTH, BIG).values())
+    for model in ("svd", "ad"):
+        assert costs.solo_seconds(model, BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.1), model
+
+
+def cold_run(costs: CostModel, model: str, load: float, warm_up: float) -> None:
+    """A run that loaded its model: ``load`` seconds, then its parts ``warm_up`` times their solo seconds."""
+    parts = {part: warm_up * seconds for part, seconds in run_parts(TRUTH, SIZES[0]).items()} | {LOAD: load}
+    costs.observe(samples_of_run(model, SIZES[0], parts, sum(parts.values()), beside={}))
+
+
+def test_a_cold_run_teaches_the_measured_load_and_not_its_warm_up() -> None:
+    costs = CostModel(load_seconds={"m": 5.0, "n": 10.0})
+    for parameters in SIZES * 2:
+        parts = run_parts(TRUTH, parameters)
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
+    warm = costs.solo_seconds("m", BIG, keyframe=False, cold=False)
+    assert costs.part_seconds("n", LOAD, BIG) == pytest.approx(10.0)  # nothing loaded yet: the cards'
+    cold_run(costs, "m", load=38.0, warm_up=5.0)
+    assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(38.0)  # what was measured, not the card's 5 s
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(warm)  # the warm-up unlearnt
+    assert costs.part_seconds("n", LOAD, BIG) == pytest.approx(10.0 * 38.0 / 5.0)  # this machine loads slower
+    cold_run(costs, "m", load=30.0, warm_up=5.0)
+    assert 30.0 < costs.part_seconds("m", LOAD, BIG) < 34.0  # the recent loads, the latest most

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from visualizr.frontend.generation.reporting.eta import Pace, Workload
@@ -22,24 +22,32 @@ from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 @dataclass
 class Company:
-    """How many jobs ran here (itself included) during a run, weighted by time: noted at each change."""
+    """The jobs that ran here beside a run, by model, weighted by time: noted at each change."""
 
-    count: int = 0
+    beside: dict[str, int] = field(default_factory=dict)  # the jobs running beside it now, by model
     since: float | None = None
     seconds: float = 0.0
-    job_seconds: float = 0.0
+    job_seconds: dict[str, float] = field(default_factory=dict)  # seconds x jobs beside, by model
 
-    def note(self, count: int, now: float) -> None:
+    def note(self, beside: Mapping[str, int], now: float) -> None:
         if self.since is not None:
             elapsed = max(0.0, now - self.since)
-            self.seconds, self.job_seconds = self.seconds + elapsed, self.job_seconds + elapsed * self.count
-        self.count, self.since = count, now
+            self.seconds += elapsed
+            for model, count in self.beside.items():
+                self.job_seconds[model] = self.job_seconds.get(model, 0.0) + elapsed * count
+        self.beside, self.since = {model: n for model, n in beside.items() if n > 0}, now
 
-    def mean(self, now: float) -> float:
-        """The time-weighted number of jobs run at once up to ``now`` (the count noted last before any time passed)."""
+    def mean(self, now: float) -> dict[str, float]:
+        """The time-weighted number of jobs beside it by model up to ``now`` (those noted last before any time
+        passed)."""
         open_for = max(0.0, now - self.since) if self.since is not None else 0.0
-        seconds, job_seconds = self.seconds + open_for, self.job_seconds + open_for * self.count
-        return job_seconds / seconds if seconds > 0 else float(max(1, self.count))
+        seconds = self.seconds + open_for
+        if seconds <= 0:
+            return {model: float(n) for model, n in self.beside.items()}
+        totals = dict(self.job_seconds)
+        for model, count in self.beside.items():
+            totals[model] = totals.get(model, 0.0) + open_for * count
+        return {model: total / seconds for model, total in totals.items() if total > 0}
 
 
 @dataclass(eq=False)
@@ -90,8 +98,9 @@ class LocalQueue:
     def note_company(self, now: float) -> None:
         """Note, on each job running here, how many run here now (the cost model's concurrency of its run)."""
         running = list(self.running())
+        models = Counter(job.record.model for job in running)
         for job in running:
-            job.company.note(len(running), now)
+            job.company.note(models - Counter({job.record.model: 1}), now)
 
     @property
     def idle_count(self) -> int:
