@@ -64,6 +64,20 @@ def test_a_run_s_company_is_weighted_by_time_by_model() -> None:
     assert company.mean(now=16.0) == pytest.approx({"m": 3 / 6})  # and 2 s more alone, up to now
     company.note({"m": 1, "n": 1}, now=16.0)
     assert company.mean(now=18.0) == pytest.approx({"m": (3 + 2) / 8, "n": 2 / 8})
+    assert company.mean(now=18.0, since=12.0) == pytest.approx({"m": (1 + 2) / 6, "n": 2 / 6})  # a part of the run
+
+
+def test_each_measured_part_of_a_run_keeps_the_company_it_had() -> None:
+    job = LiveJob(record("video_req_a"), Workload(0.0, 1.0, 0.0, 0.0), estimate_seconds=1.0)
+    job.company.note({}, now=0.0)
+    job.measured("denoise", 4.0, now=4.0)  # alone
+    job.company.note({"n": 1}, now=4.0)
+    job.measured("decode", 2.0, now=6.0)  # beside a job of n
+    job.company.note({}, now=7.0)
+    job.measured("encode", 2.0, now=8.0)  # beside it for half of it
+    assert job.phases == {"denoise": 4.0, "decode": 2.0, "encode": 2.0}
+    assert job.part_company() == {"denoise": {}, "decode": {"n": 1.0}, "encode": {"n": 0.5}}
+    assert job.company.mean(now=8.0) == pytest.approx({"n": 3 / 8})
 
 
 def test_jobs_beside_jobs_of_a_model_that_slows_them_more_end_later() -> None:

@@ -256,6 +256,22 @@ def test_the_slowdown_is_learnt_per_model_beside_each_model() -> None:
         assert costs.solo_seconds(model, BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.1), model
 
 
+def test_each_part_s_slowdown_is_learnt_beside_the_company_it_had() -> None:
+    costs = CostModel()
+    for parameters in SIZES * 2:  # alone
+        parts = run_parts(TRUTH, parameters)
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
+    for parameters in SIZES * 4:  # only the decoding beside another job of m, 3 times as slow meanwhile
+        parts = run_parts(TRUTH, parameters)
+        parts[DECODE] *= 3.0
+        run_beside = {"m": parts[DECODE] / sum(parts.values())}  # the run's, on average over it
+        part_beside = {part: {} for part in parts} | {DECODE: {"m": 1.0}}
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), run_beside, part_beside))
+    assert costs.slowdown("m", {"m": 1.0}) == pytest.approx(3.0, rel=0.1)
+    solo = sum(run_parts(TRUTH, BIG).values())
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
+
+
 def cold_run(costs: CostModel, model: str, load: float, warm_up: float) -> None:
     """A run that loaded its model: ``load`` seconds, then its parts ``warm_up`` times their solo seconds."""
     parts = {part: warm_up * seconds for part, seconds in run_parts(TRUTH, SIZES[0]).items()} | {LOAD: load}

@@ -22,32 +22,27 @@ from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 @dataclass
 class Company:
-    """The jobs that ran here beside a run, by model, weighted by time: noted at each change."""
+    """The jobs that ran here beside a run, by model, over time: the company noted at each change."""
 
-    beside: dict[str, int] = field(default_factory=dict)  # the jobs running beside it now, by model
-    since: float | None = None
-    seconds: float = 0.0
-    job_seconds: dict[str, float] = field(default_factory=dict)  # seconds x jobs beside, by model
+    changes: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (from when, jobs beside by model)
 
     def note(self, beside: Mapping[str, int], now: float) -> None:
-        if self.since is not None:
-            elapsed = max(0.0, now - self.since)
-            self.seconds += elapsed
-            for model, count in self.beside.items():
-                self.job_seconds[model] = self.job_seconds.get(model, 0.0) + elapsed * count
-        self.beside, self.since = {model: n for model, n in beside.items() if n > 0}, now
+        self.changes.append((now, {model: n for model, n in beside.items() if n > 0}))
 
-    def mean(self, now: float) -> dict[str, float]:
-        """The time-weighted number of jobs beside it by model up to ``now`` (those noted last before any time
-        passed)."""
-        open_for = max(0.0, now - self.since) if self.since is not None else 0.0
-        seconds = self.seconds + open_for
-        if seconds <= 0:
-            return {model: float(n) for model, n in self.beside.items()}
-        totals = dict(self.job_seconds)
-        for model, count in self.beside.items():
-            totals[model] = totals.get(model, 0.0) + open_for * count
-        return {model: total / seconds for model, total in totals.items() if total > 0}
+    def mean(self, now: float, since: float | None = None) -> dict[str, float]:
+        """The time-weighted number of jobs beside it by model from ``since`` (the first note) up to ``now`` (the
+        company at ``now`` where no time passed)."""
+        start = self.changes[0][0] if since is None and self.changes else (since or 0.0)
+        totals: dict[str, float] = {}
+        for index, (begin, beside) in enumerate(self.changes):
+            end = self.changes[index + 1][0] if index + 1 < len(self.changes) else now
+            overlap = max(0.0, min(end, now) - max(begin, start))
+            for model, count in beside.items():
+                totals[model] = totals.get(model, 0.0) + overlap * count
+        if now > start:
+            return {model: total / (now - start) for model, total in totals.items() if total > 0}
+        at_now = [beside for begin, beside in self.changes if begin <= now]
+        return {model: float(n) for model, n in (at_now[-1] if at_now else {}).items()}
 
 
 @dataclass(eq=False)
@@ -64,9 +59,23 @@ class LiveJob:
     written_step: str = ""
     phases: dict[str, float] = field(default_factory=dict)  # measured seconds of the run's parts (cost_model)
     company: Company = field(default_factory=Company)  # the jobs running here during the run
+    phase_company: dict[str, dict[str, float]] = field(default_factory=dict)  # part -> jobs beside x seconds
 
-    def measured(self, part: str, seconds: float) -> None:
-        self.phases[part] = self.phases.get(part, 0.0) + max(0.0, seconds)
+    def measured(self, part: str, seconds: float, now: float) -> None:
+        """A part of the run took ``seconds``, up to ``now``: its seconds and the company it had meanwhile."""
+        seconds = max(0.0, seconds)
+        self.phases[part] = self.phases.get(part, 0.0) + seconds
+        totals = self.phase_company.setdefault(part, {})
+        for model, n in self.company.mean(now, since=now - seconds).items():
+            totals[model] = totals.get(model, 0.0) + n * seconds
+
+    def part_company(self) -> dict[str, dict[str, float]]:
+        """Each measured part's jobs beside it, by model, weighted by time."""
+        return {
+            part: {model: total / self.phases[part] for model, total in totals.items()}
+            for part, totals in self.phase_company.items()
+            if self.phases.get(part, 0.0) > 0
+        }
 
     @property
     def request_id(self) -> str:

@@ -44,17 +44,19 @@ class Contention:
     xs: dict[str, float] = field(default_factory=dict)
     _solved: tuple[float, dict[str, float]] | None = None  # (the common value it was solved for, coefficients)
 
-    def add(self, beside: Mapping[str, float], excess: float) -> None:
-        """One run: ``excess`` (its slowdown less 1) beside ``beside`` (jobs by model); alone it tells nothing."""
+    def add(self, beside: Mapping[str, float], excess: float, weight: float = 1.0) -> None:
+        """A point worth ``weight`` runs: ``excess`` (a slowdown less 1) beside ``beside`` (jobs by model); alone
+        it tells nothing."""
         company = {model: n for model, n in beside.items() if n > 0}
         if not company:
             return
-        self.xx = {key: CONTENTION_DECAY * value for key, value in self.xx.items()}
-        self.xs = {key: CONTENTION_DECAY * value for key, value in self.xs.items()}
+        decay = CONTENTION_DECAY**weight
+        self.xx = {key: decay * value for key, value in self.xx.items()}
+        self.xs = {key: decay * value for key, value in self.xs.items()}
         for a, na in company.items():
-            self.xs[a] = self.xs.get(a, 0.0) + na * excess
+            self.xs[a] = self.xs.get(a, 0.0) + weight * na * excess
             for b, nb in company.items():
-                self.xx[a, b] = self.xx.get((a, b), 0.0) + na * nb
+                self.xx[a, b] = self.xx.get((a, b), 0.0) + weight * na * nb
         self._solved = None
 
     def coefficients(self, common: float) -> dict[str, float]:

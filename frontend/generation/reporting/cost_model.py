@@ -230,31 +230,35 @@ class CostModel:
             self._fit(sample.model, LOAD).add(sample.fixed, sample.work, sample.seconds)
         if loads or not run:
             return
-        model, beside = run[0].model, run[0].company
         learnt = [s for s in run if self._fit(s.model, s.part).samples >= LEARNT_AFTER]
         solo = sum(self._solo(sample) for sample in learnt)
         if solo >= MIN_SOLO_SECONDS:
+            for sample in learnt:  # each part beside its own company, weighing its share of the run
+                share, excess = self._solo(sample) / solo, self._excess(sample)
+                self._learn_contention(sum(sample.company.values()), excess, share)
+                self._contention.setdefault(sample.model, Contention()).add(sample.company, excess, share)
             measured = sum(sample.seconds for sample in learnt)
-            excess = measured / (solo * self.speed) - 1.0
-            self._learn_contention(sum(beside.values()), excess)
-            self._contention.setdefault(model, Contention()).add(beside, excess)
-            shown = measured / (solo * self.speed * self.slowdown(model, beside))
+            expected = sum(self.predicted(sample) for sample in learnt)
             low, high = SPEED_RANGE
-            self.speed = min(high, max(low, self.speed * shown ** (1 - SPEED_DECAY)))
-        slowdown = self.slowdown(model, beside)
-        weight = slowdown**-COMPANY_WEIGHT_POWER  # a run beside others tells its solo seconds less surely
+            self.speed = min(high, max(low, self.speed * (measured / expected) ** (1 - SPEED_DECAY)))
         for sample in run:
+            slowdown = self.slowdown(sample.model, sample.company)
+            weight = slowdown**-COMPANY_WEIGHT_POWER  # a part beside others tells its solo seconds less surely
             fit = self._fit(sample.model, sample.part)
             fit.add(sample.fixed, sample.work, sample.seconds / (slowdown * self.speed), weight)
 
-    def _learn_contention(self, extra: float, excess: float) -> None:
-        """One run's point of the server-wide contention's least squares: ``excess`` (its slowdown less 1) at
-        ``extra`` jobs beside it on average; alone (``extra`` 0) it tells nothing."""
+    def _excess(self, sample: CostSample) -> float:
+        """A measured part's slowdown less 1, against its solo seconds at the machine's speed."""
+        return sample.seconds / max(1e-9, self._solo(sample) * self.speed) - 1.0
+
+    def _learn_contention(self, extra: float, excess: float, weight: float = 1.0) -> None:
+        """A point of the server-wide contention's least squares: ``excess`` (a slowdown less 1) at ``extra`` jobs
+        beside on average, worth ``weight`` runs; alone (``extra`` 0) it tells nothing."""
         if extra <= 0:
             return
-        weight = CONTENTION_DECAY * self._shared
-        self._shared = weight + extra * extra
-        shown = (weight * self.contention + extra * excess) / self._shared
+        past = CONTENTION_DECAY**weight * self._shared
+        self._shared = past + weight * extra * extra
+        shown = (past * self.contention + weight * extra * excess) / self._shared
         self.contention = min(MAX_CONTENTION, max(0.0, shown))
 
     def replay(self, runs: Iterable[list[CostSample]]) -> None:
@@ -273,12 +277,19 @@ def samples_of_run(
     phases: dict[str, float],
     processing_seconds: float,
     beside: Mapping[str, float],
+    part_beside: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[CostSample]:
     """A completed run's samples: its measured parts (``phases``, seconds by part) and the overhead, the run's
-    seconds the parts leave; ``beside``: the jobs that ran beside it, by model (time-weighted)."""
-    company = {model: float(n) for model, n in beside.items() if n > 0}
+    seconds the parts leave; each with the jobs that ran beside it meanwhile, by model (time-weighted): the
+    part's own (``part_beside``) where measured, else the run's (``beside``)."""
+
+    def company(part: str) -> dict[str, float]:
+        counts = (part_beside or {}).get(part, beside)
+        return {other: float(n) for other, n in counts.items() if n > 0}
+
     measured = [
-        CostSample(model, part, *features(part, parameters), seconds, company) for part, seconds in phases.items()
+        CostSample(model, part, *features(part, parameters), seconds, company(part))
+        for part, seconds in phases.items()
     ]
     rest = max(0.0, processing_seconds - sum(phases.values()))
-    return [*measured, CostSample(model, OVERHEAD, 1.0, 0.0, rest, company)]
+    return [*measured, CostSample(model, OVERHEAD, 1.0, 0.0, rest, company(OVERHEAD))]
