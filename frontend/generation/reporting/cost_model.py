@@ -28,7 +28,8 @@ Samples are divided by the slowdown and the speed before they are fitted, a run 
 fit times the speed; ``schedule`` runs the queue at the slowdown.
 
 A cold run (one that loaded its model) teaches the load only: its first inferences warm up (allocations, the
-engines' first runs) and take several times their usual seconds. The load is what was measured (the card's
+engines' first runs) and take several times their usual seconds, which count as the load's once the model's parts
+are learnt (before, the fits could not tell a warm-up). The load is what was measured (the card's
 ``estimated_load_time_seconds`` only before any measured load of the model), a model never loaded here the card's
 times the ratio of the measured loads of the others to their cards' (how fast this machine loads).
 
@@ -227,7 +228,7 @@ class CostModel:
         part's seconds divided by both. A cold run teaches its load only."""
         loads = [sample for sample in run if sample.part == LOAD]
         for sample in loads:
-            self._fit(sample.model, LOAD).add(sample.fixed, sample.work, sample.seconds)
+            self._fit(sample.model, LOAD).add(sample.fixed, sample.work, sample.seconds + self._warm_up(run))
         if loads or not run:
             return
         learnt = [s for s in run if self._fit(s.model, s.part).samples >= LEARNT_AFTER]
@@ -246,6 +247,14 @@ class CostModel:
             weight = slowdown**-COMPANY_WEIGHT_POWER  # a part beside others tells its solo seconds less surely
             fit = self._fit(sample.model, sample.part)
             fit.add(sample.fixed, sample.work, sample.seconds / (slowdown * self.speed), weight)
+
+    def _warm_up(self, run: list[CostSample]) -> float:
+        """The seconds a cold run's parts took beyond their prediction (its first inferences' warm-up, a cost of
+        the load), once all its parts are learnt; 0 before."""
+        parts = [sample for sample in run if sample.part != LOAD]
+        if not parts or any(self._fit(s.model, s.part).samples < LEARNT_AFTER for s in parts):
+            return 0.0
+        return max(0.0, sum(s.seconds for s in parts) - sum(self.predicted(s) for s in parts))
 
     def _excess(self, sample: CostSample) -> float:
         """A measured part's slowdown less 1, against its solo seconds at the machine's speed."""
