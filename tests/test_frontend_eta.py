@@ -142,6 +142,19 @@ def test_remaining_time_moves_from_the_estimate_to_the_job_s_own_pace() -> None:
     assert remaining_seconds(work, pace, estimate, now) == pytest.approx(expected)
 
 
+def test_a_keyframe_stage_s_pace_is_not_the_video_s() -> None:
+    work = work_of(GenerationParameters(64, 64, 4, 4, 20, 7.5, 1), keyframe=True)
+    estimate, pace, now = 10.0, Pace(), 0.0
+    rate = estimate / work.total
+    for phase, step, total in events(20, work.keyframe_steps)[: 2 + work.keyframe_steps + 3]:
+        probe = Pace(video_from=pace.video_from, first_at=pace.first_at, done=pace.done)
+        probe.reached(work, phase, step, total, now=now)
+        now += (probe.done - pace.done) * rate * (0.2 if phase == names.PHASE_KEYFRAME else 1.0)  # keyframe: 5x
+        pace.reached(work, phase, step, total, now=now)
+    assert pace.first_done == pytest.approx(work.keyframe + work.conditioning)  # the video's steps only
+    assert remaining_seconds(work, pace, estimate, now) == pytest.approx(rate * (work.total - pace.done))
+
+
 def test_between_events_the_time_left_counts_down_to_the_next_event_s_share() -> None:
     work = work_of(BIG)
     rate = 1e-6
