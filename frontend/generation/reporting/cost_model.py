@@ -15,23 +15,18 @@ server is learnt in a few jobs), plus ``PRIOR_WEIGHT`` pseudo-samples of the pri
 card's ``estimated_load_time_seconds``) whose weight halves with each real sample: the first job has a sane estimate,
 and history takes over within a few.
 
-Concurrent jobs share one CPU/GPU: a part of a model's run beside others (by model, on average over its run,
-weighted by time) takes ``slowdown(model, beside)`` times its solo seconds (``contention``: a coefficient per
-(model, model beside), learnt from the model's runs, pulled towards the server-wide ``contention``, the
-exponentially weighted least squares of ``measured / expected - 1`` on the number of jobs beside, over every
-model's runs). Both learn from runs whose parts are learnt (``LEARNT_AFTER`` samples), so that a run that had
-company for a moment weighs little. The machine's ``speed`` (seconds per fitted second: what else loads it,
-which the service does not see) is a recent-weighted geometric mean of every run's measured over predicted
-seconds (``SPEED_DECAY`` per run, of any model: a busier machine is learnt in a few jobs for all of them).
-Samples are divided by the slowdown and the speed before they are fitted, a run beside others weighing
-``slowdown ** -COMPANY_WEIGHT_POWER`` (its solo seconds are only as sure as its slowdown); a solo estimate is the
-fit times the speed; ``schedule`` runs the queue at the slowdown.
+Concurrent jobs share one CPU/GPU: a part of a model's run beside others (by model, weighted by time over the
+part) takes ``slowdown(model, beside)`` times its solo seconds (``contention``: per model and model beside, pulled
+towards the server-wide ``contention``, the weighted least squares of ``measured / expected - 1`` on the jobs
+beside), learnt from parts already learnt (``LEARNT_AFTER`` samples). The machine's ``speed`` (what else loads
+it, unseen by the service) is a recent-weighted geometric mean of every run's measured over predicted seconds
+(``SPEED_DECAY`` per run, of any model). Samples are divided by both before they are fitted, a part beside others
+weighing ``slowdown ** -COMPANY_WEIGHT_POWER`` (its solo seconds are only as sure as its slowdown).
 
-A cold run (one that loaded its model) teaches the load only: its first inferences warm up (allocations, the
-engines' first runs) and take several times their usual seconds, which count as the load's once the model's parts
-are learnt (before, the fits could not tell a warm-up). The load is what was measured (the card's
-``estimated_load_time_seconds`` only before any measured load of the model), a model never loaded here the card's
-times the ratio of the measured loads of the others to their cards' (how fast this machine loads).
+A cold run (one that loaded its model) teaches the load only: its first inferences warm up and take several
+times their usual seconds, which count as the load's once the model's parts are learnt. The load is what was
+measured (the card's ``estimated_load_time_seconds`` before any), a model never loaded here the card's times the
+ratio of the measured loads of the others to their cards' (how fast this machine loads).
 
 Samples are stored (``jobs.store`` ``eta_samples``) and replayed at start-up: the same fit survives a restart.
 Per model, not per inference endpoint: replicas of one model on like hardware share its fit.
