@@ -1,7 +1,8 @@
 """Where the ETA's error comes from, run by run: a stack's stored cost samples (``eta_samples`` in its data
 folder, e.g. ``python -m benchmarks.eta --data-dir DIR``) replayed through the cost model in the order it learnt
-them. Before each run is learnt, its predicted seconds, given the company it really had (its time-weighted
-concurrency), against its measured ones: in total (a cold load left out: its own term) and per part.
+them. Before each run is learnt, its predicted seconds, given the company it really had (the jobs beside it by
+model, time-weighted; ``slowdown``: the model's for that company), against its measured ones: in total (a cold
+load left out: its own term) and per part.
 
     python -m benchmarks.eta_replay DIR [--warmup 10]
 
@@ -17,7 +18,7 @@ import asyncio
 import statistics
 from pathlib import Path
 
-from visualizr.frontend.generation.reporting.cost_model import LOAD, CostModel
+from visualizr.frontend.generation.reporting.cost_model import LOAD, OVERHEAD, CostModel
 from visualizr.frontend.jobs.database import SqliteDatabase
 from visualizr.frontend.jobs.record import CostSample
 from visualizr.frontend.jobs.store import JobStore
@@ -36,7 +37,7 @@ async def stored_runs(data_dir: Path) -> list[list[CostSample]]:
 
 def replay(runs: list[list[CostSample]], warmup: int) -> list[str]:
     costs, errors = CostModel(), []
-    lines = ["  # model                     n  contention speed  measured predicted  error | part measured/predicted"]
+    lines = ["  # model                     n slowdown speed measured predicted  error | beside | measured/expected"]
     for index, run in enumerate(runs):
         timed = [sample for sample in run if sample.part != LOAD]
         measured = sum(sample.seconds for sample in timed)
@@ -45,9 +46,12 @@ def replay(runs: list[list[CostSample]], warmup: int) -> list[str]:
         if index >= warmup:
             errors.append(error)
         parts = " ".join(f"{s.part} {s.seconds:.2f}/{costs.predicted(s):.2f}" for s in run)
+        whole = next((s for s in run if s.part == OVERHEAD), run[0])  # its company: the run's
+        model, beside = whole.model, whole.company
+        company = " ".join(f"{other} {n:.2f}" for other, n in sorted(beside.items())) or "-"
         lines.append(
-            f"{index:3} {run[0].model:<22} {run[0].concurrency:4.2f} {costs.contention:10.2f} {costs.speed:5.2f} "
-            f"{measured:8.2f}s {predicted:8.2f}s {100 * error:+5.0f}% | {parts}"
+            f"{index:3} {model:<22} {whole.concurrency:4.2f} {costs.slowdown(model, beside):8.2f} {costs.speed:5.2f} "
+            f"{measured:8.2f}s {predicted:8.2f}s {100 * error:+5.0f}% | {company} | {parts}"
         )
         costs.observe(run)
     if errors:

@@ -29,7 +29,7 @@ def store_runs(data_dir: Path, seconds_per_work: list[float]) -> None:
                 cells = parameters.width * parameters.height / 64
                 work = parameters.num_inference_steps * 2 * parameters.num_frames * cells
                 phases = {DENOISE: 0.01 * parameters.num_inference_steps + rate * work, DECODE: 0.05}
-                run = samples_of_run("m", parameters, phases, sum(phases.values()) + 0.1, concurrency=1.0)
+                run = samples_of_run("m", parameters, phases, sum(phases.values()) + 0.1, beside={})
                 await store.add_cost_samples(run, recorded_at=float(index), keep=1000)
         finally:
             await store.close()

@@ -13,6 +13,7 @@ from tests.support.fakes import make_card, svd_card
 from visualizr import names
 from visualizr.frontend.catalog import ModelCatalog
 from visualizr.frontend.generation.reporting.cost_model import (
+    DECAY,
     DECODE,
     DENOISE,
     ENCODE,
@@ -141,6 +142,19 @@ def test_remaining_time_moves_from_the_estimate_to_the_job_s_own_pace() -> None:
     assert remaining_seconds(work, pace, estimate, now) == pytest.approx(expected)
 
 
+def test_a_keyframe_stage_s_pace_is_not_the_video_s() -> None:
+    work = work_of(GenerationParameters(64, 64, 4, 4, 20, 7.5, 1), keyframe=True)
+    estimate, pace, now = 10.0, Pace(), 0.0
+    rate = estimate / work.total
+    for phase, step, total in events(20, work.keyframe_steps)[: 2 + work.keyframe_steps + 3]:
+        probe = Pace(video_from=pace.video_from, first_at=pace.first_at, done=pace.done)
+        probe.reached(work, phase, step, total, now=now)
+        now += (probe.done - pace.done) * rate * (0.2 if phase == names.PHASE_KEYFRAME else 1.0)  # keyframe: 5x
+        pace.reached(work, phase, step, total, now=now)
+    assert pace.first_done == pytest.approx(work.keyframe + work.conditioning)  # the video's steps only
+    assert remaining_seconds(work, pace, estimate, now) == pytest.approx(rate * (work.total - pace.done))
+
+
 def test_between_events_the_time_left_counts_down_to_the_next_event_s_share() -> None:
     work = work_of(BIG)
     rate = 1e-6
@@ -171,7 +185,7 @@ def test_the_cost_model_learns_a_model_s_parts_from_small_jobs_and_scales_to_a_b
     for _ in range(6):
         for parameters in SIZES:
             parts = run_parts(TRUTH, parameters)
-            costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()) + 0.5, concurrency=1.0))
+            costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()) + 0.5, beside={}))
     expected = sum(run_parts(TRUTH, BIG).values()) + 0.5
     assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(expected, rel=0.02)
     assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(12.0)  # no load measured: the card's
@@ -183,10 +197,10 @@ def test_jobs_run_at_once_teach_the_slowdown_and_the_solo_costs_stay() -> None:
     costs, contention = CostModel(), 0.7
     for round_ in range(40):
         parameters = SIZES[round_ % len(SIZES)]
-        concurrency = 1.0 if round_ % 2 else 3.0
-        slow = 1 + contention * (concurrency - 1)
+        beside = {} if round_ % 2 else {"m": 2.0}
+        slow = 1 + contention * sum(beside.values())
         parts = {part: seconds * slow for part, seconds in run_parts(TRUTH, parameters).items()}
-        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency))
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside))
     assert costs.contention == pytest.approx(contention, rel=0.1)
     solo = sum(run_parts(TRUTH, BIG).values())
     assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
@@ -213,12 +227,12 @@ def test_a_busier_machine_is_learnt_in_a_few_runs_for_every_model() -> None:
         for model in ("m", "n"):
             for parameters in SIZES:
                 parts = run_parts(TRUTH, parameters)
-                costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), concurrency=1.0))
+                costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), beside={}))
     solo = sum(run_parts(TRUTH, BIG).values())
     assert costs.solo_seconds("n", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
     for parameters in SIZES[:4]:  # something else loads the machine: runs of "m" take twice as long
         parts = {part: 2 * seconds for part, seconds in run_parts(TRUTH, parameters).items()}
-        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency=1.0))
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
     busy = costs.solo_seconds("n", BIG, keyframe=False, cold=False)  # "n" has not run since
     assert busy == pytest.approx(2 * solo, rel=0.3) and busy > 1.5 * solo
 
@@ -227,9 +241,71 @@ def test_a_run_with_company_for_a_moment_moves_the_slowdown_little() -> None:
     costs = CostModel(contention=1.0)
     for parameters in SIZES * 3:
         parts = run_parts(TRUTH, parameters)
-        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), concurrency=1.0))
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
     before = costs.contention
     parts = {part: 1.1 * seconds for part, seconds in run_parts(TRUTH, SIZES[1]).items()}  # noise, 1 % beside one
-    costs.observe(samples_of_run("m", SIZES[1], parts, sum(parts.values()), concurrency=1.01))
+    costs.observe(samples_of_run("m", SIZES[1], parts, sum(parts.values()), beside={"m": 0.01}))
     assert abs(costs.contention - before) < 0.01
 
+
+
+def test_the_slowdown_is_learnt_per_model_beside_each_model() -> None:
+    costs = CostModel()
+    truth = {("svd", "svd"): 1.7, ("svd", "ad"): 0.5, ("ad", "svd"): 0.3, ("ad", "ad"): 0.6}  # measured SVD: 2.7x
+    companies = [{}, {"svd": 1.0}, {"ad": 1.0}, {"svd": 0.5, "ad": 0.5}, {"svd": 2.0}]
+    for round_ in range(100):  # both models, every size beside every company
+        model = ("svd", "ad")[round_ % 2]
+        parameters, beside = SIZES[(round_ // 10) % len(SIZES)], companies[(round_ // 2) % len(companies)]
+        slow = 1 + sum(truth[model, other] * n for other, n in beside.items())
+        parts = {part: seconds * slow for part, seconds in run_parts(TRUTH, parameters).items()}
+        costs.observe(samples_of_run(model, parameters, parts, sum(parts.values()), beside))
+    for (model, other), coefficient in truth.items():
+        assert costs.slowdown(model, {other: 1.0}) == pytest.approx(1 + coefficient, rel=0.12), (model, other)
+    assert costs.slowdown("svd", {"svd": 1.0}) > costs.slowdown("svd", {"ad": 1.0}) + 0.8  # not one rate for all
+    assert costs.slowdown("svd", {"svd": 1.0, "ad": 1.0}) == pytest.approx(1 + 1.7 + 0.5, rel=0.12)
+    assert costs.slowdown("svd", {}) == 1.0
+    assert costs.slowdown("never-run", {"svd": 1.0}) == pytest.approx(1 + costs.contention)  # the server-wide
+    solo = sum(run_parts(TRUTH, BIG).values())
+    for model in ("svd", "ad"):
+        assert costs.solo_seconds(model, BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.1), model
+
+
+def test_each_part_s_slowdown_is_learnt_beside_the_company_it_had() -> None:
+    costs = CostModel()
+    for parameters in SIZES * 2:  # alone
+        parts = run_parts(TRUTH, parameters)
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
+    for parameters in SIZES * 4:  # only the decoding beside another job of m, 3 times as slow meanwhile
+        parts = run_parts(TRUTH, parameters)
+        parts[DECODE] *= 3.0
+        run_beside = {"m": parts[DECODE] / sum(parts.values())}  # the run's, on average over it
+        part_beside = {part: {} for part in parts} | {DECODE: {"m": 1.0}}
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), run_beside, part_beside))
+    assert costs.slowdown("m", {"m": 1.0}) == pytest.approx(3.0, rel=0.1)
+    solo = sum(run_parts(TRUTH, BIG).values())
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.05)
+
+
+def cold_run(costs: CostModel, model: str, load: float, warm_up: float) -> None:
+    """A run that loaded its model: ``load`` seconds, then its parts ``warm_up`` times their solo seconds."""
+    parts = {part: warm_up * seconds for part, seconds in run_parts(TRUTH, SIZES[0]).items()} | {LOAD: load}
+    costs.observe(samples_of_run(model, SIZES[0], parts, sum(parts.values()), beside={}))
+
+
+def test_a_cold_run_teaches_the_measured_load_and_not_its_warm_up() -> None:
+    costs = CostModel(load_seconds={"m": 5.0, "n": 10.0})
+    assert costs.part_seconds("n", LOAD, BIG) == pytest.approx(10.0)  # nothing loaded yet: the cards'
+    cold_run(costs, "m", load=38.0, warm_up=5.0)  # the first run: its parts not learnt, its warm-up unknown
+    assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(38.0)  # what was measured, not the card's 5 s
+    assert costs.part_seconds("n", LOAD, BIG) == pytest.approx(10.0 * 38.0 / 5.0)  # this machine loads slower
+    for parameters in SIZES * 2:
+        parts = run_parts(TRUTH, parameters)
+        costs.observe(samples_of_run("m", parameters, parts, sum(parts.values()), beside={}))
+    solo = sum(run_parts(TRUTH, BIG).values())
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.02)  # no warm-up
+    cold_run(costs, "m", load=30.0, warm_up=5.0)
+    assert costs.solo_seconds("m", BIG, keyframe=False, cold=False) == pytest.approx(solo, rel=0.02)
+    latest = 30.0 + 4.0 * sum(run_parts(TRUTH, SIZES[0]).values())  # parts learnt: the warm-up counts as the load's
+    assert latest > 31.0  # SIZES[0]'s parts: about 0.4 s alone
+    expected = (DECAY * 38.0 + latest) / (DECAY + 1)  # the recent loads first
+    assert costs.part_seconds("m", LOAD, BIG) == pytest.approx(expected, rel=0.01)

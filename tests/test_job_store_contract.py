@@ -67,7 +67,7 @@ def test_interrupted_jobs_queue_again_and_cost_samples(database: Database) -> No
             "queued", "retrying", None, 1, "interrupted",
         )  # fmt: skip
         assert await store.cost_samples() == []
-        first = [CostSample("animatediff", "denoise", 4.0, 65536.0, 1.5, 2.0),
+        first = [CostSample("animatediff", "denoise", 4.0, 65536.0, 1.5, {"animatediff": 0.5, "m": 0.5}),
                  CostSample("m", "overhead", 1.0, 0.0, 0.2)]  # fmt: skip
         await store.add_cost_samples(first, recorded_at=1.0, keep=6)
         later = [CostSample("m", "decode", 1.0, 64.0 * i, 0.1 * i) for i in range(4)]
@@ -78,6 +78,11 @@ def test_interrupted_jobs_queue_again_and_cost_samples(database: Database) -> No
         assert runs(await store.cost_samples()) == runs([first, later])  # by run, oldest first
         await store.add_cost_samples(later[:1], recorded_at=3.0, keep=6)
         assert runs(await store.cost_samples()) == runs([later, later[:1]])  # the latest ``keep``: whole runs
+        await store.run(lambda conn: conn.execute(  # a row stored before the company by model was
+            "INSERT INTO eta_samples (model, part, fixed, work, seconds, concurrency, recorded_at) "
+            "VALUES ('m', 'decode', 1.0, 64.0, 0.1, 3.0, 4.0)"))  # fmt: skip
+        older = [CostSample("m", "decode", 1.0, 64.0, 0.1, {"m": 2.0})]  # its company: jobs of its own model
+        assert runs(await store.cost_samples())[-1] == runs([older])[0]
 
     with_store(database, scenario)
 

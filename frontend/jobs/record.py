@@ -99,11 +99,16 @@ class JobRecord(msgspec.Struct):
 
 class CostSample(msgspec.Struct, frozen=True):
     """One measured part of a completed run (``generation.reporting.cost_model``): its features, its seconds and
-    how many jobs ran at once meanwhile."""
+    the jobs that ran beside it meanwhile, by model (time-weighted counts)."""
 
     model: str
     part: str
     fixed: float
     work: float
     seconds: float
-    concurrency: float = 1.0
+    company: dict[str, float] = msgspec.field(default_factory=dict)
+
+    @property
+    def concurrency(self) -> float:
+        """How many jobs ran at once, itself included (time-weighted)."""
+        return 1.0 + sum(self.company.values())

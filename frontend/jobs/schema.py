@@ -101,6 +101,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "concurrency DOUBLE PRECISION NOT NULL, recorded_at DOUBLE PRECISION NOT NULL)",
         "CREATE INDEX IF NOT EXISTS eta_samples_recorded ON eta_samples (recorded_at)",
     ),
+    # 7: the company of each ETA sample by model (a JSON object: time-weighted jobs beside the run, by model);
+    # empty in older rows, whose concurrency is taken as jobs of the run's own model
+    ("ALTER TABLE eta_samples ADD COLUMN company TEXT NOT NULL DEFAULT ''",),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)
 

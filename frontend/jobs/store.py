@@ -7,6 +7,7 @@ live beside this module (``stats``, ``listing``) and run through ``JobStore.run`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -124,13 +125,16 @@ class JobStore:
 
     async def add_cost_samples(self, samples: Iterable[CostSample], recorded_at: float, keep: int) -> None:
         """Store a run's cost samples (``generation.reporting.cost_model``); only the latest ``keep`` stay."""
-        rows = [(s.model, s.part, s.fixed, s.work, s.seconds, s.concurrency, recorded_at) for s in samples]
+        rows = [
+            (s.model, s.part, s.fixed, s.work, s.seconds, s.concurrency, json.dumps(s.company), recorded_at)
+            for s in samples
+        ]
 
         def work(conn: Connection) -> None:
             for row in rows:
                 conn.execute(
-                    "INSERT INTO eta_samples (model, part, fixed, work, seconds, concurrency, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO eta_samples (model, part, fixed, work, seconds, concurrency, company, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
             oldest = conn.execute(
@@ -146,12 +150,15 @@ class JobStore:
 
         def query(conn: Connection) -> list[list[CostSample]]:
             rows = conn.execute(
-                "SELECT model, part, fixed, work, seconds, concurrency, recorded_at FROM eta_samples "
+                "SELECT model, part, fixed, work, seconds, concurrency, company, recorded_at FROM eta_samples "
                 "ORDER BY recorded_at"
             ).fetchall()
             runs: dict[float, list[CostSample]] = {}
-            for r in rows:
-                runs.setdefault(float(r[6]), []).append(CostSample(str(r[0]), str(r[1]), *map(float, r[2:6])))
+            for model, part, fixed, work, seconds, concurrency, company, recorded_at in rows:
+                beside = json.loads(company) if company else {str(model): float(concurrency) - 1.0}  # older rows
+                beside = {str(m): float(n) for m, n in beside.items() if float(n) > 0}
+                sample = CostSample(str(model), str(part), float(fixed), float(work), float(seconds), beside)
+                runs.setdefault(float(recorded_at), []).append(sample)
             return list(runs.values())
 
         return await self.run(query)

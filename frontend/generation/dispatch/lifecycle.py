@@ -169,8 +169,8 @@ class JobLifecycle:
     async def _learn(self, job: LiveJob, processing_seconds: float) -> None:
         """A completed run's measured parts teach the cost model, and are stored: the fit survives restarts."""
         rec = job.record
-        concurrency = job.company.mean(self._now())
-        samples = samples_of_run(rec.model, rec.parameters, job.phases, processing_seconds, concurrency)
+        beside = job.company.mean(self._now())
+        samples = samples_of_run(rec.model, rec.parameters, job.phases, processing_seconds, beside, job.part_company())
         self.costs.observe(samples)
         try:
             await self.store.add_cost_samples(samples, self._now(), COST_SAMPLES_KEPT)

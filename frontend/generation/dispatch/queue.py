@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from visualizr.frontend.generation.reporting.eta import Pace, Workload
@@ -22,24 +22,27 @@ from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
 @dataclass
 class Company:
-    """How many jobs ran here (itself included) during a run, weighted by time: noted at each change."""
+    """The jobs that ran here beside a run, by model, over time: the company noted at each change."""
 
-    count: int = 0
-    since: float | None = None
-    seconds: float = 0.0
-    job_seconds: float = 0.0
+    changes: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (from when, jobs beside by model)
 
-    def note(self, count: int, now: float) -> None:
-        if self.since is not None:
-            elapsed = max(0.0, now - self.since)
-            self.seconds, self.job_seconds = self.seconds + elapsed, self.job_seconds + elapsed * self.count
-        self.count, self.since = count, now
+    def note(self, beside: Mapping[str, int], now: float) -> None:
+        self.changes.append((now, {model: n for model, n in beside.items() if n > 0}))
 
-    def mean(self, now: float) -> float:
-        """The time-weighted number of jobs run at once up to ``now`` (the count noted last before any time passed)."""
-        open_for = max(0.0, now - self.since) if self.since is not None else 0.0
-        seconds, job_seconds = self.seconds + open_for, self.job_seconds + open_for * self.count
-        return job_seconds / seconds if seconds > 0 else float(max(1, self.count))
+    def mean(self, now: float, since: float | None = None) -> dict[str, float]:
+        """The time-weighted number of jobs beside it by model from ``since`` (the first note) up to ``now`` (the
+        company at ``now`` where no time passed)."""
+        start = self.changes[0][0] if since is None and self.changes else (since or 0.0)
+        totals: dict[str, float] = {}
+        for index, (begin, beside) in enumerate(self.changes):
+            end = self.changes[index + 1][0] if index + 1 < len(self.changes) else now
+            overlap = max(0.0, min(end, now) - max(begin, start))
+            for model, count in beside.items():
+                totals[model] = totals.get(model, 0.0) + overlap * count
+        if now > start:
+            return {model: total / (now - start) for model, total in totals.items() if total > 0}
+        at_now = [beside for begin, beside in self.changes if begin <= now]
+        return {model: float(n) for model, n in (at_now[-1] if at_now else {}).items()}
 
 
 @dataclass(eq=False)
@@ -56,9 +59,23 @@ class LiveJob:
     written_step: str = ""
     phases: dict[str, float] = field(default_factory=dict)  # measured seconds of the run's parts (cost_model)
     company: Company = field(default_factory=Company)  # the jobs running here during the run
+    phase_company: dict[str, dict[str, float]] = field(default_factory=dict)  # part -> jobs beside x seconds
 
-    def measured(self, part: str, seconds: float) -> None:
-        self.phases[part] = self.phases.get(part, 0.0) + max(0.0, seconds)
+    def measured(self, part: str, seconds: float, now: float) -> None:
+        """A part of the run took ``seconds``, up to ``now``: its seconds and the company it had meanwhile."""
+        seconds = max(0.0, seconds)
+        self.phases[part] = self.phases.get(part, 0.0) + seconds
+        totals = self.phase_company.setdefault(part, {})
+        for model, n in self.company.mean(now, since=now - seconds).items():
+            totals[model] = totals.get(model, 0.0) + n * seconds
+
+    def part_company(self) -> dict[str, dict[str, float]]:
+        """Each measured part's jobs beside it, by model, weighted by time."""
+        return {
+            part: {model: total / self.phases[part] for model, total in totals.items()}
+            for part, totals in self.phase_company.items()
+            if self.phases.get(part, 0.0) > 0
+        }
 
     @property
     def request_id(self) -> str:
@@ -90,8 +107,9 @@ class LocalQueue:
     def note_company(self, now: float) -> None:
         """Note, on each job running here, how many run here now (the cost model's concurrency of its run)."""
         running = list(self.running())
+        models = Counter(job.record.model for job in running)
         for job in running:
-            job.company.note(len(running), now)
+            job.company.note(models - Counter({job.record.model: 1}), now)
 
     @property
     def idle_count(self) -> int:

@@ -15,15 +15,18 @@ server is learnt in a few jobs), plus ``PRIOR_WEIGHT`` pseudo-samples of the pri
 card's ``estimated_load_time_seconds``) whose weight halves with each real sample: the first job has a sane estimate,
 and history takes over within a few.
 
-Concurrent jobs share one CPU/GPU: a part measured while ``n`` jobs ran (on average over its run, weighted by
-time) takes ``slowdown(n) = 1 + contention x (n - 1)`` times its solo seconds. ``contention`` is itself learnt:
-the exponentially weighted least squares of ``measured / expected - 1`` on ``n - 1`` over the runs (their parts
-learnt from ``LEARNT_AFTER`` samples; one value per server: the hardware is shared by every model), so that a
-run that had company for a moment weighs little. The machine's ``speed`` (seconds per fitted second: what else
-loads it, which the service does not see) is a recent-weighted geometric mean of every run's measured over
-predicted seconds (``SPEED_DECAY`` per run, of any model: a busier machine is learnt in a few jobs for all of
-them). Samples are divided by the slowdown and the speed before they are fitted; a solo estimate is the fit times
-the speed; ``schedule`` runs the queue at the slowdown.
+Concurrent jobs share one CPU/GPU: a part of a model's run beside others (by model, weighted by time over the
+part) takes ``slowdown(model, beside)`` times its solo seconds (``contention``: per model and model beside, pulled
+towards the server-wide ``contention``, the weighted least squares of ``measured / expected - 1`` on the jobs
+beside), learnt from parts already learnt (``LEARNT_AFTER`` samples). The machine's ``speed`` (what else loads
+it, unseen by the service) is a recent-weighted geometric mean of every run's measured over predicted seconds
+(``SPEED_DECAY`` per run, of any model). Samples are divided by both before they are fitted, a part beside others
+weighing ``slowdown ** -COMPANY_WEIGHT_POWER`` (its solo seconds are only as sure as its slowdown).
+
+A cold run (one that loaded its model) teaches the load only: its first inferences warm up and take several
+times their usual seconds, which count as the load's once the model's parts are learnt. The load is what was
+measured (the card's ``estimated_load_time_seconds`` before any), a model never loaded here the card's times the
+ratio of the measured loads of the others to their cards' (how fast this machine loads).
 
 Samples are stored (``jobs.store`` ``eta_samples``) and replayed at start-up: the same fit survives a restart.
 Per model, not per inference endpoint: replicas of one model on like hardware share its fit.
@@ -31,10 +34,12 @@ Per model, not per inference endpoint: replicas of one model on like hardware sh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, field
 
 from visualizr import names
+from visualizr.frontend.generation.reporting.contention import CONTENTION_DECAY, MAX_CONTENTION, Contention
 from visualizr.frontend.jobs.record import CostSample, GenerationParameters
 
 CONDITIONING, KEYFRAME, DENOISE, DECODE, ENCODE, LOAD, OVERHEAD = (
@@ -65,13 +70,12 @@ PRIORS = {
 }
 REFERENCE_WORK = {KEYFRAME: 1e3, DENOISE: 1e5, DECODE: 1e3, ENCODE: 1e3}  # a 64x64 clip: 64 cells, ~16 frames
 PRIOR_CONTENTION = 0.5
-MAX_CONTENTION = 3.0
-CONTENTION_DECAY = 0.8  # weight of the slowdown's past per run (of one run wholly beside one other)
 CONTENTION_PRIOR_WEIGHT = 3.0  # the prior's weight, in runs wholly beside one other
 SPEED_DECAY = 0.7  # weight of the machine speed's past per run
 SPEED_RANGE = (0.2, 5.0)
 LEARNT_AFTER = 5  # samples of a part before its runs measure the slowdown and the speed
 MIN_SOLO_SECONDS = 0.1  # a run's learnt parts must predict this much for its slowdown to count
+COMPANY_WEIGHT_POWER = 2.0  # a run's weight in its parts' fits: its slowdown to the minus this
 
 
 def cells(parameters: GenerationParameters) -> float:
@@ -147,14 +151,16 @@ class PartFit:
     prior: Fit
     data: Fit = field(default_factory=Fit)
     samples: int = 0
+    prior_kept: float = 0.5  # the prior's weight kept per sample (a load's: none, a measured load is the truth)
 
-    def add(self, fixed: float, work: float, seconds: float) -> None:
-        self.data.decay(DECAY)
-        self.data.add(fixed, work, seconds)
+    def add(self, fixed: float, work: float, seconds: float, weight: float = 1.0) -> None:
+        """A sample worth ``weight`` samples (the past decays by as much)."""
+        self.data.decay(DECAY**weight)
+        self.data.add(fixed, work, seconds, weight)
         self.samples += 1
 
     def coefficients(self) -> tuple[float, float]:
-        weight = PRIOR_WEIGHT * 0.5**self.samples
+        weight = PRIOR_WEIGHT * self.prior_kept**self.samples
         both = Fit(*(d + weight * p for d, p in zip(astuple(self.data), astuple(self.prior), strict=True)))
         return both.coefficients()
 
@@ -166,21 +172,41 @@ class CostModel:
     speed: float = 1.0
     _shared: float = CONTENTION_PRIOR_WEIGHT  # the contention's weight: decayed sum of (n - 1)^2 and the prior's
     _fits: dict[tuple[str, str], PartFit] = field(default_factory=dict)
+    _contention: dict[str, Contention] = field(default_factory=dict)  # by model: its slowdown by company
 
-    def slowdown(self, concurrency: float) -> float:
-        return 1.0 + self.contention * max(0.0, concurrency - 1.0)
+    def slowdown(self, model: str, beside: Mapping[str, float]) -> float:
+        """How many times its solo seconds a run of ``model`` takes beside these jobs (counts by model)."""
+        if model not in self._contention:
+            return 1.0 + self.contention * sum(max(0.0, n) for n in beside.values())
+        return self._contention[model].slowdown(beside, self.contention)
+
+    def _card_load(self, model: str) -> float:
+        return self.load_seconds.get(model, PRIORS[LOAD][0])
 
     def _fit(self, model: str, part: str) -> PartFit:
         key = (model, part)
         if key not in self._fits:
-            self._fits[key] = PartFit(prior_fit(part, self.load_seconds.get(model, PRIORS[LOAD][0])))
+            prior = prior_fit(part, self._card_load(model))
+            self._fits[key] = PartFit(prior, prior_kept=0.0) if part == LOAD else PartFit(prior)
         return self._fits[key]
 
+    def load_scale(self) -> float:
+        """Measured over the cards' load times, a geometric mean over the models loaded here (1 before any)."""
+        ratios = [
+            fit.coefficients()[0] / self._card_load(model)
+            for (model, part), fit in self._fits.items()
+            if part == LOAD and fit.samples and fit.coefficients()[0] > 0 and self._card_load(model) > 0
+        ]
+        return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else 1.0
+
     def part_seconds(self, model: str, part: str, parameters: GenerationParameters) -> float:
-        """Solo seconds of one part of a job, at the machine's speed now."""
-        a, b = self._fit(model, part).coefficients()
+        """Solo seconds of one part of a job, at the machine's speed now (a load at the machine's load speed)."""
+        fit = self._fit(model, part)
+        a, b = fit.coefficients()
         fixed, work = features(part, parameters)
-        return (fixed * a + work * b) * (1.0 if part == LOAD else self.speed)
+        if part == LOAD:
+            return fixed * a * (1.0 if fit.samples else self.load_scale())
+        return (fixed * a + work * b) * self.speed
 
     def _solo(self, sample: CostSample) -> float:
         a, b = self._fit(sample.model, sample.part).coefficients()
@@ -190,32 +216,53 @@ class CostModel:
         """Seconds the model gives a measured part at the concurrency it ran at (a load's as they are)."""
         if sample.part == LOAD:
             return self._solo(sample)
-        return self._solo(sample) * self.speed * self.slowdown(sample.concurrency)
+        return self._solo(sample) * self.speed * self.slowdown(sample.model, sample.company)
 
     def observe(self, run: list[CostSample]) -> None:
         """One run's samples: the slowdown and the speed they show against the parts learnt already, then each
-        part's seconds divided by both (a load's as they are)."""
-        concurrency = max((sample.concurrency for sample in run), default=1.0)
-        learnt = [s for s in run if s.part != LOAD and self._fit(s.model, s.part).samples >= LEARNT_AFTER]
+        part's seconds divided by both. A cold run teaches its load only."""
+        loads = [sample for sample in run if sample.part == LOAD]
+        for sample in loads:
+            self._fit(sample.model, LOAD).add(sample.fixed, sample.work, sample.seconds + self._warm_up(run))
+        if loads or not run:
+            return
+        learnt = [s for s in run if self._fit(s.model, s.part).samples >= LEARNT_AFTER]
         solo = sum(self._solo(sample) for sample in learnt)
         if solo >= MIN_SOLO_SECONDS:
+            for sample in learnt:  # each part beside its own company, weighing its share of the run
+                share, excess = self._solo(sample) / solo, self._excess(sample)
+                self._learn_contention(sum(sample.company.values()), excess, share)
+                self._contention.setdefault(sample.model, Contention()).add(sample.company, excess, share)
             measured = sum(sample.seconds for sample in learnt)
-            self._learn_contention(concurrency - 1.0, measured / (solo * self.speed) - 1.0)
-            shown = measured / (solo * self.speed * self.slowdown(concurrency))
+            expected = sum(self.predicted(sample) for sample in learnt)
             low, high = SPEED_RANGE
-            self.speed = min(high, max(low, self.speed * shown ** (1 - SPEED_DECAY)))
+            self.speed = min(high, max(low, self.speed * (measured / expected) ** (1 - SPEED_DECAY)))
         for sample in run:
-            scale = 1.0 if sample.part == LOAD else self.slowdown(sample.concurrency) * self.speed
-            self._fit(sample.model, sample.part).add(sample.fixed, sample.work, sample.seconds / scale)
+            slowdown = self.slowdown(sample.model, sample.company)
+            weight = slowdown**-COMPANY_WEIGHT_POWER  # a part beside others tells its solo seconds less surely
+            fit = self._fit(sample.model, sample.part)
+            fit.add(sample.fixed, sample.work, sample.seconds / (slowdown * self.speed), weight)
 
-    def _learn_contention(self, extra: float, excess: float) -> None:
-        """One run's point of the contention's least squares: ``excess`` (its slowdown less 1) at ``extra`` jobs
-        beside it on average; alone (``extra`` 0) it tells nothing."""
+    def _warm_up(self, run: list[CostSample]) -> float:
+        """The seconds a cold run's parts took beyond their prediction (its first inferences' warm-up, a cost of
+        the load), once all its parts are learnt; 0 before."""
+        parts = [sample for sample in run if sample.part != LOAD]
+        if not parts or any(self._fit(s.model, s.part).samples < LEARNT_AFTER for s in parts):
+            return 0.0
+        return max(0.0, sum(s.seconds for s in parts) - sum(self.predicted(s) for s in parts))
+
+    def _excess(self, sample: CostSample) -> float:
+        """A measured part's slowdown less 1, against its solo seconds at the machine's speed."""
+        return sample.seconds / max(1e-9, self._solo(sample) * self.speed) - 1.0
+
+    def _learn_contention(self, extra: float, excess: float, weight: float = 1.0) -> None:
+        """A point of the server-wide contention's least squares: ``excess`` (a slowdown less 1) at ``extra`` jobs
+        beside on average, worth ``weight`` runs; alone (``extra`` 0) it tells nothing."""
         if extra <= 0:
             return
-        weight = CONTENTION_DECAY * self._shared
-        self._shared = weight + extra * extra
-        shown = (weight * self.contention + extra * excess) / self._shared
+        past = CONTENTION_DECAY**weight * self._shared
+        self._shared = past + weight * extra * extra
+        shown = (past * self.contention + weight * extra * excess) / self._shared
         self.contention = min(MAX_CONTENTION, max(0.0, shown))
 
     def replay(self, runs: Iterable[list[CostSample]]) -> None:
@@ -233,12 +280,20 @@ def samples_of_run(
     parameters: GenerationParameters,
     phases: dict[str, float],
     processing_seconds: float,
-    concurrency: float,
+    beside: Mapping[str, float],
+    part_beside: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[CostSample]:
     """A completed run's samples: its measured parts (``phases``, seconds by part) and the overhead, the run's
-    seconds the parts leave."""
+    seconds the parts leave; each with the jobs that ran beside it meanwhile, by model (time-weighted): the
+    part's own (``part_beside``) where measured, else the run's (``beside``)."""
+
+    def company(part: str) -> dict[str, float]:
+        counts = (part_beside or {}).get(part, beside)
+        return {other: float(n) for other, n in counts.items() if n > 0}
+
     measured = [
-        CostSample(model, part, *features(part, parameters), seconds, concurrency) for part, seconds in phases.items()
+        CostSample(model, part, *features(part, parameters), seconds, company(part))
+        for part, seconds in phases.items()
     ]
     rest = max(0.0, processing_seconds - sum(phases.values()))
-    return [*measured, CostSample(model, OVERHEAD, 1.0, 0.0, rest, concurrency)]
+    return [*measured, CostSample(model, OVERHEAD, 1.0, 0.0, rest, company(OVERHEAD))]

@@ -7,10 +7,11 @@ little more than that, which the job's own pace (below) takes up.
 
 A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining work
 is the work left at the estimate's rate, its steps' moving over to its own pace (measured seconds per predicted
-second since its first event, less the slowdown of the jobs it ran beside: solo seconds) as the work measured
-reaches ``PACE_TRUSTED_AFTER`` of the whole (decoding and encoding keep the estimate's: measured runs show their
-errors unrelated to the UNet's); between events the work is taken to go on at that rate up to the next event's
-share. Estimates are never below ``MIN_ESTIMATE_SECONDS``.
+second since its first event, or since its video's conditioning after a keyframe stage, whose steps run another
+network and tell nothing of the video's; less the slowdown of the jobs it ran beside: solo seconds) as the work
+measured reaches ``PACE_TRUSTED_AFTER`` of the whole (decoding and encoding keep the estimate's: measured runs
+show their errors unrelated to the UNet's); between events the work is taken to go on at that rate up to the next
+event's share. Estimates are never below ``MIN_ESTIMATE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class Pace:
         """A progress event of the run (``Workload.position``)."""
         if phase in names.CONDITIONING_PHASES:
             self.video_from = step
+            if step > 0:  # after a keyframe stage, whose steps ran the image model: the video's pace starts here
+                self.first_at = None
         done, next_done = work.position(phase, step, total_steps, self.video_from)
         if self.first_at is None:
             self.first_at, self.first_done = now, done

@@ -6,11 +6,14 @@ replica adds its measured pace.
 Estimates come from the cost model (``cost_model``): each job's solo seconds of work (with a load when its model is
 not loaded and no job before it loads it; a running job's work left at its own pace), run through a simulation of
 the scheduler (``schedule.simulate``): the workers take the queue in order, jobs running at once share the machine
-at the learnt slowdown. A waiting job's wait is its simulated start, its estimate its simulated end; a running
-job's time left, its simulated end among the jobs running and waiting (which start as workers free up)."""
+at the learnt slowdown of each model beside the others. A waiting job's wait is its simulated start, its
+estimate its simulated end; a running job's time left, its simulated end among the jobs running and waiting
+(which start as workers free up). The 202's estimate and the status' time left are whole seconds, the nearest
+(``views.whole_seconds``); a quote's are not rounded."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from visualizr.frontend import clock
@@ -25,7 +28,7 @@ from visualizr.frontend.generation.reporting.eta import (
     remaining_seconds,
     workload,
 )
-from visualizr.frontend.generation.reporting.schedule import Timing, simulate
+from visualizr.frontend.generation.reporting.schedule import Timing, Work, simulate
 from visualizr.frontend.generation.running.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
@@ -114,34 +117,36 @@ class Standing:
     def solo_left(self, job: LiveJob) -> float:
         """Solo seconds of work a job running here has left: its time left at its pace so far, less the slowdown
         of the jobs that ran beside it."""
-        pace_slowdown = self.costs.slowdown(job.company.mean(self._now()))
+        pace_slowdown = self.costs.slowdown(job.record.model, job.company.mean(self._now()))
         return remaining_seconds(job.workload, job.pace, job.estimate_seconds, self._now(), pace_slowdown)
 
-    def _running_work(self, running: list[JobRecord]) -> list[float]:
+    def _running_work(self, running: list[JobRecord], others: list[JobRecord] | None = None) -> list[Work]:
         """Solo seconds of work left of each running job: by its pace where it runs here, else its solo estimate
-        less its time so far at the slowdown of the jobs running now."""
-        slowdown = self.costs.slowdown(len(running))
+        less its time so far at its slowdown beside the jobs running now (``running`` and ``others``)."""
+        models = Counter(rec.model for rec in [*running, *(others or [])])
         work = []
         for rec in running:
             job = self.local.live.get(rec.request_id)
             if job is not None:
-                work.append(self.solo_left(job))
+                work.append(Work(rec.model, self.solo_left(job)))
             else:
+                slowdown = self.costs.slowdown(rec.model, models - Counter({rec.model: 1}))
                 elapsed = self._now() - (rec.started_at or self._now())
-                work.append(max(0.0, self.solo(rec.model, rec.kind, rec.parameters) - elapsed / slowdown))
+                solo = self.solo(rec.model, rec.kind, rec.parameters)
+                work.append(Work(rec.model, max(0.0, solo - elapsed / slowdown)))
         return work
 
-    async def _waiting_work(self, view: QueueView, extra: list[tuple[str, str, GenerationParameters]]) -> list[float]:
+    async def _waiting_work(self, view: QueueView, extra: list[tuple[str, str, GenerationParameters]]) -> list[Work]:
         """Solo seconds of each job of ``view.ahead`` then ``extra``: a cold model loads once, for its first job."""
         models = {m for m, _, _ in view.ahead} | {m for m, _, _ in extra}
         loading = {m for m in models if not await self.loaded(m)} - {rec.model for rec in view.running}
         work = []
         for model, kind, parameters in [*view.ahead, *extra]:
-            work.append(self.solo(model, kind, parameters, model in loading))
+            work.append(Work(model, self.solo(model, kind, parameters, model in loading)))
             loading.discard(model)
         return work
 
-    def _simulate(self, running: list[float], waiting: list[float]) -> tuple[list[float], list[Timing]]:
+    def _simulate(self, running: list[Work], waiting: list[Work]) -> tuple[list[float], list[Timing]]:
         return simulate(running, waiting, self.workers, self.costs.slowdown)
 
     async def remaining(self, job: LiveJob) -> float:
@@ -149,7 +154,8 @@ class Standing:
         view: QueueView = await self.store.run(queue_view(None))
         running = [rec for rec in view.running if rec.request_id != job.request_id]
         waiting = await self._waiting_work(view, [])
-        return self._simulate([self.solo_left(job), *self._running_work(running)], waiting)[0][0]
+        own = Work(job.record.model, self.solo_left(job))
+        return self._simulate([own, *self._running_work(running, [job.record])], waiting)[0][0]
 
     async def running_remaining(self) -> list[float]:
         view: QueueView = await self.store.run(queue_view(None))
@@ -198,7 +204,7 @@ class Standing:
             estimate, position = waiting.remaining_seconds, waiting.position
         elif record.status == PROCESSING and job is not None:
             estimate = await self.remaining(job)
-        shown = max(1, round(estimate)) if not record.terminal else 0  # whole seconds, nearest (not rounded up)
+        shown = views.whole_seconds(estimate) if not record.terminal else 0
         if not record.terminal:  # kept until the job is done (a repeat keeps the first)
             if len(self.first_estimates) >= FIRST_ESTIMATES_KEPT:
                 self.first_estimates.pop(next(iter(self.first_estimates)))

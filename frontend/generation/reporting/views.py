@@ -6,7 +6,6 @@ job waits for) and passes it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from visualizr.frontend import clock
@@ -37,6 +36,12 @@ from visualizr.frontend.jobs.record import (
 )
 
 FAILED_MESSAGE = "Video generation failed"
+
+
+def whole_seconds(seconds: float) -> int:
+    """An estimate as the contract gives it, whole seconds: the nearest (rounding up would add up to a second to
+    every estimate), at least 1 for a job not done."""
+    return max(1, round(seconds))
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def job_status(rec: JobRecord, remaining_seconds: float, waiting: Waiting | None
             progress=0,
             current_step=waiting.step,
             queue_position=waiting.position,
-            estimated_remaining_seconds=math.ceil(waiting.remaining_seconds),
+            estimated_remaining_seconds=whole_seconds(waiting.remaining_seconds),
             created_at=created,
             waiting_reason=waiting.reason,
             attempts=rec.attempts or None,
@@ -92,7 +97,7 @@ def job_status(rec: JobRecord, remaining_seconds: float, waiting: Waiting | None
             status=PROCESSING,
             progress=rec.progress,
             current_step=rec.current_step,
-            estimated_remaining_seconds=math.ceil(remaining_seconds),
+            estimated_remaining_seconds=whole_seconds(remaining_seconds),
             created_at=created,
             started_at=clock.iso(rec.started_at or rec.created_at) or "",
         )
@@ -133,7 +138,7 @@ def progress_message(rec: JobRecord, remaining_seconds: float, waiting: Waiting 
             status=QUEUED,
             progress=0,
             current_step=waiting.step,
-            estimated_remaining_seconds=math.ceil(waiting.remaining_seconds),
+            estimated_remaining_seconds=whole_seconds(waiting.remaining_seconds),
             queue_position=waiting.position,
             waiting_reason=waiting.reason,
         )
@@ -143,7 +148,7 @@ def progress_message(rec: JobRecord, remaining_seconds: float, waiting: Waiting 
         status=rec.status,
         progress=rec.progress,
         current_step=rec.current_step,
-        estimated_remaining_seconds=math.ceil(remaining_seconds),
+        estimated_remaining_seconds=whole_seconds(remaining_seconds),
     )
 
 

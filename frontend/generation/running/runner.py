@@ -152,7 +152,7 @@ class JobRunner:
         try:
             endpoint = await self.gate.acquire(rec.model, on_loading)
             if job.record.current_step == STEP_LOADING_MODEL:
-                job.measured(LOAD, time.monotonic() - asked)
+                job.measured(LOAD, time.monotonic() - asked, self._now())
         except BackendError as exc:
             return Outcome(RETRY_RUN, exc.details or exc.message)
         except VisualizrError as exc:
@@ -234,7 +234,7 @@ class JobRunner:
 
     def _phase_done(self, job: LiveJob, phase: str, seconds: float) -> None:
         self.telemetry.phase(job.record.model, phase, seconds)
-        job.measured(PHASE_PARTS[phase], seconds)
+        job.measured(PHASE_PARTS[phase], seconds, self._now())
 
     async def _encode(self, job: LiveJob, frames: np.ndarray, keyframe: np.ndarray | None) -> Outcome:
         rec = job.record
