@@ -14,26 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 CONTENTION_DECAY = 0.8  # weight of the past per run of the model
 RIDGE = 0.3  # the common value's weight, in runs wholly beside one other job
 MAX_CONTENTION = 3.0
-
-
-def solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
-    """``x`` with ``matrix @ x == vector`` (a small symmetric positive definite system: Gaussian elimination)."""
-    size = len(vector)
-    rows = [[*row, value] for row, value in zip(matrix, vector, strict=True)]
-    for col in range(size):
-        pivot = max(range(col, size), key=lambda r: abs(rows[r][col]))
-        rows[col], rows[pivot] = rows[pivot], rows[col]
-        for r in range(col + 1, size):
-            factor = rows[r][col] / rows[col][col]
-            rows[r] = [a - factor * b for a, b in zip(rows[r], rows[col], strict=True)]
-    solution = [0.0] * size
-    for r in reversed(range(size)):
-        known = sum(rows[r][c] * solution[c] for c in range(r + 1, size))
-        solution[r] = (rows[r][size] - known) / rows[r][r]
-    return solution
 
 
 @dataclass
@@ -65,7 +50,7 @@ class Contention:
             models = sorted(self.xs)
             matrix = [[self.xx.get((a, b), 0.0) + (RIDGE if a == b else 0.0) for b in models] for a in models]
             vector = [self.xs[a] + RIDGE * common for a in models]
-            found = solve(matrix, vector) if models else []
+            found = np.linalg.solve(matrix, vector).tolist() if models else []
             clipped = {m: min(MAX_CONTENTION, max(0.0, c)) for m, c in zip(models, found, strict=True)}
             self._solved = (common, clipped)
         return self._solved[1]
