@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from visualizr.frontend.generation.reporting.eta import Pace, Workload
+from visualizr.frontend.generation.reporting.schedule import jobs_beside
 from visualizr.frontend.generation.running.backend import GenerationStream
 from visualizr.frontend.jobs.record import PROCESSING, JobRecord
 
@@ -109,7 +110,7 @@ class LocalQueue:
         running = list(self.running())
         models = Counter(job.record.model for job in running)
         for job in running:
-            job.company.note(models - Counter({job.record.model: 1}), now)
+            job.company.note(jobs_beside(models, job.record.model), now)
 
     @property
     def idle_count(self) -> int:

@@ -176,9 +176,7 @@ class CostModel:
 
     def slowdown(self, model: str, beside: Mapping[str, float]) -> float:
         """How many times its solo seconds a run of ``model`` takes beside these jobs (counts by model)."""
-        if model not in self._contention:
-            return 1.0 + self.contention * sum(max(0.0, n) for n in beside.values())
-        return self._contention[model].slowdown(beside, self.contention)
+        return self._contention.get(model, Contention()).slowdown(beside, self.contention)  # none: the common
 
     def _card_load(self, model: str) -> float:
         return self.load_seconds.get(model, PRIORS[LOAD][0])

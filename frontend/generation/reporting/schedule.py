@@ -20,6 +20,11 @@ DONE_EPSILON = 1e-9  # solo seconds of work left that count as none
 Slowdown = Callable[[str, Mapping[str, float]], float]  # (a job's model, the jobs beside it by model) -> slowdown
 
 
+def jobs_beside(models: Counter[str], model: str) -> Counter[str]:
+    """The jobs beside one job of ``model`` among ``models`` (jobs by model, itself included)."""
+    return models - Counter({model: 1})
+
+
 class Work(NamedTuple):
     """A job's model and its solo seconds of work (left)."""
 
@@ -54,7 +59,7 @@ def simulate(
             active.append(job)
         models = Counter(jobs[job].model for job in active)
         rates = {
-            job: 1.0 / max(1e-9, slowdown(jobs[job].model, models - Counter({jobs[job].model: 1}))) for job in active
+            job: 1.0 / max(1e-9, slowdown(jobs[job].model, jobs_beside(models, jobs[job].model))) for job in active
         }
         step = min(left[job] / rates[job] for job in active)
         now += step

@@ -28,7 +28,7 @@ from visualizr.frontend.generation.reporting.eta import (
     remaining_seconds,
     workload,
 )
-from visualizr.frontend.generation.reporting.schedule import Timing, Work, simulate
+from visualizr.frontend.generation.reporting.schedule import Timing, Work, jobs_beside, simulate
 from visualizr.frontend.generation.running.runner import InferenceGate
 from visualizr.frontend.generation.schemas import GenerateVideoResponse, JobStatus, WsProgress
 from visualizr.frontend.infra.disk import DiskGuard
@@ -130,7 +130,7 @@ class Standing:
             if job is not None:
                 work.append(Work(rec.model, self.solo_left(job)))
             else:
-                slowdown = self.costs.slowdown(rec.model, models - Counter({rec.model: 1}))
+                slowdown = self.costs.slowdown(rec.model, jobs_beside(models, rec.model))
                 elapsed = self._now() - (rec.started_at or self._now())
                 solo = self.solo(rec.model, rec.kind, rec.parameters)
                 work.append(Work(rec.model, max(0.0, solo - elapsed / slowdown)))
