@@ -7,7 +7,7 @@ the intra-op threads of its config.pbtxt (``--threads`` overrides them: compare 
 
     python -m benchmarks.cpu_engines [--models animatediff,...] [--rounds 10] [--threads N]
 
-Prints one row per network: median ms per engine, each engine / onnxruntime, the fastest.
+Prints one row per network: the fastest call's ms per engine, each engine / onnxruntime, the fastest.
 The machine is noisy: read the ratios of one run, not absolute times across runs.
 """
 
@@ -16,16 +16,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from google.protobuf import json_format, text_format
-from tritonclient.grpc import model_config_pb2
-
-from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.names import INTRA_OP_THREADS_PARAMETER, ONNX_FILENAME
-from visualizr.pipeline.cpu_engines import ONNXRUNTIME
-from visualizr.pipeline.engine_calibration import default_inputs, installed_engines, measure
+from visualizr.pipeline.cpu_engines import ONNXRUNTIME, ONNXRUNTIME_BATCH_SPLIT
+from visualizr.pipeline.engine_calibration import calibration_candidates, default_inputs, installed_engines, measure
 from visualizr.settings import Settings
-from visualizr.triton.component_model import engine_calls
-from visualizr.triton.model_config import ModelConfig
+from visualizr.triton.component_model import component_models, engine_calls, read_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,33 +31,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def read_config(model_dir: Path, threads: int | None) -> ModelConfig:
-    """A component's config.pbtxt as Triton hands it to the stub (JSON), its threads replaced when given."""
-    config = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
-    if threads is not None:
-        config.parameters[INTRA_OP_THREADS_PARAMETER].string_value = str(threads)
-    return ModelConfig.parse(json_format.MessageToDict(config, preserving_proto_field_name=True))
-
-
-def component_models(repository: Path, wanted: list[str] | None) -> list[str]:
-    """The component models of the wanted model cards (their Triton models but the pipeline model)."""
-    names = []
-    for card_path in sorted(repository.glob(f"*/{MODEL_CARD_FILENAME}")):
-        card = read_model_card(card_path)
-        if not wanted or card.id in wanted:
-            exported = [m for m in card.triton_models if (repository / m / "1" / ONNX_FILENAME).is_file()]
-            names += [m for m in exported if m != card.id]
-    return names
-
-
 def benchmark(repository: Path, model: str, rounds: int, threads: int | None) -> dict[str, float] | None:
-    """Median ms per call per engine; None without the export's default request for ``model``."""
+    """The fastest call's ms per engine (``measure``); None without the export's default request for ``model``."""
     config = read_config(repository / model, threads)
     dtypes = {spec.name: spec.dtype for spec in config.inputs}
     feeds = default_inputs(repository, model, dtypes, config.max_batch_size > 0)
     if feeds is None:
         return None
-    calls = engine_calls(config, repository / model / "1" / ONNX_FILENAME, feeds, installed_engines())
+    threads = config.int_parameter(INTRA_OP_THREADS_PARAMETER, 0)
+    engines = calibration_candidates(installed_engines(), config.max_batch_size > 0, threads)
+    calls = engine_calls(config, repository / model / "1" / ONNX_FILENAME, feeds, engines)
     return measure({name: call for name, (_, call) in calls.items()}, rounds, budget_s=float("inf"))
 
 
@@ -87,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     repository = Settings.from_env().model_repository
     wanted = args.models.split(",") if args.models else None
-    engines = list(installed_engines())
+    engines = [*installed_engines(), ONNXRUNTIME_BATCH_SPLIT]  # the columns (split: batch-first networks only)
     results = {m: benchmark(repository, m, args.rounds, args.threads) for m in component_models(repository, wanted)}
     threads = "each config's" if args.threads is None else str(args.threads)
     print(f"CPU engines, ms per call at the card's defaults ({args.rounds} interleaved rounds, {threads} threads)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from visualizr.engines.manifest import DEFAULT_PRECISION, PRECISIONS
 from visualizr.export.build_stamp import DEFAULT_FAMILY, TINY_WEIGHTS, ExportOptions, is_up_to_date
 from visualizr.export.characters import PICTURES_DIRNAME, write_builtin_pictures
-from visualizr.export.triton_config import BACKENDS
+from visualizr.export.triton_config import BACKEND_ONNXRUNTIME, BACKENDS
 from visualizr.families import FAMILY_NAMES
 from visualizr.settings import Settings
 
@@ -168,7 +168,23 @@ def main(argv: list[str] | None = None) -> int:
     for repository in {options.repository for options in models}:  # cheap (Pillow): written or confirmed each time
         written = write_builtin_pictures(repository)
         print(f"export: built-in characters' pictures in {repository / PICTURES_DIRNAME}: {len(written)} written")
+    cpu_models = [options.id for options in models if options.backend == BACKEND_ONNXRUNTIME]
+    for repository in {options.repository for options in models if options.id in cpu_models}:
+        calibrate_cpu_engines(repository, cpu_models)
     return 0
+
+
+def calibrate_cpu_engines(repository: Path, model_ids: list[str]) -> None:
+    """Each CPU component network's engine, measured now (cached: once per machine and export) while nothing else
+    runs, rather than by a starting server's stubs side by side."""
+    from visualizr.triton.component_model import calibrate_components
+
+    started = time.perf_counter()
+    for model, measured in calibrate_components(repository, model_ids).items():
+        if measured is not None:
+            timings = ", ".join(f"{engine} {ms:.2f}" for engine, ms in sorted(measured.ms.items()))
+            print(f"  CPU engine of {model}: {measured.chosen} (ms per call: {timings})")
+    print(f"export: CPU engines measured or confirmed in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,17 @@ from visualizr.families import FAMILY_NAMES
 from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
 from visualizr.names import ONNX_FILENAME, TORCHSCRIPT_FILENAME
 from visualizr.pipeline import engine_calibration as calibration
-from visualizr.pipeline.cpu_engines import AUTO, ENGINE_NAMES, ONNXRUNTIME, OPENVINO, TORCH, OnnxRuntimeEngine
+from visualizr.pipeline.cpu_engines import (
+    AUTO,
+    CPU_ENGINES,
+    ENGINE_NAMES,
+    ONNXRUNTIME,
+    ONNXRUNTIME_BATCH_SPLIT,
+    OPENVINO,
+    TORCH,
+    BatchSplitEngine,
+    OnnxRuntimeEngine,
+)
 from visualizr.settings import Settings
 from visualizr.triton.component_model import OnnxComponentModel, calibrated_model, engine_calls
 
@@ -42,8 +52,11 @@ def test_every_engine_matches_onnxruntime_on_every_network_at_the_default_reques
         dtypes = {spec.name: spec.dtype for spec in config.inputs}
         feeds = calibration.default_inputs(model_repository, model, dtypes, config.max_batch_size > 0)
         assert feeds is not None, model
-        calls = engine_calls(config, model_repository / model / "1" / ONNX_FILENAME, feeds, ENGINE_NAMES)
-        assert set(calls) == set(ENGINE_NAMES), model  # every engine opens every network
+        batched = config.max_batch_size > 0
+        engines = calibration.calibration_candidates(calibration.installed_engines(), batched, threads=2)
+        assert set(engines) == set(CPU_ENGINES) if batched else set(ENGINE_NAMES), model
+        calls = engine_calls(config, model_repository / model / "1" / ONNX_FILENAME, feeds, engines)
+        assert set(calls) == set(engines), model  # every engine opens every network
         reference = calls[ONNXRUNTIME][1]()
         for engine, (_, call) in calls.items():
             outputs = call()
@@ -57,14 +70,15 @@ def test_requested_engine_is_auto_unless_the_environment_names_an_engine() -> No
     assert calibration.requested_engine({"VISUALIZR_CPU_ENGINE": " OpenVINO "}) == OPENVINO
     assert Settings.from_env({"VISUALIZR_CPU_ENGINE": "onnxruntime"}).cpu_engine == ONNXRUNTIME
     assert calibration.requested_engine({"VISUALIZR_CPU_ENGINE": "torch"}) == TORCH
-    with pytest.raises(ValueError, match="VISUALIZR_CPU_ENGINE must be one of onnxruntime, openvino, torch, auto"):
+    assert calibration.requested_engine({"VISUALIZR_CPU_ENGINE": "onnxruntime-batch-split"}) == ONNXRUNTIME_BATCH_SPLIT
+    with pytest.raises(ValueError, match="must be one of onnxruntime, openvino, torch, onnxruntime-batch-split, auto"):
         Settings.from_env({"VISUALIZR_CPU_ENGINE": "tensorflow"})
 
 
-def test_measure_interleaves_the_engines_round_by_round() -> None:
+def test_measure_interleaves_the_engines_round_by_round_in_a_rotating_order() -> None:
     order: list[str] = []
     ms = calibration.measure({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3)
-    assert order == ["a", "b"] + ["a", "b"] * 3  # one warm-up each, then rounds
+    assert order == ["a", "b"] + ["a", "b", "b", "a", "a", "b"]  # one warm-up each, then rounds, each first in turn
     assert set(ms) == {"a", "b"} and all(value >= 0 for value in ms.values())
     order.clear()
     calibration.measure({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, budget_s=0)
@@ -91,7 +105,8 @@ def test_calibration_is_cached_under_its_key_and_redone_when_any_part_changes(tm
     changes = [{"processor": "Xeon"}, {"cpu_flags": "00"}, {"cores": 4}, {"engines": {"onnxruntime": "1.1"}},
                {"engine_options": {"onnxruntime": {"spin": "1"}}}, {"shapes": {"x": [4, 3]}}, {"threads": 1},
                {"engines": {"onnxruntime": "1.0", "torch": "2.13.0"}}, {"onnx_size": 11}, {"onnx_mtime_ns": 2},
-               {"torchscript_size": 12}, {"torchscript_mtime_ns": 3}]  # fmt: skip
+               {"torchscript_size": 12}, {"torchscript_mtime_ns": 3},
+               {"candidates": [ONNXRUNTIME_BATCH_SPLIT]}]  # fmt: skip
     for count, change in enumerate(changes, start=2):
         _, measured = calibration.calibrate(_key(**change), cache, calls)
         assert measured and len(runs) == count, change
@@ -227,7 +242,7 @@ def test_a_network_without_a_torchscript_file_has_no_torch_candidate(small_repos
 
 
 @pytest.mark.parametrize("batch, frames, height, width", [(1, 16, 24, 16), (3, 7, 13, 11)])
-def test_torch_engine_matches_onnxruntime_at_shapes_the_trace_was_not_made_at(
+def test_torch_and_the_batch_split_match_onnxruntime_at_shapes_the_trace_was_not_made_at(
     model_repository: Path, batch: int, frames: int, height: int, width: int
 ) -> None:
     """The UNet was traced at batch 2 and 5 frames (onnx_export.trace_case): other batches, clip lengths and
@@ -242,11 +257,14 @@ def test_torch_engine_matches_onnxruntime_at_shapes_the_trace_was_not_made_at(
     shape = (batch, 4, frames, height, width)
     sample = np.random.default_rng(batch).standard_normal(shape, dtype=np.float32)
     feeds = {name: np.concatenate([array[:1]] * batch) for name, array in feeds.items()} | {"sample": sample}
-    calls = engine_calls(config, model_repository / model / "1" / ONNX_FILENAME, feeds, [ONNXRUNTIME, TORCH])
-    expected, actual = calls[ONNXRUNTIME][1](), calls[TORCH][1]()
-    for name, reference in expected.items():
-        assert actual[name].shape == reference.shape == shape
-        assert relative_error(actual[name], reference) <= MAX_RELATIVE_ERROR, name
+    engines = [ONNXRUNTIME, TORCH, ONNXRUNTIME_BATCH_SPLIT]
+    calls = engine_calls(config, model_repository / model / "1" / ONNX_FILENAME, feeds, engines)
+    expected = calls[ONNXRUNTIME][1]()
+    for engine in engines[1:]:
+        actual = calls[engine][1]()
+        for name, reference in expected.items():
+            assert actual[name].shape == reference.shape == shape
+            assert relative_error(actual[name], reference) <= MAX_RELATIVE_ERROR, (engine, name)
 
 
 def test_without_a_default_request_a_component_is_served_by_onnxruntime_unmeasured(small_repository: Path) -> None:
@@ -263,3 +281,72 @@ def test_onnxruntime_sessions_do_not_busy_wait_between_calls(model_repository: P
     options = engine.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == 2
+
+
+class _RecordingEngine:
+    """A fake engine (pure logic under test: the split): doubles ``x``, records each call's batch and overlap."""
+
+    name = ONNXRUNTIME
+    input_ranks = {"x": 2, "t": 1}
+    output_names = frozenset({"y"})
+
+    def __init__(self) -> None:
+        self.batches: list[list[float]] = []
+        self.running = self.most_at_once = 0
+        self._lock = __import__("threading").Lock()
+
+    def run(self, outputs, feeds):
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(0.05)
+        with self._lock:
+            self.running -= 1
+            self.batches.append(feeds["x"][:, 0].tolist())
+        return [feeds["x"] * 2]
+
+
+def test_batch_split_runs_the_slices_of_a_batch_at_once_and_joins_them_in_order() -> None:
+    import numpy as np
+
+    fake = _RecordingEngine()
+    engine = BatchSplitEngine(fake, ONNXRUNTIME_BATCH_SPLIT, workers=2)
+    x, t = np.arange(6, dtype=np.float32).reshape(3, 2), np.array([10, 20, 30], dtype=np.float32)
+    (y,) = engine.run(["y"], {"x": x, "t": t})
+    np.testing.assert_array_equal(y, x * 2)
+    assert sorted(fake.batches) == [[0.0, 2.0], [4.0]] and fake.most_at_once == 2  # 3 = 2 + 1, side by side
+    fake.batches.clear()
+    engine.run(["y"], {"x": x[:1], "t": t[:1]})  # one sample: one call
+    engine.run(["y"], {"x": x, "t": t[:2]})  # no common batch: one call
+    engine.run(["y"], {"x": x, "t": np.float32(1)})  # a scalar input: one call
+    assert fake.batches == [[0.0], [0.0, 2.0, 4.0], [0.0, 2.0, 4.0]]
+    single = BatchSplitEngine(_RecordingEngine(), ONNXRUNTIME_BATCH_SPLIT, workers=1)
+    single.run(["y"], {"x": x, "t": t})
+    assert single._engine.batches == [[0.0, 2.0, 4.0]]  # one worker: never split
+
+
+def test_the_batch_split_is_a_candidate_only_for_batch_first_networks_with_threads_to_share() -> None:
+    installed = {ONNXRUNTIME: "1", OPENVINO: "2"}
+    assert calibration.calibration_candidates(installed, batched=True, threads=2) == [
+        ONNXRUNTIME, OPENVINO, ONNXRUNTIME_BATCH_SPLIT]  # fmt: skip
+    assert calibration.calibration_candidates(installed, batched=True, threads=0)[-1] == ONNXRUNTIME_BATCH_SPLIT
+    assert calibration.calibration_candidates(installed, batched=False, threads=2) == [ONNXRUNTIME, OPENVINO]
+    assert calibration.calibration_candidates(installed, batched=True, threads=1) == [ONNXRUNTIME, OPENVINO]
+    assert calibration.calibration_candidates({OPENVINO: "2"}, batched=True, threads=2) == [OPENVINO]
+
+
+def test_the_export_calibrates_every_cpu_network_once_and_a_start_then_measures_nothing(
+    small_repository: Path, model_repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visualizr.triton.component_model import calibrate_components
+
+    shutil.copytree(model_repository / "animatediff", small_repository / "animatediff")  # its model card
+    measured = calibrate_components(small_repository)
+    assert list(measured) == [TEXT_ENCODER]  # the card's component models that were exported here
+    assert measured[TEXT_ENCODER] is not None and set(measured[TEXT_ENCODER].ms) == set(ENGINE_NAMES)
+    assert calibrate_components(small_repository) == measured  # cached
+    monkeypatch.setattr(calibration, "measure", lambda *a, **k: pytest.fail("measured again"))
+    config = read_config(small_repository / TEXT_ENCODER, None)
+    model, served = calibrated_model(config, small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME, small_repository,
+                                     env={})  # fmt: skip
+    assert served == measured[TEXT_ENCODER] and model.engine.name == served.chosen

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visualizr.names import INTRA_OP_THREADS_PARAMETER
+from visualizr.model_card import MODEL_CARD_FILENAME, read_model_card
+from visualizr.names import INTRA_OP_THREADS_PARAMETER, ONNX_FILENAME
 from visualizr.pipeline import engine_calibration as calibration
 from visualizr.pipeline.cpu_engines import AUTO, ONNXRUNTIME, Engine, open_engine
 from visualizr.triton.batching import Feeds, Outputs, group_batchable, run_batched
@@ -107,26 +108,74 @@ def calibrated_model(
     """The model served by the engine ``VISUALIZR_CPU_ENGINE`` asks for, or (auto) by the one measured fastest on
     this machine at the card's default shapes (cached; see engine_calibration), and that measurement."""
     requested = calibration.requested_engine(env)
-    dtypes = {spec.name: spec.dtype for spec in config.inputs}
-
-    def default_feeds() -> Feeds | None:
-        return calibration.default_inputs(model_repository, config.name, dtypes, config.max_batch_size > 0)
-
     if requested != AUTO:
-        return OnnxComponentModel(config, onnx_path, requested).warm_up(default_feeds), None
-    feeds = default_feeds()
-    if feeds is None:  # nothing to measure with: the reference engine
+        feeds = partial(_default_feeds, config, model_repository)
+        return OnnxComponentModel(config, onnx_path, requested).warm_up(feeds), None
+    measured, opened = _calibration(config, onnx_path, model_repository)
+    if measured is None:  # nothing to measure with: the reference engine
         return OnnxComponentModel(config, onnx_path, calibration.engine_for(AUTO, None)), None
-    key = calibration.CalibrationKey.here(onnx_path, feeds, config.int_parameter(INTRA_OP_THREADS_PARAMETER, 0))
+    chosen = measured.chosen
+    if chosen in opened:  # measured now: warmed up
+        return opened[chosen], measured
+    model = OnnxComponentModel(config, onnx_path, chosen)
+    return model.warm_up(partial(_default_feeds, config, model_repository)), measured
+
+
+def _default_feeds(config: ModelConfig, model_repository: Path) -> Feeds | None:
+    dtypes = {spec.name: spec.dtype for spec in config.inputs}
+    return calibration.default_inputs(model_repository, config.name, dtypes, config.max_batch_size > 0)
+
+
+def _calibration(
+    config: ModelConfig, onnx_path: Path, model_repository: Path
+) -> tuple[calibration.Calibration | None, dict[str, OnnxComponentModel]]:
+    """The network's cached calibration, else one measured now, and the models a measurement opened (warmed up);
+    None without the export's default request to measure with."""
+    feeds = _default_feeds(config, model_repository)
+    if feeds is None:
+        return None, {}
+    threads = config.int_parameter(INTRA_OP_THREADS_PARAMETER, 0)
+    key = calibration.CalibrationKey.here(onnx_path, feeds, threads, batched=config.max_batch_size > 0)
     opened: dict[str, OnnxComponentModel] = {}
 
     def calls() -> dict[str, Callable[[], Outputs]]:
-        candidates = engine_calls(config, onnx_path, feeds, key.engines)
+        candidates = engine_calls(config, onnx_path, feeds, key.candidates)
         opened.update({name: model for name, (model, _) in candidates.items()})
         return {name: call for name, (_, call) in candidates.items()}
 
     measured, _ = calibration.calibrate(key, calibration.calibration_path(model_repository, config.name), calls)
-    chosen = measured.chosen
-    if chosen in opened:  # measured now: warmed up
-        return opened[chosen], measured
-    return OnnxComponentModel(config, onnx_path, chosen).warm_up(lambda: feeds), measured
+    return measured, opened
+
+
+def read_config(model_dir: Path, threads: int | None) -> ModelConfig:
+    """A component's config.pbtxt as Triton hands it to the stub (JSON), its threads replaced when given."""
+    from google.protobuf import json_format, text_format  # the export's and benchmarks' (a stub gets JSON)
+    from tritonclient.grpc import model_config_pb2
+
+    config = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    if threads is not None:
+        config.parameters[INTRA_OP_THREADS_PARAMETER].string_value = str(threads)
+    return ModelConfig.parse(json_format.MessageToDict(config, preserving_proto_field_name=True))
+
+
+def component_models(repository: Path, wanted: list[str] | None) -> list[str]:
+    """The component models of the wanted model cards (their Triton models but the pipeline model)."""
+    names = []
+    for card_path in sorted(repository.glob(f"*/{MODEL_CARD_FILENAME}")):
+        card = read_model_card(card_path)
+        if not wanted or card.id in wanted:
+            exported = [m for m in card.triton_models if (repository / m / "1" / ONNX_FILENAME).is_file()]
+            names += [m for m in exported if m != card.id]
+    return names
+
+
+def calibrate_components(
+    repository: Path, wanted: list[str] | None = None
+) -> dict[str, calibration.Calibration | None]:
+    """Each component model's calibration (cached, else measured now, one network at a time): what the export runs
+    on a quiet machine, so that a server's stubs find it instead of measuring while their neighbours start."""
+    return {
+        model: _calibration(read_config(repository / model, None), repository / model / "1" / ONNX_FILENAME,
+                            repository)[0]
+        for model in component_models(repository, wanted)
+    }  # fmt: skip
