@@ -185,6 +185,7 @@ def test_model_card_and_assets(exported_repository: Path) -> None:
         1024, 1024, 120
     )
     assert (caps.native_num_frames, card.parameter("num_frames").default, caps.max_resolution) == (14, 14, "1024x1024")
+    assert caps.segment_overlap == 2  # the pipeline's (below): the service's estimates count whole segments
     assets = exported_repository / MODEL_ID / "1" / "assets"
     config = read_pipeline_config(assets / "pipeline.json", StableVideoDiffusionConfig)
     assert (config.family, config.image_size, config.vae_scale_factor) == (MODEL_ID, 224, 8)

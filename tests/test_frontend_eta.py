@@ -5,6 +5,7 @@ logic on an injected clock; the real stack's numbers: benchmarks/eta.py (run by 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from visualizr.frontend.generation.reporting.cost_model import (
     ENCODE,
     KEYFRAME,
     LOAD,
+    ONE_PASS,
     OVERHEAD,
     CostModel,
+    Passes,
     features,
     samples_of_run,
 )
@@ -91,6 +94,22 @@ def test_the_cost_features_scale_with_size_frames_steps_and_guidance() -> None:
     assert work(DENOISE, BIG) / work(DENOISE, SMALL) > 5000
 
 
+def test_a_clip_made_of_segments_costs_whole_segments_of_steps_and_decodes() -> None:
+    """SVD's 16 and 24 frames are both two segments of 14 (overlap 2): the same UNet work, the same decode timed
+    (the last segment's); the video encoding still has the clip's frames. One segment: as a one-pass model."""
+    costs = CostModel(segmenting={"svd": (14, 2)})
+    assert costs.passes("svd", 14) == ONE_PASS == costs.passes("animatediff", 48)
+    assert costs.passes("svd", 16) == costs.passes("svd", 24) == Passes(2, 14) and costs.passes("svd", 27).segments == 3
+    sixteen = GenerationParameters(64, 64, 16, 4, 8, 7.5, 1)
+    twenty_four = GenerationParameters(64, 64, 24, 4, 8, 7.5, 1)
+    for part in (DENOISE, DECODE):
+        assert features(part, sixteen, costs.passes("svd", 16)) == features(part, twenty_four, Passes(2, 14))
+    assert features(DENOISE, sixteen, Passes(2, 14)) == (16.0, 16.0 * 2 * 14 * 64)  # 2 x 8 steps of 14 frames
+    assert features(ENCODE, twenty_four, Passes(2, 14)) == features(ENCODE, twenty_four)
+    one = GenerationParameters(64, 64, 14, 4, 8, 7.5, 1)
+    assert costs.part_seconds("svd", DENOISE, one) == CostModel().part_seconds("svd", DENOISE, one)
+
+
 @pytest.mark.parametrize("keyframe", [False, True])
 def test_progress_events_place_a_run_within_its_work_in_order(keyframe: bool) -> None:
     work = work_of(SMALL, keyframe=keyframe)
@@ -112,6 +131,41 @@ def test_a_long_clip_s_segments_are_steps_of_its_video() -> None:
     total = work.keyframe_steps + video_steps
     halfway = run.index((names.PHASE_FRAME_GENERATION, work.keyframe_steps + video_steps // 2, total))
     assert walk(work, run)[halfway][0] == pytest.approx(work.keyframe + work.conditioning + work.denoise / 2)
+
+
+def segmented_events(segments: int, steps: int) -> list[tuple[str, int, int]]:
+    """A run of a clip made of segments: its conditioning, then each segment's steps and decoding, then done."""
+    total = segments * steps
+    run = [(names.PHASE_IMAGE_ENCODING, 0, total)]
+    for first in range(0, total, steps):
+        run += [(names.PHASE_FRAME_GENERATION, s, total) for s in range(first + 1, first + steps + 1)]
+        run.append((names.PHASE_DECODING, first + steps, total))
+    return [*run, (names.PHASE_DONE, total, total)]
+
+
+def test_a_clip_made_of_segments_decodes_each_one_after_its_steps() -> None:
+    work = dataclasses.replace(work_of(SMALL), segments=2)
+    run = segmented_events(2, 4)
+    positions = walk(work, run)
+    done = [d for d, _ in positions]
+    assert done == sorted(done) and done[-1] == pytest.approx(work.total - work.encode)
+    assert [n for _, n in positions] == pytest.approx([*done[1:-1], work.total, work.total])
+    middle = run.index((names.PHASE_DECODING, 4, 8))  # the first segment's decoding: half the steps, half the decode
+    assert done[middle] == pytest.approx(work.conditioning + work.denoise / 2 + work.decode / 2)
+    assert work.split(done[middle]) == pytest.approx((work.conditioning + work.denoise / 2, work.decode / 2))
+    # its own pace measured over the first segment (steps 2x slower, the decoding as estimated): what is left is
+    # the second segment's steps at that pace, its decoding and the encoding at the estimate's
+    estimate = 10.0
+    rate = estimate / work.total
+    pace, now = Pace(), 0.0
+    for phase, step, total in run[: middle + 1]:
+        probe = Pace(video_from=pace.video_from)
+        probe.reached(work, phase, step, total, now=0.0)
+        now += (probe.done - pace.done) * rate * (1.0 if phase == names.PHASE_DECODING else 2.0)
+        pace.reached(work, phase, step, total, now=now)
+    own = (now - pace.first_at) / (pace.done - pace.first_done)
+    expected = own * work.denoise / 2 + rate * (work.decode / 2 + work.encode)
+    assert remaining_seconds(work, pace, estimate, now) == pytest.approx(expected)
 
 
 def run_at(work: Workload, steps: int, seconds_per_unit: float, until: int) -> tuple[Pace, float]:

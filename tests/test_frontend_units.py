@@ -74,6 +74,7 @@ def test_progress_mapping() -> None:
     assert progress_of(names.PHASE_FRAME_GENERATION, 5, 10) == (47, "frame_generation")
     assert progress_of(names.PHASE_FRAME_GENERATION, 10, 10) == (90, "frame_generation")
     assert progress_of(names.PHASE_DECODING, 10, 10) == (90, "decoding")
+    assert progress_of(names.PHASE_DECODING, 5, 10) == (47, "decoding")  # a segment's: its steps' share
     assert progress_of(names.PHASE_DONE, 10, 10) == (95, "encoding")
     assert video_id_of("video_req_abc") == "video_abc"
 

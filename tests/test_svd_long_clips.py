@@ -120,10 +120,14 @@ def test_a_long_clip_is_made_of_segments_each_conditioned_where_it_begins() -> N
     plan = pipeline.segment_plan(request)
     assert plan.starts == (0, 3, 6, 9)  # the last one trimmed to 2 frames
     total = plan.count * STEPS
+    segment_events = [
+        [*((names.PHASE_FRAME_GENERATION, step, total) for step in range(first + 1, first + STEPS + 1)),
+         (names.PHASE_DECODING, first + STEPS, total)]  # each segment's steps, then its decoding
+        for first in range(0, total, STEPS)
+    ]  # fmt: skip
     assert [(e.phase, e.step, e.total_steps) for e in events] == [
         (names.PHASE_IMAGE_ENCODING, 0, total),
-        *((names.PHASE_FRAME_GENERATION, step, total) for step in range(1, total + 1)),
-        (names.PHASE_DECODING, total, total),
+        *(event for segment in segment_events for event in segment),
         (names.PHASE_DONE, total, total),
     ]
     video = events[-1].frames

@@ -36,6 +36,9 @@ class Capabilities(msgspec.Struct, frozen=True):
     # Frames one pass of the model makes (its motion window / segment). Longer clips, up to parameters.num_frames.max,
     # are made of overlapping windows or segments; 0: the model makes every clip in one pass.
     native_num_frames: int = 0
+    # > 0: those longer clips are segments generated and decoded one after the other, consecutive ones sharing this
+    # many frames (their cost grows by whole segments); 0: windows within one pass (or no longer clips).
+    segment_overlap: int = 0
     # An image-to-video model that takes text too: a keyframe stage makes the first frame from the prompt.
     text_to_video_via_keyframe: bool = False
     # The pipeline model takes a character's reference picture (`ip_adapter_image`, `ip_adapter_scale`): IP-Adapter.

@@ -84,7 +84,12 @@ class GenerationService:
         self.telemetry = telemetry
         self.replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
         loads = {card.id: card.requirements.estimated_load_time_seconds for card in catalog.cards()}
-        self.costs = CostModel(load_seconds=loads)
+        segmenting = {
+            card.id: (card.capabilities.native_num_frames, card.capabilities.segment_overlap)
+            for card in catalog.cards()
+            if card.capabilities.segment_overlap > 0
+        }
+        self.costs = CostModel(load_seconds=loads, segmenting=segmenting)
         self.queue = LocalQueue()
         self.standing = Standing(store, self.queue, self.costs, catalog, gate, disk, files, settings.workers, now)
         self.journal = JobJournal(store, hub, self.standing.progress_message, self.replica, now)

@@ -8,6 +8,7 @@ from typing import Final
 import msgspec
 
 from visualizr.export.model_cards import TINY_WEIGHTS_LABEL, build_card, video_parameters
+from visualizr.families.stable_video_diffusion.segments import DEFAULT_OVERLAP
 from visualizr.model_card import ModelCard, ParameterRange, Requirements
 
 FAMILY: Final = "stable-video-diffusion"
@@ -99,6 +100,7 @@ def with_stages(card: ModelCard, native_num_frames: int, keyframe_source: str | 
     capabilities = msgspec.structs.replace(
         card.capabilities,
         native_num_frames=native_num_frames,
+        segment_overlap=DEFAULT_OVERLAP,
         text_to_video_via_keyframe=keyframe_source is not None,
         supports_negative_prompt=keyframe_source is not None,
     )

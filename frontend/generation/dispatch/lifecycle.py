@@ -170,7 +170,9 @@ class JobLifecycle:
         """A completed run's measured parts teach the cost model, and are stored: the fit survives restarts."""
         rec = job.record
         beside = job.company.mean(self._now())
-        samples = samples_of_run(rec.model, rec.parameters, job.phases, processing_seconds, beside, job.part_company())
+        passes = self.costs.passes(rec.model, rec.parameters.num_frames)
+        samples = samples_of_run(rec.model, rec.parameters, job.phases, processing_seconds, beside, job.part_company(),
+                                 passes)  # fmt: skip
         self.costs.observe(samples)
         try:
             await self.store.add_cost_samples(samples, self._now(), COST_SAMPLES_KEPT)

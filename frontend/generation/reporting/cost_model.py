@@ -10,6 +10,9 @@ A part's seconds are ``fixed x a + work x b`` (``a``, ``b`` >= 0), its two featu
 * ``denoise``: ``(steps, steps x cfg x frames x cells)``: a step's fixed cost and the UNet's batch;
 * ``decode`` (the VAE) and ``encode`` (MP4/JPEG/GIF in the API): ``(1, frames x cells)``.
 
+A model that makes long clips as segments (``Passes``: SVD) runs ``segments x steps`` steps of a segment's frames
+and decodes each segment (the decoding phase times the last one's).
+
 Each part's fit is exponentially weighted least squares (``DECAY`` per sample: recent runs count most, a changed
 server is learnt in a few jobs), plus ``PRIOR_WEIGHT`` pseudo-samples of the prior (``PRIORS``; the load's from the
 card's ``estimated_load_time_seconds``) whose weight halves with each real sample: the first job has a sane estimate,
@@ -39,7 +42,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, field
 
 from visualizr import names
+from visualizr.families.stable_video_diffusion.segments import SegmentPlan
 from visualizr.frontend.generation.reporting.contention import CONTENTION_DECAY, MAX_CONTENTION, Contention
+from visualizr.frontend.generation.reporting.least_squares import Fit
 from visualizr.frontend.jobs.record import CostSample, GenerationParameters
 
 CONDITIONING, KEYFRAME, DENOISE, DECODE, ENCODE, LOAD, OVERHEAD = (
@@ -82,55 +87,40 @@ def cells(parameters: GenerationParameters) -> float:
     return (parameters.width / LATENT_SCALE) * (parameters.height / LATENT_SCALE)
 
 
-def features(part: str, parameters: GenerationParameters) -> tuple[float, float]:
-    """(fixed, work) of a part of a job with these parameters."""
+@dataclass(frozen=True)
+class Passes:
+    """How a model makes a clip: in one pass, or (``segments`` > 1) as segments of ``frames`` each, generated and
+    decoded one after the other (the model card's ``native_num_frames`` and ``segment_overlap``)."""
+
+    segments: int = 1
+    frames: int = 0  # frames per segment (0: one pass of the clip's frames)
+
+    @classmethod
+    def of(cls, native_num_frames: int, segment_overlap: int, num_frames: int) -> Passes:
+        if segment_overlap <= 0:
+            return cls()
+        plan = SegmentPlan.of(num_frames, native_num_frames, segment_overlap)
+        return cls(plan.count, plan.window) if plan.count > 1 else cls()
+
+
+ONE_PASS = Passes()
+
+
+def features(part: str, parameters: GenerationParameters, passes: Passes = ONE_PASS) -> tuple[float, float]:
+    """(fixed, work) of a part of a job with these parameters. A clip made of segments runs every segment's steps
+    and decodes (the phase timed as decoding is the last segment's; the others' fall within the denoising)."""
     cfg = 2 if parameters.guidance_scale > 1 else 1
     steps, frames, size = parameters.num_inference_steps, parameters.num_frames, cells(parameters)
     if part == KEYFRAME:
         return float(steps), float(steps * cfg * size)
     if part == DENOISE:
-        return float(steps), float(steps * cfg * frames * size)
-    if part in (DECODE, ENCODE):
+        runs = steps * passes.segments
+        return float(runs), float(runs * cfg * (passes.frames or frames) * size)
+    if part == DECODE:
+        return 1.0, float((passes.frames or frames) * size)
+    if part == ENCODE:
         return 1.0, float(frames * size)
     return 1.0, 0.0
-
-
-@dataclass
-class Fit:
-    """Exponentially weighted least squares of ``seconds = fixed x a + work x b`` (weighted sums of products)."""
-
-    ff: float = 0.0
-    fw: float = 0.0
-    ww: float = 0.0
-    fs: float = 0.0
-    ws: float = 0.0
-
-    def add(self, fixed: float, work: float, seconds: float, weight: float = 1.0) -> None:
-        self.ff, self.fw, self.ww = (
-            self.ff + weight * fixed * fixed,
-            self.fw + weight * fixed * work,
-            self.ww + weight * work * work,
-        )
-        self.fs, self.ws = self.fs + weight * fixed * seconds, self.ws + weight * work * seconds
-
-    def decay(self, factor: float) -> None:
-        self.ff, self.fw, self.ww, self.fs, self.ws = (
-            factor * v for v in (self.ff, self.fw, self.ww, self.fs, self.ws)
-        )
-
-    def coefficients(self) -> tuple[float, float]:
-        """(a, b), both >= 0: the two-term solution, else the better one-term fit."""
-        det = self.ff * self.ww - self.fw * self.fw
-        if det > 1e-12 * max(self.ff * self.ww, 1e-300):
-            a = (self.fs * self.ww - self.ws * self.fw) / det
-            b = (self.ws * self.ff - self.fs * self.fw) / det
-            if a >= 0 and b >= 0:
-                return a, b
-        fixed_only = self.fs / self.ff if self.ff > 0 else 0.0
-        work_only = self.ws / self.ww if self.ww > 0 else 0.0
-        if self.ww <= 0 or (self.ff > 0 and fixed_only * self.fs >= work_only * self.ws):
-            return max(0.0, fixed_only), 0.0  # the one-term fit that explains more of the seconds
-        return 0.0, max(0.0, work_only)
 
 
 def prior_fit(part: str, load_seconds: float) -> Fit:
@@ -168,6 +158,8 @@ class PartFit:
 @dataclass
 class CostModel:
     load_seconds: dict[str, float] = field(default_factory=dict)  # the cards' estimated load times
+    # the cards' (native_num_frames, segment_overlap), of the models that make long clips as segments
+    segmenting: dict[str, tuple[int, int]] = field(default_factory=dict)
     contention: float = PRIOR_CONTENTION
     speed: float = 1.0
     _shared: float = CONTENTION_PRIOR_WEIGHT  # the contention's weight: decayed sum of (n - 1)^2 and the prior's
@@ -201,10 +193,15 @@ class CostModel:
         """Solo seconds of one part of a job, at the machine's speed now (a load at the machine's load speed)."""
         fit = self._fit(model, part)
         a, b = fit.coefficients()
-        fixed, work = features(part, parameters)
+        fixed, work = features(part, parameters, self.passes(model, parameters.num_frames))
         if part == LOAD:
             return fixed * a * (1.0 if fit.samples else self.load_scale())
         return (fixed * a + work * b) * self.speed
+
+    def passes(self, model: str, num_frames: int) -> Passes:
+        """How ``model`` makes a clip of ``num_frames``."""
+        native, overlap = self.segmenting.get(model, (0, 0))
+        return Passes.of(native, overlap, num_frames)
 
     def _solo(self, sample: CostSample) -> float:
         a, b = self._fit(sample.model, sample.part).coefficients()
@@ -280,6 +277,7 @@ def samples_of_run(
     processing_seconds: float,
     beside: Mapping[str, float],
     part_beside: Mapping[str, Mapping[str, float]] | None = None,
+    passes: Passes = ONE_PASS,
 ) -> list[CostSample]:
     """A completed run's samples: its measured parts (``phases``, seconds by part) and the overhead, the run's
     seconds the parts leave; each with the jobs that ran beside it meanwhile, by model (time-weighted): the
@@ -290,7 +288,7 @@ def samples_of_run(
         return {other: float(n) for other, n in counts.items() if n > 0}
 
     measured = [
-        CostSample(model, part, *features(part, parameters), seconds, company(part))
+        CostSample(model, part, *features(part, parameters, passes), seconds, company(part))
         for part, seconds in phases.items()
     ]
     rest = max(0.0, processing_seconds - sum(phases.values()))

@@ -2,8 +2,9 @@
 seconds: ``cost_model``) and how much of it a running job has left (its own pace); ``schedule`` turns these into
 waits and times beside the other jobs.
 
-A clip longer than the model's window (segments, context windows) is counted once per frame: the overlaps cost a
-little more than that, which the job's own pace (below) takes up.
+A clip longer than the model's window in context windows (AnimateDiff) is counted once per frame: the overlaps cost a
+little more than that, which the job's own pace (below) takes up; one made of segments (SVD) by whole segments, each
+segment's steps then its decoding.
 
 A running job's progress events say how much of its workload is done (``Workload.position``). Its remaining work
 is the work left at the estimate's rate, its steps' moving over to its own pace (measured seconds per predicted
@@ -44,6 +45,7 @@ class Workload:
     encode: float
     keyframe_steps: int = 0  # the keyframe stage's denoising steps
     conditioning: float = 0.0
+    segments: int = 1  # a clip made of segments: each one's steps, then its decoding (``cost_model.Passes``)
 
     @property
     def total(self) -> float:
@@ -53,22 +55,40 @@ class Workload:
         """(units done, units done at the next event) once the pipeline reported ``phase`` at ``step`` of
         ``total_steps``. Events come when a phase is done: the prompt's encoding and the keyframe's steps (a
         keyframe stage), the conditioning of the video (its ``step``: ``video_from``, the steps before the video's),
-        each denoising step, decoding, then the frames; the API's video encoding ends the job. Steps count across
-        the stages; a long clip's segments are steps of its video."""
+        each denoising step, decoding (each segment's, for a clip made of segments), then the frames; the API's
+        video encoding ends the job. Steps count across the stages."""
         start = self.keyframe + self.conditioning  # the video's denoising starts here
-        video = start + self.denoise
         if phase == names.PHASE_KEYFRAME or (phase == names.PHASE_TEXT_ENCODING and self.keyframe and step == 0):
             share = self.keyframe / max(1, self.keyframe_steps)
             done = min(self.keyframe, share * step)
             return done, start if step >= max(1, self.keyframe_steps) else done + share
         video_steps = max(1, total_steps - video_from)
+        steps_done = min(video_steps, max(0, step - video_from))
+        per_segment = max(1, video_steps // max(1, self.segments))  # steps of one segment
+        step_share, decode_share = self.denoise / video_steps, self.decode / max(1, self.segments)
         if phase == names.PHASE_FRAME_GENERATION:
-            done = start + self.denoise * min(1.0, max(0.0, (step - video_from) / video_steps))
-            return done, (video + self.decode if done >= video else done + self.denoise / video_steps)
-        if phase in (names.PHASE_DECODING, names.PHASE_DONE):
-            return video + self.decode, self.total
+            decoded = (steps_done - 1) // per_segment if steps_done else 0  # the segments before this step's
+            done = start + step_share * steps_done + decode_share * decoded
+            return done, done + (decode_share if steps_done % per_segment == 0 else step_share)
+        if phase == names.PHASE_DECODING:
+            decoded = min(self.segments, -(-steps_done // per_segment))
+            done = start + step_share * steps_done + decode_share * decoded
+            return done, (self.total if decoded >= self.segments else done + step_share)
+        if phase == names.PHASE_DONE:
+            return start + self.denoise + self.decode, self.total
         # the video's conditioning (or nothing yet): its first step is next
-        return start, start + self.denoise / video_steps
+        return start, start + step_share
+
+    def split(self, done: float) -> tuple[float, float]:
+        """``done`` units as (stepped work done, decoding and encoding done), in the order the parts run."""
+        stepped, other = min(done, self.keyframe + self.conditioning), 0.0
+        left = done - stepped
+        for _ in range(max(1, self.segments)):
+            for amount, is_step in ((self.denoise / max(1, self.segments), True),
+                                    (self.decode / max(1, self.segments), False)):  # fmt: skip
+                taken = min(max(0.0, left), amount)
+                stepped, other, left = stepped + taken * is_step, other + taken * (not is_step), left - taken
+        return stepped, other + min(max(0.0, left), self.encode)
 
 
 def workload(costs: CostModel, model: str, parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
@@ -85,6 +105,7 @@ def workload(costs: CostModel, model: str, parameters: GenerationParameters, *, 
         decode=part(DECODE),
         encode=part(ENCODE),
         keyframe_steps=parameters.num_inference_steps if keyframe else 0,
+        segments=costs.passes(model, parameters.num_frames).segments,
     )
 
 
@@ -128,7 +149,8 @@ def remaining_seconds(work: Workload, pace: Pace, estimate: float, now: float, p
         since = max(0.0, now - pace.last_at) if pace.first_at is not None else 0.0
         wall_rate = rate * pace_slowdown
         done_now = min(pace.done + since / wall_rate, max(pace.done, pace.next_done)) if rate > 0 else pace.done
-        return rate * max(0.0, stepped - done_now) + estimate_rate * (total - max(done_now, stepped))
+        stepped_done, other_done = work.split(done_now)
+        return rate * max(0.0, stepped - stepped_done) + estimate_rate * max(0.0, total - stepped - other_done)
 
     by_estimate = left_at(estimate_rate)
     measured = pace.done - pace.first_done

@@ -233,7 +233,7 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
         self, request: GenerationRequest, components: Components, is_cancelled: CancelCheck | None = None
     ) -> AsyncIterator[ProgressEvent]:
         """Progress after the prompt's encoding and every keyframe step (text requests), after the image's encoding,
-        every denoising step of every segment and decoding, then ``done`` with the frames (and the keyframe).
+        every denoising step and the decoding of every segment, then ``done`` with the frames (and the keyframe).
         ``is_cancelled`` is checked before every component call (Cancelled is raised)."""
         self.check_inputs(request)
         plan = self.segment_plan(request)
@@ -261,7 +261,7 @@ class StableVideoDiffusionPipeline(DiffusionPipeline):
             frames = await self.decode_latents(components, state.latents, run.checkpoint)
             stitcher.add(frames)
             image = frames[plan.stride] if index + 1 < plan.count else None
-        yield run.event(names.PHASE_DECODING)
+            yield run.event(names.PHASE_DECODING)  # each segment's: what a long clip's decoding takes is told apart
         yield ProgressEvent(names.PHASE_DONE, run.done, run.total, stitcher.video, run.keyframe)
 
     async def _make_keyframe(
