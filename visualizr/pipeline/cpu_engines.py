@@ -156,7 +156,7 @@ def _writable(array: np.ndarray) -> np.ndarray:
 
 class BatchSplitEngine:
     """An engine whose batch is split into ``workers`` slices run at once, each call single-threaded, outputs joined
-    along the batch: on two cores the demo AnimateDiff UNet's batch of two (CFG) ran 1.5-1.8x faster so than as one
+    along the batch: on two cores the demo AnimateDiff UNet's batch of two (CFG) ran 1.5-1.8x faster than as one
     call with two intra-op threads (its operators are too small to share out; samples are independent). A call
     whose inputs do not share one leading size of at least two runs whole."""
 
