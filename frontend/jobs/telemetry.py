@@ -51,7 +51,7 @@ class JobTelemetry(Collector):
         self.phases = Histogram(
             "visualizr_job_phase_duration_seconds",
             "Seconds per phase of a run: text_encoding or image_encoding, frame_generation (denoising), decoding, "
-            "encoding (video)",
+            "encoding (video); a clip made of segments observes each segment's denoising and decoding",
             ["model", "phase"],
             buckets=PHASE_BUCKETS,
             registry=registry,
