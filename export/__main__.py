@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from visualizr.export.build_stamp import DEFAULT_FAMILY, TINY_WEIGHTS, ExportOpt
 from visualizr.export.characters import PICTURES_DIRNAME, write_builtin_pictures
 from visualizr.export.triton_config import BACKEND_ONNXRUNTIME, BACKENDS
 from visualizr.families import FAMILY_NAMES
+from visualizr.pipeline.cpu_engines import AUTO
+from visualizr.pipeline.engine_calibration import requested_engine
 from visualizr.settings import Settings
 
 
@@ -162,29 +165,28 @@ def build(options: ExportOptions) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     models = parse_args(argv)
+    built = [options for options in models if options.force or not is_up_to_date(options)]
     status = max(build(options) for options in models)
     if status:
         return status  # a refused export writes nothing
     for repository in {options.repository for options in models}:  # cheap (Pillow): written or confirmed each time
         written = write_builtin_pictures(repository)
         print(f"export: built-in characters' pictures in {repository / PICTURES_DIRNAME}: {len(written)} written")
-    cpu_models = [options.id for options in models if options.backend == BACKEND_ONNXRUNTIME]
-    for repository in {options.repository for options in models if options.id in cpu_models}:
-        calibrate_cpu_engines(repository, cpu_models)
+    on_cpu = [options for options in built if options.backend == BACKEND_ONNXRUNTIME]
+    if requested_engine() == AUTO:  # an engine named by VISUALIZR_CPU_ENGINE serves unmeasured
+        for repository in {options.repository for options in on_cpu}:
+            calibrate_cpu_engines(repository, [options.id for options in on_cpu if options.repository == repository])
     return 0
 
 
 def calibrate_cpu_engines(repository: Path, model_ids: list[str]) -> None:
-    """Each CPU component network's engine, measured now (cached: once per machine and export) while nothing else
-    runs, rather than by a starting server's stubs side by side."""
-    from visualizr.triton.component_model import calibrate_components
-
-    started = time.perf_counter()
-    for model, measured in calibrate_components(repository, model_ids).items():
-        if measured is not None:
-            timings = ", ".join(f"{engine} {ms:.2f}" for engine, ms in sorted(measured.ms.items()))
-            print(f"  CPU engine of {model}: {measured.chosen} (ms per call: {timings})")
-    print(f"export: CPU engines measured or confirmed in {time.perf_counter() - started:.1f} s")
+    """Each CPU component network of the models just built gets its engine measured now, while nothing else runs
+    (rather than by a starting server's stubs side by side), in a process of its own: one that has not run torch
+    yet, as a stub's has not. A failure leaves the measurement to the stubs."""
+    command = [sys.executable, "-m", "visualizr.export.calibrate", str(repository), *model_ids]
+    sys.stdout.flush()  # this process's lines before the measurement's
+    if subprocess.run(command, check=False).returncode:
+        print("export: the CPU engines were not measured; each component model measures its own when it loads")
 
 
 if __name__ == "__main__":

@@ -336,7 +336,7 @@ def test_the_batch_split_is_a_candidate_only_for_batch_first_networks_with_threa
 
 
 def test_the_export_calibrates_every_cpu_network_once_and_a_start_then_measures_nothing(
-    small_repository: Path, model_repository: Path, monkeypatch: pytest.MonkeyPatch
+    small_repository: Path, model_repository: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     from visualizr.triton.component_model import calibrate_components
 
@@ -345,6 +345,10 @@ def test_the_export_calibrates_every_cpu_network_once_and_a_start_then_measures_
     assert list(measured) == [TEXT_ENCODER]  # the card's component models that were exported here
     assert measured[TEXT_ENCODER] is not None and set(measured[TEXT_ENCODER].ms) == set(ENGINE_NAMES)
     assert calibrate_components(small_repository) == measured  # cached
+    from visualizr.export.calibrate import main as export_calibrate
+
+    assert export_calibrate([str(small_repository)]) == 0
+    assert f"CPU engine of {TEXT_ENCODER}: {measured[TEXT_ENCODER].chosen} (ms per call: " in capsys.readouterr().out
     monkeypatch.setattr(calibration, "measure", lambda *a, **k: pytest.fail("measured again"))
     config = read_config(small_repository / TEXT_ENCODER, None)
     model, served = calibrated_model(config, small_repository / TEXT_ENCODER / "1" / ONNX_FILENAME, small_repository,
