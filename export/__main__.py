@@ -165,19 +165,20 @@ def build(options: ExportOptions) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     models = parse_args(argv)
-    built = [options for options in models if options.force or not is_up_to_date(options)]
+    # the tiny demos' networks: a real model's default request takes a CPU engine seconds to minutes per call, so its
+    # stubs measure at their first start (each the network it serves) rather than the export all of them at once
+    demos = [options for options in models if options.backend == BACKEND_ONNXRUNTIME and options.is_tiny]
+    built_demos = [options for options in demos if options.force or not is_up_to_date(options)]
     status = max(build(options) for options in models)
     if status:
         return status  # a refused export writes nothing
     for repository in {options.repository for options in models}:  # cheap (Pillow): written or confirmed each time
         written = write_builtin_pictures(repository)
         print(f"export: built-in characters' pictures in {repository / PICTURES_DIRNAME}: {len(written)} written")
-    # the tiny demos' networks: a real model's default request takes a CPU engine seconds to minutes per call, so its
-    # stubs measure at their first start (each the network it serves) rather than the export all of them at once
-    on_cpu = [options for options in built if options.backend == BACKEND_ONNXRUNTIME and options.is_tiny]
     if requested_engine() == AUTO:  # an engine named by VISUALIZR_CPU_ENGINE serves unmeasured
-        for repository in {options.repository for options in on_cpu}:
-            calibrate_cpu_engines(repository, [options.id for options in on_cpu if options.repository == repository])
+        for repository in {options.repository for options in built_demos}:
+            ids = [options.id for options in built_demos if options.repository == repository]
+            calibrate_cpu_engines(repository, ids)
     return 0
 
 

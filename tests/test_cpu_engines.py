@@ -8,6 +8,7 @@ import concurrent.futures
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -293,7 +294,7 @@ class _RecordingEngine:
     def __init__(self) -> None:
         self.batches: list[list[float]] = []
         self.running = self.most_at_once = 0
-        self._lock = __import__("threading").Lock()
+        self._lock = threading.Lock()
 
     def run(self, outputs, feeds):
         with self._lock:

@@ -45,7 +45,7 @@ class Workload:
     encode: float
     keyframe_steps: int = 0  # the keyframe stage's denoising steps
     conditioning: float = 0.0
-    segments: int = 1  # a clip made of segments: each one's steps, then its decoding (``cost_model.Passes``)
+    segments: int = 1  # >= 1; a clip made of segments: each one's steps, then its decoding (``cost_model.Passes``)
 
     @property
     def total(self) -> float:
@@ -64,8 +64,8 @@ class Workload:
             return done, start if step >= max(1, self.keyframe_steps) else done + share
         video_steps = max(1, total_steps - video_from)
         steps_done = min(video_steps, max(0, step - video_from))
-        per_segment = max(1, video_steps // max(1, self.segments))  # steps of one segment
-        step_share, decode_share = self.denoise / video_steps, self.decode / max(1, self.segments)
+        per_segment = max(1, video_steps // self.segments)  # steps of one segment
+        step_share, decode_share = self.denoise / video_steps, self.decode / self.segments
         if phase == names.PHASE_FRAME_GENERATION:
             decoded = (steps_done - 1) // per_segment if steps_done else 0  # the segments before this step's
             done = start + step_share * steps_done + decode_share * decoded
@@ -81,14 +81,14 @@ class Workload:
 
     def split(self, done: float) -> tuple[float, float]:
         """``done`` units as (stepped work done, decoding and encoding done), in the order the parts run."""
-        stepped, other = min(done, self.keyframe + self.conditioning), 0.0
-        left = done - stepped
-        for _ in range(max(1, self.segments)):
-            for amount, is_step in ((self.denoise / max(1, self.segments), True),
-                                    (self.decode / max(1, self.segments), False)):  # fmt: skip
-                taken = min(max(0.0, left), amount)
-                stepped, other, left = stepped + taken * is_step, other + taken * (not is_step), left - taken
-        return stepped, other + min(max(0.0, left), self.encode)
+        each_segment = [(self.denoise / self.segments, True), (self.decode / self.segments, False)]
+        parts = [(self.keyframe + self.conditioning, True), *each_segment * self.segments, (self.encode, False)]
+        stepped = other = 0.0
+        for amount, is_step in parts:
+            taken = min(max(0.0, done), amount)
+            done -= taken
+            stepped, other = (stepped + taken, other) if is_step else (stepped, other + taken)
+        return stepped, other
 
 
 def workload(costs: CostModel, model: str, parameters: GenerationParameters, *, keyframe: bool = False) -> Workload:
